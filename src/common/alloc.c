@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/alloc.h"
+
+#include <openssl/crypto.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static long fail_after = -1;
+
+static int should_fail(void)
+{
+    if (fail_after < 0)
+        return 0;
+    if (fail_after == 0)
+        return 1;
+    fail_after--;
+    return 0;
+}
+
+void mr_alloc_fail_after(long n) { fail_after = n; }
+void mr_alloc_fail_reset(void) { fail_after = -1; }
+
+void *mr_alloc(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(size == 0 ? 1 : size);
+}
+
+void *mr_calloc(size_t count, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    if (count == 0 || size == 0)
+        return calloc(1, 1);
+    return calloc(count, size);
+}
+
+void *mr_realloc(void *p, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(p, size == 0 ? 1 : size);
+}
+
+void mr_free(void *p) { free(p); }
+
+void mr_free_wipe(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, size);
+    free(p);
+}
+
+char *mr_strdup(const char *s) { return s == NULL ? NULL : mr_strndup(s, strlen(s)); }
+
+char *mr_strndup(const char *s, size_t n)
+{
+    if (s == NULL)
+        return NULL;
+    size_t len = strnlen(s, n);
+    char *d = mr_alloc(len + 1);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static size_t page_size(void)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    return ps > 0 ? (size_t)ps : 4096;
+}
+
+static size_t round_pages(size_t size)
+{
+    size_t ps = page_size();
+    if (size == 0)
+        size = 1;
+    if (size > SIZE_MAX - ps)
+        return 0;
+    return (size + ps - 1) / ps * ps;
+}
+
+void *mr_secret_alloc(size_t size)
+{
+    size_t total = round_pages(size);
+    void *p = NULL;
+    if (total == 0 || should_fail())
+        return NULL;
+    if (posix_memalign(&p, page_size(), total) != 0)
+        return NULL;
+    memset(p, 0, total);
+#ifndef MR_SANITIZED
+    (void)mlock(p, total);
+#endif
+    (void)madvise(p, total, MADV_DONTDUMP);
+    return p;
+}
+
+void mr_secret_free(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    size_t total = round_pages(size);
+    OPENSSL_cleanse(p, total);
+    (void)madvise(p, total, MADV_DODUMP);
+#ifndef MR_SANITIZED
+    (void)munlock(p, total);
+#endif
+    free(p);
+}

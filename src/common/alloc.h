@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The only allocator of the project (raw malloc/free are banned elsewhere by
+ * scripts/check-source). Two families:
+ *
+ *  - mr_alloc/mr_calloc/mr_realloc/mr_free: ordinary heap memory. mr_free(NULL) is a no-op.
+ *  - mr_secret_alloc/mr_secret_free: memory for key material. Page-aligned, locked in RAM
+ *    (mlock, best effort), excluded from core dumps (MADV_DONTDUMP), and always wiped with
+ *    OPENSSL_cleanse before it is released. Not locked under the sanitizers.
+ *
+ * Tests can make the N-th following allocation fail (mr_alloc_fail_after) to exercise every
+ * out-of-memory path.
+ */
+#ifndef MR_COMMON_ALLOC_H
+#define MR_COMMON_ALLOC_H
+
+#include <stddef.h>
+
+void *mr_alloc(size_t size);
+void *mr_calloc(size_t count, size_t size);
+void *mr_realloc(void *p, size_t size);
+void mr_free(void *p);
+/* Wipes `size` bytes at p, then frees it. NULL-safe. For heap copies of secrets. */
+void mr_free_wipe(void *p, size_t size);
+char *mr_strdup(const char *s);
+char *mr_strndup(const char *s, size_t n);
+
+/* Secret memory. The size must be passed back to mr_secret_free. */
+void *mr_secret_alloc(size_t size);
+void mr_secret_free(void *p, size_t size);
+
+/* Test hook: after `n` more successful allocations (of either family), every allocation
+ * fails until mr_alloc_fail_reset(). n < 0 disables. Not thread-safe; tests only. */
+void mr_alloc_fail_after(long n);
+void mr_alloc_fail_reset(void);
+
+#endif

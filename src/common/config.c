@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const mr_config_var vars[] = {
+    /* Coordinator (spec/coordinator.md §1.1, §12.13) */
+    {"EDG_COORDINATOR_CLIENT_ADDR", ":4433", "coordinator",
+     "Listen address of the client REST API (HTTPS)."},
+    {"EDG_COORDINATOR_MESH_ADDR", ":2001", "coordinator",
+     "Listen address of the marble gRPC mesh API."},
+    {"EDG_COORDINATOR_PROMETHEUS_ADDR", NULL, "coordinator",
+     "Listen address of the plain-HTTP metrics server (/metrics, /events, /healthz, /readyz); "
+     "unset disables it."},
+    {"EDG_COORDINATOR_DNS_NAMES", "localhost", "coordinator",
+     "Comma-separated SANs of the Coordinator certificates (IP entries become IP SANs)."},
+    {"EDG_COORDINATOR_SEAL_DIR", NULL, "coordinator",
+     "Directory of the sealed state; default <cwd>/marblerun-coordinator-data."},
+    {"EDG_COORDINATOR_DEV_MODE", "0", "coordinator",
+     "1 = development logging and tolerate quote-generation errors at startup."},
+    {"EDG_COORDINATOR_SIMULATION", "0", "coordinator",
+     "1 = simulation mode: no own quote, marble quotes are not checked (insecure)."},
+    {"EDG_COORDINATOR_KEY_CURVE", "P-256", "coordinator",
+     "Curve of the Coordinator CA keys: P-256 (default, fast) or P-384 (MarbleRun 1.9 parity)."},
+    {"EDG_COORDINATOR_KEK", NULL, "coordinator",
+     "Key-encryption-key provider: gramine, file:<path> or none; default file:<seal dir>/kek "
+     "outside an enclave."},
+    {"EDG_STARTUP_MANIFEST", NULL, "coordinator",
+     "Path of a manifest applied at startup as POST /manifest would; errors are fatal."},
+    {"EDG_CWD", NULL, "all", "Working directory used for default paths instead of getcwd()."},
+    {"OE_SIMULATION", NULL, "all", "1 = simulation mode (as with OpenEnclave/EGo)."},
+    {"EDG_HTTP_ERROR_LOG_LEVEL", "error", "coordinator",
+     "Level of TLS-handshake and HTTP-server error logs."},
+    /* Logging */
+    {"EDG_LOG_FORMAT", NULL, "all", "json or console; default json (console in dev mode)."},
+    {"EDG_LOG_LEVEL", NULL, "all", "debug, info, warn or error; default info."},
+    {"EDG_DEBUG_LOGGING", "0", "all", "1 = debug level."},
+    /* Attestation (issue/verify) */
+    {"EDG_ATTESTATION", "auto", "all",
+     "Quote source: auto, gramine, occlum, tsm, simulation or softsgx."},
+    {"EDG_ATTESTATION_ROOT_CA", NULL, "all",
+     "PEM file of the attestation root CA; default the embedded Intel SGX Root CA. Any other "
+     "root is logged loudly."},
+    {"EDG_ATTESTATION_COLLATERAL", NULL, "all",
+     "File or directory with DCAP collateral (TCB Info, QE Identity, CRLs) in JSON."},
+    {"EDG_ATTESTATION_PCCS_URL", NULL, "all", "Base URL of a PCCS or Intel PCS to fetch collateral."},
+    {"EDG_SOFTSGX_DIR", NULL, "all", "softsgx (tests only): directory made by marblerun-softsgx init."},
+    {"EDG_SOFTSGX_MRENCLAVE", NULL, "all", "softsgx: MRENCLAVE (hex) of quotes made in-process."},
+    {"EDG_SOFTSGX_MRSIGNER", NULL, "all", "softsgx: MRSIGNER (hex) of quotes made in-process."},
+    {"EDG_SOFTSGX_ISVPRODID", "0", "all", "softsgx: ISVPRODID of quotes made in-process."},
+    {"EDG_SOFTSGX_ISVSVN", "0", "all", "softsgx: ISVSVN of quotes made in-process."},
+    {"EDG_SOFTSGX_DEBUG", "0", "all", "softsgx: 1 = set the DEBUG attribute."},
+    /* Marble (spec/marble-cli-k8s.md §1.2) */
+    {"EDG_MARBLE_COORDINATOR_ADDR", "localhost:2001", "marble",
+     "host:port of the Coordinator mesh API."},
+    {"EDG_MARBLE_TYPE", NULL, "marble", "Marble type; must name an entry of the manifest's Marbles."},
+    {"EDG_MARBLE_DNS_NAMES", "localhost", "marble", "Comma-separated SANs of the marble certificate."},
+    {"EDG_MARBLE_UUID_FILE", NULL, "marble", "UUID file; default <cwd>/uuid."},
+    {"EDG_MARBLE_COORDINATOR_ROOT_CA", NULL, "marble",
+     "Pin the Coordinator: PEM of its root certificate (off by default)."},
+    {"EDG_MARBLE_COORDINATOR_CLIENT_ADDR", NULL, "marble",
+     "host:port of the Coordinator client API, for pinning."},
+    {"EDG_MARBLE_COORDINATOR_POLICY", NULL, "marble",
+     "Pin the Coordinator by measurement: JSON era-style policy file (off by default)."},
+};
+
+const mr_config_var *mr_config_table(size_t *count)
+{
+    *count = MR_ARRAY_LEN(vars);
+    return vars;
+}
+
+static const mr_config_var *lookup(const char *name)
+{
+    for (size_t i = 0; i < MR_ARRAY_LEN(vars); i++)
+        if (strcmp(vars[i].name, name) == 0)
+            return &vars[i];
+    return NULL;
+}
+
+const char *mr_config_get(const char *name)
+{
+    const mr_config_var *v = lookup(name);
+    const char *val = getenv(name);
+    if (val != NULL && val[0] != '\0')
+        return val;
+    return v != NULL ? v->def : NULL;
+}
+
+bool mr_config_bool(const char *name)
+{
+    const char *v = mr_config_get(name);
+    if (v == NULL)
+        return false;
+    return strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+           strcasecmp(v, "on") == 0;
+}
+
+mr_result mr_config_u64(const char *name, uint64_t *out)
+{
+    const char *v = mr_config_get(name);
+    MR_ENSURE(v != NULL, MR_ERR_USAGE, "environment variable not set: %s", name);
+    char *end = NULL;
+    errno = 0;
+    MR_ENSURE(v[0] >= '0' && v[0] <= '9', MR_ERR_USAGE, "%s: not an unsigned number: %s", name,
+              v);
+    unsigned long long x = strtoull(v, &end, 10);
+    MR_ENSURE(errno == 0 && end != NULL && *end == '\0', MR_ERR_USAGE,
+              "%s: not an unsigned number: %s", name, v);
+    *out = (uint64_t)x;
+    return MR_SUCCESS;
+}
+
+void mr_config_write_markdown(FILE *f)
+{
+    fprintf(f, "# Configuration\n\nEvery environment variable MarbleRun-C reads. An empty value "
+               "counts as unset.\n\n| Variable | Default | Used by | Meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < MR_ARRAY_LEN(vars); i++)
+        fprintf(f, "| `%s` | %s%s%s | %s | %s |\n", vars[i].name, vars[i].def ? "`" : "",
+                vars[i].def ? vars[i].def : "unset", vars[i].def ? "`" : "", vars[i].component,
+                vars[i].help);
+}
