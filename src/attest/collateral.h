@@ -16,8 +16,9 @@
  * validity at the verification time are checked by mr_dcap_verify (dcap.h), which caches
  * the expensive parts inside the (immutable, reference-counted) collateral object.
  *
- * Sources: a file (one collateral set), a directory (every *.json and */collateral.json in
- * it, one set per TEE type and FMSPC) or a PCCS/PCS base URL (v4 API, fetched with libcurl
+ * Sources: a file (one collateral set), a directory (every .json file in it and every
+ * <subdir>/collateral.json,
+ * one set per TEE type and FMSPC) or a PCCS/PCS base URL (v4 API, fetched with libcurl
  * and cached in memory per TEE type, FMSPC and PCK CA until the earliest nextUpdate).
  * Sources are thread-safe; a cached set is never re-fetched while it is valid.
  */
