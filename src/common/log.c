@@ -127,7 +127,7 @@ void mr_log_(mr_log_level level, const char *file, int line, const char *msg, ..
     struct timespec ts;
     (void)clock_gettime(CLOCK_REALTIME, &ts);
     mr_buf b;
-    mr_buf_init(&b, 64 * 1024, 0);
+    mr_buf_init(&b, (size_t)64 * 1024, 0);
     va_list ap;
     va_start(ap, msg);
     if (g_format == MR_LOG_JSON) {
