@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HKDF-SHA-256 (RFC 5869): extract then expand.
+ *
+ * `ikm`, `salt`, `info` are borrowed. `out_len` bytes (1 .. 255*32 = 8160) are appended to
+ * `out`, which should be an MR_BUF_SECRET buffer. An empty salt means a salt of 32 zero bytes
+ * (RFC 5869 §2.2). Errors: MR_ERR_USAGE (length out of range), MR_ERR_INTERNAL.
+ */
+#ifndef MR_CRYPTO_KDF_H
+#define MR_CRYPTO_KDF_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/result.h"
+
+#define MR_HKDF_SHA256_MAX_OUT (255u * 32u)
+
+MR_RESULT mr_hkdf_sha256(mr_slice ikm, mr_slice salt, mr_slice info, size_t out_len,
+                         mr_buf *out);
+
+#endif

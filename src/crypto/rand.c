@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "crypto/rand.h"
+
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+mr_result mr_crypto_random(void *out, size_t len)
+{
+    unsigned char *p = out;
+    while (len > 0) {
+        int chunk = len > INT_MAX ? INT_MAX : (int)len;
+        MR_GUARD_OSSL(RAND_bytes(p, chunk), MR_ERR_INTERNAL, "random number generator failed");
+        p += chunk;
+        len -= (size_t)chunk;
+    }
+    return MR_SUCCESS;
+}
+
+bool mr_crypto_ct_equal(const void *a, const void *b, size_t len)
+{
+    return len == 0 || CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void mr_crypto_wipe(void *p, size_t len)
+{
+    if (p != NULL && len > 0)
+        OPENSSL_cleanse(p, len);
+}
