@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * softsgx load + quote: makes v3 ECDSA quotes the way Intel's Quoting Enclave does, with the
+ * test keys of a softsgx directory (see softsgx.h). FOR TESTS ONLY.
+ */
+#include "attest/softsgx.h"
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <string.h>
+
+#include "attest/issuer_io.h"
+#include "attest/softsgx_int.h"
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "common/config.h"
+
+const uint8_t mr_softsgx_intel_vendor_id_[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
+                                                 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
+
+enum {
+    ATTR_INIT = 0x01,
+    ATTR_DEBUG = 0x02,
+    ATTR_MODE64BIT = 0x04,
+    ATTR_PROVISIONKEY = 0x10,
+    XFRM_DEFAULT = 0xe7,
+    FILE_MAX = 1 << 20,
+};
+
+static const uint8_t ZEROS[64];
+
+struct mr_softsgx {
+    EVP_PKEY *att_key;
+    softsgx_platform plat;
+    uint8_t att_pub[64];
+    /* QE report body, its PCK signature and the QE auth data: fixed for a directory, so they
+     * are computed once at load (a real QE also certifies its attestation key only once). */
+    uint8_t qe_report[MR_SGX_REPORT_BODY_SIZE];
+    uint8_t qe_report_sig[64];
+    uint8_t qe_auth[MR_SGX_QE_AUTH_DATA_SIZE];
+    mr_buf chain; /* PEM leaf || PCK CA || root, NUL-terminated like a real QE's */
+};
+
+/* ---- signing helpers (shared with softsgx_pki.c) --------------------------------------- */
+
+mr_result mr_softsgx_sign_raw_(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t out[64])
+{
+    mr_result res = MR_FAILURE;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t der[80];
+    size_t der_len = sizeof(der);
+    ECDSA_SIG *sig = NULL;
+    MR_ENSURE_ALLOC_OUT(md);
+    MR_GUARD_OSSL_OUT(EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL),
+                      MR_ERR_INTERNAL, "ECDSA sign");
+    MR_GUARD_OSSL_OUT(EVP_DigestSign(md, der, &der_len, msg, len), MR_ERR_INTERNAL,
+                      "ECDSA sign");
+    const uint8_t *p = der;
+    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    MR_ENSURE_OUT(sig != NULL, MR_ERR_INTERNAL, "ECDSA sign: bad signature encoding");
+    MR_ENSURE_OUT(BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32) == 32 &&
+                      BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32) == 32,
+                  MR_ERR_INTERNAL, "ECDSA sign: bad signature size");
+    res = MR_SUCCESS;
+out:
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(md);
+    return res;
+}
+
+mr_result mr_softsgx_pub_raw_(const EVP_PKEY *key, uint8_t out[64])
+{
+    uint8_t pt[65];
+    size_t len = 0;
+    MR_ENSURE(EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) == 256, MR_ERR_USAGE,
+              "softsgx: key is not EC P-256");
+    MR_GUARD_OSSL(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt),
+                                                  &len),
+                  MR_ERR_INTERNAL, "cannot read an EC public key");
+    MR_ENSURE(len == 65 && pt[0] == 0x04, MR_ERR_INTERNAL, "EC public key is not uncompressed");
+    memcpy(out, pt + 1, 64);
+    return MR_SUCCESS;
+}
+
+/* ---- report body --------------------------------------------------------------------- */
+
+typedef struct report_fields {
+    const uint8_t *cpusvn; /* 16 */
+    uint32_t miscselect;
+    uint64_t flags, xfrm;
+    const uint8_t *mrenclave, *mrsigner; /* 32 each */
+    uint16_t isvprodid, isvsvn;
+    const uint8_t *report_data; /* 64 */
+} report_fields;
+
+/* Appends an sgx_report_body_t (384 bytes, spec §1.2) field by field. */
+static mr_result append_report_body(mr_buf *b, const report_fields *f)
+{
+    MR_GUARD(mr_buf_append(b, f->cpusvn, 16));
+    MR_GUARD(mr_buf_append_u32le(b, f->miscselect));
+    MR_GUARD(mr_buf_append(b, ZEROS, 12)); /* reserved */
+    MR_GUARD(mr_buf_append(b, ZEROS, 16)); /* ISVEXTPRODID */
+    MR_GUARD(mr_buf_append_u64le(b, f->flags));
+    MR_GUARD(mr_buf_append_u64le(b, f->xfrm));
+    MR_GUARD(mr_buf_append(b, f->mrenclave, 32));
+    MR_GUARD(mr_buf_append(b, ZEROS, 32)); /* reserved */
+    MR_GUARD(mr_buf_append(b, f->mrsigner, 32));
+    MR_GUARD(mr_buf_append(b, ZEROS, 32)); /* reserved */
+    MR_GUARD(mr_buf_append(b, ZEROS, 64)); /* CONFIGID */
+    MR_GUARD(mr_buf_append_u16le(b, f->isvprodid));
+    MR_GUARD(mr_buf_append_u16le(b, f->isvsvn));
+    MR_GUARD(mr_buf_append_u16le(b, 0));   /* CONFIGSVN */
+    MR_GUARD(mr_buf_append(b, ZEROS, 42)); /* reserved */
+    MR_GUARD(mr_buf_append(b, ZEROS, 16)); /* ISVFAMILYID */
+    return mr_buf_append(b, f->report_data, 64);
+}
+
+/* ---- load -------------------------------------------------------------------------------- */
+
+static mr_result read_key(const char *dir, const char *name, EVP_PKEY **out)
+{
+    mr_result res = MR_FAILURE;
+    char path[4096];
+    mr_buf pem;
+    mr_buf_init(&pem, FILE_MAX, MR_BUF_SECRET);
+    BIO *bio = NULL;
+    MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), dir, name));
+    MR_GUARD_OUT(mr_issuer_io_read(path, FILE_MAX, &pem));
+    MR_ENSURE_OUT(pem.len > 0 && pem.len < (size_t)INT32_MAX, MR_ERR_IO, "%s is empty", path);
+    bio = BIO_new_mem_buf(pem.data, (int)pem.len);
+    MR_ENSURE_ALLOC_OUT(bio);
+    *out = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    MR_ENSURE_OUT(*out != NULL, MR_ERR_IO, "%s: not a PEM private key", path);
+    res = MR_SUCCESS;
+out:
+    BIO_free(bio);
+    mr_buf_free(&pem); /* secret buffer: wiped */
+    return res;
+}
+
+static mr_result json_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    MR_ENSURE(s != NULL, MR_ERR_IO, "softsgx state: missing \"%s\"", key);
+    MR_GUARD(mr_hex_decode_fixed(s, strlen(s), out, n));
+    return MR_SUCCESS;
+}
+
+static mr_result json_u16(json_t *obj, const char *key, uint16_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    MR_ENSURE(json_is_integer(v) && json_integer_value(v) >= 0 &&
+                  json_integer_value(v) <= 0xffff,
+              MR_ERR_IO, "softsgx state: bad \"%s\"", key);
+    *out = (uint16_t)json_integer_value(v);
+    return MR_SUCCESS;
+}
+
+static mr_result read_state(const char *dir, softsgx_platform *plat)
+{
+    mr_result res = MR_FAILURE;
+    char path[4096];
+    mr_buf text;
+    mr_buf_init(&text, FILE_MAX, 0);
+    json_t *obj = NULL;
+    json_error_t jerr;
+    MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), dir, SOFTSGX_STATE));
+    MR_GUARD_OUT(mr_issuer_io_read(path, FILE_MAX, &text));
+    obj = json_loadb((const char *)text.data, text.len, JSON_REJECT_DUPLICATES, &jerr);
+    MR_ENSURE_OUT(json_is_object(obj), MR_ERR_IO, "%s: bad JSON: %s", path, jerr.text);
+    MR_GUARD_OUT(json_hex(obj, "qe_mrenclave", plat->qe_mrenclave, 32));
+    MR_GUARD_OUT(json_hex(obj, "qe_mrsigner", plat->qe_mrsigner, 32));
+    MR_GUARD_OUT(json_hex(obj, "qe_id", plat->qe_id, 16));
+    MR_GUARD_OUT(json_hex(obj, "cpusvn", plat->cpusvn, 16));
+    MR_GUARD_OUT(json_u16(obj, "qe_isvprodid", &plat->qe_isvprodid));
+    MR_GUARD_OUT(json_u16(obj, "qe_isvsvn", &plat->qe_isvsvn));
+    MR_GUARD_OUT(json_u16(obj, "pcesvn", &plat->pcesvn));
+    res = MR_SUCCESS;
+out:
+    json_decref(obj);
+    mr_buf_free(&text);
+    return res;
+}
+
+/* QE report (with REPORTDATA = SHA-256(attestation key || auth data) || zeros), signed by
+ * the PCK key: the certification of the attestation key (spec §1.7). */
+static mr_result certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
+{
+    mr_result res = MR_FAILURE;
+    uint8_t rd[64] = {0};
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    mr_buf body;
+    mr_buf_init(&body, MR_SGX_REPORT_BODY_SIZE, 0);
+    MR_ENSURE_ALLOC_OUT(md);
+    for (size_t i = 0; i < sizeof(s->qe_auth); i++)
+        s->qe_auth[i] = (uint8_t)i; /* what Intel's QE3 emits */
+    MR_GUARD_OSSL_OUT(EVP_DigestInit_ex(md, EVP_sha256(), NULL), MR_ERR_INTERNAL, "SHA-256");
+    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(md, s->att_pub, sizeof(s->att_pub)), MR_ERR_INTERNAL,
+                      "SHA-256");
+    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(md, s->qe_auth, sizeof(s->qe_auth)), MR_ERR_INTERNAL,
+                      "SHA-256");
+    MR_GUARD_OSSL_OUT(EVP_DigestFinal_ex(md, rd, NULL), MR_ERR_INTERNAL, "SHA-256");
+    const report_fields f = {
+        .cpusvn = s->plat.cpusvn,
+        .miscselect = 0,
+        .flags = ATTR_INIT | ATTR_MODE64BIT | ATTR_PROVISIONKEY,
+        .xfrm = XFRM_DEFAULT,
+        .mrenclave = s->plat.qe_mrenclave,
+        .mrsigner = s->plat.qe_mrsigner,
+        .isvprodid = s->plat.qe_isvprodid,
+        .isvsvn = s->plat.qe_isvsvn,
+        .report_data = rd,
+    };
+    MR_GUARD_OUT(append_report_body(&body, &f));
+    MR_ENSURE_OUT(body.len == sizeof(s->qe_report), MR_ERR_INTERNAL, "QE report size");
+    memcpy(s->qe_report, body.data, body.len);
+    MR_GUARD_OUT(mr_softsgx_sign_raw_(pck_key, s->qe_report, sizeof(s->qe_report),
+                                      s->qe_report_sig));
+    res = MR_SUCCESS;
+out:
+    EVP_MD_CTX_free(md);
+    mr_buf_free(&body);
+    return res;
+}
+
+mr_result mr_softsgx_load(const char *dir, mr_softsgx **out)
+{
+    mr_result res = MR_FAILURE;
+    EVP_PKEY *pck_key = NULL;
+    char path[4096];
+    mr_softsgx *s = mr_calloc(1, sizeof(*s));
+    MR_ENSURE_ALLOC_OUT(s);
+    mr_buf_init(&s->chain, FILE_MAX, 0);
+    MR_ENSURE_OUT(dir != NULL && dir[0] != '\0', MR_ERR_USAGE, "softsgx: no directory given");
+    MR_GUARD_OUT(read_state(dir, &s->plat));
+    MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), dir, SOFTSGX_PCK_CHAIN));
+    MR_GUARD_OUT(mr_issuer_io_read(path, FILE_MAX, &s->chain));
+    MR_ENSURE_OUT(s->chain.len > 0, MR_ERR_IO, "%s is empty", path);
+    MR_GUARD_OUT(mr_buf_append_u8(&s->chain, 0));
+    MR_GUARD_OUT(read_key(dir, SOFTSGX_ATTESTATION_KEY, &s->att_key));
+    MR_GUARD_OUT(read_key(dir, SOFTSGX_PCK_KEY, &pck_key));
+    MR_GUARD_OUT(mr_softsgx_pub_raw_(s->att_key, s->att_pub));
+    MR_GUARD_OUT(mr_softsgx_pub_raw_(pck_key, (uint8_t[64]){0}));
+    MR_GUARD_OUT(certify_attestation_key(s, pck_key));
+    *out = s;
+    s = NULL;
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res) && dir != NULL)
+        mr_error_prefix("softsgx directory %s", dir);
+    EVP_PKEY_free(pck_key);
+    mr_softsgx_free(s);
+    return res;
+}
+
+void mr_softsgx_free(mr_softsgx *s)
+{
+    if (s == NULL)
+        return;
+    EVP_PKEY_free(s->att_key);
+    mr_buf_free(&s->chain);
+    mr_free_wipe(s, sizeof(*s));
+}
+
+/* ---- identity from the environment ---------------------------------------------------- */
+
+static mr_result env_hex32(const char *name, uint8_t out[32])
+{
+    const char *v = mr_config_get(name);
+    memset(out, 0, 32);
+    if (v == NULL)
+        return MR_SUCCESS;
+    MR_ENSURE(strlen(v) == 64, MR_ERR_USAGE, "%s must be 64 hex digits", name);
+    if (!mr_ok(mr_hex_decode_fixed(v, 64, out, 32)))
+        MR_BAIL(MR_ERR_USAGE, "%s must be 64 hex digits", name);
+    return MR_SUCCESS;
+}
+
+static mr_result env_u16(const char *name, uint16_t *out)
+{
+    uint64_t v = 0;
+    MR_GUARD(mr_config_u64(name, &v));
+    MR_ENSURE(v <= 0xffff, MR_ERR_USAGE, "%s must be at most 65535", name);
+    *out = (uint16_t)v;
+    return MR_SUCCESS;
+}
+
+mr_result mr_softsgx_identity_from_env(mr_softsgx_identity *out)
+{
+    mr_softsgx_identity id = {0};
+    MR_GUARD(env_hex32("EDG_SOFTSGX_MRENCLAVE", id.mrenclave));
+    MR_GUARD(env_hex32("EDG_SOFTSGX_MRSIGNER", id.mrsigner));
+    MR_GUARD(env_u16("EDG_SOFTSGX_ISVPRODID", &id.isvprodid));
+    MR_GUARD(env_u16("EDG_SOFTSGX_ISVSVN", &id.isvsvn));
+    id.debug = mr_config_bool("EDG_SOFTSGX_DEBUG");
+    *out = id;
+    return MR_SUCCESS;
+}
+
+/* ---- quote -------------------------------------------------------------------------------- */
+
+mr_result mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
+                           const uint8_t *report_data, size_t report_data_len, bool oe_header,
+                           mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    uint8_t rd[64] = {0};
+    uint8_t sig[64];
+    mr_buf q;
+    mr_buf_init(&q, FILE_MAX + 4096, 0);
+    MR_ENSURE_REF(s);
+    MR_ENSURE_REF(id);
+    MR_ENSURE(report_data_len <= sizeof(rd), MR_ERR_USAGE,
+              "report data is %zu bytes, at most 64 fit", report_data_len);
+    if (report_data_len > 0) {
+        MR_ENSURE_REF(report_data);
+        memcpy(rd, report_data, report_data_len);
+    }
+    /* header (spec §1.1) */
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, 3)); /* version */
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, 2)); /* ECDSA-256-with-P-256 */
+    MR_GUARD_OUT(mr_buf_append_u32le(&q, 0)); /* reserved */
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, s->plat.qe_isvsvn));
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, s->plat.pcesvn));
+    MR_GUARD_OUT(mr_buf_append(&q, mr_softsgx_intel_vendor_id_, 16));
+    MR_GUARD_OUT(mr_buf_append(&q, s->plat.qe_id, 16));
+    MR_GUARD_OUT(mr_buf_append(&q, ZEROS, 4));
+    /* enclave report body (spec §1.2) */
+    const report_fields f = {
+        .cpusvn = s->plat.cpusvn,
+        .miscselect = 0,
+        .flags = ATTR_INIT | ATTR_MODE64BIT | (id->debug ? ATTR_DEBUG : 0),
+        .xfrm = XFRM_DEFAULT,
+        .mrenclave = id->mrenclave,
+        .mrsigner = id->mrsigner,
+        .isvprodid = id->isvprodid,
+        .isvsvn = id->isvsvn,
+        .report_data = rd,
+    };
+    MR_GUARD_OUT(append_report_body(&q, &f));
+    MR_ENSURE_OUT(q.len == MR_SGX_QUOTE_SIGLEN_OFFSET, MR_ERR_INTERNAL, "quote layout");
+    /* signature data (spec §1.3) */
+    size_t cert_len = s->chain.len;
+    size_t sig_len = 64 + 64 + MR_SGX_REPORT_BODY_SIZE + 64 + 2 + sizeof(s->qe_auth) + 2 + 4 +
+                     cert_len;
+    MR_GUARD_OUT(mr_softsgx_sign_raw_(s->att_key, q.data, q.len, sig));
+    MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)sig_len));
+    MR_GUARD_OUT(mr_buf_append(&q, sig, sizeof(sig)));
+    MR_GUARD_OUT(mr_buf_append(&q, s->att_pub, sizeof(s->att_pub)));
+    MR_GUARD_OUT(mr_buf_append(&q, s->qe_report, sizeof(s->qe_report)));
+    MR_GUARD_OUT(mr_buf_append(&q, s->qe_report_sig, sizeof(s->qe_report_sig)));
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, (uint16_t)sizeof(s->qe_auth)));
+    MR_GUARD_OUT(mr_buf_append(&q, s->qe_auth, sizeof(s->qe_auth)));
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, 5)); /* PCK certificate chain, PEM */
+    MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)cert_len));
+    MR_GUARD_OUT(mr_buf_append(&q, s->chain.data, cert_len));
+    MR_ENSURE_OUT(q.len == MR_SGX_QUOTE_SIGDATA_OFFSET + sig_len, MR_ERR_INTERNAL,
+                  "quote layout");
+    if (oe_header)
+        MR_GUARD_OUT(mr_issuer_oe_wrap(q.data, q.len, out));
+    else
+        MR_GUARD_OUT(mr_buf_append(out, q.data, q.len));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&q);
+    return res;
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * marblerun-softsgx: creates a TEST SGX DCAP PKI and makes real-format quotes from it, so that
+ * tests exercise the real quote verifier on machines without SGX. Never trust its output.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attest/softsgx.h"
+#include "common/buf.h"
+#include "common/codec.h"
+#include "common/result.h"
+
+static const char USAGE[] =
+    "marblerun-softsgx - SGX DCAP quotes for TESTS, made without SGX hardware\n"
+    "\n"
+    "  *** WARNING: this is a TEST tool. Its quotes are signed by a self-made TEST PKI, ***\n"
+    "  *** not by Intel, and prove NOTHING about the code that asked for them. No real  ***\n"
+    "  *** relying party should ever trust them. A MarbleRun-C verifier accepts them    ***\n"
+    "  *** only when started with EDG_ATTESTATION_ROOT_CA=DIR/root-ca.pem.              ***\n"
+    "\n"
+    "Usage:\n"
+    "  marblerun-softsgx init DIR [--tcb-status S] [--qe-tcb-status S] [--valid-days N]\n"
+    "                             [--revoke-pck]\n"
+    "      Create the TEST root CA, PCK CA, PCK certificate (with the SGX extension), TCB\n"
+    "      signing certificate, CRLs, and signed TCB Info / QE Identity in DIR:\n"
+    "      DIR/root-ca.pem, DIR/collateral.json, DIR/private/ (keys, mode 0600).\n"
+    "      --tcb-status S     platform TCB status a correct verifier must compute: UpToDate\n"
+    "                         (default), SWHardeningNeeded, ConfigurationNeeded,\n"
+    "                         ConfigurationAndSWHardeningNeeded, OutOfDate,\n"
+    "                         OutOfDateConfigurationNeeded, Revoked, TcbNotSupported\n"
+    "      --qe-tcb-status S  QE TCB status: UpToDate (default), OutOfDate, Revoked\n"
+    "      --valid-days N     validity of certificates, CRLs and collateral (default 30)\n"
+    "      --revoke-pck       list the PCK certificate in the PCK CRL\n"
+    "\n"
+    "  marblerun-softsgx quote DIR --report-data HEX [--mrenclave HEX] [--mrsigner HEX]\n"
+    "                             [--isvprodid N] [--isvsvn N] [--debug] [--raw] [--out FILE]\n"
+    "      Write a v3 ECDSA-P256 quote to stdout (or FILE). By default it carries the 16-byte\n"
+    "      Open Enclave header MarbleRun uses on the wire; --raw writes the bare DCAP quote.\n"
+    "      --report-data HEX  up to 64 bytes of REPORTDATA (zero-padded)\n"
+    "      --mrenclave/--mrsigner HEX  32 bytes each (default zeros)\n"
+    "      --isvprodid/--isvsvn N      0..65535 (default 0)\n"
+    "      --debug            set the DEBUG attribute\n"
+    "\n"
+    "  marblerun-softsgx --help\n";
+
+static void die_usage(const char *msg)
+{
+    fprintf(stderr, "marblerun-softsgx: %s\nTry 'marblerun-softsgx --help'.\n", msg);
+    exit(2);
+}
+
+static int fail(void)
+{
+    const mr_error *e = mr_error_get();
+    fprintf(stderr, "marblerun-softsgx: %s\n", e->msg);
+    int code = mr_errcat_exit(e->cat);
+    return code == 0 ? 1 : code;
+}
+
+static unsigned long parse_num(const char *flag, const char *v, unsigned long max)
+{
+    char *end = NULL;
+    errno = 0;
+    if (v[0] < '0' || v[0] > '9')
+        die_usage(flag);
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno != 0 || end == NULL || *end != '\0' || n > max) {
+        fprintf(stderr, "marblerun-softsgx: %s: bad number %s (0..%lu)\n", flag, v, max);
+        exit(2);
+    }
+    return n;
+}
+
+static void parse_hex(const char *flag, const char *v, uint8_t *out, size_t max, size_t *len)
+{
+    size_t n = strlen(v);
+    if (n % 2 != 0 || n / 2 > max || (len == NULL && n / 2 != max) ||
+        !mr_ok(mr_hex_decode_fixed(v, n, out, n / 2))) {
+        fprintf(stderr, "marblerun-softsgx: %s: want %s%zu bytes of hex\n", flag,
+                len != NULL ? "up to " : "", max);
+        exit(2);
+    }
+    if (len != NULL)
+        *len = n / 2;
+}
+
+enum {
+    OPT_TCB = 1000,
+    OPT_QE_TCB,
+    OPT_DAYS,
+    OPT_REVOKE,
+    OPT_RD,
+    OPT_MRENCLAVE,
+    OPT_MRSIGNER,
+    OPT_PRODID,
+    OPT_SVN,
+    OPT_DEBUG,
+    OPT_RAW,
+    OPT_OUT,
+    OPT_HELP,
+};
+
+static const struct option OPTS[] = {
+    {"tcb-status", required_argument, NULL, OPT_TCB},
+    {"qe-tcb-status", required_argument, NULL, OPT_QE_TCB},
+    {"valid-days", required_argument, NULL, OPT_DAYS},
+    {"revoke-pck", no_argument, NULL, OPT_REVOKE},
+    {"report-data", required_argument, NULL, OPT_RD},
+    {"mrenclave", required_argument, NULL, OPT_MRENCLAVE},
+    {"mrsigner", required_argument, NULL, OPT_MRSIGNER},
+    {"isvprodid", required_argument, NULL, OPT_PRODID},
+    {"isvsvn", required_argument, NULL, OPT_SVN},
+    {"debug", no_argument, NULL, OPT_DEBUG},
+    {"raw", no_argument, NULL, OPT_RAW},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct args {
+    mr_softsgx_init_opts init;
+    mr_softsgx_identity id;
+    uint8_t rd[64];
+    size_t rd_len;
+    bool have_rd, raw, init_only_flag, quote_only_flag;
+    const char *out;
+} args;
+
+static void parse_args(int argc, char **argv, args *a)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, "h", OPTS, NULL)) != -1) {
+        switch (c) {
+        case OPT_TCB:
+            if (!mr_ok(mr_softsgx_tcb_parse(optarg, &a->init.tcb_status)))
+                die_usage(mr_error_get()->msg);
+            a->init_only_flag = true;
+            break;
+        case OPT_QE_TCB:
+            if (!mr_ok(mr_softsgx_qe_tcb_parse(optarg, &a->init.qe_status)))
+                die_usage(mr_error_get()->msg);
+            a->init_only_flag = true;
+            break;
+        case OPT_DAYS:
+            a->init.valid_days = (unsigned)parse_num("--valid-days", optarg, 36500);
+            if (a->init.valid_days == 0)
+                die_usage("--valid-days must be at least 1");
+            a->init_only_flag = true;
+            break;
+        case OPT_REVOKE:
+            a->init.revoke_pck = true;
+            a->init_only_flag = true;
+            break;
+        case OPT_RD:
+            parse_hex("--report-data", optarg, a->rd, sizeof(a->rd), &a->rd_len);
+            a->have_rd = true;
+            a->quote_only_flag = true;
+            break;
+        case OPT_MRENCLAVE:
+            parse_hex("--mrenclave", optarg, a->id.mrenclave, 32, NULL);
+            a->quote_only_flag = true;
+            break;
+        case OPT_MRSIGNER:
+            parse_hex("--mrsigner", optarg, a->id.mrsigner, 32, NULL);
+            a->quote_only_flag = true;
+            break;
+        case OPT_PRODID:
+            a->id.isvprodid = (uint16_t)parse_num("--isvprodid", optarg, 65535);
+            a->quote_only_flag = true;
+            break;
+        case OPT_SVN:
+            a->id.isvsvn = (uint16_t)parse_num("--isvsvn", optarg, 65535);
+            a->quote_only_flag = true;
+            break;
+        case OPT_DEBUG:
+            a->id.debug = true;
+            a->quote_only_flag = true;
+            break;
+        case OPT_RAW:
+            a->raw = true;
+            a->quote_only_flag = true;
+            break;
+        case OPT_OUT:
+            a->out = optarg;
+            a->quote_only_flag = true;
+            break;
+        case OPT_HELP:
+        case 'h':
+            fputs(USAGE, stdout);
+            exit(0);
+        default:
+            die_usage("bad option");
+        }
+    }
+}
+
+static int write_all(FILE *f, const mr_buf *b)
+{
+    if (fwrite(b->data, 1, b->len, f) != b->len || fflush(f) != 0) {
+        fprintf(stderr, "marblerun-softsgx: cannot write the quote: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_quote(const char *dir, const args *a)
+{
+    mr_softsgx *s = NULL;
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    int rc = 1;
+    if (!a->have_rd)
+        die_usage("quote needs --report-data HEX");
+    if (!mr_ok(mr_softsgx_load(dir, &s)) ||
+        !mr_ok(mr_softsgx_quote(s, &a->id, a->rd, a->rd_len, !a->raw, &q))) {
+        rc = fail();
+        goto out;
+    }
+    if (a->out != NULL) {
+        FILE *f = fopen(a->out, "wb");
+        if (f == NULL) {
+            fprintf(stderr, "marblerun-softsgx: cannot create %s: %s\n", a->out, strerror(errno));
+            goto out;
+        }
+        rc = write_all(f, &q);
+        if (fclose(f) != 0)
+            rc = 1;
+    } else {
+        rc = write_all(stdout, &q);
+    }
+out:
+    mr_buf_free(&q);
+    mr_softsgx_free(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    args a = {0};
+    if (argc < 2)
+        die_usage("missing command");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "init") != 0 && strcmp(cmd, "quote") != 0)
+        die_usage("unknown command (want init or quote)");
+    optind = 2;
+    parse_args(argc, argv, &a);
+    if (optind != argc - 1)
+        die_usage("want exactly one directory");
+    const char *dir = argv[optind];
+    if (strcmp(cmd, "init") == 0) {
+        if (a.quote_only_flag)
+            die_usage("quote options given to init");
+        if (!mr_ok(mr_softsgx_init(dir, &a.init)))
+            return fail();
+        fprintf(stderr,
+                "marblerun-softsgx: TEST PKI written to %s (platform TCB %s, QE TCB %s). "
+                "Quotes from it are for tests only.\n",
+                dir, mr_softsgx_tcb_name(a.init.tcb_status),
+                mr_softsgx_qe_tcb_name(a.init.qe_status));
+        return 0;
+    }
+    if (a.init_only_flag)
+        die_usage("init options given to quote");
+    return cmd_quote(dir, &a);
+}
