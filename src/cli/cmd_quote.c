@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `marblerun quote verify FILE`: verifies an SGX or TDX DCAP quote (raw, or in the 16-byte
+ * OpenEnclave header MarbleRun uses) with the native verifier and prints its claims and TCB
+ * status. Exit status 0 only if the quote verifies and its TCB status is accepted by
+ * --accepted-tcb-statuses / --accepted-advisories.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "attest/collateral.h"
+#include "attest/dcap.h"
+#include "cli/commands.h"
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "common/file.h"
+
+#define QUOTE_MAX ((size_t)1 << 20)
+
+static const mr_flag verify_flags[] = {
+    {"at", 0, MR_FLAG_STRING, "",
+     "Verification time (RFC 3339, e.g. 2025-01-02T03:04:05Z, or Unix seconds); default now"},
+    {"collateral", 0, MR_FLAG_STRING, "",
+     "File or directory with DCAP collateral in JSON (default $EDG_ATTESTATION_COLLATERAL)"},
+    {"output", 'o', MR_FLAG_STRING, "", "Output format: text (default) or json"},
+    {"pccs-url", 0, MR_FLAG_STRING, "",
+     "Base URL of a PCCS or the Intel PCS to fetch collateral from (default "
+     "$EDG_ATTESTATION_PCCS_URL)"},
+    {"root-ca", 0, MR_FLAG_STRING, "",
+     "PEM file of the attestation root CA (default $EDG_ATTESTATION_ROOT_CA, else the Intel "
+     "SGX Root CA)"},
+    {NULL, 0, MR_FLAG_BOOL, NULL, NULL},
+};
+
+static mr_result parse_time(const char *s, time_t *out)
+{
+    char *end = NULL;
+    if (s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL) {
+        unsigned long long v = strtoull(s, &end, 10);
+        MR_ENSURE(end != NULL && *end == '\0', MR_ERR_USAGE, "invalid --at time: %s", s);
+        *out = (time_t)v;
+        return MR_SUCCESS;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    MR_ENSURE(end != NULL, MR_ERR_USAGE, "invalid --at time (want RFC 3339): %s", s);
+    if (*end == '.') /* fractional seconds are ignored */
+        while (*++end >= '0' && *end <= '9')
+            ;
+    MR_ENSURE(strcmp(end, "Z") == 0 || strcmp(end, "z") == 0, MR_ERR_USAGE,
+              "invalid --at time (UTC 'Z' suffix required): %s", s);
+    *out = timegm(&tm);
+    return MR_SUCCESS;
+}
+
+static mr_result load_roots(const mr_cli *cli, mr_attest_roots **out)
+{
+    const char *path = mr_cli_str(cli, "root-ca");
+    if (path[0] == '\0')
+        return mr_attest_roots_from_config(out);
+    mr_buf pem;
+    mr_buf_init(&pem, 0, 0);
+    mr_result r = mr_file_read(path, QUOTE_MAX, &pem);
+    if (mr_ok(r))
+        r = mr_attest_roots_from_pem((const char *)pem.data, pem.len, out);
+    mr_buf_free(&pem);
+    return r;
+}
+
+static mr_result open_source(const mr_cli *cli, mr_collateral_source **out)
+{
+    const char *coll = mr_cli_str(cli, "collateral");
+    const char *pccs = mr_cli_str(cli, "pccs-url");
+    MR_ENSURE(coll[0] == '\0' || pccs[0] == '\0', MR_ERR_USAGE,
+              "--collateral and --pccs-url are mutually exclusive");
+    if (pccs[0] != '\0')
+        return mr_collateral_source_pccs(pccs, false, out);
+    if (coll[0] != '\0') {
+        FILE *f = fopen(coll, "r");
+        MR_ENSURE(f != NULL, MR_ERR_USAGE, "collateral %s: cannot open", coll);
+        fclose(f);
+        mr_result r = mr_collateral_source_dir(coll, out);
+        if (!mr_ok(r))
+            r = mr_collateral_source_file(coll, out);
+        return r;
+    }
+    MR_GUARD(mr_collateral_source_from_config(out));
+    MR_ENSURE(*out != NULL, MR_ERR_USAGE,
+              "no collateral: pass --collateral FILE|DIR or --pccs-url URL, or set "
+              "EDG_ATTESTATION_COLLATERAL or EDG_ATTESTATION_PCCS_URL");
+    return MR_SUCCESS;
+}
+
+/* The CLI's TCB policy for a verified quote (spec/marble-cli-k8s.md §4.2 step 5). */
+static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *c)
+{
+    if (c->tcb.status == MR_TCB_UP_TO_DATE)
+        return MR_SUCCESS;
+    const char *name = mr_tcb_status_name(c->tcb.status);
+    size_t n = 0, na = 0;
+    const char *const *acc = mr_cli_strings(cli, "accepted-tcb-statuses", &n);
+    const char *const *adv = mr_cli_strings(cli, "accepted-advisories", &na);
+    bool listed = false;
+    for (size_t i = 0; i < n; i++)
+        listed = listed || strcmp(acc[i], name) == 0;
+    MR_ENSURE(listed, MR_ERR_ATTESTATION, "invalid TCB status: %s", name);
+    if (c->tcb.status == MR_TCB_SW_HARDENING_NEEDED && na > 0) {
+        for (size_t i = 0; i < c->tcb.advisory_count; i++) {
+            bool ok = false;
+            for (size_t k = 0; k < na; k++)
+                ok = ok || strcasecmp(adv[k], c->tcb.advisories[i]) == 0;
+            MR_ENSURE(ok, MR_ERR_ATTESTATION,
+                      "invalid TCB status: SWHardeningNeeded: advisories not accepted by "
+                      "configuration: [%s]",
+                      c->tcb.advisories[i]);
+        }
+    }
+    return MR_SUCCESS;
+}
+
+static void hex_str(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void time_str(time_t t, char *out, size_t size)
+{
+    struct tm tm;
+    if (t == 0 || gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        (void)snprintf(out, size, "-");
+}
+
+static const char *tee_name(mr_tee_type t)
+{
+    return t == MR_TEE_SGX ? "SGX" : t == MR_TEE_TDX ? "TDX" : t == MR_TEE_SNP ? "SEV-SNP" : "none";
+}
+
+static json_t *claims_json(const mr_attest_claims *c, const char *verdict)
+{
+    char h[2 * 64 + 1], from[32], to[32];
+    json_t *o = json_object();
+    json_t *adv = json_array();
+    for (size_t i = 0; i < c->tcb.advisory_count; i++)
+        json_array_append_new(adv, json_string(c->tcb.advisories[i]));
+    json_object_set_new(o, "tee", json_string(tee_name(c->tee)));
+    json_object_set_new(o, "quoteVersion", json_integer(c->quote_version));
+    json_object_set_new(o, "tcbStatus", json_string(mr_tcb_status_name(c->tcb.status)));
+    json_object_set_new(o, "advisoryIDs", adv);
+    json_object_set_new(o, "debug", json_boolean(c->debug));
+    hex_str(c->report_data, sizeof(c->report_data), h);
+    json_object_set_new(o, "reportData", json_string(h));
+    if (c->tee == MR_TEE_SGX) {
+        hex_str(c->u.sgx.mrenclave, 32, h);
+        json_object_set_new(o, "uniqueID", json_string(h));
+        hex_str(c->u.sgx.mrsigner, 32, h);
+        json_object_set_new(o, "signerID", json_string(h));
+        json_object_set_new(o, "productID", json_integer(c->u.sgx.isvprodid));
+        json_object_set_new(o, "securityVersion", json_integer(c->u.sgx.isvsvn));
+    } else if (c->tee == MR_TEE_TDX) {
+        hex_str(c->u.tdx.mrtd, 48, h);
+        json_object_set_new(o, "mrtd", json_string(h));
+        for (int i = 0; i < 4; i++) {
+            char k[8];
+            (void)snprintf(k, sizeof(k), "rtmr%d", i);
+            hex_str(c->u.tdx.rtmr[i], 48, h);
+            json_object_set_new(o, k, json_string(h));
+        }
+        hex_str(c->u.tdx.mrseam, 48, h);
+        json_object_set_new(o, "mrseam", json_string(h));
+    }
+    hex_str(c->tcb.fmspc, 6, h);
+    json_object_set_new(o, "fmspc", json_string(h));
+    time_str(c->tcb.latest_issue_date, from, sizeof(from));
+    time_str(c->tcb.earliest_next_update, to, sizeof(to));
+    json_object_set_new(o, "collateralIssued", json_string(from));
+    json_object_set_new(o, "collateralNextUpdate", json_string(to));
+    json_object_set_new(o, "verdict", json_string(verdict));
+    return o;
+}
+
+static void print_text(const mr_attest_claims *c)
+{
+    char h[2 * 64 + 1], from[32], to[32];
+    printf("Quote verified: %s quote version %u\n", tee_name(c->tee), c->quote_version);
+    printf("TCB status                : %s\n", mr_tcb_status_name(c->tcb.status));
+    printf("TCB advisories            : [");
+    for (size_t i = 0; i < c->tcb.advisory_count; i++)
+        printf("%s%s", i ? " " : "", c->tcb.advisories[i]);
+    printf("]\n");
+    if (c->tee == MR_TEE_SGX) {
+        hex_str(c->u.sgx.mrenclave, 32, h);
+        printf("UniqueID (MRENCLAVE)      : %s\n", h);
+        hex_str(c->u.sgx.mrsigner, 32, h);
+        printf("SignerID (MRSIGNER)       : %s\n", h);
+        printf("ProductID (ISVPRODID)     : %u\n", c->u.sgx.isvprodid);
+        printf("SecurityVersion (ISVSVN)  : %u\n", c->u.sgx.isvsvn);
+    } else if (c->tee == MR_TEE_TDX) {
+        hex_str(c->u.tdx.mrtd, 48, h);
+        printf("MRTD                      : %s\n", h);
+        for (int i = 0; i < 4; i++) {
+            hex_str(c->u.tdx.rtmr[i], 48, h);
+            printf("RTMR%d                     : %s\n", i, h);
+        }
+    }
+    printf("Debug                     : %s\n", c->debug ? "true" : "false");
+    hex_str(c->report_data, sizeof(c->report_data), h);
+    printf("Report data               : %s\n", h);
+    hex_str(c->tcb.fmspc, 6, h);
+    printf("FMSPC                     : %s\n", h);
+    time_str(c->tcb.latest_issue_date, from, sizeof(from));
+    time_str(c->tcb.earliest_next_update, to, sizeof(to));
+    printf("Collateral valid          : %s .. %s\n", from, to);
+}
+
+static mr_result print_json(json_t *o)
+{
+    mr_buf b;
+    mr_buf_init(&b, 0, 0);
+    size_t n = json_dumpb(o, NULL, 0, JSON_INDENT(2) | JSON_SORT_KEYS);
+    mr_result r = mr_buf_reserve(&b, n);
+    if (mr_ok(r)) {
+        b.len = json_dumpb(o, (char *)b.data, n, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%.*s\n", (int)b.len, (const char *)b.data);
+    }
+    mr_buf_free(&b);
+    return r;
+}
+
+static mr_result run_verify(mr_cli *cli, int argc, char **argv)
+{
+    (void)argc;
+    mr_result res = MR_FAILURE;
+    mr_attest_roots *roots = NULL;
+    mr_collateral_source *src = NULL;
+    mr_attest_claims claims;
+    mr_buf quote;
+    mr_buf_init(&quote, QUOTE_MAX, 0);
+    memset(&claims, 0, sizeof(claims));
+    const char *out = mr_cli_str(cli, "output");
+    MR_ENSURE_OUT(out[0] == '\0' || strcmp(out, "text") == 0 || strcmp(out, "json") == 0,
+                  MR_ERR_USAGE, "unknown output format %s (want text or json)", out);
+    mr_attest_options opts = {0};
+    if (mr_cli_str(cli, "at")[0] != '\0')
+        MR_GUARD_OUT(parse_time(mr_cli_str(cli, "at"), &opts.verify_time));
+    MR_GUARD_OUT(mr_file_read(argv[0], QUOTE_MAX, &quote));
+    MR_GUARD_OUT(load_roots(cli, &roots));
+    MR_GUARD_OUT(open_source(cli, &src));
+    opts.roots = roots;
+    opts.source = src;
+    MR_GUARD_OUT(mr_dcap_verify(quote.data, quote.len, &opts, &claims));
+    mr_result policy = check_tcb(cli, &claims);
+    if (mr_cli_output_json(cli)) {
+        json_t *o = claims_json(&claims, mr_ok(policy) ? "accepted" : mr_error_get()->msg);
+        mr_result pr = print_json(o);
+        json_decref(o);
+        MR_GUARD_OUT(pr);
+    } else {
+        print_text(&claims);
+    }
+    MR_GUARD_OUT(policy);
+    res = MR_SUCCESS;
+out:
+    mr_collateral_source_free(src);
+    mr_attest_roots_free(roots);
+    mr_buf_free(&quote);
+    return res;
+}
+
+static const mr_cmd verify_cmd = {
+    .name = "verify",
+    .args_use = "<quote file>",
+    .short_help = "Verify an SGX or TDX DCAP quote and print its claims",
+    .long_help = "Verify an SGX or TDX DCAP quote (raw, or with MarbleRun's OpenEnclave header) "
+                 "natively, without Intel's libraries, and print its measurements and TCB "
+                 "status.\nExits 0 only if the quote verifies and its TCB status is accepted "
+                 "(--accepted-tcb-statuses, --accepted-advisories).",
+    .example = "  marblerun quote verify quote.bin --collateral collateral.json\n"
+               "  marblerun quote verify quote.bin --pccs-url https://localhost:8081 -o json",
+    .min_args = 1,
+    .max_args = 1,
+    .flags = verify_flags,
+    .run = run_verify,
+};
+
+static const mr_cmd *const subs[] = {&verify_cmd, NULL};
+
+const mr_cmd mr_cmd_quote = {
+    .name = "quote",
+    .short_help = "Verify attestation quotes",
+    .subs = subs,
+};

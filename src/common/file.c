@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+mr_result mr_file_read(const char *path, size_t max, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    size_t start = out->len;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "open %s: %s", path, strerror(errno));
+    for (;;) {
+        uint8_t chunk[16384];
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        MR_ENSURE_OUT(n >= 0, MR_ERR_IO, "read %s: %s", path, strerror(errno));
+        if (n == 0)
+            break;
+        MR_ENSURE_OUT(out->len - start + (size_t)n <= max, MR_ERR_USAGE,
+                      "%s: file larger than %zu bytes", path, max);
+        MR_GUARD_OUT(mr_buf_append(out, chunk, (size_t)n));
+    }
+    res = MR_SUCCESS;
+out:
+    close(fd);
+    if (!mr_ok(res))
+        out->len = start;
+    return res;
+}
+
+static mr_result write_all(int fd, const uint8_t *p, size_t len, const char *path)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        MR_ENSURE(n > 0, MR_ERR_IO, "write %s: %s", path, strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result io_fail(const char *op, const char *path)
+{
+    MR_BAIL(MR_ERR_IO, "%s %s: %s", op, path, strerror(errno));
+}
+
+static mr_result write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return io_fail("create", tmp);
+    mr_result r = write_all(fd, data, len, tmp);
+    if (mr_ok(r) && fchmod(fd, mode) != 0)
+        r = io_fail("chmod", tmp);
+    if (mr_ok(r) && fsync(fd) != 0)
+        r = io_fail("fsync", tmp);
+    close(fd);
+    return r;
+}
+
+static void fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    (void)snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        (void)snprintf(dir, sizeof(dir), ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+}
+
+mr_result mr_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(tmp), MR_ERR_USAGE, "path too long: %s", path);
+    mr_result r = write_tmp(tmp, data, len, mode);
+    if (mr_ok(r) && rename(tmp, path) != 0)
+        r = io_fail("rename", path);
+    if (!mr_ok(r)) {
+        (void)unlink(tmp);
+        return MR_FAILURE;
+    }
+    fsync_parent(path);
+    return MR_SUCCESS;
+}
+
+mr_result mr_mkdir_p(const char *path, mode_t mode)
+{
+    char p[PATH_MAX];
+    int n = snprintf(p, sizeof(p), "%s", path);
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(p), MR_ERR_USAGE, "path too long: %s", path);
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST)
+            MR_BAIL(MR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, mode) != 0 && errno != EEXIST)
+        MR_BAIL(MR_ERR_IO, "mkdir %s: %s", p, strerror(errno));
+    return MR_SUCCESS;
+}
