@@ -1,0 +1,758 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * DCAP quote parsing and verification (spec/attestation.md §1 and §2). Step numbers in
+ * comments refer to §2.
+ */
+#include "attest/dcap.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "attest/collateral.h"
+#include "attest/collateral_int.h"
+#include "attest/ossl.h"
+#include "common/alloc.h"
+#include "common/log.h"
+
+static const uint8_t intel_qe_vendor[16] = {0x93, 0x9A, 0x72, 0x33, 0xF7, 0x9C, 0x4C, 0xA9,
+                                            0x94, 0x0A, 0x0D, 0xB3, 0x95, 0x7F, 0x06, 0x07};
+
+#define STEP_FAIL(step)                                                                       \
+    do {                                                                                      \
+        mr_error_prefix("%s", step);                                                          \
+        goto out;                                                                             \
+    } while (0)
+#define STEP(x, step)                                                                         \
+    do {                                                                                      \
+        if (!mr_ok(x))                                                                        \
+            STEP_FAIL(step);                                                                  \
+    } while (0)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Parsing (§1)                                                                               */
+
+mr_result mr_dcap_unwrap(const uint8_t *in, size_t len, mr_slice *quote)
+{
+    mr_cursor c;
+    uint32_t version = 0, type = 0;
+    uint64_t size = 0;
+
+    mr_cursor_init(&c, in, len);
+    if (len >= MR_DCAP_OE_HEADER_LEN && mr_ok(mr_cursor_u32le(&c, &version)) &&
+        mr_ok(mr_cursor_u32le(&c, &type)) && version == 1) {
+        MR_ENSURE(type == 2, MR_ERR_ATTESTATION,
+                  "quote parse: OE report type %u is not an SGX remote report", type);
+        MR_GUARD(mr_cursor_u64le(&c, &size));
+        MR_ENSURE(size == len - MR_DCAP_OE_HEADER_LEN, MR_ERR_ATTESTATION,
+                  "quote parse: OE report size %llu does not match the %zu quote bytes",
+                  (unsigned long long)size, len - MR_DCAP_OE_HEADER_LEN);
+        *quote = MR_SLICE(in + MR_DCAP_OE_HEADER_LEN, len - MR_DCAP_OE_HEADER_LEN);
+        return MR_SUCCESS;
+    }
+    *quote = MR_SLICE(in, len);
+    return MR_SUCCESS;
+}
+
+/* QE report, its signature, auth data and the (inner) certification data. */
+static mr_result parse_qe_part(mr_cursor *c, mr_dcap_quote *q)
+{
+    uint16_t auth_len = 0;
+    uint32_t cert_len = 0;
+
+    MR_GUARD(mr_cursor_view(c, MR_DCAP_SGX_BODY_LEN, &q->qe_report));
+    MR_GUARD(mr_cursor_view(c, 64, &q->qe_report_sig));
+    MR_GUARD(mr_cursor_u16le(c, &auth_len));
+    MR_GUARD(mr_cursor_view(c, auth_len, &q->qe_auth_data));
+    MR_GUARD(mr_cursor_u16le(c, &q->cert_type));
+    MR_GUARD(mr_cursor_u32le(c, &cert_len));
+    MR_GUARD(mr_cursor_view(c, cert_len, &q->cert_data));
+    return MR_SUCCESS;
+}
+
+static mr_result parse_inner(const uint8_t *quote, size_t len, mr_dcap_quote *q)
+{
+    mr_cursor c, sig;
+    uint32_t vendor_tee = 0, sig_len = 0, outer_len = 0;
+    uint16_t outer_type = 0;
+    uint32_t body_size = 0;
+    size_t body_len = 0, signed_len = 0;
+
+    memset(q, 0, sizeof(*q));
+    mr_cursor_init(&c, quote, len);
+    MR_GUARD(mr_cursor_u16le(&c, &q->version));
+    MR_GUARD(mr_cursor_u16le(&c, &q->att_key_type));
+    MR_GUARD(mr_cursor_u32le(&c, &vendor_tee));
+    MR_ENSURE(q->version >= 3 && q->version <= 5, MR_ERR_ATTESTATION,
+              "unsupported quote version %u", q->version);
+    MR_ENSURE(q->att_key_type == 2, MR_ERR_ATTESTATION,
+              "unsupported attestation key type %u (want 2, ECDSA P-256)", q->att_key_type);
+    q->tee_type = q->version == 3 ? MR_DCAP_TEE_SGX : vendor_tee;
+    MR_ENSURE(q->tee_type == MR_DCAP_TEE_SGX || q->tee_type == MR_DCAP_TEE_TDX,
+              MR_ERR_ATTESTATION, "unsupported TEE type 0x%x", q->tee_type);
+    MR_GUARD(mr_cursor_skip(&c, 4));
+    {
+        uint8_t vendor[16];
+        MR_GUARD(mr_cursor_read(&c, vendor, sizeof(vendor)));
+        MR_ENSURE(memcmp(vendor, intel_qe_vendor, 16) == 0, MR_ERR_ATTESTATION,
+                  "QE vendor ID is not Intel's");
+    }
+    MR_GUARD(mr_cursor_skip(&c, 20));
+    q->header = MR_SLICE(quote, MR_DCAP_HEADER_LEN);
+
+    if (q->version == 5) {
+        MR_GUARD(mr_cursor_u16le(&c, &q->body_type));
+        MR_GUARD(mr_cursor_u32le(&c, &body_size));
+        switch (q->body_type) {
+        case 1: body_len = MR_DCAP_SGX_BODY_LEN; break;
+        case 2: body_len = MR_DCAP_TD10_BODY_LEN; break;
+        case 3: body_len = MR_DCAP_TD15_BODY_LEN; break;
+        default: MR_BAIL(MR_ERR_ATTESTATION, "unsupported v5 body type %u", q->body_type);
+        }
+        MR_ENSURE(body_size == body_len, MR_ERR_ATTESTATION,
+                  "v5 body size %u does not match body type %u", body_size, q->body_type);
+        MR_ENSURE((q->body_type == 1) == (q->tee_type == MR_DCAP_TEE_SGX), MR_ERR_ATTESTATION,
+                  "v5 body type %u does not match the TEE type", q->body_type);
+    } else {
+        q->body_type = q->tee_type == MR_DCAP_TEE_SGX ? 1 : 2;
+        body_len = q->tee_type == MR_DCAP_TEE_SGX ? MR_DCAP_SGX_BODY_LEN : MR_DCAP_TD10_BODY_LEN;
+    }
+    MR_GUARD(mr_cursor_view(&c, body_len, &q->body));
+    signed_len = c.pos;
+    q->signed_region = MR_SLICE(quote, signed_len);
+    MR_GUARD(mr_cursor_u32le(&c, &sig_len));
+    MR_GUARD(mr_cursor_sub(&c, sig_len, &sig));
+    q->trailing = mr_cursor_remaining(&c);
+
+    MR_GUARD(mr_cursor_view(&sig, 64, &q->quote_sig));
+    MR_GUARD(mr_cursor_view(&sig, 64, &q->attest_key));
+    if (q->version == 3) {
+        MR_GUARD(parse_qe_part(&sig, q));
+    } else {
+        mr_cursor inner;
+        MR_GUARD(mr_cursor_u16le(&sig, &outer_type));
+        MR_ENSURE(outer_type == 6, MR_ERR_ATTESTATION,
+                  "certification data type %u, want 6 (QE report certification data)",
+                  outer_type);
+        MR_GUARD(mr_cursor_u32le(&sig, &outer_len));
+        MR_GUARD(mr_cursor_sub(&sig, outer_len, &inner));
+        MR_GUARD(parse_qe_part(&inner, q));
+    }
+    MR_ENSURE(q->cert_type == 5, MR_ERR_ATTESTATION,
+              "certification data type %u not supported (want 5, PCK certificate chain)",
+              q->cert_type);
+    return MR_SUCCESS;
+}
+
+mr_result mr_dcap_parse(const uint8_t *quote, size_t len, mr_dcap_quote *out)
+{
+    if (!mr_ok(parse_inner(quote, len, out))) {
+        mr_error e;
+        mr_error_take(&e);
+        /* cursor errors are PROTOCOL ("truncated ..."); a bad quote is an attestation error */
+        mr_error_set(MR_ERR_ATTESTATION, e.file, e.line, "quote parse: %s", e.msg);
+        return MR_FAILURE;
+    }
+    return MR_SUCCESS;
+}
+
+/* sgx_report_body_t (§1.2) */
+static mr_result parse_sgx_body(mr_slice body, mr_attest_sgx_claims *s, uint8_t rd[64])
+{
+    mr_cursor c;
+
+    mr_cursor_init(&c, body.ptr, body.len);
+    MR_GUARD(mr_cursor_read(&c, s->cpusvn, 16));
+    MR_GUARD(mr_cursor_u32le(&c, &s->miscselect));
+    MR_GUARD(mr_cursor_skip(&c, 12));
+    MR_GUARD(mr_cursor_read(&c, s->isvextprodid, 16));
+    MR_GUARD(mr_cursor_read(&c, s->attributes, 16));
+    MR_GUARD(mr_cursor_read(&c, s->mrenclave, 32));
+    MR_GUARD(mr_cursor_skip(&c, 32));
+    MR_GUARD(mr_cursor_read(&c, s->mrsigner, 32));
+    MR_GUARD(mr_cursor_skip(&c, 32));
+    MR_GUARD(mr_cursor_read(&c, s->configid, 64));
+    MR_GUARD(mr_cursor_u16le(&c, &s->isvprodid));
+    MR_GUARD(mr_cursor_u16le(&c, &s->isvsvn));
+    MR_GUARD(mr_cursor_u16le(&c, &s->configsvn));
+    MR_GUARD(mr_cursor_skip(&c, 42));
+    MR_GUARD(mr_cursor_read(&c, s->isvfamilyid, 16));
+    MR_GUARD(mr_cursor_read(&c, rd, 64));
+    {
+        mr_cursor a;
+        mr_cursor_init(&a, s->attributes, 16);
+        MR_GUARD(mr_cursor_u64le(&a, &s->attr_flags));
+        MR_GUARD(mr_cursor_u64le(&a, &s->xfrm));
+    }
+    return MR_SUCCESS;
+}
+
+/* TD report 1.0 / 1.5 (§5.4) */
+static mr_result parse_td_body(mr_slice body, mr_attest_tdx_claims *t, uint8_t rd[64])
+{
+    mr_cursor c;
+
+    mr_cursor_init(&c, body.ptr, body.len);
+    MR_GUARD(mr_cursor_read(&c, t->tee_tcb_svn, 16));
+    MR_GUARD(mr_cursor_read(&c, t->mrseam, 48));
+    MR_GUARD(mr_cursor_read(&c, t->mrsignerseam, 48));
+    MR_GUARD(mr_cursor_u64le(&c, &t->seam_attributes));
+    MR_GUARD(mr_cursor_u64le(&c, &t->td_attributes));
+    MR_GUARD(mr_cursor_u64le(&c, &t->xfam));
+    MR_GUARD(mr_cursor_read(&c, t->mrtd, 48));
+    MR_GUARD(mr_cursor_read(&c, t->mrconfigid, 48));
+    MR_GUARD(mr_cursor_read(&c, t->mrowner, 48));
+    MR_GUARD(mr_cursor_read(&c, t->mrownerconfig, 48));
+    for (int i = 0; i < 4; i++)
+        MR_GUARD(mr_cursor_read(&c, t->rtmr[i], 48));
+    MR_GUARD(mr_cursor_read(&c, rd, 64));
+    if (mr_cursor_remaining(&c) > 0) {
+        t->has_td15 = true;
+        MR_GUARD(mr_cursor_read(&c, t->tee_tcb_svn2, 16));
+        MR_GUARD(mr_cursor_read(&c, t->mrservicetd, 48));
+    }
+    return MR_SUCCESS;
+}
+
+mr_result mr_dcap_quote_claims(const mr_dcap_quote *q, mr_attest_claims *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->quote_version = q->version;
+    out->tcb.status = MR_TCB_UNKNOWN;
+    out->tcb.platform_status = MR_TCB_UNKNOWN;
+    out->tcb.qe_status = MR_TCB_UNKNOWN;
+    out->tcb.module_status = MR_TCB_UNKNOWN;
+    if (q->tee_type == MR_DCAP_TEE_SGX) {
+        out->tee = MR_TEE_SGX;
+        MR_GUARD(parse_sgx_body(q->body, &out->u.sgx, out->report_data));
+        out->debug = (out->u.sgx.attr_flags & 0x2) != 0;
+    } else {
+        out->tee = MR_TEE_TDX;
+        MR_GUARD(parse_td_body(q->body, &out->u.tdx, out->report_data));
+        out->debug = (out->u.tdx.td_attributes & 0x1) != 0;
+    }
+    return MR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* PCK certificate SGX extension (OID 1.2.840.113741.1.13.1)                                  */
+
+typedef struct pck_info {
+    uint8_t fmspc[6];
+    uint8_t pceid[2];
+    uint8_t comp[16];
+    uint8_t cpusvn[16];
+    uint16_t pcesvn;
+    unsigned have; /* bit per required item */
+} pck_info;
+
+enum { HAVE_FMSPC = 1, HAVE_PCEID = 2, HAVE_PCESVN = 4, HAVE_COMPS = 8 };
+
+static const uint8_t sgx_ext_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d, 0x01, 0x0d, 0x01};
+
+/* One DER TLV; only low tag numbers and definite lengths (as DER requires). */
+static mr_result der_tlv(mr_cursor *c, uint8_t *tag, mr_cursor *val)
+{
+    uint8_t b = 0;
+    size_t len = 0;
+
+    MR_GUARD(mr_cursor_u8(c, tag));
+    MR_ENSURE((*tag & 0x1f) != 0x1f, MR_ERR_ATTESTATION, "unsupported DER tag");
+    MR_GUARD(mr_cursor_u8(c, &b));
+    if (b < 0x80) {
+        len = b;
+    } else {
+        unsigned n = b & 0x7f;
+        MR_ENSURE(n >= 1 && n <= 3, MR_ERR_ATTESTATION, "unsupported DER length");
+        for (unsigned i = 0; i < n; i++) {
+            MR_GUARD(mr_cursor_u8(c, &b));
+            len = (len << 8) | b;
+        }
+    }
+    return mr_cursor_sub(c, len, val);
+}
+
+static mr_result der_uint(mr_cursor *v, uint8_t tag, unsigned max, unsigned *out)
+{
+    unsigned x = 0;
+    size_t n = mr_cursor_remaining(v);
+    uint8_t b = 0;
+
+    MR_ENSURE(tag == 0x02 || tag == 0x0a, MR_ERR_ATTESTATION, "expected an INTEGER");
+    MR_ENSURE(n >= 1 && n <= 3, MR_ERR_ATTESTATION, "INTEGER out of range");
+    for (size_t i = 0; i < n; i++) {
+        MR_GUARD(mr_cursor_u8(v, &b));
+        if (i == 0)
+            MR_ENSURE((b & 0x80) == 0, MR_ERR_ATTESTATION, "negative INTEGER");
+        x = (x << 8) | b;
+    }
+    MR_ENSURE(x <= max, MR_ERR_ATTESTATION, "INTEGER out of range");
+    *out = x;
+    return MR_SUCCESS;
+}
+
+static mr_result der_octets(mr_cursor *v, uint8_t tag, uint8_t *out, size_t n)
+{
+    MR_ENSURE(tag == 0x04 && mr_cursor_remaining(v) == n, MR_ERR_ATTESTATION,
+              "expected an OCTET STRING of %zu bytes", n);
+    return mr_cursor_read(v, out, n);
+}
+
+/* Reads SEQUENCE { OID, value } and returns the OID's last arc below `prefix`. */
+static mr_result ext_item(mr_cursor *seq, const uint8_t *prefix, size_t plen, unsigned *arc,
+                          uint8_t *vtag, mr_cursor *val)
+{
+    uint8_t tag = 0;
+    mr_cursor item, oid;
+    mr_slice o;
+
+    MR_GUARD(der_tlv(seq, &tag, &item));
+    MR_ENSURE(tag == 0x30, MR_ERR_ATTESTATION, "expected a SEQUENCE");
+    MR_GUARD(der_tlv(&item, &tag, &oid));
+    MR_ENSURE(tag == 0x06, MR_ERR_ATTESTATION, "expected an OID");
+    MR_GUARD(mr_cursor_view(&oid, mr_cursor_remaining(&oid), &o));
+    *arc = 0;
+    if (o.len == plen + 1 && memcmp(o.ptr, prefix, plen) == 0 && o.ptr[plen] < 0x80)
+        *arc = o.ptr[plen];
+    MR_GUARD(der_tlv(&item, vtag, val));
+    return MR_SUCCESS;
+}
+
+static mr_result parse_tcb_seq(mr_cursor *v, pck_info *p)
+{
+    uint8_t prefix[sizeof(sgx_ext_oid) + 1];
+    unsigned seen = 0;
+
+    memcpy(prefix, sgx_ext_oid, sizeof(sgx_ext_oid));
+    prefix[sizeof(sgx_ext_oid)] = 0x02;
+    while (mr_cursor_remaining(v) > 0) {
+        unsigned arc = 0, x = 0;
+        uint8_t tag = 0;
+        mr_cursor val;
+        MR_GUARD(ext_item(v, prefix, sizeof(prefix), &arc, &tag, &val));
+        if (arc >= 1 && arc <= 16) {
+            MR_GUARD(der_uint(&val, tag, 255, &x));
+            p->comp[arc - 1] = (uint8_t)x;
+            seen |= 1u << (arc - 1);
+        } else if (arc == 17) {
+            MR_GUARD(der_uint(&val, tag, 0xffff, &x));
+            p->pcesvn = (uint16_t)x;
+            p->have |= HAVE_PCESVN;
+        } else if (arc == 18) {
+            MR_GUARD(der_octets(&val, tag, p->cpusvn, 16));
+        }
+    }
+    if (seen == 0xffff)
+        p->have |= HAVE_COMPS;
+    return MR_SUCCESS;
+}
+
+static mr_result parse_pck_ext(X509 *leaf, pck_info *p)
+{
+    ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+    int idx = -1;
+    const ASN1_OCTET_STRING *data = NULL;
+    mr_cursor c, seq;
+    uint8_t tag = 0;
+
+    memset(p, 0, sizeof(*p));
+    MR_ENSURE(obj != NULL, MR_ERR_INTERNAL, "out of memory");
+    idx = X509_get_ext_by_OBJ(leaf, obj, -1);
+    ASN1_OBJECT_free(obj);
+    MR_ENSURE(idx >= 0, MR_ERR_ATTESTATION, "PCK certificate has no SGX extension");
+    data = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
+    MR_ENSURE(data != NULL, MR_ERR_ATTESTATION, "empty SGX extension");
+    mr_cursor_init(&c, ASN1_STRING_get0_data(data), (size_t)ASN1_STRING_length(data));
+    MR_GUARD(der_tlv(&c, &tag, &seq));
+    MR_ENSURE(tag == 0x30, MR_ERR_ATTESTATION, "SGX extension is not a SEQUENCE");
+    while (mr_cursor_remaining(&seq) > 0) {
+        unsigned arc = 0;
+        mr_cursor val;
+        MR_GUARD(ext_item(&seq, sgx_ext_oid, sizeof(sgx_ext_oid), &arc, &tag, &val));
+        switch (arc) {
+        case 2:
+            MR_ENSURE(tag == 0x30, MR_ERR_ATTESTATION, "SGX extension TCB is not a SEQUENCE");
+            MR_GUARD(parse_tcb_seq(&val, p));
+            break;
+        case 3:
+            MR_GUARD(der_octets(&val, tag, p->pceid, 2));
+            p->have |= HAVE_PCEID;
+            break;
+        case 4:
+            MR_GUARD(der_octets(&val, tag, p->fmspc, 6));
+            p->have |= HAVE_FMSPC;
+            break;
+        default:
+            break;
+        }
+    }
+    MR_ENSURE(p->have == (HAVE_FMSPC | HAVE_PCEID | HAVE_PCESVN | HAVE_COMPS),
+              MR_ERR_ATTESTATION, "SGX extension lacks FMSPC, PCE-ID or TCB values");
+    return MR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* TCB evaluation helpers                                                                     */
+
+static void add_advisories(mr_attest_tcb *t, const mr_dcap_level *lv)
+{
+    for (size_t i = 0; lv != NULL && i < lv->adv_count; i++) {
+        size_t pos = 0;
+        int cmp = 1;
+        while (pos < t->advisory_count && (cmp = strcmp(t->advisories[pos], lv->adv[i])) < 0)
+            pos++;
+        if (pos < t->advisory_count && cmp == 0)
+            continue;
+        if (t->advisory_count >= MR_ATTEST_MAX_ADVISORIES)
+            return;
+        memmove(t->advisories[pos + 1], t->advisories[pos],
+                (t->advisory_count - pos) * sizeof(t->advisories[0]));
+        memcpy(t->advisories[pos], lv->adv[i], MR_ATTEST_ADVISORY_MAX);
+        t->advisory_count++;
+    }
+}
+
+static bool sgx_level_ok(const mr_dcap_level *lv, const pck_info *p)
+{
+    for (int i = 0; i < 16; i++)
+        if (p->comp[i] < lv->sgx[i])
+            return false;
+    return p->pcesvn >= lv->pcesvn;
+}
+
+static mr_tcb_status converge_outdated(mr_tcb_status s)
+{
+    switch (s) {
+    case MR_TCB_UP_TO_DATE:
+    case MR_TCB_SW_HARDENING_NEEDED:
+        return MR_TCB_OUT_OF_DATE;
+    case MR_TCB_CONFIGURATION_NEEDED:
+    case MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED:
+        return MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED;
+    default:
+        return s;
+    }
+}
+
+static void window_add(mr_attest_tcb *t, time_t issue, time_t next, bool *first)
+{
+    if (*first || issue < t->earliest_issue_date)
+        t->earliest_issue_date = issue;
+    if (*first || issue > t->latest_issue_date)
+        t->latest_issue_date = issue;
+    if (*first || next < t->earliest_next_update)
+        t->earliest_next_update = next;
+    if (*first || next > t->latest_next_update)
+        t->latest_next_update = next;
+    *first = false;
+}
+
+static const mr_dcap_level *isv_level(const mr_dcap_level *lv, size_t n, unsigned svn)
+{
+    for (size_t i = 0; i < n; i++)
+        if (svn >= lv[i].isvsvn)
+            return &lv[i];
+    return NULL;
+}
+
+/* §2 step 7: TDX module identity. *module_level is NULL when the identity has no levels. */
+static mr_result check_tdx_module(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
+                                  const mr_dcap_level **module_level)
+{
+    const mr_dcap_module_id *m = NULL;
+    uint8_t seam_attr[8];
+
+    *module_level = NULL;
+    if (td->tee_tcb_svn[1] > 0) {
+        char want[16];
+        snprintf(want, sizeof(want), "TDX_%02X", td->tee_tcb_svn[1]);
+        for (size_t i = 0; i < ti->module_id_count; i++)
+            if (strcmp(ti->module_ids[i].id, want) == 0)
+                m = &ti->module_ids[i];
+        MR_ENSURE(m != NULL, MR_ERR_ATTESTATION,
+                  "TDX_MODULE_MISMATCH: TCB Info has no module identity %s", want);
+    } else {
+        MR_ENSURE(ti->has_module, MR_ERR_ATTESTATION,
+                  "TDX_MODULE_MISMATCH: TCB Info has no tdxModule");
+        m = &ti->module;
+    }
+    MR_ENSURE(memcmp(m->mrsigner, td->mrsignerseam, 48) == 0, MR_ERR_ATTESTATION,
+              "TDX_MODULE_MISMATCH: MRSIGNERSEAM differs");
+    for (int i = 0; i < 8; i++)
+        seam_attr[i] = (uint8_t)(td->seam_attributes >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        MR_ENSURE((seam_attr[i] & m->attributes_mask[i]) == m->attributes[i],
+                  MR_ERR_ATTESTATION, "TDX_MODULE_MISMATCH: SEAMATTRIBUTES differ");
+    if (m->level_count > 0) {
+        *module_level = isv_level(m->levels, m->level_count, td->tee_tcb_svn[0]);
+        MR_ENSURE(*module_level != NULL, MR_ERR_ATTESTATION,
+                  "TCB_NOT_SUPPORTED: TDX module SVN %u is below every module TCB level",
+                  td->tee_tcb_svn[0]);
+    }
+    return MR_SUCCESS;
+}
+
+/* §2 step 10: QE identity. */
+static mr_result check_qe_identity(const mr_dcap_qe_identity *qi, bool tdx,
+                                   const mr_dcap_quote *q, const mr_dcap_level **qe_level,
+                                   uint16_t *qe_svn)
+{
+    mr_attest_sgx_claims qe;
+    uint8_t rd[64];
+    const char *want = tdx ? "TD_QE" : "QE";
+    uint8_t misc[4];
+
+    MR_ENSURE(strcmp(qi->id, want) == 0, MR_ERR_ATTESTATION,
+              "QE Identity is for \"%s\", the quote needs \"%s\"", qi->id, want);
+    MR_GUARD(parse_sgx_body(q->qe_report, &qe, rd));
+    *qe_svn = qe.isvsvn;
+    for (int i = 0; i < 4; i++) {
+        misc[i] = (uint8_t)(qe.miscselect >> (8 * i));
+        MR_ENSURE((misc[i] & qi->miscselect_mask[i]) == qi->miscselect[i], MR_ERR_ATTESTATION,
+                  "QE_IDENTITY_MISMATCH: MISCSELECT");
+    }
+    for (int i = 0; i < 16; i++)
+        MR_ENSURE((qe.attributes[i] & qi->attributes_mask[i]) == qi->attributes[i],
+                  MR_ERR_ATTESTATION, "QE_IDENTITY_MISMATCH: ATTRIBUTES");
+    MR_ENSURE(memcmp(qe.mrsigner, qi->mrsigner, 32) == 0, MR_ERR_ATTESTATION,
+              "QE_IDENTITY_MISMATCH: MRSIGNER");
+    MR_ENSURE(qe.isvprodid == qi->isvprodid, MR_ERR_ATTESTATION,
+              "QE_IDENTITY_MISMATCH: ISVPRODID %u, want %u", qe.isvprodid, qi->isvprodid);
+    *qe_level = isv_level(qi->levels, qi->level_count, qe.isvsvn);
+    MR_ENSURE(*qe_level != NULL, MR_ERR_ATTESTATION,
+              "ISVSVN_NOT_SUPPORTED: QE ISVSVN %u is below every QE TCB level", qe.isvsvn);
+    return MR_SUCCESS;
+}
+
+/* TD relaunch check (TD report 1.5 only, §2 step 13). */
+static bool td_relaunch_advised(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
+                                mr_tcb_status qe, mr_tcb_status sgx, mr_tcb_status tdx,
+                                const mr_dcap_level *module_level)
+{
+    const mr_dcap_level *latest = &ti->levels[0];
+    int start = td->tee_tcb_svn2[1] > 0 ? 2 : 0;
+
+    if (!td->has_td15 || qe != MR_TCB_UP_TO_DATE)
+        return false;
+    if (sgx != MR_TCB_UP_TO_DATE && sgx != MR_TCB_SW_HARDENING_NEEDED &&
+        sgx != MR_TCB_CONFIGURATION_NEEDED && sgx != MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED)
+        return false;
+    if (tdx != MR_TCB_OUT_OF_DATE && tdx != MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED)
+        return false;
+    if (module_level == NULL || module_level->status != MR_TCB_OUT_OF_DATE)
+        return false;
+    for (int i = start; i < 16; i++)
+        if (td->tee_tcb_svn2[i] < latest->tdx[i])
+            return false;
+    /* the module SVN of TEE_TCB_SVN2 must reach the newest module level */
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Verification (§2)                                                                          */
+
+mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest_options *opts,
+                         mr_attest_claims *out)
+{
+    mr_result res = MR_FAILURE;
+    mr_attest_options defaults;
+    const mr_attest_roots *roots = NULL;
+    mr_slice raw;
+    mr_dcap_quote q;
+    mr_attest_claims claims;
+    STACK_OF(X509) *certs = NULL, *untrusted = NULL;
+    X509 *leaf = NULL, *intermediate = NULL;
+    EVP_PKEY *attest_key = NULL;
+    mr_dcap_collateral *col = NULL;
+    pck_info pck;
+    char cn[128];
+    bool tdx = false, processor_ca = false;
+    time_t when = 0;
+    const mr_dcap_level *module_level = NULL, *qe_level = NULL, *sgx_level = NULL,
+                        *tdx_level = NULL;
+    uint16_t qe_svn = 0;
+
+    memset(&defaults, 0, sizeof(defaults));
+    if (opts == NULL)
+        opts = &defaults;
+    when = opts->verify_time != 0 ? opts->verify_time : time(NULL);
+    roots = opts->roots != NULL ? opts->roots : mr_attest_roots_intel();
+    MR_ENSURE(roots != NULL && input != NULL, MR_ERR_INTERNAL,
+              "attestation: no trust anchor available");
+
+    /* 1. parse */
+    MR_GUARD(mr_dcap_unwrap(input, input_len, &raw));
+    MR_GUARD(mr_dcap_parse(raw.ptr, raw.len, &q));
+    STEP(mr_dcap_quote_claims(&q, &claims), "quote parse");
+    tdx = claims.tee == MR_TEE_TDX;
+
+    /* 2. PCK chain from the certification data */
+    STEP(mr_ossl_pem_certs(q.cert_data.ptr, q.cert_data.len, &certs), "PCK chain");
+    leaf = sk_X509_value(certs, 0);
+    mr_ossl_subject_cn(leaf, cn, sizeof(cn));
+    MR_ENSURE_OUT(strstr(cn, "Intel SGX PCK Certificate") != NULL, MR_ERR_ATTESTATION,
+                  "PCK chain: leaf CN \"%s\" is not an Intel SGX PCK Certificate", cn);
+    untrusted = sk_X509_new_null();
+    MR_ENSURE_ALLOC_OUT(untrusted);
+    for (int i = 1; i < sk_X509_num(certs); i++) {
+        X509 *c = sk_X509_value(certs, i);
+        if (!mr_ossl_self_issued(c)) /* the root copy in the quote is never trusted */
+            MR_ENSURE_OUT(sk_X509_push(untrusted, c) > 0, MR_ERR_INTERNAL, "out of memory");
+    }
+    /* 3. chain to the pinned root at the verification time */
+    STEP(mr_ossl_verify_chain(leaf, untrusted, roots->certs, when, true, &intermediate, NULL,
+                              NULL),
+         "PCK chain");
+    mr_ossl_subject_cn(intermediate, cn, sizeof(cn));
+    if (strcmp(cn, "Intel SGX PCK Processor CA") == 0)
+        processor_ca = true;
+    else
+        MR_ENSURE_OUT(strcmp(cn, "Intel SGX PCK Platform CA") == 0, MR_ERR_ATTESTATION,
+                      "PCK chain: issuer CN \"%s\" is not an Intel SGX PCK Platform/Processor CA",
+                      cn);
+    STEP(parse_pck_ext(leaf, &pck), "PCK certificate");
+    memcpy(claims.tcb.fmspc, pck.fmspc, 6);
+    memcpy(claims.tcb.pceid, pck.pceid, 2);
+    memcpy(claims.tcb.pck_cpusvn, pck.cpusvn, 16);
+    memcpy(claims.tcb.pck_comp_svn, pck.comp, 16);
+    claims.tcb.pcesvn = pck.pcesvn;
+
+    /* collateral */
+    if (opts->collateral != NULL) {
+        col = mr_dcap_collateral_ref(opts->collateral);
+    } else if (opts->source != NULL) {
+        STEP(mr_collateral_source_get(opts->source, tdx, pck.fmspc,
+                                      processor_ca ? "processor" : "platform", when, &col),
+             "collateral");
+    } else {
+        MR_ENSURE_OUT(opts->flags & MR_ATTEST_ALLOW_NO_COLLATERAL, MR_ERR_ATTESTATION,
+                      "collateral: no collateral source configured");
+    }
+
+    if (col != NULL) {
+        bool first = true;
+        /* 4. CRLs */
+        STEP(mr_dcap_collateral_check_pck(col, leaf, intermediate, when, opts->flags),
+             "PCK revocation");
+        /* 5. collateral chains, signatures and validity */
+        STEP(mr_dcap_collateral_check(col, roots, when, opts->flags), "collateral");
+        /* 6. TCB Info applies to this platform */
+        MR_ENSURE_OUT(col->tcb.tdx == tdx, MR_ERR_ATTESTATION,
+                      "TCB Info: collateral is for %s, the quote is %s",
+                      col->tcb.tdx ? "TDX" : "SGX", tdx ? "TDX" : "SGX");
+        MR_ENSURE_OUT(memcmp(col->tcb.fmspc, pck.fmspc, 6) == 0, MR_ERR_ATTESTATION,
+                      "TCB Info: FMSPC does not match the PCK certificate");
+        MR_ENSURE_OUT(memcmp(col->tcb.pceid, pck.pceid, 2) == 0, MR_ERR_ATTESTATION,
+                      "TCB Info: PCE-ID does not match the PCK certificate");
+        /* 7. TDX module identity */
+        if (tdx)
+            STEP(check_tdx_module(&col->tcb, &claims.u.tdx, &module_level),
+                 "TDX module identity");
+        window_add(&claims.tcb, col->tcb.issue_date, col->tcb.next_update, &first);
+        window_add(&claims.tcb, col->qe.issue_date, col->qe.next_update, &first);
+        if (col->pck_crl != NULL)
+            window_add(&claims.tcb, col->pck_crl_this, col->pck_crl_next, &first);
+        if (col->root_crl != NULL)
+            window_add(&claims.tcb, col->root_crl_this, col->root_crl_next, &first);
+        claims.tcb.tcb_eval_data_number = col->tcb.eval_num;
+    }
+
+    /* 8. QE report signature by the PCK key */
+    STEP(mr_ossl_verify_raw_sig(X509_get0_pubkey(leaf), q.qe_report.ptr, q.qe_report.len,
+                                q.qe_report_sig.ptr, "QE report signature"),
+         "QE report");
+    /* 9. attestation key binding */
+    {
+        uint8_t h[32];
+        mr_attest_sgx_claims qe;
+        uint8_t qrd[64];
+        static const uint8_t zeros[32];
+        STEP(parse_sgx_body(q.qe_report, &qe, qrd), "QE report");
+        claims.tcb.qe_isvsvn = qe.isvsvn;
+        STEP(mr_ossl_sha256_2(q.attest_key.ptr, q.attest_key.len, q.qe_auth_data.ptr,
+                              q.qe_auth_data.len, h),
+             "attestation key binding");
+        MR_ENSURE_OUT(memcmp(h, qrd, 32) == 0 && memcmp(qrd + 32, zeros, 32) == 0,
+                      MR_ERR_ATTESTATION,
+                      "attestation key binding: QE report data does not match "
+                      "SHA-256(attestation key || QE auth data)");
+    }
+    /* 10. QE identity */
+    if (col != NULL)
+        STEP(check_qe_identity(&col->qe, tdx, &q, &qe_level, &qe_svn), "QE identity");
+    /* 11. quote signature */
+    STEP(mr_ossl_p256_from_raw(q.attest_key.ptr, &attest_key), "quote signature");
+    STEP(mr_ossl_verify_raw_sig(attest_key, q.signed_region.ptr, q.signed_region.len,
+                                q.quote_sig.ptr, "quote signature"),
+         "quote signature");
+
+    if (col != NULL) {
+        const mr_dcap_tcb_info *ti = &col->tcb;
+        mr_tcb_status st;
+        /* 12. platform TCB level */
+        for (size_t i = 0; i < ti->level_count && sgx_level == NULL; i++)
+            if (sgx_level_ok(&ti->levels[i], &pck))
+                sgx_level = &ti->levels[i];
+        MR_ENSURE_OUT(sgx_level != NULL, MR_ERR_ATTESTATION,
+                      "TCB level: TCB not supported (no TCB level matches the platform's PCK "
+                      "TCB components)");
+        if (tdx) {
+            int start = claims.u.tdx.tee_tcb_svn[1] > 0 ? 2 : 0;
+            for (size_t i = (size_t)(sgx_level - ti->levels); i < ti->level_count; i++) {
+                const mr_dcap_level *lv = &ti->levels[i];
+                bool ok = lv->has_tdx && sgx_level_ok(lv, &pck);
+                for (int k = start; ok && k < 16; k++)
+                    ok = claims.u.tdx.tee_tcb_svn[k] >= lv->tdx[k];
+                if (ok) {
+                    tdx_level = lv;
+                    break;
+                }
+            }
+            MR_ENSURE_OUT(tdx_level != NULL, MR_ERR_ATTESTATION,
+                          "TCB level: TCB not supported (no TCB level matches the TD's "
+                          "TEE_TCB_SVN)");
+        }
+        /* 13. converge */
+        const mr_dcap_level *platform = tdx ? tdx_level : sgx_level;
+        st = platform->status;
+        claims.tcb.platform_status = st;
+        claims.tcb.tcb_date = platform->date;
+        claims.tcb.qe_status = qe_level->status;
+        claims.tcb.module_status = MR_TCB_UP_TO_DATE;
+        add_advisories(&claims.tcb, platform);
+        add_advisories(&claims.tcb, qe_level);
+        if (tdx && module_level != NULL) {
+            claims.tcb.module_status = module_level->status;
+            add_advisories(&claims.tcb, module_level);
+            if (td_relaunch_advised(ti, &claims.u.tdx, qe_level->status, sgx_level->status,
+                                    st, module_level)) {
+                st = st == MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED ||
+                             sgx_level->status == MR_TCB_CONFIGURATION_NEEDED ||
+                             sgx_level->status == MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED
+                         ? MR_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
+                         : MR_TCB_TD_RELAUNCH_ADVISED;
+            } else if (module_level->status == MR_TCB_OUT_OF_DATE) {
+                st = converge_outdated(st);
+            } else if (module_level->status == MR_TCB_REVOKED) {
+                st = MR_TCB_REVOKED;
+            }
+        }
+        if (qe_level->status == MR_TCB_OUT_OF_DATE)
+            st = converge_outdated(st);
+        else if (qe_level->status == MR_TCB_REVOKED)
+            st = MR_TCB_REVOKED;
+        claims.tcb.status = st;
+        claims.tcb.evaluated = true;
+    }
+    *out = claims;
+    res = MR_SUCCESS;
+out:
+    EVP_PKEY_free(attest_key);
+    X509_free(intermediate);
+    sk_X509_free(untrusted);
+    sk_X509_pop_free(certs, X509_free);
+    mr_dcap_collateral_free(col);
+    return res;
+}

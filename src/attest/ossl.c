@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* OpenSSL 3 helpers for the DCAP verifier; see ossl.h. */
+#include "attest/ossl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include "common/alloc.h"
+#include "common/codec.h"
+
+mr_result mr_ossl_sha256(const void *data, size_t len, uint8_t out[32])
+{
+    MR_ENSURE(SHA256(data, len, out) != NULL, MR_ERR_INTERNAL, "SHA-256 failed");
+    return MR_SUCCESS;
+}
+
+mr_result mr_ossl_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+                           uint8_t out[32])
+{
+    mr_result res = MR_FAILURE;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int n = 0;
+
+    MR_ENSURE_ALLOC_OUT(ctx);
+    MR_GUARD_OSSL_OUT(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL), MR_ERR_INTERNAL, "SHA-256");
+    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(ctx, a, alen), MR_ERR_INTERNAL, "SHA-256");
+    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(ctx, b, blen), MR_ERR_INTERNAL, "SHA-256");
+    MR_GUARD_OSSL_OUT(EVP_DigestFinal_ex(ctx, out, &n), MR_ERR_INTERNAL, "SHA-256");
+    res = MR_SUCCESS;
+out:
+    EVP_MD_CTX_free(ctx);
+    return res;
+}
+
+mr_result mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out)
+{
+    mr_result res = MR_FAILURE;
+    uint8_t point[65];
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    point[0] = 0x04;
+    memcpy(point + 1, xy, 64);
+    bld = OSSL_PARAM_BLD_new();
+    MR_ENSURE_ALLOC_OUT(bld);
+    MR_GUARD_OSSL_OUT(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+                                                      "prime256v1", 0),
+                      MR_ERR_INTERNAL, "building EC key");
+    MR_GUARD_OSSL_OUT(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
+                                                       sizeof(point)),
+                      MR_ERR_INTERNAL, "building EC key");
+    params = OSSL_PARAM_BLD_to_param(bld);
+    MR_ENSURE_ALLOC_OUT(params);
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    MR_ENSURE_ALLOC_OUT(ctx);
+    MR_GUARD_OSSL_OUT(EVP_PKEY_fromdata_init(ctx), MR_ERR_INTERNAL, "building EC key");
+    /* fromdata checks that the point lies on the curve. */
+    MR_GUARD_OSSL_OUT(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params),
+                      MR_ERR_ATTESTATION, "invalid P-256 public key");
+    *out = pkey;
+    pkey = NULL;
+    res = MR_SUCCESS;
+out:
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    return res;
+}
+
+mr_result mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
+                                 const uint8_t sig[64], const char *what)
+{
+    mr_result res = MR_FAILURE;
+    ECDSA_SIG *es = NULL;
+    BIGNUM *r = NULL, *s = NULL;
+    unsigned char *der = NULL;
+    int der_len = 0;
+    EVP_MD_CTX *ctx = NULL;
+    int rc = 0;
+
+    r = BN_bin2bn(sig, 32, NULL);
+    s = BN_bin2bn(sig + 32, 32, NULL);
+    es = ECDSA_SIG_new();
+    MR_ENSURE_OUT(r && s && es, MR_ERR_INTERNAL, "out of memory");
+    MR_GUARD_OSSL_OUT(ECDSA_SIG_set0(es, r, s), MR_ERR_INTERNAL, "ECDSA signature");
+    r = s = NULL;
+    der_len = i2d_ECDSA_SIG(es, &der);
+    MR_ENSURE_OUT(der_len > 0, MR_ERR_INTERNAL, "encoding ECDSA signature");
+    ctx = EVP_MD_CTX_new();
+    MR_ENSURE_ALLOC_OUT(ctx);
+    MR_GUARD_OSSL_OUT(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key), MR_ERR_ATTESTATION,
+                      "%s: unusable key", what);
+    rc = EVP_DigestVerify(ctx, der, (size_t)der_len, msg, len);
+    ERR_clear_error();
+    MR_ENSURE_OUT(rc == 1, MR_ERR_ATTESTATION, "%s does not verify", what);
+    res = MR_SUCCESS;
+out:
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    BN_free(r);
+    BN_free(s);
+    return res;
+}
+
+mr_result mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out)
+{
+    const unsigned char *p = der;
+    X509 *c = NULL;
+
+    MR_ENSURE(len > 0 && len < (size_t)1 << 20, MR_ERR_ATTESTATION, "bad certificate size");
+    c = d2i_X509(NULL, &p, (long)len);
+    if (c == NULL || p != der + len) {
+        X509_free(c);
+        ERR_clear_error();
+        MR_BAIL(MR_ERR_ATTESTATION, "malformed certificate");
+    }
+    *out = c;
+    return MR_SUCCESS;
+}
+
+mr_result mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out)
+{
+    const unsigned char *p = der;
+    X509_CRL *c = NULL;
+
+    MR_ENSURE(len > 0 && len < (size_t)16 << 20, MR_ERR_ATTESTATION, "bad CRL size");
+    c = d2i_X509_CRL(NULL, &p, (long)len);
+    if (c == NULL || p != der + len) {
+        X509_CRL_free(c);
+        ERR_clear_error();
+        MR_BAIL(MR_ERR_ATTESTATION, "malformed CRL");
+    }
+    *out = c;
+    return MR_SUCCESS;
+}
+
+mr_result mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out)
+{
+    mr_result res = MR_FAILURE;
+    STACK_OF(X509) *sk = NULL;
+    X509 *cert = NULL;
+    mr_pem_block blk;
+    mr_cursor cur;
+    bool found = false;
+
+    memset(&blk, 0, sizeof(blk));
+    mr_buf_init(&blk.der, (size_t)1 << 20, 0);
+    mr_cursor_init(&cur, pem, len);
+    sk = sk_X509_new_null();
+    MR_ENSURE_ALLOC_OUT(sk);
+    for (;;) {
+        mr_buf_reset(&blk.der);
+        if (!mr_ok(mr_pem_next(&cur, &blk, &found))) {
+            mr_error_prefix("certificate chain");
+            goto out;
+        }
+        if (!found)
+            break;
+        if (strcmp(blk.label, "CERTIFICATE") != 0)
+            continue;
+        MR_ENSURE_OUT(sk_X509_num(sk) < 16, MR_ERR_ATTESTATION, "too many certificates");
+        MR_GUARD_OUT(mr_ossl_der_cert(blk.der.data, blk.der.len, &cert));
+        MR_ENSURE_OUT(sk_X509_push(sk, cert) > 0, MR_ERR_INTERNAL, "out of memory");
+        cert = NULL;
+    }
+    MR_ENSURE_OUT(sk_X509_num(sk) > 0, MR_ERR_ATTESTATION, "no certificate in PEM chain");
+    *out = sk;
+    sk = NULL;
+    res = MR_SUCCESS;
+out:
+    X509_free(cert);
+    sk_X509_pop_free(sk, X509_free);
+    mr_buf_free(&blk.der);
+    return res;
+}
+
+mr_result mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    MR_ENSURE(t != NULL && ASN1_TIME_to_tm(t, &tm) == 1, MR_ERR_ATTESTATION, "invalid time");
+    *out = timegm(&tm);
+    return MR_SUCCESS;
+}
+
+static bool digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+mr_result mr_ossl_rfc3339(const char *s, size_t len, time_t *out)
+{
+    struct tm tm;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+    size_t i = 19;
+
+    memset(&tm, 0, sizeof(tm));
+    MR_ENSURE(len >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't') &&
+                  s[13] == ':' && s[16] == ':',
+              MR_ERR_ATTESTATION, "invalid date");
+    MR_ENSURE(digits(s, 4, &y) && digits(s + 5, 2, &mo) && digits(s + 8, 2, &d) &&
+                  digits(s + 11, 2, &h) && digits(s + 14, 2, &mi) && digits(s + 17, 2, &se),
+              MR_ERR_ATTESTATION, "invalid date");
+    if (s[i] == '.') {
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    MR_ENSURE(i + 1 == len && (s[i] == 'Z' || s[i] == 'z'), MR_ERR_ATTESTATION,
+              "invalid date (UTC 'Z' required)");
+    MR_ENSURE(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && se <= 60,
+              MR_ERR_ATTESTATION, "invalid date");
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    *out = timegm(&tm);
+    return MR_SUCCESS;
+}
+
+void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap)
+{
+    X509_NAME *name = X509_get_subject_name(cert);
+    int idx = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    const ASN1_STRING *s = NULL;
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (idx < 0)
+        return;
+    s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    if (s == NULL)
+        return;
+    n = (size_t)ASN1_STRING_length(s);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, ASN1_STRING_get0_data(s), n);
+    out[n] = '\0';
+    /* a CN with an embedded NUL is cut there, which only makes name checks stricter */
+}
+
+mr_result mr_ossl_spki_sha256(X509 *cert, uint8_t out[32])
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    mr_result res = MR_FAILURE;
+
+    MR_ENSURE(n > 0, MR_ERR_INTERNAL, "encoding public key");
+    res = mr_ossl_sha256(der, (size_t)n, out);
+    OPENSSL_free(der);
+    return res;
+}
+
+bool mr_ossl_self_issued(X509 *cert)
+{
+    return X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) == 0;
+}
+
+mr_result mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
+                               time_t when, bool check_time, X509 **issuer_out,
+                               time_t *chain_not_before, time_t *chain_not_after)
+{
+    mr_result res = MR_FAILURE;
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    X509_VERIFY_PARAM *param = NULL;
+    STACK_OF(X509) *chain = NULL;
+    time_t nb = 0, na = 0;
+    int err = 0;
+
+    store = X509_STORE_new();
+    ctx = X509_STORE_CTX_new();
+    MR_ENSURE_OUT(store && ctx, MR_ERR_INTERNAL, "out of memory");
+    for (int i = 0; i < sk_X509_num(roots); i++)
+        MR_GUARD_OSSL_OUT(X509_STORE_add_cert(store, sk_X509_value(roots, i)), MR_ERR_INTERNAL,
+                          "adding trusted root");
+    MR_GUARD_OSSL_OUT(X509_STORE_CTX_init(ctx, store, leaf, untrusted), MR_ERR_INTERNAL,
+                      "certificate verification setup");
+    param = X509_STORE_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_TRUSTED_FIRST);
+    if (check_time)
+        X509_VERIFY_PARAM_set_time(param, when);
+    else
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
+    if (X509_verify_cert(ctx) != 1) {
+        err = X509_STORE_CTX_get_error(ctx);
+        ERR_clear_error();
+        MR_BAIL_OUT(MR_ERR_ATTESTATION, "%s", X509_verify_cert_error_string(err));
+    }
+    chain = X509_STORE_CTX_get0_chain(ctx);
+    MR_ENSURE_OUT(chain != NULL && sk_X509_num(chain) >= 2, MR_ERR_ATTESTATION,
+                  "chain too short");
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *c = sk_X509_value(chain, i);
+        time_t a = 0, b = 0;
+        MR_GUARD_OUT(mr_ossl_asn1_time(X509_get0_notBefore(c), &a));
+        MR_GUARD_OUT(mr_ossl_asn1_time(X509_get0_notAfter(c), &b));
+        if (i == 0 || a > nb)
+            nb = a;
+        if (i == 0 || b < na)
+            na = b;
+    }
+    if (issuer_out) {
+        X509 *iss = sk_X509_value(chain, 1);
+        MR_GUARD_OSSL_OUT(X509_up_ref(iss), MR_ERR_INTERNAL, "certificate reference");
+        *issuer_out = iss;
+    }
+    if (chain_not_before)
+        *chain_not_before = nb;
+    if (chain_not_after)
+        *chain_not_after = na;
+    res = MR_SUCCESS;
+out:
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return res;
+}
+
+void mr_ossl_fmt_time(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "%lld", (long long)t);
+}

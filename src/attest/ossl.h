@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Small OpenSSL 3 helpers used by the DCAP verifier (kept in one place so they can later be
+ * replaced by src/crypto). Failures are MR_ERR_ATTESTATION unless stated otherwise; the
+ * caller prefixes the step name.
+ */
+#ifndef MR_ATTEST_OSSL_H
+#define MR_ATTEST_OSSL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "common/buf.h"
+#include "common/result.h"
+
+extern const uint8_t mr_intel_sgx_root_der[];
+extern const size_t mr_intel_sgx_root_der_len;
+extern const uint8_t mr_intel_sgx_root_spki_sha256[32];
+
+MR_RESULT mr_ossl_sha256(const void *data, size_t len, uint8_t out[32]);
+/* SHA-256 over the concatenation of two byte strings. */
+MR_RESULT mr_ossl_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
+                           uint8_t out[32]);
+/* A P-256 public key from a raw 64-byte x||y point (big-endian coordinates). */
+MR_RESULT mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out);
+/* ECDSA-P256-SHA256 verification of a raw 64-byte r||s signature over msg. `what` names the
+ * signature in the error message. */
+MR_RESULT mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
+                                 const uint8_t sig[64], const char *what);
+/* Certificates from concatenated PEM blocks (text after a NUL or outside blocks is skipped).
+ * Fails when there is no certificate at all. */
+MR_RESULT mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out);
+MR_RESULT mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out);
+MR_RESULT mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out);
+/* ASN1_TIME -> time_t (UTC). */
+MR_RESULT mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out);
+/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" -> time_t. */
+MR_RESULT mr_ossl_rfc3339(const char *s, size_t len, time_t *out);
+/* Common name of a certificate subject (truncated to cap-1). Empty when absent. */
+void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap);
+/* SHA-256 of the certificate's DER SubjectPublicKeyInfo. */
+MR_RESULT mr_ossl_spki_sha256(X509 *cert, uint8_t out[32]);
+/* True when the certificate's subject equals its issuer (self-issued). */
+bool mr_ossl_self_issued(X509 *cert);
+/* Verifies the certificate chain `leaf` (+ `untrusted`) against `roots` (trusted) at time
+ * `when`, without CRLs. On success *chain_not_before and *chain_not_after hold the intersection
+ * of the validity windows of every certificate of the chain built (optional) and, when
+ * issuer_out is set, a new reference to the certificate that issued `leaf`. */
+MR_RESULT mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
+                               time_t when, bool check_time, X509 **issuer_out,
+                               time_t *chain_not_before, time_t *chain_not_after);
+/* Formats a time_t as RFC 3339 UTC into out (at least 21 bytes). */
+void mr_ossl_fmt_time(time_t t, char *out, size_t cap);
+
+#endif
