@@ -2,6 +2,8 @@
 /* Key generation, type policy, signatures, raw ECDSA conversions. Encodings: key_codec.c. */
 #include "crypto/key.h"
 
+#include "crypto/internal.h"
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -118,7 +120,7 @@ mr_result mr_key_generate(mr_key_type type, unsigned rsa_bits, EVP_PKEY **out)
 }
 
 /* The digest for signatures by this key; *md = NULL for Ed25519. */
-static MR_RESULT sig_digest(const EVP_PKEY *key, const EVP_MD **md)
+mr_result mr_key_sig_md(const EVP_PKEY *key, const EVP_MD **md)
 {
     switch (mr_key_type_of(key)) {
     case MR_KEY_EC_P224:
@@ -146,7 +148,7 @@ mr_result mr_key_sign(EVP_PKEY *key, mr_slice msg, mr_buf *sig)
     EVP_MD_CTX *ctx = NULL;
     const EVP_MD *md = NULL;
     size_t len = 0;
-    MR_GUARD(sig_digest(key, &md));
+    MR_GUARD(mr_key_sig_md(key, &md));
     ctx = EVP_MD_CTX_new();
     MR_ENSURE_ALLOC(ctx);
     MR_GUARD_OSSL_OUT(EVP_DigestSignInit(ctx, NULL, md, NULL, key), MR_ERR_USAGE,
@@ -168,7 +170,7 @@ mr_result mr_key_verify(EVP_PKEY *key, mr_slice msg, mr_slice sig)
     mr_result res = MR_FAILURE;
     EVP_MD_CTX *ctx = NULL;
     const EVP_MD *md = NULL;
-    MR_GUARD(sig_digest(key, &md));
+    MR_GUARD(mr_key_sig_md(key, &md));
     ctx = EVP_MD_CTX_new();
     MR_ENSURE_ALLOC(ctx);
     MR_GUARD_OSSL_OUT(EVP_DigestVerifyInit(ctx, NULL, md, NULL, key), MR_ERR_USAGE,

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * PKCS#10 certificate signing requests.
+ *
+ *  mr_csr_create  builds and signs a CSR with `key` (the signature algorithm follows the key,
+ *                 see key.h) for the given subject and SANs (all borrowed; an empty subject
+ *                 is allowed, as the premain sends). The DER is appended to der_out.
+ *  mr_csr_from_der / mr_csr_from_pem
+ *                 parse a CSR and check its self-signature and the key policy. The X509_REQ
+ *                 is returned as a new object owned by the caller (X509_REQ_free).
+ *                 Errors: MR_ERR_USAGE (malformed, unsupported key), MR_ERR_AUTH
+ *                 ("CSR signature verification failed").
+ *  Accessors borrow from the request (the public key is decoded once and cached by the
+ *  request) or fill owned structs (release with mr_x509_name_clear / mr_x509_san_list_clear).
+ */
+#ifndef MR_CRYPTO_CSR_H
+#define MR_CRYPTO_CSR_H
+
+#include <openssl/x509.h>
+
+#include "common/buf.h"
+#include "common/result.h"
+#include "crypto/x509.h"
+
+#define MR_CSR_DER_MAX (64u << 10)
+
+MR_RESULT mr_csr_create(EVP_PKEY *key, const mr_x509_name *subject,
+                        const char *const *dns_names, size_t n_dns, const mr_ip *ips,
+                        size_t n_ips, mr_buf *der_out);
+MR_RESULT mr_csr_from_der(mr_slice der, X509_REQ **out);
+/* The first PEM block, which must be "CERTIFICATE REQUEST". */
+MR_RESULT mr_csr_from_pem(mr_slice pem, X509_REQ **out);
+MR_RESULT mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed);
+MR_RESULT mr_csr_subject(const X509_REQ *req, mr_x509_name *out);
+/* SANs from the extensionRequest attribute (empty lists when there is none). */
+MR_RESULT mr_csr_sans(const X509_REQ *req, mr_x509_san_list *out);
+
+#endif
