@@ -1,0 +1,849 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Embedded backend: sealed snapshot + append-only log of sealed commit records in one
+ * directory. The byte layout and the load rules are documented in docs/state-format.md; keep
+ * the two in step.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "coordinator/store/internal.h"
+
+#define SNAP_NAME "state.snap"
+#define SNAP_TMP "state.snap.tmp"
+#define LOG_NAME "state.log"
+
+#define REC_MAGIC "MRLR"
+#define SNAP_MAGIC "MRSS"
+#define FORMAT_VERSION 1
+
+#define REC_AAD_LEN 52                      /* magic..payload length */
+#define REC_MAC_LEN 16                      /* truncated HMAC-SHA-256 of the AAD bytes */
+#define REC_HDR_LEN (REC_AAD_LEN + REC_MAC_LEN) /* 68 */
+#define NONCE_LEN 12
+#define TAG_LEN 16
+#define REC_OVERHEAD (REC_HDR_LEN + NONCE_LEN + TAG_LEN) /* 96 */
+#define SNAP_AAD_LEN 24
+#define SNAP_OVERHEAD (SNAP_AAD_LEN + NONCE_LEN + TAG_LEN) /* 52 */
+
+#define REC_PAYLOAD_MAX ((uint64_t)256 << 20)
+#define SNAP_PAYLOAD_MAX ((uint64_t)1 << 30)
+#define OP_PUT 1
+#define OP_DEL 2
+
+#define DEFAULT_COMPACT_BYTES ((uint64_t)8 << 20)
+#define DEFAULT_COMPACT_RECORDS 20000u
+
+static const char GENESIS_LABEL[] = "MarbleRun-C state genesis v1";
+static const char HMAC_INFO[] = "MarbleRun-C state log header MAC v1";
+
+struct emb {
+    int dirfd;
+    int logfd;
+    uint8_t *keys; /* secret: DEK (32) || header MAC key (32) */
+    const mr_store_io_hooks *io;
+    bool no_fsync;
+    uint64_t compact_bytes, compact_records;
+    /* durable chain head: last record on disk (or the snapshot) */
+    uint64_t seq;
+    uint8_t digest[32];
+    uint64_t log_len;
+    uint64_t log_records;
+    bool truncate_needed; /* the file has bytes after log_len (torn tail or stale log) */
+    /* pending chain head: after the records waiting in `pending` */
+    uint64_t pseq;
+    uint8_t pdigest[32];
+    mr_buf pending;
+    _Atomic uint64_t fsyncs, bytes_written, batches, compactions;
+    uint64_t torn_dropped;
+};
+
+#define DEK(e) ((e)->keys)
+#define HKEY(e) ((e)->keys + 32)
+
+/* ------------------------------------------------------------------------------------------ */
+/* crypto helpers (OpenSSL EVP directly)                                                      */
+
+static mr_result sha256(const uint8_t *p, size_t n, uint8_t out[32])
+{
+    MR_ENSURE(EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) == 1, MR_ERR_INTERNAL,
+              "SHA-256 failed");
+    return MR_SUCCESS;
+}
+
+static mr_result gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
+                     size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    mr_result res = MR_FAILURE;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int outl = 0;
+    MR_ENSURE_ALLOC_OUT(c);
+    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0),
+                      MR_ERR_INTERNAL, "AES-GCM init failed");
+    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL),
+                      MR_ERR_INTERNAL, "AES-GCM init failed");
+    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, NULL, NULL, key, nonce, -1), MR_ERR_INTERNAL,
+                      "AES-GCM init failed");
+    if (aad_len > 0)
+        MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, NULL, &outl, aad, (int)aad_len), MR_ERR_INTERNAL,
+                          "AES-GCM failed");
+    /* in chunks: EVP takes int lengths */
+    for (size_t off = 0; off < len;) {
+        size_t chunk = len - off > (1u << 30) ? (1u << 30) : len - off;
+        MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, out + off, &outl, in + off, (int)chunk),
+                          MR_ERR_INTERNAL, "AES-GCM failed");
+        off += chunk;
+    }
+    if (!enc)
+        MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag),
+                          MR_ERR_INTERNAL, "AES-GCM failed");
+    if (EVP_CipherFinal_ex(c, out + len, &outl) != 1) {
+        ERR_clear_error();
+        MR_BAIL_OUT(MR_ERR_PROTOCOL, "authentication failed");
+    }
+    if (enc)
+        MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag),
+                          MR_ERR_INTERNAL, "AES-GCM failed");
+    res = MR_SUCCESS;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return res;
+}
+
+static mr_result header_mac(const emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
+{
+    uint8_t full[32];
+    unsigned int len = 0;
+    MR_ENSURE(HMAC(EVP_sha256(), HKEY(e), 32, aad, REC_AAD_LEN, full, &len) != NULL,
+              MR_ERR_INTERNAL, "HMAC failed");
+    memcpy(out, full, REC_MAC_LEN);
+    OPENSSL_cleanse(full, sizeof(full));
+    return MR_SUCCESS;
+}
+
+static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
+{
+    mr_result res = MR_FAILURE;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *c = NULL;
+    MR_ENSURE_OUT(kdf != NULL, MR_ERR_INTERNAL, "HKDF unavailable");
+    c = EVP_KDF_CTX_new(kdf);
+    MR_ENSURE_ALLOC_OUT(c);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)dek, 32),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)HMAC_INFO,
+                                          sizeof(HMAC_INFO) - 1),
+        OSSL_PARAM_construct_end(),
+    };
+    MR_GUARD_OSSL_OUT(EVP_KDF_derive(c, out, 32, params), MR_ERR_INTERNAL, "HKDF failed");
+    res = MR_SUCCESS;
+out:
+    EVP_KDF_CTX_free(c);
+    EVP_KDF_free(kdf);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* file helpers                                                                               */
+
+static ssize_t do_pwrite(const emb *e, int fd, const void *p, size_t n, off_t off)
+{
+    if (e->io != NULL && e->io->pwrite != NULL)
+        return e->io->pwrite(e->io->ctx, fd, p, n, off);
+    return pwrite(fd, p, n, off);
+}
+
+static int do_sync(emb *e, int fd)
+{
+    atomic_fetch_add(&e->fsyncs, 1);
+    if (e->io != NULL && e->io->fdatasync != NULL)
+        return e->io->fdatasync(e->io->ctx, fd);
+    return fdatasync(fd);
+}
+
+static mr_result write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off,
+                           const char *what)
+{
+    while (n > 0) {
+        ssize_t w = do_pwrite(e, fd, p, n, off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        MR_ENSURE(w > 0, MR_ERR_IO, "writing %s failed: %s", what,
+                  w < 0 ? strerror(errno) : "no progress");
+        atomic_fetch_add(&e->bytes_written, (uint64_t)w);
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result sync_fd(emb *e, int fd, const char *what)
+{
+    if (e->no_fsync)
+        return MR_SUCCESS;
+    MR_ENSURE(do_sync(e, fd) == 0, MR_ERR_IO, "syncing %s failed: %s", what, strerror(errno));
+    return MR_SUCCESS;
+}
+
+/* Reads a whole file relative to dirfd. *exists = false when it is missing. */
+static mr_result read_file(int dirfd, const char *name, uint64_t max, mr_buf *out, bool *exists)
+{
+    mr_result res = MR_FAILURE;
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    *exists = false;
+    if (fd < 0 && errno == ENOENT)
+        return MR_SUCCESS;
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "opening %s failed: %s", name, strerror(errno));
+    *exists = true;
+    MR_ENSURE_OUT(fstat(fd, &st) == 0, MR_ERR_IO, "reading %s failed: %s", name,
+                  strerror(errno));
+    MR_ENSURE_OUT(S_ISREG(st.st_mode), MR_ERR_IO, "%s is not a regular file", name);
+    MR_ENSURE_OUT((uint64_t)st.st_size <= max, MR_ERR_PROTOCOL,
+                  "sealed state is corrupted: %s is too large", name);
+    MR_GUARD_OUT(mr_buf_reserve(out, (size_t)st.st_size + 1));
+    for (;;) {
+        MR_GUARD_OUT(mr_buf_reserve(out, 4096));
+        ssize_t r = read(fd, out->data + out->len, out->cap - out->len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        MR_ENSURE_OUT(r >= 0, MR_ERR_IO, "reading %s failed: %s", name, strerror(errno));
+        if (r == 0)
+            break;
+        out->len += (size_t)r;
+        MR_ENSURE_OUT(out->len <= max, MR_ERR_PROTOCOL,
+                      "sealed state is corrupted: %s is too large", name);
+    }
+    res = MR_SUCCESS;
+out:
+    close(fd);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* records                                                                                    */
+
+static mr_result encode_payload(const wop *ops, size_t n, mr_buf *p)
+{
+    MR_GUARD(mr_buf_append_u32le(p, (uint32_t)n));
+    for (size_t i = 0; i < n; i++) {
+        MR_GUARD(mr_buf_append_u8(p, ops[i].del ? OP_DEL : OP_PUT));
+        MR_GUARD(mr_buf_append_u32le(p, (uint32_t)ops[i].klen));
+        MR_GUARD(mr_buf_append(p, ops[i].key, ops[i].klen));
+        if (!ops[i].del) {
+            MR_GUARD(mr_buf_append_u32le(p, (uint32_t)ops[i].len));
+            MR_GUARD(mr_buf_append(p, ops[i].val, ops[i].len));
+        }
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result build_record(const emb *e, uint64_t seq, const uint8_t prev[32],
+                              const mr_buf *payload, mr_buf *rec)
+{
+    uint8_t mac[REC_MAC_LEN], nonce[NONCE_LEN], tag[TAG_LEN];
+    MR_GUARD(mr_buf_reserve(rec, REC_OVERHEAD + payload->len));
+    MR_GUARD(mr_buf_append(rec, REC_MAGIC, 4));
+    MR_GUARD(mr_buf_append_u16le(rec, FORMAT_VERSION));
+    MR_GUARD(mr_buf_append_u16le(rec, 0));
+    MR_GUARD(mr_buf_append_u64le(rec, seq));
+    MR_GUARD(mr_buf_append(rec, prev, 32));
+    MR_GUARD(mr_buf_append_u32le(rec, (uint32_t)payload->len));
+    MR_GUARD(header_mac(e, rec->data, mac));
+    MR_GUARD(mr_buf_append(rec, mac, sizeof(mac)));
+    MR_GUARD_OSSL(RAND_bytes(nonce, NONCE_LEN), MR_ERR_INTERNAL, "random nonce failed");
+    MR_GUARD(mr_buf_append(rec, nonce, sizeof(nonce)));
+    size_t ct_off = rec->len;
+    rec->len += payload->len; /* reserved above */
+    MR_GUARD(gcm(true, DEK(e), nonce, rec->data, REC_AAD_LEN, payload->data, payload->len,
+                 rec->data + ct_off, tag));
+    MR_GUARD(mr_buf_append(rec, tag, TAG_LEN));
+    return MR_SUCCESS;
+}
+
+mr_result emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf payload, rec;
+    uint8_t d[32];
+    mr_buf_init(&payload, REC_PAYLOAD_MAX, MR_BUF_SECRET);
+    mr_buf_init(&rec, REC_PAYLOAD_MAX + REC_OVERHEAD, 0);
+    MR_ENSURE_OUT(rev == e->pseq + 1, MR_ERR_INTERNAL, "internal error: record out of order");
+    MR_GUARD_OUT(encode_payload(ops, n, &payload));
+    MR_GUARD_OUT(build_record(e, rev, e->pdigest, &payload, &rec));
+    MR_GUARD_OUT(sha256(rec.data, rec.len, d));
+    MR_GUARD_OUT(mr_buf_append(&e->pending, rec.data, rec.len));
+    e->pseq = rev;
+    memcpy(e->pdigest, d, 32);
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&payload);
+    mr_buf_free(&rec);
+    return res;
+}
+
+void emb_take_batch(emb *e, mr_buf *batch, uint64_t *end_seq, uint8_t end_digest[32])
+{
+    *batch = e->pending;
+    mr_buf_init(&e->pending, SIZE_MAX, 0);
+    *end_seq = e->pseq;
+    memcpy(end_digest, e->pdigest, 32);
+}
+
+mr_result emb_flush(emb *e, const mr_buf *batch, bool *broken)
+{
+    *broken = false;
+    if (e->truncate_needed) {
+        MR_ENSURE(ftruncate(e->logfd, (off_t)e->log_len) == 0, MR_ERR_IO,
+                  "cutting a torn record off the state log failed: %s", strerror(errno));
+        e->truncate_needed = false;
+    }
+    if (mr_ok(write_all(e, e->logfd, batch->data, batch->len, (off_t)e->log_len,
+                        "the state log")) &&
+        mr_ok(sync_fd(e, e->logfd, "the state log"))) {
+        atomic_fetch_add(&e->batches, 1);
+        return MR_SUCCESS;
+    }
+    /* Undo a partial append so a later load sees the previous consistent state. */
+    mr_error saved = *mr_error_get();
+    if (ftruncate(e->logfd, (off_t)e->log_len) != 0 || do_sync(e, e->logfd) != 0) {
+        MR_LOG_ERROR("cannot cut a failed append off the state log; no further commits are "
+                     "accepted");
+        *broken = true;
+    }
+    mr_error_restore(&saved);
+    return MR_FAILURE;
+}
+
+void emb_flushed(emb *e, bool ok, uint64_t end_seq, const uint8_t end_digest[32], size_t nbytes,
+                 uint64_t nrecords)
+{
+    if (ok) {
+        e->seq = end_seq;
+        memcpy(e->digest, end_digest, 32);
+        e->log_len += nbytes;
+        e->log_records += nrecords;
+    } else {
+        mr_buf_free(&e->pending);
+        e->pseq = e->seq;
+        memcpy(e->pdigest, e->digest, 32);
+    }
+}
+
+bool emb_wants_compaction(const emb *e)
+{
+    return e->log_len > e->compact_bytes || e->log_records > e->compact_records;
+}
+
+void emb_stats(const emb *e, mr_store_stats *st)
+{
+    st->batches = atomic_load(&e->batches);
+    st->fsyncs = atomic_load(&e->fsyncs);
+    st->bytes_written = atomic_load(&e->bytes_written);
+    st->log_bytes = e->log_len;
+    st->log_records = e->log_records;
+    st->compactions = atomic_load(&e->compactions);
+    st->torn_bytes_dropped = e->torn_dropped;
+}
+
+void emb_free(emb *e)
+{
+    if (e == NULL)
+        return;
+    if (e->logfd >= 0)
+        close(e->logfd);
+    if (e->dirfd >= 0)
+        close(e->dirfd);
+    mr_secret_free(e->keys, 64);
+    mr_buf_free(&e->pending);
+    mr_free(e);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* snapshot                                                                                   */
+
+typedef struct snap_ctx {
+    mr_buf *p;
+    uint64_t count;
+} snap_ctx;
+
+static mr_result snap_entry(void *ctx, const node *n, const ver *v)
+{
+    snap_ctx *c = ctx;
+    MR_GUARD(mr_buf_append_u32le(c->p, (uint32_t)n->klen));
+    MR_GUARD(mr_buf_append(c->p, n->key, n->klen));
+    MR_GUARD(mr_buf_append_u32le(c->p, v->len));
+    MR_GUARD(mr_buf_append(c->p, v->val, v->len));
+    c->count++;
+    return MR_SUCCESS;
+}
+
+/* Builds the snapshot file image of the store at its durable revision. */
+static mr_result build_snapshot(emb *e, kv *k, mr_buf *file)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf p;
+    uint8_t nonce[NONCE_LEN], tag[TAG_LEN];
+    mr_buf_init(&p, SNAP_PAYLOAD_MAX, MR_BUF_SECRET);
+    snap_ctx c = {.p = &p};
+    MR_GUARD_OUT(mr_buf_append_u64le(&p, 0));
+    MR_GUARD_OUT(kv_visit_durable(k, snap_entry, &c));
+    for (int i = 0; i < 8; i++)
+        p.data[i] = (uint8_t)(c.count >> (8 * i));
+    MR_GUARD_OUT(mr_buf_reserve(file, SNAP_OVERHEAD + p.len));
+    MR_GUARD_OUT(mr_buf_append(file, SNAP_MAGIC, 4));
+    MR_GUARD_OUT(mr_buf_append_u16le(file, FORMAT_VERSION));
+    MR_GUARD_OUT(mr_buf_append_u16le(file, 0));
+    MR_GUARD_OUT(mr_buf_append_u64le(file, k->durable_rev));
+    MR_GUARD_OUT(mr_buf_append_u64le(file, p.len));
+    MR_GUARD_OSSL_OUT(RAND_bytes(nonce, NONCE_LEN), MR_ERR_INTERNAL, "random nonce failed");
+    MR_GUARD_OUT(mr_buf_append(file, nonce, NONCE_LEN));
+    size_t ct_off = file->len;
+    file->len += p.len;
+    MR_GUARD_OUT(gcm(true, DEK(e), nonce, file->data, SNAP_AAD_LEN, p.data, p.len,
+                     file->data + ct_off, tag));
+    MR_GUARD_OUT(mr_buf_append(file, tag, TAG_LEN));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&p);
+    return res;
+}
+
+mr_result emb_compact(emb *e, kv *k, bool *broken)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf file;
+    uint8_t d[32];
+    int fd = -1;
+    bool renamed = false;
+    *broken = false;
+    mr_buf_init(&file, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD, 0);
+    MR_GUARD_OUT(build_snapshot(e, k, &file));
+    MR_GUARD_OUT(sha256(file.data, file.len, d));
+    fd = openat(e->dirfd, SNAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    MR_ENSURE_OUT(fd >= 0, MR_ERR_IO, "creating %s failed: %s", SNAP_TMP, strerror(errno));
+    MR_GUARD_OUT(write_all(e, fd, file.data, file.len, 0, "the state snapshot"));
+    MR_GUARD_OUT(sync_fd(e, fd, "the state snapshot"));
+    MR_ENSURE_OUT(close(fd) == 0, MR_ERR_IO, "closing the state snapshot failed: %s",
+                  strerror(errno));
+    fd = -1;
+    MR_ENSURE_OUT(renameat(e->dirfd, SNAP_TMP, e->dirfd, SNAP_NAME) == 0, MR_ERR_IO,
+                  "replacing the state snapshot failed: %s", strerror(errno));
+    renamed = true;
+    /* From here the snapshot on disk (at least in the page cache) is the new one. The old log
+     * stays loadable next to it (it is recognised as stale), but it must not be cut before the
+     * rename is durable, and new records must chain to the new snapshot. */
+    memcpy(e->digest, d, 32);
+    memcpy(e->pdigest, d, 32);
+    e->truncate_needed = true;
+    e->log_len = 0;
+    e->log_records = 0;
+    if (!mr_ok(sync_fd(e, e->dirfd, "the seal directory"))) {
+        *broken = true;
+        goto out;
+    }
+    if (ftruncate(e->logfd, 0) != 0 || !mr_ok(sync_fd(e, e->logfd, "the state log"))) {
+        *broken = true;
+        MR_BAIL_OUT(MR_ERR_IO, "emptying the state log failed: %s", strerror(errno));
+    }
+    e->truncate_needed = false;
+    atomic_fetch_add(&e->compactions, 1);
+    MR_LOG_DEBUG("state compacted", MR_F_UINT("revision", k->durable_rev),
+                 MR_F_UINT("snapshotBytes", file.len));
+    res = MR_SUCCESS;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (!renamed)
+        (void)unlinkat(e->dirfd, SNAP_TMP, 0);
+    mr_buf_free(&file);
+    return res;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* loading                                                                                    */
+
+#define CORRUPT(...) MR_BAIL(MR_ERR_PROTOCOL, "sealed state is corrupted: " __VA_ARGS__)
+
+static mr_result read_kv(mr_cursor *c, mr_slice *key, bool with_value, mr_slice *val)
+{
+    uint32_t klen = 0, vlen = 0;
+    MR_GUARD(mr_cursor_u32le(c, &klen));
+    if (klen == 0 || klen > MR_STORE_KEY_MAX)
+        CORRUPT("bad key length");
+    MR_GUARD(mr_cursor_view(c, klen, key));
+    if (memchr(key->ptr, 0, key->len) != NULL)
+        CORRUPT("key contains a NUL byte");
+    if (with_value) {
+        MR_GUARD(mr_cursor_u32le(c, &vlen));
+        if (vlen > MR_STORE_VALUE_MAX)
+            CORRUPT("bad value length");
+        MR_GUARD(mr_cursor_view(c, vlen, val));
+    }
+    return MR_SUCCESS;
+}
+
+/* Applies (or, with k == NULL, only checks) the ops of one record payload. */
+static mr_result apply_payload(kv *k, const uint8_t *p, size_t len, uint64_t seq)
+{
+    mr_cursor c;
+    uint32_t n = 0;
+    mr_slice prev = {0};
+    mr_cursor_init(&c, p, len);
+    MR_GUARD(mr_cursor_u32le(&c, &n));
+    if (n == 0)
+        CORRUPT("empty commit record");
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t op = 0;
+        mr_slice key, val = {0};
+        MR_GUARD(mr_cursor_u8(&c, &op));
+        if (op != OP_PUT && op != OP_DEL)
+            CORRUPT("unknown operation in commit record");
+        MR_GUARD(read_kv(&c, &key, op == OP_PUT, &val));
+        if (i > 0 && key_cmp((const char *)prev.ptr, prev.len, (const char *)key.ptr,
+                             key.len) >= 0)
+            CORRUPT("commit record keys out of order");
+        prev = key;
+        if (k != NULL)
+            MR_GUARD(kv_load_set(k, (const char *)key.ptr, key.len, val.ptr, val.len,
+                                 op == OP_DEL, seq));
+    }
+    if (mr_cursor_remaining(&c) != 0)
+        CORRUPT("trailing bytes in commit record");
+    return MR_SUCCESS;
+}
+
+/* Parser errors from mr_cursor ("truncated ...") get the common prefix and a location. */
+static void corrupt_context(const char *what)
+{
+    const mr_error *err = mr_error_get();
+    if (err->cat == MR_ERR_PROTOCOL && strncmp(err->msg, "sealed state", 12) != 0)
+        mr_error_prefix("sealed state is corrupted: %s", what);
+}
+
+static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
+{
+    mr_result res = MR_FAILURE;
+    mr_cursor c;
+    mr_slice magic, nonce, ct, tag;
+    uint16_t version = 0, flags = 0;
+    uint64_t plen = 0, count = 0;
+    mr_buf p;
+    mr_buf_init(&p, SNAP_PAYLOAD_MAX + 1, MR_BUF_SECRET);
+    mr_cursor_init(&c, file->data, file->len);
+    if (!mr_ok(mr_cursor_view(&c, 4, &magic)) || !mr_ok(mr_cursor_u16le(&c, &version)) ||
+        !mr_ok(mr_cursor_u16le(&c, &flags)) || !mr_ok(mr_cursor_u64le(&c, rev)) ||
+        !mr_ok(mr_cursor_u64le(&c, &plen)))
+        MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot header truncated");
+    MR_ENSURE_OUT(CRYPTO_memcmp(magic.ptr, SNAP_MAGIC, 4) == 0 && version == FORMAT_VERSION &&
+                      flags == 0,
+                  MR_ERR_PROTOCOL, "sealed state is corrupted: not a version-1 snapshot");
+    MR_ENSURE_OUT(plen >= 8 && plen <= SNAP_PAYLOAD_MAX &&
+                      mr_cursor_remaining(&c) == NONCE_LEN + plen + TAG_LEN,
+                  MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot length mismatch");
+    MR_GUARD_OUT(mr_cursor_view(&c, NONCE_LEN, &nonce));
+    MR_GUARD_OUT(mr_cursor_view(&c, (size_t)plen, &ct));
+    MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
+    MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen));
+    uint8_t tagbuf[TAG_LEN];
+    memcpy(tagbuf, tag.ptr, TAG_LEN);
+    if (!mr_ok(gcm(false, DEK(e), nonce.ptr, file->data, SNAP_AAD_LEN, ct.ptr, ct.len, p.data,
+                   tagbuf)))
+        MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot failed authentication "
+                                     "(wrong state key or modified file)");
+    p.len = (size_t)plen;
+    mr_cursor pc;
+    mr_cursor_init(&pc, p.data, p.len);
+    MR_GUARD_OUT(mr_cursor_u64le(&pc, &count));
+    mr_slice prev = {0};
+    for (uint64_t i = 0; i < count; i++) {
+        mr_slice key, val;
+        MR_GUARD_OUT(read_kv(&pc, &key, true, &val));
+        MR_ENSURE_OUT(i == 0 || key_cmp((const char *)prev.ptr, prev.len,
+                                        (const char *)key.ptr, key.len) < 0,
+                      MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot keys out of order");
+        prev = key;
+        MR_GUARD_OUT(kv_load_set(k, (const char *)key.ptr, key.len, val.ptr, val.len, false,
+                                 *rev));
+    }
+    MR_ENSURE_OUT(mr_cursor_remaining(&pc) == 0, MR_ERR_PROTOCOL,
+                  "sealed state is corrupted: trailing bytes in snapshot");
+    k->durable_rev = k->assigned_rev = *rev;
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
+        corrupt_context("snapshot");
+    mr_buf_free(&p);
+    return res;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+/* Verifies the log in `log` against the chain head (seq, digest) of the snapshot and applies
+ * it to k (unless the log turns out to be a stale one from before the last compaction). */
+static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
+                          const uint8_t snap_digest[32])
+{
+    mr_result res = MR_FAILURE;
+    mr_cursor c;
+    mr_buf p;
+    uint64_t seq = snap_rev;
+    uint8_t digest[32];
+    bool stale = false;
+    size_t valid = 0, idx = 0;
+    memcpy(digest, snap_digest, 32);
+    mr_buf_init(&p, REC_PAYLOAD_MAX + 1, MR_BUF_SECRET);
+    mr_cursor_init(&c, log->data, log->len);
+    while (mr_cursor_remaining(&c) > 0) {
+        size_t off = c.pos, rem = mr_cursor_remaining(&c);
+        mr_slice hdr, magic, prevd, nonce, ct, tag, mac;
+        uint16_t version = 0, flags = 0;
+        uint64_t rseq = 0;
+        uint32_t plen = 0;
+        uint8_t want[REC_MAC_LEN];
+        if (rem < REC_HDR_LEN || all_zero(log->data + off, rem))
+            break; /* torn: incomplete header, or a zero-filled tail after a crash */
+        mr_cursor h;
+        MR_GUARD_OUT(mr_cursor_view(&c, REC_AAD_LEN, &hdr));
+        MR_GUARD_OUT(mr_cursor_view(&c, REC_MAC_LEN, &mac));
+        MR_GUARD_OUT(header_mac(e, hdr.ptr, want));
+        MR_ENSURE_OUT(CRYPTO_memcmp(want, mac.ptr, REC_MAC_LEN) == 0, MR_ERR_PROTOCOL,
+                      "sealed state is corrupted: log record %zu (offset %zu) has a bad header "
+                      "(modified, or not written with this state key)",
+                      idx, off);
+        mr_cursor_init(&h, hdr.ptr, hdr.len);
+        MR_GUARD_OUT(mr_cursor_view(&h, 4, &magic));
+        MR_GUARD_OUT(mr_cursor_u16le(&h, &version));
+        MR_GUARD_OUT(mr_cursor_u16le(&h, &flags));
+        MR_GUARD_OUT(mr_cursor_u64le(&h, &rseq));
+        MR_GUARD_OUT(mr_cursor_view(&h, 32, &prevd));
+        MR_GUARD_OUT(mr_cursor_u32le(&h, &plen));
+        MR_ENSURE_OUT(CRYPTO_memcmp(magic.ptr, REC_MAGIC, 4) == 0 &&
+                          version == FORMAT_VERSION && flags == 0,
+                      MR_ERR_PROTOCOL, "sealed state is corrupted: log record %zu has an "
+                      "unknown format", idx);
+        MR_ENSURE_OUT(plen <= REC_PAYLOAD_MAX, MR_ERR_PROTOCOL,
+                      "sealed state is corrupted: log record %zu is too large", idx);
+        if (mr_cursor_remaining(&c) < (size_t)NONCE_LEN + plen + TAG_LEN)
+            break; /* torn: the header made it to disk, the rest did not */
+        if (idx == 0 && CRYPTO_memcmp(prevd.ptr, digest, 32) != 0) {
+            /* A log left over from before the last compaction (crash between the snapshot
+             * rename and emptying the log) covers only revisions the snapshot contains. It is
+             * verified on its own terms and then ignored. */
+            MR_ENSURE_OUT(rseq <= snap_rev, MR_ERR_PROTOCOL,
+                          "sealed state is corrupted: the log does not continue the snapshot "
+                          "(snapshot replaced or log from another state)");
+            stale = true;
+            seq = rseq - 1;
+            memcpy(digest, prevd.ptr, 32);
+        }
+        MR_ENSURE_OUT(rseq == seq + 1, MR_ERR_PROTOCOL,
+                      "sealed state is corrupted: log record %zu has sequence %llu, expected "
+                      "%llu (record dropped, reordered or replayed)",
+                      idx, (unsigned long long)rseq, (unsigned long long)(seq + 1));
+        MR_ENSURE_OUT(CRYPTO_memcmp(prevd.ptr, digest, 32) == 0, MR_ERR_PROTOCOL,
+                      "sealed state is corrupted: log record %zu does not chain to its "
+                      "predecessor", idx);
+        MR_GUARD_OUT(mr_cursor_view(&c, NONCE_LEN, &nonce));
+        MR_GUARD_OUT(mr_cursor_view(&c, plen, &ct));
+        MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
+        mr_buf_reset(&p);
+        MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen + 1));
+        uint8_t tagbuf[TAG_LEN];
+        memcpy(tagbuf, tag.ptr, TAG_LEN);
+        if (!mr_ok(gcm(false, DEK(e), nonce.ptr, hdr.ptr, REC_AAD_LEN, ct.ptr, ct.len, p.data,
+                       tagbuf)))
+            MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: log record %zu failed "
+                        "authentication", idx);
+        p.len = plen;
+        if (!mr_ok(apply_payload(stale ? NULL : k, p.data, p.len, rseq))) {
+            char what[64];
+            snprintf(what, sizeof(what), "log record %zu", idx);
+            corrupt_context(what);
+            goto out;
+        }
+        MR_GUARD_OUT(sha256(log->data + off, c.pos - off, digest));
+        seq = rseq;
+        valid = c.pos;
+        idx++;
+    }
+    if (stale) {
+        MR_ENSURE_OUT(seq == snap_rev, MR_ERR_PROTOCOL,
+                      "sealed state is corrupted: the log does not continue the snapshot "
+                      "(stale log ends at %llu, snapshot is at %llu)",
+                      (unsigned long long)seq, (unsigned long long)snap_rev);
+        MR_LOG_INFO("ignoring a state log from before the last compaction",
+                    MR_F_UINT("records", idx));
+        e->seq = snap_rev;
+        memcpy(e->digest, snap_digest, 32);
+        e->log_len = 0;
+        e->log_records = 0;
+        e->truncate_needed = log->len > 0;
+    } else {
+        e->seq = seq;
+        memcpy(e->digest, digest, 32);
+        e->log_len = valid;
+        e->log_records = idx;
+        e->truncate_needed = valid < log->len;
+        if (valid < log->len) {
+            e->torn_dropped = log->len - valid;
+            MR_LOG_WARN("discarding a torn last record of the state log (interrupted write)",
+                        MR_F_UINT("bytes", log->len - valid));
+        }
+    }
+    e->pseq = e->seq;
+    memcpy(e->pdigest, e->digest, 32);
+    k->durable_rev = k->assigned_rev = e->seq;
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&p);
+    return res;
+}
+
+static mr_result open_dir(const char *dir, int *out)
+{
+    if (mkdir(dir, 0700) != 0)
+        MR_ENSURE(errno == EEXIST, MR_ERR_IO, "creating the seal directory %s failed: %s", dir,
+                  strerror(errno));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "opening the seal directory %s failed: %s", dir,
+              strerror(errno));
+    *out = fd;
+    return MR_SUCCESS;
+}
+
+mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
+                                 const mr_store_options *opts, mr_store **out)
+{
+    mr_result res = MR_FAILURE;
+    kv *k = NULL;
+    emb *e = NULL;
+    mr_buf snap, log;
+    bool exists = false;
+    uint64_t snap_rev = 0;
+    uint8_t snap_digest[32];
+    mr_buf_init(&snap, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD + 1, 0);
+    mr_buf_init(&log, SIZE_MAX, 0);
+    MR_ENSURE_OUT(dir != NULL && dek != NULL, MR_ERR_USAGE, "store directory or key missing");
+    MR_ENSURE_OUT(dek_len == MR_STORE_DEK_LEN, MR_ERR_USAGE, "state key must be %u bytes",
+                  MR_STORE_DEK_LEN);
+    k = kv_new();
+    MR_ENSURE_ALLOC_OUT(k);
+    e = mr_calloc(1, sizeof(*e));
+    MR_ENSURE_ALLOC_OUT(e);
+    e->dirfd = e->logfd = -1;
+    mr_buf_init(&e->pending, SIZE_MAX, 0);
+    k->e = e;
+    e->keys = mr_secret_alloc(64);
+    MR_ENSURE_ALLOC_OUT(e->keys);
+    memcpy(DEK(e), dek, 32);
+    MR_GUARD_OUT(derive_hkey(dek, HKEY(e)));
+    if (opts != NULL) {
+        e->io = opts->io;
+        e->no_fsync = opts->no_fsync;
+        e->compact_bytes = opts->compact_bytes;
+        e->compact_records = opts->compact_records;
+    }
+    if (e->compact_bytes == 0)
+        e->compact_bytes = DEFAULT_COMPACT_BYTES;
+    if (e->compact_records == 0)
+        e->compact_records = DEFAULT_COMPACT_RECORDS;
+    MR_GUARD_OUT(open_dir(dir, &e->dirfd));
+
+    MR_GUARD_OUT(read_file(e->dirfd, SNAP_NAME, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD, &snap, &exists));
+    if (exists) {
+        MR_GUARD_OUT(load_snapshot(e, k, &snap, &snap_rev));
+        MR_GUARD_OUT(sha256(snap.data, snap.len, snap_digest));
+    } else {
+        MR_GUARD_OUT(sha256((const uint8_t *)GENESIS_LABEL, sizeof(GENESIS_LABEL) - 1,
+                            snap_digest));
+    }
+    e->logfd = openat(e->dirfd, LOG_NAME, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (e->logfd < 0 && errno == ENOENT) {
+        e->logfd = openat(e->dirfd, LOG_NAME, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        MR_ENSURE_OUT(e->logfd >= 0, MR_ERR_IO, "creating the state log failed: %s",
+                      strerror(errno));
+        MR_GUARD_OUT(sync_fd(e, e->dirfd, "the seal directory"));
+    }
+    MR_ENSURE_OUT(e->logfd >= 0, MR_ERR_IO, "opening the state log failed: %s",
+                  strerror(errno));
+    MR_GUARD_OUT(read_file(e->dirfd, LOG_NAME, UINT64_MAX, &log, &exists));
+    MR_GUARD_OUT(load_log(e, k, &log, snap_rev, snap_digest));
+    *out = &k->base;
+    k = NULL;
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&snap);
+    mr_buf_free(&log);
+    kv_free(k);
+    return res;
+}
+
+mr_result mr_store_embedded_exists(const char *dir, bool *exists)
+{
+    struct stat st;
+    char path[4096];
+    *exists = false;
+    MR_ENSURE(dir != NULL, MR_ERR_USAGE, "store directory missing");
+    MR_ENSURE(snprintf(path, sizeof(path), "%s/%s", dir, SNAP_NAME) < (int)sizeof(path),
+              MR_ERR_USAGE, "seal directory path too long");
+    if (stat(path, &st) == 0) {
+        *exists = true;
+        return MR_SUCCESS;
+    }
+    MR_ENSURE(errno == ENOENT || errno == ENOTDIR, MR_ERR_IO, "checking %s failed: %s", path,
+              strerror(errno));
+    MR_ENSURE(snprintf(path, sizeof(path), "%s/%s", dir, LOG_NAME) < (int)sizeof(path),
+              MR_ERR_USAGE, "seal directory path too long");
+    if (stat(path, &st) == 0) {
+        *exists = st.st_size > 0;
+        return MR_SUCCESS;
+    }
+    MR_ENSURE(errno == ENOENT || errno == ENOTDIR, MR_ERR_IO, "checking %s failed: %s", path,
+              strerror(errno));
+    return MR_SUCCESS;
+}
+
+mr_result mr_store_embedded_remove(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 && errno == ENOENT)
+        return MR_SUCCESS;
+    MR_ENSURE(dfd >= 0, MR_ERR_IO, "opening the seal directory failed: %s", strerror(errno));
+    static const char *const names[] = {SNAP_TMP, SNAP_NAME, LOG_NAME};
+    for (size_t i = 0; i < MR_ARRAY_LEN(names); i++) {
+        if (unlinkat(dfd, names[i], 0) != 0 && errno != ENOENT) {
+            int err = errno;
+            close(dfd);
+            MR_BAIL(MR_ERR_IO, "removing %s failed: %s", names[i], strerror(err));
+        }
+    }
+    int rc = fsync(dfd);
+    int err = errno;
+    close(dfd);
+    MR_ENSURE(rc == 0, MR_ERR_IO, "syncing the seal directory failed: %s", strerror(err));
+    return MR_SUCCESS;
+}
