@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests: key generation, encodings, signatures, raw ECDSA helpers. */
+#include "helpers.h"
+
+#include <openssl/core_names.h>
+#include <openssl/x509.h>
+
+#include "common/alloc.h"
+#include "crypto/key.h"
+
+static const mr_key_type all_types[] = {MR_KEY_EC_P224, MR_KEY_EC_P256, MR_KEY_EC_P384,
+                                        MR_KEY_EC_P521, MR_KEY_RSA,     MR_KEY_ED25519};
+static EVP_PKEY *keys[MR_ARRAY_LEN(all_types)];
+
+static int keys_setup(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < MR_ARRAY_LEN(all_types); i++)
+        if (!mr_ok(mr_key_generate(all_types[i], 2048, &keys[i])))
+            return -1;
+    return 0;
+}
+
+static int keys_teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < MR_ARRAY_LEN(all_types); i++)
+        EVP_PKEY_free(keys[i]);
+    return 0;
+}
+
+static void test_generate_and_type(void **state)
+{
+    (void)state;
+    static const int bits[] = {224, 256, 384, 521, 2048, 256};
+    for (size_t i = 0; i < MR_ARRAY_LEN(all_types); i++) {
+        assert_int_equal(mr_key_type_of(keys[i]), all_types[i]);
+        assert_int_equal(EVP_PKEY_get_bits(keys[i]), bits[i]);
+        MR_ASSERT_OK(mr_key_check(keys[i]));
+    }
+    assert_string_equal(mr_key_type_name(MR_KEY_EC_P384), "P-384");
+    assert_string_equal(mr_key_type_name(MR_KEY_ED25519), "Ed25519");
+    assert_string_equal(mr_key_type_name(MR_KEY_NONE), "unsupported");
+    assert_int_equal(mr_key_type_of(NULL), MR_KEY_NONE);
+    EVP_PKEY *k = NULL;
+    MR_ASSERT_FAIL(mr_key_generate(MR_KEY_RSA, 1024, &k), MR_ERR_USAGE,
+                   "unsupported RSA key size 1024");
+    MR_ASSERT_FAIL(mr_key_generate(MR_KEY_NONE, 0, &k), MR_ERR_USAGE, "unsupported key type");
+    assert_null(k);
+    /* unsupported types are rejected by the policy */
+    EVP_PKEY *x25519 = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    assert_non_null(x25519);
+    MR_ASSERT_FAIL(mr_key_check(x25519), MR_ERR_USAGE, "unsupported key type");
+    EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    MR_ASSERT_FAIL(mr_key_check(k1), MR_ERR_USAGE, "unsupported key type");
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(x25519);
+}
+
+/* Encodes key i with fmt (private and/or public), decodes, compares public parts. */
+static void round_trip(size_t i, mr_key_format fmt, bool priv, bool pem)
+{
+    mr_buf enc = secret_buf();
+    EVP_PKEY *back = NULL;
+    if (priv) {
+        MR_ASSERT_OK(pem ? mr_key_private_to_pem(keys[i], fmt, &enc)
+                         : mr_key_private_to_der(keys[i], fmt, &enc));
+        MR_ASSERT_OK(pem ? mr_key_private_from_pem(mr_buf_slice(&enc), &back)
+                         : mr_key_private_from_der(mr_buf_slice(&enc), fmt, &back));
+    } else {
+        MR_ASSERT_OK(pem ? mr_key_public_to_pem(keys[i], fmt, &enc)
+                         : mr_key_public_to_der(keys[i], fmt, &enc));
+        MR_ASSERT_OK(pem ? mr_key_public_from_pem(mr_buf_slice(&enc), &back)
+                         : mr_key_public_from_der(mr_buf_slice(&enc), fmt, &back));
+    }
+    assert_true(mr_key_public_equal(keys[i], back));
+    assert_int_equal(mr_key_type_of(back), all_types[i]);
+    if (priv) { /* the decoded private key signs like the original */
+        mr_buf sig = plain_buf();
+        MR_ASSERT_OK(mr_key_sign(back, MR_SLICE_STR("m"), &sig));
+        MR_ASSERT_OK(mr_key_verify(keys[i], MR_SLICE_STR("m"), mr_buf_slice(&sig)));
+        mr_buf_free(&sig);
+    }
+    /* truncated DER is rejected */
+    if (!pem) {
+        EVP_PKEY *bad = NULL;
+        mr_slice cut = MR_SLICE(enc.data, enc.len - 1);
+        MR_ASSERT_FAIL(priv ? mr_key_private_from_der(cut, fmt, &bad)
+                            : mr_key_public_from_der(cut, fmt, &bad),
+                       MR_ERR_USAGE, "invalid");
+        assert_null(bad);
+    }
+    EVP_PKEY_free(back);
+    mr_buf_free(&enc);
+}
+
+static void test_encode_round_trips(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < MR_ARRAY_LEN(all_types); i++) {
+        bool ec = all_types[i] <= MR_KEY_EC_P521, rsa = all_types[i] == MR_KEY_RSA;
+        for (int pem = 0; pem < 2; pem++) {
+            round_trip(i, MR_KEYFMT_PKCS8, true, pem);
+            round_trip(i, MR_KEYFMT_PKIX, false, pem);
+            if (ec)
+                round_trip(i, MR_KEYFMT_SEC1, true, pem);
+            if (rsa) {
+                round_trip(i, MR_KEYFMT_PKCS1, true, pem);
+                round_trip(i, MR_KEYFMT_PKCS1, false, pem);
+            }
+        }
+    }
+}
+
+static void test_encode_labels_and_misuse(void **state)
+{
+    (void)state;
+    mr_buf pem = secret_buf(), plain = plain_buf();
+    MR_ASSERT_OK(mr_key_private_to_pem(keys[1], MR_KEYFMT_SEC1, &pem));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&pem));
+    assert_non_null(strstr((char *)pem.data, "-----BEGIN EC PRIVATE KEY-----"));
+    mr_buf_reset(&pem);
+    MR_ASSERT_OK(mr_key_private_to_pem(keys[4], MR_KEYFMT_PKCS1, &pem));
+    assert_memory_equal(pem.data, "-----BEGIN RSA PRIVATE KEY-----", 31);
+    mr_buf_reset(&pem);
+    MR_ASSERT_OK(mr_key_public_to_pem(keys[5], MR_KEYFMT_PKIX, &pem));
+    assert_memory_equal(pem.data, "-----BEGIN PUBLIC KEY-----", 26);
+    /* private material into a non-secret buffer */
+    MR_ASSERT_FAIL(mr_key_private_to_der(keys[1], MR_KEYFMT_PKCS8, &plain), MR_ERR_INTERNAL,
+                   "secret buffer");
+    MR_ASSERT_FAIL(mr_key_private_to_pem(keys[1], MR_KEYFMT_PKCS8, &plain), MR_ERR_INTERNAL,
+                   "secret buffer");
+    /* wrong key type for a format */
+    MR_ASSERT_FAIL(mr_key_private_to_der(keys[4], MR_KEYFMT_SEC1, &pem), MR_ERR_USAGE,
+                   "wrong key type");
+    MR_ASSERT_FAIL(mr_key_private_to_der(keys[1], MR_KEYFMT_PKCS1, &pem), MR_ERR_USAGE,
+                   "wrong key type");
+    MR_ASSERT_FAIL(mr_key_private_to_der(keys[5], MR_KEYFMT_SEC1, &pem), MR_ERR_USAGE,
+                   "wrong key type");
+    MR_ASSERT_FAIL(mr_key_public_to_der(keys[1], MR_KEYFMT_PKCS1, &pem), MR_ERR_USAGE,
+                   "wrong key type");
+    MR_ASSERT_FAIL(mr_key_private_to_der(keys[1], MR_KEYFMT_PKIX, &pem), MR_ERR_USAGE,
+                   "not available");
+    /* decoding with the wrong format */
+    mr_buf der = secret_buf();
+    EVP_PKEY *k = NULL;
+    MR_ASSERT_OK(mr_key_private_to_der(keys[4], MR_KEYFMT_PKCS1, &der));
+    MR_ASSERT_FAIL(mr_key_private_from_der(mr_buf_slice(&der), MR_KEYFMT_SEC1, &k), MR_ERR_USAGE,
+                   "invalid private key");
+    MR_ASSERT_FAIL(mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, &k), MR_ERR_USAGE,
+                   "invalid public key");
+    /* trailing data */
+    MR_ASSERT_OK(mr_buf_append_u8(&der, 0));
+    MR_ASSERT_FAIL(mr_key_private_from_der(mr_buf_slice(&der), MR_KEYFMT_PKCS1, &k),
+                   MR_ERR_USAGE, "trailing data");
+    /* PEM with the wrong label kind, or none */
+    MR_ASSERT_FAIL(mr_key_private_from_pem(mr_buf_slice(&pem), &k), MR_ERR_USAGE,
+                   "unexpected PEM block type \"PUBLIC KEY\"");
+    MR_ASSERT_FAIL(mr_key_public_from_pem(MR_SLICE_STR("no pem here"), &k), MR_ERR_USAGE,
+                   "no PEM block");
+    MR_ASSERT_FAIL(mr_key_private_from_der(MR_SLICE(NULL, 0), MR_KEYFMT_PKCS8, &k), MR_ERR_USAGE,
+                   "bad length");
+    assert_null(k);
+    mr_buf_free(&der);
+    mr_buf_free(&pem);
+}
+
+static void test_rsa_1024_rejected(void **state)
+{
+    (void)state;
+    EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    assert_non_null(small);
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(small, &der);
+    assert_true(len > 0);
+    EVP_PKEY *k = NULL;
+    MR_ASSERT_FAIL(mr_key_public_from_der(MR_SLICE(der, (size_t)len), MR_KEYFMT_PKIX, &k),
+                   MR_ERR_USAGE, "RSA key too small: 1024 bits");
+    OPENSSL_free(der);
+    der = NULL;
+    len = i2d_PrivateKey(small, &der);
+    MR_ASSERT_FAIL(mr_key_private_from_der(MR_SLICE(der, (size_t)len), MR_KEYFMT_PKCS1, &k),
+                   MR_ERR_USAGE, "RSA key too small");
+    OPENSSL_clear_free(der, (size_t)len);
+    MR_ASSERT_FAIL(mr_key_check(small), MR_ERR_USAGE, "too small");
+    mr_buf sig = plain_buf();
+    assert_null(k);
+    EVP_PKEY_free(small);
+    mr_buf_free(&sig);
+}
+
+static void test_sign_verify(void **state)
+{
+    (void)state;
+    mr_slice msg = MR_SLICE_STR("the quick brown fox");
+    for (size_t i = 0; i < MR_ARRAY_LEN(all_types); i++) {
+        mr_buf sig = plain_buf();
+        MR_ASSERT_OK(mr_key_sign(keys[i], msg, &sig));
+        MR_ASSERT_OK(mr_key_verify(keys[i], msg, mr_buf_slice(&sig)));
+        MR_ASSERT_FAIL(mr_key_verify(keys[i], MR_SLICE_STR("the quick brown fix"),
+                                     mr_buf_slice(&sig)),
+                       MR_ERR_AUTH, "signature verification failed");
+        sig.data[sig.len / 2] ^= 1;
+        MR_ASSERT_FAIL(mr_key_verify(keys[i], msg, mr_buf_slice(&sig)), MR_ERR_AUTH,
+                       "signature verification failed");
+        /* a signature by another key */
+        size_t other = (i + 1) % MR_ARRAY_LEN(all_types);
+        sig.data[sig.len / 2] ^= 1;
+        MR_ASSERT_FAIL(mr_key_verify(keys[other], msg, mr_buf_slice(&sig)), MR_ERR_AUTH,
+                       "signature verification failed");
+        mr_buf_free(&sig);
+    }
+    /* a public-only key cannot sign */
+    mr_buf der = plain_buf(), sig = plain_buf();
+    EVP_PKEY *pub = NULL;
+    MR_ASSERT_OK(mr_key_public_to_der(keys[1], MR_KEYFMT_PKIX, &der));
+    MR_ASSERT_OK(mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, &pub));
+    assert_false(mr_ok(mr_key_sign(pub, msg, &sig)));
+    EVP_PKEY_free(pub);
+    mr_buf_free(&der);
+    mr_buf_free(&sig);
+}
+
+static void test_raw_ecdsa(void **state)
+{
+    (void)state;
+    EVP_PKEY *p256 = keys[1];
+    mr_slice msg = MR_SLICE_STR("quote body");
+    mr_buf sig = plain_buf(), raw = plain_buf(), der = plain_buf();
+    MR_ASSERT_OK(mr_key_sign(p256, msg, &sig));
+    MR_ASSERT_OK(mr_ecdsa_sig_der_to_raw(mr_buf_slice(&sig), 32, &raw));
+    assert_int_equal(raw.len, 64);
+    MR_ASSERT_OK(mr_ecdsa_sig_raw_to_der(mr_buf_slice(&raw), &der));
+    assert_int_equal(der.len, sig.len);
+    assert_memory_equal(der.data, sig.data, sig.len);
+    /* r||s with leading zero bytes */
+    uint8_t small[64] = {0};
+    small[31] = 1;
+    small[63] = 2;
+    mr_buf d2 = plain_buf(), r2 = plain_buf();
+    MR_ASSERT_OK(mr_ecdsa_sig_raw_to_der(MR_SLICE(small, 64), &d2));
+    assert_hex_equal(d2.data, d2.len, "3006020101020102");
+    MR_ASSERT_OK(mr_ecdsa_sig_der_to_raw(mr_buf_slice(&d2), 32, &r2));
+    assert_memory_equal(r2.data, small, 64);
+    MR_ASSERT_FAIL(mr_ecdsa_sig_der_to_raw(mr_buf_slice(&sig), 8, &r2), MR_ERR_USAGE,
+                   "too large");
+    MR_ASSERT_FAIL(mr_ecdsa_sig_der_to_raw(MR_SLICE(sig.data, sig.len - 1), 32, &r2),
+                   MR_ERR_USAGE, "invalid ECDSA signature");
+    MR_ASSERT_FAIL(mr_ecdsa_sig_raw_to_der(MR_SLICE(small, 63), &d2), MR_ERR_USAGE,
+                   "invalid raw ECDSA signature length");
+    /* a P-256 key from the raw point verifies the signature */
+    uint8_t point[65];
+    size_t plen = 0;
+    assert_int_equal(EVP_PKEY_get_octet_string_param(p256, OSSL_PKEY_PARAM_PUB_KEY, point,
+                                                     sizeof(point), &plen),
+                     1);
+    assert_int_equal(plen, 65);
+    EVP_PKEY *pub = NULL;
+    MR_ASSERT_OK(mr_key_p256_from_raw(MR_SLICE(point + 1, 64), &pub));
+    assert_true(mr_key_public_equal(pub, p256));
+    MR_ASSERT_OK(mr_key_verify(pub, msg, mr_buf_slice(&sig)));
+    EVP_PKEY_free(pub);
+    pub = NULL;
+    point[40] ^= 1; /* off the curve */
+    MR_ASSERT_FAIL(mr_key_p256_from_raw(MR_SLICE(point + 1, 64), &pub), MR_ERR_USAGE,
+                   "invalid P-256 public key");
+    MR_ASSERT_FAIL(mr_key_p256_from_raw(MR_SLICE(point + 1, 63), &pub), MR_ERR_USAGE,
+                   "64 bytes");
+    assert_null(pub);
+    mr_buf_free(&sig);
+    mr_buf_free(&raw);
+    mr_buf_free(&der);
+    mr_buf_free(&d2);
+    mr_buf_free(&r2);
+}
+
+static void test_ec_scalar(void **state)
+{
+    (void)state;
+    mr_buf d = secret_buf(), fixed = secret_buf(), plain = plain_buf();
+    MR_ASSERT_OK(mr_key_ec_private_scalar(keys[3], false, &d));
+    MR_ASSERT_OK(mr_key_ec_private_scalar(keys[3], true, &fixed));
+    assert_int_equal(fixed.len, 66);
+    assert_true(d.len <= 66 && d.len > 0);
+    assert_int_not_equal(d.data[0], 0);
+    assert_memory_equal(fixed.data + (66 - d.len), d.data, d.len);
+    MR_ASSERT_FAIL(mr_key_ec_private_scalar(keys[4], false, &d), MR_ERR_USAGE, "wrong key type");
+    MR_ASSERT_FAIL(mr_key_ec_private_scalar(keys[1], false, &plain), MR_ERR_INTERNAL,
+                   "secret buffer");
+    mr_buf_free(&d);
+    mr_buf_free(&fixed);
+}
+
+static void test_key_alloc_failures(void **state)
+{
+    (void)state;
+    mr_buf der = secret_buf();
+    mr_alloc_fail_after(0);
+    MR_ASSERT_FAIL(mr_key_private_to_der(keys[1], MR_KEYFMT_PKCS8, &der), MR_ERR_INTERNAL,
+                   "out of memory");
+    mr_alloc_fail_reset();
+    MR_ASSERT_OK(mr_key_private_to_pem(keys[1], MR_KEYFMT_PKCS8, &der));
+    /* the PEM path allocates a temporary DER buffer, then the PEM output */
+    for (long n = 0; n < 3; n++) {
+        mr_buf pem = secret_buf();
+        mr_alloc_fail_after(n);
+        mr_result r = mr_key_private_to_pem(keys[1], MR_KEYFMT_SEC1, &pem);
+        mr_alloc_fail_reset();
+        if (!mr_ok(r))
+            assert_int_equal(pem.len, 0);
+        mr_buf_free(&pem);
+    }
+    EVP_PKEY *k = NULL;
+    mr_alloc_fail_after(0);
+    MR_ASSERT_FAIL(mr_key_private_from_pem(mr_buf_slice(&der), &k), MR_ERR_INTERNAL,
+                   "out of memory");
+    mr_alloc_fail_reset();
+    assert_null(k);
+    mr_buf_free(&der);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generate_and_type),
+        cmocka_unit_test(test_encode_round_trips),
+        cmocka_unit_test(test_encode_labels_and_misuse),
+        cmocka_unit_test(test_rsa_1024_rejected),
+        cmocka_unit_test(test_sign_verify),
+        cmocka_unit_test(test_raw_ecdsa),
+        cmocka_unit_test(test_ec_scalar),
+        cmocka_unit_test(test_key_alloc_failures),
+    };
+    return cmocka_run_group_tests_name("crypto-keys", tests, keys_setup, keys_teardown);
+}
