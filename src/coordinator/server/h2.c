@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* HTTP/2 server sessions (nghttp2) for REST over h2 and gRPC unary calls. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "coordinator/server/internal.h"
+
+#define OUT_HIGH_WATER ((size_t)1 << 20)
+#define H2_WINDOW ((int32_t)1 << 20)
+#define H2_CONN_WINDOW ((int32_t)16 << 20)
+
+enum { GRPC_RESOURCE_EXHAUSTED = 8 };
+
+static mr_srv_request *stream_req(nghttp2_session *h2, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h2, id);
+}
+
+static void link_req(mr_srv_conn *c, mr_srv_request *r)
+{
+    r->sib_prev = NULL;
+    r->sib_next = c->h2_reqs;
+    if (c->h2_reqs != NULL)
+        c->h2_reqs->sib_prev = r;
+    c->h2_reqs = r;
+}
+
+static void unlink_req(mr_srv_conn *c, mr_srv_request *r)
+{
+    if (r->sib_prev != NULL)
+        r->sib_prev->sib_next = r->sib_next;
+    else
+        c->h2_reqs = r->sib_next;
+    if (r->sib_next != NULL)
+        r->sib_next->sib_prev = r->sib_prev;
+    r->sib_prev = r->sib_next = NULL;
+}
+
+/* The stream is gone: a request a handler still owns is detached, others are freed. */
+static void release_req(mr_srv_conn *c, mr_srv_request *r)
+{
+    unlink_req(c, r);
+    if (r->dispatched)
+        r->conn = NULL;
+    else
+        mr_srv_request_free(r);
+}
+
+static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+    mr_srv_conn *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    mr_srv_request *r = mr_srv_request_new(c->srv, c);
+    if (r == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    r->proto = MR_SRV_PROTO_HTTP2;
+    r->stream_id = f->hd.stream_id;
+    r->listener = c->lst->kind;
+    r->grpc = c->lst->kind == MR_SRV_LISTENER_MESH;
+    r->body_max = r->grpc ? c->srv->limits.max_grpc_msg_bytes + 5 : c->srv->limits.max_body_bytes;
+    if (nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, r) != 0) {
+        mr_srv_request_free(r);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    link_req(c, r);
+    c->h2_open_streams++;
+    if (c->timer != NULL)
+        evtimer_del(c->timer);
+    return 0;
+}
+
+static bool name_is(const uint8_t *n, size_t nl, const char *lit)
+{
+    return nl == strlen(lit) && memcmp(n, lit, nl) == 0;
+}
+
+static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    mr_srv_conn *c = ud;
+    (void)flags;
+    mr_srv_request *r = stream_req(h2, f->hd.stream_id);
+    if (r == NULL || r->dispatched || r->done)
+        return 0;
+    size_t max = c->srv->limits.max_header_bytes;
+    char **slot = NULL;
+    if (name_is(name, nlen, ":method"))
+        slot = &r->method;
+    else if (name_is(name, nlen, ":path"))
+        slot = &r->target;
+    if (slot != NULL) {
+        if (*slot != NULL)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        *slot = mr_strndup((const char *)value, vlen);
+        return *slot != NULL ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (name_is(name, nlen, ":authority")) {
+        name = (const uint8_t *)"host";
+        nlen = 4;
+    } else if (nlen > 0 && name[0] == ':') {
+        return 0;
+    }
+    if (!mr_ok(mr_srv_hdrs_add(&r->hdrs, (const char *)name, nlen, (const char *)value, vlen,
+                               max)))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+/* Decides an early error while the body is still arriving. */
+static void overflow(mr_srv_request *r)
+{
+    r->overflow = true;
+    mr_buf_free(&r->body);
+    if (r->grpc) {
+        r->grpc_err_code = GRPC_RESOURCE_EXHAUSTED;
+        snprintf(r->grpc_err_msg, sizeof(r->grpc_err_msg),
+                 "grpc: received message larger than max (%zu vs. %zu)", r->body_max - 5,
+                 r->body_max - 5);
+    }
+}
+
+static void check_grpc_len(mr_srv_request *r)
+{
+    if (!r->grpc || r->overflow || r->body.len < 5 || r->body_len != 0)
+        return;
+    mr_cursor cur;
+    uint8_t flag = 0;
+    uint32_t len = 0;
+    mr_cursor_init(&cur, r->body.data, r->body.len);
+    if (!mr_ok(mr_cursor_u8(&cur, &flag)) || !mr_ok(mr_cursor_u32be(&cur, &len)))
+        return;
+    size_t max = r->body_max - 5;
+    if ((size_t)len > max) {
+        r->overflow = true;
+        mr_buf_free(&r->body);
+        r->grpc_err_code = GRPC_RESOURCE_EXHAUSTED;
+        snprintf(r->grpc_err_msg, sizeof(r->grpc_err_msg),
+                 "grpc: received message larger than max (%u vs. %zu)", len, max);
+    }
+}
+
+static void request_complete(mr_srv_conn *c, mr_srv_request *r);
+
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    mr_srv_conn *c = ud;
+    (void)flags;
+    mr_srv_request *r = stream_req(h2, id);
+    if (r == NULL || r->dispatched || r->done || r->overflow)
+        return 0;
+    if (r->body.len + len > r->body_max) {
+        overflow(r);
+        request_complete(c, r); /* answer now; the rest of the body is dropped */
+        return 0;
+    }
+    if (!mr_ok(mr_buf_append(&r->body, data, len)))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    check_grpc_len(r);
+    if (r->overflow)
+        request_complete(c, r);
+    return 0;
+}
+
+static void request_complete(mr_srv_conn *c, mr_srv_request *r)
+{
+    if (r->dispatched || r->done)
+        return;
+    if (r->method == NULL || r->target == NULL || r->target[0] != '/') {
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
+        return;
+    }
+    mr_buf path;
+    mr_buf_init(&path, 0, 0);
+    const char *q = strchr(r->target, '?');
+    size_t plen = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
+    r->query = q != NULL ? q + 1 : "";
+    size_t len = 0;
+    if (!mr_ok(mr_srv_path_unescape(r->target, plen, &path)) ||
+        (r->path = (char *)mr_buf_steal(&path, &len)) == NULL ||
+        !mr_ok(mr_srv_request_take_certs(r, c))) {
+        mr_buf_free(&path);
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
+        return;
+    }
+    r->head_only = strcmp(r->method, "HEAD") == 0;
+    r->req_size = r->body.len;
+    mr_srv_dispatch(r);
+}
+
+static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+    mr_srv_conn *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+        return 0;
+    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    mr_srv_request *r = stream_req(h2, f->hd.stream_id);
+    if (r != NULL)
+        request_complete(c, r);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *ud)
+{
+    mr_srv_conn *c = ud;
+    (void)err;
+    mr_srv_request *r = stream_req(h2, id);
+    if (r == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(h2, id, NULL);
+    if (c->h2_open_streams > 0)
+        c->h2_open_streams--;
+    release_req(c, r);
+    if (c->h2_open_streams == 0 && c->timer != NULL && !c->closed) {
+        struct timeval tv = {.tv_sec = c->srv->limits.idle_timeout_ms / 1000,
+                             .tv_usec = (c->srv->limits.idle_timeout_ms % 1000) * 1000};
+        evtimer_add(c->timer, &tv);
+    }
+    return 0;
+}
+
+/* nghttp2 takes non-const pointers but copies the bytes (no NO_COPY flags). */
+static nghttp2_nv mknv(const char *n, const char *v)
+{
+    nghttp2_nv nv = {(uint8_t *)(uintptr_t)n, (uint8_t *)(uintptr_t)v, strlen(n), strlen(v),
+                     NGHTTP2_NV_FLAG_NONE};
+    return nv;
+}
+
+static ssize_t read_body(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    mr_srv_request *r = src->ptr;
+    (void)ud;
+    mr_cursor cur;
+    mr_cursor_init(&cur, r->resp_body.data, r->resp_body.len);
+    if (!mr_ok(mr_cursor_skip(&cur, r->resp_off)))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t n = mr_cursor_remaining(&cur);
+    if (n > len)
+        n = len;
+    if (n > 0 && !mr_ok(mr_cursor_read(&cur, buf, n)))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    r->resp_off += n;
+    if (r->resp_off < r->resp_body.len)
+        return (ssize_t)n;
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (r->grpc && !r->trailers_sent) {
+        nghttp2_nv tr[] = {mknv("grpc-status", "0")};
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        r->trailers_sent = true;
+        if (nghttp2_submit_trailer(h2, id, tr, 1) != 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return (ssize_t)n;
+}
+
+
+void mr_srv_h2_response_ready(mr_srv_conn *c, mr_srv_request *r)
+{
+    nghttp2_nv nva[MR_SRV_MAX_HEADERS + 6];
+    size_t n = 0;
+    char status[16];
+    char clen[24];
+    char code[16];
+    if (c->h2 == NULL)
+        return;
+    snprintf(status, sizeof(status), "%d", r->status > 0 ? r->status : 500);
+    nva[n++] = mknv(":status", status);
+    nghttp2_data_provider dp = {.source.ptr = r, .read_callback = read_body};
+    const nghttp2_data_provider *dpp = NULL;
+    if (r->grpc) {
+        nva[n++] = mknv("content-type", "application/grpc");
+        if (r->grpc_code == 0) {
+            dpp = &dp;
+        } else {
+            snprintf(code, sizeof(code), "%d", r->grpc_code);
+            nva[n++] = mknv("grpc-status", code);
+            if (r->grpc_msg != NULL)
+                nva[n++] = mknv("grpc-message", r->grpc_msg);
+        }
+    } else {
+        for (size_t i = 0; i < r->resp_hdrs.n && n < MR_SRV_MAX_HEADERS; i++)
+            nva[n++] = mknv(r->resp_hdrs.v[i].name, r->resp_hdrs.v[i].value);
+        snprintf(clen, sizeof(clen), "%zu", r->resp_body.len);
+        nva[n++] = mknv("content-length", clen);
+        if (r->resp_body.len > 0 && !r->head_only)
+            dpp = &dp;
+    }
+    int rv = nghttp2_submit_response(c->h2, r->stream_id, nva, n, dpp);
+    if (rv != 0) {
+        MR_LOG_DEBUG("cannot submit HTTP/2 response", MR_F_STR("error", nghttp2_strerror(rv)));
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
+    } else if (r->overflow) {
+        /* The client may still be sending; tell it to stop (as grpc-go does). */
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_NO_ERROR);
+    }
+    mr_srv_h2_flush(c);
+}
+
+void mr_srv_h2_flush(mr_srv_conn *c)
+{
+    if (c->h2 == NULL || c->closed)
+        return;
+    while (evbuffer_get_length(c->out) < OUT_HIGH_WATER) {
+        const uint8_t *data = NULL;
+        ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+        if (n < 0) {
+            mr_srv_conn_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
+        if (evbuffer_add(c->out, data, (size_t)n) != 0) {
+            mr_srv_conn_close(c);
+            return;
+        }
+    }
+    bool idle_after_goaway = c->h2_goaway && c->h2_open_streams == 0;
+    if ((!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) ||
+        idle_after_goaway) {
+        if (evbuffer_get_length(c->out) == 0 || c->bev == NULL)
+            mr_srv_conn_close(c);
+        else
+            c->state = CONN_CLOSING;
+    }
+}
+
+void mr_srv_h2_input(mr_srv_conn *c)
+{
+    while (!c->closed && evbuffer_get_length(c->in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t n = nghttp2_session_mem_recv(c->h2, v.iov_base, v.iov_len);
+        if (n < 0) {
+            MR_LOG_DEBUG("HTTP/2 protocol error", MR_F_STR("error", nghttp2_strerror((int)n)));
+            mr_srv_conn_close(c);
+            return;
+        }
+        evbuffer_drain(c->in, (size_t)n);
+    }
+    mr_srv_h2_flush(c);
+}
+
+MR_RESULT mr_srv_h2_start(mr_srv_conn *c)
+{
+    mr_result res = MR_FAILURE;
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    MR_ENSURE_OUT(nghttp2_session_callbacks_new(&cbs) == 0, MR_ERR_INTERNAL, "out of memory");
+    MR_ENSURE_OUT(nghttp2_option_new(&opt) == 0, MR_ERR_INTERNAL, "out of memory");
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option_set_max_reserved_remote_streams(opt, 0);
+    MR_ENSURE_OUT(nghttp2_session_server_new2(&c->h2, cbs, c, opt) == 0, MR_ERR_INTERNAL,
+                  "cannot create HTTP/2 session");
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->srv->limits.h2_max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)H2_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->srv->limits.max_header_bytes},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    MR_ENSURE_OUT(nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, MR_ARRAY_LEN(iv)) == 0,
+                  MR_ERR_INTERNAL, "cannot queue HTTP/2 settings");
+    MR_ENSURE_OUT(nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
+                                                        H2_CONN_WINDOW) == 0,
+                  MR_ERR_INTERNAL, "cannot set HTTP/2 window");
+    if (c->timer != NULL) {
+        struct timeval tv = {.tv_sec = c->srv->limits.idle_timeout_ms / 1000,
+                             .tv_usec = (c->srv->limits.idle_timeout_ms % 1000) * 1000};
+        evtimer_add(c->timer, &tv);
+    }
+    mr_srv_h2_flush(c);
+    res = MR_SUCCESS;
+out:
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_option_del(opt);
+    return res;
+}
+
+void mr_srv_h2_goaway(mr_srv_conn *c)
+{
+    if (c->h2 == NULL || c->h2_goaway)
+        return;
+    c->h2_goaway = true;
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    mr_srv_h2_flush(c);
+}
+
+void mr_srv_h2_free(mr_srv_conn *c)
+{
+    if (c->h2 == NULL)
+        return;
+    /* nghttp2_session_del does not report stream closes, so release the requests here. */
+    while (c->h2_reqs != NULL)
+        release_req(c, c->h2_reqs);
+    nghttp2_session_del(c->h2);
+    c->h2 = NULL;
+}
