@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Coordinator core: state machine, PKI, manifest, activation, secrets, users, updates and
+ * recovery (spec/coordinator.md §2–§10, §12). No socket or HTTP code lives here; the api layer
+ * turns requests into these calls and their results into JSON.
+ *
+ * Concurrency. The core publishes its state as immutable *epochs* (state code, PKI, parsed
+ * manifest, secrets, users, quote). Readers — activations, status, quote, TLS handshakes —
+ * take a reference to the current epoch and work on it without any lock, so expensive work
+ * (quote verification, key generation, signing, template rendering) never runs under a lock.
+ * Writers (SetManifest, updates, secret uploads, recovery) serialise on one writer mutex,
+ * build the next state in a store transaction, commit it, and only then publish the next
+ * epoch. The only lock an activation takes is the per-marble-type counter lock around the
+ * read-check-write-commit of `activations:<type>`, and only when MaxActivations > 0.
+ *
+ * Errors. Every call returns mr_result; the message is the text MarbleRun sends (the api layer
+ * adds endpoint-specific prefixes and status codes as the spec lists them). Activate errors
+ * carry the gRPC code through their category: MR_ERR_STATE = FailedPrecondition,
+ * MR_ERR_AUTH = Unauthenticated, MR_ERR_ATTESTATION = PermissionDenied,
+ * MR_ERR_USAGE = InvalidArgument, MR_ERR_INTERNAL = Internal.
+ *
+ * Secrets. Private keys of the CA never leave the core: there is no call that returns them;
+ * listeners get EVP_PKEY references for their TLS handshakes only.
+ */
+#ifndef MR_COORDINATOR_CORE_H
+#define MR_COORDINATOR_CORE_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest/attest.h"
+#include "attest/issuer.h"
+#include "common/buf.h"
+#include "common/result.h"
+#include "crypto/key.h"
+
+typedef struct mr_core mr_core;
+
+/* State codes (spec §2). */
+enum {
+    MR_STATE_UNINITIALIZED = 0,
+    MR_STATE_RECOVERY = 1,
+    MR_STATE_ACCEPTING_MANIFEST = 2,
+    MR_STATE_ACCEPTING_MARBLES = 3,
+};
+
+typedef struct mr_core_config {
+    /* Seal directory (created 0700). NULL = in-memory only (tests). */
+    const char *seal_dir;
+    /* EDG_COORDINATOR_KEK value; NULL = default for the seal dir. */
+    const char *kek;
+    /* SANs of the CA certificates (EDG_COORDINATOR_DNS_NAMES, already split). */
+    const char *const *dns_names;
+    size_t n_dns_names;
+    /* Curve of root/intermediate/marble keys: MR_KEY_EC_P256 (default) or MR_KEY_EC_P384. */
+    mr_key_type curve;
+    /* Own quote source; NULL = simulation mode (empty quote, marble quotes not checked). */
+    mr_issuer *issuer;
+    /* Verifier settings for marble quotes (roots and collateral source; borrowed). */
+    mr_attest_options verify;
+    /* Tolerate failures to issue the own quote at startup (EDG_COORDINATOR_DEV_MODE). */
+    bool dev_mode;
+    /* Store tuning (benchmarks/tests); NULL = defaults. */
+    const struct mr_store_options *store_opts;
+} mr_core_config;
+
+/* Opens the core: loads the sealed state or creates a fresh CA (spec §1.2 step 2), issues the
+ * own quote. State afterwards: 1 (sealed state present but not usable), 2 (no manifest) or 3. */
+MR_RESULT mr_core_open(const mr_core_config *cfg, mr_core **out);
+void mr_core_free(mr_core *c);
+
+/* ---- status, identities, quote ---- */
+
+int mr_core_state(mr_core *c);
+/* The /status message of a state code (spec §2); NULL for 0. */
+const char *mr_core_state_message(int state);
+bool mr_core_simulation(const mr_core *c);
+
+/* Certificate and key for a TLS listener (spec §3.5): client API = root cert + root key;
+ * mesh = marble root cert + intermediate key. New references; the caller frees them. */
+MR_RESULT mr_core_client_identity(mr_core *c, X509 **cert, EVP_PKEY **key);
+MR_RESULT mr_core_mesh_identity(mr_core *c, X509 **cert, EVP_PKEY **key);
+
+/* GET /quote: PEM chain (intermediate, then root) and the cached quote (empty in simulation
+ * mode: *has_quote false). With nonce != NULL a fresh quote over SHA-256(root DER || nonce)
+ * is made. Fails (MR_ERR_STATE) in state 0. */
+MR_RESULT mr_core_quote(mr_core *c, const uint8_t *nonce, size_t nonce_len, mr_buf *chain_pem,
+                        mr_buf *quote, bool *has_quote);
+
+/* GET /manifest: the originally set raw manifest, its ECDSA signature (DER) and fingerprint.
+ * *present = false before a manifest is set. */
+MR_RESULT mr_core_manifest(mr_core *c, mr_buf *raw, mr_buf *signature, char fingerprint[65],
+                           bool *present);
+
+/* ---- SetManifest (spec §4.5.2) ---- */
+
+typedef struct mr_core_recovery_secret {
+    char *name;   /* recovery key name */
+    mr_buf value; /* RSA-OAEP ciphertext (not secret) */
+} mr_core_recovery_secret;
+
+typedef struct mr_core_recovery_secrets {
+    mr_core_recovery_secret *items;
+    size_t count;
+} mr_core_recovery_secrets;
+
+void mr_core_recovery_secrets_free(mr_core_recovery_secrets *s);
+
+/* Decodes, validates and applies a manifest in state 1 or 2; on success the state is 3 and
+ * *out holds one encrypted recovery secret per recovery key (possibly none). On failure the
+ * state is unchanged. Error texts carry MarbleRun's prefixes ("unmarshaling manifest: ",
+ * "checking manifest: ", ...). lenient: v2 body decoding rules (trailing data ignored). */
+MR_RESULT mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
+                               mr_core_recovery_secrets *out);
+
+/* ---- Activate (spec §5.4–§5.7, §12.14) ---- */
+
+typedef struct mr_core_activation_req {
+    mr_slice quote;        /* OE-format or raw DCAP quote */
+    mr_slice csr;          /* DER PKCS#10 */
+    const char *marble_type;
+    const char *uuid;      /* as sent */
+    mr_slice peer_cert;    /* DER of the first TLS client certificate */
+} mr_core_activation_req;
+
+typedef struct mr_core_kv {
+    char *name;
+    mr_buf value; /* secret memory */
+} mr_core_kv;
+
+typedef struct mr_core_activation_resp {
+    mr_core_kv *files;
+    size_t n_files;
+    mr_core_kv *env;
+    size_t n_env;
+    char **argv;
+    size_t argc;
+    char marble_type[256];
+    char uuid[37];         /* canonical */
+} mr_core_activation_resp;
+
+void mr_core_activation_resp_free(mr_core_activation_resp *r);
+
+MR_RESULT mr_core_activate(mr_core *c, const mr_core_activation_req *req,
+                           mr_core_activation_resp *resp);
+
+#endif

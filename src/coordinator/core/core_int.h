@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals of the Coordinator core, shared by its files. Not for other layers. */
+#ifndef MR_COORDINATOR_CORE_INT_H
+#define MR_COORDINATOR_CORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "coordinator/core/core.h"
+#include "coordinator/store/store.h"
+#include "manifest/manifest.h"
+#include "manifest/template.h"
+
+/* Store keys (spec §9.2, §12), kept as MarbleRun names them. */
+#define K_STATE "state"
+#define K_ROOT_CERT "certificate:coordinatorRootCert"
+#define K_INTER_CERT "certificate:coordinatorIntermediateCert"
+#define K_MARBLE_ROOT_CERT "certificate:marbleRootCert"
+#define K_ROOT_KEY "privateKey:coordinatorRootKey"
+#define K_INTER_KEY "privateKey:coordinatorIntermediateKey"
+#define K_MANIFEST "manifest"
+#define K_MANIFEST_SIG "manifestSignature"
+#define K_EFFECTIVE_MANIFEST "effectiveManifest" /* manifest with package updates applied */
+#define K_ROOT_SECRET "rootSecret"
+#define K_PREV_ROOT_SECRET "previousRootSecret"
+#define K_UPDATE_LOG "updateLog"
+#define K_PENDING_UPDATE "pendingUpdate"
+#define P_SECRET "secret:"
+#define P_PREV_SECRET "previousSecret:"
+#define P_ACTIVATIONS "activations:"
+#define P_COUNTER "monotonicCounter:"
+
+#define MR_ROOT_SECRET_LEN 32
+
+/* A secret value as the core holds it (generated, uploaded, or a placeholder). */
+typedef struct core_secret {
+    char *name;
+    const mr_manifest_secret *def; /* definition in the epoch's manifest */
+    bool has_value;
+    uint64_t valid_for;            /* as stored (365 when defaulted) */
+    mr_buf cert_der;               /* public */
+    mr_buf priv;                   /* secret memory: PKCS#8 DER or key bytes */
+    mr_buf pub;                    /* PKIX DER or key bytes */
+    X509 *cert;                    /* parsed cert_der, or NULL */
+} core_secret;
+
+typedef struct core_secret_set {
+    core_secret *items; /* sorted by name */
+    size_t count;
+} core_secret_set;
+
+typedef struct core_user {
+    char *name;
+    mr_buf cert_der;
+} core_user;
+
+/* Parsed templates of one marble (indexes match the manifest's files/env arrays; NULL where
+ * NoTemplates is set). */
+typedef struct core_marble_tmpl {
+    mr_tmpl **files;
+    mr_tmpl **env;
+} core_marble_tmpl;
+
+/* An immutable snapshot of everything a reader needs. Published by the writer after a
+ * commit; freed when the last reference is dropped. */
+typedef struct core_epoch {
+    atomic_uint refs;
+    int state;
+    /* PKI */
+    X509 *root_cert;
+    X509 *inter_cert;
+    X509 *marble_root_cert;
+    EVP_PKEY *root_key;
+    EVP_PKEY *inter_key;
+    mr_buf root_der;
+    mr_buf root_pem;
+    mr_buf inter_pem;
+    mr_buf marble_root_pem;
+    uint8_t root_hash[32]; /* SHA-256(root DER): report data of the own quote */
+    /* own quote over root_hash (empty in simulation mode) */
+    mr_buf quote;
+    /* manifest (present in state 3) */
+    mr_manifest *manifest;      /* effective manifest (package SVN updates applied) */
+    mr_buf manifest_raw;        /* originally set bytes */
+    mr_buf manifest_sig;        /* DER ECDSA signature by the root key */
+    char fingerprint[65];
+    core_marble_tmpl *tmpl;     /* per marble, same order as manifest->marbles */
+    /* secrets */
+    core_secret_set secrets;
+    core_secret_set prev_secrets;
+    uint8_t root_secret[MR_ROOT_SECRET_LEN];
+    bool has_root_secret;
+    uint8_t prev_root_secret[MR_ROOT_SECRET_LEN];
+    bool has_prev_root_secret;
+    /* users (certificate DER per manifest user) */
+    core_user *users;
+    size_t n_users;
+} core_epoch;
+
+/* A per-marble-type lock for the activation counter. */
+typedef struct core_type_lock {
+    char *type;
+    pthread_mutex_t mu;
+} core_type_lock;
+
+struct mr_core {
+    mr_core_config cfg;
+    char **dns;                 /* owned copies of cfg.dns_names */
+    size_t n_dns;
+    char *seal_dir;
+    bool simulation;
+    pthread_mutex_t writer;     /* serialises every state change */
+    pthread_mutex_t epoch_mu;   /* guards `epoch` pointer swaps and reference taking */
+    core_epoch *epoch;
+    mr_store *store;            /* memory store until a manifest is persisted */
+    pthread_mutex_t types_mu;
+    core_type_lock *types;
+    size_t n_types;
+};
+
+/* ---- epochs (epoch.c) ---- */
+core_epoch *core_epoch_get(mr_core *c);             /* new reference; never NULL */
+void core_epoch_put(core_epoch *e);                 /* drop a reference; NULL-safe */
+/* Builds an epoch from everything in the store at the transaction's snapshot. */
+MR_RESULT core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out);
+/* Replaces the published epoch (takes over the caller's reference). */
+void core_epoch_publish(mr_core *c, core_epoch *e);
+/* Issues the own quote for e's root certificate (no-op in simulation mode). */
+MR_RESULT core_epoch_quote(mr_core *c, core_epoch *e);
+
+/* ---- secret values (secret_codec.c) ----
+ * Stored as `secret:<name>` / `previousSecret:<name>`: the definition lives in the manifest,
+ * the store keeps the value: LE64 ValidFor, then LE32-length-prefixed cert DER, private part
+ * and public part. */
+MR_RESULT core_secret_encode(const core_secret *s, mr_buf *out);
+/* Decodes into s (whose name/def the caller sets); parses the certificate when present. */
+MR_RESULT core_secret_decode(mr_slice in, core_secret *s);
+void core_secret_clear(core_secret *s);
+void core_secret_set_free(core_secret_set *set);
+const core_secret *core_secret_find(const core_secret_set *set, const char *name);
+/* Loads every entry under prefix, pairing it with its manifest definition. */
+MR_RESULT core_secret_set_load(mr_store_txn *t, const char *prefix, const mr_manifest *m,
+                               core_secret_set *out);
+
+/* ---- PKI (pki.c) ---- */
+/* Fresh root + intermediate + marble root (spec §3.2), written into the transaction. */
+MR_RESULT core_pki_create(mr_core *c, mr_store_txn *t);
+/* New intermediate + marble root under the existing root (package updates, spec §8.3 step 6). */
+MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t);
+
+/* ---- store helpers (storeutil.c) ---- */
+MR_RESULT core_put_buf(mr_store_txn *t, const char *key, const mr_buf *b);
+MR_RESULT core_put_str(mr_store_txn *t, const char *key, const char *s);
+MR_RESULT core_get_required(mr_store_txn *t, const char *key, mr_buf *out);
+MR_RESULT core_put_cert(mr_store_txn *t, const char *key, X509 *cert);
+MR_RESULT core_put_key(mr_store_txn *t, const char *key, EVP_PKEY *k);
+
+#endif
