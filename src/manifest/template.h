@@ -154,4 +154,77 @@ MR_RESULT mr_tmpl_render(const mr_tmpl *t, const mr_tmpl_data *data, unsigned fl
 MR_RESULT mr_tmpl_check(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
                         const mr_tmpl_data *data);
 
+#ifdef MR_TMPL_INTERNAL
+/* ---- Private to src/manifest/template*.c: the parsed form. Not part of the API. ---- */
+
+typedef enum tok_type {
+    TK_ERROR, TK_EOF, TK_TEXT, TK_LDELIM, TK_RDELIM, TK_SPACE, TK_FIELD, TK_DOT, TK_IDENT,
+    TK_VAR, TK_STRING, TK_RAWSTRING, TK_NUMBER, TK_COMPLEX, TK_CHARCONST, TK_BOOL, TK_NIL,
+    TK_PIPE, TK_LPAREN, TK_RPAREN, TK_CHAR, TK_DECLARE, TK_ASSIGN, TK_KEYWORD,
+} tok_type;
+
+typedef struct token {
+    uint8_t type;
+    uint32_t pos; /* byte offset in the source */
+    uint32_t len;
+} token;
+
+typedef enum node_type {
+    N_TEXT, N_ACTION, N_PIPE, N_CMD, N_FIELD, N_CHAIN, N_VAR, N_IDENT, N_DOT, N_NIL, N_BOOL,
+    N_NUM, N_STR,
+} node_type;
+
+typedef enum fn_id { FN_NONE = 0, FN_INDEX, FN_PEM, FN_HEX, FN_RAW, FN_BASE64, FN_STRING } fn_id;
+
+#define NONE UINT32_MAX
+#define MR_TMPL_MAX_ARGS 16 /* operands per command */
+#define MR_TMPL_MAX_CMDS 16 /* commands per pipeline */
+
+typedef struct span {
+    uint32_t off, len; /* into the source */
+} span;
+
+/* One node of the tree; children and names are contiguous ranges of mr_tmpl.kids/.names.
+ *   N_TEXT    off/len: source bytes           N_ACTION  kid: the pipe
+ *   N_PIPE    kids: commands                  N_CMD     kids: arguments (first = operand)
+ *   N_FIELD   names: .A.B                     N_VAR     names: "$" then fields
+ *   N_CHAIN   kid: base operand; names        N_IDENT   fn; names: the identifier
+ *   N_STR     off/len: decoded literal in lits   N_NUM num; N_BOOL bval
+ * pos is Go's node position (used for line:col); src_off/src_len the token text. */
+typedef struct node {
+    uint8_t type;
+    uint8_t fn;
+    bool bval;
+    uint32_t pos;
+    uint32_t kid0, nkids;
+    uint32_t name0, nnames;
+    uint32_t off, len;
+    uint32_t src_off, src_len;
+    int64_t num;
+} node;
+
+struct mr_tmpl {
+    char *name;
+    uint8_t *src; /* private copy, NUL-terminated */
+    size_t src_len;
+    mr_tmpl_mode mode;
+    bool has_actions;
+    node *nodes;
+    uint32_t nnodes, capnodes;
+    uint32_t *kids;
+    uint32_t nkids, capkids;
+    span *names;
+    uint32_t nnames, capnames;
+    mr_buf lits;
+    uint32_t root0, nroot; /* top-level N_TEXT/N_ACTION nodes, in kids */
+};
+
+/* Go's strconv.Quote of s (at most max_runes characters). */
+MR_RESULT mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes);
+/* 1-based line of a source offset. */
+size_t mr_tmpl_line_(const mr_tmpl *t, size_t pos);
+/* Go's Node.String() of node idx. */
+MR_RESULT mr_tmpl_node_string_(const mr_tmpl *t, uint32_t idx, mr_buf *b);
+#endif /* MR_TMPL_INTERNAL */
+
 #endif

@@ -1,0 +1,1309 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Template engine, part 1: lexer and parser (see template.h for the language).
+ *
+ * The lexer follows the state machine of Go's text/template/parse closely enough that the
+ * same inputs fail with the same texts: the whole source is cut into tokens first (text,
+ * delimiters, and the tokens inside actions, stopping at the first lexical error), then a
+ * recursive-descent parser with Go's grammar builds a flat node array. Execution lives in
+ * template_exec.c; the two files share the private declarations at the end of template.h
+ * (visible only with MR_TMPL_INTERNAL).
+ */
+#define MR_TMPL_INTERNAL 1
+#include "manifest/template.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* growable arrays */
+
+static mr_result vec_push(void **data, uint32_t *count, uint32_t *cap, size_t elem,
+                          const void *item)
+{
+    if (*count == *cap) {
+        uint32_t ncap = *cap ? *cap * 2 : 16;
+        MR_ENSURE(ncap > *cap && ncap <= UINT32_MAX / 2, MR_ERR_USAGE, "template too complex");
+        void *p = mr_realloc(*data, (size_t)ncap * elem);
+        MR_ENSURE_ALLOC(p);
+        *data = p;
+        *cap = ncap;
+    }
+    memcpy((uint8_t *)*data + (size_t)*count * elem, item, elem);
+    (*count)++;
+    return MR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* characters */
+
+static bool is_space(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Decodes one UTF-8 sequence at s[0..n). Invalid input yields U+FFFD with length 1. */
+static uint32_t utf8_decode(const uint8_t *s, size_t n, size_t *len)
+{
+    *len = 1;
+    if (n == 0)
+        return 0xFFFD;
+    uint8_t c = s[0];
+    if (c < 0x80)
+        return c;
+    size_t need;
+    uint32_t r, min;
+    if ((c & 0xE0) == 0xC0) {
+        need = 2, r = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        need = 3, r = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        need = 4, r = c & 0x07, min = 0x10000;
+    } else {
+        return 0xFFFD;
+    }
+    if (n < need)
+        return 0xFFFD;
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0xFFFD;
+        r = (r << 6) | (s[i] & 0x3F);
+    }
+    if (r < min || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
+        return 0xFFFD;
+    *len = need;
+    return r;
+}
+
+/* Go's isAlphaNumeric: '_' or a letter or digit. Non-ASCII code points count as letters
+ * (an approximation of unicode.IsLetter that only matters for exotic field names). */
+static bool is_alnum_rune(uint32_t r)
+{
+    return r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
+           (r >= '0' && r <= '9') || (r >= 0x80 && r != 0xFFFD);
+}
+
+/* Appends Go's %#U rendering of a rune: U+0041 'A' (quote omitted for non-printables). */
+static mr_result append_rune_desc(mr_buf *b, const uint8_t *s, size_t n)
+{
+    size_t len;
+    uint32_t r = utf8_decode(s, n, &len);
+    MR_GUARD(mr_buf_printf(b, "U+%04X", (unsigned)r));
+    bool printable = (r >= 0x20 && r < 0x7F) || r >= 0xA0;
+    if (printable) {
+        MR_GUARD(mr_buf_append_str(b, " '"));
+        if (r == 0xFFFD)
+            MR_GUARD(mr_buf_append_str(b, "\xEF\xBF\xBD"));
+        else
+            MR_GUARD(mr_buf_append(b, s, len));
+        MR_GUARD(mr_buf_append_u8(b, '\''));
+    }
+    return MR_SUCCESS;
+}
+
+mr_result mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes)
+{
+    MR_GUARD(mr_buf_append_u8(b, '"'));
+    size_t runes = 0;
+    for (size_t i = 0; i < n && runes < max_runes; runes++) {
+        uint8_t c = s[i];
+        size_t len = 1;
+        if (c == '"' || c == '\\') {
+            MR_GUARD(mr_buf_append_u8(b, '\\'));
+            MR_GUARD(mr_buf_append_u8(b, c));
+        } else if (c >= 0x20 && c < 0x7F) {
+            MR_GUARD(mr_buf_append_u8(b, c));
+        } else if (c < 0x80) {
+            static const char esc[] = "\a\b\f\n\r\t\v";
+            static const char name[] = "abfnrtv";
+            const char *e = c != 0 ? memchr(esc, c, sizeof(esc) - 1) : NULL;
+            if (e != NULL)
+                MR_GUARD(mr_buf_printf(b, "\\%c", name[e - esc]));
+            else
+                MR_GUARD(mr_buf_printf(b, "\\x%02x", c));
+        } else {
+            uint32_t r = utf8_decode(s + i, n - i, &len);
+            if (r == 0xFFFD && len == 1)
+                MR_GUARD(mr_buf_printf(b, "\\x%02x", c));
+            else
+                MR_GUARD(mr_buf_append(b, s + i, len));
+        }
+        i += len;
+    }
+    return mr_buf_append_u8(b, '"');
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* lexer */
+
+typedef struct lexer {
+    const uint8_t *src;
+    size_t len;
+    size_t pos;
+    size_t start;
+    int paren;
+    token *toks;
+    uint32_t ntoks, cap;
+    mr_buf errmsg; /* message of the TK_ERROR token, if any */
+} lexer;
+
+static int lx_at(const lexer *l, size_t i) { return i < l->len ? l->src[i] : -1; }
+
+static bool lx_has(const lexer *l, size_t i, const char *s)
+{
+    size_t n = strlen(s);
+    return i <= l->len && l->len - i >= n && memcmp(l->src + i, s, n) == 0;
+}
+
+static mr_result lx_emit_at(lexer *l, tok_type type, size_t start, size_t end)
+{
+    token t = {.type = (uint8_t)type, .pos = (uint32_t)start, .len = (uint32_t)(end - start)};
+    MR_GUARD(vec_push((void **)&l->toks, &l->ntoks, &l->cap, sizeof(token), &t));
+    l->start = l->pos;
+    return MR_SUCCESS;
+}
+
+static mr_result lx_emit(lexer *l, tok_type type) { return lx_emit_at(l, type, l->start, l->pos); }
+
+/* Records a lexical error (Go's l.errorf): an error token at the current token start. The
+ * caller stops lexing. */
+static mr_result lx_error(lexer *l, const char *fmt, ...) MR_PRINTF(2, 3);
+static mr_result lx_error(lexer *l, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    MR_ENSURE(n >= 0, MR_ERR_INTERNAL, "format error");
+    MR_GUARD(mr_buf_append_str(&l->errmsg, tmp));
+    return lx_emit_at(l, TK_ERROR, l->start, l->start);
+}
+
+static mr_result lx_error_rune(lexer *l, const char *prefix, size_t at)
+{
+    MR_GUARD(mr_buf_append_str(&l->errmsg, prefix));
+    MR_GUARD(append_rune_desc(&l->errmsg, l->src + at, l->len - at));
+    return lx_emit_at(l, TK_ERROR, l->start, l->start);
+}
+
+static bool lx_has_left_trim(const lexer *l, size_t i)
+{
+    return lx_at(l, i) == '-' && is_space(lx_at(l, i + 1));
+}
+
+static bool lx_has_right_trim(const lexer *l, size_t i)
+{
+    return is_space(lx_at(l, i)) && lx_at(l, i + 1) == '-';
+}
+
+/* Go's atRightDelim: 0 = no, 2 = "}}", 4 = " -}}". */
+static size_t lx_right_delim(const lexer *l, size_t i)
+{
+    if (lx_has_right_trim(l, i) && lx_has(l, i + 2, "}}"))
+        return 4;
+    if (lx_has(l, i, "}}"))
+        return 2;
+    return 0;
+}
+
+static size_t skip_spaces(const lexer *l, size_t i)
+{
+    while (is_space(lx_at(l, i)))
+        i++;
+    return i;
+}
+
+static bool lx_at_terminator(const lexer *l)
+{
+    int c = lx_at(l, l->pos);
+    if (c < 0 || is_space(c))
+        return true;
+    if (c == '.' || c == ',' || c == '|' || c == ':' || c == ')' || c == '(')
+        return true;
+    return lx_has(l, l->pos, "}}");
+}
+
+static uint32_t lx_peek_rune(const lexer *l, size_t *len)
+{
+    if (l->pos >= l->len) {
+        *len = 0;
+        return (uint32_t)-1;
+    }
+    return utf8_decode(l->src + l->pos, l->len - l->pos, len);
+}
+
+static void lx_alnum_run(lexer *l)
+{
+    for (;;) {
+        size_t n;
+        uint32_t r = lx_peek_rune(l, &n);
+        if (n == 0 || !is_alnum_rune(r))
+            return;
+        l->pos += n;
+    }
+}
+
+/* After a run of alphanumerics: Go insists on a terminator ("bad character %#U"). */
+static mr_result lx_finish_word(lexer *l, tok_type type, bool *stop)
+{
+    if (!lx_at_terminator(l)) {
+        *stop = true;
+        return lx_error_rune(l, "bad character ", l->pos);
+    }
+    return lx_emit(l, type);
+}
+
+static const char *const KEYWORDS[] = {"block", "break",  "continue", "define", "else", "end",
+                                       "if",    "range",  "template", "with",   NULL};
+
+static mr_result lx_identifier(lexer *l, bool *stop)
+{
+    lx_alnum_run(l);
+    if (!lx_at_terminator(l)) {
+        *stop = true;
+        return lx_error_rune(l, "bad character ", l->pos);
+    }
+    size_t n = l->pos - l->start;
+    const char *w = (const char *)l->src + l->start;
+    for (size_t i = 0; KEYWORDS[i] != NULL; i++)
+        if (strlen(KEYWORDS[i]) == n && memcmp(w, KEYWORDS[i], n) == 0)
+            return lx_emit(l, TK_KEYWORD);
+    if (n == 3 && memcmp(w, "nil", 3) == 0)
+        return lx_emit(l, TK_NIL);
+    if ((n == 4 && memcmp(w, "true", 4) == 0) || (n == 5 && memcmp(w, "false", 5) == 0))
+        return lx_emit(l, TK_BOOL);
+    return lx_emit(l, TK_IDENT);
+}
+
+static bool lx_accept(lexer *l, const char *set)
+{
+    int c = lx_at(l, l->pos);
+    if (c > 0 && strchr(set, c) != NULL) {
+        l->pos++;
+        return true;
+    }
+    return false;
+}
+
+static void lx_accept_run(lexer *l, const char *set)
+{
+    while (lx_accept(l, set))
+        ;
+}
+
+/* Go's scanNumber: sign, base prefix, digits, fraction, exponent, 'i'. */
+static bool lx_scan_number(lexer *l)
+{
+    lx_accept(l, "+-");
+    const char *digits = "0123456789_";
+    if (lx_accept(l, "0")) {
+        if (lx_accept(l, "xX"))
+            digits = "0123456789abcdefABCDEF_";
+        else if (lx_accept(l, "oO"))
+            digits = "01234567_";
+        else if (lx_accept(l, "bB"))
+            digits = "01_";
+    }
+    lx_accept_run(l, digits);
+    if (lx_accept(l, "."))
+        lx_accept_run(l, digits);
+    if (strlen(digits) == 11 && lx_accept(l, "eE")) {
+        lx_accept(l, "+-");
+        lx_accept_run(l, "0123456789_");
+    }
+    if (strlen(digits) == 23 && lx_accept(l, "pP")) {
+        lx_accept(l, "+-");
+        lx_accept_run(l, "0123456789_");
+    }
+    lx_accept(l, "i");
+    size_t n;
+    uint32_t r = lx_peek_rune(l, &n);
+    if (n > 0 && is_alnum_rune(r)) {
+        l->pos += n;
+        return false;
+    }
+    return true;
+}
+
+static mr_result lx_bad_number(lexer *l)
+{
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, l->src + l->start, l->pos - l->start, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    res = lx_error(l, "bad number syntax: %s", (const char *)q.data);
+out:
+    mr_buf_free(&q);
+    return res;
+}
+
+static mr_result lx_number(lexer *l, bool *stop)
+{
+    if (!lx_scan_number(l)) {
+        *stop = true;
+        return lx_bad_number(l);
+    }
+    int c = lx_at(l, l->pos);
+    if (c == '+' || c == '-') {
+        if (!lx_scan_number(l) || l->src[l->pos - 1] != 'i') {
+            *stop = true;
+            return lx_bad_number(l);
+        }
+        return lx_emit(l, TK_COMPLEX);
+    }
+    return lx_emit(l, TK_NUMBER);
+}
+
+static mr_result lx_quote(lexer *l, bool *stop)
+{
+    for (;;) {
+        int c = lx_at(l, l->pos++);
+        if (c == '\\') {
+            c = lx_at(l, l->pos++);
+            if (c >= 0 && c != '\n')
+                continue;
+        }
+        if (c < 0 || c == '\n') {
+            *stop = true;
+            return lx_error(l, "unterminated quoted string");
+        }
+        if (c == '"')
+            return lx_emit(l, TK_STRING);
+    }
+}
+
+static mr_result lx_raw_quote(lexer *l, bool *stop)
+{
+    for (;;) {
+        int c = lx_at(l, l->pos++);
+        if (c < 0) {
+            *stop = true;
+            return lx_error(l, "unterminated raw quoted string");
+        }
+        if (c == '`')
+            return lx_emit(l, TK_RAWSTRING);
+    }
+}
+
+static mr_result lx_char(lexer *l, bool *stop)
+{
+    for (;;) {
+        int c = lx_at(l, l->pos++);
+        if (c == '\\') {
+            c = lx_at(l, l->pos++);
+            if (c >= 0 && c != '\n')
+                continue;
+        }
+        if (c < 0 || c == '\n') {
+            *stop = true;
+            return lx_error(l, "unterminated character constant");
+        }
+        if (c == '\'')
+            return lx_emit(l, TK_CHARCONST);
+    }
+}
+
+/* Go's lexSpace, including the special case of a single space that belongs to " -}}". */
+static mr_result lx_space(lexer *l)
+{
+    size_t n = 0;
+    while (is_space(lx_at(l, l->pos))) {
+        l->pos++;
+        n++;
+    }
+    if (lx_has_right_trim(l, l->pos - 1) && lx_has(l, l->pos + 1, "}}")) {
+        l->pos--;
+        if (n == 1)
+            return MR_SUCCESS;
+    }
+    return lx_emit(l, TK_SPACE);
+}
+
+/* One step inside an action. Sets *done at the right delimiter, *stop on an error. */
+static mr_result lx_inside(lexer *l, bool *done, bool *stop)
+{
+    size_t d = lx_right_delim(l, l->pos);
+    if (d != 0) {
+        if (l->paren != 0) {
+            *stop = true;
+            return lx_error(l, "unclosed left paren");
+        }
+        *done = true;
+        size_t at = l->pos + (d == 4 ? 2 : 0);
+        l->pos += d;
+        MR_GUARD(lx_emit_at(l, TK_RDELIM, at, l->pos));
+        if (d == 4)
+            l->pos = skip_spaces(l, l->pos);
+        l->start = l->pos;
+        return MR_SUCCESS;
+    }
+    int c = lx_at(l, l->pos);
+    if (c < 0) {
+        *stop = true;
+        return lx_error(l, "unclosed action");
+    }
+    if (is_space(c))
+        return lx_space(l);
+    l->pos++;
+    switch (c) {
+    case '=':
+        return lx_emit(l, TK_ASSIGN);
+    case ':':
+        if (lx_at(l, l->pos) != '=') {
+            *stop = true;
+            return lx_error(l, "expected :=");
+        }
+        l->pos++;
+        return lx_emit(l, TK_DECLARE);
+    case '|':
+        return lx_emit(l, TK_PIPE);
+    case '"':
+        return lx_quote(l, stop);
+    case '`':
+        return lx_raw_quote(l, stop);
+    case '\'':
+        return lx_char(l, stop);
+    case '$':
+        if (lx_at_terminator(l))
+            return lx_emit(l, TK_VAR);
+        lx_alnum_run(l);
+        return lx_finish_word(l, TK_VAR, stop);
+    case '(':
+        l->paren++;
+        return lx_emit(l, TK_LPAREN);
+    case ')':
+        if (--l->paren < 0) {
+            *stop = true;
+            return lx_error(l, "unexpected right paren");
+        }
+        return lx_emit(l, TK_RPAREN);
+    default:
+        break;
+    }
+    if (c == '.') {
+        int n = lx_at(l, l->pos);
+        if (!(n >= '0' && n <= '9')) {
+            if (lx_at_terminator(l))
+                return lx_emit(l, TK_DOT);
+            lx_alnum_run(l);
+            return lx_finish_word(l, TK_FIELD, stop);
+        }
+    }
+    if (c == '.' || c == '+' || c == '-' || (c >= '0' && c <= '9')) {
+        l->pos--;
+        return lx_number(l, stop);
+    }
+    l->pos--;
+    size_t n;
+    uint32_t r = lx_peek_rune(l, &n);
+    if (is_alnum_rune(r))
+        return lx_identifier(l, stop);
+    if (r < 0x80 && r >= 0x20 && r < 0x7F) {
+        l->pos++;
+        return lx_emit(l, TK_CHAR);
+    }
+    *stop = true;
+    return lx_error_rune(l, "unrecognized character in action: ", l->pos);
+}
+
+/* A comment starting at l->pos ("/" "*"). Go's lexComment. */
+static mr_result lx_comment(lexer *l, bool *stop)
+{
+    const uint8_t *e = NULL;
+    size_t from = l->pos + 2;
+    for (size_t i = from; i + 1 < l->len; i++) {
+        if (l->src[i] == '*' && l->src[i + 1] == '/') {
+            e = l->src + i;
+            break;
+        }
+    }
+    if (e == NULL) {
+        *stop = true;
+        return lx_error(l, "unclosed comment");
+    }
+    l->pos = (size_t)(e - l->src) + 2;
+    size_t d = lx_right_delim(l, l->pos);
+    if (d == 0) {
+        *stop = true;
+        return lx_error(l, "comment ends before closing delimiter");
+    }
+    l->pos += d;
+    if (d == 4)
+        l->pos = skip_spaces(l, l->pos);
+    l->start = l->pos;
+    return MR_SUCCESS;
+}
+
+static size_t find_left_delim(const lexer *l, size_t from)
+{
+    for (size_t i = from; i + 1 < l->len; i++)
+        if (l->src[i] == '{' && l->src[i + 1] == '{')
+            return i;
+    return l->len;
+}
+
+/* Text up to the next "{{" (trimmed when the delimiter carries "- "), then the delimiter. */
+static mr_result lx_text(lexer *l, bool *eof, bool *stop)
+{
+    size_t d = find_left_delim(l, l->pos);
+    if (d == l->len) {
+        l->pos = l->len;
+        if (l->pos > l->start)
+            MR_GUARD(lx_emit(l, TK_TEXT));
+        *eof = true;
+        return lx_emit(l, TK_EOF);
+    }
+    bool trim = lx_has_left_trim(l, d + 2);
+    size_t end = d;
+    if (trim)
+        while (end > l->start && is_space(l->src[end - 1]))
+            end--;
+    if (end > l->start)
+        MR_GUARD(lx_emit_at(l, TK_TEXT, l->start, end));
+    l->pos = d + 2 + (trim ? 2 : 0);
+    l->start = l->pos;
+    if (lx_has(l, l->pos, "/*"))
+        return lx_comment(l, stop);
+    MR_GUARD(lx_emit_at(l, TK_LDELIM, d, d + 2));
+    l->paren = 0;
+    bool done = false;
+    while (!done && !*stop)
+        MR_GUARD(lx_inside(l, &done, stop));
+    return MR_SUCCESS;
+}
+
+static mr_result lex_all(lexer *l)
+{
+    bool eof = false, stop = false;
+    while (!eof && !stop)
+        MR_GUARD(lx_text(l, &eof, &stop));
+    return MR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* parser */
+
+#define MAX_ARGS MR_TMPL_MAX_ARGS
+#define MAX_CMDS MR_TMPL_MAX_CMDS
+
+typedef struct parser {
+    mr_tmpl *t;
+    const token *toks;
+    uint32_t ntoks;
+    uint32_t i;    /* next token */
+    uint32_t seen; /* furthest token looked at (Go's token[0]) */
+    const char *lexerr;
+    size_t action_line; /* 0 outside actions */
+    int depth;
+} parser;
+
+static const token *p_tok(parser *p, uint32_t i)
+{
+    if (i >= p->ntoks)
+        i = p->ntoks - 1; /* the last token is EOF or ERROR */
+    if (i > p->seen)
+        p->seen = i;
+    return &p->toks[i];
+}
+
+static const token *p_next(parser *p) { return p_tok(p, p->i < p->ntoks ? p->i++ : p->i); }
+static const token *p_peek(parser *p) { return p_tok(p, p->i); }
+static void p_backup(parser *p) { p->i--; }
+
+static const token *p_next_nonspace(parser *p)
+{
+    const token *t;
+    do
+        t = p_next(p);
+    while (t->type == TK_SPACE);
+    return t;
+}
+
+static const token *p_peek_nonspace(parser *p)
+{
+    const token *t = p_next_nonspace(p);
+    p_backup(p);
+    return t;
+}
+
+size_t mr_tmpl_line_(const mr_tmpl *t, size_t pos)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < pos && i < t->src_len; i++)
+        line += t->src[i] == '\n';
+    return line;
+}
+
+/* Go's Tree.errorf: "template: <name>:<line>: <msg>", line of the furthest token. */
+static mr_result p_fail(parser *p, const char *fmt, ...) MR_PRINTF(2, 3);
+static mr_result p_fail(parser *p, const char *fmt, ...)
+{
+    char msg[MR_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        msg[0] = '\0';
+    const token *t = &p->toks[p->seen < p->ntoks ? p->seen : p->ntoks - 1];
+    mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "template: %s:%zu: %s", p->t->name,
+                 mr_tmpl_line_(p->t, t->pos), msg);
+    return MR_FAILURE;
+}
+
+/* Go's item.String() for "unexpected %s in %s". */
+static mr_result token_desc(parser *p, const token *t, mr_buf *b)
+{
+    const uint8_t *s = p->t->src + t->pos;
+    switch (t->type) {
+    case TK_EOF:
+        return mr_buf_append_str(b, "EOF");
+    case TK_ERROR:
+        return mr_buf_append_str(b, p->lexerr);
+    case TK_KEYWORD:
+    case TK_DOT:
+    case TK_NIL:
+        MR_GUARD(mr_buf_append_u8(b, '<'));
+        MR_GUARD(mr_buf_append(b, s, t->len));
+        return mr_buf_append_u8(b, '>');
+    default:
+        break;
+    }
+    if (t->len > 10) {
+        MR_GUARD(mr_tmpl_quote_(b, s, t->len, 10));
+        return mr_buf_append_str(b, "...");
+    }
+    return mr_tmpl_quote_(b, s, t->len, SIZE_MAX);
+}
+
+static mr_result p_unexpected(parser *p, const token *t, const char *context)
+{
+    mr_buf d;
+    mr_buf_init(&d, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(token_desc(p, t, &d));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&d));
+    if (t->type == TK_ERROR) {
+        size_t line = mr_tmpl_line_(p->t, t->pos);
+        if (p->action_line != 0 && p->action_line != line) {
+            size_t n = strlen(p->lexerr);
+            bool ends_action = n >= 7 && strcmp(p->lexerr + n - 7, " action") == 0;
+            res = p_fail(p, "%s%s started at %s:%zu", (const char *)d.data,
+                         ends_action ? "" : " in action", p->t->name, p->action_line);
+        } else {
+            res = p_fail(p, "%s", (const char *)d.data);
+        }
+    } else {
+        res = p_fail(p, "unexpected %s in %s", (const char *)d.data, context);
+    }
+out:
+    mr_buf_free(&d);
+    return res;
+}
+
+static mr_result p_node(parser *p, const node *n, uint32_t *out)
+{
+    *out = p->t->nnodes;
+    return vec_push((void **)&p->t->nodes, &p->t->nnodes, &p->t->capnodes, sizeof(node), n);
+}
+
+static mr_result p_kids(parser *p, const uint32_t *kids, uint32_t n, uint32_t *first)
+{
+    *first = p->t->nkids;
+    for (uint32_t i = 0; i < n; i++)
+        MR_GUARD(vec_push((void **)&p->t->kids, &p->t->nkids, &p->t->capkids, sizeof(uint32_t),
+                          &kids[i]));
+    return MR_SUCCESS;
+}
+
+static mr_result p_name(parser *p, uint32_t off, uint32_t len)
+{
+    span s = {.off = off, .len = len};
+    return vec_push((void **)&p->t->names, &p->t->nnames, &p->t->capnames, sizeof(span), &s);
+}
+
+static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out);
+
+static const char *const UNSUPPORTED_FUNCS[] = {
+    "and", "call", "html", "js", "len", "not", "or", "print", "printf", "println",
+    "urlquery", "eq", "ne", "lt", "le", "gt", "ge", "slice", NULL};
+
+/* Resolves a function name for the template's mode; fails like Go for unknown names. */
+static mr_result p_function(parser *p, const token *t, uint8_t *fn)
+{
+    const char *s = (const char *)p->t->src + t->pos;
+    size_t n = t->len;
+#define IS(w) (n == sizeof(w) - 1 && memcmp(s, w, n) == 0)
+    if (IS("index"))
+        *fn = FN_INDEX;
+    else if (IS("pem"))
+        *fn = FN_PEM;
+    else if (IS("hex"))
+        *fn = FN_HEX;
+    else if (IS("base64"))
+        *fn = FN_BASE64;
+    else if (IS("raw") && p->t->mode == MR_TMPL_FILES)
+        *fn = FN_RAW;
+    else if (IS("string") && p->t->mode == MR_TMPL_ENV)
+        *fn = FN_STRING;
+    else
+        *fn = FN_NONE;
+#undef IS
+    if (*fn != FN_NONE)
+        return MR_SUCCESS;
+    for (size_t i = 0; UNSUPPORTED_FUNCS[i] != NULL; i++)
+        if (strlen(UNSUPPORTED_FUNCS[i]) == n && memcmp(s, UNSUPPORTED_FUNCS[i], n) == 0)
+            return p_fail(p, "function \"%.*s\" is not supported (only pem, hex, base64, %s "
+                          "and index)", (int)n, s, p->t->mode == MR_TMPL_FILES ? "raw" : "string");
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, (const uint8_t *)s, n, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    res = p_fail(p, "function %s not defined", (const char *)q.data);
+out:
+    mr_buf_free(&q);
+    return res;
+}
+
+/* Decodes a Go string literal (strconv.Unquote) into the literal pool. */
+static mr_result p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *len)
+{
+    mr_buf *lits = &p->t->lits;
+    const uint8_t *s = p->t->src + t->pos;
+    size_t n = t->len;
+    *off = (uint32_t)lits->len;
+    if (s[0] == '`') {
+        for (size_t i = 1; i + 1 < n; i++)
+            if (s[i] != '\r')
+                MR_GUARD(mr_buf_append_u8(lits, s[i]));
+        *len = (uint32_t)(lits->len - *off);
+        return MR_SUCCESS;
+    }
+    for (size_t i = 1; i + 1 < n;) {
+        uint8_t c = s[i];
+        if (c != '\\') {
+            MR_GUARD(mr_buf_append_u8(lits, c));
+            i++;
+            continue;
+        }
+        uint8_t e = s[i + 1];
+        const char *simple = strchr("abfnrtv\\\"", e);
+        if (e != 0 && simple != NULL) {
+            static const uint8_t val[] = {'\a', '\b', '\f', '\n', '\r', '\t', '\v', '\\', '"'};
+            MR_GUARD(mr_buf_append_u8(lits, val[simple - "abfnrtv\\\""]));
+            i += 2;
+            continue;
+        }
+        size_t digits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
+        uint32_t v = 0;
+        if (digits != 0) {
+            if (i + 2 + digits > n - 1)
+                return p_fail(p, "invalid syntax");
+            for (size_t k = 0; k < digits; k++) {
+                uint8_t h = s[i + 2 + k];
+                int d = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
+                if (d < 0)
+                    return p_fail(p, "invalid syntax");
+                v = (v << 4) | (uint32_t)d;
+            }
+            i += 2 + digits;
+        } else if (e >= '0' && e <= '7') {
+            if (i + 4 > n - 1)
+                return p_fail(p, "invalid syntax");
+            for (size_t k = 0; k < 3; k++) {
+                uint8_t o = s[i + 1 + k];
+                if (o < '0' || o > '7')
+                    return p_fail(p, "invalid syntax");
+                v = (v << 3) | (uint32_t)(o - '0');
+            }
+            if (v > 255)
+                return p_fail(p, "invalid syntax");
+            digits = 1;
+            i += 4;
+        } else {
+            return p_fail(p, "invalid syntax");
+        }
+        if (e == 'x' || (e >= '0' && e <= '7')) {
+            MR_GUARD(mr_buf_append_u8(lits, (uint8_t)v));
+            continue;
+        }
+        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+            return p_fail(p, "invalid syntax");
+        uint8_t u[4];
+        size_t k = 0;
+        if (v < 0x80) {
+            u[k++] = (uint8_t)v;
+        } else if (v < 0x800) {
+            u[k++] = (uint8_t)(0xC0 | (v >> 6));
+            u[k++] = (uint8_t)(0x80 | (v & 0x3F));
+        } else if (v < 0x10000) {
+            u[k++] = (uint8_t)(0xE0 | (v >> 12));
+            u[k++] = (uint8_t)(0x80 | ((v >> 6) & 0x3F));
+            u[k++] = (uint8_t)(0x80 | (v & 0x3F));
+        } else {
+            u[k++] = (uint8_t)(0xF0 | (v >> 18));
+            u[k++] = (uint8_t)(0x80 | ((v >> 12) & 0x3F));
+            u[k++] = (uint8_t)(0x80 | ((v >> 6) & 0x3F));
+            u[k++] = (uint8_t)(0x80 | (v & 0x3F));
+        }
+        MR_GUARD(mr_buf_append(lits, u, k));
+    }
+    *len = (uint32_t)(lits->len - *off);
+    return MR_SUCCESS;
+}
+
+/* Number constants: decimal integers that fit int64 only. */
+static mr_result p_number(parser *p, const token *t, int64_t *out)
+{
+    const uint8_t *s = p->t->src + t->pos;
+    size_t n = t->len, i = 0;
+    bool neg = false;
+    if (t->type == TK_CHARCONST)
+        return p_fail(p, "character constants are not supported");
+    if (n > 0 && (s[0] == '+' || s[0] == '-'))
+        neg = s[i++] == '-';
+    bool ok = t->type == TK_NUMBER && i < n;
+    uint64_t v = 0;
+    for (size_t k = i; ok && k < n; k++) {
+        if (s[k] < '0' || s[k] > '9' || v > (UINT64_C(1) << 63) / 10)
+            ok = false;
+        else
+            v = v * 10 + (uint64_t)(s[k] - '0');
+    }
+    if (ok && v <= (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
+        *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+        return MR_SUCCESS;
+    }
+    bool any_digit = false;
+    for (size_t k = 0; k < n; k++)
+        any_digit |= s[k] >= '0' && s[k] <= '9';
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, s, n, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    if (!any_digit)
+        res = p_fail(p, "illegal number syntax: %s", (const char *)q.data);
+    else
+        res = p_fail(p, "number %s is not supported (only decimal integers)",
+                     (const char *)q.data);
+out:
+    mr_buf_free(&q);
+    return res;
+}
+
+/* Go's Tree.term: one operand without trailing fields; *out = NONE when none starts here. */
+static mr_result p_term(parser *p, uint32_t *out)
+{
+    const token *t = p_next_nonspace(p);
+    node n = {.pos = t->pos, .src_off = t->pos, .src_len = t->len};
+    *out = NONE;
+    switch (t->type) {
+    case TK_IDENT:
+        n.type = N_IDENT;
+        MR_GUARD(p_function(p, t, &n.fn));
+        n.name0 = p->t->nnames;
+        n.nnames = 1;
+        MR_GUARD(p_name(p, t->pos, t->len));
+        break;
+    case TK_DOT:
+        n.type = N_DOT;
+        break;
+    case TK_NIL:
+        n.type = N_NIL;
+        break;
+    case TK_VAR:
+        if (t->len != 1) {
+            mr_buf q;
+            mr_buf_init(&q, 0, 0);
+            mr_result r = mr_tmpl_quote_(&q, p->t->src + t->pos, t->len, SIZE_MAX);
+            if (mr_ok(r))
+                r = mr_buf_nul_terminate(&q);
+            if (mr_ok(r))
+                MR_IGNORE(p_fail(p, "undefined variable %s", (const char *)q.data));
+            mr_buf_free(&q);
+            return MR_FAILURE;
+        }
+        n.type = N_VAR;
+        n.name0 = p->t->nnames;
+        n.nnames = 1;
+        MR_GUARD(p_name(p, t->pos, t->len));
+        break;
+    case TK_FIELD:
+        n.type = N_FIELD;
+        n.name0 = p->t->nnames;
+        n.nnames = 1;
+        MR_GUARD(p_name(p, t->pos + 1, t->len - 1));
+        break;
+    case TK_BOOL:
+        n.type = N_BOOL;
+        n.bval = t->len == 4;
+        break;
+    case TK_NUMBER:
+    case TK_COMPLEX:
+    case TK_CHARCONST:
+        n.type = N_NUM;
+        MR_GUARD(p_number(p, t, &n.num));
+        break;
+    case TK_STRING:
+    case TK_RAWSTRING:
+        n.type = N_STR;
+        MR_GUARD(p_unquote(p, t, &n.off, &n.len));
+        break;
+    case TK_LPAREN:
+        if (++p->depth > MR_TMPL_DEPTH_MAX)
+            return p_fail(p, "exceeded maximum template depth (%d)", MR_TMPL_DEPTH_MAX);
+        MR_GUARD(p_pipeline(p, "parenthesized pipeline", TK_RPAREN, out));
+        p->depth--;
+        return MR_SUCCESS;
+    default:
+        p_backup(p);
+        return MR_SUCCESS;
+    }
+    return p_node(p, &n, out);
+}
+
+/* Go's Tree.operand: a term followed by field accesses. */
+static mr_result p_operand(parser *p, uint32_t *out)
+{
+    MR_GUARD(p_term(p, out));
+    if (*out == NONE || p_peek(p)->type != TK_FIELD)
+        return MR_SUCCESS;
+    uint32_t chain_pos = p_peek(p)->pos;
+    uint32_t first = p->t->nnames;
+    while (p_peek(p)->type == TK_FIELD) {
+        const token *f = p_next(p);
+        MR_GUARD(p_name(p, f->pos + 1, f->len - 1));
+    }
+    uint32_t added = p->t->nnames - first;
+    node *base = &p->t->nodes[*out];
+    switch (base->type) {
+    case N_FIELD:
+    case N_VAR:
+        /* the base's single name sits right before the new ones */
+        base->nnames += added;
+        base->pos = chain_pos;
+        return MR_SUCCESS;
+    case N_BOOL:
+    case N_STR:
+    case N_NUM:
+    case N_NIL:
+    case N_DOT: {
+        mr_buf s, q;
+        mr_buf_init(&s, 0, 0);
+        mr_buf_init(&q, 0, 0);
+        mr_result r = mr_tmpl_node_string_(p->t, *out, &s);
+        if (mr_ok(r))
+            r = mr_tmpl_quote_(&q, s.data, s.len, SIZE_MAX);
+        if (mr_ok(r))
+            r = mr_buf_nul_terminate(&q);
+        if (mr_ok(r))
+            MR_IGNORE(p_fail(p, "unexpected . after term %s", (const char *)q.data));
+        mr_buf_free(&s);
+        mr_buf_free(&q);
+        return MR_FAILURE;
+    }
+    default:
+        break;
+    }
+    node chain = {.type = N_CHAIN, .pos = chain_pos, .name0 = first, .nnames = added};
+    MR_GUARD(p_kids(p, out, 1, &chain.kid0));
+    chain.nkids = 1;
+    return p_node(p, &chain, out);
+}
+
+static mr_result p_command(parser *p, uint32_t *out)
+{
+    uint32_t args[MAX_ARGS];
+    uint32_t nargs = 0;
+    node cmd = {.type = N_CMD, .pos = p_peek_nonspace(p)->pos};
+    for (;;) {
+        p_peek_nonspace(p);
+        uint32_t op;
+        MR_GUARD(p_operand(p, &op));
+        if (op != NONE) {
+            if (nargs == MAX_ARGS)
+                return p_fail(p, "too many arguments in command (limit %d)", MAX_ARGS);
+            args[nargs++] = op;
+        }
+        const token *t = p_next(p);
+        if (t->type == TK_SPACE)
+            continue;
+        if (t->type == TK_RDELIM || t->type == TK_RPAREN)
+            p_backup(p);
+        else if (t->type != TK_PIPE)
+            return p_unexpected(p, t, "operand");
+        break;
+    }
+    if (nargs == 0)
+        return p_fail(p, "empty command");
+    MR_GUARD(p_kids(p, args, nargs, &cmd.kid0));
+    cmd.nkids = nargs;
+    return p_node(p, &cmd, out);
+}
+
+static bool non_executable(uint8_t type)
+{
+    return type == N_BOOL || type == N_DOT || type == N_NIL || type == N_NUM || type == N_STR;
+}
+
+static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out)
+{
+    uint32_t cmds[MAX_CMDS];
+    uint32_t ncmds = 0;
+    const token *first = p_peek_nonspace(p);
+    node pipe = {.type = N_PIPE, .pos = first->pos};
+    if (first->type == TK_VAR) {
+        /* declarations ($x := ...) need range/with to be useful; not supported */
+        uint32_t save = p->i;
+        p_next_nonspace(p);
+        const token *after = p_peek_nonspace(p);
+        if (after->type == TK_DECLARE || after->type == TK_ASSIGN)
+            return p_fail(p, "variable declarations are not supported");
+        p->i = save;
+    }
+    for (;;) {
+        const token *t = p_next_nonspace(p);
+        if (t->type == end)
+            break;
+        switch (t->type) {
+        case TK_BOOL:
+        case TK_CHARCONST:
+        case TK_COMPLEX:
+        case TK_DOT:
+        case TK_FIELD:
+        case TK_IDENT:
+        case TK_NUMBER:
+        case TK_NIL:
+        case TK_RAWSTRING:
+        case TK_STRING:
+        case TK_VAR:
+        case TK_LPAREN:
+            p_backup(p);
+            if (ncmds == MAX_CMDS)
+                return p_fail(p, "too many commands in pipeline (limit %d)", MAX_CMDS);
+            MR_GUARD(p_command(p, &cmds[ncmds]));
+            ncmds++;
+            continue;
+        default:
+            return p_unexpected(p, t, context);
+        }
+    }
+    if (ncmds == 0)
+        return p_fail(p, "missing value for %s", context);
+    for (uint32_t i = 1; i < ncmds; i++) {
+        const node *c = &p->t->nodes[cmds[i]];
+        if (non_executable(p->t->nodes[p->t->kids[c->kid0]].type))
+            return p_fail(p, "non executable command in pipeline stage %u", i + 1);
+    }
+    MR_GUARD(p_kids(p, cmds, ncmds, &pipe.kid0));
+    pipe.nkids = ncmds;
+    return p_node(p, &pipe, out);
+}
+
+static mr_result p_action(parser *p, uint32_t *out)
+{
+    const token *t = p_next_nonspace(p);
+    if (t->type == TK_KEYWORD) {
+        const char *w = (const char *)p->t->src + t->pos;
+        if ((t->len == 3 && memcmp(w, "end", 3) == 0) || (t->len == 4 && memcmp(w, "else", 4) == 0))
+            return p_fail(p, "unexpected {{%.*s}}", (int)t->len, w);
+        return p_fail(p, "{{%.*s}} actions are not supported (only output of field chains, "
+                      "index and the secret functions)", (int)t->len, w);
+    }
+    p_backup(p);
+    uint32_t pipe;
+    MR_GUARD(p_pipeline(p, "command", TK_RDELIM, &pipe));
+    node a = {.type = N_ACTION, .pos = p->t->nodes[pipe].pos, .nkids = 1};
+    MR_GUARD(p_kids(p, &pipe, 1, &a.kid0));
+    return p_node(p, &a, out);
+}
+
+static mr_result parse_all(parser *p)
+{
+    uint32_t *top = NULL;
+    uint32_t ntop = 0, captop = 0;
+    mr_result res = MR_FAILURE;
+    for (;;) {
+        const token *t = p_next(p);
+        uint32_t idx;
+        if (t->type == TK_EOF)
+            break;
+        if (t->type == TK_TEXT) {
+            node n = {.type = N_TEXT, .pos = t->pos, .off = t->pos, .len = t->len};
+            MR_GUARD_OUT(p_node(p, &n, &idx));
+        } else if (t->type == TK_LDELIM) {
+            p->action_line = mr_tmpl_line_(p->t, t->pos);
+            MR_GUARD_OUT(p_action(p, &idx));
+            p->action_line = 0;
+            p->t->has_actions = true;
+        } else {
+            MR_GUARD_OUT(p_unexpected(p, t, "input"));
+            break;
+        }
+        MR_GUARD_OUT(vec_push((void **)&top, &ntop, &captop, sizeof(uint32_t), &idx));
+    }
+    MR_GUARD_OUT(p_kids(p, top, ntop, &p->t->root0));
+    p->t->nroot = ntop;
+    res = MR_SUCCESS;
+out:
+    mr_free(top);
+    return res;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* node strings (Go's Node.String, used in error contexts) */
+
+static mr_result names_string(const mr_tmpl *t, const node *n, uint32_t from, mr_buf *b)
+{
+    for (uint32_t i = from; i < n->nnames; i++) {
+        const span *s = &t->names[n->name0 + i];
+        MR_GUARD(mr_buf_append_u8(b, '.'));
+        MR_GUARD(mr_buf_append(b, t->src + s->off, s->len));
+    }
+    return MR_SUCCESS;
+}
+
+mr_result mr_tmpl_node_string_(const mr_tmpl *t, uint32_t idx, mr_buf *b)
+{
+    const node *n = &t->nodes[idx];
+    switch (n->type) {
+    case N_TEXT:
+        return mr_tmpl_quote_(b, t->src + n->off, n->len, SIZE_MAX);
+    case N_ACTION:
+        MR_GUARD(mr_buf_append_str(b, "{{"));
+        MR_GUARD(mr_tmpl_node_string_(t, t->kids[n->kid0], b));
+        return mr_buf_append_str(b, "}}");
+    case N_PIPE:
+        for (uint32_t i = 0; i < n->nkids; i++) {
+            if (i > 0)
+                MR_GUARD(mr_buf_append_str(b, " | "));
+            MR_GUARD(mr_tmpl_node_string_(t, t->kids[n->kid0 + i], b));
+        }
+        return MR_SUCCESS;
+    case N_CMD:
+        for (uint32_t i = 0; i < n->nkids; i++) {
+            uint32_t k = t->kids[n->kid0 + i];
+            bool paren = t->nodes[k].type == N_PIPE;
+            if (i > 0)
+                MR_GUARD(mr_buf_append_u8(b, ' '));
+            if (paren)
+                MR_GUARD(mr_buf_append_u8(b, '('));
+            MR_GUARD(mr_tmpl_node_string_(t, k, b));
+            if (paren)
+                MR_GUARD(mr_buf_append_u8(b, ')'));
+        }
+        return MR_SUCCESS;
+    case N_FIELD:
+        return names_string(t, n, 0, b);
+    case N_VAR: {
+        const span *s = &t->names[n->name0];
+        MR_GUARD(mr_buf_append(b, t->src + s->off, s->len));
+        return names_string(t, n, 1, b);
+    }
+    case N_CHAIN: {
+        uint32_t k = t->kids[n->kid0];
+        bool paren = t->nodes[k].type == N_PIPE;
+        if (paren)
+            MR_GUARD(mr_buf_append_u8(b, '('));
+        MR_GUARD(mr_tmpl_node_string_(t, k, b));
+        if (paren)
+            MR_GUARD(mr_buf_append_u8(b, ')'));
+        return names_string(t, n, 0, b);
+    }
+    case N_DOT:
+        return mr_buf_append_u8(b, '.');
+    case N_NIL:
+        return mr_buf_append_str(b, "nil");
+    case N_BOOL:
+        return mr_buf_append_str(b, n->bval ? "true" : "false");
+    default: /* N_IDENT, N_NUM, N_STR: the source text */
+        return mr_buf_append(b, t->src + n->src_off, n->src_len);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* public */
+
+void mr_tmpl_free(mr_tmpl *t)
+{
+    if (t == NULL)
+        return;
+    mr_free(t->src);
+    mr_free(t->name);
+    mr_free(t->nodes);
+    mr_free(t->kids);
+    mr_free(t->names);
+    mr_buf_free(&t->lits);
+    mr_free(t);
+}
+
+bool mr_tmpl_is_static(const mr_tmpl *t) { return t != NULL && !t->has_actions; }
+
+mr_tmpl_mode mr_tmpl_get_mode(const mr_tmpl *t) { return t->mode; }
+
+mr_result mr_tmpl_parse(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
+                        mr_tmpl **out)
+{
+    mr_result res = MR_FAILURE;
+    mr_tmpl *t = NULL;
+    lexer l = {0};
+    mr_buf_init(&l.errmsg, 0, 0);
+    MR_ENSURE_REF(out);
+    MR_ENSURE(src != NULL || len == 0, MR_ERR_INTERNAL, "internal error: src is NULL");
+    if (name == NULL)
+        name = MR_TMPL_NAME;
+    MR_ENSURE(mode == MR_TMPL_FILES || mode == MR_TMPL_ENV, MR_ERR_INTERNAL,
+              "internal error: bad template mode");
+    MR_ENSURE(len <= MR_TMPL_SOURCE_MAX, MR_ERR_USAGE,
+              "template: %s: template too large (limit %zu bytes)", name, MR_TMPL_SOURCE_MAX);
+
+    t = mr_calloc(1, sizeof(*t));
+    MR_ENSURE_ALLOC(t);
+    mr_buf_init(&t->lits, 0, 0);
+    t->mode = mode;
+    t->name = mr_strdup(name);
+    MR_ENSURE_ALLOC_OUT(t->name);
+    t->src = mr_alloc(len + 1);
+    MR_ENSURE_ALLOC_OUT(t->src);
+    if (len > 0)
+        memcpy(t->src, src, len);
+    t->src[len] = 0;
+    t->src_len = len;
+
+    l.src = t->src;
+    l.len = len;
+    MR_GUARD_OUT(lex_all(&l));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&l.errmsg));
+
+    parser p = {.t = t, .toks = l.toks, .ntoks = l.ntoks,
+                .lexerr = l.errmsg.data ? (const char *)l.errmsg.data : ""};
+    MR_GUARD_OUT(parse_all(&p));
+    *out = t;
+    t = NULL;
+    res = MR_SUCCESS;
+out:
+    mr_free(l.toks);
+    mr_buf_free(&l.errmsg);
+    mr_tmpl_free(t);
+    return res;
+}
+
+const mr_tmpl_secret *mr_tmpl_table_lookup(void *table, const char *name, size_t name_len)
+{
+    const mr_tmpl_secret_table *tab = table;
+    if (tab == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < tab->count; i++) {
+        const char *n = tab->entries[i].name;
+        if (n != NULL && strlen(n) == name_len && memcmp(n, name, name_len) == 0)
+            return &tab->entries[i].secret;
+    }
+    return NULL;
+}
