@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Synthetic DCAP quotes: a test PCK hierarchy (root named like Intel's but with another key,
+ * a PCK CA and a PCK leaf carrying the SGX extension of a real PCK certificate) signs SGX
+ * quotes v3, v4 and v5 (no real SGX v4/v5 quote exists). With the real sgx-v3-phala
+ * collateral (Intel-signed) and a root set holding both roots, the full algorithm runs.
+ */
+#include "mr_test.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "attest/collateral.h"
+#include "attest/dcap.h"
+#include "attest/ossl.h"
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "test_dcap.h"
+
+#define WHEN "2025-07-04T10:28:44Z"
+
+typedef struct synth {
+    EVP_PKEY *root_key, *ca_key, *leaf_key, *att_key;
+    X509 *root, *ca, *leaf;
+    mr_buf real_quote;
+    mr_dcap_quote real;
+    mr_attest_roots *both;       /* Intel root + test root */
+    mr_attest_roots *test_only;  /* test root */
+    mr_dcap_collateral *col;     /* phala collateral without the PCK CRL */
+} synth;
+
+static EVP_PKEY *gen_key(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    return k;
+}
+
+static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext = NULL;
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(cert, ext, -1), 1);
+    X509_EXTENSION_free(ext);
+}
+
+static X509 *mk_cert(const X509_NAME *subj, X509 *issuer, EVP_PKEY *pub, EVP_PKEY *signer,
+                     const char *bc, X509_EXTENSION *extra)
+{
+    X509 *c = X509_new();
+    uint8_t serial[16];
+    BIGNUM *bn = NULL;
+
+    assert_non_null(c);
+    assert_int_equal(X509_set_version(c, 2), 1);
+    assert_int_equal(RAND_bytes(serial, sizeof(serial)), 1);
+    serial[0] &= 0x7f;
+    bn = BN_bin2bn(serial, sizeof(serial), NULL);
+    assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)));
+    BN_free(bn);
+    assert_int_equal(ASN1_TIME_set_string(X509_getm_notBefore(c), "20200101000000Z"), 1);
+    assert_int_equal(ASN1_TIME_set_string(X509_getm_notAfter(c), "20400101000000Z"), 1);
+    assert_int_equal(X509_set_subject_name(c, subj), 1);
+    assert_int_equal(X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : subj), 1);
+    assert_int_equal(X509_set_pubkey(c, pub), 1);
+    add_ext(c, issuer ? issuer : c, NID_subject_key_identifier, "hash");
+    if (issuer)
+        add_ext(c, issuer, NID_authority_key_identifier, "keyid:always");
+    if (bc) {
+        add_ext(c, issuer ? issuer : c, NID_basic_constraints, bc);
+        add_ext(c, issuer ? issuer : c, NID_key_usage, "critical,keyCertSign,cRLSign");
+    }
+    if (extra)
+        assert_int_equal(X509_add_ext(c, extra, -1), 1);
+    assert_true(X509_sign(c, signer, EVP_sha256()) > 0);
+    return c;
+}
+
+static void pem_cert(X509 *c, mr_buf *out)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(c, &der);
+    assert_true(n > 0);
+    MR_ASSERT_OK(mr_pem_encode_buf("CERTIFICATE", der, (size_t)n, out));
+    OPENSSL_free(der);
+}
+
+static void sign_raw(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t out[64])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char der[128];
+    size_t dl = sizeof(der);
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = NULL;
+
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(ctx, der, &dl, msg, len), 1);
+    sig = d2i_ECDSA_SIG(NULL, &p, (long)dl);
+    assert_non_null(sig);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32), 32);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32), 32);
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(ctx);
+}
+
+static void synth_init(synth *s)
+{
+    STACK_OF(X509) *real_chain = NULL;
+    X509 *intel = NULL;
+    X509_EXTENSION *sgx_ext = NULL;
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+    mr_buf pem, coltext;
+    json_t *j = NULL;
+    json_error_t je;
+    char *dump = NULL;
+
+    memset(s, 0, sizeof(*s));
+    td_read_vector("sgx-v3-phala/quote.bin", &s->real_quote);
+    MR_ASSERT_OK(mr_dcap_parse(s->real_quote.data, s->real_quote.len, &s->real));
+    MR_ASSERT_OK(mr_ossl_pem_certs(s->real.cert_data.ptr, s->real.cert_data.len, &real_chain));
+    MR_ASSERT_OK(mr_ossl_der_cert(mr_intel_sgx_root_der, mr_intel_sgx_root_der_len, &intel));
+    sgx_ext = X509_get_ext(sk_X509_value(real_chain, 0),
+                           X509_get_ext_by_OBJ(sk_X509_value(real_chain, 0), oid, -1));
+    assert_non_null(sgx_ext);
+
+    s->root_key = gen_key();
+    s->ca_key = gen_key();
+    s->leaf_key = gen_key();
+    s->att_key = gen_key();
+    s->root = mk_cert(X509_get_subject_name(intel), NULL, s->root_key, s->root_key,
+                      "critical,CA:TRUE,pathlen:1", NULL);
+    s->ca = mk_cert(X509_get_subject_name(sk_X509_value(real_chain, 1)), s->root, s->ca_key,
+                    s->root_key, "critical,CA:TRUE,pathlen:0", NULL);
+    s->leaf = mk_cert(X509_get_subject_name(sk_X509_value(real_chain, 0)), s->ca, s->leaf_key,
+                      s->ca_key, NULL, sgx_ext);
+
+    mr_buf_init(&pem, 0, 0);
+    pem_cert(s->root, &pem);
+    MR_ASSERT_OK(mr_attest_roots_from_pem((const char *)pem.data, pem.len, &s->test_only));
+    assert_false(mr_attest_roots_is_intel(s->test_only));
+    MR_ASSERT_OK(mr_pem_encode_buf("CERTIFICATE", mr_intel_sgx_root_der,
+                                   mr_intel_sgx_root_der_len, &pem));
+    MR_ASSERT_OK(mr_attest_roots_from_pem((const char *)pem.data, pem.len, &s->both));
+    assert_true(mr_attest_roots_is_intel(s->both));
+    mr_buf_free(&pem);
+
+    td_read_vector("sgx-v3-phala/collateral.json", &coltext);
+    j = json_loadb((const char *)coltext.data, coltext.len, 0, &je);
+    assert_non_null(j);
+    assert_int_equal(json_object_set_new(j, "pck_crl", json_null()), 0);
+    dump = json_dumps(j, JSON_COMPACT);
+    MR_ASSERT_OK(mr_dcap_collateral_parse_json(dump, strlen(dump), &s->col));
+    free(dump); /* check-source: allow alloc -- json_dumps result */
+    json_decref(j);
+    mr_buf_free(&coltext);
+
+    X509_free(intel);
+    ASN1_OBJECT_free(oid);
+    sk_X509_pop_free(real_chain, X509_free);
+}
+
+static void synth_free(synth *s)
+{
+    EVP_PKEY_free(s->root_key);
+    EVP_PKEY_free(s->ca_key);
+    EVP_PKEY_free(s->leaf_key);
+    EVP_PKEY_free(s->att_key);
+    X509_free(s->root);
+    X509_free(s->ca);
+    X509_free(s->leaf);
+    mr_attest_roots_free(s->both);
+    mr_attest_roots_free(s->test_only);
+    mr_dcap_collateral_free(s->col);
+    mr_buf_free(&s->real_quote);
+}
+
+/* Builds an SGX quote of `version` around the real enclave body and QE report. */
+static void build_quote(synth *s, int version, uint16_t outer_type, uint16_t cert_type,
+                        mr_buf *out)
+{
+    static const uint8_t vendor[16] = {0x93, 0x9A, 0x72, 0x33, 0xF7, 0x9C, 0x4C, 0xA9,
+                                       0x94, 0x0A, 0x0D, 0xB3, 0x95, 0x7F, 0x06, 0x07};
+    uint8_t att_pub[65], qe[384], sig[64], qe_sig[64], auth[32], zeros[20] = {0};
+    size_t publen = 0;
+    mr_buf certs, tail;
+
+    for (int i = 0; i < 32; i++)
+        auth[i] = (uint8_t)i;
+    assert_int_equal(EVP_PKEY_get_octet_string_param(s->att_key, OSSL_PKEY_PARAM_PUB_KEY,
+                                                     att_pub, sizeof(att_pub), &publen),
+                     1);
+    assert_int_equal(publen, 65);
+    memcpy(qe, s->real.qe_report.ptr, 384);
+    MR_ASSERT_OK(mr_ossl_sha256_2(att_pub + 1, 64, auth, 32, qe + 320));
+    memset(qe + 352, 0, 32);
+    sign_raw(s->leaf_key, qe, 384, qe_sig);
+
+    mr_buf_init(&certs, 0, 0);
+    pem_cert(s->leaf, &certs);
+    pem_cert(s->ca, &certs);
+    pem_cert(s->root, &certs);
+    MR_ASSERT_OK(mr_buf_append_u8(&certs, 0));
+
+    mr_buf_init(out, 0, 0);
+    MR_ASSERT_OK(mr_buf_append_u16le(out, (uint16_t)version));
+    MR_ASSERT_OK(mr_buf_append_u16le(out, 2));
+    MR_ASSERT_OK(mr_buf_append_u32le(out, 0)); /* tee type SGX */
+    MR_ASSERT_OK(mr_buf_append_u16le(out, version == 3 ? 10 : 0));
+    MR_ASSERT_OK(mr_buf_append_u16le(out, version == 3 ? 13 : 0));
+    MR_ASSERT_OK(mr_buf_append(out, vendor, 16));
+    MR_ASSERT_OK(mr_buf_append(out, zeros, 20));
+    if (version == 5) {
+        MR_ASSERT_OK(mr_buf_append_u16le(out, 1));
+        MR_ASSERT_OK(mr_buf_append_u32le(out, 384));
+    }
+    MR_ASSERT_OK(mr_buf_append(out, s->real.body.ptr, 384));
+    sign_raw(s->att_key, out->data, out->len, sig);
+
+    mr_buf_init(&tail, 0, 0);
+    MR_ASSERT_OK(mr_buf_append(&tail, qe, 384));
+    MR_ASSERT_OK(mr_buf_append(&tail, qe_sig, 64));
+    MR_ASSERT_OK(mr_buf_append_u16le(&tail, 32));
+    MR_ASSERT_OK(mr_buf_append(&tail, auth, 32));
+    MR_ASSERT_OK(mr_buf_append_u16le(&tail, cert_type));
+    MR_ASSERT_OK(mr_buf_append_u32le(&tail, (uint32_t)certs.len));
+    MR_ASSERT_OK(mr_buf_append(&tail, certs.data, certs.len));
+
+    if (version == 3) {
+        MR_ASSERT_OK(mr_buf_append_u32le(out, (uint32_t)(128 + tail.len)));
+        MR_ASSERT_OK(mr_buf_append(out, sig, 64));
+        MR_ASSERT_OK(mr_buf_append(out, att_pub + 1, 64));
+        MR_ASSERT_OK(mr_buf_append(out, tail.data, tail.len));
+    } else {
+        MR_ASSERT_OK(mr_buf_append_u32le(out, (uint32_t)(128 + 6 + tail.len)));
+        MR_ASSERT_OK(mr_buf_append(out, sig, 64));
+        MR_ASSERT_OK(mr_buf_append(out, att_pub + 1, 64));
+        MR_ASSERT_OK(mr_buf_append_u16le(out, outer_type));
+        MR_ASSERT_OK(mr_buf_append_u32le(out, (uint32_t)tail.len));
+        MR_ASSERT_OK(mr_buf_append(out, tail.data, tail.len));
+    }
+    mr_buf_free(&tail);
+    mr_buf_free(&certs);
+}
+
+static void verify_synth(int version)
+{
+    synth s;
+    mr_buf q;
+    mr_attest_options o;
+    mr_attest_claims c, real;
+
+    synth_init(&s);
+    build_quote(&s, version, 6, 5, &q);
+    memset(&o, 0, sizeof(o));
+    o.roots = s.both;
+    o.collateral = s.col;
+    o.verify_time = td_time(WHEN);
+    MR_ASSERT_OK(mr_dcap_verify(q.data, q.len, &o, &c));
+    assert_int_equal(c.quote_version, version);
+    assert_int_equal(c.tee, MR_TEE_SGX);
+    assert_true(c.tcb.evaluated);
+    assert_int_equal(c.tcb.status, MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED);
+    assert_int_equal(c.tcb.qe_status, MR_TCB_UP_TO_DATE);
+    assert_int_equal(c.tcb.advisory_count, 2);
+    MR_ASSERT_OK(mr_dcap_quote_claims(&s.real, &real));
+    assert_memory_equal(&c.u.sgx, &real.u.sgx, sizeof(c.u.sgx));
+    assert_memory_equal(c.report_data, real.report_data, 64);
+
+    /* every signed byte matters here too */
+    static const size_t offs[] = {0 + 8, 60, 112, 300, 400};
+    for (size_t i = 0; i < MR_ARRAY_LEN(offs); i++) {
+        size_t off = offs[i] + (version == 5 && offs[i] >= 48 ? 6 : 0);
+        q.data[off] ^= 1;
+        assert_false(mr_ok(mr_dcap_verify(q.data, q.len, &o, &c)));
+        q.data[off] ^= 1;
+    }
+    /* the test hierarchy never passes against the Intel root alone */
+    o.roots = NULL;
+    MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION, "PCK chain");
+    /* with only the test root, the Intel-signed collateral does not verify */
+    o.roots = s.test_only;
+    MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION,
+                   "TCB Info signature issuer chain");
+    /* ... but the quote's own crypto does when no collateral is asked for */
+    o.collateral = NULL;
+    o.flags = MR_ATTEST_ALLOW_NO_COLLATERAL;
+    MR_ASSERT_OK(mr_dcap_verify(q.data, q.len, &o, &c));
+    assert_false(c.tcb.evaluated);
+    mr_buf_free(&q);
+    synth_free(&s);
+}
+
+void test_synth_sgx_v3_roundtrip(void **state)
+{
+    (void)state;
+    verify_synth(3);
+}
+
+void test_synth_sgx_v4(void **state)
+{
+    (void)state;
+    verify_synth(4);
+}
+
+void test_synth_sgx_v5(void **state)
+{
+    (void)state;
+    verify_synth(5);
+}
+
+void test_synth_other_root_rejected(void **state)
+{
+    synth s;
+    mr_buf q;
+    mr_attest_options o;
+    mr_attest_claims c;
+    (void)state;
+
+    synth_init(&s);
+    build_quote(&s, 3, 6, 5, &q);
+    memset(&o, 0, sizeof(o));
+    o.verify_time = td_time(WHEN);
+    o.flags = MR_ATTEST_ALLOW_NO_COLLATERAL;
+    /* same subject as the Intel root, other key: matched by key, so rejected */
+    MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION, "PCK chain");
+    /* and the real Intel-rooted quote fails against the test root */
+    o.roots = s.test_only;
+    MR_ASSERT_FAIL(mr_dcap_verify(s.real_quote.data, s.real_quote.len, &o, &c),
+                   MR_ERR_ATTESTATION, "PCK chain");
+    mr_buf_free(&q);
+    synth_free(&s);
+}
+
+void test_synth_bad_cert_types(void **state)
+{
+    synth s;
+    mr_buf q;
+    mr_attest_options o;
+    mr_attest_claims c;
+    (void)state;
+
+    synth_init(&s);
+    memset(&o, 0, sizeof(o));
+    o.roots = s.both;
+    o.collateral = s.col;
+    o.verify_time = td_time(WHEN);
+    build_quote(&s, 3, 6, 3, &q);
+    MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION,
+                   "certification data type 3 not supported");
+    mr_buf_free(&q);
+    build_quote(&s, 4, 5, 5, &q);
+    MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION, "want 6");
+    mr_buf_free(&q);
+    build_quote(&s, 4, 6, 4, &q);
+    MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION,
+                   "certification data type 4 not supported");
+    mr_buf_free(&q);
+    synth_free(&s);
+}
