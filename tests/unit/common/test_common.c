@@ -11,6 +11,7 @@
 #include "common/codec.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/uuid.h"
 
 /* ---- result ---- */
 
@@ -466,6 +467,41 @@ static void test_log_console(void **state)
     mr_log_init(MR_LOG_INFO, MR_LOG_JSON);
 }
 
+/* ---- uuid ---- */
+
+static void test_uuid(void **state)
+{
+    (void)state;
+    const char *forms[] = {
+        "01234567-89ab-cdef-0123-456789abcdef",
+        "01234567-89AB-CDEF-0123-456789ABCDEF",
+        "0123456789abcdef0123456789ABCDEF",
+        "{01234567-89ab-cdef-0123-456789abcdef}",
+        "urn:uuid:01234567-89ab-cdef-0123-456789abcdef",
+        "URN:UUID:01234567-89ab-cdef-0123-456789abcdef",
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(forms); i++) {
+        mr_uuid u;
+        char out[MR_UUID_TEXT_LEN + 1];
+        MR_ASSERT_OK(mr_uuid_parse(forms[i], strlen(forms[i]), &u));
+        mr_uuid_format(&u, out);
+        assert_string_equal(out, "01234567-89ab-cdef-0123-456789abcdef");
+    }
+    mr_uuid u;
+    MR_ASSERT_FAIL(mr_uuid_parse("abc", 3, &u), MR_ERR_USAGE, "invalid UUID length: 3");
+    MR_ASSERT_FAIL(mr_uuid_parse("01234567x89ab-cdef-0123-456789abcdef", 36, &u), MR_ERR_USAGE,
+                   "invalid UUID format");
+    MR_ASSERT_FAIL(mr_uuid_parse("0123456g-89ab-cdef-0123-456789abcdef", 36, &u), MR_ERR_USAGE,
+                   "invalid UUID format");
+    MR_ASSERT_FAIL(mr_uuid_parse("urx:uuid:01234567-89ab-cdef-0123-456789abcdef", 45, &u),
+                   MR_ERR_USAGE, "invalid urn prefix");
+    MR_ASSERT_FAIL(mr_uuid_parse("[01234567-89ab-cdef-0123-456789abcdef]", 38, &u), MR_ERR_USAGE,
+                   "invalid UUID format");
+    MR_ASSERT_OK(mr_uuid_random(&u));
+    assert_int_equal(u.b[6] >> 4, 4);
+    assert_int_equal(u.b[8] >> 6, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_log_json),
         cmocka_unit_test(test_log_console),
+        cmocka_unit_test(test_uuid),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
