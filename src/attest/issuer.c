@@ -347,8 +347,18 @@ static mr_result tsm_entry_name(char *out, size_t out_len)
     return MR_SUCCESS;
 }
 
+/* Appends the SNP certificate table when the entry has a non-empty auxblob. */
+static mr_result tsm_aux(const char *entry, mr_buf *aux)
+{
+    char path[PATH_MAX_LEN];
+    MR_GUARD(mr_issuer_io_path(path, sizeof(path), entry, "auxblob"));
+    if (aux == NULL || access(path, F_OK) != 0)
+        return MR_SUCCESS;
+    return mr_issuer_io_read(path, QUOTE_MAX, aux);
+}
+
 static mr_result tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[64], mr_buf *out,
-                             mr_tee_type *tee)
+                             mr_buf *aux, mr_tee_type *tee)
 {
     mr_result res = MR_FAILURE;
     char path[PATH_MAX_LEN];
@@ -388,6 +398,7 @@ static mr_result tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[
         MR_GUARD_OUT(mr_cursor_u32le(&c, &version));
         MR_ENSURE_OUT(version >= 2, MR_ERR_ATTESTATION,
                       "configfs-tsm (sev_guest) returned an SNP report of version %u", version);
+        MR_GUARD_OUT(tsm_aux(entry, aux));
         *tee = MR_TEE_SNP;
     } else {
         MR_BAIL_OUT(MR_ERR_ATTESTATION, "configfs-tsm: unsupported provider \"%s\"", provider);
@@ -399,7 +410,8 @@ out:
     return res;
 }
 
-static mr_result issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_tee_type *tee)
+static mr_result issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_buf *aux,
+                           mr_tee_type *tee)
 {
     char base[PATH_MAX_LEN], name[64], entry[PATH_MAX_LEN];
     MR_GUARD(dev_path(is, TSM_REPORT_DIR, base));
@@ -407,7 +419,7 @@ static mr_result issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_
     MR_GUARD(mr_issuer_io_path(entry, sizeof(entry), base, name));
     MR_ENSURE(mkdir(entry, 0700) == 0, MR_ERR_IO, "cannot create the configfs-tsm entry %s: %s",
               entry, strerror(errno));
-    mr_result r = tsm_collect(is, entry, rd, out, tee);
+    mr_result r = tsm_collect(is, entry, rd, out, aux, tee);
     /* configfs removes the attribute files with the entry; on a plain directory (tests)
      * rmdir fails, which is harmless */
     if (rmdir(entry) != 0 && errno != ENOTEMPTY && errno != EEXIST)
@@ -420,6 +432,12 @@ static mr_result issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_
 mr_result mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
                           mr_buf *out, mr_tee_type *tee)
 {
+    return mr_issuer_issue_ex(is, report_data, report_data_len, out, NULL, tee);
+}
+
+mr_result mr_issuer_issue_ex(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
+                             mr_buf *out, mr_buf *aux, mr_tee_type *tee)
+{
     uint8_t rd[64] = {0};
     mr_result r = MR_FAILURE;
     MR_ENSURE_REF(is);
@@ -430,6 +448,7 @@ mr_result mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t repo
         memcpy(rd, report_data, report_data_len);
     }
     size_t start = out->len;
+    size_t aux_start = aux != NULL ? aux->len : 0;
     *tee = MR_TEE_NONE;
     switch (is->kind) {
     case MR_ISSUER_SIMULATION:
@@ -444,7 +463,7 @@ mr_result mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t repo
         *tee = MR_TEE_SGX;
         break;
     case MR_ISSUER_TSM:
-        r = issue_tsm(is, rd, out, tee);
+        r = issue_tsm(is, rd, out, aux, tee);
         break;
     case MR_ISSUER_SOFTSGX:
         r = mr_softsgx_quote(is->softsgx, &is->softsgx_id, rd, sizeof(rd), true, out);
@@ -453,6 +472,8 @@ mr_result mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t repo
     }
     if (!mr_ok(r)) {
         out->len = start;
+        if (aux != NULL)
+            aux->len = aux_start;
         *tee = MR_TEE_NONE;
     }
     return r;

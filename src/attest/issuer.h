@@ -77,5 +77,10 @@ const char *mr_issuer_kind_name(mr_issuer_kind k);
  * MR_TEE_SNP: raw report; MR_TEE_NONE: simulation, nothing appended). */
 MR_RESULT mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
                           mr_buf *out, mr_tee_type *tee);
+/* The same; for a configfs-tsm sev_guest report it also appends the `auxblob` (the GHCB
+ * certificate table with VCEK/VLEK, ASK, ARK; spec §5.3) to aux when the kernel provides one.
+ * aux may be NULL; it stays empty for every other source. */
+MR_RESULT mr_issuer_issue_ex(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
+                             mr_buf *out, mr_buf *aux, mr_tee_type *tee);
 
 #endif

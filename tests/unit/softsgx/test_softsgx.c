@@ -615,6 +615,26 @@ static void test_issuer_gramine(void **state)
                    "user_report_data");
     mr_issuer_free(is);
 
+    /* a real quote captured from a Gramine enclave passes through unchanged */
+    const char *shared = getenv("MR_SHARED_DIR");
+    char vec[4096], qpath[4096];
+    snprintf(vec, sizeof(vec), "%s/testdata/attestation/sgx-v3-gramine-tlsn",
+             shared != NULL ? shared : "/nonexistent");
+    join(qpath, sizeof(qpath), vec, "quote.bin");
+    if (access(qpath, R_OK) == 0) {
+        mr_buf_reset(&quote);
+        read_all(vec, "quote.bin", &quote);
+        put_str(rd_dir, "user_report_data", "");
+        put_file(rd_dir, "quote", quote.data, quote.len);
+        MR_ASSERT_OK(open_mode("gramine", root, &is));
+        mr_buf_reset(&out);
+        MR_ASSERT_OK(mr_issuer_issue(is, rd, sizeof(rd), &out, &tee));
+        assert_int_equal(out.len, quote.len + 16);
+        assert_memory_equal(out.data + 16, quote.data, quote.len);
+        assert_int_equal(le16(out.data + 16 + 304), 7); /* ISVPRODID of that enclave */
+        mr_issuer_free(is);
+    }
+
     mr_buf_free(&quote);
     mr_buf_free(&out);
     mr_buf_free(&written);
@@ -647,6 +667,13 @@ static void tsm_hook(const char *entry, int stage, void *arg)
         mr_buf_reset(&f->inblob);
         read_all(entry, "inblob", &f->inblob);
     }
+}
+
+static void tsm_hook_aux(const char *entry, int stage, void *arg)
+{
+    tsm_hook(entry, stage, arg);
+    if (stage == 0)
+        put_str(entry, "auxblob", "certs");
 }
 
 static mr_result tsm_issue(const char *root, fake_tsm *f, mr_buf *out, mr_tee_type *tee)
@@ -704,6 +731,23 @@ static void test_issuer_tsm(void **state)
     MR_ASSERT_OK(tsm_issue(root, &g, &out, &tee));
     assert_int_equal(tee, MR_TEE_SNP);
     assert_int_equal(out.len, sizeof(snp));
+
+    /* the SNP certificate table comes along when the kernel has one */
+    char entry_aux[4096];
+    mr_buf aux;
+    mr_buf_init(&aux, 0, 0);
+    mr_issuer *sn = NULL;
+    mr_issuer_opts so = {.mode = "tsm", .root = root, .tsm_hook = tsm_hook_aux, .tsm_hook_arg = &g};
+    MR_ASSERT_OK(mr_issuer_open(&so, &sn));
+    mr_buf_reset(&out);
+    MR_ASSERT_OK(mr_issuer_issue_ex(sn, NULL, 0, &out, &aux, &tee));
+    assert_int_equal(tee, MR_TEE_SNP);
+    assert_int_equal(aux.len, 5);
+    assert_memory_equal(aux.data, "certs", 5);
+    snprintf(entry_aux, sizeof(entry_aux), "%s", g.entry);
+    assert_non_null(strstr(entry_aux, "marblerun-"));
+    mr_issuer_free(sn);
+    mr_buf_free(&aux);
 
     /* a short SNP report, an SGX quote from tdx_guest, an unknown provider */
     g.blob_len = 100;
