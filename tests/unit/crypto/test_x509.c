@@ -1,0 +1,671 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests: certificate issuance, parsing, accessors, chain verification, CSR, cache. */
+#include "helpers.h"
+
+#include <openssl/x509v3.h>
+#include <pthread.h>
+
+#include "common/alloc.h"
+#include "crypto/certcache.h"
+#include "crypto/csr.h"
+#include "crypto/hash.h"
+#include "crypto/key.h"
+#include "pki.h"
+
+static pki P; /* P-256 hierarchy built once */
+
+static int pki_setup(void **state)
+{
+    (void)state;
+    return mr_ok(pki_build(&P, MR_KEY_EC_P256)) ? 0 : -1;
+}
+
+static int pki_teardown(void **state)
+{
+    (void)state;
+    pki_free(&P);
+    return 0;
+}
+
+static mr_slice ext_value(X509 *x, const char *oid, bool *critical)
+{
+    mr_slice v = {0};
+    bool found = false;
+    MR_ASSERT_OK(mr_x509_extension(x, oid, &v, critical, &found));
+    assert_true(found);
+    return v;
+}
+
+/* ---- issuance shape ---- */
+
+static void test_ca_template_shape(void **state)
+{
+    (void)state;
+    bool crit = false;
+    /* KeyUsage critical: digitalSignature | keyCertSign */
+    ASN1_BIT_STRING *ku = X509_get_ext_d2i(P.root, NID_key_usage, NULL, NULL);
+    assert_non_null(ku);
+    assert_true(ASN1_BIT_STRING_get_bit(ku, 0) && ASN1_BIT_STRING_get_bit(ku, 5));
+    assert_false(ASN1_BIT_STRING_get_bit(ku, 4));
+    ASN1_BIT_STRING_free(ku);
+    ext_value(P.root, "2.5.29.15", &crit);
+    assert_true(crit);
+    ext_value(P.root, "2.5.29.37", &crit); /* EKU non-critical */
+    assert_false(crit);
+    assert_int_equal(X509_get_extended_key_usage(P.root), XKU_SSL_SERVER | XKU_SSL_CLIENT);
+    /* BasicConstraints critical CA:TRUE without pathlen */
+    mr_slice bc = ext_value(P.root, "2.5.29.19", &crit);
+    assert_true(crit);
+    assert_hex_equal(bc.ptr, bc.len, "30030101ff");
+    assert_true(mr_x509_is_ca(P.root));
+    /* SKI = first 20 bytes of SHA-256 over the public key bits */
+    const unsigned char *pk = NULL;
+    int pk_len = 0;
+    assert_int_equal(X509_PUBKEY_get0_param(NULL, &pk, &pk_len, NULL,
+                                            X509_get_X509_PUBKEY(P.root)),
+                     1);
+    uint8_t d[32];
+    MR_ASSERT_OK(mr_sha256(pk, (size_t)pk_len, d));
+    mr_slice ski = mr_x509_ski(P.root);
+    assert_int_equal(ski.len, 20);
+    assert_memory_equal(ski.ptr, d, 20);
+    /* AKI only on the intermediate, = root SKI; marble root shares the intermediate's SKI */
+    assert_int_equal(mr_x509_aki(P.root).len, 0);
+    assert_int_equal(mr_x509_aki(P.marble_root).len, 0);
+    mr_slice aki = mr_x509_aki(P.inter);
+    assert_int_equal(aki.len, 20);
+    assert_memory_equal(aki.ptr, ski.ptr, 20);
+    assert_memory_equal(mr_x509_ski(P.inter).ptr, mr_x509_ski(P.marble_root).ptr, 20);
+    assert_int_equal(X509_NAME_cmp(X509_get_subject_name(P.inter),
+                                   X509_get_subject_name(P.marble_root)),
+                     0);
+    /* version 3, signature from the signer key */
+    assert_int_equal(X509_get_version(P.root), X509_VERSION_3);
+    assert_int_equal(X509_get_signature_nid(P.root), NID_ecdsa_with_SHA256);
+}
+
+static void test_validity_and_serial(void **state)
+{
+    (void)state;
+    time_t nb = 0, na = 0;
+    MR_ASSERT_OK(mr_x509_validity(P.root, &nb, &na));
+    assert_int_equal(nb, P.now);
+    assert_int_equal(na - nb, INT64_C(9223372036));
+    assert_int_equal(ASN1_STRING_type(X509_get0_notBefore(P.root)), V_ASN1_UTCTIME);
+    assert_int_equal(ASN1_STRING_type(X509_get0_notAfter(P.root)), V_ASN1_GENERALIZEDTIME);
+    assert_int_equal(mr_x509_max_not_after(0), INT64_C(9223372036));
+    assert_int_equal(mr_x509_max_not_after((time_t)INT64_MAX - 5), (time_t)INT64_MAX);
+    /* 2049 is UTCTime, 2050 GeneralizedTime */
+    mr_x509_attr cn = {NID_commonName, (char *)"t"};
+    mr_x509_template t = {.subject = {&cn, 1}, .not_before = 2524607999, .not_after = 2524608000};
+    X509 *x = NULL;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, NULL, P.leaf_key, &x));
+    assert_int_equal(ASN1_STRING_type(X509_get0_notBefore(x)), V_ASN1_UTCTIME);
+    assert_int_equal(ASN1_STRING_type(X509_get0_notAfter(x)), V_ASN1_GENERALIZEDTIME);
+    X509_free(x);
+    /* random serial: non-negative, below 2^128 */
+    const ASN1_INTEGER *s = X509_get0_serialNumber(P.root);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(s, NULL);
+    assert_false(BN_is_negative(bn));
+    assert_true(BN_num_bits(bn) <= 128);
+    BN_free(bn);
+    assert_int_not_equal(ASN1_INTEGER_cmp(s, X509_get0_serialNumber(P.inter)), 0);
+}
+
+static void test_leaf_shape(void **state)
+{
+    (void)state;
+    bool crit = true;
+    mr_slice v = ext_value(P.leaf, PKI_MARBLE_TYPE_OID, &crit);
+    assert_false(crit);
+    assert_int_equal(v.len, 7);
+    assert_memory_equal(v.ptr, "backend", 7);
+    assert_int_equal(mr_x509_ski(P.leaf).len, 0);
+    assert_memory_equal(mr_x509_aki(P.leaf).ptr, mr_x509_ski(P.inter).ptr, 20);
+    assert_false(mr_x509_is_ca(P.leaf));
+    mr_slice bc = ext_value(P.leaf, "2.5.29.19", &crit);
+    assert_true(crit);
+    assert_hex_equal(bc.ptr, bc.len, "3000");
+    mr_buf cn = plain_buf();
+    MR_ASSERT_OK(mr_x509_subject_cn(P.leaf, &cn));
+    assert_string_equal((char *)cn.data, "8f7a5b6c-1d2e-4f30-9a1b-2c3d4e5f6a7b");
+    mr_buf_free(&cn);
+    mr_x509_san_list sans = {0};
+    MR_ASSERT_OK(mr_x509_sans(P.leaf, &sans));
+    assert_int_equal(sans.n_dns, 1);
+    assert_string_equal(sans.dns[0], "localhost");
+    assert_int_equal(sans.n_ips, 2);
+    assert_int_equal(sans.ips[0].len, 4);
+    assert_hex_equal(sans.ips[0].addr, 4, "7f000001");
+    assert_int_equal(sans.ips[1].len, 16);
+    char text[MR_IP_TEXT_MAX];
+    MR_ASSERT_OK(mr_ip_format(&sans.ips[1], text, sizeof(text)));
+    assert_string_equal(text, "::1");
+    mr_x509_san_list_clear(&sans);
+    mr_x509_san_list_clear(&sans);
+    bool found = true;
+    MR_ASSERT_OK(mr_x509_extension(P.leaf, "1.2.3.4", &v, NULL, &found));
+    assert_false(found);
+    MR_ASSERT_FAIL(mr_x509_extension(P.leaf, "not an oid", &v, NULL, &found), MR_ERR_USAGE,
+                   "invalid OID");
+}
+
+static void test_subject_go_order(void **state)
+{
+    (void)state;
+    mr_x509_attr attrs[] = {
+        {NID_commonName, (char *)"cn"},       {NID_serialNumber, (char *)"42"},
+        {NID_organizationName, (char *)"Org"}, {NID_countryName, (char *)"DE"},
+        {NID_organizationalUnitName, (char *)"u1"}, {NID_organizationalUnitName, (char *)"u2"},
+        {NID_localityName, (char *)"Bochum"},  {NID_stateOrProvinceName, (char *)"NRW"},
+        {NID_streetAddress, (char *)"Straße 1"}, {NID_postalCode, (char *)"44801"},
+    };
+    mr_x509_template t = {.subject = {attrs, MR_ARRAY_LEN(attrs)}, .not_before = P.now,
+                          .not_after = P.now + 60};
+    X509 *x = NULL;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, NULL, P.leaf_key, &x));
+    mr_x509_name got = {0};
+    MR_ASSERT_OK(mr_x509_subject(x, &got));
+    static const int want[] = {NID_countryName, NID_organizationName, NID_organizationalUnitName,
+                               NID_organizationalUnitName, NID_localityName,
+                               NID_stateOrProvinceName, NID_streetAddress, NID_postalCode,
+                               NID_serialNumber, NID_commonName};
+    assert_int_equal(got.count, MR_ARRAY_LEN(want));
+    for (size_t i = 0; i < got.count; i++)
+        assert_int_equal(got.attrs[i].nid, want[i]);
+    assert_string_equal(got.attrs[6].value, "Straße 1");
+    mr_x509_name_clear(&got);
+    /* the two OUs share one RDN; UTF-8 only where needed */
+    const X509_NAME *n = X509_get_subject_name(x);
+    assert_int_equal(X509_NAME_ENTRY_set(X509_NAME_get_entry(n, 2)),
+                     X509_NAME_ENTRY_set(X509_NAME_get_entry(n, 3)));
+    assert_int_equal(ASN1_STRING_type(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, 0))),
+                     V_ASN1_PRINTABLESTRING);
+    assert_int_equal(ASN1_STRING_type(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, 6))),
+                     V_ASN1_UTF8STRING);
+    /* no SKI for non-CA certificates, no AKI when self-signed */
+    assert_int_equal(mr_x509_ski(x).len, 0);
+    assert_int_equal(mr_x509_aki(x).len, 0);
+    X509_free(x);
+}
+
+static void test_issue_options(void **state)
+{
+    (void)state;
+    static const uint8_t serial[] = {0x01, 0x02, 0x03};
+    static const uint8_t ski[] = {0xAA, 0xBB};
+    mr_ip ip;
+    MR_ASSERT_OK(mr_ip_parse("::ffff:10.0.0.1", &ip)); /* IPv4-mapped becomes 4 bytes */
+    assert_int_equal(ip.len, 4);
+    mr_x509_template t = {.not_before = P.now, .not_after = P.now + 60, .ips = &ip, .n_ips = 1,
+                          .basic_constraints_valid = true, .is_ca = true, .max_path_len = 0,
+                          .max_path_len_zero = true, .serial = MR_SLICE(serial, 3),
+                          .subject_key_id = MR_SLICE(ski, 2)};
+    X509 *x = NULL;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, NULL, P.leaf_key, &x));
+    bool crit = false;
+    mr_slice san = ext_value(x, "2.5.29.17", &crit);
+    assert_true(crit); /* empty subject: SAN critical */
+    assert_hex_equal(san.ptr, san.len, "300687040a000001");
+    mr_slice bc = ext_value(x, "2.5.29.19", &crit);
+    assert_hex_equal(bc.ptr, bc.len, "30060101ff020100");
+    assert_hex_equal(mr_x509_ski(x).ptr, mr_x509_ski(x).len, "aabb");
+    assert_int_equal(ASN1_INTEGER_get(X509_get0_serialNumber(x)), 0x010203);
+    X509_free(x);
+    t.max_path_len = 2;
+    t.max_path_len_zero = false;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, NULL, P.leaf_key, &x));
+    bc = ext_value(x, "2.5.29.19", &crit);
+    assert_hex_equal(bc.ptr, bc.len, "30060101ff020102");
+    X509_free(x);
+    x = NULL;
+    /* errors */
+    MR_ASSERT_FAIL(mr_x509_issue(&t, P.leaf_key, NULL, P.root_key, &x), MR_ERR_USAGE,
+                   "signer key does not match");
+    MR_ASSERT_FAIL(mr_x509_issue(&t, P.leaf_key, P.root, P.inter_key, &x), MR_ERR_USAGE,
+                   "signer key does not match");
+    mr_x509_ext bad = {"1.2.x", false, MR_SLICE("v", 1)};
+    mr_x509_template t2 = {.not_before = P.now, .not_after = P.now, .extra = &bad, .n_extra = 1};
+    MR_ASSERT_FAIL(mr_x509_issue(&t2, P.leaf_key, NULL, P.leaf_key, &x), MR_ERR_USAGE,
+                   "invalid extension OID");
+    mr_x509_template t3 = {.not_before = P.now, .not_after = P.now - 1};
+    MR_ASSERT_FAIL(mr_x509_issue(&t3, P.leaf_key, NULL, P.leaf_key, &x), MR_ERR_USAGE,
+                   "notAfter is before notBefore");
+    static const int bad_eku[] = {14};
+    mr_x509_template t4 = {.not_before = P.now, .not_after = P.now, .ext_key_usage = bad_eku,
+                           .n_ext_key_usage = 1};
+    MR_ASSERT_FAIL(mr_x509_issue(&t4, P.leaf_key, NULL, P.leaf_key, &x), MR_ERR_USAGE,
+                   "unsupported extended key usage");
+    uint8_t long_serial[21] = {1};
+    mr_x509_template t5 = {.not_before = P.now, .not_after = P.now,
+                           .serial = MR_SLICE(long_serial, 21)};
+    MR_ASSERT_FAIL(mr_x509_issue(&t5, P.leaf_key, NULL, P.leaf_key, &x), MR_ERR_USAGE,
+                   "serial number too long");
+    const char *bad_dns[] = {"a b"};
+    mr_x509_template t6 = {.not_before = P.now, .not_after = P.now, .dns_names = bad_dns,
+                           .n_dns_names = 1};
+    MR_ASSERT_FAIL(mr_x509_issue(&t6, P.leaf_key, NULL, P.leaf_key, &x), MR_ERR_USAGE,
+                   "invalid character in DNS name");
+    assert_null(x);
+    MR_ASSERT_FAIL(mr_ip_parse("300.1.1.1", &ip), MR_ERR_USAGE, "invalid IP address");
+}
+
+static void test_signature_algorithms(void **state)
+{
+    (void)state;
+    static const struct {
+        mr_key_type type;
+        int nid;
+    } cases[] = {
+        {MR_KEY_EC_P224, NID_ecdsa_with_SHA256}, {MR_KEY_EC_P384, NID_ecdsa_with_SHA384},
+        {MR_KEY_EC_P521, NID_ecdsa_with_SHA512}, {MR_KEY_RSA, NID_sha256WithRSAEncryption},
+        {MR_KEY_ED25519, NID_ED25519},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(cases); i++) {
+        pki p;
+        MR_ASSERT_OK(pki_build(&p, cases[i].type));
+        assert_int_equal(X509_get_signature_nid(p.root), cases[i].nid);
+        assert_int_equal(X509_get_signature_nid(p.leaf), cases[i].nid);
+        mr_x509_verify_opts o = {.intermediates = sk_X509_new_null()};
+        assert_true(sk_X509_push(o.intermediates, p.inter) > 0);
+        MR_ASSERT_OK(mr_x509_verify(p.leaf, p.root, &o));
+        sk_X509_free(o.intermediates);
+        pki_free(&p);
+    }
+}
+
+/* ---- parsing ---- */
+
+static void test_parse_round_trip(void **state)
+{
+    (void)state;
+    mr_buf der = plain_buf(), pem = plain_buf();
+    X509 *x = NULL;
+    MR_ASSERT_OK(mr_x509_to_der(P.leaf, &der));
+    MR_ASSERT_OK(mr_x509_from_der(mr_buf_slice(&der), &x));
+    assert_int_equal(X509_cmp(x, P.leaf), 0);
+    uint8_t d1[32], d2[32];
+    MR_ASSERT_OK(mr_x509_sha256(x, d1));
+    MR_ASSERT_OK(mr_sha256(der.data, der.len, d2));
+    assert_memory_equal(d1, d2, 32);
+    EVP_PKEY *pk = NULL;
+    MR_ASSERT_OK(mr_x509_pubkey(x, &pk));
+    assert_true(mr_key_public_equal(pk, P.leaf_key));
+    X509_free(x);
+    x = NULL;
+    /* truncated, trailing data, empty */
+    MR_ASSERT_FAIL(mr_x509_from_der(MR_SLICE(der.data, der.len - 1), &x), MR_ERR_USAGE,
+                   "invalid certificate encoding");
+    MR_ASSERT_OK(mr_buf_append_u8(&der, 0));
+    MR_ASSERT_FAIL(mr_x509_from_der(mr_buf_slice(&der), &x), MR_ERR_USAGE, "trailing data");
+    MR_ASSERT_FAIL(mr_x509_from_der(MR_SLICE(NULL, 0), &x), MR_ERR_USAGE, "bad length");
+    assert_null(x);
+    /* PEM and chains */
+    MR_ASSERT_OK(mr_x509_to_pem(P.leaf, &pem));
+    MR_ASSERT_OK(mr_x509_to_pem(P.inter, &pem));
+    MR_ASSERT_OK(mr_x509_to_pem(P.root, &pem));
+    MR_ASSERT_OK(mr_x509_from_pem(mr_buf_slice(&pem), &x));
+    assert_int_equal(X509_cmp(x, P.leaf), 0);
+    X509_free(x);
+    STACK_OF(X509) *chain = NULL;
+    MR_ASSERT_OK(mr_x509_chain_from_pem(mr_buf_slice(&pem), &chain));
+    assert_int_equal(sk_X509_num(chain), 3);
+    assert_int_equal(X509_cmp(sk_X509_value(chain, 2), P.root), 0);
+    sk_X509_pop_free(chain, X509_free);
+    chain = NULL;
+    MR_ASSERT_FAIL(mr_x509_chain_from_pem(MR_SLICE_STR("nothing"), &chain), MR_ERR_USAGE,
+                   "no certificate found");
+    MR_ASSERT_OK(mr_buf_append_str(&pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                                         "-----END PRIVATE KEY-----\n"));
+    MR_ASSERT_FAIL(mr_x509_chain_from_pem(mr_buf_slice(&pem), &chain), MR_ERR_USAGE,
+                   "unexpected PEM block type \"PRIVATE KEY\"");
+    MR_ASSERT_FAIL(mr_x509_from_pem(MR_SLICE_STR("-----BEGIN PUBLIC KEY-----\nAAAA\n"
+                                                 "-----END PUBLIC KEY-----\n"),
+                                    &x),
+                   MR_ERR_USAGE, "unexpected PEM block type");
+    assert_null(chain);
+    /* allocation failure in the chain parser */
+    for (long n = 0; n < 4; n++) {
+        mr_alloc_fail_after(n);
+        mr_result r = mr_x509_chain_from_pem(mr_buf_slice(&pem), &chain);
+        mr_alloc_fail_reset();
+        assert_false(mr_ok(r));
+    }
+    mr_buf_free(&der);
+    mr_buf_free(&pem);
+}
+
+/* ---- verification ---- */
+
+static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked, time_t now)
+{
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *t1 = ASN1_TIME_set(NULL, now - 60), *t2 = ASN1_TIME_set(NULL, now + 3600);
+    assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+    assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)), 1);
+    assert_int_equal(X509_CRL_set1_lastUpdate(crl, t1), 1);
+    assert_int_equal(X509_CRL_set1_nextUpdate(crl, t2), 1);
+    if (revoked != NULL) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        assert_int_equal(X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(revoked)), 1);
+        assert_int_equal(X509_REVOKED_set_revocationDate(r, t1), 1);
+        assert_int_equal(X509_CRL_add0_revoked(crl, r), 1);
+    }
+    assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    ASN1_TIME_free(t1);
+    ASN1_TIME_free(t2);
+    return crl;
+}
+
+static void test_verify_chain(void **state)
+{
+    (void)state;
+    mr_x509_verify_opts o = {.intermediates = sk_X509_new_null()};
+    assert_true(sk_X509_push(o.intermediates, P.inter) > 0);
+    MR_ASSERT_OK(mr_x509_verify(P.leaf, P.marble_root, NULL));
+    MR_ASSERT_OK(mr_x509_verify(P.leaf, P.root, &o));
+    MR_ASSERT_OK(mr_x509_verify(P.inter, P.root, NULL));
+    /* without the intermediate the root cannot be reached */
+    MR_ASSERT_FAIL(mr_x509_verify(P.leaf, P.root, NULL), MR_ERR_AUTH,
+                   "certificate verification failed: unable to get local issuer");
+    /* wrong anchor */
+    pki other;
+    MR_ASSERT_OK(pki_build(&other, MR_KEY_EC_P256));
+    MR_ASSERT_FAIL(mr_x509_verify(P.leaf, other.root, &o), MR_ERR_AUTH,
+                   "certificate verification failed");
+    MR_ASSERT_FAIL(mr_x509_verify(other.leaf, P.marble_root, NULL), MR_ERR_AUTH,
+                   "certificate verification failed");
+    /* the chosen failure category */
+    mr_x509_verify_opts oa = {.fail_cat = MR_ERR_ATTESTATION};
+    MR_ASSERT_FAIL(mr_x509_verify(other.leaf, P.marble_root, &oa), MR_ERR_ATTESTATION,
+                   "certificate verification failed");
+    pki_free(&other);
+    /* anchor by public key */
+    MR_ASSERT_OK(mr_x509_verify_key_anchor(P.leaf, P.inter_key, &o));
+    /* pinning the leaf's own key trusts the leaf directly */
+    MR_ASSERT_OK(mr_x509_verify_key_anchor(P.leaf, P.leaf_key, NULL));
+    MR_ASSERT_FAIL(mr_x509_verify_key_anchor(P.leaf, P.root_key, NULL), MR_ERR_AUTH,
+                   "no certificate of the chain has the trusted public key");
+    sk_X509_push(o.intermediates, P.root);
+    MR_ASSERT_OK(mr_x509_verify_key_anchor(P.leaf, P.root_key, &o));
+    sk_X509_free(o.intermediates);
+}
+
+static void test_verify_time(void **state)
+{
+    (void)state;
+    mr_x509_attr cn = {NID_commonName, (char *)"short"};
+    static const int eku[] = {MR_EKU_SERVER_AUTH};
+    mr_x509_template t = {.subject = {&cn, 1}, .not_before = P.now, .not_after = P.now + 3600,
+                          .ext_key_usage = eku, .n_ext_key_usage = 1,
+                          .basic_constraints_valid = true};
+    X509 *x = NULL;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, P.marble_root, P.inter_key, &x));
+    mr_x509_verify_opts o = {.at = P.now + 10};
+    MR_ASSERT_OK(mr_x509_verify(x, P.marble_root, &o));
+    o.at = P.now + 3601;
+    MR_ASSERT_FAIL(mr_x509_verify(x, P.marble_root, &o), MR_ERR_AUTH, "certificate has expired");
+    o.at = P.now - 10;
+    MR_ASSERT_FAIL(mr_x509_verify(x, P.marble_root, &o), MR_ERR_AUTH,
+                   "certificate is not yet valid");
+    X509_free(x);
+}
+
+static void test_verify_purpose(void **state)
+{
+    (void)state;
+    mr_x509_attr cn = {NID_commonName, (char *)"client only"};
+    static const int eku[] = {MR_EKU_CLIENT_AUTH};
+    mr_x509_template t = {.subject = {&cn, 1}, .not_before = P.now, .not_after = P.now + 3600,
+                          .ext_key_usage = eku, .n_ext_key_usage = 1};
+    X509 *x = NULL;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, P.marble_root, P.inter_key, &x));
+    MR_ASSERT_FAIL(mr_x509_verify(x, P.marble_root, NULL), MR_ERR_AUTH,
+                   "unsuitable certificate purpose");
+    mr_x509_verify_opts o = {.purpose = MR_X509_PURPOSE_CLIENT};
+    MR_ASSERT_OK(mr_x509_verify(x, P.marble_root, &o));
+    o.purpose = MR_X509_PURPOSE_ANY;
+    MR_ASSERT_OK(mr_x509_verify(x, P.marble_root, &o));
+    X509_free(x);
+}
+
+/* A CA allowed to sign CRLs and a leaf under it. */
+static void crl_pki(X509 **ca, X509 **leaf)
+{
+    mr_x509_template t;
+    mr_x509_attr cn;
+    mr_ip ips[2];
+    pki_ca_template(&t, "CRL CA", P.now, &cn, ips);
+    t.key_usage |= MR_KU_CRL_SIGN;
+    MR_ASSERT_OK(mr_x509_issue(&t, P.root_key, NULL, P.root_key, ca));
+    mr_x509_attr leaf_cn = {NID_commonName, (char *)"leaf"};
+    mr_x509_template lt = {.subject = {&leaf_cn, 1}, .not_before = P.now,
+                           .not_after = P.now + 3600};
+    MR_ASSERT_OK(mr_x509_issue(&lt, P.leaf_key, *ca, P.root_key, leaf));
+}
+
+static void test_verify_crl(void **state)
+{
+    (void)state;
+    X509 *ca = NULL, *leaf = NULL;
+    crl_pki(&ca, &leaf);
+    X509_CRL *revoking = make_crl(ca, P.root_key, leaf, P.now);
+    X509_CRL *clean = make_crl(ca, P.root_key, NULL, P.now);
+    /* CRL round trip through DER and PEM parsing */
+    unsigned char *der = NULL;
+    int len = i2d_X509_CRL(revoking, &der);
+    X509_CRL *parsed = NULL;
+    MR_ASSERT_OK(mr_x509_crl_from_der(MR_SLICE(der, (size_t)len), &parsed));
+    MR_ASSERT_FAIL(mr_x509_crl_from_der(MR_SLICE(der, (size_t)len - 3), &parsed), MR_ERR_USAGE,
+                   "invalid CRL");
+    mr_buf pem = plain_buf();
+    MR_ASSERT_OK(mr_pem_encode_buf("X509 CRL", der, (size_t)len, &pem));
+    X509_CRL *from_pem = NULL;
+    MR_ASSERT_OK(mr_x509_crl_from_pem(mr_buf_slice(&pem), &from_pem));
+    OPENSSL_free(der);
+    mr_x509_verify_opts o = {.crls = sk_X509_CRL_new_null()};
+    assert_true(sk_X509_CRL_push(o.crls, clean) > 0);
+    MR_ASSERT_OK(mr_x509_verify(leaf, ca, &o));
+    sk_X509_CRL_pop_free(o.crls, X509_CRL_free);
+    o.crls = sk_X509_CRL_new_null();
+    assert_true(sk_X509_CRL_push(o.crls, parsed) > 0);
+    MR_ASSERT_FAIL(mr_x509_verify(leaf, ca, &o), MR_ERR_AUTH, "certificate revoked");
+    sk_X509_CRL_pop_free(o.crls, X509_CRL_free);
+    /* a missing CRL for the leaf's issuer fails when CRLs are checked */
+    o.crls = sk_X509_CRL_new_null();
+    MR_ASSERT_FAIL(mr_x509_verify(leaf, ca, &o), MR_ERR_AUTH, "unable to get certificate CRL");
+    sk_X509_CRL_free(o.crls);
+    X509_free(ca);
+    X509_free(leaf);
+    X509_CRL_free(revoking);
+    X509_CRL_free(from_pem);
+    mr_buf_free(&pem);
+}
+
+/* ---- CSR ---- */
+
+static void test_csr(void **state)
+{
+    (void)state;
+    mr_x509_attr attrs[] = {{NID_commonName, (char *)"marble"}, {NID_countryName, (char *)"US"}};
+    mr_x509_name subject = {attrs, 2};
+    const char *dns[] = {"marble.local", "db"};
+    mr_ip ips[1];
+    MR_ASSERT_OK(mr_ip_parse("10.1.2.3", &ips[0]));
+    mr_buf der = plain_buf();
+    MR_ASSERT_OK(mr_csr_create(P.leaf_key, &subject, dns, 2, ips, 1, &der));
+    X509_REQ *req = NULL;
+    MR_ASSERT_OK(mr_csr_from_der(mr_buf_slice(&der), &req));
+    EVP_PKEY *pk = NULL;
+    MR_ASSERT_OK(mr_csr_pubkey(req, &pk));
+    assert_true(mr_key_public_equal(pk, P.leaf_key));
+    mr_x509_name got = {0};
+    MR_ASSERT_OK(mr_csr_subject(req, &got));
+    assert_int_equal(got.count, 2);
+    assert_int_equal(got.attrs[0].nid, NID_countryName);
+    assert_string_equal(got.attrs[1].value, "marble");
+    mr_x509_name_clear(&got);
+    mr_x509_san_list sans = {0};
+    MR_ASSERT_OK(mr_csr_sans(req, &sans));
+    assert_int_equal(sans.n_dns, 2);
+    assert_string_equal(sans.dns[1], "db");
+    assert_int_equal(sans.n_ips, 1);
+    assert_hex_equal(sans.ips[0].addr, 4, "0a010203");
+    mr_x509_san_list_clear(&sans);
+    X509_REQ_free(req);
+    req = NULL;
+    /* PEM form */
+    mr_buf pem = plain_buf();
+    MR_ASSERT_OK(mr_pem_encode_buf("CERTIFICATE REQUEST", der.data, der.len, &pem));
+    MR_ASSERT_OK(mr_csr_from_pem(mr_buf_slice(&pem), &req));
+    X509_REQ_free(req);
+    req = NULL;
+    /* a flipped bit in the signature (last byte of the DER) */
+    der.data[der.len - 1] ^= 0x01;
+    MR_ASSERT_FAIL(mr_csr_from_der(mr_buf_slice(&der), &req), MR_ERR_AUTH,
+                   "CSR signature verification failed");
+    der.data[der.len - 1] ^= 0x01;
+    MR_ASSERT_FAIL(mr_csr_from_der(MR_SLICE(der.data, der.len - 2), &req), MR_ERR_USAGE,
+                   "invalid CSR encoding");
+    assert_null(req);
+    mr_buf_free(&der);
+    mr_buf_free(&pem);
+}
+
+static void test_csr_empty_and_types(void **state)
+{
+    (void)state;
+    static const mr_key_type types[] = {MR_KEY_EC_P384, MR_KEY_ED25519, MR_KEY_RSA};
+    for (size_t i = 0; i < MR_ARRAY_LEN(types); i++) {
+        EVP_PKEY *k = NULL;
+        MR_ASSERT_OK(mr_key_generate(types[i], 2048, &k));
+        mr_buf der = plain_buf();
+        MR_ASSERT_OK(mr_csr_create(k, NULL, NULL, 0, NULL, 0, &der));
+        X509_REQ *req = NULL;
+        MR_ASSERT_OK(mr_csr_from_der(mr_buf_slice(&der), &req));
+        mr_x509_san_list sans = {0};
+        MR_ASSERT_OK(mr_csr_sans(req, &sans));
+        assert_int_equal(sans.n_dns + sans.n_ips, 0);
+        mr_x509_name got = {0};
+        MR_ASSERT_OK(mr_csr_subject(req, &got));
+        assert_int_equal(got.count, 0);
+        mr_x509_name_clear(&got);
+        mr_x509_san_list_clear(&sans);
+        X509_REQ_free(req);
+        EVP_PKEY_free(k);
+        mr_buf_free(&der);
+    }
+}
+
+/* ---- certificate cache ---- */
+
+static void test_certcache(void **state)
+{
+    (void)state;
+    mr_certcache *c = NULL;
+    mr_buf d1 = plain_buf(), d2 = plain_buf(), d3 = plain_buf();
+    MR_ASSERT_OK(mr_x509_to_der(P.root, &d1));
+    MR_ASSERT_OK(mr_x509_to_der(P.inter, &d2));
+    MR_ASSERT_OK(mr_x509_to_der(P.leaf, &d3));
+    MR_ASSERT_OK(mr_certcache_new(2, &c));
+    X509 *a = NULL, *b = NULL, *x = NULL;
+    MR_ASSERT_OK(mr_certcache_get(c, mr_buf_slice(&d1), &a));
+    MR_ASSERT_OK(mr_certcache_get(c, mr_buf_slice(&d1), &b));
+    assert_ptr_equal(a, b);
+    assert_int_equal(X509_cmp(a, P.root), 0);
+    MR_ASSERT_OK(mr_certcache_get(c, mr_buf_slice(&d2), &x));
+    X509_free(x);
+    MR_ASSERT_OK(mr_certcache_get(c, mr_buf_slice(&d1), &x)); /* root is most recent now */
+    X509_free(x);
+    MR_ASSERT_OK(mr_certcache_get(c, mr_buf_slice(&d3), &x)); /* evicts the intermediate */
+    X509_free(x);
+    mr_certcache_stats st;
+    mr_certcache_stats_get(c, &st);
+    assert_int_equal(st.hits, 2);
+    assert_int_equal(st.misses, 3);
+    assert_int_equal(st.evictions, 1);
+    assert_int_equal(st.size, 2);
+    MR_ASSERT_OK(mr_certcache_get(c, mr_buf_slice(&d1), &x)); /* still cached */
+    assert_ptr_equal(x, a);
+    X509_free(x);
+    MR_ASSERT_FAIL(mr_certcache_get(c, MR_SLICE(d1.data, 10), &x), MR_ERR_USAGE,
+                   "invalid certificate");
+    mr_certcache_free(c);
+    /* references handed out stay valid after the cache is gone */
+    assert_int_equal(X509_cmp(a, P.root), 0);
+    X509_free(a);
+    X509_free(b);
+    mr_certcache_free(NULL);
+    MR_ASSERT_FAIL(mr_certcache_new(0, &c), MR_ERR_USAGE, "capacity");
+    mr_alloc_fail_after(1);
+    MR_ASSERT_FAIL(mr_certcache_new(4, &c), MR_ERR_INTERNAL, "out of memory");
+    mr_alloc_fail_reset();
+    mr_buf_free(&d1);
+    mr_buf_free(&d2);
+    mr_buf_free(&d3);
+}
+
+typedef struct cache_job {
+    mr_certcache *cache;
+    const mr_buf *ders;
+    size_t n;
+    int failures;
+} cache_job;
+
+static void *cache_worker(void *arg)
+{
+    cache_job *j = arg;
+    for (int round = 0; round < 200; round++) {
+        X509 *x = NULL;
+        if (!mr_ok(mr_certcache_get(j->cache, mr_buf_slice(&j->ders[round % j->n]), &x)))
+            j->failures++;
+        X509_free(x);
+    }
+    return NULL;
+}
+
+static void test_certcache_threads(void **state)
+{
+    (void)state;
+    mr_buf ders[3] = {plain_buf(), plain_buf(), plain_buf()};
+    MR_ASSERT_OK(mr_x509_to_der(P.root, &ders[0]));
+    MR_ASSERT_OK(mr_x509_to_der(P.inter, &ders[1]));
+    MR_ASSERT_OK(mr_x509_to_der(P.leaf, &ders[2]));
+    mr_certcache *c = NULL;
+    MR_ASSERT_OK(mr_certcache_new(2, &c)); /* smaller than the working set: evictions race */
+    pthread_t th[4];
+    cache_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (cache_job){c, ders, 3, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, cache_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].failures, 0);
+    }
+    mr_certcache_free(c);
+    for (int i = 0; i < 3; i++)
+        mr_buf_free(&ders[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ca_template_shape),
+        cmocka_unit_test(test_validity_and_serial),
+        cmocka_unit_test(test_leaf_shape),
+        cmocka_unit_test(test_subject_go_order),
+        cmocka_unit_test(test_issue_options),
+        cmocka_unit_test(test_signature_algorithms),
+        cmocka_unit_test(test_parse_round_trip),
+        cmocka_unit_test(test_verify_chain),
+        cmocka_unit_test(test_verify_time),
+        cmocka_unit_test(test_verify_purpose),
+        cmocka_unit_test(test_verify_crl),
+        cmocka_unit_test(test_csr),
+        cmocka_unit_test(test_csr_empty_and_types),
+        cmocka_unit_test(test_certcache),
+        cmocka_unit_test(test_certcache_threads),
+    };
+    return cmocka_run_group_tests_name("crypto-x509", tests, pki_setup, pki_teardown);
+}
