@@ -296,6 +296,7 @@ MR_RESULT mr_h1_parse_head(mr_slice head, size_t max_header_bytes, mr_h1_head *o
         MR_GUARD(mr_srv_hdrs_add(&out->hdrs, (const char *)name.ptr, name.len,
                                  value.len ? (const char *)value.ptr : "", value.len,
                                  max_header_bytes));
+        *status = 400;
         MR_GUARD(apply_header(out, &out->hdrs.v[out->hdrs.n - 1], status));
         *status = 400;
     }
