@@ -338,6 +338,15 @@ typedef MR_RESULT (*mr_manifest_tpl_check_fn)(void *ctx, mr_manifest_tpl_kind ki
 MR_API MR_RESULT mr_manifest_template_dry_run(const mr_manifest *m, mr_manifest_tpl_check_fn check,
                                               void *ctx);
 
+struct mr_tmpl_data; /* manifest/template.h */
+
+/* The full dry run with the template engine (manifest/template.h): each template is parsed
+ * and executed in its function set (Files / Env) with MR_TMPL_DRY_RUN. data supplies
+ * `.Secrets` (and `.Previous.Secrets`); NULL uses every manifest secret as a placeholder
+ * (dummy 0x41 values wherever a real value would exist). Errors as for
+ * mr_manifest_template_dry_run, with the engine's Go-style texts inside. */
+MR_API MR_RESULT mr_manifest_dry_run(const mr_manifest *m, const struct mr_tmpl_data *data);
+
 /* ---- lookups ---- */
 
 MR_API const mr_manifest_package *mr_manifest_find_package(const mr_manifest *m, const char *name);

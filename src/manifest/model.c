@@ -252,7 +252,7 @@ void mr_manifest_secret_free_(mr_manifest_secret *s)
     mr_manifest_mstr_free(&s->type);
     mr_manifest_cert_free_(&s->cert);
     mr_free_wipe(s->private_key.ptr, s->private_key.len);
-    memset(&s->private_key, 0, sizeof(s->private_key));
+    s->private_key = (mr_mbytes){0};
     bytes_free(&s->public_key);
 }
 
