@@ -5,6 +5,7 @@
  */
 #include "attest/dcap.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -551,6 +552,160 @@ static bool td_relaunch_advised(const mr_dcap_tcb_info *ti, const mr_attest_tdx_
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* PCK chain cache                                                                            */
+/*
+ * Parsing and verifying the PEM chain of a quote dominates the cost of a verification
+ * (OpenSSL 3 decoders), and every quote of a platform carries the same chain. Chains that
+ * verified are remembered by the SHA-256 of the certification data and the roots they
+ * verified against; the time check is done on every use against the chain's validity
+ * window, and revocation is checked on every use against the collateral.
+ */
+
+#define PCK_CACHE_SIZE 64
+
+typedef struct pck_entry {
+    bool used;
+    uint8_t hash[32];
+    uint64_t roots_id;
+    X509 *leaf, *intermediate;
+    pck_info pck;
+    bool processor_ca;
+    time_t not_before, not_after;
+    unsigned long stamp;
+} pck_entry;
+
+static pck_entry pck_cache[PCK_CACHE_SIZE];
+static unsigned long pck_clock;
+static pthread_mutex_t pck_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool pck_cache_get(const uint8_t hash[32], uint64_t roots_id, pck_entry *out)
+{
+    bool hit = false;
+    pthread_mutex_lock(&pck_lock);
+    for (size_t i = 0; i < PCK_CACHE_SIZE && !hit; i++) {
+        pck_entry *e = &pck_cache[i];
+        if (!e->used || e->roots_id != roots_id || memcmp(e->hash, hash, 32) != 0)
+            continue;
+        if (X509_up_ref(e->leaf) != 1)
+            break;
+        if (X509_up_ref(e->intermediate) != 1) {
+            X509_free(e->leaf);
+            break;
+        }
+        e->stamp = ++pck_clock;
+        *out = *e;
+        hit = true;
+    }
+    pthread_mutex_unlock(&pck_lock);
+    return hit;
+}
+
+static void pck_cache_put(const pck_entry *in)
+{
+    pck_entry *victim = &pck_cache[0];
+
+    pthread_mutex_lock(&pck_lock);
+    for (size_t i = 0; i < PCK_CACHE_SIZE; i++) {
+        pck_entry *e = &pck_cache[i];
+        if (e->used && e->roots_id == in->roots_id && memcmp(e->hash, in->hash, 32) == 0) {
+            pthread_mutex_unlock(&pck_lock);
+            return;
+        }
+        if (!e->used || e->stamp < victim->stamp)
+            victim = e;
+        if (!e->used)
+            break;
+    }
+    if (X509_up_ref(in->leaf) == 1) {
+        if (X509_up_ref(in->intermediate) == 1) {
+            if (victim->used) {
+                X509_free(victim->leaf);
+                X509_free(victim->intermediate);
+            }
+            *victim = *in;
+            victim->used = true;
+            victim->stamp = ++pck_clock;
+        } else {
+            X509_free(in->leaf);
+        }
+    }
+    pthread_mutex_unlock(&pck_lock);
+}
+
+void mr_dcap_cache_clear(void)
+{
+    pthread_mutex_lock(&pck_lock);
+    for (size_t i = 0; i < PCK_CACHE_SIZE; i++) {
+        if (pck_cache[i].used) {
+            X509_free(pck_cache[i].leaf);
+            X509_free(pck_cache[i].intermediate);
+        }
+        memset(&pck_cache[i], 0, sizeof(pck_cache[i]));
+    }
+    pthread_mutex_unlock(&pck_lock);
+}
+
+/* §2 steps 2-3 and the PCK extension: a verified chain for the quote's certification data
+ * (from the cache or freshly verified). *leaf and *intermediate are new references. */
+static mr_result pck_chain(const mr_dcap_quote *q, const mr_attest_roots *roots, time_t when,
+                           pck_entry *out)
+{
+    mr_result res = MR_FAILURE;
+    STACK_OF(X509) *certs = NULL, *untrusted = NULL;
+    pck_entry e;
+    char cn[128];
+
+    memset(&e, 0, sizeof(e));
+    MR_GUARD(mr_ossl_sha256(q->cert_data.ptr, q->cert_data.len, e.hash));
+    e.roots_id = roots->id;
+    if (!pck_cache_get(e.hash, roots->id, &e)) {
+        STEP(mr_ossl_pem_certs(q->cert_data.ptr, q->cert_data.len, &certs), "PCK chain");
+        e.leaf = sk_X509_value(certs, 0);
+        MR_ENSURE_OUT(X509_up_ref(e.leaf) == 1, MR_ERR_INTERNAL, "certificate reference");
+        mr_ossl_subject_cn(e.leaf, cn, sizeof(cn));
+        MR_ENSURE_OUT(strstr(cn, "Intel SGX PCK Certificate") != NULL, MR_ERR_ATTESTATION,
+                      "PCK chain: leaf CN \"%s\" is not an Intel SGX PCK Certificate", cn);
+        untrusted = sk_X509_new_null();
+        MR_ENSURE_ALLOC_OUT(untrusted);
+        for (int i = 1; i < sk_X509_num(certs); i++) {
+            X509 *c = sk_X509_value(certs, i);
+            if (!mr_ossl_self_issued(c)) /* the root copy in the quote is never trusted */
+                MR_ENSURE_OUT(sk_X509_push(untrusted, c) > 0, MR_ERR_INTERNAL, "out of memory");
+        }
+        STEP(mr_ossl_verify_chain(e.leaf, untrusted, roots->certs, 0, false, &e.intermediate,
+                                  &e.not_before, &e.not_after),
+             "PCK chain");
+        mr_ossl_subject_cn(e.intermediate, cn, sizeof(cn));
+        if (strcmp(cn, "Intel SGX PCK Processor CA") == 0)
+            e.processor_ca = true;
+        else
+            MR_ENSURE_OUT(strcmp(cn, "Intel SGX PCK Platform CA") == 0, MR_ERR_ATTESTATION,
+                          "PCK chain: issuer CN \"%s\" is not an Intel SGX PCK Platform or "
+                          "Processor CA",
+                          cn);
+        STEP(parse_pck_ext(e.leaf, &e.pck), "PCK certificate");
+        pck_cache_put(&e);
+    }
+    if (when < e.not_before || when > e.not_after) {
+        char a[32], b[32], t[32];
+        mr_ossl_fmt_time(e.not_before, a, sizeof(a));
+        mr_ossl_fmt_time(e.not_after, b, sizeof(b));
+        mr_ossl_fmt_time(when, t, sizeof(t));
+        MR_BAIL_OUT(MR_ERR_ATTESTATION,
+                    "PCK chain: certificate is not valid at %s (chain valid %s to %s)", t, a, b);
+    }
+    *out = e;
+    e.leaf = e.intermediate = NULL;
+    res = MR_SUCCESS;
+out:
+    X509_free(e.leaf);
+    X509_free(e.intermediate);
+    sk_X509_free(untrusted);
+    sk_X509_pop_free(certs, X509_free);
+    return res;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Verification (§2)                                                                          */
 
 mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest_options *opts,
@@ -562,12 +717,11 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
     mr_slice raw;
     mr_dcap_quote q;
     mr_attest_claims claims;
-    STACK_OF(X509) *certs = NULL, *untrusted = NULL;
+    pck_entry chain;
     X509 *leaf = NULL, *intermediate = NULL;
     EVP_PKEY *attest_key = NULL;
     mr_dcap_collateral *col = NULL;
     pck_info pck;
-    char cn[128];
     bool tdx = false, processor_ca = false;
     time_t when = 0;
     const mr_dcap_level *module_level = NULL, *qe_level = NULL, *sgx_level = NULL,
@@ -575,6 +729,7 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
     uint16_t qe_svn = 0;
 
     memset(&defaults, 0, sizeof(defaults));
+    memset(&chain, 0, sizeof(chain));
     if (opts == NULL)
         opts = &defaults;
     when = opts->verify_time != 0 ? opts->verify_time : time(NULL);
@@ -588,31 +743,12 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
     STEP(mr_dcap_quote_claims(&q, &claims), "quote parse");
     tdx = claims.tee == MR_TEE_TDX;
 
-    /* 2. PCK chain from the certification data */
-    STEP(mr_ossl_pem_certs(q.cert_data.ptr, q.cert_data.len, &certs), "PCK chain");
-    leaf = sk_X509_value(certs, 0);
-    mr_ossl_subject_cn(leaf, cn, sizeof(cn));
-    MR_ENSURE_OUT(strstr(cn, "Intel SGX PCK Certificate") != NULL, MR_ERR_ATTESTATION,
-                  "PCK chain: leaf CN \"%s\" is not an Intel SGX PCK Certificate", cn);
-    untrusted = sk_X509_new_null();
-    MR_ENSURE_ALLOC_OUT(untrusted);
-    for (int i = 1; i < sk_X509_num(certs); i++) {
-        X509 *c = sk_X509_value(certs, i);
-        if (!mr_ossl_self_issued(c)) /* the root copy in the quote is never trusted */
-            MR_ENSURE_OUT(sk_X509_push(untrusted, c) > 0, MR_ERR_INTERNAL, "out of memory");
-    }
-    /* 3. chain to the pinned root at the verification time */
-    STEP(mr_ossl_verify_chain(leaf, untrusted, roots->certs, when, true, &intermediate, NULL,
-                              NULL),
-         "PCK chain");
-    mr_ossl_subject_cn(intermediate, cn, sizeof(cn));
-    if (strcmp(cn, "Intel SGX PCK Processor CA") == 0)
-        processor_ca = true;
-    else
-        MR_ENSURE_OUT(strcmp(cn, "Intel SGX PCK Platform CA") == 0, MR_ERR_ATTESTATION,
-                      "PCK chain: issuer CN \"%s\" is not an Intel SGX PCK Platform/Processor CA",
-                      cn);
-    STEP(parse_pck_ext(leaf, &pck), "PCK certificate");
+    /* 2-3. PCK chain to the pinned root at the verification time; PCK extension */
+    MR_GUARD_OUT(pck_chain(&q, roots, when, &chain));
+    leaf = chain.leaf;
+    intermediate = chain.intermediate;
+    pck = chain.pck;
+    processor_ca = chain.processor_ca;
     memcpy(claims.tcb.fmspc, pck.fmspc, 6);
     memcpy(claims.tcb.pceid, pck.pceid, 2);
     memcpy(claims.tcb.pck_cpusvn, pck.cpusvn, 16);
@@ -751,8 +887,7 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
 out:
     EVP_PKEY_free(attest_key);
     X509_free(intermediate);
-    sk_X509_free(untrusted);
-    sk_X509_pop_free(certs, X509_free);
+    X509_free(leaf);
     mr_dcap_collateral_free(col);
     return res;
 }

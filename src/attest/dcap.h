@@ -63,6 +63,10 @@ MR_RESULT mr_dcap_quote_claims(const mr_dcap_quote *q, mr_attest_claims *out);
 MR_RESULT mr_dcap_verify(const uint8_t *quote, size_t len, const mr_attest_options *opts,
                          mr_attest_claims *out);
 
+/* Drops the process-wide cache of verified PCK chains (tests; after a roots change it is
+ * not needed: entries are keyed by the roots set). */
+void mr_dcap_cache_clear(void);
+
 /* Trust anchors. */
 /* The embedded Intel SGX Root CA (2049 issue); a process-wide immutable singleton. Returns
  * NULL only when the embedded certificate cannot be decoded (out of memory). */

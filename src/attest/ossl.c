@@ -146,32 +146,55 @@ mr_result mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out)
     return MR_SUCCESS;
 }
 
+/* Finds needle in the cursor's remaining bytes; on success the cursor points at it. */
+static bool seek(mr_cursor *c, const char *needle)
+{
+    size_t n = strlen(needle);
+    mr_slice rest;
+    const uint8_t *hit = NULL;
+    mr_cursor probe = *c;
+
+    if (!mr_ok(mr_cursor_view(&probe, mr_cursor_remaining(c), &rest)))
+        return false;
+    hit = memmem(rest.ptr, rest.len, needle, n);
+    if (hit == NULL)
+        return false;
+    return mr_ok(mr_cursor_skip(c, (size_t)(hit - rest.ptr)));
+}
+
+/* Certificates are public: decode the PEM bodies into ordinary (not locked) memory. */
 mr_result mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out)
 {
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char end[] = "-----END CERTIFICATE-----";
     mr_result res = MR_FAILURE;
     STACK_OF(X509) *sk = NULL;
     X509 *cert = NULL;
-    mr_pem_block blk;
+    mr_buf der;
     mr_cursor cur;
-    bool found = false;
 
-    memset(&blk, 0, sizeof(blk));
-    mr_buf_init(&blk.der, (size_t)1 << 20, 0);
+    mr_buf_init(&der, (size_t)1 << 20, 0);
     mr_cursor_init(&cur, pem, len);
     sk = sk_X509_new_null();
     MR_ENSURE_ALLOC_OUT(sk);
-    for (;;) {
-        mr_buf_reset(&blk.der);
-        if (!mr_ok(mr_pem_next(&cur, &blk, &found))) {
-            mr_error_prefix("certificate chain");
+    while (seek(&cur, begin)) {
+        size_t body_start = 0;
+        mr_slice body;
+        MR_GUARD_OUT(mr_cursor_skip(&cur, sizeof(begin) - 1));
+        body_start = cur.pos;
+        MR_ENSURE_OUT(seek(&cur, end), MR_ERR_ATTESTATION,
+                      "certificate chain: unterminated PEM block");
+        body = MR_SLICE(pem + body_start, cur.pos - body_start);
+        MR_GUARD_OUT(mr_cursor_skip(&cur, sizeof(end) - 1));
+        MR_ENSURE_OUT(sk_X509_num(sk) < 16, MR_ERR_ATTESTATION, "too many certificates");
+        mr_buf_reset(&der);
+        if (!mr_ok(mr_b64_decode_buf((const char *)body.ptr, body.len, MR_B64_STD,
+                                     MR_B64_IGNORE_NEWLINES, &der))) {
+            mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
+                         "certificate chain: bad base64 in PEM block");
             goto out;
         }
-        if (!found)
-            break;
-        if (strcmp(blk.label, "CERTIFICATE") != 0)
-            continue;
-        MR_ENSURE_OUT(sk_X509_num(sk) < 16, MR_ERR_ATTESTATION, "too many certificates");
-        MR_GUARD_OUT(mr_ossl_der_cert(blk.der.data, blk.der.len, &cert));
+        MR_GUARD_OUT(mr_ossl_der_cert(der.data, der.len, &cert));
         MR_ENSURE_OUT(sk_X509_push(sk, cert) > 0, MR_ERR_INTERNAL, "out of memory");
         cert = NULL;
     }
@@ -182,7 +205,7 @@ mr_result mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out
 out:
     X509_free(cert);
     sk_X509_pop_free(sk, X509_free);
-    mr_buf_free(&blk.der);
+    mr_buf_free(&der);
     return res;
 }
 

@@ -854,7 +854,7 @@ static void test_rate(void **state)
     fixture f;
     mr_attest_claims c;
     struct timespec a, b;
-    int n = 300;
+    int n = getenv("MR_DCAP_BENCH_N") ? 3000 : 300;
     (void)state;
 
     fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
@@ -894,5 +894,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_rate),
     };
+    if (getenv("MR_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("MR_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
