@@ -296,38 +296,35 @@ static mr_result issue_occlum(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     char path[PATH_MAX_LEN];
-    uint32_t size = 0;
+    uint32_t size = 0, len = 0;
     uint8_t *buf = NULL;
+    int fd = -1;
     MR_GUARD_OUT(dev_path(is, OCCLUM_DEV, path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     MR_ENSURE_OUT(fd >= 0, MR_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    int rc = ioctl(fd, SGXIOC_GET_DCAP_QUOTE_SIZE, &size);
-    if (rc != 0 || size == 0 || size > QUOTE_MAX) {
-        int e = errno;
-        close(fd);
-        MR_BAIL_OUT(MR_ERR_IO, "%s: SGXIOC_GET_DCAP_QUOTE_SIZE failed: %s", path,
-                    rc != 0 ? strerror(e) : "bad quote size");
-    }
+    MR_ENSURE_OUT(ioctl(fd, SGXIOC_GET_DCAP_QUOTE_SIZE, &size) == 0, MR_ERR_IO,
+                  "%s: SGXIOC_GET_DCAP_QUOTE_SIZE failed: %s", path, strerror(errno));
+    MR_ENSURE_OUT(size > 0 && size <= QUOTE_MAX, MR_ERR_IO,
+                  "%s: SGXIOC_GET_DCAP_QUOTE_SIZE returned %u", path, size);
     buf = mr_calloc(1, size);
-    if (buf == NULL) {
-        close(fd);
-        MR_BAIL_OUT(MR_ERR_INTERNAL, "out of memory");
-    }
-    uint32_t len = size;
+    MR_ENSURE_ALLOC_OUT(buf);
+    len = size;
     occlum_gen_quote_arg arg = {.report_data = rd, .quote_len = &len, .quote_buf = buf};
-    rc = ioctl(fd, SGXIOC_GEN_DCAP_QUOTE, &arg);
-    int e = errno;
-    close(fd);
-    MR_ENSURE_OUT(rc == 0, MR_ERR_IO, "%s: SGXIOC_GEN_DCAP_QUOTE failed: %s", path,
-                  e == EIO ? "DCAP not ready (no DCAP library or PCCS on the host)"
-                  : e == EINVAL ? "quote buffer too small"
-                                : strerror(e));
+    if (ioctl(fd, SGXIOC_GEN_DCAP_QUOTE, &arg) != 0) {
+        int e = errno;
+        MR_BAIL_OUT(MR_ERR_IO, "%s: SGXIOC_GEN_DCAP_QUOTE failed: %s", path,
+                    e == EIO      ? "DCAP not ready (no DCAP library or PCCS on the host)"
+                    : e == EINVAL ? "quote buffer too small"
+                                  : strerror(e));
+    }
     MR_ENSURE_OUT(len > 0 && len <= size, MR_ERR_ATTESTATION, "%s: bad quote length %u", path,
                   len);
     MR_GUARD_OUT(check_dcap(buf, len, false, path));
     MR_GUARD_OUT(mr_issuer_oe_wrap(buf, len, out));
     res = MR_SUCCESS;
 out:
+    if (fd >= 0)
+        close(fd);
     mr_free(buf);
     return res;
 }

@@ -10,10 +10,12 @@
  *               guest: a TDX DCAP quote (provider tdx_guest) or an SNP report (sev_guest).
  *   simulation  no evidence at all (an empty quote), as MarbleRun with OE_SIMULATION=1.
  *   softsgx     a TEST quote from a softsgx directory (softsgx.h; EDG_SOFTSGX_*).
- *   auto        the first device that exists: /dev/attestation/quote (gramine), a /dev/sgx
- *               that is not a directory (occlum), /sys/kernel/config/tsm/report (tsm). When
- *               none exists, auto FAILS unless OE_SIMULATION=1 asks for simulation: a missing
- *               device must never silently turn into "no attestation".
+ *   auto        simulation when OE_SIMULATION=1 (as MarbleRun, where that variable puts the
+ *               runtime into simulation mode); otherwise the first device that exists:
+ *               /dev/attestation/quote (gramine), a /dev/sgx that is not a directory
+ *               (occlum), /sys/kernel/config/tsm/report (tsm). When none exists, auto FAILS:
+ *               a missing device must never silently turn into "no attestation". auto never
+ *               picks softsgx.
  *
  * The mode comes from EDG_ATTESTATION (default auto) unless mr_issuer_opts.mode is set.
  *
