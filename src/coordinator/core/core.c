@@ -81,6 +81,40 @@ out:
     return res;
 }
 
+/* Startup (spec §1.2 step 2 with 1.5+ semantics): a usable sealed state is loaded; without
+ * one a fresh CA lives in memory (state 2); a sealed state that cannot be opened sends the
+ * Coordinator into recovery mode (state 1) with a temporary CA. */
+static mr_result load_or_create(mr_core *c, core_epoch **e)
+{
+    mr_seal_config sc = {.seal_dir = c->seal_dir, .kek = c->cfg.kek};
+    mr_seal_outcome outcome = MR_SEAL_NO_STATE;
+    mr_store *store = NULL;
+    MR_GUARD(mr_sealer_open(&sc, &c->sealer));
+    MR_GUARD(mr_sealer_load(c->sealer, c->cfg.store_opts, &outcome, &store));
+    if (outcome == MR_SEAL_LOADED) {
+        mr_result r = core_epoch_from_store(c, store, NULL, e);
+        if (mr_ok(r) && (*e)->manifest != NULL) {
+            MR_GUARD(mr_sealer_set_mode(c->sealer, core_seal_mode((*e)->manifest)));
+            c->store = store;
+            MR_LOG_INFO("loaded sealed state", MR_F_STR("manifest", (*e)->fingerprint));
+            return MR_SUCCESS;
+        }
+        if (mr_ok(r))
+            core_epoch_put(*e); /* a sealed state without a manifest: start over */
+        mr_store_close(store);
+        MR_GUARD(r);
+        outcome = MR_SEAL_NO_STATE;
+    }
+    int state = MR_STATE_ACCEPTING_MANIFEST;
+    if (outcome == MR_SEAL_KEY_UNAVAILABLE || outcome == MR_SEAL_STATE_INVALID) {
+        MR_LOG_WARN("sealed state found but it cannot be used; entering recovery mode",
+                    MR_F_STR("reason", mr_sealer_reason(c->sealer)));
+        state = MR_STATE_RECOVERY;
+    }
+    MR_GUARD(fresh_state(c, state, &c->store, e));
+    return core_epoch_quote(c, *e);
+}
+
 mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
 {
     mr_core *c = mr_calloc(1, sizeof(*c));
@@ -91,10 +125,8 @@ mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
     pthread_mutex_init(&c->types_mu, NULL);
     if (!mr_ok(copy_config(c, cfg)))
         goto fail;
-    if (!mr_ok(fresh_state(c, MR_STATE_ACCEPTING_MANIFEST, &c->store, &e)))
-        goto fail;
-    if (!mr_ok(core_epoch_quote(c, e))) {
-        if (!cfg->dev_mode)
+    if (!mr_ok(load_or_create(c, &e))) {
+        if (e == NULL || !cfg->dev_mode)
             goto fail;
         MR_LOG_ERROR("failed to issue the Coordinator quote; continuing in dev mode", MR_F_ERR());
     }
@@ -117,13 +149,15 @@ void mr_core_free(mr_core *c)
         return;
     core_epoch_put(c->epoch);
     mr_store_close(c->store);
+    mr_sealer_free(c->sealer);
     for (size_t i = 0; i < c->n_dns; i++)
         mr_free(c->dns[i]);
     mr_free(c->dns);
     mr_free(c->seal_dir);
     for (size_t i = 0; i < c->n_types; i++) {
-        mr_free(c->types[i].type);
-        pthread_mutex_destroy(&c->types[i].mu);
+        mr_free(c->types[i]->type);
+        pthread_mutex_destroy(&c->types[i]->mu);
+        mr_free(c->types[i]);
     }
     mr_free(c->types);
     pthread_mutex_destroy(&c->writer);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "coordinator/core/core.h"
+#include "coordinator/seal/seal.h"
 #include "coordinator/store/store.h"
 #include "manifest/manifest.h"
 #include "manifest/template.h"
@@ -113,8 +114,9 @@ struct mr_core {
     pthread_mutex_t epoch_mu;   /* guards `epoch` pointer swaps and reference taking */
     core_epoch *epoch;
     mr_store *store;            /* memory store until a manifest is persisted */
+    mr_sealer *sealer;
     pthread_mutex_t types_mu;
-    core_type_lock *types;
+    core_type_lock **types;
     size_t n_types;
 };
 
@@ -147,6 +149,28 @@ MR_RESULT core_secret_set_load(mr_store_txn *t, const char *prefix, const mr_man
 MR_RESULT core_pki_create(mr_core *c, mr_store_txn *t);
 /* New intermediate + marble root under the existing root (package updates, spec §8.3 step 6). */
 MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t);
+
+/* ---- persistence (persist.c) ---- */
+MR_RESULT core_secret_set_sort(core_secret_set *set);
+mr_seal_mode core_seal_mode(const mr_manifest *m);
+MR_RESULT core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *prev,
+                                core_epoch **out);
+MR_RESULT core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
+                                 mr_core_recovery_secrets *out);
+
+/* ---- SetManifest helpers (set_manifest.c) ---- */
+MR_RESULT core_dry_run(const mr_manifest *m, const core_secret_set *set);
+MR_RESULT core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig);
+MR_RESULT core_recovery_secrets(const mr_manifest *m, mr_slice dek,
+                                mr_core_recovery_secrets *out);
+
+/* ---- update log (updatelog.c) ---- */
+/* Appends {"time":...,"update":<update>,<k1>:<v1>,...}\n. The variadic list holds pairs of
+ * key and an already encoded JSON value, terminated by NULL. */
+MR_RESULT core_log_line(mr_buf *log, const char *update, ...);
+MR_RESULT core_log_time(mr_buf *out);
+/* out = JSON string literal of s (HTML-safe), NUL-terminated. */
+MR_RESULT core_json_str(const char *s, mr_buf *out);
 
 /* ---- store helpers (storeutil.c) ---- */
 MR_RESULT core_put_buf(mr_store_txn *t, const char *key, const mr_buf *b);
