@@ -204,6 +204,21 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
+/* After an early answer (body too large) has gone out completely, tell the client to stop
+ * sending the rest of its body (RFC 9113 §8.1), as grpc-go does. Only for gRPC: curl treats
+ * such a reset of a REST upload as a failed transfer, so there the rest is read and dropped. */
+static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+    (void)ud;
+    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
+        return 0;
+    mr_srv_request *r = stream_req(h2, f->hd.stream_id);
+    if (r != NULL && r->grpc && r->overflow && r->done)
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *ud)
 {
     mr_srv_conn *c = ud;
@@ -295,9 +310,6 @@ void mr_srv_h2_response_ready(mr_srv_conn *c, mr_srv_request *r)
     if (rv != 0) {
         MR_LOG_DEBUG("cannot submit HTTP/2 response", MR_F_STR("error", nghttp2_strerror(rv)));
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
-    } else if (r->overflow) {
-        /* The client may still be sending; tell it to stop (as grpc-go does). */
-        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_NO_ERROR);
     }
     mr_srv_h2_flush(c);
 }
@@ -359,6 +371,7 @@ MR_RESULT mr_srv_h2_start(mr_srv_conn *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
     MR_ENSURE_OUT(nghttp2_session_server_new2(&c->h2, cbs, c, opt) == 0, MR_ERR_INTERNAL,
                   "cannot create HTTP/2 session");
