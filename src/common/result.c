@@ -8,6 +8,7 @@
 
 static _Thread_local mr_error tls_err;
 
+MR_PRINTF(4, 0)
 static void set_va(mr_errcat cat, const char *file, int line, const char *fmt, va_list ap)
 {
     tls_err.cat = cat;

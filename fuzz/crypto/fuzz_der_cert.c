@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Target: certificate parsing (crypto/x509_parse.c: mr_x509_from_der, mr_x509_chain_from_pem)
+ * and every accessor the Coordinator uses on a parsed certificate. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/x509.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void use_cert(X509 *x)
+{
+    mr_buf cn, der;
+    mr_x509_name name = {0};
+    mr_x509_san_list sans = {0};
+    EVP_PKEY *pk = NULL;
+    time_t nb, na;
+    mr_slice v;
+    bool crit = false, found = false;
+    uint8_t digest[32];
+    mr_buf_init(&cn, 0, 0);
+    mr_buf_init(&der, 0, 0);
+    MR_IGNORE(mr_x509_subject_cn(x, &cn));
+    MR_IGNORE(mr_x509_subject(x, &name));
+    MR_IGNORE(mr_x509_sans(x, &sans));
+    MR_IGNORE(mr_x509_validity(x, &nb, &na));
+    MR_IGNORE(mr_x509_pubkey(x, &pk));
+    MR_IGNORE(mr_x509_extension(x, "1.3.9903.2.1", &v, &crit, &found));
+    MR_IGNORE(mr_x509_sha256(x, digest));
+    (void)mr_x509_ski(x);
+    (void)mr_x509_aki(x);
+    (void)mr_x509_is_ca(x);
+    MR_IGNORE(mr_x509_to_der(x, &der));
+    /* a certificate verified against itself exercises the chain code on hostile input */
+    mr_x509_verify_opts o = {.purpose = MR_X509_PURPOSE_ANY, .at = 1700000000};
+    MR_IGNORE(mr_x509_verify(x, x, &o));
+    mr_x509_name_clear(&name);
+    mr_x509_san_list_clear(&sans);
+    mr_buf_free(&cn);
+    mr_buf_free(&der);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    X509 *x = NULL;
+    STACK_OF(X509) *chain = NULL;
+    if (mr_ok(mr_x509_from_der(MR_SLICE(data, size), &x))) {
+        use_cert(x);
+        X509_free(x);
+    }
+    if (mr_ok(mr_x509_chain_from_pem(MR_SLICE(data, size), &chain)))
+        sk_X509_pop_free(chain, X509_free);
+    mr_error_clear();
+    return 0;
+}
