@@ -304,9 +304,29 @@ mr_result mr_softsgx_identity_from_env(mr_softsgx_identity *out)
 
 /* ---- quote -------------------------------------------------------------------------------- */
 
+/* QE report, its signature, auth data and the type-5 PEM chain: the part of the signature
+ * data that v3 carries directly and v4/v5 wrap in certification data type 6. */
+static mr_result append_qe_part(const mr_softsgx *s, mr_buf *q)
+{
+    MR_GUARD(mr_buf_append(q, s->qe_report, sizeof(s->qe_report)));
+    MR_GUARD(mr_buf_append(q, s->qe_report_sig, sizeof(s->qe_report_sig)));
+    MR_GUARD(mr_buf_append_u16le(q, (uint16_t)sizeof(s->qe_auth)));
+    MR_GUARD(mr_buf_append(q, s->qe_auth, sizeof(s->qe_auth)));
+    MR_GUARD(mr_buf_append_u16le(q, 5)); /* PCK certificate chain, PEM */
+    MR_GUARD(mr_buf_append_u32le(q, (uint32_t)s->chain.len));
+    return mr_buf_append(q, s->chain.data, s->chain.len);
+}
+
 mr_result mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
                            const uint8_t *report_data, size_t report_data_len, bool oe_header,
                            mr_buf *out)
+{
+    return mr_softsgx_quote_version(s, 3, id, report_data, report_data_len, oe_header, out);
+}
+
+mr_result mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
+                                   const mr_softsgx_identity *id, const uint8_t *report_data,
+                                   size_t report_data_len, bool oe_header, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     uint8_t rd[64] = {0};
@@ -315,21 +335,27 @@ mr_result mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
     mr_buf_init(&q, FILE_MAX + 4096, 0);
     MR_ENSURE_REF(s);
     MR_ENSURE_REF(id);
+    MR_ENSURE(version >= 3 && version <= 5, MR_ERR_USAGE,
+              "quote version %u not supported (want 3, 4 or 5)", version);
     MR_ENSURE(report_data_len <= sizeof(rd), MR_ERR_USAGE,
               "report data is %zu bytes, at most 64 fit", report_data_len);
     if (report_data_len > 0) {
         MR_ENSURE_REF(report_data);
         memcpy(rd, report_data, report_data_len);
     }
-    /* header (spec §1.1) */
-    MR_GUARD_OUT(mr_buf_append_u16le(&q, 3)); /* version */
+    /* header (spec §1.1); v4/v5 have the TEE type (0 = SGX) and reserved fields instead */
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, version));
     MR_GUARD_OUT(mr_buf_append_u16le(&q, 2)); /* ECDSA-256-with-P-256 */
-    MR_GUARD_OUT(mr_buf_append_u32le(&q, 0)); /* reserved */
-    MR_GUARD_OUT(mr_buf_append_u16le(&q, s->plat.qe_isvsvn));
-    MR_GUARD_OUT(mr_buf_append_u16le(&q, s->plat.pcesvn));
+    MR_GUARD_OUT(mr_buf_append_u32le(&q, 0)); /* v3 reserved / v4+ TEE type SGX */
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, version == 3 ? s->plat.qe_isvsvn : 0));
+    MR_GUARD_OUT(mr_buf_append_u16le(&q, version == 3 ? s->plat.pcesvn : 0));
     MR_GUARD_OUT(mr_buf_append(&q, mr_softsgx_intel_vendor_id_, 16));
     MR_GUARD_OUT(mr_buf_append(&q, s->plat.qe_id, 16));
     MR_GUARD_OUT(mr_buf_append(&q, ZEROS, 4));
+    if (version == 5) {
+        MR_GUARD_OUT(mr_buf_append_u16le(&q, 1)); /* body type: SGX report */
+        MR_GUARD_OUT(mr_buf_append_u32le(&q, MR_SGX_REPORT_BODY_SIZE));
+    }
     /* enclave report body (spec §1.2) */
     const report_fields f = {
         .cpusvn = s->plat.cpusvn,
@@ -343,24 +369,23 @@ mr_result mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
         .report_data = rd,
     };
     MR_GUARD_OUT(append_report_body(&q, &f));
-    MR_ENSURE_OUT(q.len == MR_SGX_QUOTE_SIGLEN_OFFSET, MR_ERR_INTERNAL, "quote layout");
-    /* signature data (spec §1.3) */
-    size_t cert_len = s->chain.len;
-    size_t sig_len = 64 + 64 + MR_SGX_REPORT_BODY_SIZE + 64 + 2 + sizeof(s->qe_auth) + 2 + 4 +
-                     cert_len;
-    MR_GUARD_OUT(mr_softsgx_sign_raw_(s->att_key, q.data, q.len, sig));
+    size_t signed_len = q.len; /* header (+ v5 type and size) + body */
+    MR_ENSURE_OUT(signed_len == MR_SGX_QUOTE_SIGLEN_OFFSET + (version == 5 ? 6u : 0u),
+                  MR_ERR_INTERNAL, "quote layout");
+    /* signature data (spec §1.3, §1.4) */
+    size_t qe_part = MR_SGX_REPORT_BODY_SIZE + 64 + 2 + sizeof(s->qe_auth) + 2 + 4 + s->chain.len;
+    size_t sig_len = 64 + 64 + (version == 3 ? qe_part : 2 + 4 + qe_part);
+    MR_ENSURE_OUT(sig_len <= UINT32_MAX, MR_ERR_INTERNAL, "quote too large");
+    MR_GUARD_OUT(mr_softsgx_sign_raw_(s->att_key, q.data, signed_len, sig));
     MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)sig_len));
     MR_GUARD_OUT(mr_buf_append(&q, sig, sizeof(sig)));
     MR_GUARD_OUT(mr_buf_append(&q, s->att_pub, sizeof(s->att_pub)));
-    MR_GUARD_OUT(mr_buf_append(&q, s->qe_report, sizeof(s->qe_report)));
-    MR_GUARD_OUT(mr_buf_append(&q, s->qe_report_sig, sizeof(s->qe_report_sig)));
-    MR_GUARD_OUT(mr_buf_append_u16le(&q, (uint16_t)sizeof(s->qe_auth)));
-    MR_GUARD_OUT(mr_buf_append(&q, s->qe_auth, sizeof(s->qe_auth)));
-    MR_GUARD_OUT(mr_buf_append_u16le(&q, 5)); /* PCK certificate chain, PEM */
-    MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)cert_len));
-    MR_GUARD_OUT(mr_buf_append(&q, s->chain.data, cert_len));
-    MR_ENSURE_OUT(q.len == MR_SGX_QUOTE_SIGDATA_OFFSET + sig_len, MR_ERR_INTERNAL,
-                  "quote layout");
+    if (version != 3) {
+        MR_GUARD_OUT(mr_buf_append_u16le(&q, 6)); /* QE report certification data */
+        MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)qe_part));
+    }
+    MR_GUARD_OUT(append_qe_part(s, &q));
+    MR_ENSURE_OUT(q.len == signed_len + 4 + sig_len, MR_ERR_INTERNAL, "quote layout");
     if (oe_header)
         MR_GUARD_OUT(mr_issuer_oe_wrap(q.data, q.len, out));
     else

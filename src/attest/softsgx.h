@@ -116,5 +116,12 @@ MR_RESULT mr_softsgx_identity_from_env(mr_softsgx_identity *out);
 MR_RESULT mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
                            const uint8_t *report_data, size_t report_data_len, bool oe_header,
                            mr_buf *out);
+/* The same with a chosen quote version: 3 (what MarbleRun and today's QE emit), or the
+ * synthetic SGX forms 4 (certification data type 6 wrapping type 5) and 5 (v4 plus body type
+ * 1 and body size after the header). No real SGX v4/v5 quote has been seen yet; these exist
+ * to exercise the verifier's paths for them. */
+MR_RESULT mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
+                                   const mr_softsgx_identity *id, const uint8_t *report_data,
+                                   size_t report_data_len, bool oe_header, mr_buf *out);
 
 #endif

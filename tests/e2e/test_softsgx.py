@@ -448,6 +448,15 @@ def test_verifier_converges_qe_status(softsgx, cli, tmp_path, platform, qe, want
     assert out["tcbStatus"] == want
 
 
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_verifier_accepts_quote_versions(softsgx, cli, sdir, version):
+    q = make_quote(softsgx, sdir, "--report-data", "00", "--raw", "--quote-version", str(version))
+    assert struct.unpack_from("<H", q, 0)[0] == version
+    r, out = verify(cli, sdir, q, "--root-ca", sdir / "root-ca.pem")
+    assert out is not None, r.stderr
+    assert out["quoteVersion"] == version and out["tcbStatus"] == "SWHardeningNeeded"
+
+
 def test_verifier_rejects(softsgx, cli, tmp_path):
     d = tmp_path / "nomatch"
     assert run(softsgx, "init", d, "--tcb-status", "TcbNotSupported").returncode == 0

@@ -39,12 +39,14 @@ static const char USAGE[] =
     "\n"
     "  marblerun-softsgx quote DIR --report-data HEX [--mrenclave HEX] [--mrsigner HEX]\n"
     "                             [--isvprodid N] [--isvsvn N] [--debug] [--raw] [--out FILE]\n"
+    "                             [--quote-version 3|4|5]\n"
     "      Write a v3 ECDSA-P256 quote to stdout (or FILE). By default it carries the 16-byte\n"
     "      Open Enclave header MarbleRun uses on the wire; --raw writes the bare DCAP quote.\n"
     "      --report-data HEX  up to 64 bytes of REPORTDATA (zero-padded)\n"
     "      --mrenclave/--mrsigner HEX  32 bytes each (default zeros)\n"
     "      --isvprodid/--isvsvn N      0..65535 (default 0)\n"
     "      --debug            set the DEBUG attribute\n"
+    "      --quote-version N  3 (default; what real QEs emit) or the synthetic SGX forms 4, 5\n"
     "\n"
     "  marblerun-softsgx --help\n";
 
@@ -102,6 +104,7 @@ enum {
     OPT_DEBUG,
     OPT_RAW,
     OPT_OUT,
+    OPT_VERSION,
     OPT_HELP,
 };
 
@@ -118,6 +121,7 @@ static const struct option OPTS[] = {
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"raw", no_argument, NULL, OPT_RAW},
     {"out", required_argument, NULL, OPT_OUT},
+    {"quote-version", required_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -127,6 +131,7 @@ typedef struct args {
     mr_softsgx_identity id;
     uint8_t rd[64];
     size_t rd_len;
+    uint16_t version;
     bool have_rd, raw, init_only_flag, quote_only_flag;
     const char *out;
 } args;
@@ -189,6 +194,12 @@ static void parse_args(int argc, char **argv, args *a)
             a->out = optarg;
             a->quote_only_flag = true;
             break;
+        case OPT_VERSION:
+            a->version = (uint16_t)parse_num("--quote-version", optarg, 5);
+            if (a->version < 3)
+                die_usage("--quote-version must be 3, 4 or 5");
+            a->quote_only_flag = true;
+            break;
         case OPT_HELP:
         case 'h':
             fputs(USAGE, stdout);
@@ -217,7 +228,8 @@ static int cmd_quote(const char *dir, const args *a)
     if (!a->have_rd)
         die_usage("quote needs --report-data HEX");
     if (!mr_ok(mr_softsgx_load(dir, &s)) ||
-        !mr_ok(mr_softsgx_quote(s, &a->id, a->rd, a->rd_len, !a->raw, &q))) {
+        !mr_ok(mr_softsgx_quote_version(s, a->version ? a->version : 3, &a->id, a->rd,
+                                        a->rd_len, !a->raw, &q))) {
         rc = fail();
         goto out;
     }

@@ -508,6 +508,44 @@ static void test_round_trip_rejections(void **state)
     verifier_close(&v);
 }
 
+static void test_round_trip_sgx_v4_v5(void **state)
+{
+    (void)state;
+    verifier v;
+    mr_attest_claims claims;
+    mr_softsgx_identity id;
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    sample_identity(&id);
+    verifier_open(g_dir, &v);
+    mr_attest_options opts = {.roots = v.roots, .collateral = v.coll};
+    for (uint16_t ver = 4; ver <= 5; ver++) {
+        size_t shift = ver == 5 ? 6 : 0;
+        mr_buf_reset(&q);
+        MR_ASSERT_OK(mr_softsgx_quote_version(v.s, ver, &id, (const uint8_t *)"v", 1, false, &q));
+        assert_int_equal(le16(q.data), ver);
+        assert_int_equal(le32(q.data + 4), 0); /* TEE type SGX */
+        if (ver == 5) {
+            assert_int_equal(le16(q.data + 48), 1);
+            assert_int_equal(le32(q.data + 50), 384);
+        }
+        assert_memory_equal(q.data + 48 + shift + 64, id.mrenclave, 32);
+        assert_int_equal(le32(q.data + 432 + shift), q.len - 436 - shift);
+        assert_int_equal(le16(q.data + 564 + shift), 6); /* type-6 wrapper */
+        assert_int_equal(le32(q.data + 566 + shift), q.len - 570 - shift);
+        memset(&claims, 0, sizeof(claims));
+        MR_ASSERT_OK(mr_dcap_verify(q.data, q.len, &opts, &claims));
+        assert_int_equal(claims.quote_version, ver);
+        assert_int_equal(claims.tee, MR_TEE_SGX);
+        assert_string_equal(mr_tcb_status_name(claims.tcb.status), "UpToDate");
+        assert_memory_equal(claims.u.sgx.mrenclave, id.mrenclave, 32);
+    }
+    MR_ASSERT_FAIL(mr_softsgx_quote_version(v.s, 6, &id, NULL, 0, false, &q), MR_ERR_USAGE,
+                   "version 6");
+    mr_buf_free(&q);
+    verifier_close(&v);
+}
+
 /* ---- issuers ------------------------------------------------------------------------------------ */
 
 static mr_result open_mode(const char *mode, const char *root, mr_issuer **out)
@@ -859,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_platform_statuses),
         cmocka_unit_test(test_round_trip_qe_statuses),
         cmocka_unit_test(test_round_trip_rejections),
+        cmocka_unit_test(test_round_trip_sgx_v4_v5),
         cmocka_unit_test(test_issuer_simulation),
         cmocka_unit_test(test_issuer_gramine),
         cmocka_unit_test(test_issuer_tsm),
