@@ -594,12 +594,16 @@ out:
     return res;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
+/* True when the rest of the log is zero bytes (ciphertext, not secret: early exit is fine).
+ * Only looked at when a record would start with a zero byte, which no record does. */
+static bool zero_tail(const uint8_t *p, size_t n)
 {
-    uint8_t acc = 0;
+    if (n == 0 || p[0] != 0)
+        return false;
     for (size_t i = 0; i < n; i++)
-        acc |= p[i];
-    return acc == 0;
+        if (p[i] != 0)
+            return false;
+    return true;
 }
 
 /* Verifies the log in `log` against the chain head (seq, digest) of the snapshot and applies
@@ -624,7 +628,7 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
         uint64_t rseq = 0;
         uint32_t plen = 0;
         uint8_t want[REC_MAC_LEN];
-        if (rem < REC_HDR_LEN || all_zero(log->data + off, rem))
+        if (rem < REC_HDR_LEN || zero_tail(log->data + off, rem))
             break; /* torn: incomplete header, or a zero-filled tail after a crash */
         mr_cursor h;
         MR_GUARD_OUT(mr_cursor_view(&c, REC_AAD_LEN, &hdr));
