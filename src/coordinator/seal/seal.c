@@ -471,7 +471,9 @@ mr_result mr_sealer_open(const mr_seal_config *cfg, mr_sealer **out)
     s->mode = cfg != NULL ? cfg->mode : MR_SEAL_MODE_PRODUCT_KEY;
     MR_GUARD_OUT(parse_kek(s, cfg != NULL && cfg->kek != NULL ? cfg->kek
                                                               : mr_config_get("EDG_COORDINATOR_KEK")));
-    if (mkdir(s->dir, 0700) != 0)
+    if (mkdir(s->dir, 0700) == 0)
+        MR_GUARD_OUT(fsync_dir_of(s->dir)); /* make the new directory entry durable */
+    else
         MR_ENSURE_OUT(errno == EEXIST, MR_ERR_IO, "creating the seal directory %s failed: %s",
                       s->dir, strerror(errno));
     MR_ENSURE_OUT(stat(s->dir, &st) == 0 && S_ISDIR(st.st_mode), MR_ERR_IO,

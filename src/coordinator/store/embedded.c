@@ -59,6 +59,7 @@ struct emb {
     const mr_store_io_hooks *io;
     bool no_fsync;
     uint64_t compact_bytes, compact_records;
+    uint64_t next_bytes, next_records; /* compaction triggers; pushed out after a failure */
     /* durable chain head: last record on disk (or the snapshot) */
     uint64_t seq;
     uint8_t digest[32];
@@ -349,7 +350,16 @@ void emb_flushed(emb *e, bool ok, uint64_t end_seq, const uint8_t end_digest[32]
 
 bool emb_wants_compaction(const emb *e)
 {
-    return e->log_len > e->compact_bytes || e->log_records > e->compact_records;
+    return e->log_len > e->next_bytes || e->log_records > e->next_records;
+}
+
+/* After a failed compaction, wait for another threshold's worth of log before retrying, so
+ * a full disk does not turn every commit into a snapshot attempt. */
+static void compaction_backoff(emb *e)
+{
+    e->next_bytes = e->compact_bytes == UINT64_MAX ? UINT64_MAX : e->log_len + e->compact_bytes;
+    e->next_records =
+        e->compact_records == UINT64_MAX ? UINT64_MAX : e->log_records + e->compact_records;
 }
 
 void emb_stats(const emb *e, mr_store_stats *st)
@@ -464,6 +474,8 @@ mr_result emb_compact(emb *e, kv *k, bool *broken)
         MR_BAIL_OUT(MR_ERR_IO, "emptying the state log failed: %s", strerror(errno));
     }
     e->truncate_needed = false;
+    e->next_bytes = e->compact_bytes;
+    e->next_records = e->compact_records;
     atomic_fetch_add(&e->compactions, 1);
     MR_LOG_DEBUG("state compacted", MR_F_UINT("revision", k->durable_rev),
                  MR_F_UINT("snapshotBytes", file.len));
@@ -473,6 +485,8 @@ out:
         close(fd);
     if (!renamed)
         (void)unlinkat(e->dirfd, SNAP_TMP, 0);
+    if (!mr_ok(res))
+        compaction_backoff(e);
     mr_buf_free(&file);
     return res;
 }
@@ -775,6 +789,8 @@ mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek
         e->compact_bytes = DEFAULT_COMPACT_BYTES;
     if (e->compact_records == 0)
         e->compact_records = DEFAULT_COMPACT_RECORDS;
+    e->next_bytes = e->compact_bytes;
+    e->next_records = e->compact_records;
     MR_GUARD_OUT(open_dir(dir, &e->dirfd));
 
     MR_GUARD_OUT(read_file(e->dirfd, SNAP_NAME, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD, &snap, &exists));

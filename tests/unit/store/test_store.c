@@ -808,12 +808,17 @@ typedef struct fail_ctx {
     int fail_write_after; /* -1 = never; else every write from this index on fails */
     int fail_sync_after;  /* -1 = never; else every sync from this index on fails */
     int fail_syncs;       /* the next this many syncs fail */
+    int fail_write_once;  /* 0 = never; else only the write with this number (1-based) fails */
     int writes, syncs;
 } fail_ctx;
 
 static ssize_t failing_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 {
     fail_ctx *c = ctx;
+    if (c->fail_write_once > 0 && ++c->writes == c->fail_write_once) {
+        errno = ENOSPC;
+        return -1;
+    }
     if (c->fail_write_after >= 0 && c->writes++ >= c->fail_write_after) {
         /* part of the data reaches the file, then the disk is full */
         if (n > 10 && pwrite(fd, buf, n / 2, off) < 0)
@@ -875,6 +880,41 @@ static void test_disk_full(void **state)
     assert_int_equal(st.revision, 4);
     mr_store_close(s);
     reload_check(dir, "k=newer\n");
+    st_rmdir(dir);
+}
+
+/* A snapshot that cannot be written: the commit that triggered it still succeeds, the log
+ * keeps working, and compaction is retried after another threshold's worth of records. */
+static void test_compaction_disk_full(void **state)
+{
+    (void)state;
+    char *dir = st_mkdtemp();
+    mr_store *s = NULL;
+    fail_ctx fc = {.fail_write_after = -1, .fail_sync_after = -1, .fail_write_once = 5};
+    mr_store_io_hooks io = {.pwrite = failing_pwrite, .fdatasync = failing_sync, .ctx = &fc};
+    mr_store_options o = {.compact_records = 3, .compact_bytes = UINT64_MAX, .io = &io};
+    open_emb(dir, &o, &s);
+    st_put(s, "a", "1");
+    st_put(s, "b", "2");
+    st_put(s, "c", "3");
+    st_put(s, "d", "4"); /* 4 records > 3: snapshot write (write #5) fails */
+    mr_store_stats st;
+    mr_store_stats_get(s, &st);
+    assert_int_equal(st.compactions, 0);
+    assert_int_equal(st.log_records, 4);
+    assert_false(st_exists(dir, "state.snap.tmp"));
+    assert_false(st_exists(dir, "state.snap"));
+    st_put(s, "e", "5");
+    mr_store_stats_get(s, &st);
+    assert_int_equal(st.compactions, 0); /* backing off */
+    st_put(s, "f", "6");
+    st_put(s, "g", "7");
+    st_put(s, "h", "8"); /* 8 > 4 + 3 */
+    mr_store_stats_get(s, &st);
+    assert_int_equal(st.compactions, 1);
+    assert_int_equal(st.log_records, 0);
+    mr_store_close(s);
+    reload_check(dir, "a=1\nb=2\nc=3\nd=4\ne=5\nf=6\ng=7\nh=8\n");
     st_rmdir(dir);
 }
 
@@ -1048,6 +1088,7 @@ static const struct CMUnitTest store_tests[] = {
     cmocka_unit_test(test_tampering),
     cmocka_unit_test(test_disk_full),
     cmocka_unit_test(test_disk_full_concurrent),
+    cmocka_unit_test(test_compaction_disk_full),
     cmocka_unit_test(test_file_modes),
     cmocka_unit_test(test_alloc_failures),
     cmocka_unit_test(test_commit_cost_flat),
