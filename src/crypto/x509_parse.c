@@ -45,8 +45,9 @@ static MR_RESULT next_cert(mr_cursor *c, X509 **x)
     mr_result r = MR_SUCCESS;
     *x = NULL;
     mr_buf_init(&blk.der, MR_X509_DER_MAX, 0);
-    MR_GUARD(mr_pem_next(c, &blk, &found));
-    if (found && strcmp(blk.label, "CERTIFICATE") != 0) {
+    if (!mr_ok(mr_pem_next(c, &blk, &found))) {
+        r = MR_FAILURE;
+    } else if (found && strcmp(blk.label, "CERTIFICATE") != 0) {
         mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
                      "unexpected PEM block type \"%s\" in certificate chain", blk.label);
         r = MR_FAILURE;

@@ -315,6 +315,14 @@ static void test_parse_round_trip(void **state)
     chain = NULL;
     MR_ASSERT_FAIL(mr_x509_chain_from_pem(MR_SLICE_STR("nothing"), &chain), MR_ERR_USAGE,
                    "no certificate found");
+    /* bad base64 inside a later block: an error, and nothing leaks */
+    mr_buf bad = plain_buf();
+    MR_ASSERT_OK(mr_buf_append(&bad, pem.data, pem.len));
+    MR_ASSERT_OK(mr_buf_append_str(&bad, "-----BEGIN CERTIFICATE-----\nA*AA\n"
+                                         "-----END CERTIFICATE-----\n"));
+    MR_ASSERT_FAIL(mr_x509_chain_from_pem(mr_buf_slice(&bad), &chain), MR_ERR_USAGE,
+                   "invalid PEM block CERTIFICATE");
+    mr_buf_free(&bad);
     MR_ASSERT_OK(mr_buf_append_str(&pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n"
                                          "-----END PRIVATE KEY-----\n"));
     MR_ASSERT_FAIL(mr_x509_chain_from_pem(mr_buf_slice(&pem), &chain), MR_ERR_USAGE,
