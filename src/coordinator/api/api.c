@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "coordinator/api/api_int.h"
+
+void api_success(mr_srv_request *r, mr_buf *data)
+{
+    if (data == NULL) {
+        mr_srv_reply_success(r, NULL);
+        return;
+    }
+    if (!mr_ok(mr_buf_nul_terminate(data))) {
+        mr_srv_reply_error(r, 500, "out of memory");
+        return;
+    }
+    mr_srv_reply_success(r, (const char *)data->data);
+}
+
+void api_error(mr_srv_request *r, int status) { mr_srv_reply_error(r, status, mr_error_get()->msg); }
+
+void api_fail(mr_srv_request *r, int status)
+{
+    mr_srv_reply_fail(r, status, NULL, mr_error_get()->msg);
+}
+
+void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    (void)gmtime_r(&ts.tv_sec, &tm);
+    (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    pthread_mutex_lock(&a->ev_mu);
+    size_t slot = (a->ev_head + a->ev_count) % a->ev_cap;
+    if (a->ev_count == a->ev_cap)
+        a->ev_head = (a->ev_head + 1) % a->ev_cap; /* the oldest event is dropped */
+    else
+        a->ev_count++;
+    api_event *e = &a->events[slot];
+    if (snprintf(e->time, sizeof(e->time), "%s.%09ldZ", when, ts.tv_nsec) < 0)
+        e->time[0] = '\0';
+    (void)snprintf(e->marble_type, sizeof(e->marble_type), "%s", type);
+    (void)snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
+    if (!mr_ok(mr_buf_set(&e->quote, quote.ptr, quote.len)))
+        e->quote.len = 0;
+    pthread_mutex_unlock(&a->ev_mu);
+}
+
+mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
+{
+    mr_api *a = mr_calloc(1, sizeof(*a));
+    MR_ENSURE_ALLOC(a);
+    a->cfg = *cfg;
+    a->ev_cap = cfg->max_events != 0 ? cfg->max_events : 1000;
+    a->events = mr_calloc(a->ev_cap, sizeof(api_event));
+    if (a->events == NULL) {
+        mr_free(a);
+        MR_BAIL(MR_ERR_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < a->ev_cap; i++)
+        mr_buf_init(&a->events[i].quote, 64 << 10, 0);
+    pthread_mutex_init(&a->ev_mu, NULL);
+    (void)snprintf(a->version, sizeof(a->version), "%s", cfg->version ? cfg->version : "");
+    (void)snprintf(a->commit, sizeof(a->commit), "%s", cfg->commit ? cfg->commit : "");
+    if ((cfg->client_listener >= 0 && !mr_ok(api_register_rest(a))) ||
+        (cfg->mesh_listener >= 0 && !mr_ok(api_register_mesh(a))) ||
+        (cfg->metrics_listener >= 0 && !mr_ok(api_register_observe(a)))) {
+        mr_api_free(a);
+        return MR_FAILURE;
+    }
+    *out = a;
+    return MR_SUCCESS;
+}
+
+void mr_api_free(mr_api *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->ev_cap; i++)
+        mr_buf_free(&a->events[i].quote);
+    mr_free(a->events);
+    pthread_mutex_destroy(&a->ev_mu);
+    mr_free(a);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "coordinator/api/json.h"
+
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/codec.h"
+#include "manifest/manifest.h"
+
+mr_result jw_key(mr_buf *b, bool *first, const char *key)
+{
+    if (!*first)
+        MR_GUARD(mr_buf_append_u8(b, ','));
+    *first = false;
+    MR_GUARD(jw_str(b, key));
+    return mr_buf_append_u8(b, ':');
+}
+
+mr_result jw_str(mr_buf *b, const char *s) { return jw_strn(b, s, strlen(s)); }
+
+mr_result jw_strn(mr_buf *b, const char *s, size_t n) { return mr_manifest_json_string(s, n, b); }
+
+mr_result jw_b64(mr_buf *b, const uint8_t *data, size_t n)
+{
+    if (data == NULL)
+        return mr_buf_append_str(b, "null");
+    MR_GUARD(mr_buf_append_u8(b, '"'));
+    MR_GUARD(mr_b64_encode_buf(data, n, MR_B64_STD, b));
+    return mr_buf_append_u8(b, '"');
+}
+
+mr_result jw_int(mr_buf *b, long long v) { return mr_buf_printf(b, "%lld", v); }
+
+mr_result jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *present)
+{
+    json_error_t err;
+    *present = false;
+    json_t *root = json_loadb((const char *)body.ptr, body.len,
+                              JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &err);
+    MR_ENSURE(root != NULL, MR_ERR_USAGE, "%s", body.len == 0 ? "EOF" : err.text);
+    mr_result r = MR_SUCCESS;
+    json_t *val = NULL;
+    if (!json_is_object(root)) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
+                     "json: cannot unmarshal %s into Go value of type object",
+                     json_is_array(root) ? "array" : json_is_string(root) ? "string" : "value");
+        r = MR_FAILURE;
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(root, k, v)
+        {
+            if (strcmp(k, field) == 0) {
+                val = v;
+                break;
+            }
+            if (val == NULL && strcasecmp(k, field) == 0)
+                val = v;
+        }
+    }
+    if (mr_ok(r) && val != NULL && !json_is_null(val)) {
+        if (!json_is_string(val)) {
+            mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
+                         "json: cannot unmarshal value into Go struct field .%s of type []uint8",
+                         field);
+            r = MR_FAILURE;
+        } else {
+            r = mr_b64_decode_buf(json_string_value(val), json_string_length(val), MR_B64_STD,
+                                  MR_B64_IGNORE_NEWLINES, out);
+            *present = mr_ok(r);
+        }
+    }
+    json_decref(root);
+    return r;
+}

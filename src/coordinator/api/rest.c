@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Client REST API: status, manifest, quote and recovery entry points, v1 paths and /api/v2
+ * (spec §4.5, §12.3, §12.4). Texts, status codes and JSON shapes are MarbleRun's.
+ */
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "coordinator/api/api_int.h"
+
+#define V1_RECOVER_GONE                                                                       \
+    "Recovering the Coordinator using the /recover API endpoint has been disabled. Use the "  \
+    "/api/v2/recover endpoint instead."
+
+/* ---- status ---- */
+
+static mr_result status_json(mr_api *a, bool v2, mr_buf *out)
+{
+    int s = mr_core_state(a->cfg.core);
+    const char *msg = mr_core_state_message(s);
+    bool first = true;
+    MR_ENSURE(msg != NULL, MR_ERR_INTERNAL, "cannot determine coordinator status");
+    MR_GUARD(mr_buf_append_u8(out, '{'));
+    MR_GUARD(jw_key(out, &first, v2 ? "code" : "StatusCode"));
+    MR_GUARD(jw_int(out, s));
+    MR_GUARD(jw_key(out, &first, v2 ? "message" : "StatusMessage"));
+    MR_GUARD(jw_str(out, msg));
+    return mr_buf_append_u8(out, '}');
+}
+
+static void status(mr_srv_request *r, mr_api *a, bool v2)
+{
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(status_json(a, v2, &out)))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+    mr_buf_free(&out);
+}
+
+static void h_status_v1(mr_srv_request *r, void *arg) { status(r, arg, false); }
+static void h_status_v2(mr_srv_request *r, void *arg) { status(r, arg, true); }
+
+/* ---- GET manifest ---- */
+
+static mr_result manifest_json(mr_api *a, bool v2, mr_buf *out, bool *present)
+{
+    mr_buf raw, sig;
+    char fp[65];
+    bool first = true;
+    mr_buf_init(&raw, 0, 0);
+    mr_buf_init(&sig, 0, 0);
+    mr_result r = mr_core_manifest(a->cfg.core, &raw, &sig, fp, present);
+    if (mr_ok(r))
+        r = mr_buf_append_u8(out, '{');
+    if (mr_ok(r))
+        r = jw_key(out, &first, v2 ? "manifestSignatureRootECDSA" : "ManifestSignatureRootECDSA");
+    if (mr_ok(r))
+        r = jw_b64(out, *present ? sig.data : NULL, sig.len);
+    if (mr_ok(r))
+        r = jw_key(out, &first, v2 ? "manifestFingerprint" : "ManifestSignature");
+    if (mr_ok(r))
+        r = jw_str(out, fp);
+    if (mr_ok(r))
+        r = jw_key(out, &first, v2 ? "manifest" : "Manifest");
+    if (mr_ok(r))
+        r = jw_b64(out, *present ? raw.data : NULL, raw.len);
+    if (mr_ok(r))
+        r = mr_buf_append_u8(out, '}');
+    mr_buf_free(&raw);
+    mr_buf_free(&sig);
+    return r;
+}
+
+static void h_manifest_get_v1(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    bool present = false;
+    mr_buf_init(&out, 0, 0);
+    if (!mr_ok(manifest_json(arg, false, &out, &present))) {
+        /* v1 answers the empty object on any error (spec §4.5.3) */
+        mr_buf_reset(&out);
+        MR_IGNORE(mr_buf_append_str(&out, "{\"ManifestSignatureRootECDSA\":null,"
+                                          "\"ManifestSignature\":\"\",\"Manifest\":null}"));
+    }
+    api_success(r, &out);
+    mr_buf_free(&out);
+}
+
+static void h_manifest_get_v2(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    bool present = false;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(manifest_json(arg, true, &out, &present)) && present)
+        api_success(r, &out);
+    else if (!present)
+        mr_srv_reply_error(r, 500, "requested value not set");
+    else
+        api_error(r, 500);
+    mr_buf_free(&out);
+}
+
+/* ---- POST manifest ---- */
+
+/* {"RecoverySecrets":{name:b64,...}}; with allow_null and no secrets: nothing (null data). */
+static mr_result recovery_json(const mr_core_recovery_secrets *s, bool allow_null, mr_buf *out,
+                               bool *is_null)
+{
+    *is_null = allow_null && s->count == 0;
+    if (*is_null)
+        return MR_SUCCESS;
+    bool first = true;
+    MR_GUARD(mr_buf_append_str(out, "{\"RecoverySecrets\":{"));
+    for (size_t i = 0; i < s->count; i++) {
+        MR_GUARD(jw_key(out, &first, s->items[i].name));
+        MR_GUARD(jw_b64(out, s->items[i].value.data, s->items[i].value.len));
+    }
+    return mr_buf_append_str(out, "}}");
+}
+
+static void set_manifest(mr_srv_request *r, mr_api *a, mr_slice raw, bool v2)
+{
+    mr_core_recovery_secrets secrets = {0};
+    mr_buf out;
+    bool is_null = false;
+    mr_buf_init(&out, 0, 0);
+    if (!mr_ok(mr_core_set_manifest(a->cfg.core, raw.ptr, raw.len, &secrets)))
+        api_error(r, v2 ? 500 : 400);
+    else if (!mr_ok(recovery_json(&secrets, !v2, &out, &is_null)))
+        api_error(r, 500);
+    else
+        api_success(r, is_null ? NULL : &out);
+    mr_core_recovery_secrets_free(&secrets);
+    mr_buf_free(&out);
+}
+
+static void h_manifest_post_v1(mr_srv_request *r, void *arg)
+{
+    set_manifest(r, arg, mr_srv_req_body(r), false);
+}
+
+static void h_manifest_post_v2(mr_srv_request *r, void *arg)
+{
+    mr_buf manifest;
+    bool present = false;
+    mr_buf_init(&manifest, 0, 0);
+    if (!mr_ok(jr_b64_field(mr_srv_req_body(r), "manifest", &manifest, &present)))
+        api_fail(r, 400);
+    else
+        set_manifest(r, arg, mr_buf_slice(&manifest), true);
+    mr_buf_free(&manifest);
+}
+
+/* ---- quote ---- */
+
+static mr_result quote_json(mr_api *a, bool v2, const mr_buf *nonce, mr_buf *out)
+{
+    mr_buf chain, quote;
+    bool has = false, first = true;
+    mr_buf_init(&chain, 0, 0);
+    mr_buf_init(&quote, 0, 0);
+    mr_result r = mr_core_quote(a->cfg.core, nonce ? nonce->data : NULL, nonce ? nonce->len : 0,
+                                &chain, &quote, &has);
+    if (mr_ok(r))
+        r = mr_buf_append_u8(out, '{');
+    if (mr_ok(r))
+        r = jw_key(out, &first, v2 ? "cert" : "Cert");
+    if (mr_ok(r))
+        r = jw_strn(out, (const char *)chain.data, chain.len);
+    if (mr_ok(r))
+        r = jw_key(out, &first, v2 ? "quote" : "Quote");
+    if (mr_ok(r))
+        r = jw_b64(out, has ? quote.data : NULL, quote.len);
+    if (mr_ok(r))
+        r = mr_buf_append_u8(out, '}');
+    mr_buf_free(&chain);
+    mr_buf_free(&quote);
+    return r;
+}
+
+static void h_quote_v1(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(quote_json(arg, false, NULL, &out)))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+    mr_buf_free(&out);
+}
+
+static void h_quote_v2(mr_srv_request *r, void *arg)
+{
+    mr_srv_strlist nonces = {0};
+    mr_buf nonce, out;
+    mr_buf_init(&nonce, 4096, 0);
+    mr_buf_init(&out, 0, 0);
+    bool with_nonce = false;
+    if (!mr_ok(mr_srv_query_values(mr_srv_req_query(r), "nonce", false, &nonces))) {
+        api_error(r, 500);
+        goto out;
+    }
+    if (nonces.n > 0 && nonces.v[0][0] != '\0') {
+        with_nonce = true;
+        if (!mr_ok(mr_b64_decode_buf(nonces.v[0], strlen(nonces.v[0]), MR_B64_URL, 0, &nonce))) {
+            mr_error_prefix("invalid query: bad nonce format");
+            api_fail(r, 400);
+            goto out;
+        }
+    }
+    if (mr_ok(quote_json(arg, true, with_nonce ? &nonce : NULL, &out)))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+out:
+    mr_srv_strlist_free(&nonces);
+    mr_buf_free(&nonce);
+    mr_buf_free(&out);
+}
+
+/* ---- recovery (v1 is gone since 1.7.0) ---- */
+
+static void h_recover_v1(mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    mr_srv_reply_error(r, 410, V1_RECOVER_GONE);
+}
+
+mr_result api_register_rest(mr_api *a)
+{
+    static const struct {
+        const char *method, *path;
+        mr_srv_handler_fn fn;
+        unsigned flags;
+    } routes[] = {
+        {"GET", "/status", h_status_v1, MR_SRV_ROUTE_INLINE},
+        {"GET", "/api/v2/status", h_status_v2, MR_SRV_ROUTE_INLINE},
+        {"GET", "/manifest", h_manifest_get_v1, 0},
+        {"GET", "/api/v2/manifest", h_manifest_get_v2, 0},
+        {"POST", "/manifest", h_manifest_post_v1, 0},
+        {"POST", "/api/v2/manifest", h_manifest_post_v2, 0},
+        {"GET", "/quote", h_quote_v1, 0},
+        {"GET", "/api/v2/quote", h_quote_v2, 0},
+        {"POST", "/recover", h_recover_v1, MR_SRV_ROUTE_INLINE},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(routes); i++)
+        MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, routes[i].method,
+                              routes[i].path, routes[i].flags, routes[i].fn, a));
+    return MR_SUCCESS;
+}

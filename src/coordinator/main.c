@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * marblerun-coordinator: reads its configuration from the environment (docs/configuration.md),
+ * opens the core (sealed state or a fresh CA), applies EDG_STARTUP_MANIFEST, and serves the
+ * client API, the mesh API and, when configured, the metrics listener until SIGTERM/SIGINT.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/collateral.h"
+#include "attest/dcap.h"
+#include "attest/issuer.h"
+#include "common/alloc.h"
+#include "common/config.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "coordinator/api/api.h"
+#include "coordinator/core/core.h"
+#include "coordinator/server/server.h"
+
+#ifndef MR_VERSION
+#define MR_VERSION "0.0.0"
+#endif
+#ifndef MR_COMMIT
+#define MR_COMMIT "unknown"
+#endif
+
+#define MAX_DNS 64
+#define MANIFEST_MAX ((size_t)16 << 20)
+
+typedef struct daemon {
+    char *dns_buf;
+    const char *dns[MAX_DNS];
+    size_t n_dns;
+    mr_issuer *issuer;
+    mr_attest_roots *roots;
+    mr_collateral_source *collateral;
+    mr_core *core;
+    mr_srv *srv;
+    mr_api *api;
+} daemon_t;
+
+/* EDG_COORDINATOR_DNS_NAMES: split on ',' without trimming (spec §1.1). */
+static mr_result split_dns(daemon_t *d)
+{
+    d->dns_buf = mr_strdup(mr_config_get("EDG_COORDINATOR_DNS_NAMES"));
+    MR_ENSURE_ALLOC(d->dns_buf);
+    for (char *p = d->dns_buf;;) {
+        MR_ENSURE(d->n_dns < MAX_DNS, MR_ERR_USAGE, "EDG_COORDINATOR_DNS_NAMES: too many names");
+        d->dns[d->n_dns++] = p;
+        char *comma = strchr(p, ',');
+        if (comma == NULL)
+            break;
+        *comma = '\0';
+        p = comma + 1;
+    }
+    return MR_SUCCESS;
+}
+
+static bool simulation_requested(void)
+{
+    return mr_config_bool("EDG_COORDINATOR_SIMULATION") || mr_config_bool("OE_SIMULATION");
+}
+
+static mr_result open_attestation(daemon_t *d)
+{
+    if (!simulation_requested()) {
+        MR_GUARD(mr_issuer_open(NULL, &d->issuer));
+        if (mr_issuer_get_kind(d->issuer) == MR_ISSUER_SIMULATION) {
+            mr_issuer_free(d->issuer);
+            d->issuer = NULL;
+        }
+    }
+    if (d->issuer != NULL) {
+        MR_GUARD(mr_attest_roots_from_config(&d->roots));
+        MR_GUARD(mr_collateral_source_from_config(&d->collateral));
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result client_cert(void *arg, X509 **cert, EVP_PKEY **key)
+{
+    return mr_core_client_identity(arg, cert, key);
+}
+
+static mr_result mesh_cert(void *arg, X509 **cert, EVP_PKEY **key)
+{
+    return mr_core_mesh_identity(arg, cert, key);
+}
+
+static mr_result startup_manifest(daemon_t *d)
+{
+    const char *path = mr_config_get("EDG_STARTUP_MANIFEST");
+    if (path == NULL)
+        return MR_SUCCESS;
+    mr_buf m;
+    mr_core_recovery_secrets secrets = {0};
+    mr_buf_init(&m, MANIFEST_MAX, 0);
+    mr_result r = mr_file_read(path, MANIFEST_MAX, &m);
+    if (mr_ok(r))
+        r = mr_core_set_manifest(d->core, m.data, m.len, &secrets);
+    if (!mr_ok(r))
+        mr_error_prefix("applying EDG_STARTUP_MANIFEST %s", path);
+    else if (secrets.count > 0)
+        MR_LOG_WARN("the startup manifest defines recovery keys, but its recovery secrets are "
+                    "only returned by POST /manifest; they are not shown here");
+    mr_core_recovery_secrets_free(&secrets);
+    mr_buf_free(&m);
+    return r;
+}
+
+static mr_result serve(daemon_t *d)
+{
+    int client = -1, mesh = -1, metrics = -1;
+    const char *prom = mr_config_get("EDG_COORDINATOR_PROMETHEUS_ADDR");
+    MR_GUARD(mr_srv_new(NULL, 0, &d->srv));
+    MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_CLIENT, mr_config_get("EDG_COORDINATOR_CLIENT_ADDR"),
+                           client_cert, d->core, &client));
+    MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_MESH, mr_config_get("EDG_COORDINATOR_MESH_ADDR"),
+                           mesh_cert, d->core, &mesh));
+    if (prom != NULL)
+        MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_PLAIN, prom, NULL, NULL, &metrics));
+    mr_api_config ac = {.core = d->core, .srv = d->srv, .client_listener = client,
+                        .mesh_listener = mesh, .metrics_listener = metrics,
+                        .version = MR_VERSION, .commit = MR_COMMIT};
+    MR_GUARD(mr_api_new(&ac, &d->api));
+    MR_LOG_INFO("Coordinator ready", MR_F_UINT("clientPort", mr_srv_listener_port(d->srv, client)),
+                MR_F_UINT("meshPort", mr_srv_listener_port(d->srv, mesh)),
+                MR_F_INT("state", mr_core_state(d->core)));
+    return mr_srv_run(d->srv, true);
+}
+
+static mr_result run(daemon_t *d)
+{
+    mr_key_type curve = MR_KEY_EC_P256;
+    const char *c = mr_config_get("EDG_COORDINATOR_KEY_CURVE");
+    if (c != NULL && strcmp(c, "P-384") == 0)
+        curve = MR_KEY_EC_P384;
+    else
+        MR_ENSURE(c == NULL || strcmp(c, "P-256") == 0, MR_ERR_USAGE,
+                  "EDG_COORDINATOR_KEY_CURVE must be P-256 or P-384, not %s", c);
+    MR_GUARD(split_dns(d));
+    MR_GUARD(open_attestation(d));
+    mr_core_config cfg = {
+        .seal_dir = mr_config_get("EDG_COORDINATOR_SEAL_DIR"),
+        .kek = mr_config_get("EDG_COORDINATOR_KEK"),
+        .dns_names = d->dns,
+        .n_dns_names = d->n_dns,
+        .curve = curve,
+        .issuer = d->issuer,
+        .verify = {.roots = d->roots, .source = d->collateral},
+        .dev_mode = mr_config_bool("EDG_COORDINATOR_DEV_MODE"),
+    };
+    MR_GUARD(mr_core_open(&cfg, &d->core));
+    MR_GUARD(startup_manifest(d));
+    return serve(d);
+}
+
+int main(void)
+{
+    daemon_t d;
+    memset(&d, 0, sizeof(d));
+    mr_log_init_from_env(mr_config_bool("EDG_COORDINATOR_DEV_MODE"));
+    MR_LOG_INFO("starting MarbleRun-C Coordinator", MR_F_STR("version", MR_VERSION),
+                MR_F_STR("commit", MR_COMMIT));
+    int rc = 0;
+    if (!mr_ok(run(&d))) {
+        MR_LOG_FATAL("Coordinator failed", MR_F_ERR(),
+                     MR_F_STR("at", mr_error_get()->file != NULL ? mr_error_get()->file : ""),
+                     MR_F_INT("line", mr_error_get()->line));
+        rc = 1;
+    }
+    mr_api_free(d.api);
+    mr_srv_free(d.srv);
+    mr_core_free(d.core);
+    mr_collateral_source_free(d.collateral);
+    mr_attest_roots_free(d.roots);
+    mr_issuer_free(d.issuer);
+    mr_free(d.dns_buf);
+    return rc;
+}
