@@ -360,8 +360,8 @@ static mr_result parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *
     t->levels = mr_calloc(json_array_size(levels), sizeof(*t->levels));
     MR_ENSURE_ALLOC_OUT(t->levels);
     for (size_t i = 0; i < json_array_size(levels); i++) {
+        t->level_count++; /* counted first so that a half-parsed level is freed */
         MR_GUARD_OUT(parse_tcb_level(json_array_get(levels, i), t, &t->levels[i]));
-        t->level_count++;
     }
     /* Descending order as Intel's QVL keeps them (stable insertion sort). */
     for (size_t i = 1; i < t->level_count; i++) {
