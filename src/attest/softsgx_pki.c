@@ -167,11 +167,11 @@ static mr_result der_oid(mr_buf *out, const char *prefix, int arc)
     MR_ENSURE(n > 0 && (size_t)n < sizeof(txt), MR_ERR_INTERNAL, "OID too long");
     obj = OBJ_txt2obj(txt, 1);
     MR_ENSURE(obj != NULL, MR_ERR_INTERNAL, "bad OID %s", txt);
-    int len = OBJ_length(obj);
+    size_t len = OBJ_length(obj);
     mr_result res = MR_FAILURE;
-    MR_ENSURE_OUT(len > 0 && (size_t)len <= sizeof(der), MR_ERR_INTERNAL, "bad OID %s", txt);
-    memcpy(der, OBJ_get0_data(obj), (size_t)len);
-    MR_GUARD_OUT(der_tlv(out, 0x06, der, (size_t)len));
+    MR_ENSURE_OUT(len > 0 && len <= sizeof(der), MR_ERR_INTERNAL, "bad OID %s", txt);
+    memcpy(der, OBJ_get0_data(obj), len);
+    MR_GUARD_OUT(der_tlv(out, 0x06, der, len));
     res = MR_SUCCESS;
 out:
     ASN1_OBJECT_free(obj);

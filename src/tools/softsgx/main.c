@@ -202,8 +202,7 @@ static void parse_args(int argc, char **argv, args *a)
             break;
         case OPT_HELP:
         case 'h':
-            fputs(USAGE, stdout);
-            exit(0);
+            exit(fputs(USAGE, stdout) < 0 ? 1 : 0);
         default:
             die_usage("bad option");
         }
@@ -258,8 +257,7 @@ int main(int argc, char **argv)
         die_usage("missing command");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(USAGE, stdout);
-        return 0;
+        return fputs(USAGE, stdout) < 0 ? 1 : 0;
     }
     if (strcmp(cmd, "init") != 0 && strcmp(cmd, "quote") != 0)
         die_usage("unknown command (want init or quote)");
