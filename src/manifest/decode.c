@@ -176,7 +176,7 @@ static mr_result dec_int(dctx *c, const mr_mj_node *n, const char *gotype, int64
 }
 
 /* []byte: padded base64 string (CR/LF skipped), or an array of uint8 numbers. */
-static mr_result dec_bytes(dctx *c, const mr_mj_node *n, mr_mbytes *out)
+static mr_result dec_bytes(dctx *c, const mr_mj_node *n, const char *gotype, mr_mbytes *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf b;
@@ -202,7 +202,7 @@ static mr_result dec_bytes(dctx *c, const mr_mj_node *n, mr_mbytes *out)
             MR_GUARD_OUT(mr_buf_append_u8(&b, (uint8_t)v));
         }
     } else {
-        type_error(c, n, "[]uint8", false);
+        type_error(c, n, gotype ? gotype : "[]uint8", false);
         res = MR_SUCCESS;
         goto out;
     }
@@ -354,7 +354,7 @@ static mr_result dec_field(dctx *c, const field *f, const mr_mj_node *v, void *o
         return MR_SUCCESS;
     }
     case F_INT: return dec_int(c, v, f->gotype, at(obj, f->off));
-    case F_BYTES: return dec_bytes(c, v, at(obj, f->off));
+    case F_BYTES: return dec_bytes(c, v, f->gotype, at(obj, f->off));
     case F_STRLIST: return dec_str_list(c, v, at(obj, f->off));
     case F_INTLIST: {
         return dec_int_list(c, v, f->gotype, f->gotype + 2, at(obj, f->off));

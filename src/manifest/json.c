@@ -25,11 +25,22 @@ static bool peek(const reader *r, uint8_t *out)
 
 static void advance(reader *r) { MR_IGNORE(mr_cursor_skip(&r->cur, 1)); }
 
+/* A borrowed view of everything not read yet. */
+static mr_slice rest(const reader *r)
+{
+    mr_cursor c = r->cur;
+    mr_slice v = {0};
+    MR_IGNORE(mr_cursor_view(&c, mr_cursor_remaining(&c), &v));
+    return v;
+}
+
 static void skip_ws(reader *r)
 {
-    uint8_t c;
-    while (peek(r, &c) && (c == ' ' || c == '\t' || c == '\n' || c == '\r'))
-        advance(r);
+    mr_slice v = rest(r);
+    size_t k = 0;
+    while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '\t' || v.ptr[k] == '\n' || v.ptr[k] == '\r'))
+        k++;
+    MR_IGNORE(mr_cursor_skip(&r->cur, k));
 }
 
 /* Go's quoteChar: the byte as a Go-quoted character between single quotes. */
@@ -185,6 +196,16 @@ static mr_result read_string(reader *r, char **out, size_t *out_len)
     mr_buf_reset(b);
     advance(r); /* opening quote */
     for (;;) {
+        /* fast path: a run of printable ASCII without quote or backslash */
+        mr_slice run = rest(r);
+        size_t k = 0;
+        while (k < run.len && run.ptr[k] >= 0x20 && run.ptr[k] < 0x80 && run.ptr[k] != '"' &&
+               run.ptr[k] != '\\')
+            k++;
+        if (k) {
+            MR_GUARD(mr_buf_append(b, run.ptr, k));
+            MR_GUARD(mr_cursor_skip(&r->cur, k));
+        }
         uint8_t c;
         if (!peek(r, &c))
             return syntax_error(r, "");

@@ -322,6 +322,13 @@ MR_API MR_RESULT mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *ou
 /* DER (SubjectPublicKeyInfo) of a recovery key after the checks above. */
 MR_API MR_RESULT mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out);
 
+/* Parameters of a secret that is going to be generated (§7.2, 1.7.0+ texts): symmetric-key
+ * size >0, multiple of 8, at most 8160 bytes ("invalid secret size: <s>"); cert-ecdsa
+ * 224/256/384/521; cert-ed25519 size 0; cert-rsa 1024..16384 bits (Go's minimum; the upper
+ * bound is ours); anything else, plain included, "secret <s> is invalid: unsupported secret
+ * of type <t>". Call it only for secrets that are generated (not UserDefined). */
+MR_API MR_RESULT mr_manifest_check_secret_params(const mr_manifest_secret *s);
+
 /* ---- template dry run (spec §6.12.5) ---- */
 
 typedef enum mr_manifest_tpl_kind { MR_MANIFEST_TPL_FILE = 0, MR_MANIFEST_TPL_ENV } mr_manifest_tpl_kind;

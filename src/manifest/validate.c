@@ -298,6 +298,40 @@ mr_result mr_manifest_check(const mr_manifest *m, const mr_manifest_check_opts *
     return check_config(m, opts);
 }
 
+/* ---- secret generation parameters (§7.2, texts of 1.7.0+) ---- */
+
+mr_result mr_manifest_check_secret_params(const mr_manifest_secret *s)
+{
+    MR_ENSURE_REF(s);
+    const char *n = S(&s->name);
+    if (mr_manifest_mstr_eq_c(&s->type, "symmetric-key")) {
+        MR_ENSURE(s->size != 0 && s->size % 8 == 0, MR_ERR_USAGE, "invalid secret size: %s", n);
+        MR_ENSURE(s->size / 8 <= 8160, MR_ERR_USAGE, "invalid secret size: %s", n);
+        return MR_SUCCESS;
+    }
+    if (mr_manifest_mstr_eq_c(&s->type, "cert-ecdsa")) {
+        MR_ENSURE(s->size == 224 || s->size == 256 || s->size == 384 || s->size == 521, MR_ERR_USAGE,
+                  "invalid secret size for cert-ecdsa secret %s: unsupported size %llu: does not "
+                  "map to a supported curve",
+                  n, (unsigned long long)s->size);
+        return MR_SUCCESS;
+    }
+    if (mr_manifest_mstr_eq_c(&s->type, "cert-ed25519")) {
+        MR_ENSURE(s->size == 0, MR_ERR_USAGE,
+                  "invalid secret size for cert-ed25519 secret %s: none is expected, got: %llu", n,
+                  (unsigned long long)s->size);
+        return MR_SUCCESS;
+    }
+    if (mr_manifest_mstr_eq_c(&s->type, "cert-rsa")) {
+        MR_ENSURE(s->size >= 1024 && s->size <= 16384, MR_ERR_USAGE,
+                  "crypto/rsa: %llu-bit keys are insecure (see "
+                  "https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)",
+                  (unsigned long long)s->size);
+        return MR_SUCCESS;
+    }
+    MR_BAIL(MR_ERR_USAGE, "secret %s is invalid: unsupported secret of type %s", n, S(&s->type));
+}
+
 /* ---- template dry run ---- */
 
 static mr_result dry_run_one(mr_manifest_tpl_check_fn check, void *ctx, mr_manifest_tpl_kind kind,

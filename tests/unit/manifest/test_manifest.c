@@ -1115,6 +1115,51 @@ static void test_equality(void **state)
     mr_manifest_free(b);
 }
 
+static void test_secret_params(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        const char *err;
+    } cases[] = {
+        {"{'Type':'symmetric-key','Size':128}", NULL},
+        {"{'Type':'symmetric-key','Size':65280}", NULL},
+        {"{'Type':'symmetric-key'}", "invalid secret size: s"},
+        {"{'Type':'symmetric-key','Size':12}", "invalid secret size: s"},
+        {"{'Type':'symmetric-key','Size':65288}", "invalid secret size: s"},
+        {"{'Type':'cert-ecdsa','Size':521}", NULL},
+        {"{'Type':'cert-ecdsa','Size':512}",
+         "invalid secret size for cert-ecdsa secret s: unsupported size 512: does not map to a "
+         "supported curve"},
+        {"{'Type':'cert-ed25519'}", NULL},
+        {"{'Type':'cert-ed25519','Size':256}",
+         "invalid secret size for cert-ed25519 secret s: none is expected, got: 256"},
+        {"{'Type':'cert-rsa','Size':2048}", NULL},
+        {"{'Type':'cert-rsa','Size':512}",
+         "crypto/rsa: 512-bit keys are insecure (see "
+         "https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)"},
+        {"{'Type':'plain'}", "secret s is invalid: unsupported secret of type plain"},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(cases); i++) {
+        char json[256];
+        snprintf(json, sizeof(json), "{'Secrets':{'s':%s}}", cases[i].json);
+        mr_manifest *m = dec_ok(json);
+        mr_error_clear();
+        mr_result r = mr_manifest_check_secret_params(&m->secrets.items[0]);
+        if (cases[i].err == NULL && !mr_ok(r))
+            fail_msg("case %zu: %s", i, mr_error_get()->msg);
+        if (cases[i].err != NULL) {
+            if (mr_ok(r))
+                fail_msg("case %zu accepted", i);
+            assert_string_equal(mr_error_get()->msg, cases[i].err);
+        }
+        mr_manifest_free(m);
+    }
+    dec_fail("{'Secrets':{'s':{'Private':{}}}}",
+             "json: cannot unmarshal object into Go struct field Secret.Secrets.Private of type "
+             "manifest.PrivateKey");
+}
+
 /* ---- template dry run ---- */
 
 typedef struct seen_tpl {
@@ -1231,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_package_update),
         cmocka_unit_test(test_equality),
+        cmocka_unit_test(test_secret_params),
         cmocka_unit_test(test_dry_run_walk),
         cmocka_unit_test(test_dry_run_engine),
         cmocka_unit_test(test_alloc_failures),
