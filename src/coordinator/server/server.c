@@ -403,16 +403,24 @@ out:
     return res;
 }
 
+MR_RESULT mr_srv_handle_signals(mr_srv *s)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (s->sig_term != NULL)
+        return MR_SUCCESS;
+    s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
+    MR_ENSURE(s->sig_term != NULL && s->sig_int != NULL, MR_ERR_INTERNAL, "out of memory");
+    MR_ENSURE(evsignal_add(s->sig_term, NULL) == 0 && evsignal_add(s->sig_int, NULL) == 0,
+              MR_ERR_INTERNAL, "cannot install signal handlers");
+    return MR_SUCCESS;
+}
+
 MR_RESULT mr_srv_run(mr_srv *s, bool handle_signals)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (handle_signals) {
-        s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
-        s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
-        MR_ENSURE(s->sig_term != NULL && s->sig_int != NULL, MR_ERR_INTERNAL, "out of memory");
-        MR_ENSURE(evsignal_add(s->sig_term, NULL) == 0 && evsignal_add(s->sig_int, NULL) == 0,
-                  MR_ERR_INTERNAL, "cannot install signal handlers");
-    }
+    if (handle_signals)
+        MR_GUARD(mr_srv_handle_signals(s));
     int rv = event_base_dispatch(s->base);
     MR_ENSURE(rv >= 0, MR_ERR_INTERNAL, "event loop failed");
     return MR_SUCCESS;

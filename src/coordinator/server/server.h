@@ -115,6 +115,9 @@ MR_API MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service
  * handle_signals). Stopping is graceful: listeners close, idle connections close, in-flight
  * requests finish (bounded by stop_grace_ms), then the call returns. */
 MR_API MR_RESULT mr_srv_run(mr_srv *s, bool handle_signals);
+/* Installs the SIGTERM/SIGINT handlers now (they stop the server gracefully once it runs);
+ * call before announcing readiness so that an early signal is not lost. */
+MR_API MR_RESULT mr_srv_handle_signals(mr_srv *s);
 /* Asks the loop to stop. Any thread; not async-signal-safe. */
 MR_API void mr_srv_stop(mr_srv *s);
 

@@ -230,6 +230,7 @@ static mr_result setup(mr_srv *s, const char *client, const char *mesh, const ch
     MR_GUARD(mr_srv_route(s, pl, "GET", "/healthz", MR_SRV_ROUTE_INLINE, h_text, "ok"));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/readyz", MR_SRV_ROUTE_INLINE, h_text, "ok"));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/events", MR_SRV_ROUTE_INLINE, h_text, "null"));
+    MR_GUARD(mr_srv_handle_signals(s));
     printf("{\"client\":%u,\"mesh\":%u,\"metrics\":%u}\n", mr_srv_listener_port(s, cl),
            mr_srv_listener_port(s, me), mr_srv_listener_port(s, pl));
     fflush(stdout);
