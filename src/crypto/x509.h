@@ -191,6 +191,7 @@ typedef struct mr_x509_verify_opts {
     bool crl_check_all;             /* with crls: check every certificate of the chain */
     mr_x509_purpose purpose;
     mr_errcat fail_cat;             /* category of a verification failure; 0 = MR_ERR_AUTH */
+    bool strict;                    /* OpenSSL's RFC 5280 strict checks (Go is not strict) */
 } mr_x509_verify_opts;
 
 /* Verifies leaf up to `anchor`, which is trusted as given (self-signed or not, as Go treats

@@ -13,7 +13,7 @@ static const mr_x509_verify_opts default_opts = {0};
 static MR_RESULT set_params(X509_STORE_CTX *ctx, const mr_x509_verify_opts *o)
 {
     X509_VERIFY_PARAM *p = X509_STORE_CTX_get0_param(ctx);
-    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_X509_STRICT;
+    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN | (o->strict ? X509_V_FLAG_X509_STRICT : 0);
     X509_VERIFY_PARAM_set_time(p, o->at != 0 ? o->at : time(NULL));
     if (o->crls != NULL) {
         flags |= X509_V_FLAG_CRL_CHECK | (o->crl_check_all ? X509_V_FLAG_CRL_CHECK_ALL : 0);

@@ -160,6 +160,9 @@ static void test_encode_labels_and_misuse(void **state)
                    "no PEM block");
     MR_ASSERT_FAIL(mr_key_private_from_der(MR_SLICE(NULL, 0), MR_KEYFMT_PKCS8, &k), MR_ERR_USAGE,
                    "bad length");
+    static uint8_t big[MR_KEY_DER_MAX + 1];
+    MR_ASSERT_FAIL(mr_key_public_from_der(MR_SLICE(big, sizeof(big)), MR_KEYFMT_PKIX, &k),
+                   MR_ERR_USAGE, "bad length");
     assert_null(k);
     mr_buf_free(&der);
     mr_buf_free(&pem);

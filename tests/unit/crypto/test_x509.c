@@ -3,7 +3,10 @@
 #include "helpers.h"
 
 #include <openssl/x509v3.h>
+#include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "common/alloc.h"
 #include "crypto/certcache.h"
@@ -299,6 +302,10 @@ static void test_parse_round_trip(void **state)
     MR_ASSERT_OK(mr_buf_append_u8(&der, 0));
     MR_ASSERT_FAIL(mr_x509_from_der(mr_buf_slice(&der), &x), MR_ERR_USAGE, "trailing data");
     MR_ASSERT_FAIL(mr_x509_from_der(MR_SLICE(NULL, 0), &x), MR_ERR_USAGE, "bad length");
+    /* oversized input is rejected before parsing */
+    static uint8_t big[MR_X509_DER_MAX + 1];
+    memcpy(big, der.data, der.len);
+    MR_ASSERT_FAIL(mr_x509_from_der(MR_SLICE(big, sizeof(big)), &x), MR_ERR_USAGE, "bad length");
     assert_null(x);
     /* PEM and chains */
     MR_ASSERT_OK(mr_x509_to_pem(P.leaf, &pem));
@@ -373,6 +380,8 @@ static void test_verify_chain(void **state)
     MR_ASSERT_OK(mr_x509_verify(P.leaf, P.marble_root, NULL));
     MR_ASSERT_OK(mr_x509_verify(P.leaf, P.root, &o));
     MR_ASSERT_OK(mr_x509_verify(P.inter, P.root, NULL));
+    mr_x509_verify_opts strict = {.strict = true, .intermediates = o.intermediates};
+    MR_ASSERT_OK(mr_x509_verify(P.leaf, P.root, &strict));
     /* without the intermediate the root cannot be reached */
     MR_ASSERT_FAIL(mr_x509_verify(P.leaf, P.root, NULL), MR_ERR_AUTH,
                    "certificate verification failed: unable to get local issuer");
@@ -656,6 +665,97 @@ static void test_certcache_threads(void **state)
         mr_buf_free(&ders[i]);
 }
 
+/* ---- real Intel SGX collateral (shared/testdata/attestation) ---- */
+
+#define INTEL_VERIFY_AT ((time_t)1751624924) /* 2025-07-04T10:28:44Z, inside the window */
+
+static mr_buf read_shared(const char *rel)
+{
+    char path[1024];
+    const char *dir = getenv("MR_SHARED_DIR");
+    snprintf(path, sizeof(path), "%s/testdata/attestation/%s", dir != NULL ? dir : "../shared",
+             rel);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    mr_buf b = plain_buf();
+    uint8_t chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        MR_ASSERT_OK(mr_buf_append(&b, chunk, n));
+    fclose(f);
+    return b;
+}
+
+static const char *json_str(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    assert_non_null(v);
+    return v;
+}
+
+static void test_intel_collateral(void **state)
+{
+    (void)state;
+    mr_buf root_der = read_shared("intel-sgx-root-ca/Intel_SGX_Provisioning_Certification_RootCA.der");
+    mr_buf coll = read_shared("sgx-v3-phala/collateral.json");
+    json_t *j = json_loadb((const char *)coll.data, coll.len, 0, NULL);
+    assert_non_null(j);
+    X509 *root = NULL;
+    MR_ASSERT_OK(mr_x509_from_der(mr_buf_slice(&root_der), &root));
+    uint8_t d[32];
+    MR_ASSERT_OK(mr_x509_sha256(root, d));
+    assert_hex_equal(d, 32, "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3");
+    EVP_PKEY *root_key = NULL;
+    MR_ASSERT_OK(mr_x509_pubkey(root, &root_key));
+    mr_buf spki = plain_buf();
+    MR_ASSERT_OK(mr_key_public_to_der(root_key, MR_KEYFMT_PKIX, &spki));
+    MR_ASSERT_OK(mr_sha256(spki.data, spki.len, d));
+    assert_hex_equal(d, 32, "a0af031289f5d5d4132f9186068a7fc13628633ba235777472e29b6b6c67a49e");
+    mr_buf cn = plain_buf();
+    MR_ASSERT_OK(mr_x509_subject_cn(root, &cn));
+    assert_string_equal((char *)cn.data, "Intel SGX Root CA");
+    /* TCB signing chain + Root CA CRL, at a time inside the collateral window */
+    STACK_OF(X509) *chain = NULL;
+    MR_ASSERT_OK(mr_x509_chain_from_pem(MR_SLICE_STR(json_str(j, "tcb_info_issuer_chain")), &chain));
+    assert_int_equal(sk_X509_num(chain), 2);
+    mr_buf crl_der = hexbuf(json_str(j, "root_ca_crl"));
+    X509_CRL *crl = NULL;
+    MR_ASSERT_OK(mr_x509_crl_from_der(mr_buf_slice(&crl_der), &crl));
+    mr_x509_verify_opts o = {.at = INTEL_VERIFY_AT, .intermediates = chain,
+                             .crls = sk_X509_CRL_new_null(), .purpose = MR_X509_PURPOSE_ANY,
+                             .fail_cat = MR_ERR_ATTESTATION, .strict = true};
+    assert_true(sk_X509_CRL_push(o.crls, crl) > 0);
+    X509 *signer = sk_X509_value(chain, 0);
+    MR_ASSERT_OK(mr_x509_verify(signer, root, &o));
+    /* the root matched by its key (the chain carries a root certificate of its own) */
+    MR_ASSERT_OK(mr_x509_verify_key_anchor(signer, root_key, &o));
+    o.at = (time_t)2208988800; /* 2040: the signing certificate has expired */
+    MR_ASSERT_FAIL(mr_x509_verify(signer, root, &o), MR_ERR_ATTESTATION,
+                   "certificate verification failed");
+    /* the TCB Info signature: raw r||s over the exact JSON text */
+    mr_buf raw = hexbuf(json_str(j, "tcb_info_signature")), sig = plain_buf();
+    MR_ASSERT_OK(mr_ecdsa_sig_raw_to_der(mr_buf_slice(&raw), &sig));
+    EVP_PKEY *signer_key = NULL;
+    MR_ASSERT_OK(mr_x509_pubkey(signer, &signer_key));
+    const char *tcb_info = json_str(j, "tcb_info");
+    MR_ASSERT_OK(mr_key_verify(signer_key, MR_SLICE_STR(tcb_info), mr_buf_slice(&sig)));
+    MR_ASSERT_FAIL(mr_key_verify(signer_key, MR_SLICE(tcb_info, strlen(tcb_info) - 1),
+                                 mr_buf_slice(&sig)),
+                   MR_ERR_AUTH, "signature verification failed");
+    sk_X509_CRL_pop_free(o.crls, X509_CRL_free);
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(root);
+    json_decref(j);
+    mr_buf_free(&root_der);
+    mr_buf_free(&coll);
+    mr_buf_free(&spki);
+    mr_buf_free(&cn);
+    mr_buf_free(&crl_der);
+    mr_buf_free(&raw);
+    mr_buf_free(&sig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -674,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_csr_empty_and_types),
         cmocka_unit_test(test_certcache),
         cmocka_unit_test(test_certcache_threads),
+        cmocka_unit_test(test_intel_collateral),
     };
     return cmocka_run_group_tests_name("crypto-x509", tests, pki_setup, pki_teardown);
 }
