@@ -527,28 +527,54 @@ static mr_result check_qe_identity(const mr_dcap_qe_identity *qi, bool tdx,
     return MR_SUCCESS;
 }
 
-/* TD relaunch check (TD report 1.5 only, §2 step 13). */
-static bool td_relaunch_advised(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
-                                mr_tcb_status qe, mr_tcb_status sgx, mr_tcb_status tdx,
-                                const mr_dcap_level *module_level)
+static bool config_needed(mr_tcb_status s)
+{
+    return s == MR_TCB_CONFIGURATION_NEEDED || s == MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED ||
+           s == MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED ||
+           s == MR_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED;
+}
+
+/*
+ * TD relaunch check (TD report 1.5 only, §2 step 13): the platform and the QE are current
+ * but the TD still runs on an out-of-date TDX module, while TEE_TCB_SVN2 (the module the TD
+ * would get after a relaunch) already reaches the newest level. Then a relaunch, not a
+ * platform update, is what is needed. *out is left alone when the check does not apply.
+ */
+static mr_result td_relaunch(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
+                             mr_tcb_status qe, mr_tcb_status sgx, mr_tcb_status tdx,
+                             mr_tcb_status module, mr_tcb_status *out)
 {
     const mr_dcap_level *latest = &ti->levels[0];
-    int start = td->tee_tcb_svn2[1] > 0 ? 2 : 0;
+    unsigned need_module = 0;
 
-    if (!td->has_td15 || qe != MR_TCB_UP_TO_DATE)
-        return false;
+    if (!td->has_td15 || qe != MR_TCB_UP_TO_DATE || module != MR_TCB_OUT_OF_DATE)
+        return MR_SUCCESS;
     if (sgx != MR_TCB_UP_TO_DATE && sgx != MR_TCB_SW_HARDENING_NEEDED &&
         sgx != MR_TCB_CONFIGURATION_NEEDED && sgx != MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED)
-        return false;
+        return MR_SUCCESS;
     if (tdx != MR_TCB_OUT_OF_DATE && tdx != MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED)
-        return false;
-    if (module_level == NULL || module_level->status != MR_TCB_OUT_OF_DATE)
-        return false;
-    for (int i = start; i < 16; i++)
-        if (td->tee_tcb_svn2[i] < latest->tdx[i])
-            return false;
-    /* the module SVN of TEE_TCB_SVN2 must reach the newest module level */
-    return true;
+        return MR_SUCCESS;
+    if (td->tee_tcb_svn2[1] == 0) {
+        need_module = latest->tdx[0];
+    } else {
+        const mr_dcap_module_id *m = NULL;
+        char want[16];
+        snprintf(want, sizeof(want), "TDX_%02X", td->tee_tcb_svn2[1]);
+        for (size_t i = 0; i < ti->module_id_count; i++)
+            if (strcmp(ti->module_ids[i].id, want) == 0)
+                m = &ti->module_ids[i];
+        MR_ENSURE(m != NULL, MR_ERR_ATTESTATION,
+                  "TDX_MODULE_MISMATCH: TCB Info has no module identity %s (TEE_TCB_SVN2)",
+                  want);
+        MR_ENSURE(m->level_count > 0, MR_ERR_ATTESTATION,
+                  "TCB_NOT_SUPPORTED: module identity %s has no TCB levels", want);
+        need_module = m->levels[0].isvsvn;
+    }
+    if (td->tee_tcb_svn2[0] >= need_module && td->tee_tcb_svn2[2] >= latest->tdx[2])
+        *out = config_needed(sgx) || config_needed(tdx)
+                   ? MR_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
+                   : MR_TCB_TD_RELAUNCH_ADVISED;
+    return MR_SUCCESS;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -856,19 +882,18 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
         claims.tcb.platform_status = st;
         claims.tcb.tcb_date = platform->date;
         claims.tcb.qe_status = qe_level->status;
-        claims.tcb.module_status = MR_TCB_UP_TO_DATE;
+        claims.tcb.module_status = tdx ? MR_TCB_UP_TO_DATE : MR_TCB_UNKNOWN;
         add_advisories(&claims.tcb, platform);
         add_advisories(&claims.tcb, qe_level);
         if (tdx && module_level != NULL) {
             claims.tcb.module_status = module_level->status;
             add_advisories(&claims.tcb, module_level);
-            if (td_relaunch_advised(ti, &claims.u.tdx, qe_level->status, sgx_level->status,
-                                    st, module_level)) {
-                st = st == MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED ||
-                             sgx_level->status == MR_TCB_CONFIGURATION_NEEDED ||
-                             sgx_level->status == MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED
-                         ? MR_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
-                         : MR_TCB_TD_RELAUNCH_ADVISED;
+            mr_tcb_status relaunch = st;
+            STEP(td_relaunch(ti, &claims.u.tdx, qe_level->status, sgx_level->status, st,
+                             module_level->status, &relaunch),
+                 "TD relaunch check");
+            if (relaunch != st) {
+                st = relaunch;
             } else if (module_level->status == MR_TCB_OUT_OF_DATE) {
                 st = converge_outdated(st);
             } else if (module_level->status == MR_TCB_REVOKED) {
