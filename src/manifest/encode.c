@@ -5,8 +5,10 @@
  * escaping, U+2028/U+2029 escaped, invalid UTF-8 as U+FFFD, nil → null, []byte → base64.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/codec.h"
 #include "manifest/manifest_int.h"
 
@@ -348,4 +350,115 @@ mr_result mr_manifest_encode(const mr_manifest *m, mr_buf *o)
     MR_GUARD(put_key(o, "RotateRootSecret", false));
     MR_GUARD(put_bool(o, m->config.rotate_root_secret));
     return mr_buf_append_str(o, "}}");
+}
+
+/* ---- stored user object (§8.1) ---- */
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* De-duplicated set of C strings; sorted on demand. */
+typedef struct strset {
+    char **v;
+    size_t n, cap;
+} strset;
+
+static mr_result strset_add(strset *s, char *str)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], str) == 0)
+            return MR_SUCCESS;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 8;
+        char **nv = mr_realloc(s->v, nc * sizeof(*nv));
+        MR_ENSURE_ALLOC(nv);
+        s->v = nv;
+        s->cap = nc;
+    }
+    s->v[s->n++] = str;
+    return MR_SUCCESS;
+}
+
+static void strset_sort(strset *s)
+{
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof(*s->v), cmp_cstr);
+}
+
+mr_result mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest_user *u,
+                                         const uint8_t *der, size_t der_len, mr_buf *o)
+{
+    mr_result res = MR_FAILURE;
+    strset perms = {0}, resources = {0};
+    MR_ENSURE_REF(m);
+    MR_ENSURE_REF(u);
+    /* every distinct lower-cased action of the user's roles */
+    for (size_t r = 0; r < u->roles.count; r++) {
+        const mr_manifest_role *role = mr_manifest_map_find(
+            m->roles.items, m->roles.count, sizeof(*role),
+            u->roles.items[r].ptr ? u->roles.items[r].ptr : "", u->roles.items[r].len);
+        for (size_t a = 0; role && a < role->actions.count; a++) {
+            const mr_mstr *act = &role->actions.items[a];
+            size_t cap = act->len * 3 + 1;
+            char *low = mr_alloc(cap);
+            MR_ENSURE_ALLOC_OUT(low);
+            if (!mr_manifest_lower(act->ptr ? act->ptr : "", act->len, low, cap))
+                low[0] = '\0';
+            size_t before = perms.n;
+            mr_result added = strset_add(&perms, low); /* perms owns what it keeps */
+            if (!mr_ok(added) || perms.n == before)
+                mr_free(low);
+            MR_GUARD_OUT(added);
+        }
+    }
+    strset_sort(&perms);
+    MR_GUARD_OUT(mr_buf_append_str(o, "{\"Name\":"));
+    MR_GUARD_OUT(put_str(o, &u->name));
+    MR_GUARD_OUT(mr_buf_append_str(o, ",\"Certificate\":"));
+    mr_mbytes d = {.ptr = (uint8_t *)(uintptr_t)der, .len = der_len, .present = der != NULL};
+    MR_GUARD_OUT(put_bytes(o, &d));
+    MR_GUARD_OUT(mr_buf_append_str(o, ",\"Permissions\":{"));
+    for (size_t p = 0; p < perms.n; p++) {
+        resources.n = 0;
+        for (size_t r = 0; r < u->roles.count; r++) {
+            const mr_manifest_role *role = mr_manifest_map_find(
+                m->roles.items, m->roles.count, sizeof(*role),
+                u->roles.items[r].ptr ? u->roles.items[r].ptr : "", u->roles.items[r].len);
+            bool grants = false;
+            for (size_t a = 0; role && a < role->actions.count && !grants; a++) {
+                char low[64];
+                const mr_mstr *act = &role->actions.items[a];
+                grants = mr_manifest_lower(act->ptr ? act->ptr : "", act->len, low, sizeof(low)) &&
+                         strcmp(low, perms.v[p]) == 0;
+            }
+            for (size_t k = 0; grants && k < role->resource_names.count; k++)
+                MR_GUARD_OUT(strset_add(&resources, role->resource_names.items[k].ptr
+                                                        ? role->resource_names.items[k].ptr
+                                                        : (char *)(uintptr_t)""));
+        }
+        strset_sort(&resources);
+        if (p)
+            MR_GUARD_OUT(mr_buf_append_u8(o, ','));
+        MR_GUARD_OUT(mr_manifest_json_string(perms.v[p], strlen(perms.v[p]), o));
+        MR_GUARD_OUT(mr_buf_append_str(o, ":{\"PermissionID\":"));
+        MR_GUARD_OUT(mr_manifest_json_string(perms.v[p], strlen(perms.v[p]), o));
+        MR_GUARD_OUT(mr_buf_append_str(o, ",\"ResourceID\":{"));
+        for (size_t k = 0; k < resources.n; k++) {
+            if (k)
+                MR_GUARD_OUT(mr_buf_append_u8(o, ','));
+            MR_GUARD_OUT(mr_manifest_json_string(resources.v[k], strlen(resources.v[k]), o));
+            MR_GUARD_OUT(mr_buf_append_str(o, ":true"));
+        }
+        MR_GUARD_OUT(mr_buf_append_str(o, "}}"));
+    }
+    MR_GUARD_OUT(mr_buf_append_str(o, "}}"));
+    res = MR_SUCCESS;
+out:
+    for (size_t i = 0; i < perms.n; i++)
+        mr_free(perms.v[i]);
+    mr_free(perms.v);
+    mr_free(resources.v);
+    return res;
 }

@@ -294,6 +294,12 @@ MR_API MR_RESULT mr_manifest_encode_tls_tag(const mr_manifest_tls_tag *t, mr_buf
 MR_API MR_RESULT mr_manifest_encode_secret(const mr_manifest_secret *s, mr_buf *out);
 MR_API MR_RESULT mr_manifest_encode_user(const mr_manifest_user *u, mr_buf *out);
 MR_API MR_RESULT mr_manifest_encode_role(const mr_manifest_role *r, mr_buf *out);
+/* The stored user object `user:<name>` (§8.1): {"Name":…,"Certificate":b64 DER,"Permissions":
+ * {"<perm>":{"PermissionID":"<perm>","ResourceID":{"<res>":true,…}},…}} with one permission per
+ * distinct lower-cased action of the user's roles and the union of those roles' ResourceNames.
+ * der is the user's certificate DER (mr_manifest_user_cert_der). */
+MR_API MR_RESULT mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest_user *u,
+                                                const uint8_t *der, size_t der_len, mr_buf *out);
 /* A JSON string with Go's HTML-safe escaping (also for map keys). */
 MR_API MR_RESULT mr_manifest_json_string(const char *s, size_t len, mr_buf *out);
 

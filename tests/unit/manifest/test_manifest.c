@@ -996,6 +996,32 @@ static void test_permissions(void **state)
     MR_ASSERT_OK(mr_manifest_update_users(m, &users, &n));
     assert_int_equal(n, 0);
     assert_null(users);
+
+    /* the stored user object */
+    mr_buf rec;
+    mr_buf_init(&rec, 0, 0);
+    const uint8_t der[] = {0x30, 0x00};
+    MR_ASSERT_OK(mr_manifest_encode_user_record(m, &m->users.items[0], der, sizeof(der), &rec));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&rec));
+    assert_string_equal((char *)rec.data,
+                        "{\"Name\":\"u\",\"Certificate\":\"MAA=\",\"Permissions\":{"
+                        "\"readsecret\":{\"PermissionID\":\"readsecret\",\"ResourceID\":{"
+                        "\"x\":true,\"y\":true}},\"writesecret\":{\"PermissionID\":"
+                        "\"writesecret\",\"ResourceID\":{\"y\":true}}}}");
+    mr_buf_free(&rec);
+    mr_manifest_free(m);
+    m = dec_ok("{'Users':{'u':{'Certificate':'c'}},'Roles':{'m':{'ResourceType':'Manifest',"
+               "'Actions':['UpdateManifest']}},'Users':{'v':{'Roles':['m']}}}");
+    mr_buf_init(&rec, 0, 0);
+    MR_ASSERT_OK(mr_manifest_encode_user_record(m, &m->users.items[0], der, sizeof(der), &rec));
+    MR_ASSERT_OK(mr_manifest_encode_user_record(m, &m->users.items[1], NULL, 0, &rec));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&rec));
+    assert_string_equal((char *)rec.data,
+                        "{\"Name\":\"u\",\"Certificate\":\"MAA=\",\"Permissions\":{}}"
+                        "{\"Name\":\"v\",\"Certificate\":null,\"Permissions\":{"
+                        "\"updatemanifest\":{\"PermissionID\":\"updatemanifest\","
+                        "\"ResourceID\":{}}}}");
+    mr_buf_free(&rec);
     mr_manifest_free(m);
 
     m = load_fixture("multiparty.json");
