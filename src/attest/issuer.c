@@ -188,9 +188,24 @@ void mr_issuer_free(mr_issuer *is)
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* Checks that bytes look like a DCAP quote of the expected TEE (not a full parse: the
- * verifier on the other side does that). */
-static mr_result check_dcap(const uint8_t *q, size_t len, bool tdx, const char *source)
+/* Checks that the evidence carries our report data: a device that hands back a stale or
+ * foreign quote is caught here instead of at the relying party. */
+static mr_result check_report_data(mr_cursor *c, size_t offset, const uint8_t rd[64],
+                                   const char *source)
+{
+    mr_slice got;
+    MR_ENSURE(offset >= c->pos, MR_ERR_INTERNAL, "report data offset");
+    MR_GUARD(mr_cursor_skip(c, offset - c->pos));
+    MR_GUARD(mr_cursor_view(c, 64, &got));
+    MR_ENSURE(memcmp(got.ptr, rd, 64) == 0, MR_ERR_ATTESTATION,
+              "%s returned evidence that does not carry the requested report data", source);
+    return MR_SUCCESS;
+}
+
+/* Checks that bytes look like a DCAP quote of the expected TEE for our report data (not a
+ * full parse: the verifier on the other side does that). */
+static mr_result check_dcap(const uint8_t *q, size_t len, bool tdx, const uint8_t rd[64],
+                            const char *source)
 {
     mr_cursor c;
     uint16_t version = 0, key_type = 0;
@@ -207,7 +222,9 @@ static mr_result check_dcap(const uint8_t *q, size_t len, bool tdx, const char *
     MR_ENSURE(tdx ? (version >= 4 && tee == 0x81) : (version == 3 || tee == 0), MR_ERR_ATTESTATION,
               "%s returned a quote for the wrong TEE (version %u, TEE type 0x%x)", source,
               version, tee);
-    return MR_SUCCESS;
+    /* REPORTDATA: SGX body offset 320, TD report offset 520; v5 bodies start at 54 */
+    size_t body = version == 5 ? 54 : 48;
+    return check_report_data(&c, body + (tdx ? 520 : 320), rd, source);
 }
 
 static mr_result read_u64_file(const char *path, uint64_t *out)
@@ -271,7 +288,7 @@ static mr_result issue_gramine(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
     MR_GUARD_OUT(mr_issuer_io_write_existing(path, rd, 64));
     MR_GUARD_OUT(dev_path(is, GRAMINE_DIR "/quote", path));
     MR_GUARD_OUT(mr_issuer_io_read(path, QUOTE_MAX, &q));
-    MR_GUARD_OUT(check_dcap(q.data, q.len, false, path));
+    MR_GUARD_OUT(check_dcap(q.data, q.len, false, rd, path));
     MR_GUARD_OUT(mr_issuer_oe_wrap(q.data, q.len, out));
     res = MR_SUCCESS;
 out:
@@ -319,7 +336,7 @@ static mr_result issue_occlum(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
     }
     MR_ENSURE_OUT(len > 0 && len <= size, MR_ERR_ATTESTATION, "%s: bad quote length %u", path,
                   len);
-    MR_GUARD_OUT(check_dcap(buf, len, false, path));
+    MR_GUARD_OUT(check_dcap(buf, len, false, rd, path));
     MR_GUARD_OUT(mr_issuer_oe_wrap(buf, len, out));
     res = MR_SUCCESS;
 out:
@@ -383,7 +400,7 @@ static mr_result tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[
     MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), entry, "provider"));
     MR_GUARD_OUT(read_word(path, provider, sizeof(provider)));
     if (strcmp(provider, "tdx_guest") == 0) {
-        MR_GUARD_OUT(check_dcap(blob.data, blob.len, true, "configfs-tsm (tdx_guest)"));
+        MR_GUARD_OUT(check_dcap(blob.data, blob.len, true, rd, "configfs-tsm (tdx_guest)"));
         *tee = MR_TEE_TDX;
     } else if (strcmp(provider, "sev_guest") == 0) {
         mr_cursor c;
@@ -395,6 +412,7 @@ static mr_result tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[
         MR_GUARD_OUT(mr_cursor_u32le(&c, &version));
         MR_ENSURE_OUT(version >= 2, MR_ERR_ATTESTATION,
                       "configfs-tsm (sev_guest) returned an SNP report of version %u", version);
+        MR_GUARD_OUT(check_report_data(&c, 0x50, rd, "configfs-tsm (sev_guest)"));
         MR_GUARD_OUT(tsm_aux(entry, aux));
         *tee = MR_TEE_SNP;
     } else {

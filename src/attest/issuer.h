@@ -31,7 +31,8 @@
  * A handle may be used by one thread at a time (configfs-tsm entries are per requester).
  * Errors: MR_ERR_USAGE for a bad mode or configuration, MR_ERR_IO for device failures (the
  * message names the device), MR_ERR_ATTESTATION when a device returns malformed evidence or
- * configfs-tsm reports a concurrent writer.
+ * configfs-tsm reports a concurrent writer, and when the evidence a device returns does not
+ * carry the requested report data (a stale or foreign quote).
  */
 #ifndef MR_ATTEST_ISSUER_H
 #define MR_ATTEST_ISSUER_H

@@ -583,13 +583,13 @@ static void fake_gramine(const char *root, const char *type, const void *quote, 
     put_file(root, "dev/attestation/quote", quote, len);
 }
 
-static void softsgx_raw_quote(mr_buf *q)
+static void softsgx_raw_quote(const uint8_t *rd, size_t rd_len, mr_buf *q)
 {
     mr_softsgx *s = NULL;
     mr_softsgx_identity id;
     sample_identity(&id);
     MR_ASSERT_OK(mr_softsgx_load(g_dir, &s));
-    MR_ASSERT_OK(mr_softsgx_quote(s, &id, NULL, 0, false, q));
+    MR_ASSERT_OK(mr_softsgx_quote(s, &id, rd, rd_len, false, q));
     mr_softsgx_free(s);
 }
 
@@ -607,7 +607,7 @@ static void test_issuer_gramine(void **state)
     for (size_t i = 0; i < sizeof(rd); i++)
         rd[i] = (uint8_t)(i + 1);
     make_tmp(root);
-    softsgx_raw_quote(&quote);
+    softsgx_raw_quote(rd, sizeof(rd), &quote);
     fake_gramine(root, "dcap\n", quote.data, quote.len);
 
     MR_ASSERT_OK(open_mode("gramine", root, &is));
@@ -626,6 +626,13 @@ static void test_issuer_gramine(void **state)
     assert_memory_equal(written.data, rd, sizeof(rd));
     for (size_t i = sizeof(rd); i < 64; i++)
         assert_int_equal(written.data[i], 0);
+    /* a quote for other report data (stale, or someone else's) is refused */
+    rd[0] ^= 1;
+    mr_buf_reset(&out);
+    MR_ASSERT_FAIL(mr_issuer_issue(is, rd, sizeof(rd), &out, &tee), MR_ERR_ATTESTATION,
+                   "does not carry the requested report data");
+    assert_int_equal(out.len, 0);
+    rd[0] ^= 1;
     mr_issuer_free(is);
 
     /* auto finds it */
@@ -666,7 +673,10 @@ static void test_issuer_gramine(void **state)
         put_file(rd_dir, "quote", quote.data, quote.len);
         MR_ASSERT_OK(open_mode("gramine", root, &is));
         mr_buf_reset(&out);
-        MR_ASSERT_OK(mr_issuer_issue(is, rd, sizeof(rd), &out, &tee));
+        MR_ASSERT_FAIL(mr_issuer_issue(is, rd, sizeof(rd), &out, &tee), MR_ERR_ATTESTATION,
+                       "report data");
+        /* that enclave's report data: a 33-byte public key, then zeros */
+        MR_ASSERT_OK(mr_issuer_issue(is, quote.data + 368, 64, &out, &tee));
         assert_int_equal(out.len, quote.len + 16);
         assert_memory_equal(out.data + 16, quote.data, quote.len);
         assert_int_equal(le16(out.data + 16 + 304), 7); /* ISVPRODID of that enclave */
@@ -714,12 +724,17 @@ static void tsm_hook_aux(const char *entry, int stage, void *arg)
         put_str(entry, "auxblob", "certs");
 }
 
+static void tsm_rd(uint8_t rd[64])
+{
+    for (size_t i = 0; i < 64; i++)
+        rd[i] = (uint8_t)(0xc0 ^ i);
+}
+
 static mr_result tsm_issue(const char *root, fake_tsm *f, mr_buf *out, mr_tee_type *tee)
 {
     mr_issuer *is = NULL;
     uint8_t rd[64];
-    for (size_t i = 0; i < sizeof(rd); i++)
-        rd[i] = (uint8_t)(0xc0 ^ i);
+    tsm_rd(rd);
     mr_issuer_opts o = {.mode = "tsm", .root = root, .tsm_hook = tsm_hook, .tsm_hook_arg = f};
     MR_ASSERT_OK(mr_issuer_open(&o, &is));
     mr_result r = mr_issuer_issue(is, rd, sizeof(rd), out, tee);
@@ -745,6 +760,10 @@ static void test_issuer_tsm(void **state)
     td[4] = 0x81; /* TDX */
     td[1199] = 0x5a;
     snp[0] = 2; /* SNP report version 2 */
+    uint8_t rd[64];
+    tsm_rd(rd);
+    memcpy(td + 568, rd, 64);   /* TD report REPORTDATA (v4) */
+    memcpy(snp + 0x50, rd, 64); /* SNP REPORT_DATA */
     make_tmp(root);
     mkdirs(root, "sys/kernel/config/tsm/report");
 
@@ -778,7 +797,7 @@ static void test_issuer_tsm(void **state)
     mr_issuer_opts so = {.mode = "tsm", .root = root, .tsm_hook = tsm_hook_aux, .tsm_hook_arg = &g};
     MR_ASSERT_OK(mr_issuer_open(&so, &sn));
     mr_buf_reset(&out);
-    MR_ASSERT_OK(mr_issuer_issue_ex(sn, NULL, 0, &out, &aux, &tee));
+    MR_ASSERT_OK(mr_issuer_issue_ex(sn, rd, sizeof(rd), &out, &aux, &tee));
     assert_int_equal(tee, MR_TEE_SNP);
     assert_int_equal(aux.len, 5);
     assert_memory_equal(aux.data, "certs", 5);
@@ -786,6 +805,18 @@ static void test_issuer_tsm(void **state)
     assert_non_null(strstr(entry_aux, "marblerun-"));
     mr_issuer_free(sn);
     mr_buf_free(&aux);
+
+    /* evidence for other report data */
+    mr_buf_reset(&out);
+    snp[0x50] ^= 1;
+    MR_ASSERT_FAIL(tsm_issue(root, &g, &out, &tee), MR_ERR_ATTESTATION, "report data");
+    snp[0x50] ^= 1;
+    f.gen_step = 1;
+    td[600] ^= 1;
+    MR_ASSERT_FAIL(tsm_issue(root, &f, &out, &tee), MR_ERR_ATTESTATION, "report data");
+    td[600] ^= 1;
+    mr_buf_reset(&out);
+    MR_ASSERT_OK(tsm_issue(root, &f, &out, &tee));
 
     /* a short SNP report, an SGX quote from tdx_guest, an unknown provider */
     g.blob_len = 100;
