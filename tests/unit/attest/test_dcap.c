@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "attest/collateral.h"
 #include "attest/collateral_int.h"
@@ -819,6 +823,77 @@ static void test_policy_tcb(void **state)
     assert_false(mr_tcb_status_parse("uptodate", 8, &(mr_tcb_status){0}));
 }
 
+/* ---- PCCS fetching against a local python fixture ---- */
+
+extern char **environ;
+
+static void test_pccs(void **state)
+{
+    const char *src_dir = getenv("MR_SOURCE_DIR");
+    const char *shared = getenv("MR_SHARED_DIR");
+    char script[1024], vdir[1024], port_file[256], url[128], portbuf[16] = {0};
+    pid_t pid = 0;
+    mr_collateral_source *src = NULL;
+    fixture f;
+    mr_attest_claims c;
+    FILE *pf = NULL;
+    (void)state;
+
+    if (src_dir == NULL || access("/usr/bin/python3", X_OK) != 0) {
+        print_message("  skipped: MR_SOURCE_DIR or python3 missing\n");
+        return;
+    }
+    if (shared == NULL)
+        shared = "/work/shared";
+    snprintf(script, sizeof(script), "%s/tests/unit/attest/pccs_fixture.py", src_dir);
+    snprintf(vdir, sizeof(vdir), "%s/testdata/attestation", shared);
+    snprintf(port_file, sizeof(port_file), "/tmp/mr-pccs-port-%d", (int)getpid());
+    unlink(port_file);
+    char *argv[] = {"/usr/bin/python3", script, vdir, "sgx-v3-phala", "tdx-v4-phala",
+                    port_file, NULL};
+    assert_int_equal(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+    for (int i = 0; i < 200 && pf == NULL; i++) {
+        pf = fopen(port_file, "r");
+        if (pf == NULL)
+            usleep(50 * 1000);
+    }
+    assert_non_null(pf);
+    assert_non_null(fgets(portbuf, sizeof(portbuf), pf));
+    fclose(pf);
+    unlink(port_file);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/", portbuf);
+    MR_ASSERT_OK(mr_collateral_source_pccs(url, false, &src));
+
+    fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
+    f.opts.collateral = NULL;
+    f.opts.source = src;
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED);
+    assert_int_equal(c.tcb.advisory_count, 2);
+    fixture_free(&f);
+    fixture_load(&f, "tdx-v4-phala", "2025-07-04T10:16:31Z");
+    f.opts.collateral = NULL;
+    f.opts.source = src;
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_UP_TO_DATE);
+
+    /* stop the server: cached collateral keeps working, nothing is fetched */
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    fixture_free(&f);
+    fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
+    f.opts.collateral = NULL;
+    f.opts.source = src;
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    /* past the cached collateral's nextUpdate a refetch is needed, and it fails */
+    f.opts.verify_time = td_time("2025-07-20T00:00:00Z");
+    MR_ASSERT_FAIL(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c), MR_ERR_IO,
+                   "collateral: fetching http://127.0.0.1:");
+    fixture_free(&f);
+    mr_collateral_source_free(src);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_failures(void **state)
@@ -884,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_missing_crls_tolerated),
         cmocka_unit_test(test_roots),
         cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_pccs),
         cmocka_unit_test(test_policy_package),
         cmocka_unit_test(test_policy_tcb),
         cmocka_unit_test(test_synth_sgx_v3_roundtrip),
