@@ -70,9 +70,18 @@ static void seal(const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t n,
     EVP_CIPHER_CTX_free(c);
 }
 
+static void cleanup(void)
+{
+    put_file("state.snap", NULL, 0, 0);
+    put_file("state.log", NULL, 0, 0);
+    put_file("state.snap.tmp", NULL, 0, 0);
+    rmdir(dir);
+}
+
 static void init(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/fuzz-store-%d", (int)getpid());
+    atexit(cleanup);
     mkdir(dir, 0700);
     mr_log_init(MR_LOG_FATAL, MR_LOG_CONSOLE);
     static const char info[] = "MarbleRun-C state log header MAC v1";
