@@ -2,11 +2,14 @@
 #include "mr_test.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/log.h"
 #include "manifest/manifest.h"
 
 /* ---- helpers ---- */
@@ -808,6 +811,32 @@ static void test_check_rules(void **state)
     }
 }
 
+/* Debug packages turn identity errors into warnings on the log. */
+static void test_check_debug_warnings(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mr-manifest-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    mr_log_set_fd(fd);
+    mr_manifest *m = dec_ok("{'Packages':{'p':{'Debug':true,'UniqueID':'u','ProductID':1},"
+                            "'q':{'Debug':true}},'Marbles':{'a':{'Package':'p'},'b':{'Package':'q'}}}");
+    MR_ASSERT_OK(mr_manifest_check(m, NULL));
+    mr_manifest_free(m);
+    int null_fd = open("/dev/null", O_WRONLY);
+    mr_log_set_fd(null_fd);
+    char buf[4096] = {0};
+    assert_true(lseek(fd, 0, SEEK_SET) == 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, "\"level\":\"warn\""));
+    assert_non_null(strstr(buf, "UniqueID *and* SignerID/ProductID/SecurityVersion"));
+    assert_non_null(strstr(buf, "\"packageName\":\"p\""));
+    assert_non_null(strstr(buf, "\"field\":\"SecurityVersion\",\"packageName\":\"q\""));
+}
+
 static void test_check_hsm_env(void **state)
 {
     (void)state;
@@ -1282,6 +1311,10 @@ static void test_alloc_failures(void **state)
 
 int main(void)
 {
+    /* identity warnings of Debug packages go to the log; keep the test output readable */
+    int null_fd = open("/dev/null", O_WRONLY);
+    if (null_fd >= 0)
+        mr_log_set_fd(null_fd);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_syntax),
         cmocka_unit_test(test_decode_case_folding),
@@ -1296,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_encode_golden),
         cmocka_unit_test(test_encode_roundtrip),
         cmocka_unit_test(test_check_rules),
+        cmocka_unit_test(test_check_debug_warnings),
         cmocka_unit_test(test_check_hsm_env),
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_pki_checks),
