@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 
 #include "attest/collateral.h"
 #include "attest/collateral_int.h"
+#include "attest/config_attest.h"
 #include "attest/dcap.h"
 #include "attest/ossl.h"
 #include "attest/policy.h"
@@ -894,6 +896,94 @@ static void test_pccs(void **state)
     mr_collateral_source_free(src);
 }
 
+/* ---- environment set-up and concurrent use ---- */
+
+static void test_env(void **state)
+{
+    const char *shared = getenv("MR_SHARED_DIR");
+    char path[1024];
+    mr_attest_env env;
+    fixture f;
+    mr_attest_claims c;
+    (void)state;
+
+    if (shared == NULL)
+        shared = "/work/shared";
+    snprintf(path, sizeof(path), "%s/testdata/attestation", shared);
+    setenv("EDG_ATTESTATION_COLLATERAL", path, 1);
+    unsetenv("EDG_ATTESTATION_ROOT_CA");
+    MR_ASSERT_OK(mr_attest_env_load(&env));
+    assert_true(mr_attest_roots_is_intel(env.roots));
+    assert_non_null(env.source);
+    fixture_load(&f, "tdx-v4-phala", "2025-07-04T10:16:31Z");
+    f.opts.collateral = NULL;
+    mr_attest_env_options(&env, &f.opts);
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_UP_TO_DATE);
+    fixture_free(&f);
+    mr_attest_env_free(&env);
+    setenv("EDG_ATTESTATION_ROOT_CA", "/nonexistent/root.pem", 1);
+    MR_ASSERT_FAIL(mr_attest_env_load(&env), MR_ERR_IO, "EDG_ATTESTATION_ROOT_CA");
+    unsetenv("EDG_ATTESTATION_ROOT_CA");
+    unsetenv("EDG_ATTESTATION_COLLATERAL");
+}
+
+typedef struct thread_arg {
+    const mr_buf *quote[2];
+    mr_attest_options opts[2];
+    int failures;
+} thread_arg;
+
+static void *verify_thread(void *p)
+{
+    thread_arg *a = p;
+    mr_attest_claims c;
+    for (int i = 0; i < 40; i++) {
+        int k = i % 2;
+        if (!mr_ok(mr_dcap_verify(a->quote[k]->data, a->quote[k]->len, &a->opts[k], &c)))
+            a->failures++;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    const char *shared = getenv("MR_SHARED_DIR");
+    char path[1024];
+    mr_collateral_source *src = NULL;
+    fixture sgx, tdx;
+    pthread_t th[4];
+    thread_arg args[4];
+    (void)state;
+
+    if (shared == NULL)
+        shared = "/work/shared";
+    snprintf(path, sizeof(path), "%s/testdata/attestation", shared);
+    MR_ASSERT_OK(mr_collateral_source_dir(path, &src));
+    mr_dcap_cache_clear();
+    fixture_load(&sgx, "sgx-v3-phala", "2025-07-04T10:28:44Z");
+    fixture_load(&tdx, "tdx-v4-phala", "2025-07-04T10:16:31Z");
+    for (int i = 0; i < 4; i++) {
+        memset(&args[i], 0, sizeof(args[i]));
+        args[i].quote[0] = &sgx.quote;
+        args[i].quote[1] = &tdx.quote;
+        args[i].opts[0] = sgx.opts;
+        args[i].opts[1] = tdx.opts;
+        if (i % 2) { /* half the threads go through the shared source */
+            args[i].opts[0].collateral = args[i].opts[1].collateral = NULL;
+            args[i].opts[0].source = args[i].opts[1].source = src;
+        }
+        assert_int_equal(pthread_create(&th[i], NULL, verify_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].failures, 0);
+    }
+    fixture_free(&sgx);
+    fixture_free(&tdx);
+    mr_collateral_source_free(src);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_failures(void **state)
@@ -960,6 +1050,8 @@ int main(void)
         cmocka_unit_test(test_roots),
         cmocka_unit_test(test_sources),
         cmocka_unit_test(test_pccs),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_policy_package),
         cmocka_unit_test(test_policy_tcb),
         cmocka_unit_test(test_synth_sgx_v3_roundtrip),
