@@ -147,4 +147,15 @@ void mr_core_activation_resp_free(mr_core_activation_resp *r);
 MR_RESULT mr_core_activate(mr_core *c, const mr_core_activation_req *req,
                            mr_core_activation_resp *resp);
 
+/* ---- users (spec §4.4, §8.1) ---- */
+
+/* Finds the user whose certificate is byte-identical to one of the presented certificates
+ * (DER). Errors (MR_ERR_AUTH): "no client certificate provided", "unauthorized user: client
+ * certificate did not match any MarbleRun users". The user name is copied into name. */
+MR_RESULT mr_core_auth_user(mr_core *c, const mr_slice *certs, size_t n, char *name, size_t size);
+/* True iff the user holds permission perm ("readsecret", "writesecret",
+ * "updatesecurityversion", "updatemanifest") on every resource in resources[0..n). */
+bool mr_core_user_permitted(mr_core *c, const char *user, const char *perm,
+                            const char *const *resources, size_t n);
+
 #endif
