@@ -157,6 +157,9 @@ MR_RESULT mr_x509_to_der(X509 *cert, mr_buf *out);
 MR_RESULT mr_x509_to_pem(X509 *cert, mr_buf *out);
 /* SHA-256 of the DER encoding. */
 MR_RESULT mr_x509_sha256(X509 *cert, uint8_t out[32]);
+/* The certificate's SubjectPublicKeyInfo DER, copied from the parsed structure (no key
+ * re-encoding; cheaper than encoding the EVP_PKEY), e.g. for pinning a root by key. */
+MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out);
 
 /* Accessors. */
 /* The subject public key, borrowed from the certificate (decoded once, then cached by

@@ -116,6 +116,19 @@ mr_result mr_x509_sha256(X509 *cert, uint8_t out[32])
     return MR_SUCCESS;
 }
 
+mr_result mr_x509_spki_der(X509 *cert, mr_buf *out)
+{
+    unsigned char *enc = NULL;
+    int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &enc);
+    if (len <= 0) {
+        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "public key encoding failed");
+        return MR_FAILURE;
+    }
+    mr_result r = mr_buf_append(out, enc, (size_t)len);
+    OPENSSL_free(enc);
+    return r;
+}
+
 /* ---- accessors ---- */
 
 mr_result mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)

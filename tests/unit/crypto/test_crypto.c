@@ -408,6 +408,24 @@ static void test_shamir_subsets(void **state)
     check_shamir_all_subsets(2, 6);
 }
 
+/* Hand-computed shares pin the layout (y bytes, then x) and the field (0x11B). */
+static void test_shamir_known_answer(void **state)
+{
+    (void)state;
+    /* f(x) = 0x42 + 0x01 x: f(1) = 0x43, f(2) = 0x40 */
+    static const uint8_t a1[] = {0x43, 0x01}, a2[] = {0x40, 0x02};
+    /* f(x) = 0x42 + 0x80 x: 0x80*2 = 0x1B (reduced), 0x80*3 = 0x9B */
+    static const uint8_t b2[] = {0x42 ^ 0x1B, 0x02}, b3[] = {0x42 ^ 0x9B, 0x03};
+    mr_slice a[] = {MR_SLICE(a2, 2), MR_SLICE(a1, 2)}, b[] = {MR_SLICE(b2, 2), MR_SLICE(b3, 2)};
+    mr_buf out = secret_buf();
+    MR_ASSERT_OK(mr_shamir_combine(a, 2, &out));
+    MR_ASSERT_OK(mr_shamir_combine(b, 2, &out));
+    assert_int_equal(out.len, 2);
+    assert_int_equal(out.data[0], 0x42);
+    assert_int_equal(out.data[1], 0x42);
+    mr_buf_free(&out);
+}
+
 static void test_shamir_edges(void **state)
 {
     (void)state;
@@ -463,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_gf256),
         cmocka_unit_test(test_xor_shares),
         cmocka_unit_test(test_shamir_subsets),
+        cmocka_unit_test(test_shamir_known_answer),
         cmocka_unit_test(test_shamir_edges),
     };
     const struct CMUnitTest rsa_tests[] = {

@@ -712,6 +712,11 @@ static void test_intel_collateral(void **state)
     MR_ASSERT_OK(mr_key_public_to_der(root_key, MR_KEYFMT_PKIX, &spki));
     MR_ASSERT_OK(mr_sha256(spki.data, spki.len, d));
     assert_hex_equal(d, 32, "a0af031289f5d5d4132f9186068a7fc13628633ba235777472e29b6b6c67a49e");
+    mr_buf spki2 = plain_buf();
+    MR_ASSERT_OK(mr_x509_spki_der(root, &spki2));
+    assert_int_equal(spki2.len, spki.len);
+    assert_memory_equal(spki2.data, spki.data, spki.len);
+    mr_buf_free(&spki2);
     mr_buf cn = plain_buf();
     MR_ASSERT_OK(mr_x509_subject_cn(root, &cn));
     assert_string_equal((char *)cn.data, "Intel SGX Root CA");
