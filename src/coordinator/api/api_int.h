@@ -32,6 +32,10 @@ MR_RESULT api_register_mesh(mr_api *a);
 MR_RESULT api_register_observe(mr_api *a);
 void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote);
 
+/* Authenticates the request's client certificates as a manifest user (spec §4.4). On failure
+ * the request is completed with 401 (v1 error / v2 fail envelope) and false is returned. */
+bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size);
+
 /* Completes a request with a JSend success whose data is the buffer's JSON (NULL = null). */
 void api_success(mr_srv_request *r, mr_buf *data);
 /* v1 errors: the JSend error envelope with the given status and the current error text. */
