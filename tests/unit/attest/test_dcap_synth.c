@@ -367,3 +367,249 @@ void test_synth_bad_cert_types(void **state)
     mr_buf_free(&q);
     synth_free(&s);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Re-signed collateral: a test "TCB Signing" certificate under the test root signs edited
+ * TCB Info / QE Identity texts for the real tdx-v4-phala quote (whose PCK chain still goes
+ * to the Intel root), to exercise the convergence rules of §2 step 13 that no real vector
+ * reaches. */
+
+typedef struct resigner {
+    synth s;
+    EVP_PKEY *tcb_key;
+    X509 *tcb_cert;
+    mr_buf chain_pem;
+    mr_buf quote;
+} resigner;
+
+static void resigner_init(resigner *r)
+{
+    X509_NAME *n = X509_NAME_new();
+    synth_init(&r->s);
+    assert_non_null(n);
+    assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"Intel SGX TCB Signing",
+                                                -1, -1, 0),
+                     1);
+    r->tcb_key = gen_key();
+    r->tcb_cert = mk_cert(n, r->s.root, r->tcb_key, r->s.root_key, NULL, NULL);
+    X509_NAME_free(n);
+    mr_buf_init(&r->chain_pem, 0, 0);
+    pem_cert(r->tcb_cert, &r->chain_pem);
+    pem_cert(r->s.root, &r->chain_pem);
+    MR_ASSERT_OK(mr_buf_nul_terminate(&r->chain_pem));
+    td_read_vector("tdx-v4-phala/quote.bin", &r->quote);
+}
+
+static void resigner_free(resigner *r)
+{
+    EVP_PKEY_free(r->tcb_key);
+    X509_free(r->tcb_cert);
+    mr_buf_free(&r->chain_pem);
+    mr_buf_free(&r->quote);
+    synth_free(&r->s);
+}
+
+typedef void (*edit_fn)(json_t *doc);
+
+static void resign_field(resigner *r, json_t *col, const char *text_key, const char *sig_key,
+                         const char *chain_key, edit_fn edit, size_t flags)
+{
+    json_error_t je;
+    json_t *doc = json_loads(json_string_value(json_object_get(col, text_key)), 0, &je);
+    char *text = NULL;
+    uint8_t sig[64];
+    mr_buf hex;
+
+    assert_non_null(doc);
+    edit(doc);
+    text = json_dumps(doc, flags);
+    assert_non_null(text);
+    sign_raw(r->tcb_key, (const uint8_t *)text, strlen(text), sig);
+    mr_buf_init(&hex, 0, 0);
+    MR_ASSERT_OK(mr_hex_encode_buf(sig, 64, &hex));
+    assert_int_equal(json_object_set_new(col, text_key, json_string(text)), 0);
+    assert_int_equal(json_object_set_new(col, sig_key, json_stringn((const char *)hex.data,
+                                                                     hex.len)),
+                     0);
+    assert_int_equal(json_object_set_new(col, chain_key,
+                                         json_string((const char *)r->chain_pem.data)),
+                     0);
+    mr_buf_free(&hex);
+    free(text); /* check-source: allow alloc -- json_dumps result */
+    json_decref(doc);
+}
+
+static void no_edit(json_t *doc) { (void)doc; }
+
+/* Verifies the phala TDX quote against collateral with the given edits. */
+static mr_result run_resigned(resigner *r, edit_fn tcb_edit, edit_fn qe_edit, size_t flags,
+                              mr_attest_claims *c)
+{
+    mr_buf text;
+    json_error_t je;
+    json_t *col = NULL;
+    char *dump = NULL;
+    mr_dcap_collateral *dc = NULL;
+    mr_attest_options o;
+    mr_result res = MR_FAILURE;
+
+    td_read_vector("tdx-v4-phala/collateral.json", &text);
+    col = json_loadb((const char *)text.data, text.len, 0, &je);
+    assert_non_null(col);
+    resign_field(r, col, "tcb_info", "tcb_info_signature", "tcb_info_issuer_chain",
+                 tcb_edit ? tcb_edit : no_edit, flags);
+    resign_field(r, col, "qe_identity", "qe_identity_signature", "qe_identity_issuer_chain",
+                 qe_edit ? qe_edit : no_edit, flags);
+    dump = json_dumps(col, JSON_COMPACT);
+    MR_ASSERT_OK(mr_dcap_collateral_parse_json(dump, strlen(dump), &dc));
+    memset(&o, 0, sizeof(o));
+    o.roots = r->s.both;
+    o.collateral = dc;
+    o.verify_time = td_time("2025-07-04T10:16:31Z");
+    mr_error_clear();
+    res = mr_dcap_verify(r->quote.data, r->quote.len, &o, c);
+    mr_dcap_collateral_free(dc);
+    free(dump); /* check-source: allow alloc -- json_dumps result */
+    json_decref(col);
+    mr_buf_free(&text);
+    return res;
+}
+
+static json_t *module01(json_t *tcb)
+{
+    json_t *ids = json_object_get(tcb, "tdxModuleIdentities");
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(ids, i), "id")), "TDX_01") ==
+            0)
+            return json_array_get(ids, i);
+    fail_msg("no TDX_01");
+    return NULL;
+}
+
+static json_t *level(const char *status, int isvsvn, const char *adv)
+{
+    json_t *l = json_pack("{s:{s:i}, s:s, s:s}", "tcb", "isvsvn", isvsvn, "tcbDate",
+                          "2024-03-13T00:00:00Z", "tcbStatus", status);
+    if (adv)
+        json_object_set_new(l, "advisoryIDs", json_pack("[s]", adv));
+    return l;
+}
+
+static void set_levels(json_t *obj, json_t *a, json_t *b)
+{
+    json_t *arr = json_array();
+    json_array_append_new(arr, a);
+    if (b)
+        json_array_append_new(arr, b);
+    json_object_set_new(obj, "tcbLevels", arr);
+}
+
+static void mod_outofdate(json_t *t)
+{
+    set_levels(module01(t), level("UpToDate", 7, NULL), level("OutOfDate", 2, "INTEL-SA-00001"));
+}
+static void mod_revoked(json_t *t)
+{
+    set_levels(module01(t), level("UpToDate", 7, NULL), level("Revoked", 6, NULL));
+}
+static void mod_unsupported(json_t *t) { set_levels(module01(t), level("UpToDate", 7, NULL), NULL); }
+static void mod_renamed(json_t *t) { json_object_set_new(module01(t), "id", json_string("TDX_02")); }
+static void mod_mrsigner(json_t *t)
+{
+    json_object_set_new(module01(t), "mrsigner",
+                        json_string("01000000000000000000000000000000000000000000000000000000"
+                                    "0000000000000000000000000000000000000000"));
+}
+static void qe_outofdate(json_t *q)
+{
+    set_levels(q, level("UpToDate", 7, NULL), level("OutOfDate", 4, "INTEL-SA-00999"));
+}
+static void qe_revoked(json_t *q) { set_levels(q, level("UpToDate", 7, NULL), level("Revoked", 6, NULL)); }
+static void qe_unsupported(json_t *q) { set_levels(q, level("UpToDate", 7, NULL), NULL); }
+static void qe_mrsigner(json_t *q)
+{
+    json_object_set_new(q, "mrsigner", json_string("00000000000000000000000000000000000000"
+                                                   "00000000000000000000000000"));
+}
+static void qe_prodid(json_t *q) { json_object_set_new(q, "isvprodid", json_integer(3)); }
+static void qe_wrong_id(json_t *q) { json_object_set_new(q, "id", json_string("QE")); }
+static void platform_config_and_mod_ood(json_t *t)
+{
+    json_object_set_new(json_array_get(json_object_get(t, "tcbLevels"), 0), "tcbStatus",
+                        json_string("ConfigurationNeeded"));
+    mod_outofdate(t);
+}
+static void advisories(json_t *t)
+{
+    json_object_set_new(json_array_get(json_object_get(t, "tcbLevels"), 0), "advisoryIDs",
+                        json_pack("[s,s]", "INTEL-SA-00615", "INTEL-SA-00289"));
+    set_levels(module01(t), level("UpToDate", 6, "INTEL-SA-00289"), NULL);
+}
+static void wrong_fmspc(json_t *t) { json_object_set_new(t, "fmspc", json_string("B0C06F000001")); }
+static void wrong_id(json_t *t) { json_object_set_new(t, "id", json_string("SGX")); }
+static void reversed_levels(json_t *t)
+{
+    json_t *lv = json_object_get(t, "tcbLevels"), *rev = json_array();
+    for (size_t i = json_array_size(lv); i > 0; i--)
+        json_array_append(rev, json_array_get(lv, i - 1));
+    json_object_set_new(t, "tcbLevels", rev);
+}
+
+void test_resigned_convergence(void **state)
+{
+    resigner r;
+    mr_attest_claims c;
+    (void)state;
+
+    resigner_init(&r);
+    /* unchanged texts re-signed by the test signer, pretty-printed: verifies as is */
+    MR_ASSERT_OK(run_resigned(&r, NULL, NULL, JSON_INDENT(2), &c));
+    assert_int_equal(c.tcb.status, MR_TCB_UP_TO_DATE);
+    MR_ASSERT_OK(run_resigned(&r, reversed_levels, NULL, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_UP_TO_DATE);
+
+    MR_ASSERT_OK(run_resigned(&r, mod_outofdate, NULL, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.module_status, MR_TCB_OUT_OF_DATE);
+    assert_int_equal(c.tcb.platform_status, MR_TCB_UP_TO_DATE);
+    assert_int_equal(c.tcb.status, MR_TCB_OUT_OF_DATE);
+    assert_int_equal(c.tcb.advisory_count, 1);
+    assert_string_equal(c.tcb.advisories[0], "INTEL-SA-00001");
+    MR_ASSERT_OK(run_resigned(&r, mod_revoked, NULL, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_REVOKED);
+    MR_ASSERT_FAIL(run_resigned(&r, mod_unsupported, NULL, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "TCB_NOT_SUPPORTED");
+    MR_ASSERT_FAIL(run_resigned(&r, mod_renamed, NULL, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "TDX module identity: TDX_MODULE_MISMATCH: TCB Info has no module identity "
+                   "TDX_01");
+    MR_ASSERT_FAIL(run_resigned(&r, mod_mrsigner, NULL, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "MRSIGNERSEAM");
+    MR_ASSERT_OK(run_resigned(&r, platform_config_and_mod_ood, NULL, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED);
+
+    MR_ASSERT_OK(run_resigned(&r, NULL, qe_outofdate, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.qe_status, MR_TCB_OUT_OF_DATE);
+    assert_int_equal(c.tcb.status, MR_TCB_OUT_OF_DATE);
+    assert_int_equal(c.tcb.advisory_count, 1);
+    assert_string_equal(c.tcb.advisories[0], "INTEL-SA-00999");
+    MR_ASSERT_OK(run_resigned(&r, NULL, qe_revoked, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_REVOKED);
+    MR_ASSERT_FAIL(run_resigned(&r, NULL, qe_unsupported, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "QE identity: ISVSVN_NOT_SUPPORTED");
+    MR_ASSERT_FAIL(run_resigned(&r, NULL, qe_mrsigner, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "QE identity: QE_IDENTITY_MISMATCH: MRSIGNER");
+    MR_ASSERT_FAIL(run_resigned(&r, NULL, qe_prodid, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "QE_IDENTITY_MISMATCH: ISVPRODID");
+    MR_ASSERT_FAIL(run_resigned(&r, NULL, qe_wrong_id, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "the quote needs \"TD_QE\"");
+
+    MR_ASSERT_OK(run_resigned(&r, advisories, NULL, JSON_COMPACT, &c));
+    assert_int_equal(c.tcb.advisory_count, 2);
+    assert_string_equal(c.tcb.advisories[0], "INTEL-SA-00289");
+    assert_string_equal(c.tcb.advisories[1], "INTEL-SA-00615");
+    MR_ASSERT_FAIL(run_resigned(&r, wrong_fmspc, NULL, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "TCB Info: FMSPC does not match");
+    MR_ASSERT_FAIL(run_resigned(&r, wrong_id, NULL, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
+                   "TCB Info: collateral is for SGX");
+    resigner_free(&r);
+}
