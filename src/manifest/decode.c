@@ -726,7 +726,7 @@ static bool parse_rfc3339(const char *s, size_t len, mr_manifest_time *t)
         return false;
     size_t i = 19;
     uint64_t nsec = 0;
-    if (i < len && (s[i] == '.' || s[i] == ',')) {
+    if (i < len && s[i] == '.') {
         i++;
         size_t start = i, nd = 0;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
@@ -761,6 +761,118 @@ static bool parse_rfc3339(const char *s, size_t len, mr_manifest_time *t)
     return true;
 }
 
+#define RFC3339 "2006-01-02T15:04:05Z07:00"
+
+static bool isdig(const char *s, size_t len, size_t i) { return i < len && s[i] >= '0' && s[i] <= '9'; }
+
+/* The error time.Time.UnmarshalJSON reports for a string that is not strict RFC 3339: walks
+ * the layout elements as time.Parse does, then applies parseStrictRFC3339's extra checks. */
+static mr_result time_error(const char *s, size_t len)
+{
+    static const char *const elems[] = {"2006", "-", "01", "-", "02", "T", "15", ":",
+                                        "04",   ":", "05", "Z07:00"};
+    size_t p = 0;
+    unsigned month = 0, day = 0, year = 0;
+    const char *range = NULL;
+    for (size_t e = 0; e < MR_ARRAY_LEN(elems); e++) {
+        const char *el = elems[e];
+        size_t start = p;
+        bool ok = true;
+        unsigned v = 0;
+        if (strcmp(el, "2006") == 0) {
+            ok = len - p >= 4 && isdig(s, len, p) && isdig(s, len, p + 1) && isdig(s, len, p + 2) &&
+                 isdig(s, len, p + 3);
+            if (ok) {
+                (void)digits(s + p, 4, &year);
+                p += 4;
+            }
+        } else if (strcmp(el, "15") == 0) { /* one or two digits */
+            ok = isdig(s, len, p);
+            if (ok) {
+                v = (unsigned)(s[p++] - '0');
+                if (isdig(s, len, p))
+                    v = v * 10 + (unsigned)(s[p++] - '0');
+                if (v > 23 && range == NULL)
+                    range = "hour";
+            }
+        } else if (el[0] >= '0' && el[0] <= '9') { /* fixed two digits */
+            ok = isdig(s, len, p) && isdig(s, len, p + 1);
+            if (ok) {
+                v = (unsigned)(s[p] - '0') * 10 + (unsigned)(s[p + 1] - '0');
+                p += 2;
+                if (strcmp(el, "01") == 0) {
+                    month = v;
+                    if ((v < 1 || v > 12) && range == NULL)
+                        range = "month";
+                } else if (strcmp(el, "02") == 0) {
+                    day = v;
+                    if ((v < 1 || v > 31) && range == NULL)
+                        range = "day";
+                } else if (strcmp(el, "04") == 0) {
+                    if (v > 59 && range == NULL)
+                        range = "minute";
+                } else if (v > 59 && range == NULL) {
+                    range = "second";
+                }
+                /* fractional seconds follow the seconds element */
+                if (strcmp(el, "05") == 0 && p + 1 < len && (s[p] == '.' || s[p] == ',') &&
+                    isdig(s, len, p + 1)) {
+                    p++;
+                    while (isdig(s, len, p))
+                        p++;
+                }
+            }
+        } else if (strcmp(el, "Z07:00") == 0) {
+            if (p < len && s[p] == 'Z') {
+                p++;
+            } else {
+                ok = len - p >= 6 && (s[p] == '+' || s[p] == '-') && s[p + 3] == ':' &&
+                     isdig(s, len, p + 1) && isdig(s, len, p + 2) && isdig(s, len, p + 4) &&
+                     isdig(s, len, p + 5);
+                if (ok)
+                    p += 6;
+            }
+        } else { /* literal */
+            size_t n = strlen(el);
+            ok = len - p >= n && memcmp(s + p, el, n) == 0;
+            if (ok)
+                p += n;
+        }
+        if (!ok)
+            MR_BAIL(MR_ERR_USAGE,
+                    "parsing time \"%.*s\" as \"" RFC3339 "\": cannot parse \"%.*s\" as \"%s\"",
+                    (int)len, s, (int)(len - start), s + start, el);
+        if (range)
+            MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\": %s out of range", (int)len, s, range);
+    }
+    if (p < len)
+        MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\": extra text: \"%.*s\"", (int)len, s,
+                (int)(len - p), s + p);
+    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > mdays[month - 1] + (month == 2 && leap ? 1u : 0u))
+        MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\": day out of range", (int)len, s);
+    /* accepted by time.Parse but not by the strict RFC 3339 rules */
+    if (len > 12 && s[12] == ':')
+        MR_BAIL(MR_ERR_USAGE,
+                "parsing time \"%.*s\" as \"" RFC3339 "\": cannot parse \"%c\" as \"15\"",
+                (int)len, s, s[11]);
+    if (len > 19 && s[19] == ',')
+        MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\" as \"" RFC3339 "\": cannot parse \",\" as \".\"",
+                (int)len, s);
+    if (s[len - 1] != 'Z') {
+        unsigned th = (unsigned)(s[len - 5] - '0') * 10 + (unsigned)(s[len - 4] - '0');
+        unsigned tm = (unsigned)(s[len - 2] - '0') * 10 + (unsigned)(s[len - 1] - '0');
+        if (th >= 24)
+            MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\": timezone hour out of range", (int)len, s);
+        if (tm >= 60)
+            MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\": timezone minute out of range", (int)len,
+                    s);
+    }
+    MR_BAIL(MR_ERR_USAGE, "parsing time \"%.*s\" as \"" RFC3339 "\": cannot parse \"%.*s\" as \"" RFC3339
+            "\"", (int)len, s, (int)len, s);
+}
+
 static mr_result dec_time(const mr_mj_node *v, mr_manifest_time *t)
 {
     if (v->kind == MR_MJ_NULL)
@@ -768,10 +880,8 @@ static mr_result dec_time(const mr_mj_node *v, mr_manifest_time *t)
     MR_ENSURE(v->kind == MR_MJ_STRING, MR_ERR_USAGE,
               "Time.UnmarshalJSON: input is not a JSON string");
     mr_manifest_time tmp = {0};
-    MR_ENSURE(parse_rfc3339(v->str, v->len, &tmp), MR_ERR_USAGE,
-              "parsing time \"%.100s\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"%.100s\" "
-              "as \"2006\"",
-              v->str, v->str);
+    if (!parse_rfc3339(v->str, v->len, &tmp))
+        return time_error(v->str, v->len);
     *t = tmp;
     return MR_SUCCESS;
 }

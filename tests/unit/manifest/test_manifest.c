@@ -486,9 +486,34 @@ static void test_decode_secrets(void **state)
     assert_false(m->secrets.items[0].cert.not_after.set);
     mr_manifest_free(m);
 
-    dec_fail("{'Secrets':{'c':{'Cert':{'NotAfter':'2030-13-01T00:00:00Z'}}}}",
-             "parsing time \"2030-13-01T00:00:00Z\" as \"2006-01-02T15:04:05Z07:00\": cannot "
-             "parse \"2030-13-01T00:00:00Z\" as \"2006\"");
+    static const struct {
+        const char *in, *err;
+    } times[] = {
+        {"2030-13-01T00:00:00Z", "parsing time \"2030-13-01T00:00:00Z\": month out of range"},
+        {"2030-02-30T00:00:00Z", "parsing time \"2030-02-30T00:00:00Z\": day out of range"},
+        {"2030-01-01T24:00:00Z", "parsing time \"2030-01-01T24:00:00Z\": hour out of range"},
+        {"2030-01-01T00:00:60Z", "parsing time \"2030-01-01T00:00:60Z\": second out of range"},
+        {"2030/01/01T00:00:00Z", "parsing time \"2030/01/01T00:00:00Z\" as "
+                                 "\"2006-01-02T15:04:05Z07:00\": cannot parse \"/01/01T00:00:00Z\" "
+                                 "as \"-\""},
+        {"2030-01-01", "parsing time \"2030-01-01\" as \"2006-01-02T15:04:05Z07:00\": cannot "
+                       "parse \"\" as \"T\""},
+        {"2030-01-01T00:00:00", "parsing time \"2030-01-01T00:00:00\" as "
+                                "\"2006-01-02T15:04:05Z07:00\": cannot parse \"\" as \"Z07:00\""},
+        {"2030-01-01T00:00:00Zjunk", "parsing time \"2030-01-01T00:00:00Zjunk\": extra text: "
+                                     "\"junk\""},
+        {"2030-01-01T1:00:00Z", "parsing time \"2030-01-01T1:00:00Z\" as "
+                                "\"2006-01-02T15:04:05Z07:00\": cannot parse \"1\" as \"15\""},
+        {"2030-01-01T00:00:00,5Z", "parsing time \"2030-01-01T00:00:00,5Z\" as "
+                                   "\"2006-01-02T15:04:05Z07:00\": cannot parse \",\" as \".\""},
+        {"2030-01-01T00:00:00+24:00",
+         "parsing time \"2030-01-01T00:00:00+24:00\": timezone hour out of range"},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(times); i++) {
+        char json[160];
+        snprintf(json, sizeof(json), "{'Secrets':{'c':{'Cert':{'NotAfter':'%s'}}}}", times[i].in);
+        dec_fail(json, times[i].err);
+    }
     dec_fail("{'Secrets':{'c':{'Cert':{'NotAfter':5}}}}",
              "Time.UnmarshalJSON: input is not a JSON string");
     dec_fail("{'Secrets':{'c':{'Cert':{'IPAddresses':['1.2.3']}}}}",
