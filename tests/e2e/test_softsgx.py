@@ -475,6 +475,16 @@ def test_verifier_rejects(softsgx, cli, tmp_path):
     assert run(softsgx, "init", rv, "--revoke-pck").returncode == 0
     r, _ = verify(cli, rv, make_quote(softsgx, rv, "--report-data", "00"), "--root-ca", rv / "root-ca.pem")
     assert r.returncode != 0 and b"revoked" in r.stderr
+    # collateral from the past: expired now, valid at a time inside its window
+    old = tmp_path / "old"
+    t0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+    assert run(softsgx, "init", old, "--time", str(t0), "--valid-days", "2").returncode == 0
+    q_old = make_quote(softsgx, old, "--report-data", "00")
+    r, _ = verify(cli, old, q_old, "--root-ca", old / "root-ca.pem")
+    assert r.returncode != 0 and b"PCK chain" in r.stderr
+    r, out = verify(cli, old, q_old, "--root-ca", old / "root-ca.pem", "--at", str(t0 + 86400))
+    assert r.returncode == 0, r.stderr
+    assert out["collateralIssued"] == "2023-11-14T21:13:20Z"
     # a flipped MRENCLAVE bit
     bad = bytearray(quote)
     bad[16 + 112] ^= 1

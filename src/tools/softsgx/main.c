@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attest/softsgx.h"
@@ -25,7 +26,7 @@ static const char USAGE[] =
     "\n"
     "Usage:\n"
     "  marblerun-softsgx init DIR [--tcb-status S] [--qe-tcb-status S] [--valid-days N]\n"
-    "                             [--revoke-pck]\n"
+    "                             [--revoke-pck] [--time UNIX-SECONDS]\n"
     "      Create the TEST root CA, PCK CA, PCK certificate (with the SGX extension), TCB\n"
     "      signing certificate, CRLs, and signed TCB Info / QE Identity in DIR:\n"
     "      DIR/root-ca.pem, DIR/collateral.json, DIR/private/ (keys, mode 0600).\n"
@@ -36,6 +37,8 @@ static const char USAGE[] =
     "      --qe-tcb-status S  QE TCB status: UpToDate (default), OutOfDate, Revoked\n"
     "      --valid-days N     validity of certificates, CRLs and collateral (default 30)\n"
     "      --revoke-pck       list the PCK certificate in the PCK CRL\n"
+    "      --time T           pretend it is T (Unix seconds) instead of now: validity starts\n"
+    "                         one hour before T (for tests with a fixed verification time)\n"
     "\n"
     "  marblerun-softsgx quote DIR --report-data HEX [--mrenclave HEX] [--mrsigner HEX]\n"
     "                             [--isvprodid N] [--isvsvn N] [--debug] [--raw] [--out FILE]\n"
@@ -96,6 +99,7 @@ enum {
     OPT_QE_TCB,
     OPT_DAYS,
     OPT_REVOKE,
+    OPT_TIME,
     OPT_RD,
     OPT_MRENCLAVE,
     OPT_MRSIGNER,
@@ -113,6 +117,7 @@ static const struct option OPTS[] = {
     {"qe-tcb-status", required_argument, NULL, OPT_QE_TCB},
     {"valid-days", required_argument, NULL, OPT_DAYS},
     {"revoke-pck", no_argument, NULL, OPT_REVOKE},
+    {"time", required_argument, NULL, OPT_TIME},
     {"report-data", required_argument, NULL, OPT_RD},
     {"mrenclave", required_argument, NULL, OPT_MRENCLAVE},
     {"mrsigner", required_argument, NULL, OPT_MRSIGNER},
@@ -159,6 +164,13 @@ static void parse_args(int argc, char **argv, args *a)
             break;
         case OPT_REVOKE:
             a->init.revoke_pck = true;
+            a->init_only_flag = true;
+            break;
+        case OPT_TIME:
+            /* up to 9999-12-31, minus the validity period */
+            a->init.now = (time_t)parse_num("--time", optarg, 253402300799UL - 36500UL * 86400);
+            if (a->init.now < 86400)
+                die_usage("--time is too early");
             a->init_only_flag = true;
             break;
         case OPT_RD:
