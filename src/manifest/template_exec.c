@@ -36,6 +36,7 @@ typedef enum vkind {
     V_INT,
     V_UINT8,
     V_BOOL,
+    V_EMITTED, /* a function result already written to the output (top-level last command) */
 } vkind;
 
 typedef struct val {
@@ -56,7 +57,9 @@ typedef struct exec {
     bool dry;
     mr_buf scratch;
     size_t out_max;
-    uint32_t at; /* node for the error context (Go's state.at) */
+    mr_buf *out;
+    uint32_t direct_cmd; /* the action's last command: its result goes straight to `out` */
+    uint32_t at;         /* node for the error context (Go's state.at) */
     char goerr[160];
 } exec;
 
@@ -363,6 +366,69 @@ static mr_result to_scratch(exec *x, size_t off, val *out)
     return MR_SUCCESS;
 }
 
+/* Exact size of an encoded function result. */
+static size_t encoded_len(uint8_t fn, const char *label, size_t n)
+{
+    if (fn == FN_HEX)
+        return n > SIZE_MAX / 2 ? SIZE_MAX : 2 * n;
+    size_t b = mr_b64_encoded_len(n);
+    if (fn == FN_BASE64)
+        return b;
+    return b + (b + 63) / 64 + 2 * strlen(label) + sizeof("-----BEGIN -----\n-----END -----\n") - 1;
+}
+
+static mr_result check_room(const exec *x, const mr_buf *dst, size_t need)
+{
+    if (need > x->out_max || dst->len > x->out_max - need) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
+                     "template: %s: rendered output exceeds the limit of %zu bytes", x->t->name,
+                     x->out_max);
+        return MR_FAILURE;
+    }
+    return MR_SUCCESS;
+}
+
+/* Where a function result goes: straight into the output for the action's last command
+ * (no copy), else the scratch buffer. */
+static mr_result finish_result(exec *x, mr_buf *dst, size_t off, val *out)
+{
+    if (dst == x->out) {
+        *out = (val){.kind = V_EMITTED};
+        return MR_SUCCESS;
+    }
+    return to_scratch(x, off, out);
+}
+
+/* PEM block as Go's pem.EncodeToMemory writes it (64-character lines), encoded in place in
+ * dst: no temporary buffer, so rendering a key costs no extra (secret) allocation. */
+static mr_result pem_into(mr_buf *dst, const char *label, mr_slice der)
+{
+    size_t start = dst->len;
+    size_t b = mr_b64_encoded_len(der.len);
+    size_t lines = (b + 63) / 64;
+    mr_result res = MR_FAILURE;
+    MR_GUARD(mr_buf_reserve(dst, encoded_len(FN_PEM, label, der.len)));
+    MR_GUARD_OUT(mr_buf_printf(dst, "-----BEGIN %s-----\n", label));
+    size_t at = dst->len;
+    MR_GUARD_OUT(mr_b64_encode_buf(der.ptr, der.len, MR_B64_STD, dst));
+    MR_GUARD_OUT(mr_buf_reserve(dst, lines));
+    for (size_t i = lines; i-- > 0;) {
+        size_t k = b - 64 * i < 64 ? b - 64 * i : 64;
+        uint8_t *to = dst->data + at + 65 * i;
+        memmove(to, dst->data + at + 64 * i, k);
+        to[k] = '\n';
+    }
+    dst->len += lines;
+    MR_GUARD_OUT(mr_buf_printf(dst, "-----END %s-----\n", label));
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res) && dst->data != NULL) {
+        OPENSSL_cleanse(dst->data + start, dst->len - start);
+        dst->len = start;
+    }
+    return res;
+}
+
 /* EncodeSecretDataToRaw's type switch; returns the Go error text or NULL. */
 static const char *raw_bytes(const val *v, mr_slice *out)
 {
@@ -385,7 +451,7 @@ static const char *raw_bytes(const val *v, mr_slice *out)
     return out->len == 0 ? "tried to parse secret with empty value" : NULL;
 }
 
-static mr_result fn_pem(exec *x, const val *v, val *out, const char **goerr)
+static mr_result fn_pem(exec *x, mr_buf *dst, const val *v, val *out, const char **goerr)
 {
     const char *label;
     switch (v->kind) {
@@ -410,9 +476,10 @@ static mr_result fn_pem(exec *x, const val *v, val *out, const char **goerr)
         *goerr = "tried to parse secret with empty value";
         return MR_SUCCESS;
     }
-    size_t off = x->scratch.len;
-    MR_GUARD(mr_pem_encode_buf(label, v->bytes.ptr, v->bytes.len, &x->scratch));
-    return to_scratch(x, off, out);
+    size_t off = dst->len;
+    MR_GUARD(check_room(x, dst, encoded_len(FN_PEM, label, v->bytes.len)));
+    MR_GUARD(pem_into(dst, label, v->bytes));
+    return finish_result(x, dst, off, out);
 }
 
 static mr_result fn_string(const val *v, val *out, const char **goerr)
@@ -439,7 +506,8 @@ static mr_result fn_string(const val *v, val *out, const char **goerr)
     return MR_SUCCESS;
 }
 
-static mr_result fn_encode(exec *x, uint8_t fn, const val *v, val *out, const char **goerr)
+static mr_result fn_encode(exec *x, mr_buf *dst, uint8_t fn, const val *v, val *out,
+                           const char **goerr)
 {
     mr_slice raw;
     *goerr = raw_bytes(v, &raw);
@@ -449,12 +517,13 @@ static mr_result fn_encode(exec *x, uint8_t fn, const val *v, val *out, const ch
         *out = (val){.kind = V_STRING, .bytes = raw};
         return MR_SUCCESS;
     }
-    size_t off = x->scratch.len;
+    size_t off = dst->len;
+    MR_GUARD(check_room(x, dst, encoded_len(fn, "", raw.len)));
     if (fn == FN_HEX)
-        MR_GUARD(mr_hex_encode_buf(raw.ptr, raw.len, &x->scratch));
+        MR_GUARD(mr_hex_encode_buf(raw.ptr, raw.len, dst));
     else
-        MR_GUARD(mr_b64_encode_buf(raw.ptr, raw.len, MR_B64_STD, &x->scratch));
-    return to_scratch(x, off, out);
+        MR_GUARD(mr_b64_encode_buf(raw.ptr, raw.len, MR_B64_STD, dst));
+    return finish_result(x, dst, off, out);
 }
 
 static bool is_int_like(const val *v)
@@ -503,8 +572,8 @@ static const char *index_one(exec *x, val *item, const val *ix)
     }
 }
 
-static mr_result call_fn(exec *x, uint8_t fn, const val *argv, size_t argc, val *out,
-                         const char **goerr)
+static mr_result call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size_t argc,
+                         val *out, const char **goerr)
 {
     *goerr = NULL;
     switch (fn) {
@@ -514,11 +583,11 @@ static mr_result call_fn(exec *x, uint8_t fn, const val *argv, size_t argc, val 
             *goerr = index_one(x, out, &argv[i]);
         return MR_SUCCESS;
     case FN_PEM:
-        return fn_pem(x, &argv[0], out, goerr);
+        return fn_pem(x, dst, &argv[0], out, goerr);
     case FN_STRING:
         return fn_string(&argv[0], out, goerr);
     default:
-        return fn_encode(x, fn, &argv[0], out, goerr);
+        return fn_encode(x, dst, fn, &argv[0], out, goerr);
     }
 }
 
@@ -563,7 +632,8 @@ static mr_result eval_function(exec *x, uint32_t ident, uint32_t cmd, const val 
         MR_GUARD(validate(x, mode, &argv[nargs]));
     }
     const char *goerr = NULL;
-    MR_GUARD(call_fn(x, id->fn, argv, num_in, out, &goerr));
+    mr_buf *dst = cmd == x->direct_cmd ? x->out : &x->scratch;
+    MR_GUARD(call_fn(x, dst, id->fn, argv, num_in, out, &goerr));
     if (goerr != NULL) {
         x->at = cmd;
         return x_fail(x, "error calling %s: %s", name, goerr);
@@ -739,6 +809,8 @@ static mr_result print_val(exec *x, uint32_t action, const val *v, mr_buf *out)
     switch (v->kind) {
     case V_NONE:
         return emit_str(x, out, "<no value>");
+    case V_EMITTED:
+        return MR_SUCCESS;
     case V_STRING: {
         mr_slice b = vbytes(x, v);
         return emit(x, out, b.ptr, b.len);
@@ -770,7 +842,8 @@ mr_result mr_tmpl_render(const mr_tmpl *t, const mr_tmpl_data *data, unsigned fl
     MR_ENSURE_REF(t);
     MR_ENSURE_REF(out);
     size_t start = out->len;
-    exec x = {.t = t, .data = data, .dry = (flags & MR_TMPL_DRY_RUN) != 0};
+    exec x = {.t = t, .data = data, .dry = (flags & MR_TMPL_DRY_RUN) != 0, .out = out,
+              .direct_cmd = NONE};
     x.out_max = out->max != 0 ? out->max : MR_BUF_MAX_DEFAULT;
     mr_buf_init(&x.scratch, x.out_max, MR_BUF_SECRET);
     for (uint32_t i = 0; i < t->nroot; i++) {
@@ -781,6 +854,8 @@ mr_result mr_tmpl_render(const mr_tmpl *t, const mr_tmpl_data *data, unsigned fl
             continue;
         }
         val v;
+        const node *pipe = &t->nodes[kid(&x, n, 0)];
+        x.direct_cmd = kid(&x, pipe, pipe->nkids - 1);
         MR_GUARD_OUT(eval_pipe(&x, kid(&x, n, 0), &v));
         MR_GUARD_OUT(print_val(&x, idx, &v, out));
         mr_buf_reset(&x.scratch);

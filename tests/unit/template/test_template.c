@@ -880,6 +880,19 @@ static void test_reuse_static_and_limits(void **state)
     assert_memory_equal(out.data, "prefix", 6);
     mr_buf_free(&out);
     mr_tmpl_free(t);
+    /* the same limit applies to intermediate results */
+    mr_buf_init(&out, 10, MR_BUF_SECRET);
+    src = "{{ index (hex .Secrets.sym) 0 }}";
+    MR_ASSERT_OK(mr_tmpl_parse(MR_TMPL_NAME, (const uint8_t *)src, strlen(src), MR_TMPL_ENV, &t));
+    MR_ASSERT_FAIL(mr_tmpl_render(t, &g_data, 0, &out), MR_ERR_USAGE,
+                   "template: data: rendered output exceeds the limit of 10 bytes");
+    mr_buf_free(&out);
+    mr_buf_init(&out, 64, MR_BUF_SECRET);
+    MR_ASSERT_OK(mr_tmpl_render(t, &g_data, 0, &out));
+    assert_int_equal(out.len, 2);
+    assert_memory_equal(out.data, "48", 2);
+    mr_buf_free(&out);
+    mr_tmpl_free(t);
 
     MR_ASSERT_OK(mr_tmpl_parse(MR_TMPL_NAME, (const uint8_t *)"a{{/* c */}}b", 13,
                                MR_TMPL_FILES, &t));
