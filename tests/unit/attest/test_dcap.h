@@ -19,5 +19,6 @@ void test_synth_sgx_v5(void **state);
 void test_synth_other_root_rejected(void **state);
 void test_synth_bad_cert_types(void **state);
 void test_resigned_convergence(void **state);
+void test_td_relaunch(void **state);
 
 #endif

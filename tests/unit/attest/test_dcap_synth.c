@@ -33,7 +33,8 @@ typedef struct synth {
     mr_dcap_quote real;
     mr_attest_roots *both;       /* Intel root + test root */
     mr_attest_roots *test_only;  /* test root */
-    mr_dcap_collateral *col;     /* phala collateral without the PCK CRL */
+    mr_dcap_collateral *col;     /* the template's collateral without the PCK CRL */
+    uint8_t body[MR_DCAP_TD15_BODY_LEN]; /* enclave/TD body used by build_quote (editable) */
 } synth;
 
 static EVP_PKEY *gen_key(void)
@@ -113,7 +114,7 @@ static void sign_raw(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t out[
     EVP_MD_CTX_free(ctx);
 }
 
-static void synth_init(synth *s)
+static void synth_init_from(synth *s, const char *dir)
 {
     STACK_OF(X509) *real_chain = NULL;
     X509 *intel = NULL;
@@ -124,9 +125,13 @@ static void synth_init(synth *s)
     json_error_t je;
     char *dump = NULL;
 
+    char rel[256];
+
     memset(s, 0, sizeof(*s));
-    td_read_vector("sgx-v3-phala/quote.bin", &s->real_quote);
+    snprintf(rel, sizeof(rel), "%s/quote.bin", dir);
+    td_read_vector(rel, &s->real_quote);
     MR_ASSERT_OK(mr_dcap_parse(s->real_quote.data, s->real_quote.len, &s->real));
+    memcpy(s->body, s->real.body.ptr, s->real.body.len);
     MR_ASSERT_OK(mr_ossl_pem_certs(s->real.cert_data.ptr, s->real.cert_data.len, &real_chain));
     MR_ASSERT_OK(mr_ossl_der_cert(mr_intel_sgx_root_der, mr_intel_sgx_root_der_len, &intel));
     sgx_ext = X509_get_ext(sk_X509_value(real_chain, 0),
@@ -154,7 +159,8 @@ static void synth_init(synth *s)
     assert_true(mr_attest_roots_is_intel(s->both));
     mr_buf_free(&pem);
 
-    td_read_vector("sgx-v3-phala/collateral.json", &coltext);
+    snprintf(rel, sizeof(rel), "%s/collateral.json", dir);
+    td_read_vector(rel, &coltext);
     j = json_loadb((const char *)coltext.data, coltext.len, 0, &je);
     assert_non_null(j);
     assert_int_equal(json_object_set_new(j, "pck_crl", json_null()), 0);
@@ -168,6 +174,8 @@ static void synth_init(synth *s)
     ASN1_OBJECT_free(oid);
     sk_X509_pop_free(real_chain, X509_free);
 }
+
+static void synth_init(synth *s) { synth_init_from(s, "sgx-v3-phala"); }
 
 static void synth_free(synth *s)
 {
@@ -214,16 +222,16 @@ static void build_quote(synth *s, int version, uint16_t outer_type, uint16_t cer
     mr_buf_init(out, 0, 0);
     MR_ASSERT_OK(mr_buf_append_u16le(out, (uint16_t)version));
     MR_ASSERT_OK(mr_buf_append_u16le(out, 2));
-    MR_ASSERT_OK(mr_buf_append_u32le(out, 0)); /* tee type SGX */
+    MR_ASSERT_OK(mr_buf_append_u32le(out, version == 3 ? 0 : s->real.tee_type));
     MR_ASSERT_OK(mr_buf_append_u16le(out, version == 3 ? 10 : 0));
     MR_ASSERT_OK(mr_buf_append_u16le(out, version == 3 ? 13 : 0));
     MR_ASSERT_OK(mr_buf_append(out, vendor, 16));
     MR_ASSERT_OK(mr_buf_append(out, zeros, 20));
     if (version == 5) {
-        MR_ASSERT_OK(mr_buf_append_u16le(out, 1));
-        MR_ASSERT_OK(mr_buf_append_u32le(out, 384));
+        MR_ASSERT_OK(mr_buf_append_u16le(out, s->real.body_type));
+        MR_ASSERT_OK(mr_buf_append_u32le(out, (uint32_t)s->real.body.len));
     }
-    MR_ASSERT_OK(mr_buf_append(out, s->real.body.ptr, 384));
+    MR_ASSERT_OK(mr_buf_append(out, s->body, s->real.body.len));
     sign_raw(s->att_key, out->data, out->len, sig);
 
     mr_buf_init(&tail, 0, 0);
@@ -380,12 +388,15 @@ typedef struct resigner {
     X509 *tcb_cert;
     mr_buf chain_pem;
     mr_buf quote;
+    const char *coldir, *when;
+    bool drop_pck_crl;
 } resigner;
 
-static void resigner_init(resigner *r)
+static void resigner_init_from(resigner *r, const char *template_dir)
 {
     X509_NAME *n = X509_NAME_new();
-    synth_init(&r->s);
+    memset(r, 0, sizeof(*r));
+    synth_init_from(&r->s, template_dir);
     assert_non_null(n);
     assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
                                                 (const unsigned char *)"Intel SGX TCB Signing",
@@ -398,7 +409,15 @@ static void resigner_init(resigner *r)
     pem_cert(r->tcb_cert, &r->chain_pem);
     pem_cert(r->s.root, &r->chain_pem);
     MR_ASSERT_OK(mr_buf_nul_terminate(&r->chain_pem));
+}
+
+/* The real tdx-v4-phala quote with re-signed collateral. */
+static void resigner_init(resigner *r)
+{
+    resigner_init_from(r, "sgx-v3-phala");
     td_read_vector("tdx-v4-phala/quote.bin", &r->quote);
+    r->coldir = "tdx-v4-phala";
+    r->when = "2025-07-04T10:16:31Z";
 }
 
 static void resigner_free(resigner *r)
@@ -454,9 +473,13 @@ static mr_result run_resigned(resigner *r, edit_fn tcb_edit, edit_fn qe_edit, si
     mr_attest_options o;
     mr_result res = MR_FAILURE;
 
-    td_read_vector("tdx-v4-phala/collateral.json", &text);
+    char rel[256];
+    snprintf(rel, sizeof(rel), "%s/collateral.json", r->coldir);
+    td_read_vector(rel, &text);
     col = json_loadb((const char *)text.data, text.len, 0, &je);
     assert_non_null(col);
+    if (r->drop_pck_crl)
+        assert_int_equal(json_object_set_new(col, "pck_crl", json_null()), 0);
     resign_field(r, col, "tcb_info", "tcb_info_signature", "tcb_info_issuer_chain",
                  tcb_edit ? tcb_edit : no_edit, flags);
     resign_field(r, col, "qe_identity", "qe_identity_signature", "qe_identity_issuer_chain",
@@ -466,7 +489,7 @@ static mr_result run_resigned(resigner *r, edit_fn tcb_edit, edit_fn qe_edit, si
     memset(&o, 0, sizeof(o));
     o.roots = r->s.both;
     o.collateral = dc;
-    o.verify_time = td_time("2025-07-04T10:16:31Z");
+    o.verify_time = td_time(r->when);
     mr_error_clear();
     res = mr_dcap_verify(r->quote.data, r->quote.len, &o, c);
     mr_dcap_collateral_free(dc);
@@ -611,5 +634,78 @@ void test_resigned_convergence(void **state)
                    "TCB Info: FMSPC does not match");
     MR_ASSERT_FAIL(run_resigned(&r, wrong_id, NULL, JSON_COMPACT, &c), MR_ERR_ATTESTATION,
                    "TCB Info: collateral is for SGX");
+    resigner_free(&r);
+}
+
+/* ---- TD relaunch (TD report 1.5): a synthetic TDX v5 quote from the test hierarchy ---- */
+
+static int relaunch_sgx_config;
+
+static json_t *tdx_level(const char *status, int tdx2)
+{
+    json_t *sgx = json_array(), *tdx = json_array();
+    for (int i = 0; i < 16; i++) {
+        json_array_append_new(sgx, json_pack("{s:i}", "svn", 0));
+        json_array_append_new(tdx, json_pack("{s:i}", "svn", i == 2 ? tdx2 : 0));
+    }
+    return json_pack("{s:{s:o,s:i,s:o}, s:s, s:s}", "tcb", "sgxtcbcomponents", sgx, "pcesvn", 0,
+                     "tdxtcbcomponents", tdx, "tcbDate", "2024-03-13T00:00:00Z", "tcbStatus",
+                     status);
+}
+
+/* Levels: [tdx[2] >= 3: UpToDate (or ConfigurationNeeded), tdx[2] >= 2: OutOfDate];
+ * module TDX_01: [isvsvn 13 UpToDate, isvsvn 2 OutOfDate]. */
+static void relaunch_levels(json_t *t)
+{
+    json_t *arr = json_array();
+    json_array_append_new(arr, tdx_level(relaunch_sgx_config ? "ConfigurationNeeded" : "UpToDate",
+                                         3));
+    json_array_append_new(arr, tdx_level("OutOfDate", 2));
+    json_object_set_new(t, "tcbLevels", arr);
+    set_levels(module01(t), level("UpToDate", 13, NULL), level("OutOfDate", 2, NULL));
+}
+
+static mr_result run_relaunch(resigner *r, uint8_t svn2_2, mr_attest_claims *c)
+{
+    mr_buf_free(&r->quote);
+    /* TEE_TCB_SVN = 07 01 02 ..., TEE_TCB_SVN2 (body offset 584) = 0d 01 <svn2_2> ... */
+    memset(r->s.body, 0, 16);
+    r->s.body[0] = 7;
+    r->s.body[1] = 1;
+    r->s.body[2] = 2;
+    memset(r->s.body + 584, 0, 16);
+    r->s.body[584] = 13;
+    r->s.body[585] = 1;
+    r->s.body[586] = svn2_2;
+    build_quote(&r->s, 5, 6, 5, &r->quote);
+    return run_resigned(r, relaunch_levels, NULL, JSON_COMPACT, c);
+}
+
+void test_td_relaunch(void **state)
+{
+    resigner r;
+    mr_attest_claims c;
+    (void)state;
+
+    resigner_init_from(&r, "tdx-v5-phala-no-tcb-match");
+    r.coldir = "tdx-v5-phala-no-tcb-match";
+    r.when = "2026-03-05T10:50:03Z";
+    r.drop_pck_crl = true;
+
+    relaunch_sgx_config = 0;
+    MR_ASSERT_OK(run_relaunch(&r, 3, &c));
+    assert_int_equal(c.tee, MR_TEE_TDX);
+    assert_int_equal(c.quote_version, 5);
+    assert_true(c.u.tdx.has_td15);
+    assert_int_equal(c.tcb.platform_status, MR_TCB_OUT_OF_DATE);
+    assert_int_equal(c.tcb.module_status, MR_TCB_OUT_OF_DATE);
+    assert_int_equal(c.tcb.status, MR_TCB_TD_RELAUNCH_ADVISED);
+    relaunch_sgx_config = 1;
+    MR_ASSERT_OK(run_relaunch(&r, 3, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED);
+    /* TEE_TCB_SVN2 below the newest level: no relaunch advice, the module makes it OutOfDate */
+    relaunch_sgx_config = 0;
+    MR_ASSERT_OK(run_relaunch(&r, 2, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_OUT_OF_DATE);
     resigner_free(&r);
 }
