@@ -156,12 +156,21 @@ static void set_reason(mr_sealer *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
+    if (vsnprintf(s->reason, sizeof(s->reason), fmt, ap) < 0)
+        s->reason[0] = '\0';
     va_end(ap);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* KEK providers                                                                              */
+
+/* OSSL_PARAM wants a non-const pointer for input it only reads. */
+static void *param_ptr(const void *p)
+{
+    void *q;
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
 
 static mr_result hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, uint8_t *out)
 {
@@ -173,11 +182,11 @@ static mr_result hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, ui
     c = EVP_KDF_CTX_new(kdf);
     MR_ENSURE_ALLOC_OUT(c);
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)ikm, ikm_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)(uintptr_t)salt,
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, param_ptr("SHA256"), 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, param_ptr(ikm), ikm_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, param_ptr(salt),
                                           sizeof(salt) - 1),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)info,
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, param_ptr(info),
                                           strlen(info)),
         OSSL_PARAM_construct_end(),
     };

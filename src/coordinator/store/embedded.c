@@ -137,6 +137,14 @@ static mr_result header_mac(const emb *e, const uint8_t *aad, uint8_t out[REC_MA
     return MR_SUCCESS;
 }
 
+/* OSSL_PARAM wants a non-const pointer for input it only reads. */
+static void *param_ptr(const void *p)
+{
+    void *q;
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
+
 static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
 {
     mr_result res = MR_FAILURE;
@@ -146,9 +154,9 @@ static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
     c = EVP_KDF_CTX_new(kdf);
     MR_ENSURE_ALLOC_OUT(c);
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)dek, 32),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)HMAC_INFO,
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, param_ptr("SHA256"), 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, param_ptr(dek), 32),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, param_ptr(HMAC_INFO),
                                           sizeof(HMAC_INFO) - 1),
         OSSL_PARAM_construct_end(),
     };

@@ -126,6 +126,8 @@ node *sl_node_new(skiplist *l, const char *key, size_t klen)
 void sl_link(skiplist *l, node *n)
 {
     node *upd[SL_MAX_LEVEL];
+    for (int i = 0; i < SL_MAX_LEVEL; i++)
+        upd[i] = l->head;
     find_path(l, n->key, n->klen, upd);
     if (n->level > l->level) {
         for (int i = l->level; i < n->level; i++)
@@ -142,6 +144,8 @@ void sl_link(skiplist *l, node *n)
 void sl_unlink(skiplist *l, node *n)
 {
     node *upd[SL_MAX_LEVEL];
+    for (int i = 0; i < SL_MAX_LEVEL; i++)
+        upd[i] = l->head;
     find_path(l, n->key, n->klen, upd);
     for (int i = 0; i < l->level; i++) {
         if (upd[i]->next[i] == n)
@@ -584,12 +588,13 @@ static mr_result list_pass(kv_txn *t, const char *prefix, size_t plen, mr_store_
         if (v == NULL)
             continue;
         if (out->items != NULL) {
-            size_t koff = out->keys_.len, voff = out->values_.len;
+            /* pass 1 reserved the exact sizes: the buffers do not move during pass 2 */
+            const uint8_t *kp = out->keys_.data + out->keys_.len;
+            const uint8_t *vp = out->values_.data + out->values_.len;
             MR_GUARD(mr_buf_append(&out->keys_, src->key, src->klen + 1));
             MR_GUARD(mr_buf_append(&out->values_, v->val, v->len));
-            /* offsets now; turned into pointers when both buffers are final */
-            out->items[i].key = (const char *)(uintptr_t)koff;
-            out->items[i].value = MR_SLICE((const uint8_t *)(uintptr_t)voff, v->len);
+            out->items[i].key = (const char *)kp;
+            out->items[i].value = MR_SLICE(vp, v->len);
         }
         i++;
         *kbytes += src->klen + 1;
@@ -632,10 +637,6 @@ static mr_result kv_list(mr_store_txn *tx, const char *prefix, mr_store_list *ou
         MR_GUARD_OUT(mr_buf_reserve(&l.keys_, kbytes));
         MR_GUARD_OUT(mr_buf_reserve(&l.values_, vbytes + 1));
         MR_GUARD_OUT(list_pass(t, prefix, plen, &l, &count, &kbytes, &vbytes));
-        for (size_t i = 0; i < count; i++) {
-            l.items[i].key = (const char *)l.keys_.data + (uintptr_t)l.items[i].key;
-            l.items[i].value.ptr = l.values_.data + (uintptr_t)l.items[i].value.ptr;
-        }
     }
     unlock(t->k);
     locked = false;
