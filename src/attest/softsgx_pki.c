@@ -194,21 +194,18 @@ out:
     return res;
 }
 
-/* A DER INTEGER's content octets for a small non-negative value. */
-static size_t int_content(unsigned v, uint8_t out[3])
+/* The content octets of a DER INTEGER holding v (0..65535): minimal big-endian, with a
+ * leading zero octet when the top bit would otherwise make it negative. */
+static size_t int_content(uint16_t v, uint8_t out[3])
 {
-    if (v < 0x80) {
-        out[0] = (uint8_t)v;
-        return 1;
-    }
-    if (v < 0x100) {
-        out[0] = 0;
-        out[1] = (uint8_t)v;
-        return 2;
-    }
-    out[0] = (uint8_t)(v >> 8);
-    out[1] = (uint8_t)v;
-    return 2;
+    uint8_t be[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    size_t skip = be[0] == 0 ? 1 : 0; /* keep at least one octet */
+    size_t n = 0;
+    if (be[skip] & 0x80)
+        out[n++] = 0;
+    for (size_t i = skip; i < 2; i++)
+        out[n++] = be[i];
+    return n;
 }
 
 /* The value of the SGX extension, laid out like Intel's Processor-CA PCK certificates:
