@@ -20,6 +20,7 @@ import pytest
 
 SOURCE_DIR = os.environ.get("MR_SOURCE_DIR", str(pathlib.Path(__file__).resolve().parents[2]))
 HEADER_TIMEOUT_MS = 1500
+BODY_TIMEOUT_MS = 3000
 
 
 def _echo_bin(build_dir):
@@ -37,6 +38,7 @@ def _openssl(*args, cwd):
 def certs(tmp_path_factory):
     d = tmp_path_factory.mktemp("certs")
     for name, subj, san in (("server", "/CN=localhost", "DNS:localhost,IP:127.0.0.1"),
+                            ("server2", "/CN=rotated", "DNS:localhost,IP:127.0.0.1"),
                             ("client", "/CN=MarbleRun Marble", "DNS:localhost")):
         _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                  "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", subj,
@@ -44,6 +46,7 @@ def certs(tmp_path_factory):
     der = subprocess.run(["openssl", "x509", "-in", d / "client.pem", "-outform", "der"],
                          check=True, capture_output=True).stdout
     return {"dir": d, "server": d / "server.pem", "server_key": d / "server.key",
+            "server2": d / "server2.pem", "server2_key": d / "server2.key",
             "client": d / "client.pem", "client_key": d / "client.key",
             "client_sha": hashlib.sha256(der).hexdigest()}
 
@@ -86,7 +89,8 @@ class Daemon:
 @pytest.fixture(scope="module")
 def daemon(build_dir, certs, tmp_path_factory):
     d = Daemon(build_dir, certs, tmp_path_factory.mktemp("daemon"),
-               "--header-timeout-ms", str(HEADER_TIMEOUT_MS))
+               "--header-timeout-ms", str(HEADER_TIMEOUT_MS),
+               "--body-timeout-ms", str(BODY_TIMEOUT_MS))
     yield d
     assert d.stop() == 0
 
@@ -439,6 +443,48 @@ def test_slowloris_times_out(daemon):
         plain.close()
 
 
+def _h2_frame(ftype, flags, stream, payload):
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") +
+            payload)
+
+
+def test_h2_stalled_request_times_out(daemon):
+    # HEADERS of a POST without its body: the stream waits for the client, which never sends.
+    hdrs = b"".join(b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v for n, v in (
+        (b":method", b"POST"), (b":scheme", b"https"), (b":path", b"/echo"),
+        (b":authority", b"localhost")))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", daemon.client), timeout=15))
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0, b"") +
+                  _h2_frame(1, 4, 1, hdrs))
+        assert curl_json("--http2", daemon.url("/status"))["status"] == "success"
+        took = _read_until_closed(s, 15)
+        assert took is not None and took < BODY_TIMEOUT_MS / 1000 + 3
+    finally:
+        s.close()
+
+
+def _server_cn(port):
+    _, out = s_client(port, "-alpn", "h2")
+    return [ln for ln in out.splitlines() if ln.startswith("subject=")][0]
+
+
+def test_certificate_provider_asked_per_handshake(build_dir, certs, tmp_path):
+    d = Daemon(build_dir, certs, tmp_path, "--cert2", str(certs["server2"]), "--key2",
+               str(certs["server2_key"]))
+    try:
+        assert "CN = localhost" in _server_cn(d.client)
+        assert curl_json("--http1.1", "-X", "POST", d.url("/rotate"))["status"] == "success"
+        assert "CN = rotated" in _server_cn(d.client)
+        assert "CN = rotated" in _server_cn(d.mesh)
+    finally:
+        assert d.stop() == 0
+
+
 # ---- metrics listener ----
 
 def test_metrics_listener(daemon, pb, channel):
@@ -469,7 +515,13 @@ def test_graceful_stop_finishes_in_flight(build_dir, certs, tmp_path):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.1)
+    gauge = 'server_client_api_http_in_flight_requests{path="/slow"} 1'
+    for _ in range(100):  # wait until the request is in a handler
+        text = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{d.metrics}/metrics"],
+                              capture_output=True, timeout=20).stdout.decode()
+        if gauge in text:
+            break
+        time.sleep(0.02)
     d.terminate()
     t.join(20)
     assert result["doc"]["data"] == "slow"

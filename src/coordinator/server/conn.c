@@ -36,12 +36,10 @@ static void set_reading(mr_srv_conn *c, bool on)
         bufferevent_disable(c->bev, EV_READ);
 }
 
-void mr_srv_conn_close(mr_srv_conn *c)
+/* Drops the protocol state; requests a handler still owns are detached. */
+static void teardown(mr_srv_conn *c)
 {
-    if (c == NULL || c->closed)
-        return;
     c->closed = true;
-    mr_srv *s = c->srv;
     if (c->h1_req != NULL) {
         if (c->h1_req->dispatched)
             c->h1_req->conn = NULL; /* the handler still owns it */
@@ -51,8 +49,11 @@ void mr_srv_conn_close(mr_srv_conn *c)
     }
     mr_srv_h2_free(c);
     mr_h1_head_free(&c->head);
-    if (c->virtual_conn)
-        return; /* the fuzz harness frees it */
+}
+
+static void release(mr_srv_conn *c)
+{
+    mr_srv *s = c->srv;
     if (c->timer != NULL)
         event_free(c->timer);
     mr_srv_certs_free(c->certs, c->ncerts);
@@ -66,6 +67,43 @@ void mr_srv_conn_close(mr_srv_conn *c)
         c->next->prev = c->prev;
     mr_free(c);
     mr_srv_conn_gone(s);
+}
+
+void mr_srv_conn_close(mr_srv_conn *c)
+{
+    if (c == NULL || c->closed)
+        return;
+    teardown(c);
+    if (!c->virtual_conn) /* the fuzz harness frees virtual connections itself */
+        release(c);
+}
+
+mr_srv_conn *mr_srv_conn_new_virtual(mr_srv *s, int listener, mr_srv_proto proto)
+{
+    if (listener < 0 || (size_t)listener >= s->nlst)
+        return NULL;
+    mr_srv_conn *c = mr_srv_conn_new(s, s->lst[listener], NULL);
+    if (c == NULL)
+        return NULL;
+    c->virtual_conn = true;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    if (c->in == NULL || c->out == NULL || !mr_ok(mr_srv_conn_start(c, proto)))
+        teardown(c);
+    return c;
+}
+
+void mr_srv_conn_free_virtual(mr_srv_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (!c->closed)
+        teardown(c);
+    if (c->in != NULL)
+        evbuffer_free(c->in);
+    if (c->out != NULL)
+        evbuffer_free(c->out);
+    release(c);
 }
 
 /* Sends a response the server itself decided on (no handler) and finishes the exchange. */
@@ -373,8 +411,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->state == CONN_H1_WAIT)
         return; /* a handler is working; its answer will come */
-    if (c->state == CONN_H2 && c->h2_open_streams > 0)
+    if (c->state == CONN_H2 && !mr_srv_h2_stalled(c)) {
+        arm(c, c->srv->limits.body_timeout_ms); /* handlers are working; wait for them */
         return;
+    }
     MR_LOG_DEBUG("connection timed out", MR_F_INT("state", c->state));
     mr_srv_conn_close(c);
 }

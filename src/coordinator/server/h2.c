@@ -13,6 +13,22 @@
 
 enum { GRPC_RESOURCE_EXHAUSTED = 8 };
 
+static void arm_timer(mr_srv_conn *c, unsigned ms)
+{
+    if (c->timer == NULL)
+        return;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+bool mr_srv_h2_stalled(const mr_srv_conn *c)
+{
+    for (const mr_srv_request *r = c->h2_reqs; r != NULL; r = r->sib_next)
+        if (!r->dispatched)
+            return true; /* still receiving, or the client never finished its side */
+    return c->h2_open_streams == 0;
+}
+
 static mr_srv_request *stream_req(nghttp2_session *h2, int32_t id)
 {
     return nghttp2_session_get_stream_user_data(h2, id);
@@ -67,8 +83,6 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     }
     link_req(c, r);
     c->h2_open_streams++;
-    if (c->timer != NULL)
-        evtimer_del(c->timer);
     return 0;
 }
 
@@ -230,11 +244,8 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
     if (c->h2_open_streams > 0)
         c->h2_open_streams--;
     release_req(c, r);
-    if (c->h2_open_streams == 0 && c->timer != NULL && !c->closed) {
-        struct timeval tv = {.tv_sec = c->srv->limits.idle_timeout_ms / 1000,
-                             .tv_usec = (c->srv->limits.idle_timeout_ms % 1000) * 1000};
-        evtimer_add(c->timer, &tv);
-    }
+    if (c->h2_open_streams == 0 && !c->closed)
+        arm_timer(c, c->srv->limits.idle_timeout_ms);
     return 0;
 }
 
@@ -356,6 +367,10 @@ void mr_srv_h2_input(mr_srv_conn *c)
         }
         evbuffer_drain(c->in, (size_t)n);
     }
+    /* Progress: the connection may wait again, shorter while a request is open. */
+    if (!c->closed)
+        arm_timer(c, c->h2_open_streams > 0 ? c->srv->limits.body_timeout_ms
+                                            : c->srv->limits.idle_timeout_ms);
     mr_srv_h2_flush(c);
 }
 
@@ -386,11 +401,7 @@ MR_RESULT mr_srv_h2_start(mr_srv_conn *c)
     MR_ENSURE_OUT(nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
                                                         H2_CONN_WINDOW) == 0,
                   MR_ERR_INTERNAL, "cannot set HTTP/2 window");
-    if (c->timer != NULL) {
-        struct timeval tv = {.tv_sec = c->srv->limits.idle_timeout_ms / 1000,
-                             .tv_usec = (c->srv->limits.idle_timeout_ms % 1000) * 1000};
-        evtimer_add(c->timer, &tv);
-    }
+    arm_timer(c, c->srv->limits.idle_timeout_ms);
     mr_srv_h2_flush(c);
     res = MR_SUCCESS;
 out:

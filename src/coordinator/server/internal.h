@@ -272,6 +272,12 @@ struct mr_srv_conn {
 };
 
 mr_srv_conn *mr_srv_conn_new(mr_srv *s, mr_srv_listener *l, struct bufferevent *bev);
+/* Fuzzing: a connection without a socket. Input goes into c->in, output appears in c->out;
+ * completions need the loop to run (event_base_loop(s->base, EVLOOP_NONBLOCK)). */
+mr_srv_conn *mr_srv_conn_new_virtual(mr_srv *s, int listener, mr_srv_proto proto);
+void mr_srv_conn_free_virtual(mr_srv_conn *c);
+/* Fuzzing: a listener that is not bound to a socket (routes can be added as usual). */
+MR_RESULT mr_srv_listen_virtual(mr_srv *s, mr_srv_listener_kind kind, int *id);
 void mr_srv_conn_close(mr_srv_conn *c);
 /* Feeds whatever is in c->in to the protocol (loop thread). */
 void mr_srv_conn_process(mr_srv_conn *c);
@@ -288,6 +294,9 @@ void mr_srv_h2_response_ready(mr_srv_conn *c, mr_srv_request *r);
 void mr_srv_h2_flush(mr_srv_conn *c);
 void mr_srv_h2_free(mr_srv_conn *c);
 void mr_srv_h2_goaway(mr_srv_conn *c);
+/* True when the connection has nothing a handler is working on: every open stream is still
+ * waiting for the client (or there is none). Used by the timeout. */
+bool mr_srv_h2_stalled(const mr_srv_conn *c);
 
 /* TLS (tls.c). */
 MR_RESULT mr_srv_tls_ctx_new(mr_srv_listener *l, SSL_CTX **out);

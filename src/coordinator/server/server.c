@@ -286,6 +286,19 @@ out:
     return res;
 }
 
+MR_RESULT mr_srv_listen_virtual(mr_srv *s, mr_srv_listener_kind kind, int *id)
+{
+    MR_ENSURE(s->nlst < MR_SRV_MAX_LISTENERS, MR_ERR_USAGE, "too many listeners");
+    mr_srv_listener *l = mr_calloc(1, sizeof(*l));
+    MR_ENSURE_ALLOC(l);
+    l->srv = s;
+    l->kind = kind;
+    l->id = (int)s->nlst;
+    *id = l->id;
+    s->lst[s->nlst++] = l;
+    return MR_SUCCESS;
+}
+
 uint16_t mr_srv_listener_port(const mr_srv *s, int id)
 {
     if (id < 0 || (size_t)id >= s->nlst)

@@ -3,6 +3,8 @@
  * mr-server-echo: a test daemon for the network layer with echo handlers (no business
  * logic). Prints one JSON line with the bound ports on stdout once it is listening:
  *   {"client":<port>,"mesh":<port>,"metrics":<port>}
+ * POST /rotate switches the TLS listeners to the second certificate (--cert2/--key2), to show
+ * that the certificate provider is asked on every handshake.
  */
 #include <getopt.h>
 #include <stdatomic.h>
@@ -20,8 +22,9 @@
 #include "coordinator/server/server.h"
 
 typedef struct echo_cert {
-    X509 *cert;
-    EVP_PKEY *key;
+    X509 *cert[2];
+    EVP_PKEY *key[2];
+    atomic_uint current; /* which pair new handshakes get (POST /rotate switches) */
     atomic_ulong handshakes;
 } echo_cert;
 
@@ -30,30 +33,46 @@ static mr_srv *g_srv;
 static mr_result provide_cert(void *arg, X509 **cert, EVP_PKEY **key)
 {
     echo_cert *ec = arg;
+    unsigned i = atomic_load(&ec->current);
     atomic_fetch_add(&ec->handshakes, 1);
-    MR_ENSURE(X509_up_ref(ec->cert) == 1, MR_ERR_INTERNAL, "X509_up_ref");
-    if (EVP_PKEY_up_ref(ec->key) != 1) {
-        X509_free(ec->cert);
+    MR_ENSURE(X509_up_ref(ec->cert[i]) == 1, MR_ERR_INTERNAL, "X509_up_ref");
+    if (EVP_PKEY_up_ref(ec->key[i]) != 1) {
+        X509_free(ec->cert[i]);
         MR_BAIL(MR_ERR_INTERNAL, "EVP_PKEY_up_ref");
     }
-    *cert = ec->cert;
-    *key = ec->key;
+    *cert = ec->cert[i];
+    *key = ec->key[i];
     return MR_SUCCESS;
 }
 
-static mr_result load_cert(const char *cert_path, const char *key_path, echo_cert *ec)
+static mr_result load_cert(const char *cert_path, const char *key_path, echo_cert *ec,
+                           unsigned i)
 {
     FILE *f = fopen(cert_path, "r");
     MR_ENSURE(f != NULL, MR_ERR_IO, "cannot open %s", cert_path);
-    ec->cert = PEM_read_X509(f, NULL, NULL, NULL);
+    ec->cert[i] = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
-    MR_ENSURE(ec->cert != NULL, MR_ERR_USAGE, "bad certificate %s", cert_path);
+    MR_ENSURE(ec->cert[i] != NULL, MR_ERR_USAGE, "bad certificate %s", cert_path);
     f = fopen(key_path, "r");
     MR_ENSURE(f != NULL, MR_ERR_IO, "cannot open %s", key_path);
-    ec->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    ec->key[i] = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
-    MR_ENSURE(ec->key != NULL, MR_ERR_USAGE, "bad key %s", key_path);
+    MR_ENSURE(ec->key[i] != NULL, MR_ERR_USAGE, "bad key %s", key_path);
     return MR_SUCCESS;
+}
+
+static mr_result load_certs(const char *c1, const char *k1, const char *c2, const char *k2,
+                            echo_cert *ec)
+{
+    MR_GUARD(load_cert(c1, k1, ec, 0));
+    return load_cert(c2 != NULL ? c2 : c1, k2 != NULL ? k2 : k1, ec, 1);
+}
+
+static void h_rotate(mr_srv_request *r, void *arg)
+{
+    echo_cert *ec = arg;
+    atomic_store(&ec->current, atomic_load(&ec->current) ^ 1u);
+    mr_srv_reply_success(r, NULL);
 }
 
 /* Appends the lower-case hex SHA-256 of data. */
@@ -225,6 +244,7 @@ static mr_result setup(mr_srv *s, const char *client, const char *mesh, const ch
     MR_GUARD(mr_srv_route(s, cl, "GET", "/slow", 0, h_slow, NULL));
     MR_GUARD(mr_srv_route(s, cl, "GET", "/error", 0, h_error, NULL));
     MR_GUARD(mr_srv_route(s, cl, "POST", "/api/v2/fail", 0, h_fail, NULL));
+    MR_GUARD(mr_srv_route(s, cl, "POST", "/rotate", MR_SRV_ROUTE_INLINE, h_rotate, ec));
     MR_GUARD(mr_srv_grpc_method(s, me, "rpc.Marble", "Activate", 0, h_activate, NULL));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/metrics", 0, h_metrics, NULL));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/healthz", MR_SRV_ROUTE_INLINE, h_text, "ok"));
@@ -251,7 +271,7 @@ static unsigned num(const char *s)
 int main(int argc, char **argv)
 {
     const char *client = "127.0.0.1:0", *mesh = "127.0.0.1:0", *metrics = "127.0.0.1:0";
-    const char *cert = NULL, *key = NULL;
+    const char *cert = NULL, *key = NULL, *cert2 = NULL, *key2 = NULL;
     unsigned workers = 0;
     mr_srv_limits lim;
     memset(&lim, 0, sizeof(lim));
@@ -261,7 +281,9 @@ int main(int argc, char **argv)
         {"key", 1, NULL, 'K'},          {"workers", 1, NULL, 'w'},
         {"header-timeout-ms", 1, NULL, 'H'}, {"idle-timeout-ms", 1, NULL, 'I'},
         {"handshake-timeout-ms", 1, NULL, 'S'}, {"max-body", 1, NULL, 'B'},
-        {"max-conns", 1, NULL, 'N'},    {NULL, 0, NULL, 0},
+        {"max-conns", 1, NULL, 'N'},    {"body-timeout-ms", 1, NULL, 'T'},
+        {"cert2", 1, NULL, 'D'},        {"key2", 1, NULL, 'E'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -277,6 +299,9 @@ int main(int argc, char **argv)
         case 'S': lim.handshake_timeout_ms = num(optarg); break;
         case 'B': lim.max_body_bytes = num(optarg); break;
         case 'N': lim.max_conns = num(optarg); break;
+        case 'T': lim.body_timeout_ms = num(optarg); break;
+        case 'D': cert2 = optarg; break;
+        case 'E': key2 = optarg; break;
         default: return 2;
         }
     }
@@ -288,15 +313,17 @@ int main(int argc, char **argv)
     echo_cert ec = {0};
     int rc = 1;
     mr_log_init_from_env(false);
-    if (!mr_ok(load_cert(cert, key, &ec)) || !mr_ok(mr_srv_new(&lim, workers, &g_srv)) ||
+    if (!mr_ok(load_certs(cert, key, cert2, key2, &ec)) || !mr_ok(mr_srv_new(&lim, workers, &g_srv)) ||
         !mr_ok(setup(g_srv, client, mesh, metrics, &ec)) || !mr_ok(mr_srv_run(g_srv, true))) {
         fprintf(stderr, "mr-server-echo: %s\n", mr_error_get()->msg);
     } else {
         rc = 0;
     }
     mr_srv_free(g_srv);
-    X509_free(ec.cert);
-    EVP_PKEY_free(ec.key);
+    for (int i = 0; i < 2; i++) {
+        X509_free(ec.cert[i]);
+        EVP_PKEY_free(ec.key[i]);
+    }
     MR_LOG_INFO("stopped");
     return rc;
 }
