@@ -598,6 +598,10 @@ mr_result mr_dcap_collateral_parse_json(const char *json, size_t len, mr_dcap_co
     MR_GUARD_OUT(crl_field(root, "root_ca_crl", &c->root_crl, &c->root_crl_this,
                            &c->root_crl_next));
     MR_GUARD_OUT(crl_field(root, "pck_crl", &c->pck_crl, &c->pck_crl_this, &c->pck_crl_next));
+    if (c->root_crl == NULL || c->pck_crl == NULL)
+        MR_LOG_WARN("attestation collateral lacks a CRL; revocation is not checked for it",
+                    MR_F_BOOL("rootCaCrl", c->root_crl != NULL),
+                    MR_F_BOOL("pckCrl", c->pck_crl != NULL));
     if (!mr_ok(parse_tcb_info((const char *)c->tcb_info_text.data, c->tcb_info_text.len,
                               &c->tcb))) {
         mr_error_prefix("collateral: TCB Info");

@@ -9,6 +9,17 @@
  * (LE32 version = 1, LE32 type = 2, LE64 size) followed by the quote. Bytes after the
  * declared signature data are ignored, as Intel's QVL does.
  *
+ * What a quote's certificate hierarchy must look like (Intel's, or a test hierarchy such as
+ * softsgx's under a configured test root): the PCK leaf's CN contains "Intel SGX PCK
+ * Certificate" and carries the SGX extension 1.2.840.113741.1.13.1 (FMSPC, PCE-ID, the 16
+ * TCB component SVNs and PCESVN); its issuer's CN is "Intel SGX PCK Platform CA" or "Intel
+ * SGX PCK Processor CA"; TCB Info and QE Identity are signed by a certificate with CN "Intel
+ * SGX TCB Signing" issued by a trusted root. Roots are matched by key. The QE report data
+ * must be SHA-256(attestation key || QE auth data) followed by 32 zero bytes.
+ *
+ * Verified PCK chains are cached process-wide (keyed by the certification data and the
+ * roots set); revocation and time are checked on every verification.
+ *
  * Thread safety: all functions are reentrant. Roots and collateral are immutable once built
  * and may be shared between threads.
  */
