@@ -169,6 +169,8 @@ struct kv_txn {
     mr_buf reads;  /* keys read, each followed by NUL */
     mr_buf ranges; /* prefixes listed, each followed by NUL */
     size_t ws_bytes;
+    bool latest; /* reads pending commits (MR_STORE_TXN_LATEST) */
+    bool doomed; /* read commits that were rolled back after a failed write */
 };
 
 struct waiter {
@@ -448,7 +450,7 @@ static void txn_finish(kv_txn *t)
     txn_destroy(t);
 }
 
-static mr_result kv_begin(mr_store *s, mr_store_txn **out)
+static mr_result kv_begin(mr_store *s, unsigned flags, mr_store_txn **out)
 {
     kv *k = (kv *)s;
     kv_txn *t = mr_calloc(1, sizeof(*t));
@@ -462,8 +464,9 @@ static mr_result kv_begin(mr_store *s, mr_store_txn **out)
     mr_buf_init(&t->ranges, 0, 0);
     t->base.store = s;
     t->k = k;
+    t->latest = (flags & MR_STORE_TXN_LATEST) != 0;
     lock(k);
-    t->rev = k->durable_rev;
+    t->rev = t->latest ? k->assigned_rev : k->durable_rev;
     t->next = k->txns;
     if (k->txns != NULL)
         k->txns->prev = t;
@@ -801,6 +804,9 @@ static mr_result wait_durable(kv *k, waiter *w)
                 k->broken = true;
             rollback_to(k, k->durable_rev);
             k->assigned_rev = k->durable_rev;
+            for (kv_txn *t = k->txns; t != NULL; t = t->next)
+                if (t->rev > k->durable_rev)
+                    t->doomed = true;
             for (waiter *x = k->waiters; x != NULL; x = x->next)
                 if (x->status == 0)
                     x->status = -1;
@@ -827,7 +833,7 @@ static mr_result commit_locked(kv *k, kv_txn *t)
     mr_result res = MR_FAILURE;
     MR_ENSURE_OUT(!k->broken, MR_ERR_IO,
                   "the state store could not be written and is unusable until restart");
-    if (!validate(t)) {
+    if (t->doomed || !validate(t)) {
         k->conflicts++;
         MR_BAIL_OUT(MR_ERR_STATE, "store transaction conflict: a key it used was changed by "
                                   "another commit; retry the operation");
@@ -855,6 +861,22 @@ out:
     return res;
 }
 
+/* A read-only transaction that read pending commits succeeds once they are durable. */
+static mr_result commit_readonly_latest(kv *k, kv_txn *t)
+{
+    if (t->rev > k->durable_rev && !t->doomed && k->e != NULL) {
+        waiter w = {.rev = t->rev};
+        if (!mr_ok(wait_durable(k, &w)))
+            t->doomed = true;
+    }
+    if (t->doomed) {
+        k->conflicts++;
+        MR_BAIL(MR_ERR_STATE, "store transaction conflict: it read changes that could not be "
+                              "written; retry the operation");
+    }
+    return MR_SUCCESS;
+}
+
 static mr_result kv_commit(mr_store_txn *tx)
 {
     kv_txn *t = (kv_txn *)tx;
@@ -863,6 +885,10 @@ static mr_result kv_commit(mr_store_txn *tx)
     if (t->ws.count > 0) {
         lock(k);
         res = commit_locked(k, t);
+        unlock(k);
+    } else if (t->latest) {
+        lock(k);
+        res = commit_readonly_latest(k, t);
         unlock(k);
     }
     txn_finish(t);
@@ -919,11 +945,15 @@ void mr_store_close(mr_store *s)
 
 void mr_store_stats_get(mr_store *s, mr_store_stats *out) { s->vt->stats(s, out); }
 
-mr_result mr_store_begin(mr_store *s, mr_store_txn **out)
+mr_result mr_store_begin(mr_store *s, mr_store_txn **out) { return mr_store_begin_ex(s, 0, out); }
+
+mr_result mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out)
 {
     MR_ENSURE_REF(s);
     MR_ENSURE_REF(out);
-    return s->vt->begin(s, out);
+    MR_ENSURE((flags & ~(unsigned)MR_STORE_TXN_LATEST) == 0, MR_ERR_USAGE,
+              "unknown store transaction flags");
+    return s->vt->begin(s, flags, out);
 }
 
 mr_result mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *found)

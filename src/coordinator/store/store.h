@@ -102,7 +102,7 @@ typedef struct mr_store_stats {
 /* ---- backend interface ---- */
 typedef struct mr_store_vtbl {
     const char *name;
-    MR_RESULT (*begin)(mr_store *s, mr_store_txn **out);
+    MR_RESULT (*begin)(mr_store *s, unsigned flags, mr_store_txn **out);
     MR_RESULT (*get)(mr_store_txn *t, const char *key, mr_buf *value, bool *found);
     MR_RESULT (*put)(mr_store_txn *t, const char *key, const uint8_t *value, size_t len);
     MR_RESULT (*del)(mr_store_txn *t, const char *key);
@@ -147,6 +147,18 @@ void mr_store_stats_get(mr_store *s, mr_store_stats *out);
 /* ---- transactions ---- */
 
 MR_RESULT mr_store_begin(mr_store *s, mr_store_txn **out);
+
+/* Transaction flags for mr_store_begin_ex. */
+enum {
+    /* Read the newest state including commits still waiting for their fsync (instead of the
+     * newest durable one). Lets read-modify-write transactions on a hot key (a counter) build on
+     * each other and share one fsync instead of conflicting until each fsync ends. Such a
+     * transaction must not act on what it read before its commit succeeds: the commit (also a
+     * read-only one) returns only when everything it read is durable, and fails with a
+     * "conflict" when that data was lost to a failed write. */
+    MR_STORE_TXN_LATEST = 1u << 0,
+};
+MR_RESULT mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out);
 /* Copies the value into `value` (appending; use an MR_BUF_SECRET buffer). *found = false and
  * nothing appended when the key does not exist in the snapshot + own writes. */
 MR_RESULT mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *found);

@@ -401,6 +401,7 @@ typedef struct inc_ctx {
     mr_store *s;
     int n;
     int conflicts;
+    unsigned flags;
 } inc_ctx;
 
 static void *incrementer(void *arg)
@@ -412,7 +413,7 @@ static void *incrementer(void *arg)
         bool found = false;
         char num[32];
         mr_buf_init(&v, 0, MR_BUF_SECRET);
-        if (!mr_ok(mr_store_begin(c->s, &t)))
+        if (!mr_ok(mr_store_begin_ex(c->s, c->flags, &t)))
             return (void *)1;
         if (!mr_ok(mr_store_get(t, "counter", &v, &found)) || !mr_ok(mr_buf_nul_terminate(&v)))
             return (void *)1;
@@ -431,9 +432,8 @@ static void *incrementer(void *arg)
     return NULL;
 }
 
-static void test_concurrent_increments(void **state)
+static void run_increments(unsigned flags)
 {
-    (void)state;
     enum { THREADS = 4, PER = 100 };
     char *dir = st_mkdtemp();
     mr_store *s = NULL;
@@ -441,7 +441,7 @@ static void test_concurrent_increments(void **state)
     pthread_t th[THREADS];
     inc_ctx ctx[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        ctx[i] = (inc_ctx){.s = s, .n = PER};
+        ctx[i] = (inc_ctx){.s = s, .n = PER, .flags = flags};
         assert_int_equal(pthread_create(&th[i], NULL, incrementer, &ctx[i]), 0);
     }
     int conflicts = 0;
@@ -451,13 +451,119 @@ static void test_concurrent_increments(void **state)
         assert_null(r);
         conflicts += ctx[i].conflicts;
     }
-    printf("# %d increments, %d conflicts retried\n", THREADS * PER, conflicts);
+    mr_store_stats st;
+    mr_store_stats_get(s, &st);
+    printf("# %d increments of one key by %d threads (%s): %d conflicts retried, %llu "
+           "fdatasync calls\n", THREADS * PER, THREADS,
+           flags & MR_STORE_TXN_LATEST ? "MR_STORE_TXN_LATEST" : "durable snapshot", conflicts,
+           (unsigned long long)st.fsyncs);
     mr_store_close(s);
     open_emb(dir, NULL, &s);
     char want[16];
     snprintf(want, sizeof(want), "%d", THREADS * PER);
     get1_str(s, "counter", want);
     mr_store_close(s);
+    st_rmdir(dir);
+}
+
+static void test_concurrent_increments(void **state)
+{
+    (void)state;
+    run_increments(0);
+    run_increments(MR_STORE_TXN_LATEST);
+}
+
+/* A gate in fdatasync: the test decides when (and whether) a flush completes. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered;
+    bool release;
+    bool fail;
+} gate;
+
+static int gated_sync(void *ctx, int fd)
+{
+    gate *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    g->entered++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->release)
+        pthread_cond_wait(&g->cv, &g->mu);
+    bool fail = g->fail;
+    g->fail = false;
+    pthread_mutex_unlock(&g->mu);
+    if (fail) {
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static void *put_async(void *arg)
+{
+    mr_store *s = arg;
+    return mr_ok(mr_store_put1(s, "k", (const uint8_t *)"pending", 7)) ? NULL : (void *)1;
+}
+
+static void test_latest_reads_pending(void **state)
+{
+    (void)state;
+    char *dir = st_mkdtemp();
+    mr_store *s = NULL;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .release = true};
+    mr_store_io_hooks io = {.fdatasync = gated_sync, .ctx = &g};
+    mr_store_options o = no_compact;
+    o.io = &io;
+    open_emb(dir, &o, &s);
+    st_put(s, "k", "durable");
+
+    for (int round = 0; round < 2; round++) {
+        bool fail = round == 1;
+        pthread_mutex_lock(&g.mu);
+        g.release = false;
+        g.entered = 0;
+        pthread_mutex_unlock(&g.mu);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, put_async, s), 0);
+        pthread_mutex_lock(&g.mu);
+        while (g.entered == 0)
+            pthread_cond_wait(&g.cv, &g.mu);
+        pthread_mutex_unlock(&g.mu);
+        /* the put is written but not yet synced */
+        mr_store_txn *ro = NULL, *rw = NULL, *plain = NULL;
+        MR_ASSERT_OK(mr_store_begin_ex(s, MR_STORE_TXN_LATEST, &ro));
+        MR_ASSERT_OK(mr_store_begin_ex(s, MR_STORE_TXN_LATEST, &rw));
+        MR_ASSERT_OK(mr_store_begin(s, &plain));
+        get_str(ro, "k", "pending");
+        get_str(rw, "k", "pending");
+        get_str(plain, "k", round == 0 ? "durable" : "pending2");
+        MR_ASSERT_OK(mr_store_put(rw, "derived", (const uint8_t *)"x", 1));
+        pthread_mutex_lock(&g.mu);
+        g.fail = fail;
+        g.release = true;
+        pthread_cond_broadcast(&g.cv);
+        pthread_mutex_unlock(&g.mu);
+        void *r = NULL;
+        pthread_join(th, &r);
+        if (!fail) {
+            assert_null(r);
+            MR_ASSERT_OK(mr_store_commit(ro));
+            MR_ASSERT_OK(mr_store_commit(rw));
+            get1_str(s, "derived", "x");
+            st_put(s, "k", "pending2");
+            st_del(s, "derived");
+        } else {
+            assert_non_null(r);
+            MR_ASSERT_FAIL(mr_store_commit(ro), MR_ERR_STATE, "conflict");
+            MR_ASSERT_FAIL(mr_store_commit(rw), MR_ERR_STATE, "conflict");
+            get1_str(s, "k", "pending2");
+            get1_str(s, "derived", NULL);
+        }
+        mr_store_abort(plain);
+    }
+    mr_store_close(s);
+    reload_check(dir, "k=pending2\n");
     st_rmdir(dir);
 }
 
@@ -1082,6 +1188,7 @@ static const struct CMUnitTest store_tests[] = {
     cmocka_unit_test(test_embedded_reload_each_op),
     cmocka_unit_test(test_group_commit_threads),
     cmocka_unit_test(test_concurrent_increments),
+    cmocka_unit_test(test_latest_reads_pending),
     cmocka_unit_test(test_compaction),
     cmocka_unit_test(test_stale_log_after_crash),
     cmocka_unit_test(test_torn_tail),
