@@ -323,9 +323,12 @@ MR_API MR_RESULT mr_manifest_check(const mr_manifest *m, const mr_manifest_check
  * invalid certificate for user <u>" or the X.509 parse error). */
 MR_API MR_RESULT mr_manifest_check_recovery_keys(const mr_manifest *m);
 MR_API MR_RESULT mr_manifest_check_user_certs(const mr_manifest *m);
-/* DER of user u's certificate (first PEM block); caller frees out with mr_buf_free. */
+/* DER of user u's certificate (first PEM block) stored in out, replacing its content (out
+ * may be NULL: check only);
+ * the caller frees out with mr_buf_free. */
 MR_API MR_RESULT mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *out);
-/* DER (SubjectPublicKeyInfo) of a recovery key after the checks above. */
+/* DER (SubjectPublicKeyInfo) of a recovery key after the checks above, stored in out
+ * (replacing its content; out may be NULL). */
 MR_API MR_RESULT mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out);
 
 /* Parameters of a secret that is going to be generated (§7.2, 1.7.0+ texts): symmetric-key

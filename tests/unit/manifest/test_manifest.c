@@ -135,6 +135,8 @@ static void test_decode_syntax(void **state)
     dec_fail("{'a':'\x01'}", "invalid character '\\x01' in string literal");
     dec_fail("{'a':'\n'}", "invalid character '\\n' in string literal");
     dec_fail("{'a':'}", "unexpected end of JSON input");
+    dec_fail("\xef\xbb\xbf{}", "invalid character '\xc3\xaf' looking for beginning of value");
+    dec_fail("{'a':\x80}", "invalid character '\\u0080' looking for beginning of value");
 
     /* nesting is capped */
     char deep[600];
