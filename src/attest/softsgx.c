@@ -247,6 +247,10 @@ mr_result mr_softsgx_load(const char *dir, mr_softsgx **out)
     MR_GUARD_OUT(mr_softsgx_pub_raw_(s->att_key, s->att_pub));
     MR_GUARD_OUT(mr_softsgx_pub_raw_(pck_key, (uint8_t[64]){0}));
     MR_GUARD_OUT(certify_attestation_key(s, pck_key));
+    /* one signature now, so that whatever OpenSSL sets up lazily on a key's first use
+     * happens here and not concurrently in mr_softsgx_quote */
+    MR_GUARD_OUT(mr_softsgx_sign_raw_(s->att_key, s->qe_auth, sizeof(s->qe_auth),
+                                      (uint8_t[64]){0}));
     *out = s;
     s = NULL;
     res = MR_SUCCESS;

@@ -7,6 +7,7 @@
 #include "mr_test.h"
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -303,6 +304,45 @@ static void test_quote_alloc_failures(void **state)
         mr_softsgx_free(s);
     }
     assert_true(done);
+}
+
+typedef struct quote_thread {
+    const mr_softsgx *s;
+    int ok;
+} quote_thread;
+
+static void *quote_worker(void *arg)
+{
+    quote_thread *t = arg;
+    mr_softsgx_identity id;
+    sample_identity(&id);
+    for (int i = 0; i < 50; i++) {
+        uint8_t rd[64] = {(uint8_t)i};
+        mr_buf q;
+        mr_buf_init(&q, 0, 0);
+        if (mr_ok(mr_softsgx_quote(t->s, &id, rd, sizeof(rd), true, &q)) && q.len > 1000)
+            t->ok++;
+        mr_buf_free(&q);
+    }
+    return NULL;
+}
+
+static void test_quote_threads(void **state)
+{
+    (void)state;
+    mr_softsgx *s = NULL;
+    pthread_t th[4];
+    quote_thread t[4];
+    MR_ASSERT_OK(mr_softsgx_load(g_dir, &s));
+    for (int i = 0; i < 4; i++) {
+        t[i] = (quote_thread){.s = s};
+        assert_int_equal(pthread_create(&th[i], NULL, quote_worker, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(t[i].ok, 50);
+    }
+    mr_softsgx_free(s);
 }
 
 static void test_identity_from_env(void **state)
@@ -924,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_quote_layout),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_quote_alloc_failures),
+        cmocka_unit_test(test_quote_threads),
         cmocka_unit_test(test_identity_from_env),
         cmocka_unit_test(test_round_trip_platform_statuses),
         cmocka_unit_test(test_round_trip_qe_statuses),
