@@ -958,7 +958,7 @@ static mr_result p_term(parser *p, uint32_t *out)
         break;
     case TK_LPAREN:
         if (++p->depth > MR_TMPL_DEPTH_MAX)
-            return p_fail(p, "exceeded maximum template depth (%d)", MR_TMPL_DEPTH_MAX);
+            return p_fail(p, "max expression depth exceeded");
         MR_GUARD(p_pipeline(p, "parenthesized pipeline", TK_RPAREN, out));
         p->depth--;
         return MR_SUCCESS;
@@ -1087,7 +1087,7 @@ static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32
         case TK_LPAREN:
             p_backup(p);
             if (ncmds == MAX_CMDS)
-                return p_fail(p, "too many commands in pipeline (limit %d)", MAX_CMDS);
+                return p_fail(p, "pipeline too long");
             MR_GUARD(p_command(p, &cmds[ncmds]));
             ncmds++;
             continue;

@@ -22,8 +22,8 @@
  *   parse:      "template: <name>:<line>: <message>"
  *   execution:  "template: <name>:<line>:<col>: executing \"<name>\" at <<node>>: <message>"
  *               e.g. `... at <pem .Secrets.foo>: error calling pem: secret does not exist`
- *   (<col> is the 0-based byte offset in the line, <node> is cut to 20 characters + "...",
- *   both as Go does). MarbleRun names every template "data" (MR_TMPL_NAME).
+ *   (<col> is the 0-based byte offset in the line and <node> the node's text, both as Go
+ *   1.25 writes them). MarbleRun names every template "data" (MR_TMPL_NAME).
  * Out of memory is MR_ERR_INTERNAL.
  *
  * Usage: parse once, render many. A parsed template is immutable; several threads may render

@@ -63,7 +63,6 @@ typedef struct exec {
     char goerr[160];
 } exec;
 
-enum arg_mode { ARG_IFACE, ARG_VALUE }; /* parameter type interface{} / reflect.Value (index) */
 enum part { P_CERT, P_PRIV, P_PUB };
 
 static const uint8_t DUMMY[1] = {0x41};
@@ -77,31 +76,6 @@ static uint32_t kid(const exec *x, const node *n, uint32_t i) { return x->t->kid
 
 /* ---------------------------------------------------------------------------------------- */
 /* errors */
-
-/* Appends Go's ErrorContext text of node idx: its String(), cut to 20 characters + "...". */
-static mr_result context_string(const exec *x, uint32_t idx, mr_buf *b)
-{
-    mr_buf s;
-    mr_buf_init(&s, 0, 0);
-    mr_result res = MR_FAILURE;
-    MR_GUARD_OUT(mr_tmpl_node_string_(x->t, idx, &s));
-    if (s.len <= 20) {
-        MR_GUARD_OUT(mr_buf_append(b, s.data, s.len));
-    } else {
-        size_t i = 0;
-        for (int runes = 0; runes < 20 && i < s.len; runes++) {
-            i++;
-            while (i < s.len && (s.data[i] & 0xC0) == 0x80)
-                i++;
-        }
-        MR_GUARD_OUT(mr_buf_append(b, s.data, i));
-        MR_GUARD_OUT(mr_buf_append_str(b, "..."));
-    }
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&s);
-    return res;
-}
 
 /* Go's state.errorf: "template: <name>:<line>:<col>: executing "<name>" at <<ctx>>: <msg>". */
 static mr_result x_fail(exec *x, const char *fmt, ...) MR_PRINTF(2, 3);
@@ -126,7 +100,7 @@ static mr_result x_fail(exec *x, const char *fmt, ...)
     mr_buf ctx, qname;
     mr_buf_init(&ctx, 0, 0);
     mr_buf_init(&qname, 0, 0);
-    if (!mr_ok(context_string(x, x->at, &ctx)) || !mr_ok(mr_buf_nul_terminate(&ctx)))
+    if (!mr_ok(mr_tmpl_node_string_(x->t, x->at, &ctx)) || !mr_ok(mr_buf_nul_terminate(&ctx)))
         mr_buf_free(&ctx);
     if (!mr_ok(mr_tmpl_quote_(&qname, (const uint8_t *)x->t->name, strlen(x->t->name),
                               SIZE_MAX)) ||
@@ -536,6 +510,8 @@ static const char *index_one(exec *x, val *item, const val *ix)
 {
     switch (item->kind) {
     case V_MAP: {
+        if (ix->kind == V_NIL)
+            return "value is nil; should be of type string";
         if (ix->kind != V_STRING) {
             snprintf(x->goerr, sizeof(x->goerr), "value has type %s; should be string",
                      type_name(ix));
@@ -549,6 +525,8 @@ static const char *index_one(exec *x, val *item, const val *ix)
     case V_PRIVATE:
     case V_BYTES:
     case V_STRING: {
+        if (ix->kind == V_NIL)
+            return "cannot index slice/array with nil";
         if (!is_int_like(ix)) {
             snprintf(x->goerr, sizeof(x->goerr), "cannot index slice/array with type %s",
                      type_name(ix));
@@ -578,6 +556,10 @@ static mr_result call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size
     *goerr = NULL;
     switch (fn) {
     case FN_INDEX:
+        if (argv[0].kind == V_NIL) {
+            *goerr = "index of untyped nil";
+            return MR_SUCCESS;
+        }
         *out = argv[0];
         for (size_t i = 1; i < argc && *goerr == NULL; i++)
             *goerr = index_one(x, out, &argv[i]);
@@ -595,17 +577,14 @@ static mr_result call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size
 /* evaluation */
 
 static mr_result eval_pipe(exec *x, uint32_t idx, val *out);
-static mr_result eval_arg(exec *x, uint32_t idx, enum arg_mode mode, val *out);
+static mr_result eval_arg(exec *x, uint32_t idx, val *out);
 
-/* Go's validateType for a missing value. */
-static mr_result validate(exec *x, enum arg_mode mode, val *v)
+/* Go's validateType for a missing value: both interface{} and reflect.Value parameters can
+ * be nil, so "no value" becomes nil. */
+static void validate(val *v)
 {
-    if (v->kind != V_NONE)
-        return MR_SUCCESS;
-    if (mode == ARG_VALUE)
-        return x_fail(x, "invalid value; expected reflect.Value");
-    *v = (val){.kind = V_NIL};
-    return MR_SUCCESS;
+    if (v->kind == V_NONE)
+        *v = (val){.kind = V_NIL};
 }
 
 /* Go's evalFunction + evalCall. `cmd` is the command node (== ident when the function
@@ -618,7 +597,6 @@ static mr_result eval_function(exec *x, uint32_t ident, uint32_t cmd, const val 
     uint32_t nargs = cmd != ident ? c->nkids - 1 : 0;
     size_t num_in = nargs + (final != NULL);
     const char *name = fn_name(id->fn);
-    enum arg_mode mode = id->fn == FN_INDEX ? ARG_VALUE : ARG_IFACE;
     val argv[MR_TMPL_MAX_ARGS + 1];
     x->at = ident;
     if (id->fn == FN_INDEX && num_in < 1)
@@ -626,10 +604,10 @@ static mr_result eval_function(exec *x, uint32_t ident, uint32_t cmd, const val 
     if (id->fn != FN_INDEX && num_in != 1)
         return x_fail(x, "wrong number of args for %s: want 1 got %zu", name, num_in);
     for (uint32_t i = 0; i < nargs; i++)
-        MR_GUARD(eval_arg(x, kid(x, c, i + 1), mode, &argv[i]));
+        MR_GUARD(eval_arg(x, kid(x, c, i + 1), &argv[i]));
     if (final != NULL) {
         argv[nargs] = *final;
-        MR_GUARD(validate(x, mode, &argv[nargs]));
+        validate(&argv[nargs]);
     }
     const char *goerr = NULL;
     mr_buf *dst = cmd == x->direct_cmd ? x->out : &x->scratch;
@@ -686,8 +664,8 @@ static val literal(const exec *x, const node *n)
 }
 
 /* Go's evalArg for parameters of type interface{} (secret functions) or reflect.Value
- * (index). */
-static mr_result eval_arg(exec *x, uint32_t idx, enum arg_mode mode, val *out)
+ * (index); both accept anything, including nil. */
+static mr_result eval_arg(exec *x, uint32_t idx, val *out)
 {
     const node *n = nd(x, idx);
     x->at = idx;
@@ -696,8 +674,6 @@ static mr_result eval_arg(exec *x, uint32_t idx, enum arg_mode mode, val *out)
         *out = v_root();
         break;
     case N_NIL:
-        if (mode == ARG_VALUE)
-            return x_fail(x, "cannot assign nil to reflect.Value");
         *out = (val){.kind = V_NIL};
         return MR_SUCCESS;
     case N_FIELD:
@@ -720,7 +696,8 @@ static mr_result eval_arg(exec *x, uint32_t idx, enum arg_mode mode, val *out)
         *out = literal(x, n);
         break;
     }
-    return validate(x, mode, out);
+    validate(out);
+    return MR_SUCCESS;
 }
 
 /* Go's evalCommand; final = the value piped in from the previous command, or NULL. */
