@@ -86,7 +86,7 @@ static const mr_cmd root = {
 };
 
 /* Runs the CLI with stdout and stderr captured into the given buffers. */
-static int run(char *out, size_t outsz, char *err, size_t errsz, int argc, const char **argv)
+static int run(char *out, size_t outsz, char *err, size_t errsz, int argc, char **argv)
 {
     memset(&seen, 0, sizeof(seen));
     FILE *fo = tmpfile(), *fe = tmpfile();
@@ -95,7 +95,7 @@ static int run(char *out, size_t outsz, char *err, size_t errsz, int argc, const
     int so = dup(1), se = dup(2);
     dup2(fileno(fo), 1);
     dup2(fileno(fe), 2);
-    int rc = mr_cli_main(&root, argc, (char **)argv);
+    int rc = mr_cli_main(&root, argc, argv);
     fflush(stdout);
     fflush(stderr);
     dup2(so, 1);
@@ -115,7 +115,7 @@ static int run(char *out, size_t outsz, char *err, size_t errsz, int argc, const
 
 #define RUN(...)                                                                              \
     ({                                                                                        \
-        const char *argv_[] = {"marblerun", __VA_ARGS__};                                      \
+        char *argv_[] = {"marblerun", __VA_ARGS__};                                      \
         run(out, sizeof(out), err, sizeof(err), (int)MR_ARRAY_LEN(argv_), argv_);             \
     })
 
