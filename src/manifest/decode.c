@@ -320,6 +320,11 @@ typedef enum fkind {
     F_INTLIST,
     F_OIDLIST,
     F_CUSTOM,
+    /* Go fields we do not keep, decoded only so that type errors match Go's */
+    F_IGN_INT,
+    F_IGN_BOOL,
+    F_IGN_BYTES,
+    F_IGN_OIDS,
 } fkind;
 
 typedef struct field {
@@ -361,6 +366,28 @@ static mr_result dec_field(dctx *c, const field *f, const mr_mj_node *v, void *o
     }
     case F_OIDLIST: return dec_oid_list(c, v, at(obj, f->off));
     case F_CUSTOM: return f->fn(c, v, obj);
+    case F_IGN_INT: {
+        int64_t tmp = 0;
+        return dec_int(c, v, f->gotype, &tmp);
+    }
+    case F_IGN_BOOL: {
+        bool tmp = false;
+        return dec_bool(c, v, &tmp);
+    }
+    case F_IGN_BYTES: {
+        mr_mbytes tmp = {0};
+        mr_result r = dec_bytes(c, v, f->gotype, &tmp);
+        mr_free(tmp.ptr);
+        return r;
+    }
+    case F_IGN_OIDS: {
+        mr_moid_list tmp = {0};
+        mr_result r = dec_oid_list(c, v, &tmp);
+        for (size_t i = 0; i < tmp.count; i++)
+            mr_free(tmp.items[i].items);
+        mr_free(tmp.items);
+        return r;
+    }
     }
     return MR_SUCCESS;
 }
@@ -996,6 +1023,17 @@ static mr_result dec_subject(dctx *c, const mr_mj_node *v, void *obj)
     return dec_struct(c, v, &ct->subject, "Name", "pkix.Name", dn_fields, MR_ARRAY_LEN(dn_fields));
 }
 
+/* Issuer is always replaced by the Marble root's subject: decoded for type errors only. */
+static mr_result dec_issuer(dctx *c, const mr_mj_node *v, void *obj)
+{
+    (void)obj;
+    mr_manifest_cert tmp = {0};
+    mr_result r = dec_struct(c, v, &tmp.subject, "Name", "pkix.Name", dn_fields,
+                             MR_ARRAY_LEN(dn_fields));
+    mr_manifest_cert_free_(&tmp);
+    return r;
+}
+
 static const field ext_fields[] = {
     {"Id", F_INTLIST, offsetof(mr_manifest_ext, id), 0, "[]int", NULL},
     FLD(mr_manifest_ext, "Critical", F_BOOL, critical, "bool"),
@@ -1023,8 +1061,24 @@ static mr_result dec_extra_exts(dctx *c, const mr_mj_node *v, void *obj)
 }
 
 #define CF(jn, k, m, gt) FLD(mr_manifest_cert, jn, k, m, gt)
+#define IGN(jn, k, gt) {jn, k, 0, 0, gt, NULL}
 static const field cert_fields[] = {
     CF("Raw", F_BYTES, raw, "[]uint8"),
+    IGN("RawTBSCertificate", F_IGN_BYTES, "[]uint8"),
+    IGN("RawSubjectPublicKeyInfo", F_IGN_BYTES, "[]uint8"),
+    IGN("RawIssuer", F_IGN_BYTES, "[]uint8"),
+    IGN("Signature", F_IGN_BYTES, "[]uint8"),
+    IGN("PublicKeyAlgorithm", F_IGN_INT, "x509.PublicKeyAlgorithm"),
+    IGN("Version", F_IGN_INT, "int"),
+    CUS("Issuer", dec_issuer),
+    IGN("UnhandledCriticalExtensions", F_IGN_OIDS, "[]asn1.ObjectIdentifier"),
+    IGN("BasicConstraintsValid", F_IGN_BOOL, "bool"),
+    IGN("InhibitAnyPolicy", F_IGN_INT, "int"),
+    IGN("InhibitAnyPolicyZero", F_IGN_BOOL, "bool"),
+    IGN("InhibitPolicyMapping", F_IGN_INT, "int"),
+    IGN("InhibitPolicyMappingZero", F_IGN_BOOL, "bool"),
+    IGN("RequireExplicitPolicy", F_IGN_INT, "int"),
+    IGN("RequireExplicitPolicyZero", F_IGN_BOOL, "bool"),
     CF("RawSubject", F_BYTES, raw_subject, "[]uint8"),
     CF("SignatureAlgorithm", F_INT, signature_algorithm, "x509.SignatureAlgorithm"),
     CUS("Subject", dec_subject),
@@ -1055,6 +1109,7 @@ static const field cert_fields[] = {
     CF("PolicyIdentifiers", F_OIDLIST, policy_identifiers, "[]asn1.ObjectIdentifier"),
 };
 #undef CF
+#undef IGN
 
 static mr_result dec_cert(dctx *c, const mr_mj_node *v, void *obj)
 {

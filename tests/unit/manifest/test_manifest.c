@@ -526,6 +526,14 @@ static void test_decode_secrets(void **state)
     dec_fail("{'Secrets':{'c':{'Cert':{'Subject':{'CommonName':1}}}}}",
              "json: cannot unmarshal number into Go struct field Name.Subject.CommonName of type "
              "string");
+    dec_fail("{'Secrets':{'c':{'Cert':{'Version':'3'}}}}",
+             "json: cannot unmarshal string into Go struct field Certificate.Version of type int");
+    dec_fail("{'Secrets':{'c':{'Cert':{'Issuer':{'Country':'DE'}}}}}",
+             "json: cannot unmarshal string into Go struct field Name.Issuer.Country of type "
+             "[]string");
+    dec_fail("{'Secrets':{'c':{'Cert':{'BasicConstraintsValid':1,'Signature':'AA=','Issuer':5}}}}",
+             "json: cannot unmarshal number into Go struct field Certificate."
+             "BasicConstraintsValid of type bool");
     dec_fail("{'Secrets':{'c':{'Cert':5}}}",
              "json: cannot unmarshal number into Go value of type x509.Certificate");
     /* a base64 string must be a DER certificate; non-base64 strings are ignored */
