@@ -405,8 +405,21 @@ static mr_result lx_char(lexer *l, bool *stop)
     }
 }
 
-/* Go's lexSpace, including the special case of a single space that belongs to " -}}". */
-static mr_result lx_space(lexer *l)
+/* Go's lexRightDelim at l->pos (d = 2 or 4 from lx_right_delim). */
+static mr_result lx_rdelim(lexer *l, size_t d)
+{
+    size_t at = l->pos + (d == 4 ? 2 : 0);
+    l->pos += d;
+    MR_GUARD(lx_emit_at(l, TK_RDELIM, at, l->pos));
+    if (d == 4)
+        l->pos = skip_spaces(l, l->pos);
+    l->start = l->pos;
+    return MR_SUCCESS;
+}
+
+/* Go's lexSpace, including the special case of a single space that belongs to " -}}": Go
+ * then goes straight to the delimiter, without the open-paren check. */
+static mr_result lx_space(lexer *l, bool *done)
 {
     size_t n = 0;
     while (is_space(lx_at(l, l->pos))) {
@@ -415,8 +428,10 @@ static mr_result lx_space(lexer *l)
     }
     if (lx_has_right_trim(l, l->pos - 1) && lx_has(l, l->pos + 1, "}}")) {
         l->pos--;
-        if (n == 1)
-            return MR_SUCCESS;
+        if (n == 1) {
+            *done = true;
+            return lx_rdelim(l, 4);
+        }
     }
     return lx_emit(l, TK_SPACE);
 }
@@ -431,13 +446,7 @@ static mr_result lx_inside(lexer *l, bool *done, bool *stop)
             return lx_error(l, "unclosed left paren");
         }
         *done = true;
-        size_t at = l->pos + (d == 4 ? 2 : 0);
-        l->pos += d;
-        MR_GUARD(lx_emit_at(l, TK_RDELIM, at, l->pos));
-        if (d == 4)
-            l->pos = skip_spaces(l, l->pos);
-        l->start = l->pos;
-        return MR_SUCCESS;
+        return lx_rdelim(l, d);
     }
     int c = lx_at(l, l->pos);
     if (c < 0) {
@@ -445,7 +454,7 @@ static mr_result lx_inside(lexer *l, bool *done, bool *stop)
         return lx_error(l, "unclosed action");
     }
     if (is_space(c))
-        return lx_space(l);
+        return lx_space(l, done);
     l->pos++;
     switch (c) {
     case '=':

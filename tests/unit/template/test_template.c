@@ -659,6 +659,8 @@ static void test_parse_errors(void **state)
         {"{{ \x01 }}", "template: data:1: unrecognized character in action: U+0001"},
         {"{{ \xc3\xa9 }}", "template: data:1: function \"\xc3\xa9\" not defined"},
         {"{{ ( .X }}", "template: data:1: unclosed left paren"},
+        {"{{ (1 -}}", "template: data:1: unclosed left paren"},
+        {"{{ (1  -}}", "template: data:1: unclosed left paren"},
         {"{{ .X ) }}", "template: data:1: unexpected right paren"},
         {"{{ }}", "template: data:1: missing value for command"},
         {"{{ () }}", "template: data:1: missing value for parenthesized pipeline"},
