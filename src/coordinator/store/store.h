@@ -15,7 +15,9 @@
  *    any key the transaction read (get), wrote (put/delete) or enumerated (every key under a
  *    listed prefix, including keys created or deleted there) was changed by another commit
  *    after the transaction's revision — including commits still waiting for their fsync. A
- *    transaction that wrote nothing always commits (it saw a consistent snapshot).
+ *    transaction that wrote nothing always commits (it saw a consistent snapshot), except an
+ *    MR_STORE_TXN_LATEST one (see there). Validation costs O(keys read + written + keys under
+ *    the listed prefixes), independent of the rest of the state.
  *  - A transaction is used by one thread at a time; different transactions and the store
  *    itself may be used from any number of threads.
  *
@@ -27,9 +29,10 @@
  *    returns only after its record is written and fdatasync'ed; concurrent committers share one
  *    write + fdatasync (group commit). docs/state-format.md describes the files.
  *
- * Errors: MR_ERR_USAGE bad key/value/txn use; MR_ERR_STATE conflict / finished txn / store
- * unusable after an unrecoverable write failure; MR_ERR_IO file-system failures (the commit did
- * not happen, memory is unchanged); MR_ERR_PROTOCOL the files on disk do not verify (tampering,
+ * Errors: MR_ERR_USAGE bad key/value/txn use; MR_ERR_STATE conflict (retry the whole
+ * transaction); MR_ERR_IO file-system failures (the commit did not happen, memory is unchanged;
+ * if the log cannot even be cut back, the store refuses all further commits with MR_ERR_IO
+ * until it is reopened); MR_ERR_PROTOCOL the files on disk do not verify (tampering,
  * corruption, wrong key); MR_ERR_INTERNAL out of memory.
  */
 #ifndef MR_COORDINATOR_STORE_H
