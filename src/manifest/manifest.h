@@ -278,6 +278,32 @@ MR_API MR_RESULT mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest
 MR_API MR_RESULT mr_manifest_decode_lenient(const uint8_t *json, size_t len, mr_manifest **out);
 MR_API void mr_manifest_free(mr_manifest *m);
 
+/* Single objects as stored by the Coordinator (`package:<name>`, `infrastructure:<name>`,
+ * `marble:<name>`, `secret:<name>` with Cert as base64 DER, `TLS:<tag>`; the user decoder is
+ * for the manifest User shape {Certificate, Roles}), with the same Go rules. *out is
+ * overwritten (not freed first); name (may be NULL) becomes out->name. On success release it
+ * with the matching *_clear; on failure *out is left zeroed. */
+MR_API MR_RESULT mr_manifest_decode_package(const uint8_t *json, size_t len, const char *name,
+                                            mr_manifest_package *out);
+MR_API MR_RESULT mr_manifest_decode_infra(const uint8_t *json, size_t len, const char *name,
+                                          mr_manifest_infra *out);
+MR_API MR_RESULT mr_manifest_decode_marble(const uint8_t *json, size_t len, const char *name,
+                                           mr_manifest_marble *out);
+MR_API MR_RESULT mr_manifest_decode_secret(const uint8_t *json, size_t len, const char *name,
+                                           mr_manifest_secret *out);
+MR_API MR_RESULT mr_manifest_decode_user(const uint8_t *json, size_t len, const char *name,
+                                         mr_manifest_user *out);
+MR_API MR_RESULT mr_manifest_decode_tls_tag(const uint8_t *json, size_t len, const char *name,
+                                            mr_manifest_tls_tag *out);
+/* Release what an element owns and zero it (NULL-safe). Private key bytes are wiped. Also for
+ * elements the caller built itself, as long as every pointer came from mr_alloc. */
+MR_API void mr_manifest_package_clear(mr_manifest_package *p);
+MR_API void mr_manifest_infra_clear(mr_manifest_infra *i);
+MR_API void mr_manifest_marble_clear(mr_manifest_marble *m);
+MR_API void mr_manifest_secret_clear(mr_manifest_secret *s);
+MR_API void mr_manifest_user_clear(mr_manifest_user *u);
+MR_API void mr_manifest_tls_tag_clear(mr_manifest_tls_tag *t);
+
 /* Lower-case hex SHA-256 of exactly these bytes; out must hold 65 chars. */
 MR_API MR_RESULT mr_manifest_fingerprint(const uint8_t *data, size_t len, char out[65]);
 

@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/codec.h"
 #include "common/log.h"
 #include "manifest/manifest.h"
 
@@ -651,6 +652,83 @@ static void test_encode_golden(void **state)
         "[\"A\"],\"UpdateThreshold\":0,\"RecoveryThreshold\":0,\"RotateRootSecret\":false}}");
     mr_free(all);
     mr_manifest_free(m);
+}
+
+/* Stored objects decode back to what was encoded. */
+static void test_stored_objects(void **state)
+{
+    (void)state;
+    mr_manifest *m = load_fixture("full.json");
+    mr_buf a, b;
+    mr_buf_init(&a, 0, 0);
+    mr_buf_init(&b, 0, 0);
+#define ROUNDTRIP(T, enc, dec, clear, elem)                                                    \
+    do {                                                                                      \
+        T x_;                                                                                 \
+        mr_buf_reset(&a);                                                                     \
+        mr_buf_reset(&b);                                                                     \
+        MR_ASSERT_OK(enc(elem, &a));                                                          \
+        MR_ASSERT_OK(dec(a.data, a.len, (elem)->name.ptr, &x_));                              \
+        assert_string_equal(x_.name.ptr, (elem)->name.ptr);                                   \
+        MR_ASSERT_OK(enc(&x_, &b));                                                           \
+        assert_int_equal(a.len, b.len);                                                       \
+        assert_memory_equal(a.data, b.data, a.len);                                           \
+        clear(&x_);                                                                           \
+    } while (0)
+    for (size_t i = 0; i < m->packages.count; i++)
+        ROUNDTRIP(mr_manifest_package, mr_manifest_encode_package, mr_manifest_decode_package,
+                  mr_manifest_package_clear, &m->packages.items[i]);
+    for (size_t i = 0; i < m->infrastructures.count; i++)
+        ROUNDTRIP(mr_manifest_infra, mr_manifest_encode_infra, mr_manifest_decode_infra,
+                  mr_manifest_infra_clear, &m->infrastructures.items[i]);
+    for (size_t i = 0; i < m->marbles.count; i++)
+        ROUNDTRIP(mr_manifest_marble, mr_manifest_encode_marble, mr_manifest_decode_marble,
+                  mr_manifest_marble_clear, &m->marbles.items[i]);
+    for (size_t i = 0; i < m->secrets.count; i++)
+        ROUNDTRIP(mr_manifest_secret, mr_manifest_encode_secret, mr_manifest_decode_secret,
+                  mr_manifest_secret_clear, &m->secrets.items[i]);
+    for (size_t i = 0; i < m->users.count; i++)
+        ROUNDTRIP(mr_manifest_user, mr_manifest_encode_user, mr_manifest_decode_user,
+                  mr_manifest_user_clear, &m->users.items[i]);
+    for (size_t i = 0; i < m->tls.count; i++)
+        ROUNDTRIP(mr_manifest_tls_tag, mr_manifest_encode_tls_tag, mr_manifest_decode_tls_tag,
+                  mr_manifest_tls_tag_clear, &m->tls.items[i]);
+#undef ROUNDTRIP
+    mr_manifest_free(m);
+
+    /* a stored secret with a DER certificate */
+    size_t len;
+    char *pem = read_file("tests/fixtures/manifests/pem/admin.crt", &len);
+    mr_manifest *um = NULL;
+    mr_buf_reset(&a);
+    MR_ASSERT_OK(mr_buf_append_str(&a, "{\"Users\":{\"u\":{\"Certificate\":"));
+    MR_ASSERT_OK(mr_manifest_json_string(pem, len, &a));
+    MR_ASSERT_OK(mr_buf_append_str(&a, "}}}"));
+    MR_ASSERT_OK(mr_manifest_decode(a.data, a.len, &um));
+    mr_buf der;
+    mr_buf_init(&der, 0, 0);
+    MR_ASSERT_OK(mr_manifest_user_cert_der(&um->users.items[0], &der));
+    mr_buf_reset(&a);
+    MR_ASSERT_OK(mr_buf_append_str(&a, "{\"Type\":\"cert-ecdsa\",\"Size\":256,\"Cert\":\""));
+    MR_ASSERT_OK(mr_b64_encode_buf(der.data, der.len, MR_B64_STD, &a));
+    MR_ASSERT_OK(mr_buf_append_str(&a, "\",\"ValidFor\":365,\"Private\":\"AQI=\",\"Public\":null}"));
+    mr_manifest_secret sec;
+    MR_ASSERT_OK(mr_manifest_decode_secret(a.data, a.len, "tls", &sec));
+    assert_int_equal(sec.cert.raw.len, der.len);
+    assert_int_equal(sec.valid_for, 365);
+    mr_buf_reset(&b);
+    MR_ASSERT_OK(mr_manifest_encode_secret(&sec, &b));
+    assert_int_equal(a.len - strlen("\"Type\":\"cert-ecdsa\",\"Size\":256,") + strlen("\"Type\":\"cert-ecdsa\",\"Size\":256,\"Shared\":false,\"UserDefined\":false,"), b.len);
+    mr_manifest_secret_clear(&sec);
+    mr_manifest_secret_clear(NULL);
+    MR_ASSERT_FAIL(mr_manifest_decode_secret((const uint8_t *)"{\"Size\":-1}", 11, "x", &sec),
+                   MR_ERR_USAGE, "json: cannot unmarshal number -1 into Go struct field Secret.Size of type uint");
+    assert_null(sec.name.ptr);
+    mr_buf_free(&der);
+    mr_free(pem);
+    mr_manifest_free(um);
+    mr_buf_free(&a);
+    mr_buf_free(&b);
 }
 
 static void test_encode_roundtrip(void **state)
@@ -1363,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_decode_fingerprint),
         cmocka_unit_test(test_encode_golden),
         cmocka_unit_test(test_encode_roundtrip),
+        cmocka_unit_test(test_stored_objects),
         cmocka_unit_test(test_check_rules),
         cmocka_unit_test(test_check_debug_warnings),
         cmocka_unit_test(test_check_hsm_env),
