@@ -3,7 +3,7 @@
  * softsgx: real-format SGX DCAP quotes without SGX hardware. FOR TESTS ONLY.
  *
  * A softsgx directory holds a complete, self-made Intel-style PKI: a TEST root CA (whose
- * subject says it is not Intel's), a PCK Processor CA, a PCK leaf certificate with the SGX
+ * subject says it is not Intel's), a PCK Processor (or Platform) CA, a PCK leaf certificate with the SGX
  * extension 1.2.840.113741.1.13.1, a TCB signing certificate, root and PCK CRLs, and TCB Info
  * and QE Identity JSON signed the way Intel's PCS signs them. Quotes made from it are byte-for-
  * byte in the format a real Quoting Enclave emits (v3, ECDSA P-256, certification data type 5),
@@ -87,6 +87,9 @@ typedef struct mr_softsgx_init_opts {
     unsigned valid_days;         /* 0 = 30; certificates, CRLs and collateral */
     time_t now;                  /* 0 = time(NULL); validity starts one hour before */
     bool revoke_pck;             /* list the PCK leaf's serial in the PCK CRL */
+    bool platform_ca;            /* issue the PCK from an "Intel SGX PCK Platform CA" (with
+                                    PlatformInstanceID and Configuration in the leaf) instead of
+                                    a Processor CA */
 } mr_softsgx_init_opts;
 
 /* Creates (or overwrites) a softsgx directory. opts may be NULL for the defaults. */

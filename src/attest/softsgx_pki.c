@@ -31,10 +31,11 @@
 #define ROOT_CN "MarbleRun-C softsgx TEST Root CA - not Intel"
 /* The verifier classifies certificates by Intel's common names, so the non-root
  * certificates carry them; organisation and unit say TEST. */
-#define PCK_CA_CN "Intel SGX PCK Processor CA"
+#define PROCESSOR_CA_CN "Intel SGX PCK Processor CA"
+#define PLATFORM_CA_CN "Intel SGX PCK Platform CA"
 #define PCK_CN "Intel SGX PCK Certificate"
 #define TCB_SIGNING_CN "Intel SGX TCB Signing"
-#define PCK_CRL_URL "https://softsgx.invalid/sgx/certification/v4/pckcrl?ca=processor&encoding=der"
+#define PCK_CRL_URL "https://softsgx.invalid/sgx/certification/v4/pckcrl?ca="
 #define ROOT_CRL_URL "https://softsgx.invalid/SoftSGXTestRootCA.der"
 #define SGX_EXT_OID "1.2.840.113741.1.13.1"
 
@@ -208,10 +209,32 @@ static size_t int_content(uint16_t v, uint8_t out[3])
     return n;
 }
 
-/* The value of the SGX extension, laid out like Intel's Processor-CA PCK certificates:
- * PPID, TCB (16 component SVNs, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX Type. */
+/* The value of the SGX extension, laid out like Intel's PCK certificates: PPID, TCB (16
+ * component SVNs, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX Type; certificates of the Platform CA
+ * add PlatformInstanceID and Configuration (dynamicPlatform, cachedKeys, SMTEnabled). */
+static mr_result sgx_config_der(mr_buf *out)
+{
+    mr_buf cfg, seq;
+    mr_buf_init(&cfg, 4096, 0);
+    mr_buf_init(&seq, 4096, 0);
+    mr_result res = MR_FAILURE;
+    char prefix[] = SGX_EXT_OID ".7";
+    const uint8_t yes = 0xff;
+    for (int i = 1; i <= 3; i++)
+        MR_GUARD_OUT(der_pair(&cfg, prefix, i, 0x01, &yes, 1));
+    MR_GUARD_OUT(der_oid(&seq, SGX_EXT_OID, 7));
+    MR_GUARD_OUT(der_tlv(&seq, 0x30, cfg.data, cfg.len));
+    MR_GUARD_OUT(der_tlv(out, 0x30, seq.data, seq.len));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&cfg);
+    mr_buf_free(&seq);
+    return res;
+}
+
 static mr_result sgx_extension_der(const uint8_t comps[16], uint16_t pcesvn,
-                                   const uint8_t ppid[16], mr_buf *out)
+                                   const uint8_t ppid[16], const uint8_t *instance_id,
+                                   mr_buf *out)
 {
     mr_buf seq, tcb, tcbseq;
     mr_buf_init(&seq, 8192, 0);
@@ -235,8 +258,12 @@ static mr_result sgx_extension_der(const uint8_t comps[16], uint16_t pcesvn,
     MR_GUARD_OUT(der_tlv(&seq, 0x30, tcbseq.data, tcbseq.len));
     MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 3, 0x04, PCE_ID, sizeof(PCE_ID)));
     MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 4, 0x04, FMSPC, sizeof(FMSPC)));
-    const uint8_t sgx_type = 0; /* Standard */
+    const uint8_t sgx_type = instance_id != NULL ? 1 : 0; /* Scalable : Standard */
     MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 5, 0x0a, &sgx_type, 1));
+    if (instance_id != NULL) {
+        MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 6, 0x04, instance_id, 16));
+        MR_GUARD_OUT(sgx_config_der(&seq));
+    }
     MR_GUARD_OUT(der_tlv(out, 0x30, seq.data, seq.len));
     res = MR_SUCCESS;
 out:
@@ -640,9 +667,10 @@ static mr_result make_dirs(const char *dir)
 }
 
 static mr_result make_pki(pki *p, const softsgx_platform *plat, const uint8_t comps[16],
-                          time_t nb, time_t na)
+                          bool platform_ca, time_t nb, time_t na)
 {
-    uint8_t ppid[16];
+    uint8_t ppid[16], instance_id[16];
+    char crl_url[128];
     mr_buf ext;
     mr_buf_init(&ext, 8192, 0);
     mr_result res = MR_FAILURE;
@@ -655,7 +683,10 @@ static mr_result make_pki(pki *p, const softsgx_platform *plat, const uint8_t co
                             "critical,CA:TRUE,pathlen:1", "critical,keyCertSign,cRLSign",
                             ROOT_CRL_URL, NULL, nb, na};
     MR_GUARD_OUT(make_cert(&root, &p->root));
-    const cert_spec ca = {PCK_CA_CN, p->ca_key, p->root, p->root_key,
+    int n = snprintf(crl_url, sizeof(crl_url), "%s%s&encoding=der", PCK_CRL_URL,
+                     platform_ca ? "platform" : "processor");
+    MR_ENSURE_OUT(n > 0 && (size_t)n < sizeof(crl_url), MR_ERR_INTERNAL, "CRL URL too long");
+    const cert_spec ca = {platform_ca ? PLATFORM_CA_CN : PROCESSOR_CA_CN, p->ca_key, p->root, p->root_key,
                           "critical,CA:TRUE,pathlen:0", "critical,keyCertSign,cRLSign",
                           ROOT_CRL_URL, NULL, nb, na};
     MR_GUARD_OUT(make_cert(&ca, &p->ca));
@@ -664,9 +695,12 @@ static mr_result make_pki(pki *p, const softsgx_platform *plat, const uint8_t co
                            nb, na};
     MR_GUARD_OUT(make_cert(&tcb, &p->tcb));
     MR_GUARD_OSSL_OUT(RAND_bytes(ppid, sizeof(ppid)), MR_ERR_INTERNAL, "RAND_bytes failed");
-    MR_GUARD_OUT(sgx_extension_der(comps, plat->pcesvn, ppid, &ext));
+    MR_GUARD_OSSL_OUT(RAND_bytes(instance_id, sizeof(instance_id)), MR_ERR_INTERNAL,
+                      "RAND_bytes failed");
+    MR_GUARD_OUT(sgx_extension_der(comps, plat->pcesvn, ppid, platform_ca ? instance_id : NULL,
+                                   &ext));
     const cert_spec pck = {PCK_CN, p->pck_key, p->ca, p->ca_key, "critical,CA:FALSE",
-                           "critical,digitalSignature,nonRepudiation", PCK_CRL_URL, &ext,
+                           "critical,digitalSignature,nonRepudiation", crl_url, &ext,
                            nb, na};
     MR_GUARD_OUT(make_cert(&pck, &p->pck));
     res = MR_SUCCESS;
@@ -822,7 +856,7 @@ mr_result mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
     MR_GUARD_OSSL_OUT(RAND_bytes(plat.qe_id, 16), MR_ERR_INTERNAL, "RAND_bytes failed");
 
     MR_GUARD_OUT(make_dirs(dir));
-    MR_GUARD_OUT(make_pki(&p, &plat, comps, nb, na));
+    MR_GUARD_OUT(make_pki(&p, &plat, comps, o.platform_ca, nb, na));
     MR_GUARD_OUT(write_certs(dir, &p));
     MR_GUARD_OUT(write_collateral(dir, &p, &plat, &o, nb, na));
     MR_GUARD_OUT(write_state(dir, &plat, &o));

@@ -457,6 +457,28 @@ def test_verifier_accepts_quote_versions(softsgx, cli, sdir, version):
     assert out["quoteVersion"] == version and out["tcbStatus"] == "SWHardeningNeeded"
 
 
+def test_platform_ca(softsgx, cli, tmp_path):
+    """--pck-ca platform: the leaf has the extension shape of Intel's Platform-CA PCKs."""
+    d = tmp_path / "platform"
+    assert run(softsgx, "init", d, "--pck-ca", "platform", "--tcb-status", "ConfigurationNeeded").returncode == 0
+    r = run("openssl", "verify", "-CAfile", "root-ca.pem", "-untrusted", "pck-ca.pem", "pck.pem", cwd=d)
+    assert r.returncode == 0, r.stderr + r.stdout
+    subj = run("openssl", "x509", "-in", d / "pck-ca.pem", "-noout", "-subject").stdout
+    assert b"CN = Intel SGX PCK Platform CA" in subj
+    assert run("openssl", "x509", "-in", d / "pck.pem", "-outform", "DER", "-out", d / "pck.der").returncode == 0
+    lines = run("openssl", "asn1parse", "-inform", "DER", "-in", d / "pck.der").stdout.decode().splitlines()
+    idx = next(i for i, l in enumerate(lines) if SGX_EXT_OID in l and "OBJECT" in l)
+    off = lines[idx + 1].split(":")[0].strip()
+    text = run("openssl", "asn1parse", "-inform", "DER", "-in", d / "pck.der", "-strparse", off).stdout.decode()
+    oids = [l.rsplit(":", 1)[1].strip() for l in text.splitlines() if "OBJECT" in l]
+    tail = [".3", ".4", ".5", ".6", ".7", ".7.1", ".7.2", ".7.3"]
+    assert oids[-8:] == [SGX_EXT_OID + t for t in tail]
+    assert text.count("BOOLEAN") == 3
+    r, out = verify(cli, d, make_quote(softsgx, d, "--report-data", "00"), "--root-ca", d / "root-ca.pem")
+    assert out is not None, r.stderr
+    assert out["tcbStatus"] == "ConfigurationNeeded"
+
+
 def test_verifier_rejects(softsgx, cli, tmp_path):
     d = tmp_path / "nomatch"
     assert run(softsgx, "init", d, "--tcb-status", "TcbNotSupported").returncode == 0

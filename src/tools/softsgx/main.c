@@ -26,7 +26,7 @@ static const char USAGE[] =
     "\n"
     "Usage:\n"
     "  marblerun-softsgx init DIR [--tcb-status S] [--qe-tcb-status S] [--valid-days N]\n"
-    "                             [--revoke-pck] [--time UNIX-SECONDS]\n"
+    "                             [--revoke-pck] [--time UNIX-SECONDS] [--pck-ca KIND]\n"
     "      Create the TEST root CA, PCK CA, PCK certificate (with the SGX extension), TCB\n"
     "      signing certificate, CRLs, and signed TCB Info / QE Identity in DIR:\n"
     "      DIR/root-ca.pem, DIR/collateral.json, DIR/private/ (keys, mode 0600).\n"
@@ -37,6 +37,7 @@ static const char USAGE[] =
     "      --qe-tcb-status S  QE TCB status: UpToDate (default), OutOfDate, Revoked\n"
     "      --valid-days N     validity of certificates, CRLs and collateral (default 30)\n"
     "      --revoke-pck       list the PCK certificate in the PCK CRL\n"
+    "      --pck-ca KIND      processor (default) or platform: which PCK CA issues the PCK\n"
     "      --time T           pretend it is T (Unix seconds) instead of now: validity starts\n"
     "                         one hour before T (for tests with a fixed verification time)\n"
     "\n"
@@ -100,6 +101,7 @@ enum {
     OPT_DAYS,
     OPT_REVOKE,
     OPT_TIME,
+    OPT_PCK_CA,
     OPT_RD,
     OPT_MRENCLAVE,
     OPT_MRSIGNER,
@@ -118,6 +120,7 @@ static const struct option OPTS[] = {
     {"valid-days", required_argument, NULL, OPT_DAYS},
     {"revoke-pck", no_argument, NULL, OPT_REVOKE},
     {"time", required_argument, NULL, OPT_TIME},
+    {"pck-ca", required_argument, NULL, OPT_PCK_CA},
     {"report-data", required_argument, NULL, OPT_RD},
     {"mrenclave", required_argument, NULL, OPT_MRENCLAVE},
     {"mrsigner", required_argument, NULL, OPT_MRSIGNER},
@@ -164,6 +167,13 @@ static void parse_args(int argc, char **argv, args *a)
             break;
         case OPT_REVOKE:
             a->init.revoke_pck = true;
+            a->init_only_flag = true;
+            break;
+        case OPT_PCK_CA:
+            if (strcmp(optarg, "platform") == 0)
+                a->init.platform_ca = true;
+            else if (strcmp(optarg, "processor") != 0)
+                die_usage("--pck-ca must be processor or platform");
             a->init_only_flag = true;
             break;
         case OPT_TIME:

@@ -473,6 +473,26 @@ static void test_round_trip_platform_statuses(void **state)
     }
 }
 
+static void test_round_trip_platform_ca(void **state)
+{
+    (void)state;
+    char dir[64];
+    verifier v;
+    mr_attest_claims claims;
+    mr_softsgx_identity id;
+    sample_identity(&id);
+    make_tmp(dir);
+    mr_softsgx_init_opts o = {.platform_ca = true,
+                              .tcb_status = MR_SOFTSGX_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED};
+    MR_ASSERT_OK(mr_softsgx_init(dir, &o));
+    verifier_open(dir, &v);
+    MR_ASSERT_OK(verify(&v, &id, true, &claims));
+    assert_string_equal(mr_tcb_status_name(claims.tcb.status),
+                        "ConfigurationAndSWHardeningNeeded");
+    verifier_close(&v);
+    rm_rf(dir);
+}
+
 static void test_round_trip_qe_statuses(void **state)
 {
     (void)state;
@@ -506,6 +526,15 @@ static void test_round_trip_rejections(void **state)
     make_tmp(dir);
     mr_softsgx_init_opts r = {.revoke_pck = true};
     MR_ASSERT_OK(mr_softsgx_init(dir, &r));
+    verifier_open(dir, &v);
+    MR_ASSERT_FAIL(verify(&v, &id, true, &claims), MR_ERR_ATTESTATION, "revoked");
+    verifier_close(&v);
+    rm_rf(dir);
+
+    /* the same through a Platform CA (the verifier picks the platform PCK CRL) */
+    make_tmp(dir);
+    mr_softsgx_init_opts rp = {.revoke_pck = true, .platform_ca = true};
+    MR_ASSERT_OK(mr_softsgx_init(dir, &rp));
     verifier_open(dir, &v);
     MR_ASSERT_FAIL(verify(&v, &id, true, &claims), MR_ERR_ATTESTATION, "revoked");
     verifier_close(&v);
@@ -968,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_identity_from_env),
         cmocka_unit_test(test_round_trip_platform_statuses),
         cmocka_unit_test(test_round_trip_qe_statuses),
+        cmocka_unit_test(test_round_trip_platform_ca),
         cmocka_unit_test(test_round_trip_rejections),
         cmocka_unit_test(test_round_trip_sgx_v4_v5),
         cmocka_unit_test(test_issuer_simulation),
