@@ -21,7 +21,7 @@ int main(int argc, char **argv)
         return 2;
     }
     /* small thresholds so that kills also land inside compactions */
-    mr_store_options o = {.compact_records = 40, .compact_bytes = 16384};
+    mr_store_options o = {.compact_records = 7, .compact_bytes = 16384};
     mr_store *s = NULL;
     if (!mr_ok(mr_store_open_embedded(argv[1], st_dek, sizeof(st_dek), &o, &s))) {
         fprintf(stderr, "open: %s\n", mr_error_get()->msg);
