@@ -197,7 +197,7 @@ static mr_result dec_bytes(dctx *c, const mr_mj_node *n, const char *gotype, mr_
         }
     } else if (n->kind == MR_MJ_ARRAY) {
         for (size_t i = 0; i < n->nkids; i++) {
-            uint64_t v = 0;
+            uint64_t v = i < out->len ? out->ptr[i] : 0; /* null keeps the old byte */
             MR_GUARD_OUT(dec_uint(c, &n->kids[i], 255, "uint8", &v, NULL));
             MR_GUARD_OUT(mr_buf_append_u8(&b, (uint8_t)v));
         }
@@ -216,6 +216,20 @@ out:
     return res;
 }
 
+/* Go decodes a JSON array into an existing slice element by element (so a repeated field
+ * merges into the elements it already has), then truncates; `[]` gives a new empty slice. */
+static mr_result grow_vec(void **items, size_t *count, size_t want, size_t esz)
+{
+    if (want <= *count)
+        return MR_SUCCESS;
+    unsigned char *g = mr_realloc(*items, want * esz);
+    MR_ENSURE_ALLOC(g);
+    memset(g + *count * esz, 0, (want - *count) * esz);
+    *items = g;
+    *count = want;
+    return MR_SUCCESS;
+}
+
 static mr_result dec_str_list(dctx *c, const mr_mj_node *n, mr_mstr_list *out)
 {
     if (n->kind == MR_MJ_NULL) {
@@ -226,80 +240,72 @@ static mr_result dec_str_list(dctx *c, const mr_mj_node *n, mr_mstr_list *out)
         type_error(c, n, "[]string", false);
         return MR_SUCCESS;
     }
-    mr_mstr *items = NULL;
-    if (n->nkids) {
-        items = mr_calloc(n->nkids, sizeof(*items));
-        MR_ENSURE_ALLOC(items);
-    }
-    mr_mstr_list fresh = {.items = items, .count = n->nkids, .present = true};
-    for (size_t i = 0; i < n->nkids; i++) {
-        if (!mr_ok(dec_string(c, &n->kids[i], &items[i]))) {
-            mr_manifest_mstr_list_free(&fresh);
-            return MR_FAILURE;
-        }
-    }
-    mr_manifest_mstr_list_free(out);
-    *out = fresh;
+    if (n->nkids == 0)
+        mr_manifest_mstr_list_free(out);
+    void *items = out->items;
+    MR_GUARD(grow_vec(&items, &out->count, n->nkids, sizeof(mr_mstr)));
+    out->items = items;
+    out->present = true;
+    for (size_t i = 0; i < n->nkids; i++)
+        MR_GUARD(dec_string(c, &n->kids[i], &out->items[i]));
+    for (size_t i = n->nkids; i < out->count; i++)
+        mr_manifest_mstr_free(&out->items[i]);
+    out->count = n->nkids;
     return MR_SUCCESS;
 }
 
 static mr_result dec_int_list(dctx *c, const mr_mj_node *n, const char *list_type,
                               const char *elem_type, mr_mint_list *out)
 {
-    if (n->kind == MR_MJ_NULL) {
+    if (n->kind == MR_MJ_NULL || (n->kind == MR_MJ_ARRAY && n->nkids == 0)) {
         mr_free(out->items);
         memset(out, 0, sizeof(*out));
+        out->present = n->kind == MR_MJ_ARRAY;
         return MR_SUCCESS;
     }
     if (n->kind != MR_MJ_ARRAY) {
         type_error(c, n, list_type, false);
         return MR_SUCCESS;
     }
-    int64_t *items = NULL;
-    if (n->nkids) {
-        items = mr_calloc(n->nkids, sizeof(*items));
-        MR_ENSURE_ALLOC(items);
-    }
-    for (size_t i = 0; i < n->nkids; i++)
-        MR_IGNORE(dec_int(c, &n->kids[i], elem_type, &items[i])); /* cannot fail */
-    mr_free(out->items);
+    void *items = out->items;
+    MR_GUARD(grow_vec(&items, &out->count, n->nkids, sizeof(int64_t)));
     out->items = items;
-    out->count = n->nkids;
     out->present = true;
+    for (size_t i = 0; i < n->nkids; i++)
+        MR_IGNORE(dec_int(c, &n->kids[i], elem_type, &out->items[i])); /* cannot fail */
+    out->count = n->nkids;
     return MR_SUCCESS;
+}
+
+static void oids_clear(mr_moid_list *l, size_t from)
+{
+    for (size_t i = from; i < l->count; i++) {
+        mr_free(l->items[i].items);
+        memset(&l->items[i], 0, sizeof(l->items[i]));
+    }
 }
 
 static mr_result dec_oid_list(dctx *c, const mr_mj_node *n, mr_moid_list *out)
 {
-    if (n->kind == MR_MJ_NULL) {
-        for (size_t i = 0; i < out->count; i++)
-            mr_free(out->items[i].items);
+    if (n->kind == MR_MJ_NULL || (n->kind == MR_MJ_ARRAY && n->nkids == 0)) {
+        oids_clear(out, 0);
         mr_free(out->items);
         memset(out, 0, sizeof(*out));
+        out->present = n->kind == MR_MJ_ARRAY;
         return MR_SUCCESS;
     }
     if (n->kind != MR_MJ_ARRAY) {
         type_error(c, n, "[]asn1.ObjectIdentifier", false);
         return MR_SUCCESS;
     }
-    mr_mint_list *items = NULL;
-    if (n->nkids) {
-        items = mr_calloc(n->nkids, sizeof(*items));
-        MR_ENSURE_ALLOC(items);
-    }
-    mr_moid_list fresh = {.items = items, .count = n->nkids, .present = true};
-    for (size_t i = 0; i < n->nkids; i++) {
-        if (!mr_ok(dec_int_list(c, &n->kids[i], "asn1.ObjectIdentifier", "int", &items[i]))) {
-            for (size_t j = 0; j < n->nkids; j++)
-                mr_free(items[j].items);
-            mr_free(items);
-            return MR_FAILURE;
-        }
-    }
-    for (size_t i = 0; i < out->count; i++)
-        mr_free(out->items[i].items);
-    mr_free(out->items);
-    *out = fresh;
+    void *items = out->items;
+    MR_GUARD(grow_vec(&items, &out->count, n->nkids, sizeof(mr_mint_list)));
+    out->items = items;
+    out->present = true;
+    for (size_t i = 0; i < n->nkids; i++)
+        MR_GUARD(dec_int_list(c, &n->kids[i], "asn1.ObjectIdentifier", "int", &out->items[i]));
+    oids_clear(out, n->nkids);
+    out->count = n->nkids;
     return MR_SUCCESS;
 }
 
@@ -517,33 +523,36 @@ static mr_result dec_map(dctx *c, const mr_mj_node *n, gvec *map, size_t esz, el
 }
 
 /* []T of structs: null → nil; array → replaced by freshly decoded elements. */
+/* []T of structs: null → nil; array → decoded into the existing elements (merging), then
+ * truncated. */
 static mr_result dec_slice(dctx *c, const mr_mj_node *n, gvec *vec, size_t esz, elem_fn fn,
                            elem_free_fn ff, const char *gotype)
 {
-    unsigned char *old = vec->items;
     if (n->kind != MR_MJ_NULL && n->kind != MR_MJ_ARRAY) {
         type_error(c, n, gotype, false);
         return MR_SUCCESS;
     }
-    unsigned char *items = NULL;
-    if (n->kind == MR_MJ_ARRAY && n->nkids) {
-        items = mr_calloc(n->nkids, esz);
-        MR_ENSURE_ALLOC(items);
+    size_t want = n->kind == MR_MJ_ARRAY ? n->nkids : 0;
+    if (want == 0) {
+        unsigned char *old = vec->items;
+        for (size_t i = 0; i < vec->count; i++)
+            ff(old + i * esz);
+        mr_free(old);
+        vec->items = NULL;
+        vec->count = 0;
+        vec->present = n->kind == MR_MJ_ARRAY;
+        return MR_SUCCESS;
     }
-    for (size_t i = 0; n->kind == MR_MJ_ARRAY && i < n->nkids; i++) {
-        if (!mr_ok(fn(c, &n->kids[i], items + i * esz))) {
-            for (size_t j = 0; j <= i; j++)
-                ff(items + j * esz);
-            mr_free(items);
-            return MR_FAILURE;
-        }
+    MR_GUARD(grow_vec(&vec->items, &vec->count, want, esz));
+    vec->present = true;
+    unsigned char *items = vec->items;
+    for (size_t i = 0; i < want; i++)
+        MR_GUARD(fn(c, &n->kids[i], items + i * esz));
+    for (size_t i = want; i < vec->count; i++) {
+        ff(items + i * esz);
+        memset(items + i * esz, 0, esz);
     }
-    for (size_t i = 0; i < vec->count; i++)
-        ff(old + i * esz);
-    mr_free(old);
-    vec->items = items;
-    vec->count = n->kind == MR_MJ_ARRAY ? n->nkids : 0;
-    vec->present = n->kind == MR_MJ_ARRAY;
+    vec->count = want;
     return MR_SUCCESS;
 }
 

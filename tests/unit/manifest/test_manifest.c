@@ -248,6 +248,26 @@ static void test_decode_duplicates(void **state)
     assert_int_equal(mb->parameters.env.count, 1);
     mr_manifest_free(m);
 
+    /* a repeated slice is decoded into the elements it already has, then truncated */
+    m = dec_ok("{'Marbles':{'m':{'Parameters':{'Argv':['a','b','c'],'Argv':[null,'y']}}},"
+               "'TLS':{'t':{'Incoming':[{'Port':'1','Cert':'c'},{'Port':'2'}],"
+               "'Incoming':[{'Port':'3'}]}},'Infrastructures':{'i':{'CPUSVN':[1,2],"
+               "'CPUSVN':[null,7,8]}}}");
+    const mr_mstr_list *argv = &m->marbles.items[0].parameters.argv;
+    assert_int_equal(argv->count, 2);
+    assert_string_equal(argv->items[0].ptr, "a");
+    assert_string_equal(argv->items[1].ptr, "y");
+    const mr_manifest_tls_list *in = &m->tls.items[0].incoming;
+    assert_int_equal(in->count, 1);
+    assert_string_equal(in->items[0].port.ptr, "3");
+    assert_string_equal(in->items[0].cert.ptr, "c");
+    assert_memory_equal(m->infrastructures.items[0].cpusvn.ptr, "\x01\x07\x08", 3);
+    mr_manifest_free(m);
+    m = dec_ok("{'Marbles':{'m':{'TLS':['a'],'TLS':[]}}}");
+    assert_true(m->marbles.items[0].tls.present);
+    assert_int_equal(m->marbles.items[0].tls.count, 0);
+    mr_manifest_free(m);
+
     /* Config twice: merged */
     m = dec_ok("{'Config':{'SealMode':'UniqueKey'},'Config':{'UpdateThreshold':3}}");
     assert_string_equal(m->config.seal_mode.ptr, "UniqueKey");
