@@ -147,6 +147,31 @@ void mr_core_activation_resp_free(mr_core_activation_resp *r);
 MR_RESULT mr_core_activate(mr_core *c, const mr_core_activation_req *req,
                            mr_core_activation_resp *resp);
 
+/* ---- secrets (spec §4.5.8, §4.5.9, §8.2) ---- */
+
+/* Appends {"<name>":<Secret>,...} for the names; the user must hold readsecret on all of them.
+ * Errors: MR_ERR_STATE wrong state; MR_ERR_AUTH "user <u> is not allowed to read one or more
+ * secrets of: [<names>]"; MR_ERR_NOT_FOUND "loading secret <s> from store: requested value not
+ * set". */
+MR_RESULT mr_core_get_secrets(mr_core *c, const char *user, const char *const *names, size_t n,
+                              mr_buf *out);
+
+/* One uploaded secret (UserSecret JSON); slices borrowed. */
+typedef struct mr_core_user_secret {
+    const char *name;
+    bool has_cert;
+    mr_slice cert; /* DER */
+    bool has_private;
+    mr_slice priv;
+    bool has_key;
+    mr_slice key;
+} mr_core_user_secret;
+
+/* Validates and stores user-defined secret values (all or nothing). Errors carry MarbleRun's
+ * texts: "no new secrets defined", "parsing new secrets: ...", "running manifest template dry
+ * run: ...", "user <u> is not allowed to update secret: <s>" (MR_ERR_AUTH). */
+MR_RESULT mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n);
+
 /* ---- users (spec §4.4, §8.1) ---- */
 
 /* Finds the user whose certificate is byte-identical to one of the presented certificates

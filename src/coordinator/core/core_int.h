@@ -158,6 +158,9 @@ MR_RESULT core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *p
 MR_RESULT core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
                                  mr_core_recovery_secrets *out);
 
+/* Commits t and publishes the epoch of the committed state. */
+MR_RESULT core_commit_and_publish(mr_core *c, mr_store_txn *t);
+
 /* ---- SetManifest helpers (set_manifest.c) ---- */
 MR_RESULT core_dry_run(const mr_manifest *m, const core_secret_set *set);
 MR_RESULT core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig);

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET/POST /secrets and /api/v2/secrets (spec §4.5.8, §4.5.9, §12.4). */
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "coordinator/api/api_int.h"
+
+#define MAX_NAMES 256
+#define USER_MAX 256
+
+/* ---- GET ---- */
+
+static void get_secrets(mr_srv_request *r, mr_api *a, bool v2)
+{
+    char user[USER_MAX];
+    mr_srv_strlist names = {0};
+    mr_buf out, data;
+    mr_buf_init(&out, 0, MR_BUF_SECRET);
+    mr_buf_init(&data, 0, MR_BUF_SECRET);
+    if (!api_user(a, r, v2, user, sizeof(user)))
+        goto out;
+    if (!mr_ok(mr_srv_query_values(mr_srv_req_query(r), "s", false, &names)))
+        goto internal;
+    if (names.n == 0) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
+                     "invalid query: endpoint requires at least one query parameter");
+        goto client_error;
+    }
+    for (size_t i = 0; i < names.n; i++)
+        if (names.v[i][0] == '\0') {
+            mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
+                         "malformed query string: empty query parameter");
+            goto client_error;
+        }
+    if (!mr_ok(mr_core_get_secrets(a->cfg.core, user, (const char *const *)names.v,
+                                   names.n > MAX_NAMES ? MAX_NAMES : names.n, &out))) {
+        api_error(r, v2 ? 500 : 400);
+        goto out;
+    }
+    if (v2) {
+        if (!mr_ok(mr_buf_append_str(&data, "{\"secrets\":")) ||
+            !mr_ok(mr_buf_append(&data, out.data, out.len)) || !mr_ok(mr_buf_append_u8(&data, '}')))
+            goto internal;
+        api_success(r, &data);
+    } else {
+        api_success(r, &out);
+    }
+    goto out;
+client_error:
+    if (v2)
+        api_fail(r, 400);
+    else
+        api_error(r, 400);
+    goto out;
+internal:
+    api_error(r, 500);
+out:
+    mr_srv_strlist_free(&names);
+    mr_buf_free(&out);
+    mr_buf_free(&data);
+}
+
+static void h_get_v1(mr_srv_request *r, void *arg) { get_secrets(r, arg, false); }
+static void h_get_v2(mr_srv_request *r, void *arg) { get_secrets(r, arg, true); }
+
+/* ---- POST ---- */
+
+typedef struct uploads {
+    mr_core_user_secret items[MAX_NAMES];
+    mr_buf bufs[MAX_NAMES][3];
+    size_t n;
+} uploads;
+
+static void uploads_free(uploads *u)
+{
+    for (size_t i = 0; i < u->n; i++)
+        for (int k = 0; k < 3; k++)
+            mr_buf_free(&u->bufs[i][k]);
+}
+
+/* Finds a field by Go's rules (exact, else case-insensitive). */
+static json_t *field(json_t *obj, const char *name)
+{
+    const char *k;
+    json_t *v, *ci = NULL;
+    json_object_foreach(obj, k, v)
+    {
+        if (strcmp(k, name) == 0)
+            return v;
+        if (ci == NULL && strcasecmp(k, name) == 0)
+            ci = v;
+    }
+    return ci;
+}
+
+static mr_result bytes_field(json_t *obj, const char *name, const char *secret, bool allow_object,
+                             bool *has, mr_buf *dst)
+{
+    json_t *v = field(obj, name);
+    *has = false;
+    if (v == NULL || json_is_null(v))
+        return MR_SUCCESS;
+    if (allow_object && json_is_object(v)) {
+        *has = true; /* an x509 object: accepted, but carries no usable certificate */
+        return MR_SUCCESS;
+    }
+    MR_ENSURE(json_is_string(v), MR_ERR_USAGE,
+              "json: cannot unmarshal value into Go struct field UserSecret.%s of type []uint8", name);
+    *has = true;
+    if (!mr_ok(mr_b64_decode_buf(json_string_value(v), json_string_length(v), MR_B64_STD,
+                                 MR_B64_IGNORE_NEWLINES, dst))) {
+        mr_error_prefix("secret %s: %s", secret, name);
+        return MR_FAILURE;
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result parse_uploads(json_t *map, uploads *u)
+{
+    const char *name;
+    json_t *v;
+    MR_ENSURE(json_is_object(map), MR_ERR_USAGE,
+              "json: cannot unmarshal value into Go value of type map[string]manifest.UserSecret");
+    json_object_foreach(map, name, v)
+    {
+        MR_ENSURE(u->n < MAX_NAMES, MR_ERR_USAGE, "too many secrets in one request");
+        MR_ENSURE(json_is_object(v) || json_is_null(v), MR_ERR_USAGE,
+                  "json: cannot unmarshal value into Go value of type manifest.UserSecret");
+        size_t i = u->n++;
+        mr_core_user_secret *s = &u->items[i];
+        mr_buf_init(&u->bufs[i][0], 0, 0);
+        mr_buf_init(&u->bufs[i][1], 0, MR_BUF_SECRET);
+        mr_buf_init(&u->bufs[i][2], 0, MR_BUF_SECRET);
+        s->name = name;
+        if (json_is_null(v))
+            continue;
+        MR_GUARD(bytes_field(v, "Cert", name, true, &s->has_cert, &u->bufs[i][0]));
+        MR_GUARD(bytes_field(v, "Private", name, false, &s->has_private, &u->bufs[i][1]));
+        MR_GUARD(bytes_field(v, "Key", name, false, &s->has_key, &u->bufs[i][2]));
+        s->cert = mr_buf_slice(&u->bufs[i][0]);
+        s->priv = mr_buf_slice(&u->bufs[i][1]);
+        s->key = mr_buf_slice(&u->bufs[i][2]);
+    }
+    return MR_SUCCESS;
+}
+
+static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
+{
+    char user[USER_MAX];
+    json_error_t jerr;
+    json_t *root = NULL;
+    uploads *u = mr_calloc(1, sizeof(*u));
+    if (u == NULL) {
+        mr_srv_reply_error(r, 500, "out of memory");
+        return;
+    }
+    if (!api_user(a, r, v2, user, sizeof(user)))
+        goto out;
+    mr_slice body = mr_srv_req_body(r);
+    root = json_loadb((const char *)body.ptr, body.len, v2 ? JSON_DISABLE_EOF_CHECK : 0, &jerr);
+    json_t *map = root;
+    if (root != NULL && v2) {
+        map = json_is_object(root) ? field(root, "secrets") : NULL;
+        if (map == NULL || json_is_null(map))
+            map = json_object(); /* absent map: "no new secrets defined" from the core */
+        else
+            json_incref(map);
+        json_decref(root);
+        root = map;
+    }
+    if (root == NULL) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "%s", body.len == 0 ? "unexpected end of JSON input" : jerr.text);
+    }
+    if (root == NULL || !mr_ok(parse_uploads(map, u))) {
+        if (v2) {
+            api_fail(r, 400);
+        } else {
+            mr_error_prefix("unmarshaling secret manifest");
+            api_error(r, 400);
+        }
+        goto out;
+    }
+    if (!mr_ok(mr_core_set_secrets(a->cfg.core, user, u->items, u->n)))
+        api_error(r, v2 ? 500 : 400);
+    else
+        api_success(r, NULL);
+out:
+    json_decref(root);
+    uploads_free(u);
+    mr_free(u);
+}
+
+static void h_post_v1(mr_srv_request *r, void *arg) { post_secrets(r, arg, false); }
+static void h_post_v2(mr_srv_request *r, void *arg) { post_secrets(r, arg, true); }
+
+mr_result api_register_secrets(mr_api *a)
+{
+    int l = a->cfg.client_listener;
+    MR_GUARD(mr_srv_route(a->cfg.srv, l, "GET", "/secrets", 0, h_get_v1, a));
+    MR_GUARD(mr_srv_route(a->cfg.srv, l, "GET", "/api/v2/secrets", 0, h_get_v2, a));
+    MR_GUARD(mr_srv_route(a->cfg.srv, l, "POST", "/secrets", 0, h_post_v1, a));
+    return mr_srv_route(a->cfg.srv, l, "POST", "/api/v2/secrets", 0, h_post_v2, a);
+}

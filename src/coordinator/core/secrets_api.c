@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Reading and uploading secrets by users (spec §4.5.8, §4.5.9, §8.2, §12.4). */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "coordinator/core/core_int.h"
+#include "crypto/key.h"
+#include "crypto/x509.h"
+
+#define NAMES_TEXT_MAX 4096
+
+/* Go's %v of a []string: "[a b c]". */
+static void names_text(const char *const *names, size_t n, char *out, size_t size)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i <= n && off < size; i++) {
+        int k = snprintf(out + off, size - off, "%s%s%s", i == 0 ? "[" : "",
+                         i < n ? names[i] : "]", i + 1 < n ? " " : "");
+        if (k < 0)
+            break;
+        off += (size_t)k;
+    }
+}
+
+/* One Secret object as MarbleRun returns it (the stored definition with its value). */
+static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
+{
+    mr_manifest_secret s = *def; /* shallow copy; only read by the encoder */
+    memset(&s.cert.raw, 0, sizeof(s.cert.raw));
+    memset(&s.private_key, 0, sizeof(s.private_key));
+    memset(&s.public_key, 0, sizeof(s.public_key));
+    if (v != NULL) {
+        s.valid_for = v->valid_for;
+        if (v->cert_der.len > 0)
+            s.cert.raw = (mr_mbytes){.ptr = v->cert_der.data, .len = v->cert_der.len, .present = true};
+        if (v->has_value) {
+            s.private_key = (mr_mbytes){.ptr = v->priv.data, .len = v->priv.len, .present = true};
+            s.public_key = (mr_mbytes){.ptr = v->pub.data, .len = v->pub.len, .present = true};
+        }
+    }
+    return mr_manifest_encode_secret(&s, out);
+}
+
+mr_result mr_core_get_secrets(mr_core *c, const char *user, const char *const *names, size_t n,
+                              mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    core_epoch *e = core_epoch_get(c);
+    char text[NAMES_TEXT_MAX];
+    MR_ENSURE_OUT(e->state == MR_STATE_ACCEPTING_MARBLES, MR_ERR_STATE,
+                  "server is not in expected state");
+    if (!mr_manifest_user_permitted(e->manifest, user, MR_PERM_READ_SECRET, names, n)) {
+        names_text(names, n, text, sizeof(text));
+        MR_BAIL_OUT(MR_ERR_AUTH, "user %s is not allowed to read one or more secrets of: %s", user,
+                    text);
+    }
+    MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+    for (size_t i = 0; i < n; i++) {
+        const mr_manifest_secret *def = mr_manifest_find_secret(e->manifest, names[i]);
+        MR_ENSURE_OUT(def != NULL, MR_ERR_NOT_FOUND,
+                      "loading secret %s from store: requested value not set", names[i]);
+        if (i > 0)
+            MR_GUARD_OUT(mr_buf_append_u8(out, ','));
+        MR_GUARD_OUT(mr_manifest_json_string(names[i], strlen(names[i]), out));
+        MR_GUARD_OUT(mr_buf_append_u8(out, ':'));
+        MR_GUARD_OUT(secret_json(def, core_secret_find(&e->secrets, names[i]), out));
+    }
+    MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+    res = MR_SUCCESS;
+out:
+    core_epoch_put(e);
+    return res;
+}
+
+/* ---- uploads (§8.2) ---- */
+
+static const char *type_of(const mr_manifest_secret *d) { return d->type.ptr ? d->type.ptr : ""; }
+
+static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u, core_secret *out)
+{
+    const mr_manifest_secret *d = mr_manifest_find_secret(m, u->name);
+    MR_ENSURE(d != NULL, MR_ERR_USAGE,
+              "secret manifest specifies a secret which the original manifest does not contain");
+    MR_ENSURE(d->user_defined, MR_ERR_USAGE, "secret %s is not writeable", u->name);
+    const char *t = type_of(d);
+    out->def = d;
+    out->valid_for = d->valid_for;
+    if (strcmp(t, "symmetric-key") == 0 || strcmp(t, "plain") == 0) {
+        if (strcmp(t, "symmetric-key") == 0) {
+            MR_ENSURE(d->size > 0 && d->size % 8 == 0, MR_ERR_USAGE, "invalid secret size: %s", u->name);
+            MR_ENSURE(u->has_key && u->key.len == d->size / 8, MR_ERR_USAGE,
+                      "declared size and actual size don't match: %s", u->name);
+        }
+        MR_ENSURE(!u->has_cert && !u->has_private, MR_ERR_USAGE,
+                  "secret %s is set to be of type symmetric-key but specified values for a certificate",
+                  u->name);
+        MR_GUARD(mr_buf_set(&out->priv, u->key.ptr, u->key.len));
+        MR_GUARD(mr_buf_set(&out->pub, u->key.ptr, u->key.len));
+    } else {
+        MR_ENSURE(!u->has_key, MR_ERR_USAGE,
+                  "secret %s is set to be of type %s but specified values for a symmetric-key",
+                  u->name, t);
+        MR_ENSURE(u->has_cert && u->cert.len > 0, MR_ERR_USAGE,
+                  "secret %s is of type %s but no certificate was specified", u->name, t);
+        EVP_PKEY *pub = NULL;
+        MR_GUARD(mr_x509_from_der(u->cert, &out->cert));
+        MR_GUARD(mr_buf_set(&out->cert_der, u->cert.ptr, u->cert.len));
+        MR_GUARD(mr_x509_pubkey(out->cert, &pub));
+        MR_GUARD(mr_key_public_to_der(pub, MR_KEYFMT_PKIX, &out->pub));
+        /* Private is taken as uploaded (MarbleRun does not check it either). */
+        MR_GUARD(mr_buf_set(&out->priv, u->priv.ptr, u->priv.len));
+    }
+    out->has_value = true;
+    return MR_SUCCESS;
+}
+
+/* The epoch's values with the uploads on top (sorted, owned copies). */
+static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_secret_set *out)
+{
+    out->items = mr_calloc(e->secrets.count + up->count, sizeof(core_secret));
+    MR_ENSURE_ALLOC(out->items);
+    for (size_t i = 0; i < e->secrets.count; i++) {
+        const core_secret *s = &e->secrets.items[i];
+        if (core_secret_find(up, s->name) != NULL)
+            continue;
+        core_secret *d = &out->items[out->count++];
+        d->name = mr_strdup(s->name);
+        MR_ENSURE_ALLOC(d->name);
+        d->def = s->def;
+        d->valid_for = s->valid_for;
+        d->has_value = s->has_value;
+        mr_buf_init(&d->cert_der, 0, 0);
+        mr_buf_init(&d->priv, 0, MR_BUF_SECRET);
+        mr_buf_init(&d->pub, 0, MR_BUF_SECRET);
+        MR_GUARD(mr_buf_set(&d->cert_der, s->cert_der.data, s->cert_der.len));
+        MR_GUARD(mr_buf_set(&d->priv, s->priv.data, s->priv.len));
+        MR_GUARD(mr_buf_set(&d->pub, s->pub.data, s->pub.len));
+    }
+    for (size_t i = 0; i < up->count; i++) {
+        core_secret *d = &out->items[out->count++];
+        const core_secret *s = &up->items[i];
+        d->name = mr_strdup(s->name);
+        MR_ENSURE_ALLOC(d->name);
+        d->def = s->def;
+        d->valid_for = s->valid_for;
+        d->has_value = true;
+        mr_buf_init(&d->cert_der, 0, 0);
+        mr_buf_init(&d->priv, 0, MR_BUF_SECRET);
+        mr_buf_init(&d->pub, 0, MR_BUF_SECRET);
+        MR_GUARD(mr_buf_set(&d->cert_der, s->cert_der.data, s->cert_der.len));
+        MR_GUARD(mr_buf_set(&d->priv, s->priv.data, s->priv.len));
+        MR_GUARD(mr_buf_set(&d->pub, s->pub.data, s->pub.len));
+    }
+    return core_secret_set_sort(out);
+}
+
+static mr_result append_log(mr_store_txn *t, const mr_buf *lines)
+{
+    mr_buf log;
+    bool found = false;
+    mr_buf_init(&log, 0, 0);
+    mr_result r = mr_store_get(t, K_UPDATE_LOG, &log, &found);
+    if (mr_ok(r))
+        r = mr_buf_append(&log, lines->data, lines->len);
+    if (mr_ok(r))
+        r = core_put_buf(t, K_UPDATE_LOG, &log);
+    mr_buf_free(&log);
+    return r;
+}
+
+mr_result core_commit_and_publish(mr_core *c, mr_store_txn *t)
+{
+    core_epoch *prev = core_epoch_get(c), *e = NULL;
+    mr_result r = mr_store_commit(t);
+    if (mr_ok(r))
+        r = core_epoch_from_store(c, c->store, prev, &e);
+    if (mr_ok(r))
+        core_epoch_publish(c, e);
+    core_epoch_put(prev);
+    return r;
+}
+
+static mr_result store_uploads(mr_core *c, const char *user, const core_secret_set *up)
+{
+    mr_store_txn *t = NULL;
+    mr_buf enc, lines, ju, js, jt;
+    mr_buf_init(&enc, 0, MR_BUF_SECRET);
+    mr_buf_init(&lines, 0, 0);
+    mr_buf_init(&ju, 0, 0);
+    mr_buf_init(&js, 0, 0);
+    mr_buf_init(&jt, 0, 0);
+    mr_result r = mr_store_begin(c->store, &t);
+    for (size_t i = 0; i < up->count && mr_ok(r); i++) {
+        char key[4200];
+        (void)snprintf(key, sizeof(key), "%s%s", P_SECRET, up->items[i].name);
+        mr_buf_reset(&enc);
+        r = core_secret_encode(&up->items[i], &enc);
+        if (mr_ok(r))
+            r = core_put_buf(t, key, &enc);
+        if (mr_ok(r))
+            r = core_json_str(user, &ju);
+        if (mr_ok(r))
+            r = core_json_str(up->items[i].name, &js);
+        if (mr_ok(r))
+            r = core_json_str(type_of(up->items[i].def), &jt);
+        if (mr_ok(r))
+            r = core_log_line(&lines, "Secret set", "user", (const char *)ju.data, "secret",
+                              (const char *)js.data, "type", (const char *)jt.data, NULL);
+    }
+    if (mr_ok(r))
+        r = append_log(t, &lines);
+    if (mr_ok(r)) {
+        mr_store_txn *tc = t;
+        t = NULL;
+        r = core_commit_and_publish(c, tc);
+    }
+    mr_store_abort(t);
+    mr_buf_free(&enc);
+    mr_buf_free(&lines);
+    mr_buf_free(&ju);
+    mr_buf_free(&js);
+    mr_buf_free(&jt);
+    return r;
+}
+
+mr_result mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
+{
+    core_secret_set up = {0}, all = {0};
+    mr_result res = MR_FAILURE;
+    pthread_mutex_lock(&c->writer);
+    core_epoch *e = core_epoch_get(c);
+    MR_ENSURE_OUT(e->state == MR_STATE_ACCEPTING_MARBLES, MR_ERR_STATE,
+                  "server is not in expected state");
+    MR_ENSURE_OUT(n > 0, MR_ERR_USAGE, "no new secrets defined");
+    up.items = mr_calloc(n, sizeof(core_secret));
+    MR_ENSURE_ALLOC_OUT(up.items);
+    for (size_t i = 0; i < n; i++) {
+        core_secret *d = &up.items[up.count++];
+        mr_buf_init(&d->cert_der, 0, 0);
+        mr_buf_init(&d->priv, 0, MR_BUF_SECRET);
+        mr_buf_init(&d->pub, 0, MR_BUF_SECRET);
+        d->name = mr_strdup(s[i].name);
+        MR_ENSURE_ALLOC_OUT(d->name);
+        if (!mr_ok(validate_one(e->manifest, &s[i], d))) {
+            mr_error_prefix("parsing new secrets");
+            goto out;
+        }
+    }
+    MR_GUARD_OUT(core_secret_set_sort(&up));
+    MR_GUARD_OUT(overlay(e, &up, &all));
+    if (!mr_ok(core_dry_run(e->manifest, &all))) {
+        mr_error_prefix("running manifest template dry run");
+        goto out;
+    }
+    for (size_t i = 0; i < up.count; i++) {
+        const char *name = up.items[i].name;
+        MR_ENSURE_OUT(mr_manifest_user_permitted(e->manifest, user, MR_PERM_WRITE_SECRET, &name, 1),
+                      MR_ERR_AUTH, "user %s is not allowed to update secret: %s", user, name);
+    }
+    MR_GUARD_OUT(store_uploads(c, user, &up));
+    res = MR_SUCCESS;
+out:
+    core_secret_set_free(&up);
+    core_secret_set_free(&all);
+    core_epoch_put(e);
+    pthread_mutex_unlock(&c->writer);
+    return res;
+}
