@@ -28,9 +28,9 @@ static void names_text(const char *const *names, size_t n, char *out, size_t siz
 static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
 {
     mr_manifest_secret s = *def; /* shallow copy; only read by the encoder */
-    memset(&s.cert.raw, 0, sizeof(s.cert.raw));
-    memset(&s.private_key, 0, sizeof(s.private_key));
-    memset(&s.public_key, 0, sizeof(s.public_key));
+    s.cert.raw = (mr_mbytes){0};
+    s.private_key = (mr_mbytes){0};
+    s.public_key = (mr_mbytes){0};
     if (v != NULL) {
         s.valid_for = v->valid_for;
         if (v->cert_der.len > 0)
