@@ -382,7 +382,9 @@ static mr_result pem_into(mr_buf *dst, const char *label, mr_slice der)
     size_t lines = (b + 63) / 64;
     mr_result res = MR_FAILURE;
     MR_GUARD(mr_buf_reserve(dst, encoded_len(FN_PEM, label, der.len)));
-    MR_GUARD_OUT(mr_buf_printf(dst, "-----BEGIN %s-----\n", label));
+    MR_GUARD_OUT(mr_buf_append_str(dst, "-----BEGIN "));
+    MR_GUARD_OUT(mr_buf_append_str(dst, label));
+    MR_GUARD_OUT(mr_buf_append_str(dst, "-----\n"));
     size_t at = dst->len;
     MR_GUARD_OUT(mr_b64_encode_buf(der.ptr, der.len, MR_B64_STD, dst));
     MR_GUARD_OUT(mr_buf_reserve(dst, lines));
@@ -393,7 +395,9 @@ static mr_result pem_into(mr_buf *dst, const char *label, mr_slice der)
         to[k] = '\n';
     }
     dst->len += lines;
-    MR_GUARD_OUT(mr_buf_printf(dst, "-----END %s-----\n", label));
+    MR_GUARD_OUT(mr_buf_append_str(dst, "-----END "));
+    MR_GUARD_OUT(mr_buf_append_str(dst, label));
+    MR_GUARD_OUT(mr_buf_append_str(dst, "-----\n"));
     res = MR_SUCCESS;
 out:
     if (!mr_ok(res) && dst->data != NULL) {
@@ -658,8 +662,10 @@ static val literal(const exec *x, const node *n)
         return (val){.kind = V_BOOL, .b = n->bval};
     case N_NUM:
         return (val){.kind = V_INT, .i = n->num};
-    default: /* N_STR */
-        return (val){.kind = V_STRING, .bytes = MR_SLICE(x->t->lits.data + n->off, n->len)};
+    default: /* N_STR; an empty literal may have no storage at all */
+        return (val){.kind = V_STRING,
+                     .bytes = n->len > 0 ? MR_SLICE(x->t->lits.data + n->off, n->len)
+                                         : (mr_slice){0}};
     }
 }
 

@@ -891,6 +891,26 @@ static void test_reuse_static_and_limits(void **state)
     assert_memory_equal(out.data, "prefix", 6);
     mr_buf_free(&out);
     mr_tmpl_free(t);
+    /* output that exactly fills the limit is fine (PEM and literals) */
+    {
+        const char *src2 = "{{ \"\" }}{{ pem .Secrets.cert.Cert }}";
+        size_t n = strlen(g_cert_pem_ossl);
+        mr_tmpl *t2 = NULL;
+        MR_ASSERT_OK(mr_tmpl_parse(MR_TMPL_NAME, (const uint8_t *)src2, strlen(src2),
+                                   MR_TMPL_FILES, &t2));
+        mr_buf exact;
+        mr_buf_init(&exact, n, MR_BUF_SECRET);
+        MR_ASSERT_OK(mr_tmpl_render(t2, &g_data, 0, &exact));
+        assert_int_equal(exact.len, n);
+        assert_memory_equal(exact.data, g_cert_pem_ossl, n);
+        mr_buf_free(&exact);
+        mr_buf_init(&exact, n - 1, MR_BUF_SECRET);
+        MR_ASSERT_FAIL(mr_tmpl_render(t2, &g_data, 0, &exact), MR_ERR_USAGE,
+                       "rendered output exceeds the limit");
+        assert_int_equal(exact.len, 0);
+        mr_buf_free(&exact);
+        mr_tmpl_free(t2);
+    }
     /* the same limit applies to intermediate results */
     mr_buf_init(&out, 10, MR_BUF_SECRET);
     src = "{{ index (hex .Secrets.sym) 0 }}";
