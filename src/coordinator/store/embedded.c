@@ -17,6 +17,7 @@
 #include <openssl/sha.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -757,6 +758,17 @@ static mr_result open_dir(const char *dir, int *out)
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "opening the seal directory %s failed: %s", dir,
               strerror(errno));
+    /* One writer per directory: a second Coordinator (or a second open in this process) on
+     * the same files would interleave appends. Released when the store closes or the process
+     * dies. */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        close(fd);
+        MR_ENSURE(err != EWOULDBLOCK, MR_ERR_STATE,
+                  "the seal directory %s is in use by another store (another Coordinator "
+                  "process?)", dir);
+        MR_BAIL(MR_ERR_IO, "locking the seal directory %s failed: %s", dir, strerror(err));
+    }
     *out = fd;
     return MR_SUCCESS;
 }

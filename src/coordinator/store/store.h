@@ -133,7 +133,8 @@ MR_RESULT mr_store_open_memory(mr_store **out);
  * the snapshot and the log with the state key `dek` (MR_STORE_DEK_LEN bytes; copied). A torn
  * last log record is ignored and cut off before the next write. Any other inconsistency fails
  * with MR_ERR_PROTOCOL and a message starting with "sealed state is corrupted"; I/O failures
- * fail with MR_ERR_IO. opts may be NULL. */
+ * fail with MR_ERR_IO. The directory is locked (flock) while the store is open: a second open,
+ * from this or another process, fails with MR_ERR_STATE. opts may be NULL. */
 MR_RESULT mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
                                  const mr_store_options *opts, mr_store **out);
 
