@@ -100,10 +100,26 @@ static mr_result dec_bool(dctx *c, const mr_mj_node *n, bool *out)
     return MR_SUCCESS;
 }
 
+/* The tree is private to one decode and every node is mapped at most once, so a string can
+ * move from the node into the model instead of being copied. */
+static void mstr_take(mr_mstr *dst, char **src, size_t len)
+{
+    mr_free(dst->ptr);
+    dst->ptr = *src;
+    dst->len = len;
+    *src = NULL;
+}
+
 static mr_result dec_string(dctx *c, const mr_mj_node *n, mr_mstr *out)
 {
-    if (n->kind == MR_MJ_STRING)
-        return mstr_set(out, n->str, n->len);
+    if (n->kind == MR_MJ_STRING) {
+        mr_mj_node *owned = (mr_mj_node *)(uintptr_t)n;
+        if (owned->str != NULL) {
+            mstr_take(out, &owned->str, owned->len);
+            return MR_SUCCESS;
+        }
+        return mstr_set(out, "", 0);
+    }
     if (n->kind != MR_MJ_NULL)
         type_error(c, n, "string", false);
     return MR_SUCCESS;
@@ -472,8 +488,12 @@ static mr_result dec_map(dctx *c, const mr_mj_node *n, gvec *map, size_t esz, el
     MR_ENSURE_ALLOC(tmp);
     for (size_t k = 0; k < n->nkids; k++) {
         memset(tmp, 0, esz);
-        const mr_mstr *key = &n->keys[k];
-        mr_result r = mstr_set((mr_mstr *)tmp, key->ptr ? key->ptr : "", key->len);
+        mr_mstr *key = &((mr_mj_node *)(uintptr_t)n)->keys[k];
+        mr_result r = MR_SUCCESS;
+        if (key->ptr != NULL)
+            mstr_take((mr_mstr *)tmp, &key->ptr, key->len);
+        else
+            r = mstr_set((mr_mstr *)tmp, "", 0);
         if (mr_ok(r))
             r = fn(c, &n->kids[k], tmp);
         if (!mr_ok(r)) {
@@ -481,17 +501,18 @@ static mr_result dec_map(dctx *c, const mr_mj_node *n, gvec *map, size_t esz, el
             mr_free(tmp);
             return MR_FAILURE;
         }
-        /* binary search for the slot */
+        /* binary search for the slot (the key now lives in tmp's name) */
+        const mr_mstr *nm = (const mr_mstr *)tmp;
         items = map->items;
         size_t lo = 0, hi = map->count;
         bool found = false;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
             const mr_mstr *mk = (const mr_mstr *)(const void *)(items + mid * esz);
-            size_t m = mk->len < key->len ? mk->len : key->len;
-            int cmp = m ? memcmp(mk->ptr, key->ptr, m) : 0;
+            size_t m = mk->len < nm->len ? mk->len : nm->len;
+            int cmp = m ? memcmp(mk->ptr, nm->ptr, m) : 0;
             if (cmp == 0)
-                cmp = mk->len < key->len ? -1 : mk->len > key->len ? 1 : 0;
+                cmp = mk->len < nm->len ? -1 : mk->len > nm->len ? 1 : 0;
             if (cmp == 0) {
                 lo = mid;
                 found = true;

@@ -35,30 +35,29 @@ static uint32_t lower_rune(uint32_t r)
 
 bool mr_manifest_lower(const char *s, size_t len, char *out, size_t cap)
 {
-    mr_buf b;
-    mr_buf_init(&b, cap, 0);
     const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0;
-    bool ok = true;
-    while (i < len && ok) {
+    size_t i = 0, o = 0;
+    while (i < len) {
         size_t n;
         uint32_t r = mr_manifest_utf8_decode(p + i, len - i, &n);
         uint32_t l = lower_rune(r);
-        if (l != r)
-            ok = mr_ok(mr_manifest_utf8_append(&b, l));
-        else
-            ok = mr_ok(mr_buf_append(&b, p + i, n));
+        if (l != r) {
+            /* every rune that lowers differently lowers to ASCII */
+            if (o + 1 >= cap)
+                return false;
+            out[o++] = (char)l;
+        } else {
+            if (o + n >= cap)
+                return false;
+            memcpy(out + o, p + i, n);
+            o += n;
+        }
         i += n;
     }
-    if (ok && b.len < cap) {
-        if (b.len)
-            memcpy(out, b.data, b.len);
-        out[b.len] = '\0';
-    } else {
-        ok = false;
-    }
-    mr_buf_free(&b);
-    return ok;
+    if (o >= cap)
+        return false;
+    out[o] = '\0';
+    return true;
 }
 
 /* Go's unicode.SimpleFold orbit reduced to a canonical member for the runes that fold into
