@@ -41,9 +41,10 @@ static void teardown(mr_srv_conn *c)
 {
     c->closed = true;
     if (c->h1_req != NULL) {
-        if (c->h1_req->dispatched)
+        if (c->h1_req->dispatched) {
             c->h1_req->conn = NULL; /* the handler still owns it */
-        else
+            atomic_store(&c->h1_req->abandoned, true);
+        } else
             mr_srv_request_free(c->h1_req);
         c->h1_req = NULL;
     }

@@ -58,9 +58,10 @@ static void unlink_req(mr_srv_conn *c, mr_srv_request *r)
 static void release_req(mr_srv_conn *c, mr_srv_request *r)
 {
     unlink_req(c, r);
-    if (r->dispatched)
+    if (r->dispatched) {
         r->conn = NULL;
-    else
+        atomic_store(&r->abandoned, true);
+    } else
         mr_srv_request_free(r);
 }
 

@@ -203,6 +203,7 @@ struct mr_srv_request {
 
     /* life cycle */
     bool dispatched;     /* a handler owns it until completion arrives on the loop */
+    atomic_bool abandoned; /* the client went away while a handler owned it */
     bool done;           /* completion processed */
     struct mr_srv_request *next_done;
     struct mr_srv_request *sib_prev, *sib_next; /* h2 requests of one connection */
@@ -332,6 +333,7 @@ struct mr_srv {
     struct event *sig_term;
     struct event *sig_int;
     struct event *stop_timer;
+    struct event *accept_retry;  /* re-enables accepting after accept() failed (EMFILE) */
     mr_srv_limits limits;
     mr_srv_pool *pool;
     mr_srv_listener *lst[MR_SRV_MAX_LISTENERS];

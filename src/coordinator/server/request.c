@@ -119,6 +119,10 @@ static void complete(mr_srv_request *r)
 
 MR_RESULT mr_srv_resp_header(mr_srv_request *r, const char *name, const char *value)
 {
+    /* No header injection: names are tokens, values carry no line breaks or NULs. */
+    MR_ENSURE(name[0] != '\0' && strpbrk(name, " \t\r\n:()<>@,;\\\"/[]?={}") == NULL,
+              MR_ERR_INTERNAL, "invalid response header name");
+    MR_ENSURE(strpbrk(value, "\r\n") == NULL, MR_ERR_INTERNAL, "invalid response header value");
     return mr_srv_hdrs_add(&r->resp_hdrs, name, strlen(name), value, strlen(value),
                            (size_t)1 << 20);
 }
@@ -241,9 +245,22 @@ void mr_srv_grpc_fail_from(mr_srv_request *r, const mr_error *e)
 
 /* ---- dispatch (loop thread) ---- */
 
+bool mr_srv_req_abandoned(const mr_srv_request *r)
+{
+    return atomic_load_explicit(&r->abandoned, memory_order_relaxed);
+}
+
 static void run_handler(void *arg)
 {
     mr_srv_request *r = arg;
+    if (mr_srv_req_abandoned(r)) {
+        /* Nobody is waiting (e.g. a stream reset right after it was opened): skip the work. */
+        if (r->grpc)
+            mr_srv_grpc_fail(r, 1 /* CANCELLED */, "client went away");
+        else
+            mr_srv_resp_send(r, 499, NULL, (mr_slice){0});
+        return;
+    }
     r->route->fn(r, r->route->arg);
 }
 
@@ -450,6 +467,7 @@ static const char *reason(int status)
     case 410: return "Gone";
     case 413: return "Request Entity Too Large";
     case 415: return "Unsupported Media Type";
+    case 499: return "Client Closed Request";
     case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";

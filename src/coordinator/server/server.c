@@ -189,10 +189,26 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
+    mr_srv_listener *l = arg;
+    mr_srv *s = l->srv;
     (void)evl;
-    (void)arg;
     MR_LOG_WARN("accept failed", MR_F_STR("error",
                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())));
+    /* Out of descriptors and the like: pause instead of spinning on a readable socket. */
+    if (!s->stopping && !s->accepting_paused) {
+        set_accepting(s, false);
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 200 * 1000};
+        evtimer_add(s->accept_retry, &tv);
+    }
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    mr_srv *s = arg;
+    (void)fd;
+    (void)what;
+    if (!s->stopping && s->nconns < s->limits.max_conns)
+        set_accepting(s, true);
 }
 
 /* ":port" means every interface, as in Go. */
@@ -406,7 +422,9 @@ MR_RESULT mr_srv_new(const mr_srv_limits *limits, unsigned workers, mr_srv **out
     MR_ENSURE_OUT(s->base != NULL, MR_ERR_INTERNAL, "cannot create event loop");
     s->wake = event_new(s->base, -1, EV_PERSIST, on_wake, s);
     s->stop_timer = evtimer_new(s->base, on_stop_timeout, s);
-    MR_ENSURE_OUT(s->wake != NULL && s->stop_timer != NULL, MR_ERR_INTERNAL, "out of memory");
+    s->accept_retry = evtimer_new(s->base, on_accept_retry, s);
+    MR_ENSURE_OUT(s->wake != NULL && s->stop_timer != NULL && s->accept_retry != NULL,
+                  MR_ERR_INTERNAL, "out of memory");
     MR_GUARD_OUT(mr_srv_pool_new(workers, &s->pool));
     *out = s;
     s = NULL;
@@ -469,6 +487,8 @@ void mr_srv_free(mr_srv *s)
         event_free(s->wake);
     if (s->stop_timer != NULL)
         event_free(s->stop_timer);
+    if (s->accept_retry != NULL)
+        event_free(s->accept_retry);
     if (s->sig_term != NULL)
         event_free(s->sig_term);
     if (s->sig_int != NULL)

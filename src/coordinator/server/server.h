@@ -141,6 +141,9 @@ MR_API size_t mr_srv_req_peer_cert_count(const mr_srv_request *r);
 MR_API mr_slice mr_srv_req_peer_cert(const mr_srv_request *r, size_t i);
 MR_API mr_srv_proto mr_srv_req_proto(const mr_srv_request *r);
 MR_API mr_srv_listener_kind mr_srv_req_listener(const mr_srv_request *r);
+/* True once the client has gone away (connection closed or stream reset). Long handlers may
+ * check it and stop early; they must still complete the request. Any thread. */
+MR_API bool mr_srv_req_abandoned(const mr_srv_request *r);
 
 /* ---- completing a request (each completes it; exactly one per request) ---- */
 

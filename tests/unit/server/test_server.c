@@ -505,6 +505,167 @@ static void test_metrics_render(void **state)
     mr_free(gm);
 }
 
+/* ---- in-process connections (no sockets) ---- */
+
+static void echo_inline(mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    MR_ASSERT_FAIL(mr_srv_resp_header(r, "x-bad", "a\r\nSet-Cookie: x"), MR_ERR_INTERNAL,
+                   "invalid response header value");
+    MR_ASSERT_FAIL(mr_srv_resp_header(r, "x bad", "v"), MR_ERR_INTERNAL, "header name");
+    MR_ASSERT_OK(mr_srv_resp_header(r, "X-Path", mr_srv_req_path(r)));
+    mr_srv_reply_success(r, NULL);
+}
+
+static void grpc_inline(mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    mr_slice b = mr_srv_req_body(r);
+    if (b.len == 1 && b.ptr[0] == 'x')
+        mr_srv_grpc_fail(r, 7, "no: 100%");
+    else
+        mr_srv_grpc_reply(r, b);
+}
+
+static char *drive(mr_srv *s, int listener, mr_srv_proto proto, const void *in, size_t n,
+                   size_t *out_len)
+{
+    mr_srv_conn *c = mr_srv_conn_new_virtual(s, listener, proto);
+    assert_non_null(c);
+    assert_int_equal(evbuffer_add(c->in, in, n), 0);
+    mr_srv_conn_process(c);
+    for (int i = 0; i < 5; i++) /* completions come back through the loop */
+        event_base_loop(s->base, EVLOOP_NONBLOCK);
+    *out_len = evbuffer_get_length(c->out);
+    char *out = mr_calloc(1, *out_len + 1);
+    assert_non_null(out);
+    assert_int_equal(evbuffer_remove(c->out, out, *out_len), (int)*out_len);
+    mr_srv_conn_free_virtual(c);
+    event_base_loop(s->base, EVLOOP_NONBLOCK);
+    return out;
+}
+
+static void test_virtual_h1(void **state)
+{
+    (void)state;
+    mr_srv *s = NULL;
+    mr_srv_limits lim = {.max_body_bytes = 16, .max_header_bytes = 512};
+    int cl = -1;
+    size_t n = 0;
+    MR_ASSERT_OK(mr_srv_new(&lim, 1, &s));
+    MR_ASSERT_OK(mr_srv_listen_virtual(s, MR_SRV_LISTENER_CLIENT, &cl));
+    MR_ASSERT_OK(mr_srv_route(s, cl, "GET", "/status", MR_SRV_ROUTE_INLINE, echo_inline, NULL));
+    MR_ASSERT_OK(mr_srv_route(s, cl, "POST", "/status", 0, echo_inline, NULL));
+
+    const char *two = "GET /stat%75s HTTP/1.1\r\nHost: a\r\n\r\n"
+                      "POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+    char *out = drive(s, cl, MR_SRV_PROTO_HTTP1, two, strlen(two), &n);
+    /* the second (worker) answer may still be on its way; the first must be complete */
+    assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\nX-Path: /status\r\n"
+                                "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(out, "\r\n\r\n{\"status\":\"success\",\"data\":null}\n"));
+    mr_free(out);
+
+    struct {
+        const char *req;
+        const char *want;
+    } cases[] = {
+        {"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"},
+        {"DELETE /status HTTP/1.1\r\nHost: a\r\n\r\n", "{\"status\":\"error\",\"data\":null}\n"},
+        {"GET //status?s=1 HTTP/1.1\r\nHost: a\r\n\r\n", "Location: /status?s=1\r\n"},
+        {"POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 17\r\n\r\n", "HTTP/1.1 413 "},
+        {"POST /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "11\r\n01234567890123456\r\n0\r\n\r\n", "HTTP/1.1 413 "},
+        {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+        {"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET / HTTP/3.0\r\nHost: a\r\n\r\n", "HTTP/1.1 505 "},
+        {"HEAD /status HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 405 "},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(cases); i++) {
+        out = drive(s, cl, MR_SRV_PROTO_HTTP1, cases[i].req, strlen(cases[i].req), &n);
+        if (strstr(out, cases[i].want) == NULL)
+            fail_msg("case %zu: want %s in:\n%s", i, cases[i].want, out);
+        mr_free(out);
+    }
+    /* a head larger than the limit */
+    char big[700];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET /", 5);
+    out = drive(s, cl, MR_SRV_PROTO_HTTP1, big, sizeof(big), &n);
+    assert_non_null(strstr(out, "HTTP/1.1 431 "));
+    mr_free(out);
+    mr_srv_free(s);
+}
+
+static void test_virtual_h2_grpc(void **state)
+{
+    (void)state;
+    mr_srv *s = NULL;
+    int me = -1;
+    size_t n = 0;
+    MR_ASSERT_OK(mr_srv_new(NULL, 1, &s));
+    MR_ASSERT_OK(mr_srv_listen_virtual(s, MR_SRV_LISTENER_MESH, &me));
+    MR_ASSERT_OK(mr_srv_grpc_method(s, me, "rpc.Marble", "Activate", MR_SRV_ROUTE_INLINE,
+                                    grpc_inline, NULL));
+    /* a client's first flight, built by hand: preface, SETTINGS, HEADERS, DATA */
+    static const uint8_t hdr_block[] =
+        "\x00\x07:method\x04POST\x00\x07:scheme\x05https\x00\x05:path\x14/rpc.Marble/Activate"
+        "\x00\x0a:authority\x01" "a\x00\x0c" "content-type\x10" "application/grpc";
+    mr_buf in;
+    mr_buf_init(&in, 0, 0);
+    size_t hl = sizeof(hdr_block) - 1;
+    MR_ASSERT_OK(mr_buf_append_str(&in, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    MR_ASSERT_OK(mr_buf_append(&in, "\0\0\0\4\0\0\0\0\0", 9));
+    uint8_t fh[9] = {0, 0, (uint8_t)hl, 1, 4, 0, 0, 0, 1};
+    MR_ASSERT_OK(mr_buf_append(&in, fh, 9));
+    MR_ASSERT_OK(mr_buf_append(&in, hdr_block, hl));
+    MR_ASSERT_OK(mr_buf_append(&in, "\0\0\6\0\1\0\0\0\1" "\0\0\0\0\1x", 15));
+    char *out = drive(s, me, MR_SRV_PROTO_HTTP2, in.data, in.len, &n);
+    /* decode the server's HEADERS blocks: a trailers-only answer with status 7 */
+    nghttp2_hd_inflater *inf = NULL;
+    assert_int_equal(nghttp2_hd_inflate_new(&inf), 0);
+    mr_cursor cur;
+    mr_cursor_init(&cur, out, n);
+    bool saw_status = false, saw_msg = false;
+    while (mr_cursor_remaining(&cur) >= 9) {
+        uint8_t h[9];
+        MR_ASSERT_OK(mr_cursor_read(&cur, h, 9));
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+        mr_slice payload;
+        MR_ASSERT_OK(mr_cursor_view(&cur, len, &payload));
+        if (h[3] != 1)
+            continue;
+        const uint8_t *p = payload.ptr;
+        size_t left = payload.len;
+        for (;;) {
+            nghttp2_nv nv;
+            int fl = 0;
+            ssize_t used = nghttp2_hd_inflate_hd2(inf, &nv, &fl, p, left, 1);
+            assert_true(used >= 0);
+            p += used;
+            left -= (size_t)used;
+            if (fl & NGHTTP2_HD_INFLATE_EMIT) {
+                if (nv.namelen == 11 && memcmp(nv.name, "grpc-status", 11) == 0)
+                    saw_status = nv.valuelen == 1 && nv.value[0] == '7';
+                if (nv.namelen == 12 && memcmp(nv.name, "grpc-message", 12) == 0)
+                    saw_msg = nv.valuelen == 10 && memcmp(nv.value, "no: 100%25", 10) == 0;
+            }
+            if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+                nghttp2_hd_inflate_end_headers(inf);
+                break;
+            }
+            if (used == 0 && left == 0)
+                break;
+        }
+    }
+    nghttp2_hd_inflate_del(inf);
+    assert_true(saw_status);
+    assert_true(saw_msg);
+    mr_free(out);
+    mr_buf_free(&in);
+    mr_srv_free(s);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_failures(void **state)
@@ -540,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_grpc_frame),     cmocka_unit_test(test_grpc_percent),
         cmocka_unit_test(test_h1_head),        cmocka_unit_test(test_h1_head_limits),
         cmocka_unit_test(test_chunked),        cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_virtual_h1),     cmocka_unit_test(test_virtual_h2_grpc),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
