@@ -346,13 +346,12 @@ static mr_result signed_doc(json_t *doc, const http_resp *r, const char *key,
 static mr_result crl_doc(json_t *doc, const http_resp *r, const char *field)
 {
     mr_result res = MR_FAILURE;
-    mr_buf der, hex;
+    mr_buf hex;
     const uint8_t *p = r->body.data;
     size_t n = r->body.len;
     bool is_hex = n > 0 && n % 2 == 0;
     json_t *s = NULL;
 
-    mr_buf_init(&der, HTTP_MAX, 0);
     mr_buf_init(&hex, 2 * HTTP_MAX, 0);
     for (size_t i = 0; i < n && is_hex; i++)
         is_hex = hexval((char)p[i]) >= 0;
@@ -381,7 +380,6 @@ static mr_result crl_doc(json_t *doc, const http_resp *r, const char *field)
     MR_ENSURE_OUT(json_object_set_new(doc, field, s) == 0, MR_ERR_INTERNAL, "out of memory");
     res = MR_SUCCESS;
 out:
-    mr_buf_free(&der);
     mr_buf_free(&hex);
     return res;
 }
