@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Marble side internals (spec/marble-cli-k8s.md §1): shared by marblerun-premain, libmarble,
+ * the unit tests and the fuzz targets.
+ *
+ *  uuidfile.c  the UUID file (§1.3): parse its exact bytes, load or create it
+ *  identity.c  the ephemeral marble key, self-signed TLS certificate and CSR (§1.4 steps 2, 5)
+ *  rpc.c       one unary gRPC call over HTTP/2 + TLS with libcurl (§1.4 step 7)
+ *  params.c    ActivationResp -> parameters; validation; all-or-nothing application (§1.4 10)
+ *  pin.c       optional Coordinator pinning (root CA and/or measurement policy; beyond MarbleRun)
+ *  activate.c  the whole flow up to (not including) applying the parameters
+ *
+ * Ownership: every struct filled here owns its memory and is released with its *_clear
+ * function (safe on a zeroed struct). File contents and env values are held in MR_BUF_SECRET
+ * buffers (they carry keys) and are wiped on release. Nothing here logs a secret.
+ * Errors: MR_ERR_USAGE for bad configuration, MR_ERR_IO for file/network trouble,
+ * MR_ERR_PROTOCOL for a Coordinator that speaks the protocol wrongly, MR_ERR_AUTH for a
+ * refused activation or a Coordinator that fails pinning, MR_ERR_ATTESTATION for a Coordinator
+ * quote that does not verify.
+ */
+#ifndef MR_MARBLE_INT_H
+#define MR_MARBLE_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/result.h"
+#include "common/uuid.h"
+#include "crypto/key.h"
+
+#define MR_MARBLE_RESP_MAX ((size_t)4 << 20) /* gRPC's default receive limit */
+
+/* ---- UUID file (§1.3) ---- */
+
+/* Parses the exact file content: 36-char canonical, 38-char {...}, 45-char urn:uuid:... or
+ * 32 hex digits. Anything else (a trailing newline too) fails with Go's texts. */
+MR_RESULT mr_marble_uuid_parse_file(const uint8_t *data, size_t len, mr_uuid *out);
+/* Reads the file; when it does not exist, writes a fresh random UUID (36 chars, no newline,
+ * mode 0600, no mkdir) and sets *created. */
+MR_RESULT mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created);
+
+/* ---- configuration (§1.2) ---- */
+
+typedef struct mr_marble_config {
+    const char *marble_type;      /* required */
+    const char *coordinator_addr; /* host:port of the mesh API */
+    const char *dns_names;        /* comma-separated, not trimmed */
+    char uuid_file[PATH_MAX];
+    mr_key_type curve;            /* P-384 (default, as 1.9.1) or P-256 */
+    /* pinning (all NULL = off) */
+    const char *pin_root_ca;      /* PEM text or a path to a PEM file */
+    const char *pin_policy;       /* path to a JSON policy file */
+    char client_addr[512];        /* client API host:port (derived when unset) */
+} mr_marble_config;
+
+/* Reads the environment. A missing EDG_MARBLE_TYPE fails with
+ * "environment variable not set: EDG_MARBLE_TYPE". */
+MR_RESULT mr_marble_config_from_env(mr_marble_config *cfg);
+
+/* ---- identity (§1.4 steps 2, 5) ---- */
+
+typedef struct mr_marble_identity {
+    EVP_PKEY *key;
+    mr_buf cert_der; /* self-signed TLS certificate */
+    mr_buf cert_pem;
+    mr_buf key_pem;  /* secret */
+    mr_buf csr_der;
+} mr_marble_identity;
+
+MR_RESULT mr_marble_identity_new(const char *dns_names, mr_key_type curve,
+                                 mr_marble_identity *out);
+void mr_marble_identity_clear(mr_marble_identity *id);
+
+/* ---- gRPC unary call (§1.4 step 7) ---- */
+
+typedef struct mr_marble_rpc_opts {
+    const char *addr;           /* host:port */
+    mr_slice cert_pem;          /* client certificate (borrowed) */
+    mr_slice key_pem;           /* client key (borrowed, secret) */
+    const char *pinned_pubkey;  /* curl "sha256//..." pin of the server key, or NULL */
+} mr_marble_rpc_opts;
+
+/* POSTs one framed request message to https://addr/<path> over HTTP/2 and returns the one
+ * response message (secret buffer). A non-zero grpc-status fails with MR_ERR_AUTH and
+ * "rpc error: code = <Name> desc = <message>". */
+MR_RESULT mr_marble_rpc_unary(const mr_marble_rpc_opts *o, const char *path, mr_slice request,
+                              mr_buf *response);
+/* The gRPC framing of a response body: exactly one uncompressed message. */
+MR_RESULT mr_marble_grpc_unframe(mr_slice body, mr_slice *msg);
+/* "%XX" decoding of grpc-message into out (NUL-terminated, truncated to out_size). */
+void mr_marble_grpc_percent_decode(const char *in, size_t len, char *out, size_t out_size);
+
+/* ---- parameters (§1.4 steps 9, 10) ---- */
+
+typedef struct mr_marble_kv {
+    char *name;
+    mr_buf value; /* secret */
+} mr_marble_kv;
+
+typedef struct mr_marble_params {
+    mr_marble_kv *files;
+    size_t n_files;
+    mr_marble_kv *env;
+    size_t n_env;
+    char **argv;
+    size_t argc;
+} mr_marble_params;
+
+void mr_marble_params_clear(mr_marble_params *p);
+/* Decodes a serialized ActivationResp. Later duplicates of a map key replace earlier ones. */
+MR_RESULT mr_marble_params_decode(mr_slice resp, mr_marble_params *out);
+/* Everything that can be checked before anything is applied: file paths (non-empty, no NUL),
+ * env names (non-empty, no '=' or NUL), env values (no NUL), and the TTLS rule below. */
+MR_RESULT mr_marble_params_validate(const mr_marble_params *p);
+/* MARBLE_TTLS_CONFIG: a parse failure or an empty config is an error (v1.4.1); any TTLS
+ * config is refused ("TTLS configured, but Marble runtime doesn't support TTLS"), as
+ * premain-libos does, since this launcher has no TLS interposer. Logs "Not using TTLS". */
+MR_RESULT mr_marble_params_check_ttls(const mr_marble_params *p);
+/* Writes every file: Gramine key files (/dev/attestation/keys/..., protected_files_key)
+ * first and directly, then all other files into temporaries next to their targets (missing
+ * parent directories created 0700, files 0600, an existing file keeps its mode) and only
+ * when all are written, renames them into place. On failure the temporaries and directories
+ * it created are removed, so no visible file changed. */
+MR_RESULT mr_marble_apply_files(const mr_marble_params *p);
+/* setenv for every entry (overwriting). */
+MR_RESULT mr_marble_apply_env(const mr_marble_params *p);
+
+/* ---- pinning (beyond MarbleRun; off unless configured) ---- */
+
+/* Fetches GET https://<client_addr>/api/v2/quote, checks the root against the pinned root
+ * and/or the quote against the policy, the intermediate against the root, and fills
+ * pin_out with the curl pin of the intermediate's key ("sha256//<base64>"). */
+MR_RESULT mr_marble_pin_coordinator(const mr_marble_config *cfg, char *pin_out,
+                                    size_t pin_size);
+/* The checks on an already fetched /api/v2/quote answer (JSON body), for tests. */
+MR_RESULT mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,
+                                     char *pin_out, size_t pin_size);
+
+/* ---- the flow ---- */
+
+/* Steps 1-9 of §1.4 (key, certificate, UUID, CSR, quote, Activate, TTLS check) and the
+ * validation of the answer. Applies nothing. */
+MR_RESULT mr_marble_activate(const mr_marble_config *cfg, mr_marble_params *out);
+
+#endif

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Activation parameters: decoding, validation and all-or-nothing application
+ * (spec/marble-cli-k8s.md §1.4 steps 9-11). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "marble/marble_int.h"
+#include "proto/coordinator.pb-c.h"
+
+#define TTLS_VAR "MARBLE_TTLS_CONFIG"
+#define GRAMINE_KEYS_DIR "/dev/attestation/keys/"
+#define GRAMINE_PF_KEY "/dev/attestation/protected_files_key"
+
+/* ---- protobuf-c allocator that wipes what it frees (the answer carries private keys) ---- */
+
+typedef struct alloc_hdr {
+    size_t size;
+    size_t pad; /* keeps the payload 16-byte aligned */
+} alloc_hdr;
+
+static void *wipe_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (size > SIZE_MAX - sizeof(alloc_hdr))
+        return NULL;
+    alloc_hdr *h = mr_alloc(sizeof(alloc_hdr) + size);
+    if (h == NULL)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void wipe_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (p == NULL)
+        return;
+    alloc_hdr *h = (alloc_hdr *)p - 1;
+    mr_free_wipe(h, sizeof(alloc_hdr) + h->size);
+}
+
+static ProtobufCAllocator g_wipe_allocator = {.alloc = wipe_alloc, .free = wipe_free};
+
+/* ---- params ---- */
+
+static void kv_clear(mr_marble_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mr_free(kv[i].name);
+        mr_buf_free(&kv[i].value);
+    }
+    mr_free(kv);
+}
+
+void mr_marble_params_clear(mr_marble_params *p)
+{
+    kv_clear(p->files, p->n_files);
+    kv_clear(p->env, p->n_env);
+    for (size_t i = 0; i < p->argc; i++)
+        mr_free(p->argv[i]);
+    mr_free(p->argv);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Copies a protobuf map; a later entry with the same key replaces the earlier one (proto3). */
+static mr_result copy_map(Rpc__Parameters__FilesEntry *const *fe, size_t nf,
+                          Rpc__Parameters__EnvEntry *const *ee, size_t ne, mr_marble_kv **out,
+                          size_t *count)
+{
+    size_t n = fe != NULL ? nf : ne;
+    *out = NULL;
+    *count = 0;
+    if (n == 0)
+        return MR_SUCCESS;
+    mr_marble_kv *kv = mr_calloc(n, sizeof(mr_marble_kv));
+    MR_ENSURE_ALLOC(kv);
+    *out = kv;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = fe != NULL ? fe[i]->key : ee[i]->key;
+        ProtobufCBinaryData v = fe != NULL ? fe[i]->value : ee[i]->value;
+        if (key == NULL)
+            key = "";
+        size_t k = 0;
+        while (k < *count && strcmp(kv[k].name, key) != 0)
+            k++;
+        if (k == *count) {
+            kv[k].name = mr_strdup(key);
+            MR_ENSURE_ALLOC(kv[k].name);
+            mr_buf_init(&kv[k].value, MR_MARBLE_RESP_MAX, MR_BUF_SECRET);
+            (*count)++;
+        }
+        MR_GUARD(mr_buf_set(&kv[k].value, v.data, v.len));
+    }
+    return MR_SUCCESS;
+}
+
+mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
+{
+    mr_result res = MR_FAILURE;
+    Rpc__ActivationResp *m = NULL;
+    memset(out, 0, sizeof(*out));
+    MR_ENSURE(resp.len <= MR_MARBLE_RESP_MAX, MR_ERR_PROTOCOL, "activation answer too large");
+    m = rpc__activation_resp__unpack(&g_wipe_allocator, resp.len, resp.ptr);
+    MR_ENSURE_OUT(m != NULL, MR_ERR_PROTOCOL, "activation answer is not a valid ActivationResp");
+    if (m->parameters != NULL) {
+        Rpc__Parameters *p = m->parameters;
+        MR_GUARD_OUT(copy_map(p->files, p->n_files, NULL, 0, &out->files, &out->n_files));
+        MR_GUARD_OUT(copy_map(NULL, 0, p->env, p->n_env, &out->env, &out->n_env));
+        if (p->n_argv > 0) {
+            out->argv = mr_calloc(p->n_argv + 1, sizeof(char *));
+            MR_ENSURE_ALLOC_OUT(out->argv);
+            for (size_t i = 0; i < p->n_argv; i++) {
+                out->argv[i] = mr_strdup(p->argv[i] != NULL ? p->argv[i] : "");
+                MR_ENSURE_ALLOC_OUT(out->argv[i]);
+                out->argc++;
+            }
+        }
+    }
+    res = MR_SUCCESS;
+out:
+    if (m != NULL)
+        rpc__activation_resp__free_unpacked(m, &g_wipe_allocator);
+    if (!mr_ok(res))
+        mr_marble_params_clear(out);
+    return res;
+}
+
+mr_result mr_marble_params_validate(const mr_marble_params *p)
+{
+    for (size_t i = 0; i < p->n_files; i++) {
+        const char *path = p->files[i].name;
+        MR_ENSURE(path[0] != '\0', MR_ERR_PROTOCOL, "manifest file with an empty path");
+        MR_ENSURE(strlen(path) < PATH_MAX - 32, MR_ERR_PROTOCOL, "file path too long: %.64s...",
+                  path);
+        size_t len = strlen(path);
+        MR_ENSURE(path[len - 1] != '/', MR_ERR_PROTOCOL, "file path names a directory: %s",
+                  path);
+    }
+    for (size_t i = 0; i < p->n_env; i++) {
+        const char *name = p->env[i].name;
+        MR_ENSURE(name[0] != '\0' && strchr(name, '=') == NULL, MR_ERR_PROTOCOL,
+                  "setenv %s: invalid argument", name);
+        MR_ENSURE(memchr(p->env[i].value.data, '\0', p->env[i].value.len) == NULL ||
+                      p->env[i].value.len == 0,
+                  MR_ERR_PROTOCOL, "setenv %s: invalid argument (NUL byte in value)", name);
+    }
+    return MR_SUCCESS;
+}
+
+/* ---- TTLS (§1.4 step 9, §3.4) ---- */
+
+static size_t object_size(json_t *tls, const char *key)
+{
+    json_t *v = json_object_get(tls, key);
+    return json_is_object(v) ? json_object_size(v) : 0;
+}
+
+mr_result mr_marble_params_check_ttls(const mr_marble_params *p)
+{
+    const mr_marble_kv *kv = NULL;
+    for (size_t i = 0; i < p->n_env; i++)
+        if (strcmp(p->env[i].name, TTLS_VAR) == 0)
+            kv = &p->env[i];
+    if (kv == NULL) {
+        MR_LOG_INFO("Not using TTLS");
+        return MR_SUCCESS;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)kv->value.data, kv->value.len, 0, &jerr);
+    MR_ENSURE(root != NULL, MR_ERR_PROTOCOL, "parsing TTLS config: %s", jerr.text);
+    json_t *tls = json_object_get(root, "tls");
+    size_t n = object_size(tls, "Incoming") + object_size(tls, "Outgoing");
+    json_decref(root);
+    MR_ENSURE(n > 0, MR_ERR_PROTOCOL, "TTLS config is empty");
+    MR_BAIL(MR_ERR_USAGE, "TTLS configured, but Marble runtime doesn't support TTLS");
+}
+
+/* ---- files ---- */
+
+static bool is_gramine_key(const char *path)
+{
+    return strncmp(path, GRAMINE_KEYS_DIR, strlen(GRAMINE_KEYS_DIR)) == 0 ||
+           strcmp(path, GRAMINE_PF_KEY) == 0;
+}
+
+static mr_result write_all(int fd, const mr_buf *b, const char *path)
+{
+    size_t off = 0;
+    while (off < b->len) {
+        ssize_t w = write(fd, b->data + off, b->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        MR_ENSURE(w > 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
+        off += (size_t)w;
+    }
+    return MR_SUCCESS;
+}
+
+/* Gramine keys: must exist before any encrypted file is written, cannot be staged. */
+static mr_result write_direct(const mr_marble_kv *f)
+{
+    int fd = open(f->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0);
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", f->name, strerror(errno));
+    mr_result r = write_all(fd, &f->value, f->name);
+    (void)close(fd);
+    return r;
+}
+
+typedef struct staged {
+    char tmp[PATH_MAX];
+    const char *target;
+    bool used;
+} staged;
+
+typedef struct dirlist {
+    char **paths;
+    size_t n;
+} dirlist;
+
+/* mkdir -p with 0700, remembering every directory it created (for the rollback). */
+static mr_result mkdirs(const char *dir, dirlist *made)
+{
+    char buf[PATH_MAX];
+    int n = snprintf(buf, sizeof(buf), "%s", dir);
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(buf), MR_ERR_USAGE, "path too long");
+    for (char *p = buf + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            struct stat st;
+            if (stat(buf, &st) != 0) {
+                MR_ENSURE(errno == ENOENT && mkdir(buf, 0700) == 0, MR_ERR_IO,
+                          "creating directory %s: %s", buf, strerror(errno));
+                char **grown = mr_realloc(made->paths, (made->n + 1) * sizeof(char *));
+                MR_ENSURE_ALLOC(grown);
+                made->paths = grown;
+                made->paths[made->n] = mr_strdup(buf);
+                MR_ENSURE_ALLOC(made->paths[made->n]);
+                made->n++;
+            } else {
+                MR_ENSURE(S_ISDIR(st.st_mode), MR_ERR_IO, "creating directory %s: not a directory",
+                          buf);
+            }
+            if (end)
+                break;
+            *p = '/';
+        }
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
+{
+    char copy[PATH_MAX];
+    struct stat st;
+    mode_t mode = 0600;
+    (void)snprintf(copy, sizeof(copy), "%s", f->name);
+    char *dir = dirname(copy);
+    if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
+        MR_GUARD(mkdirs(dir, made));
+    if (stat(f->name, &st) == 0) {
+        MR_ENSURE(S_ISREG(st.st_mode), MR_ERR_IO, "writing %s: not a regular file", f->name);
+        mode = st.st_mode & 07777; /* an existing file keeps its mode */
+    }
+    (void)snprintf(copy, sizeof(copy), "%s", f->name);
+    int n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy));
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", f->name);
+    int fd = mkstemp(s->tmp);
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", f->name, strerror(errno));
+    s->used = true;
+    s->target = f->name;
+    mr_result r = write_all(fd, &f->value, f->name);
+    if (mr_ok(r) && fchmod(fd, mode) != 0)
+        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", f->name, strerror(errno)),
+            r = MR_FAILURE;
+    if (mr_ok(r) && fsync(fd) != 0)
+        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", f->name, strerror(errno)),
+            r = MR_FAILURE;
+    (void)close(fd);
+    return r;
+}
+
+mr_result mr_marble_apply_files(const mr_marble_params *p)
+{
+    mr_result res = MR_FAILURE;
+    staged *st = NULL;
+    dirlist made = {0};
+    size_t renamed = 0;
+    MR_LOG_INFO("creating files from manifest");
+    if (p->n_files == 0)
+        return MR_SUCCESS;
+    st = mr_calloc(p->n_files, sizeof(staged));
+    MR_ENSURE_ALLOC(st);
+    for (size_t i = 0; i < p->n_files; i++)
+        if (is_gramine_key(p->files[i].name))
+            MR_GUARD_OUT(write_direct(&p->files[i]));
+    for (size_t i = 0; i < p->n_files; i++)
+        if (!is_gramine_key(p->files[i].name))
+            MR_GUARD_OUT(stage_file(&p->files[i], &st[i], &made));
+    for (size_t i = 0; i < p->n_files; i++) {
+        if (!st[i].used)
+            continue;
+        MR_ENSURE_OUT(rename(st[i].tmp, st[i].target) == 0, MR_ERR_IO, "writing %s: %s",
+                      st[i].target, strerror(errno));
+        st[i].used = false;
+        renamed++;
+    }
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res) && renamed > 0)
+        MR_LOG_ERROR("a file could not be renamed into place after others were",
+                     MR_F_UINT("renamed", renamed));
+    for (size_t i = 0; st != NULL && i < p->n_files; i++)
+        if (st[i].used)
+            (void)unlink(st[i].tmp);
+    for (size_t i = made.n; i > 0; i--) {
+        if (!mr_ok(res) && renamed == 0)
+            (void)rmdir(made.paths[i - 1]);
+        mr_free(made.paths[i - 1]);
+    }
+    mr_free(made.paths);
+    mr_free(st);
+    return res;
+}
+
+mr_result mr_marble_apply_env(const mr_marble_params *p)
+{
+    mr_buf v;
+    mr_buf_init(&v, 0, MR_BUF_SECRET);
+    MR_LOG_INFO("setting env vars from manifest");
+    for (size_t i = 0; i < p->n_env; i++) {
+        mr_buf_reset(&v);
+        if (!mr_ok(mr_buf_set(&v, p->env[i].value.data, p->env[i].value.len)) ||
+            !mr_ok(mr_buf_nul_terminate(&v))) {
+            mr_buf_free(&v);
+            return MR_FAILURE;
+        }
+        const char *val = v.data != NULL ? (const char *)v.data : "";
+        if (setenv(p->env[i].name, val, 1) != 0) {
+            mr_buf_free(&v);
+            MR_BAIL(MR_ERR_IO, "setenv %s: %s", p->env[i].name, strerror(errno));
+        }
+    }
+    mr_buf_free(&v);
+    return MR_SUCCESS;
+}
