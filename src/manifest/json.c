@@ -505,7 +505,16 @@ mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr
               len, MR_MANIFEST_MAX_SIZE);
     mr_cursor_init(&r.cur, in, len);
     mr_buf_init(&r.scratch, MR_MANIFEST_MAX_SIZE, 0);
-    MR_GUARD_OUT(read_value(&r, root));
+    if (!mr_ok(read_value(&r, root))) {
+        /* json.Decoder reports running out of input as io.EOF / io.ErrUnexpectedEOF */
+        if (lenient && strcmp(mr_error_get()->msg, "unexpected end of JSON input") == 0) {
+            mr_cursor_init(&r.cur, in, len);
+            skip_ws(&r);
+            mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "%s",
+                         mr_cursor_remaining(&r.cur) ? "unexpected EOF" : "EOF");
+        }
+        goto out;
+    }
     if (!lenient) {
         skip_ws(&r);
         uint8_t c;

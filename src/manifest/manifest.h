@@ -273,8 +273,9 @@ typedef struct mr_manifest {
 /* Decodes a manifest (json.Unmarshal rules: one value, trailing data rejected). On success
  * *out owns a new manifest that also keeps a copy of the input and its fingerprint. */
 MR_API MR_RESULT mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest **out);
-/* Same, but like json.Decoder.Decode (v2 bodies): anything after the first value is ignored.
- * raw/fingerprint still cover the whole input. */
+/* Same, but like json.Decoder.Decode (v2 bodies): anything after the first value is ignored
+ * and running out of input reads "EOF" / "unexpected EOF". raw/fingerprint still cover the
+ * whole input. */
 MR_API MR_RESULT mr_manifest_decode_lenient(const uint8_t *json, size_t len, mr_manifest **out);
 MR_API void mr_manifest_free(mr_manifest *m);
 

@@ -161,6 +161,12 @@ static void test_decode_syntax(void **state)
     assert_int_equal(m->raw.len, strlen(s)); /* fingerprint covers everything */
     mr_manifest_free(m);
     mr_free(s);
+    /* json.Decoder's texts for running out of input */
+    ASSERT_FAIL_EXACT(mr_manifest_decode_lenient((const uint8_t *)" \n", 2, &m), "EOF");
+    ASSERT_FAIL_EXACT(mr_manifest_decode_lenient((const uint8_t *)" {\"a\"", 5, &m),
+                      "unexpected EOF");
+    ASSERT_FAIL_EXACT(mr_manifest_decode_lenient((const uint8_t *)"{]", 2, &m),
+                      "invalid character ']' looking for beginning of object key string");
 }
 
 /* ---- decoder: field names ---- */
