@@ -62,7 +62,7 @@ void sl_node_free(node *n)
 {
     if (n == NULL)
         return;
-    mr_free(n->key);
+    mr_free_wipe(n->key, n->klen + 1); /* key names are not key material, but tidy */
     mr_free(n);
 }
 

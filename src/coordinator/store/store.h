@@ -3,7 +3,8 @@
  * Transactional key-value store of the Coordinator.
  *
  * Model
- *  - Keys are NUL-terminated strings (1..MR_STORE_KEY_MAX bytes), sorted bytewise. Values are
+ *  - Keys are NUL-terminated strings (1..MR_STORE_KEY_MAX bytes), sorted bytewise; they are
+ *    names, not key material (ordinary memory, wiped when freed). Values are
  *    byte strings (0..MR_STORE_VALUE_MAX bytes) kept in secret memory (a slab allocator on top
  *    of mr_secret_alloc) and wiped when released. Values handed to the caller are copies in
  *    MR_BUF_SECRET buffers.
