@@ -131,31 +131,43 @@ out:
     return res;
 }
 
-static mr_attest_roots *intel_roots;
-static pthread_once_t intel_once = PTHREAD_ONCE_INIT;
+/* Built on first use; a failed attempt (out of memory) is retried on the next call. */
+static _Atomic(mr_attest_roots *) intel_roots;
+static pthread_mutex_t intel_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void intel_init(void)
+static mr_attest_roots *intel_build(void)
 {
     mr_attest_roots *r = NULL;
     X509 *cert = NULL;
 
     if (!mr_ok(mr_ossl_der_cert(mr_intel_sgx_root_der, mr_intel_sgx_root_der_len, &cert)))
-        return;
+        return NULL;
     if (!mr_ok(roots_new(&r))) {
         X509_free(cert);
-        return;
+        return NULL;
     }
     if (!mr_ok(roots_add(r, cert, true)) || !r->intel) {
         mr_attest_roots_free(r);
-        return;
+        return NULL;
     }
-    intel_roots = r;
+    return r;
 }
 
 const mr_attest_roots *mr_attest_roots_intel(void)
 {
-    pthread_once(&intel_once, intel_init);
-    return intel_roots;
+    mr_attest_roots *r = atomic_load(&intel_roots);
+
+    if (r != NULL)
+        return r;
+    pthread_mutex_lock(&intel_lock);
+    r = atomic_load(&intel_roots);
+    if (r == NULL) {
+        r = intel_build();
+        if (r != NULL)
+            atomic_store(&intel_roots, r);
+    }
+    pthread_mutex_unlock(&intel_lock);
+    return r;
 }
 
 bool mr_attest_roots_is_intel(const mr_attest_roots *r) { return r != NULL && r->intel; }
