@@ -85,6 +85,7 @@ mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
     (void)snprintf(a->commit, sizeof(a->commit), "%s", cfg->commit ? cfg->commit : "");
     if ((cfg->client_listener >= 0 && !mr_ok(api_register_rest(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_secrets(a))) ||
+        (cfg->client_listener >= 0 && !mr_ok(api_register_updates(a))) ||
         (cfg->mesh_listener >= 0 && !mr_ok(api_register_mesh(a))) ||
         (cfg->metrics_listener >= 0 && !mr_ok(api_register_observe(a)))) {
         mr_api_free(a);

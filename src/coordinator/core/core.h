@@ -172,6 +172,31 @@ typedef struct mr_core_user_secret {
  * run: ...", "user <u> is not allowed to update secret: <s>" (MR_ERR_AUTH). */
 MR_RESULT mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n);
 
+/* ---- updates (spec §8.3, §8.4, §12.7) ---- */
+
+typedef struct mr_core_update_result {
+    uint64_t missing;             /* acknowledgements still missing */
+    char **missing_users;         /* users who have not acknowledged, sorted */
+    size_t n_missing_users;
+    bool applied;                 /* a full update was applied by this call */
+    mr_core_recovery_secrets recovery; /* when the applied update changed recovery keys */
+} mr_core_update_result;
+
+void mr_core_update_result_free(mr_core_update_result *r);
+
+/* POST /update: a package update (only Packages) or the start of a full update. */
+MR_RESULT mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+                         mr_core_update_result *out);
+/* POST /update-manifest: acknowledge the pending update (raw must equal it). */
+MR_RESULT mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+                             mr_core_update_result *out);
+/* POST /update-cancel. */
+MR_RESULT mr_core_update_cancel(mr_core *c, const char *user);
+/* GET /update-manifest: the pending manifest and who still has to acknowledge it. */
+MR_RESULT mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result *out);
+/* GET /update: the update log (newline-terminated JSON lines). */
+MR_RESULT mr_core_update_log(mr_core *c, mr_buf *out);
+
 /* ---- users (spec §4.4, §8.1) ---- */
 
 /* Finds the user whose certificate is byte-identical to one of the presented certificates

@@ -21,7 +21,6 @@
 #define K_INTER_KEY "privateKey:coordinatorIntermediateKey"
 #define K_MANIFEST "manifest"
 #define K_MANIFEST_SIG "manifestSignature"
-#define K_EFFECTIVE_MANIFEST "effectiveManifest" /* manifest with package updates applied */
 #define K_ROOT_SECRET "rootSecret"
 #define K_PREV_ROOT_SECRET "previousRootSecret"
 #define K_UPDATE_LOG "updateLog"
@@ -30,6 +29,7 @@
 #define P_PREV_SECRET "previousSecret:"
 #define P_ACTIVATIONS "activations:"
 #define P_COUNTER "monotonicCounter:"
+#define P_PKG_SVN "packageSecurityVersion:" /* SecurityVersion raised by package updates */
 
 #define MR_ROOT_SECRET_LEN 32
 
@@ -81,7 +81,7 @@ typedef struct core_epoch {
     /* own quote over root_hash (empty in simulation mode) */
     mr_buf quote;
     /* manifest (present in state 3) */
-    mr_manifest *manifest;      /* effective manifest (package SVN updates applied) */
+    mr_manifest *manifest;      /* decoded manifest with package SVN updates applied */
     mr_buf manifest_raw;        /* originally set bytes */
     mr_buf manifest_sig;        /* DER ECDSA signature by the root key */
     char fingerprint[65];
@@ -138,6 +138,8 @@ MR_RESULT core_secret_encode(const core_secret *s, mr_buf *out);
 /* Decodes into s (whose name/def the caller sets); parses the certificate when present. */
 MR_RESULT core_secret_decode(mr_slice in, core_secret *s);
 void core_secret_clear(core_secret *s);
+/* Deep copy (dst is initialised here). */
+MR_RESULT core_secret_copy(const core_secret *src, core_secret *dst);
 void core_secret_set_free(core_secret_set *set);
 const core_secret *core_secret_find(const core_secret_set *set, const char *name);
 /* Loads every entry under prefix, pairing it with its manifest definition. */
@@ -147,8 +149,10 @@ MR_RESULT core_secret_set_load(mr_store_txn *t, const char *prefix, const mr_man
 /* ---- PKI (pki.c) ---- */
 /* Fresh root + intermediate + marble root (spec §3.2), written into the transaction. */
 MR_RESULT core_pki_create(mr_core *c, mr_store_txn *t);
-/* New intermediate + marble root under the existing root (package updates, spec §8.3 step 6). */
-MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t);
+/* New intermediate + marble root under the existing root (package updates, spec §8.3 step 6);
+ * the new marble root and intermediate key are returned (caller frees). */
+MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
+                                       X509 **mroot, EVP_PKEY **key);
 
 /* ---- persistence (persist.c) ---- */
 MR_RESULT core_secret_set_sort(core_secret_set *set);
@@ -174,6 +178,12 @@ MR_RESULT core_log_line(mr_buf *log, const char *update, ...);
 MR_RESULT core_log_time(mr_buf *out);
 /* out = JSON string literal of s (HTML-safe), NUL-terminated. */
 MR_RESULT core_json_str(const char *s, mr_buf *out);
+
+/* New intermediate + marble root for a full update: SANs = the root's DNS names and IPs. */
+MR_RESULT core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
+                                            X509 **mroot, EVP_PKEY **key);
+/* A new state key for the current state (recovery keys changed); recovery secrets for m. */
+MR_RESULT core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out);
 
 /* ---- store helpers (storeutil.c) ---- */
 MR_RESULT core_put_buf(mr_store_txn *t, const char *key, const mr_buf *b);

@@ -205,11 +205,41 @@ static mr_result load_users(core_epoch *e)
     return MR_SUCCESS;
 }
 
+/* Package updates raise SecurityVersion without touching the stored manifest bytes. */
+static mr_result apply_svn_overrides(mr_store_txn *t, mr_manifest *m)
+{
+    mr_store_list list = {0};
+    size_t plen = strlen(P_PKG_SVN);
+    MR_GUARD(mr_store_scan(t, P_PKG_SVN, &list));
+    mr_result r = MR_SUCCESS;
+    for (size_t i = 0; i < list.count && mr_ok(r); i++) {
+        const char *name = list.items[i].key + plen;
+        char text[32];
+        mr_slice v = list.items[i].value;
+        for (size_t k = 0; k < m->packages.count; k++) {
+            mr_manifest_package *p = &m->packages.items[k];
+            if (p->name.ptr == NULL || strcmp(p->name.ptr, name) != 0)
+                continue;
+            if (v.len == 0 || v.len >= sizeof(text)) {
+                r = bad_value(list.items[i].key);
+                break;
+            }
+            memcpy(text, v.ptr, v.len);
+            text[v.len] = '\0';
+            char *end = NULL;
+            p->security_version = strtoull(text, &end, 10);
+            p->has_security_version = true;
+            if (end == NULL || *end != '\0')
+                r = bad_value(list.items[i].key);
+        }
+    }
+    mr_store_list_free(&list);
+    return r;
+}
+
 static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
 {
     bool found = false;
-    mr_buf eff;
-    mr_buf_init(&eff, 0, 0);
     mr_buf_init(&e->manifest_raw, 0, 0);
     mr_buf_init(&e->manifest_sig, 0, 0);
     MR_GUARD(mr_store_get(t, K_MANIFEST, &e->manifest_raw, &found));
@@ -217,12 +247,9 @@ static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
         return MR_SUCCESS;
     MR_GUARD(core_get_required(t, K_MANIFEST_SIG, &e->manifest_sig));
     MR_GUARD(mr_manifest_fingerprint(e->manifest_raw.data, e->manifest_raw.len, e->fingerprint));
-    mr_result r = mr_store_get(t, K_EFFECTIVE_MANIFEST, &eff, &found);
-    if (mr_ok(r)) {
-        const mr_buf *src = found ? &eff : &e->manifest_raw;
-        r = mr_manifest_decode(src->data, src->len, &e->manifest);
-    }
-    mr_buf_free(&eff);
+    mr_result r = mr_manifest_decode(e->manifest_raw.data, e->manifest_raw.len, &e->manifest);
+    if (mr_ok(r))
+        r = apply_svn_overrides(t, e->manifest);
     if (!mr_ok(r)) {
         mr_error_prefix("loading manifest");
         return MR_FAILURE;

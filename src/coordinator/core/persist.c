@@ -90,3 +90,14 @@ out:
         mr_core_recovery_secrets_free(out);
     return res;
 }
+
+mr_result core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
+{
+    mr_store *mem = NULL;
+    MR_GUARD(mr_store_open_memory(&mem));
+    mr_result r = mr_store_copy_all(c->store, mem);
+    if (mr_ok(r))
+        r = core_persist_new_state(c, m, &mem, out);
+    mr_store_close(mem);
+    return r;
+}

@@ -67,9 +67,11 @@ static void ca_template(mr_x509_template *t, mr_x509_attr *cn, char *cn_buf, siz
     t->is_ca = true;
 }
 
-/* New intermediate key; intermediate signed by root; marble root self-signed. */
+/* New intermediate key; intermediate signed by root; marble root self-signed. With
+ * out_mroot/out_key the new marble root and key are handed to the caller. */
 static mr_result make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root_key,
-                                    const ca_sans *s, mr_store_txn *t)
+                                    const ca_sans *s, mr_store_txn *t, X509 **out_mroot,
+                                    EVP_PKEY **out_key)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *key = NULL;
@@ -84,6 +86,12 @@ static mr_result make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root
     MR_GUARD_OUT(core_put_cert(t, K_INTER_CERT, inter));
     MR_GUARD_OUT(core_put_cert(t, K_MARBLE_ROOT_CERT, mroot));
     MR_GUARD_OUT(core_put_key(t, K_INTER_KEY, key));
+    if (out_mroot != NULL) {
+        *out_mroot = mroot;
+        *out_key = key;
+        mroot = NULL;
+        key = NULL;
+    }
     res = MR_SUCCESS;
 out:
     X509_free(inter);
@@ -108,7 +116,7 @@ mr_result core_pki_create(mr_core *c, mr_store_txn *t)
     MR_GUARD_OUT(mr_x509_issue(&tpl, root_key, NULL, root_key, &root));
     MR_GUARD_OUT(core_put_cert(t, K_ROOT_CERT, root));
     MR_GUARD_OUT(core_put_key(t, K_ROOT_KEY, root_key));
-    MR_GUARD_OUT(make_intermediates(c, root, root_key, &sans, t));
+    MR_GUARD_OUT(make_intermediates(c, root, root_key, &sans, t, NULL, NULL));
     /* The root secret (1.9): the IKM of per-marble secret derivation. */
     MR_GUARD_OUT(mr_crypto_random(root_secret, sizeof(root_secret)));
     MR_GUARD_OUT(mr_store_put(t, K_ROOT_SECRET, root_secret, sizeof(root_secret)));
@@ -120,7 +128,8 @@ out:
     return res;
 }
 
-mr_result core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t)
+mr_result core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
+                                       X509 **mroot, EVP_PKEY **key)
 {
     /* The new pair gets the root's DNS names and only the default IPs (spec §3.3, §13 #13). */
     mr_x509_san_list root_sans = {0};
@@ -128,7 +137,23 @@ mr_result core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store
     MR_GUARD(mr_x509_sans(e->root_cert, &root_sans));
     mr_result r = build_sans(root_sans.dns, root_sans.n_dns, false, &sans);
     if (mr_ok(r))
-        r = make_intermediates(c, e->root_cert, e->root_key, &sans, t);
+        r = make_intermediates(c, e->root_cert, e->root_key, &sans, t, mroot, key);
+    mr_x509_san_list_clear(&root_sans);
+    return r;
+}
+
+mr_result core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
+                                            X509 **mroot, EVP_PKEY **key)
+{
+    mr_x509_san_list root_sans = {0};
+    ca_sans sans;
+    MR_GUARD(mr_x509_sans(e->root_cert, &root_sans));
+    memset(&sans, 0, sizeof(sans));
+    for (size_t i = 0; i < root_sans.n_dns && sans.n_dns < MR_ARRAY_LEN(sans.dns); i++)
+        sans.dns[sans.n_dns++] = root_sans.dns[i];
+    for (size_t i = 0; i < root_sans.n_ips && sans.n_ips < MR_ARRAY_LEN(sans.ips); i++)
+        sans.ips[sans.n_ips++] = root_sans.ips[i];
+    mr_result r = make_intermediates(c, e->root_cert, e->root_key, &sans, t, mroot, key);
     mr_x509_san_list_clear(&root_sans);
     return r;
 }

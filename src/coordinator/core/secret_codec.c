@@ -111,3 +111,24 @@ out:
         core_secret_set_free(out);
     return res;
 }
+
+mr_result core_secret_copy(const core_secret *src, core_secret *dst)
+{
+    memset(dst, 0, sizeof(*dst));
+    mr_buf_init(&dst->cert_der, 0, 0);
+    mr_buf_init(&dst->priv, 0, MR_BUF_SECRET);
+    mr_buf_init(&dst->pub, 0, MR_BUF_SECRET);
+    dst->name = mr_strdup(src->name);
+    MR_ENSURE_ALLOC(dst->name);
+    dst->def = src->def;
+    dst->valid_for = src->valid_for;
+    dst->has_value = src->has_value;
+    MR_GUARD(mr_buf_set(&dst->cert_der, src->cert_der.data, src->cert_der.len));
+    MR_GUARD(mr_buf_set(&dst->priv, src->priv.data, src->priv.len));
+    MR_GUARD(mr_buf_set(&dst->pub, src->pub.data, src->pub.len));
+    if (src->cert != NULL) {
+        X509_up_ref(src->cert);
+        dst->cert = src->cert;
+    }
+    return MR_SUCCESS;
+}

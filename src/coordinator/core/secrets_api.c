@@ -122,36 +122,14 @@ static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_se
     out->items = mr_calloc(e->secrets.count + up->count, sizeof(core_secret));
     MR_ENSURE_ALLOC(out->items);
     for (size_t i = 0; i < e->secrets.count; i++) {
-        const core_secret *s = &e->secrets.items[i];
-        if (core_secret_find(up, s->name) != NULL)
+        if (core_secret_find(up, e->secrets.items[i].name) != NULL)
             continue;
-        core_secret *d = &out->items[out->count++];
-        d->name = mr_strdup(s->name);
-        MR_ENSURE_ALLOC(d->name);
-        d->def = s->def;
-        d->valid_for = s->valid_for;
-        d->has_value = s->has_value;
-        mr_buf_init(&d->cert_der, 0, 0);
-        mr_buf_init(&d->priv, 0, MR_BUF_SECRET);
-        mr_buf_init(&d->pub, 0, MR_BUF_SECRET);
-        MR_GUARD(mr_buf_set(&d->cert_der, s->cert_der.data, s->cert_der.len));
-        MR_GUARD(mr_buf_set(&d->priv, s->priv.data, s->priv.len));
-        MR_GUARD(mr_buf_set(&d->pub, s->pub.data, s->pub.len));
+        MR_GUARD(core_secret_copy(&e->secrets.items[i], &out->items[out->count]));
+        out->count++;
     }
     for (size_t i = 0; i < up->count; i++) {
-        core_secret *d = &out->items[out->count++];
-        const core_secret *s = &up->items[i];
-        d->name = mr_strdup(s->name);
-        MR_ENSURE_ALLOC(d->name);
-        d->def = s->def;
-        d->valid_for = s->valid_for;
-        d->has_value = true;
-        mr_buf_init(&d->cert_der, 0, 0);
-        mr_buf_init(&d->priv, 0, MR_BUF_SECRET);
-        mr_buf_init(&d->pub, 0, MR_BUF_SECRET);
-        MR_GUARD(mr_buf_set(&d->cert_der, s->cert_der.data, s->cert_der.len));
-        MR_GUARD(mr_buf_set(&d->priv, s->priv.data, s->priv.len));
-        MR_GUARD(mr_buf_set(&d->pub, s->pub.data, s->pub.len));
+        MR_GUARD(core_secret_copy(&up->items[i], &out->items[out->count]));
+        out->count++;
     }
     return core_secret_set_sort(out);
 }

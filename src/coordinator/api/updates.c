@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Updates: /update, /update-manifest, /update-cancel and their /api/v2 forms (spec §4.5.6,
+ * §4.5.7, §12.3, §12.4, §12.7). */
+#include <string.h>
+
+#include "common/alloc.h"
+#include "coordinator/api/api_int.h"
+
+#define USER_MAX 256
+#define ALL_ACKED "All users have acknowledged the update manifest. Update successfully applied"
+#define CANCELLED "Update successfully cancelled"
+
+static int status_of(bool v2_or_other_500)
+{
+    return mr_error_get()->cat == MR_ERR_NOT_FOUND ? 404 : (v2_or_other_500 ? 500 : 400);
+}
+
+static mr_result users_json(const mr_core_update_result *u, mr_buf *out)
+{
+    if (u->n_missing_users == 0)
+        return mr_buf_append_str(out, "null");
+    MR_GUARD(mr_buf_append_u8(out, '['));
+    for (size_t i = 0; i < u->n_missing_users; i++) {
+        if (i > 0)
+            MR_GUARD(mr_buf_append_u8(out, ','));
+        MR_GUARD(jw_str(out, u->missing_users[i]));
+    }
+    return mr_buf_append_u8(out, ']');
+}
+
+static mr_result recovery_field(const mr_core_update_result *u, mr_buf *out)
+{
+    if (!u->applied || u->recovery.count == 0)
+        return MR_SUCCESS;
+    bool first = true;
+    MR_GUARD(mr_buf_append_str(out, ",\"recoverySecrets\":{"));
+    for (size_t i = 0; i < u->recovery.count; i++) {
+        MR_GUARD(jw_key(out, &first, u->recovery.items[i].name));
+        MR_GUARD(jw_b64(out, u->recovery.items[i].value.data, u->recovery.items[i].value.len));
+    }
+    return mr_buf_append_u8(out, '}');
+}
+
+/* "<n> users still need to acknowledge the update manifest" (singular for 1). */
+static mr_result still_need(uint64_t n, mr_buf *out)
+{
+    return mr_buf_printf(out, "%llu %s to acknowledge the update manifest", (unsigned long long)n,
+                         n == 1 ? "user still needs" : "users still need");
+}
+
+/* ---- log ---- */
+
+static void h_log_v1(mr_srv_request *r, void *arg)
+{
+    mr_api *a = arg;
+    mr_buf log, out;
+    mr_buf_init(&log, 0, 0);
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(mr_core_update_log(a->cfg.core, &log)) &&
+        mr_ok(jw_strn(&out, (const char *)log.data, log.len)))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+    mr_buf_free(&log);
+    mr_buf_free(&out);
+}
+
+static void h_log_v2(mr_srv_request *r, void *arg)
+{
+    mr_api *a = arg;
+    mr_buf log, out;
+    mr_buf_init(&log, 0, 0);
+    mr_buf_init(&out, 0, 0);
+    mr_result res = mr_core_update_log(a->cfg.core, &log);
+    if (mr_ok(res))
+        res = mr_buf_append_str(&out, "{\"updateLog\":[");
+    size_t end = log.len;
+    while (end > 0 && (log.data[end - 1] == '\n' || log.data[end - 1] == ' '))
+        end--;
+    for (size_t start = 0, n = 0; mr_ok(res) && start < end; n++) {
+        const uint8_t *nl = memchr(log.data + start, '\n', end - start);
+        size_t stop = nl != NULL ? (size_t)(nl - log.data) : end;
+        if (n > 0)
+            res = mr_buf_append_u8(&out, ',');
+        if (mr_ok(res))
+            res = jw_strn(&out, (const char *)log.data + start, stop - start);
+        start = stop + 1;
+    }
+    if (mr_ok(res))
+        res = mr_buf_append_str(&out, "]}");
+    if (mr_ok(res))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+    mr_buf_free(&log);
+    mr_buf_free(&out);
+}
+
+/* ---- apply / start ---- */
+
+static void h_update_v1(mr_srv_request *r, void *arg)
+{
+    mr_api *a = arg;
+    char user[USER_MAX];
+    mr_core_update_result u;
+    if (!api_user(a, r, false, user, sizeof(user)))
+        return;
+    mr_slice body = mr_srv_req_body(r);
+    if (mr_ok(mr_core_update(a->cfg.core, user, body.ptr, body.len, &u)))
+        api_success(r, NULL);
+    else
+        api_error(r, 400);
+    mr_core_update_result_free(&u);
+}
+
+static void h_update_v2(mr_srv_request *r, void *arg)
+{
+    mr_api *a = arg;
+    char user[USER_MAX];
+    mr_core_update_result u;
+    mr_buf m, out;
+    bool present = false;
+    memset(&u, 0, sizeof(u));
+    mr_buf_init(&m, 0, 0);
+    mr_buf_init(&out, 0, 0);
+    if (!api_user(a, r, true, user, sizeof(user)))
+        goto out;
+    if (!mr_ok(jr_b64_field(mr_srv_req_body(r), "manifest", &m, &present))) {
+        api_fail(r, 400);
+        goto out;
+    }
+    if (!mr_ok(mr_core_update(a->cfg.core, user, m.data, m.len, &u))) {
+        api_error(r, 500);
+        goto out;
+    }
+    if (mr_ok(mr_buf_printf(&out, "{\"missingAcknowledgments\":%llu,\"missingUsers\":",
+                            (unsigned long long)u.missing)) &&
+        mr_ok(users_json(&u, &out)) && mr_ok(recovery_field(&u, &out)) &&
+        mr_ok(mr_buf_append_u8(&out, '}')))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+out:
+    mr_core_update_result_free(&u);
+    mr_buf_free(&m);
+    mr_buf_free(&out);
+}
+
+/* ---- pending ---- */
+
+static mr_result pending_json(mr_api *a, mr_buf *out)
+{
+    mr_core_update_result u;
+    mr_buf raw;
+    bool first = true;
+    mr_buf_init(&raw, 0, 0);
+    mr_result r = mr_core_update_pending(a->cfg.core, &raw, &u);
+    if (mr_ok(r))
+        r = mr_buf_append_u8(out, '{');
+    if (mr_ok(r))
+        r = jw_key(out, &first, "manifest");
+    if (mr_ok(r))
+        r = jw_b64(out, raw.data != NULL ? raw.data : (const uint8_t *)"", raw.len);
+    if (mr_ok(r))
+        r = mr_buf_append_str(out, ",\"message\":\"");
+    if (mr_ok(r))
+        r = still_need(u.missing, out);
+    if (mr_ok(r))
+        r = mr_buf_append_str(out, "\",\"missingUsers\":");
+    if (mr_ok(r))
+        r = users_json(&u, out);
+    if (mr_ok(r))
+        r = mr_buf_append_u8(out, '}');
+    mr_core_update_result_free(&u);
+    mr_buf_free(&raw);
+    return r;
+}
+
+static void h_pending(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(pending_json(arg, &out))) {
+        api_success(r, &out);
+    } else {
+        /* the handler maps every error to 404 (spec §12.4) */
+        mr_srv_reply_error(r, 404, "no update in progress");
+    }
+    mr_buf_free(&out);
+}
+
+/* ---- acknowledge ---- */
+
+static mr_result ack_message(const mr_core_update_result *u, bool v2, mr_buf *out)
+{
+    if (u->applied || u->missing == 0)
+        return mr_buf_append_str(out, ALL_ACKED);
+    if (!v2)
+        return still_need(u->missing, out);
+    MR_GUARD(mr_buf_printf(out, "%llu %s to acknowledge the update manifest.\nThe following users "
+                                "have not yet accepted: ",
+                           (unsigned long long)u->missing,
+                           u->missing == 1 ? "user still needs" : "users still need"));
+    for (size_t i = 0; i < u->n_missing_users; i++)
+        MR_GUARD(mr_buf_printf(out, "%s%s", i ? ", " : "", u->missing_users[i]));
+    return MR_SUCCESS;
+}
+
+static void ack(mr_srv_request *r, mr_api *a, bool v2)
+{
+    char user[USER_MAX];
+    mr_core_update_result u;
+    mr_buf m, msg, out;
+    bool present = false;
+    memset(&u, 0, sizeof(u));
+    mr_buf_init(&m, 0, 0);
+    mr_buf_init(&msg, 0, 0);
+    mr_buf_init(&out, 0, 0);
+    if (!api_user(a, r, v2, user, sizeof(user)))
+        goto out;
+    mr_slice body = mr_srv_req_body(r);
+    if (v2 && !mr_ok(jr_b64_field(body, "manifest", &m, &present))) {
+        api_fail(r, 400);
+        goto out;
+    }
+    if (!v2 && !mr_ok(mr_buf_set(&m, body.ptr, body.len))) {
+        api_error(r, 500);
+        goto out;
+    }
+    if (!mr_ok(mr_core_update_ack(a->cfg.core, user, m.data, m.len, &u))) {
+        api_error(r, status_of(true));
+        goto out;
+    }
+    mr_result res = ack_message(&u, v2, &msg);
+    if (mr_ok(res) && !v2) {
+        res = jw_strn(&out, (const char *)msg.data, msg.len);
+    } else if (mr_ok(res)) {
+        bool first = true;
+        res = mr_buf_append_u8(&out, '{');
+        if (mr_ok(res))
+            res = jw_key(&out, &first, "message");
+        if (mr_ok(res))
+            res = jw_strn(&out, (const char *)msg.data, msg.len);
+        if (mr_ok(res))
+            res = mr_buf_append_str(&out, ",\"missingUsers\":");
+        if (mr_ok(res))
+            res = users_json(&u, &out);
+        if (mr_ok(res))
+            res = mr_buf_printf(&out, ",\"missingAcknowledgments\":%llu", (unsigned long long)u.missing);
+        if (mr_ok(res))
+            res = recovery_field(&u, &out);
+        if (mr_ok(res))
+            res = mr_buf_append_u8(&out, '}');
+    }
+    if (mr_ok(res))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+out:
+    mr_core_update_result_free(&u);
+    mr_buf_free(&m);
+    mr_buf_free(&msg);
+    mr_buf_free(&out);
+}
+
+static void h_ack_v1(mr_srv_request *r, void *arg) { ack(r, arg, false); }
+static void h_ack_v2(mr_srv_request *r, void *arg) { ack(r, arg, true); }
+
+/* ---- cancel ---- */
+
+static void cancel(mr_srv_request *r, mr_api *a, bool v2)
+{
+    char user[USER_MAX];
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    if (!api_user(a, r, v2, user, sizeof(user)))
+        goto out;
+    if (!mr_ok(mr_core_update_cancel(a->cfg.core, user))) {
+        api_error(r, status_of(true));
+        goto out;
+    }
+    if (mr_ok(mr_buf_append_str(&out, v2 ? "{\"message\":\"" CANCELLED "\"}" : "\"" CANCELLED "\"")))
+        api_success(r, &out);
+    else
+        api_error(r, 500);
+out:
+    mr_buf_free(&out);
+}
+
+static void h_cancel_v1(mr_srv_request *r, void *arg) { cancel(r, arg, false); }
+static void h_cancel_v2(mr_srv_request *r, void *arg) { cancel(r, arg, true); }
+
+mr_result api_register_updates(mr_api *a)
+{
+    static const struct {
+        const char *method, *path;
+        mr_srv_handler_fn fn;
+    } routes[] = {
+        {"GET", "/update", h_log_v1},
+        {"GET", "/api/v2/update", h_log_v2},
+        {"POST", "/update", h_update_v1},
+        {"POST", "/api/v2/update", h_update_v2},
+        {"GET", "/update-manifest", h_pending},
+        {"GET", "/api/v2/update-manifest", h_pending},
+        {"POST", "/update-manifest", h_ack_v1},
+        {"POST", "/api/v2/update-manifest", h_ack_v2},
+        {"POST", "/update-cancel", h_cancel_v1},
+        {"POST", "/api/v2/update-cancel", h_cancel_v2},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(routes); i++)
+        MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, routes[i].method,
+                              routes[i].path, 0, routes[i].fn, a));
+    return MR_SUCCESS;
+}
