@@ -261,10 +261,11 @@ static mr_result mkdirs(const char *dir, dirlist *made)
 
 static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
 {
-    char copy[PATH_MAX];
+    char copy[PATH_MAX], copy2[PATH_MAX];
     struct stat st;
     mode_t mode = 0600;
     (void)snprintf(copy, sizeof(copy), "%s", f->name);
+    (void)snprintf(copy2, sizeof(copy2), "%s", f->name);
     char *dir = dirname(copy);
     if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
         MR_GUARD(mkdirs(dir, made));
@@ -272,8 +273,7 @@ static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
         MR_ENSURE(S_ISREG(st.st_mode), MR_ERR_IO, "writing %s: not a regular file", f->name);
         mode = st.st_mode & 07777; /* an existing file keeps its mode */
     }
-    (void)snprintf(copy, sizeof(copy), "%s", f->name);
-    int n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy));
+    int n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy2));
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", f->name);
     int fd = mkstemp(s->tmp);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", f->name, strerror(errno));
