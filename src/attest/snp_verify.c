@@ -204,8 +204,9 @@ static mr_result load_anchors(vctx *v, const mr_snp_verify_opts *o)
     for (size_t i = 0; i < mr_snp_roots_count && v->n_anchors < MAX_ANCHORS; i++) {
         if (o->product != MR_SNP_PRODUCT_ANY && mr_snp_roots[i].product != o->product)
             continue;
-        MR_GUARD(load_builtin_anchor(&mr_snp_roots[i], &v->anchors[v->n_anchors]));
-        v->n_anchors++;
+        /* counted first, so that vctx_free releases a half-loaded slot */
+        anchor *a = &v->anchors[v->n_anchors++];
+        MR_GUARD(load_builtin_anchor(&mr_snp_roots[i], a));
     }
     MR_ENSURE(v->n_anchors > 0, MR_ERR_ATTESTATION, "SNP VCEK chain: no AMD root for product %s",
               mr_snp_product_name(o->product));
