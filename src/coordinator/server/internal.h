@@ -204,6 +204,7 @@ struct mr_srv_request {
     /* life cycle */
     bool dispatched;     /* a handler owns it until completion arrives on the loop */
     atomic_bool abandoned; /* the client went away while a handler owned it */
+    atomic_bool completed; /* a completion call was made (a second one is ignored) */
     bool done;           /* completion processed */
     struct mr_srv_request *next_done;
     struct mr_srv_request *sib_prev, *sib_next; /* h2 requests of one connection */

@@ -103,8 +103,22 @@ mr_slice mr_srv_req_peer_cert(const mr_srv_request *r, size_t i)
 
 /* ---- completion ---- */
 
+/* A handler that answers twice has a bug; the second answer must not touch the request. */
+static bool already_completed(mr_srv_request *r)
+{
+    if (!atomic_load(&r->completed))
+        return false;
+    MR_LOG_ERROR("request completed twice; second answer dropped",
+                 MR_F_STR("path", r->path != NULL ? r->path : ""));
+    return true;
+}
+
 static void complete(mr_srv_request *r)
 {
+    if (atomic_exchange(&r->completed, true)) {
+        MR_LOG_ERROR("request completed twice; second answer dropped");
+        return;
+    }
     mr_srv *s = r->srv;
     r->next_done = NULL;
     pthread_mutex_lock(&s->lock);
@@ -119,6 +133,7 @@ static void complete(mr_srv_request *r)
 
 MR_RESULT mr_srv_resp_header(mr_srv_request *r, const char *name, const char *value)
 {
+    MR_ENSURE(!atomic_load(&r->completed), MR_ERR_INTERNAL, "request already completed");
     /* No header injection: names are tokens, values carry no line breaks or NULs. */
     MR_ENSURE(name[0] != '\0' && strpbrk(name, " \t\r\n:()<>@,;\\\"/[]?={}") == NULL,
               MR_ERR_INTERNAL, "invalid response header name");
@@ -129,6 +144,10 @@ MR_RESULT mr_srv_resp_header(mr_srv_request *r, const char *name, const char *va
 
 void mr_srv_resp_send_buf(mr_srv_request *r, int status, const char *content_type, mr_buf *body)
 {
+    if (already_completed(r)) {
+        mr_buf_free(body);
+        return;
+    }
     if (r->grpc) {
         mr_buf_free(body);
         mr_srv_grpc_fail(r, GRPC_INTERNAL, "handler sent an HTTP response to a gRPC call");
@@ -198,6 +217,8 @@ void mr_srv_reply_fail(mr_srv_request *r, int status, const char *data_json, con
 
 void mr_srv_grpc_reply(mr_srv_request *r, mr_slice msg)
 {
+    if (already_completed(r))
+        return;
     r->status = 200;
     r->grpc_code = 0;
     mr_buf_free(&r->resp_body);
@@ -224,6 +245,8 @@ void mr_srv_grpc_reply_msg(mr_srv_request *r, const ProtobufCMessage *msg)
 void mr_srv_grpc_fail(mr_srv_request *r, int code, const char *msg)
 {
     mr_buf enc;
+    if (already_completed(r))
+        return;
     mr_buf_init(&enc, 0, 0);
     r->status = 200;
     r->grpc_code = code == 0 ? 2 /* UNKNOWN: a failure must not look like success */ : code;

@@ -517,6 +517,14 @@ static void echo_inline(mr_srv_request *r, void *arg)
     mr_srv_reply_success(r, NULL);
 }
 
+static void twice_inline(mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    mr_srv_reply_success(r, "1");
+    mr_srv_reply_error(r, 500, "second answer"); /* a bug in a handler: ignored */
+    MR_ASSERT_FAIL(mr_srv_resp_header(r, "x-late", "v"), MR_ERR_INTERNAL, "already completed");
+}
+
 static void grpc_inline(mr_srv_request *r, void *arg)
 {
     (void)arg;
@@ -556,6 +564,7 @@ static void test_virtual_h1(void **state)
     MR_ASSERT_OK(mr_srv_listen_virtual(s, MR_SRV_LISTENER_CLIENT, &cl));
     MR_ASSERT_OK(mr_srv_route(s, cl, "GET", "/status", MR_SRV_ROUTE_INLINE, echo_inline, NULL));
     MR_ASSERT_OK(mr_srv_route(s, cl, "POST", "/status", 0, echo_inline, NULL));
+    MR_ASSERT_OK(mr_srv_route(s, cl, "GET", "/twice", MR_SRV_ROUTE_INLINE, twice_inline, NULL));
 
     const char *two = "GET /stat%75s HTTP/1.1\r\nHost: a\r\n\r\n"
                       "POST /status HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
@@ -580,6 +589,8 @@ static void test_virtual_h1(void **state)
         {"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 "},
         {"GET / HTTP/3.0\r\nHost: a\r\n\r\n", "HTTP/1.1 505 "},
         {"HEAD /status HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 405 "},
+        {"GET /twice HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+         "\r\n\r\n{\"status\":\"success\",\"data\":1}\n"},
     };
     for (size_t i = 0; i < MR_ARRAY_LEN(cases); i++) {
         out = drive(s, cl, MR_SRV_PROTO_HTTP1, cases[i].req, strlen(cases[i].req), &n);
