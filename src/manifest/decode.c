@@ -383,9 +383,9 @@ static mr_result dec_field(dctx *c, const field *f, const mr_mj_node *v, void *o
     case F_INT: return dec_int(c, v, f->gotype, at(obj, f->off));
     case F_BYTES: return dec_bytes(c, v, f->gotype, at(obj, f->off));
     case F_STRLIST: return dec_str_list(c, v, at(obj, f->off));
-    case F_INTLIST: {
-        return dec_int_list(c, v, f->gotype, f->gotype + 2, at(obj, f->off));
-    }
+    case F_INTLIST: /* "[]T" has elements of type T; asn1.ObjectIdentifier has int */
+        return dec_int_list(c, v, f->gotype, strncmp(f->gotype, "[]", 2) == 0 ? f->gotype + 2 : "int",
+                            at(obj, f->off));
     case F_OIDLIST: return dec_oid_list(c, v, at(obj, f->off));
     case F_CUSTOM: return f->fn(c, v, obj);
     case F_IGN_INT: {
@@ -1009,7 +1009,7 @@ static mr_result dec_attr_value(dctx *c, const mr_mj_node *v, void *obj)
 }
 
 static const field attr_fields[] = {
-    {"Type", F_INTLIST, offsetof(mr_manifest_attr, type), 0, "[]int", NULL},
+    {"Type", F_INTLIST, offsetof(mr_manifest_attr, type), 0, "asn1.ObjectIdentifier", NULL},
     CUS("Value", dec_attr_value),
 };
 
@@ -1065,7 +1065,7 @@ static mr_result dec_issuer(dctx *c, const mr_mj_node *v, void *obj)
 }
 
 static const field ext_fields[] = {
-    {"Id", F_INTLIST, offsetof(mr_manifest_ext, id), 0, "[]int", NULL},
+    {"Id", F_INTLIST, offsetof(mr_manifest_ext, id), 0, "asn1.ObjectIdentifier", NULL},
     FLD(mr_manifest_ext, "Critical", F_BOOL, critical, "bool"),
     FLD(mr_manifest_ext, "Value", F_BYTES, value, "[]uint8"),
 };

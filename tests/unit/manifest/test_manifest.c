@@ -561,6 +561,15 @@ static void test_decode_secrets(void **state)
     dec_fail("{'Secrets':{'c':{'Cert':{'BasicConstraintsValid':1,'Signature':'AA=','Issuer':5}}}}",
              "json: cannot unmarshal number into Go struct field Certificate."
              "BasicConstraintsValid of type bool");
+    dec_fail("{'Secrets':{'c':{'Cert':{'ExtraExtensions':[{'Id':'1.2'}]}}}}",
+             "json: cannot unmarshal string into Go struct field Extension.ExtraExtensions.Id of "
+             "type asn1.ObjectIdentifier");
+    dec_fail("{'Secrets':{'c':{'Cert':{'Subject':{'ExtraNames':[{'Type':[1,'x']}]}}}}}",
+             "json: cannot unmarshal string into Go struct field AttributeTypeAndValue.Subject."
+             "ExtraNames.Type of type int");
+    dec_fail("{'Secrets':{'c':{'Cert':{'ExtKeyUsage':[1.5]}}}}",
+             "json: cannot unmarshal number 1.5 into Go struct field Certificate.ExtKeyUsage of "
+             "type x509.ExtKeyUsage");
     dec_fail("{'Secrets':{'c':{'Cert':5}}}",
              "json: cannot unmarshal number into Go value of type x509.Certificate");
     /* a base64 string must be a DER certificate; non-base64 strings are ignored */
