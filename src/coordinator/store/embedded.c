@@ -11,10 +11,10 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
@@ -71,8 +71,11 @@ struct emb {
     uint64_t pseq;
     uint8_t pdigest[32];
     mr_buf pending;
+    mr_buf scratch; /* secret: payload being encoded (reused; wiped after each record) */
+    mr_buf recbuf;  /* record being sealed (reused) */
     _Atomic uint64_t fsyncs, bytes_written, batches, compactions;
     uint64_t torn_dropped;
+    EVP_MAC_CTX *hmac; /* HMAC-SHA-256 keyed with the header MAC key */
 };
 
 #define DEK(e) ((e)->keys)
@@ -81,9 +84,43 @@ struct emb {
 /* ------------------------------------------------------------------------------------------ */
 /* crypto helpers (OpenSSL EVP directly)                                                      */
 
+/* OSSL_PARAM wants a non-const pointer for input it only reads. */
+static void *param_ptr(const void *p)
+{
+    void *q;
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
+
+/* Algorithms fetched once per process: OpenSSL 3's implicit fetch on every EVP_sha256() /
+ * EVP_aes_256_gcm() / HMAC() call costs more than sealing a small record. */
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+static EVP_MD *alg_sha256;
+static EVP_CIPHER *alg_gcm;
+static EVP_MAC *alg_hmac;
+
+static void algs_init(void)
+{
+    alg_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    alg_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static const EVP_MD *md_sha256(void)
+{
+    pthread_once(&algs_once, algs_init);
+    return alg_sha256 != NULL ? alg_sha256 : EVP_sha256();
+}
+
+static const EVP_CIPHER *cipher_gcm(void)
+{
+    pthread_once(&algs_once, algs_init);
+    return alg_gcm != NULL ? alg_gcm : EVP_aes_256_gcm();
+}
+
 static mr_result sha256(const uint8_t *p, size_t n, uint8_t out[32])
 {
-    MR_ENSURE(EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) == 1, MR_ERR_INTERNAL,
+    MR_ENSURE(EVP_Digest(p, n, out, NULL, md_sha256(), NULL) == 1, MR_ERR_INTERNAL,
               "SHA-256 failed");
     return MR_SUCCESS;
 }
@@ -95,7 +132,7 @@ static mr_result gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const u
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int outl = 0;
     MR_ENSURE_ALLOC_OUT(c);
-    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0),
+    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, cipher_gcm(), NULL, NULL, NULL, enc ? 1 : 0),
                       MR_ERR_INTERNAL, "AES-GCM init failed");
     MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL),
                       MR_ERR_INTERNAL, "AES-GCM init failed");
@@ -127,23 +164,36 @@ out:
     return res;
 }
 
-static mr_result header_mac(const emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
+/* Called under the store lock (or while loading): one MAC context per store suffices. */
+static mr_result header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
 {
     uint8_t full[32];
-    unsigned int len = 0;
-    MR_ENSURE(HMAC(EVP_sha256(), HKEY(e), 32, aad, REC_AAD_LEN, full, &len) != NULL,
-              MR_ERR_INTERNAL, "HMAC failed");
+    size_t len = 0;
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OSSL_OUT(EVP_MAC_init(e->hmac, NULL, 0, NULL), MR_ERR_INTERNAL, "HMAC failed");
+    MR_GUARD_OSSL_OUT(EVP_MAC_update(e->hmac, aad, REC_AAD_LEN), MR_ERR_INTERNAL, "HMAC failed");
+    MR_GUARD_OSSL_OUT(EVP_MAC_final(e->hmac, full, &len, sizeof(full)), MR_ERR_INTERNAL,
+                      "HMAC failed");
     memcpy(out, full, REC_MAC_LEN);
+    res = MR_SUCCESS;
+out:
     OPENSSL_cleanse(full, sizeof(full));
-    return MR_SUCCESS;
+    return res;
 }
 
-/* OSSL_PARAM wants a non-const pointer for input it only reads. */
-static void *param_ptr(const void *p)
+static mr_result hmac_setup(emb *e)
 {
-    void *q;
-    memcpy(&q, &p, sizeof(q));
-    return q;
+    pthread_once(&algs_once, algs_init);
+    MR_ENSURE(alg_hmac != NULL, MR_ERR_INTERNAL, "HMAC unavailable");
+    e->hmac = EVP_MAC_CTX_new(alg_hmac);
+    MR_ENSURE_ALLOC(e->hmac);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, param_ptr("SHA256"), 0),
+        OSSL_PARAM_construct_end(),
+    };
+    MR_GUARD_OSSL(EVP_MAC_init(e->hmac, HKEY(e), 32, params), MR_ERR_INTERNAL,
+                  "HMAC key setup failed");
+    return MR_SUCCESS;
 }
 
 static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
@@ -265,7 +315,7 @@ static mr_result encode_payload(const wop *ops, size_t n, mr_buf *p)
     return MR_SUCCESS;
 }
 
-static mr_result build_record(const emb *e, uint64_t seq, const uint8_t prev[32],
+static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
                               const mr_buf *payload, mr_buf *rec)
 {
     uint8_t mac[REC_MAC_LEN], nonce[NONCE_LEN], tag[TAG_LEN];
@@ -291,21 +341,18 @@ static mr_result build_record(const emb *e, uint64_t seq, const uint8_t prev[32]
 mr_result emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
 {
     mr_result res = MR_FAILURE;
-    mr_buf payload, rec;
     uint8_t d[32];
-    mr_buf_init(&payload, REC_PAYLOAD_MAX, MR_BUF_SECRET);
-    mr_buf_init(&rec, REC_PAYLOAD_MAX + REC_OVERHEAD, 0);
     MR_ENSURE_OUT(rev == e->pseq + 1, MR_ERR_INTERNAL, "internal error: record out of order");
-    MR_GUARD_OUT(encode_payload(ops, n, &payload));
-    MR_GUARD_OUT(build_record(e, rev, e->pdigest, &payload, &rec));
-    MR_GUARD_OUT(sha256(rec.data, rec.len, d));
-    MR_GUARD_OUT(mr_buf_append(&e->pending, rec.data, rec.len));
+    MR_GUARD_OUT(encode_payload(ops, n, &e->scratch));
+    MR_GUARD_OUT(build_record(e, rev, e->pdigest, &e->scratch, &e->recbuf));
+    MR_GUARD_OUT(sha256(e->recbuf.data, e->recbuf.len, d));
+    MR_GUARD_OUT(mr_buf_append(&e->pending, e->recbuf.data, e->recbuf.len));
     e->pseq = rev;
     memcpy(e->pdigest, d, 32);
     res = MR_SUCCESS;
 out:
-    mr_buf_free(&payload);
-    mr_buf_free(&rec);
+    mr_buf_reset(&e->scratch);
+    mr_buf_reset(&e->recbuf);
     return res;
 }
 
@@ -390,8 +437,11 @@ void emb_free(emb *e)
         close(e->logfd);
     if (e->dirfd >= 0)
         close(e->dirfd);
+    EVP_MAC_CTX_free(e->hmac);
     mr_secret_free(e->keys, 64);
     mr_buf_free(&e->pending);
+    mr_buf_free(&e->scratch);
+    mr_buf_free(&e->recbuf);
     mr_free(e);
 }
 
@@ -794,11 +844,14 @@ mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek
     MR_ENSURE_ALLOC_OUT(e);
     e->dirfd = e->logfd = -1;
     mr_buf_init(&e->pending, SIZE_MAX, 0);
+    mr_buf_init(&e->scratch, REC_PAYLOAD_MAX, MR_BUF_SECRET);
+    mr_buf_init(&e->recbuf, REC_PAYLOAD_MAX + REC_OVERHEAD, 0);
     k->e = e;
     e->keys = mr_secret_alloc(64);
     MR_ENSURE_ALLOC_OUT(e->keys);
     memcpy(DEK(e), dek, 32);
     MR_GUARD_OUT(derive_hkey(dek, HKEY(e)));
+    MR_GUARD_OUT(hmac_setup(e));
     if (opts != NULL) {
         e->io = opts->io;
         e->no_fsync = opts->no_fsync;

@@ -164,8 +164,9 @@ struct kv_txn {
     kv *k;
     uint64_t rev;
     kv_txn *prev, *next;
-    skiplist ws;   /* write set: each node has one version (rev unused) */
-    secmem mem;    /* write-set values */
+    skiplist ws;   /* write set: each node has one version (rev unused); the values are
+                    * blocks of the store's slab (taken under the lock) and move into the map
+                    * on commit */
     mr_buf reads;  /* keys read, each followed by NUL */
     mr_buf ranges; /* prefixes listed, each followed by NUL */
     size_t ws_bytes;
@@ -418,17 +419,17 @@ static void lock(kv *k)
 
 static void unlock(kv *k) { pthread_mutex_unlock(&k->mu); }
 
+/* Frees a transaction whose write-set values were already released (ws_release). */
 static void txn_destroy(kv_txn *t)
 {
     node *n = t->ws.head != NULL ? t->ws.head->next[0] : NULL;
     while (n != NULL) {
         node *next = n->next[0];
-        free_ver(&t->mem, n->vers);
+        mr_free(n->vers);
         sl_node_free(n);
         n = next;
     }
     sl_node_free(t->ws.head);
-    secmem_destroy(&t->mem);
     mr_buf_free(&t->reads);
     mr_buf_free(&t->ranges);
     mr_free(t);
@@ -445,6 +446,10 @@ static void txn_finish(kv_txn *t)
         k->txns = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
+    for (node *n = t->ws.head->next[0]; n != NULL; n = n->next[0]) {
+        secmem_put(&k->mem, n->vers->val, n->vers->len);
+        n->vers->val = NULL;
+    }
     gc(k);
     unlock(k);
     txn_destroy(t);
@@ -459,7 +464,6 @@ static mr_result kv_begin(mr_store *s, unsigned flags, mr_store_txn **out)
         mr_free(t);
         return MR_FAILURE;
     }
-    secmem_init(&t->mem);
     mr_buf_init(&t->reads, 0, 0);
     mr_buf_init(&t->ranges, 0, 0);
     t->base.store = s;
@@ -516,7 +520,9 @@ static mr_result ws_set(kv_txn *t, const char *key, const uint8_t *value, size_t
     MR_ENSURE_ALLOC_OUT(v);
     v->tomb = del;
     if (!del && len > 0) {
-        v->val = secmem_get(&t->mem, len);
+        lock(t->k);
+        v->val = secmem_get(&t->k->mem, len);
+        unlock(t->k);
         MR_ENSURE_ALLOC_OUT(v->val);
         memcpy(v->val, value, len);
         v->len = (uint32_t)len;
@@ -531,14 +537,20 @@ static mr_result ws_set(kv_txn *t, const char *key, const uint8_t *value, size_t
         t->ws_bytes += klen + 16;
     } else {
         t->ws_bytes -= n->vers->len;
-        free_ver(&t->mem, n->vers);
+        lock(t->k);
+        free_ver(&t->k->mem, n->vers);
+        unlock(t->k);
     }
     n->vers = v;
     v = NULL;
     t->ws_bytes += len;
     res = MR_SUCCESS;
 out:
-    free_ver(&t->mem, v);
+    if (v != NULL) {
+        lock(t->k);
+        free_ver(&t->k->mem, v);
+        unlock(t->k);
+    }
     sl_node_free(fresh);
     return res;
 }
@@ -717,12 +729,6 @@ static mr_result apply(kv *k, kv_txn *t, uint64_t rev, wop **ops_out, size_t *no
         MR_ENSURE_ALLOC_OUT(p[i].v);
         p[i].v->rev = rev;
         p[i].v->tomb = src->tomb;
-        if (src->len > 0) {
-            p[i].v->val = secmem_get(&k->mem, src->len);
-            MR_ENSURE_ALLOC_OUT(p[i].v->val);
-            memcpy(p[i].v->val, src->val, src->len);
-            p[i].v->len = src->len;
-        }
         p[i].n = sl_find(&k->map, w->key, w->klen);
         if (p[i].n == NULL) {
             p[i].n = sl_node_new(&k->map, w->key, w->klen);
@@ -732,9 +738,14 @@ static mr_result apply(kv *k, kv_txn *t, uint64_t rev, wop **ops_out, size_t *no
         ops[i] = (wop){.key = w->key, .klen = w->klen, .val = src->val, .len = src->len,
                        .del = src->tomb};
     }
-    /* nothing can fail from here on */
-    for (i = 0; i < n; i++) {
+    /* nothing can fail from here on; the values move from the write set into the map */
+    node *w = t->ws.head->next[0];
+    for (i = 0; i < n; i++, w = w->next[0]) {
         node *m = p[i].n;
+        p[i].v->val = w->vers->val;
+        p[i].v->len = w->vers->len;
+        w->vers->val = NULL;
+        w->vers->len = 0;
         if (p[i].fresh)
             sl_link(&k->map, m);
         bool was = ver_live(m->vers);
