@@ -188,6 +188,7 @@ static void start_body(mr_srv_conn *c, size_t head_len)
     int64_t cl = c->head.content_length;
     c->keep_alive = c->head.keep_alive && !s->stopping;
     bool expect = c->head.expect_continue;
+    r->http10 = c->head.minor == 0;
     if (!mr_ok(build_request(c, r))) {
         early_response(c, mr_error_get()->cat == MR_ERR_INTERNAL ? 500 : 400,
                        mr_error_get()->msg, 0);

@@ -294,6 +294,7 @@ void mr_srv_h2_response_ready(mr_srv_conn *c, mr_srv_request *r)
     char status[16];
     char clen[24];
     char code[16];
+    char date[64];
     if (c->h2 == NULL)
         return;
     snprintf(status, sizeof(status), "%d", r->status > 0 ? r->status : 500);
@@ -315,6 +316,8 @@ void mr_srv_h2_response_ready(mr_srv_conn *c, mr_srv_request *r)
             nva[n++] = mknv(r->resp_hdrs.v[i].name, r->resp_hdrs.v[i].value);
         snprintf(clen, sizeof(clen), "%zu", r->resp_body.len);
         nva[n++] = mknv("content-length", clen);
+        mr_srv_http_date(date, sizeof(date));
+        nva[n++] = mknv("date", date);
         if (r->resp_body.len > 0 && !r->head_only)
             dpp = &dp;
     }

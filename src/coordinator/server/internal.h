@@ -185,6 +185,7 @@ struct mr_srv_request {
     size_t body_max;
     bool overflow;          /* body exceeded its limit; answered early */
     bool head_only;         /* HEAD: no response body */
+    bool http10;            /* HTTP/1.0 request: keep-alive must be confirmed explicitly */
     mr_buf *certs;
     size_t ncerts;
     bool grpc;
@@ -222,6 +223,8 @@ MR_RESULT mr_srv_request_take_certs(mr_srv_request *r, const mr_srv_conn *c);
 void mr_srv_dispatch(mr_srv_request *r);
 /* Loop thread: completion arrived; sends or drops the response. */
 void mr_srv_request_completed(mr_srv_request *r);
+/* The current time as an HTTP date ("Sat, 28 Nov 2026 01:23:45 GMT"). */
+void mr_srv_http_date(char *buf, size_t n);
 /* Serialised HTTP/1.1 response for r into out. */
 MR_RESULT mr_srv_h1_serialize(const mr_srv_request *r, bool keep_alive, bool head_only,
                               struct evbuffer *out);

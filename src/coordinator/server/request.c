@@ -501,14 +501,20 @@ static const char *reason(int status)
     }
 }
 
+void mr_srv_http_date(char *buf, size_t n)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    if (strftime(buf, n, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0 && n > 0)
+        buf[0] = '\0';
+}
+
 MR_RESULT mr_srv_h1_serialize(const mr_srv_request *r, bool keep_alive, bool head_only,
                               struct evbuffer *out)
 {
     char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    mr_srv_http_date(date, sizeof(date));
     MR_ENSURE(evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", r->status, reason(r->status)) > 0,
               MR_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < r->resp_hdrs.n; i++) {
@@ -525,8 +531,11 @@ MR_RESULT mr_srv_h1_serialize(const mr_srv_request *r, bool keep_alive, bool hea
         MR_ENSURE(evbuffer_add_printf(out, "%s: %s\r\n", name, h->value) > 0, MR_ERR_INTERNAL,
                   "out of memory");
     }
+    const char *conn = !keep_alive ? "Connection: close\r\n"
+                       : r->http10 ? "Connection: keep-alive\r\n"
+                                   : "";
     MR_ENSURE(evbuffer_add_printf(out, "Date: %s\r\nContent-Length: %zu\r\n%s\r\n", date,
-                                  r->resp_body.len, keep_alive ? "" : "Connection: close\r\n") > 0,
+                                  r->resp_body.len, conn) > 0,
               MR_ERR_INTERNAL, "out of memory");
     if (!head_only && r->resp_body.len > 0)
         MR_ENSURE(evbuffer_add(out, r->resp_body.data, r->resp_body.len) == 0, MR_ERR_INTERNAL,

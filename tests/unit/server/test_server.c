@@ -589,6 +589,9 @@ static void test_virtual_h1(void **state)
         {"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 "},
         {"GET / HTTP/3.0\r\nHost: a\r\n\r\n", "HTTP/1.1 505 "},
         {"HEAD /status HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 405 "},
+        {"GET /status HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+         "Content-Length: 33\r\nConnection: keep-alive\r\n\r\n"},
+        {"GET /status HTTP/1.0\r\n\r\n", "Connection: close\r\n\r\n"},
         {"GET /twice HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
          "\r\n\r\n{\"status\":\"success\",\"data\":1}\n"},
     };
