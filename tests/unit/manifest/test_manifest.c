@@ -1008,6 +1008,50 @@ static void test_check_hsm_env(void **state)
 
 /* ---- fixtures ---- */
 
+/* Every <name>.json in tests/fixtures/manifests/<sub> must decode, pass the consistency check
+ * (and with dry_run fail the template dry run), or fail with exactly the text in <name>.err. */
+static size_t run_invalid_dir(const char *sub, bool dry_run)
+{
+    const char *src = getenv("MR_SOURCE_DIR");
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/tests/fixtures/manifests/%s", src ? src : ".", sub);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
+            continue;
+        char rel[512], errrel[512];
+        snprintf(rel, sizeof(rel), "tests/fixtures/manifests/%s/%s", sub, e->d_name);
+        snprintf(errrel, sizeof(errrel), "tests/fixtures/manifests/%s/%.*s.err", sub, (int)(n - 5),
+                 e->d_name);
+        size_t jl, el;
+        char *json = read_file(rel, &jl);
+        char *want = read_file(errrel, &el);
+        while (el > 0 && want[el - 1] == '\n')
+            want[--el] = '\0';
+        mr_manifest *m = NULL;
+        mr_error_clear();
+        mr_result r = mr_manifest_decode((const uint8_t *)json, jl, &m);
+        if (mr_ok(r))
+            r = mr_manifest_check(m, NULL);
+        if (mr_ok(r) && dry_run)
+            r = mr_manifest_dry_run(m, NULL);
+        if (mr_ok(r))
+            fail_msg("%s/%s: accepted, want \"%s\"", sub, e->d_name, want);
+        if (strcmp(mr_error_get()->msg, want) != 0)
+            fail_msg("%s/%s: got \"%s\", want \"%s\"", sub, e->d_name, mr_error_get()->msg, want);
+        mr_manifest_free(m);
+        mr_free(json);
+        mr_free(want);
+        seen++;
+    }
+    closedir(d);
+    return seen;
+}
+
 static void test_fixtures(void **state)
 {
     (void)state;
@@ -1022,42 +1066,8 @@ static void test_fixtures(void **state)
         mr_manifest_free(m);
     }
 
-    const char *src = getenv("MR_SOURCE_DIR");
-    char dir[1024];
-    snprintf(dir, sizeof(dir), "%s/tests/fixtures/manifests/invalid", src ? src : ".");
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    size_t seen = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
-            continue;
-        char rel[512], errrel[512];
-        snprintf(rel, sizeof(rel), "tests/fixtures/manifests/invalid/%s", e->d_name);
-        snprintf(errrel, sizeof(errrel), "tests/fixtures/manifests/invalid/%.*s.err", (int)(n - 5),
-                 e->d_name);
-        size_t jl, el;
-        char *json = read_file(rel, &jl);
-        char *want = read_file(errrel, &el);
-        while (el > 0 && want[el - 1] == '\n')
-            want[--el] = '\0';
-        mr_manifest *m = NULL;
-        mr_error_clear();
-        mr_result r = mr_manifest_decode((const uint8_t *)json, jl, &m);
-        if (mr_ok(r))
-            r = mr_manifest_check(m, NULL);
-        if (mr_ok(r))
-            fail_msg("%s: accepted, want \"%s\"", e->d_name, want);
-        if (strcmp(mr_error_get()->msg, want) != 0)
-            fail_msg("%s: got \"%s\", want \"%s\"", e->d_name, mr_error_get()->msg, want);
-        mr_manifest_free(m);
-        mr_free(json);
-        mr_free(want);
-        seen++;
-    }
-    closedir(d);
-    assert_true(seen >= 10);
+    assert_true(run_invalid_dir("invalid", false) >= 10);
+    assert_true(run_invalid_dir("dryrun-invalid", true) >= 5);
 }
 
 /* ---- user certificates and recovery keys ---- */
