@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the marble side: UUID file handling, the ephemeral identity, ActivationResp
+ * decoding, parameter validation and all-or-nothing application, gRPC framing. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mr_test.h"
+
+#include "common/alloc.h"
+#include "crypto/csr.h"
+#include "crypto/x509.h"
+#include "marble/marble_int.h"
+#include "proto/coordinator.pb-c.h"
+
+static char g_dir[256];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    (void)snprintf(g_dir, sizeof(g_dir), "/tmp/mr-marble-test-XXXXXX");
+    return mkdtemp(g_dir) != NULL ? 0 : -1;
+}
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char sub[1024];
+            (void)snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            rm_rf(sub);
+        }
+        if (d != NULL)
+            (void)closedir(d);
+        (void)rmdir(path);
+    } else {
+        (void)unlink(path);
+    }
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    rm_rf(g_dir);
+    return 0;
+}
+
+static void path_in(char *out, size_t n, const char *name)
+{
+    (void)snprintf(out, n, "%s/%s", g_dir, name);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+static size_t count_entries(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    if (d != NULL)
+        (void)closedir(d);
+    return n;
+}
+
+/* ---- UUID file ---- */
+
+static void test_uuid_forms(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0", "{9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0}",
+        "urn:uuid:9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0", "9A4B7F763E2A4F388C637B2F0E44A1D0"};
+    mr_uuid first, u;
+    char text[MR_UUID_TEXT_LEN + 1];
+    for (size_t i = 0; i < MR_ARRAY_LEN(good); i++) {
+        MR_ASSERT_OK(mr_marble_uuid_parse_file((const uint8_t *)good[i], strlen(good[i]), &u));
+        if (i == 0)
+            first = u;
+        assert_memory_equal(u.b, first.b, 16);
+    }
+    mr_uuid_format(&first, text);
+    assert_string_equal(text, "9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0");
+    const char *nl = "9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0\n";
+    MR_ASSERT_FAIL(mr_marble_uuid_parse_file((const uint8_t *)nl, strlen(nl), &u), MR_ERR_USAGE,
+                   "invalid UUID length: 37");
+    const char *bad = "9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1dz";
+    MR_ASSERT_FAIL(mr_marble_uuid_parse_file((const uint8_t *)bad, strlen(bad), &u), MR_ERR_USAGE,
+                   "invalid UUID format");
+    MR_ASSERT_FAIL(mr_marble_uuid_parse_file((const uint8_t *)"", 0, &u), MR_ERR_USAGE,
+                   "invalid UUID length: 0");
+}
+
+static void test_uuid_file_created_then_reused(void **state)
+{
+    (void)state;
+    char path[512];
+    mr_uuid a, b;
+    bool created = false;
+    struct stat st;
+    char content[64] = {0};
+    path_in(path, sizeof(path), "uuid");
+    MR_ASSERT_OK(mr_marble_uuid_load(path, &a, &created));
+    assert_true(created);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 36); /* canonical text, no newline */
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(content, 1, sizeof(content), f), 36);
+    (void)fclose(f);
+    char text[MR_UUID_TEXT_LEN + 1];
+    mr_uuid_format(&a, text);
+    assert_string_equal(content, text);
+    assert_int_equal(a.b[6] >> 4, 4); /* version 4 */
+    MR_ASSERT_OK(mr_marble_uuid_load(path, &b, &created));
+    assert_false(created);
+    assert_memory_equal(a.b, b.b, 16);
+}
+
+static void test_uuid_file_errors(void **state)
+{
+    (void)state;
+    char path[512];
+    mr_uuid u;
+    bool created = true;
+    path_in(path, sizeof(path), "missing-dir/uuid");
+    MR_ASSERT_FAIL(mr_marble_uuid_load(path, &u, &created), MR_ERR_IO, "missing-dir/uuid");
+    path_in(path, sizeof(path), "missing-dir");
+    struct stat st;
+    assert_int_not_equal(stat(path, &st), 0); /* no mkdir */
+    path_in(path, sizeof(path), "nl");
+    write_text(path, "9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0\n");
+    MR_ASSERT_FAIL(mr_marble_uuid_load(path, &u, &created), MR_ERR_USAGE,
+                   "invalid UUID length: 37");
+    path_in(path, sizeof(path), "adir");
+    assert_int_equal(mkdir(path, 0700), 0);
+    MR_ASSERT_FAIL(mr_marble_uuid_load(path, &u, &created), MR_ERR_IO, "not a regular file");
+}
+
+/* ---- identity ---- */
+
+static void test_identity_sans_and_key(void **state)
+{
+    (void)state;
+    mr_marble_identity id;
+    X509 *cert = NULL;
+    X509_REQ *csr = NULL;
+    mr_x509_san_list cs, rs;
+    memset(&cs, 0, sizeof(cs));
+    memset(&rs, 0, sizeof(rs));
+    MR_ASSERT_OK(mr_marble_identity_new("a.example,10.0.0.1,b.example,::2", MR_KEY_EC_P384, &id));
+    assert_int_equal(mr_key_type_of(id.key), MR_KEY_EC_P384);
+    MR_ASSERT_OK(mr_x509_from_der(mr_buf_slice(&id.cert_der), &cert));
+    MR_ASSERT_OK(mr_x509_sans(cert, &cs));
+    assert_int_equal(cs.n_dns, 2);
+    assert_string_equal(cs.dns[0], "a.example");
+    assert_string_equal(cs.dns[1], "b.example");
+    assert_int_equal(cs.n_ips, 4);
+    char ip[MR_IP_TEXT_MAX];
+    static const char *const cert_order[] = {"10.0.0.1", "::2", "127.0.0.1", "::1"};
+    for (size_t i = 0; i < 4; i++) {
+        MR_ASSERT_OK(mr_ip_format(&cs.ips[i], ip, sizeof(ip)));
+        assert_string_equal(ip, cert_order[i]);
+    }
+    mr_buf cn;
+    mr_buf_init(&cn, 0, 0);
+    MR_ASSERT_OK(mr_x509_subject_cn(cert, &cn));
+    assert_string_equal((const char *)cn.data, "MarbleRun Marble");
+    mr_buf_free(&cn);
+    assert_false(mr_x509_is_ca(cert));
+    MR_ASSERT_OK(mr_csr_from_der(mr_buf_slice(&id.csr_der), &csr));
+    MR_ASSERT_OK(mr_csr_sans(csr, &rs));
+    static const char *const csr_order[] = {"127.0.0.1", "::1", "10.0.0.1", "::2"};
+    assert_int_equal(rs.n_ips, 4);
+    for (size_t i = 0; i < 4; i++) {
+        MR_ASSERT_OK(mr_ip_format(&rs.ips[i], ip, sizeof(ip)));
+        assert_string_equal(ip, csr_order[i]);
+    }
+    mr_x509_name subj;
+    memset(&subj, 0, sizeof(subj));
+    MR_ASSERT_OK(mr_csr_subject(csr, &subj));
+    assert_int_equal(subj.count, 0);
+    mr_x509_name_clear(&subj);
+    mr_x509_san_list_clear(&cs);
+    mr_x509_san_list_clear(&rs);
+    X509_REQ_free(csr);
+    X509_free(cert);
+    mr_marble_identity_clear(&id);
+    /* P-256 on request; an empty entry stays a (empty) DNS name as in Go */
+    MR_ASSERT_OK(mr_marble_identity_new("localhost", MR_KEY_EC_P256, &id));
+    assert_int_equal(mr_key_type_of(id.key), MR_KEY_EC_P256);
+    mr_marble_identity_clear(&id);
+}
+
+/* ---- ActivationResp ---- */
+
+static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size_t nf,
+                        const char *const *env, size_t ne, const char *const *argv, size_t na)
+{
+    Rpc__ActivationResp resp = RPC__ACTIVATION_RESP__INIT;
+    Rpc__Parameters p = RPC__PARAMETERS__INIT;
+    Rpc__Parameters__FilesEntry fe[8], *fep[8];
+    Rpc__Parameters__EnvEntry ee[8], *eep[8];
+    for (size_t i = 0; i < nf; i++) {
+        Rpc__Parameters__FilesEntry init = RPC__PARAMETERS__FILES_ENTRY__INIT;
+        fe[i] = init;
+        fe[i].key = (char *)(uintptr_t)files[2 * i];
+        fe[i].value.data = (uint8_t *)(uintptr_t)files[2 * i + 1];
+        fe[i].value.len = strlen(files[2 * i + 1]);
+        fep[i] = &fe[i];
+    }
+    for (size_t i = 0; i < ne; i++) {
+        Rpc__Parameters__EnvEntry init = RPC__PARAMETERS__ENV_ENTRY__INIT;
+        ee[i] = init;
+        ee[i].key = (char *)(uintptr_t)env[2 * i];
+        ee[i].value.data = (uint8_t *)(uintptr_t)env[2 * i + 1];
+        ee[i].value.len = strlen(env[2 * i + 1]);
+        eep[i] = &ee[i];
+    }
+    p.n_files = nf;
+    p.files = fep;
+    p.n_env = ne;
+    p.env = eep;
+    p.n_argv = na;
+    p.argv = (char **)(uintptr_t)argv;
+    resp.parameters = &p;
+    assert_true(rpc__activation_resp__get_packed_size(&resp) <= cap);
+    return rpc__activation_resp__pack(&resp, out);
+}
+
+static void test_decode_response(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    const char *files[] = {"/a", "one", "/b", "two", "/a", "three"};
+    const char *env[] = {"X", "1", "Y", "2"};
+    const char *argv[] = {"app", "--flag"};
+    size_t n = pack_resp(buf, sizeof(buf), files, 3, env, 2, argv, 2);
+    mr_marble_params p;
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    assert_int_equal(p.n_files, 2); /* the later "/a" replaced the earlier one */
+    assert_string_equal(p.files[0].name, "/a");
+    assert_memory_equal(p.files[0].value.data, "three", 5);
+    assert_int_equal(p.n_env, 2);
+    assert_int_equal(p.argc, 2);
+    assert_string_equal(p.argv[1], "--flag");
+    MR_ASSERT_OK(mr_marble_params_validate(&p));
+    MR_ASSERT_OK(mr_marble_params_check_ttls(&p));
+    mr_marble_params_clear(&p);
+    /* an empty answer is valid (no parameters) */
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, 0), &p));
+    assert_int_equal(p.n_files + p.n_env + p.argc, 0);
+    mr_marble_params_clear(&p);
+    static const uint8_t junk[] = {0x0a, 0x05, 0x01};
+    MR_ASSERT_FAIL(mr_marble_params_decode(MR_SLICE(junk, sizeof(junk)), &p), MR_ERR_PROTOCOL,
+                   "not a valid ActivationResp");
+    /* every allocation failure is reported, never a crash or leak */
+    for (long k = 0; k < 40; k++) {
+        mr_alloc_fail_after(k);
+        mr_result r = mr_marble_params_decode(MR_SLICE(buf, n), &p);
+        mr_alloc_fail_reset();
+        if (mr_ok(r))
+            mr_marble_params_clear(&p);
+    }
+}
+
+static void test_validate_and_ttls(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    mr_marble_params p;
+    const char *bad_env[] = {"A=B", "x"};
+    size_t n = pack_resp(buf, sizeof(buf), NULL, 0, bad_env, 1, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_FAIL(mr_marble_params_validate(&p), MR_ERR_PROTOCOL, "setenv A=B");
+    mr_marble_params_clear(&p);
+    const char *empty_path[] = {"", "x"};
+    n = pack_resp(buf, sizeof(buf), empty_path, 1, NULL, 0, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_FAIL(mr_marble_params_validate(&p), MR_ERR_PROTOCOL, "empty path");
+    mr_marble_params_clear(&p);
+    /* a NUL byte in an env value */
+    n = pack_resp(buf, sizeof(buf), NULL, 0, (const char *[]){"N", "ab"}, 1, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    p.env[0].value.data[1] = '\0';
+    MR_ASSERT_FAIL(mr_marble_params_validate(&p), MR_ERR_PROTOCOL, "NUL byte");
+    mr_marble_params_clear(&p);
+
+    const char *ttls_empty[] = {"MARBLE_TTLS_CONFIG", "{\"tls\":{}}"};
+    n = pack_resp(buf, sizeof(buf), NULL, 0, ttls_empty, 1, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_FAIL(mr_marble_params_check_ttls(&p), MR_ERR_PROTOCOL, "TTLS config is empty");
+    mr_marble_params_clear(&p);
+    const char *ttls_bad[] = {"MARBLE_TTLS_CONFIG", "{"};
+    n = pack_resp(buf, sizeof(buf), NULL, 0, ttls_bad, 1, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_FAIL(mr_marble_params_check_ttls(&p), MR_ERR_PROTOCOL, "parsing TTLS config");
+    mr_marble_params_clear(&p);
+    const char *ttls[] = {"MARBLE_TTLS_CONFIG",
+                          "{\"tls\":{\"Incoming\":{\"*:8080\":{}},\"Outgoing\":{}}}"};
+    n = pack_resp(buf, sizeof(buf), NULL, 0, ttls, 1, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_FAIL(mr_marble_params_check_ttls(&p), MR_ERR_USAGE,
+                   "TTLS configured, but Marble runtime doesn't support TTLS");
+    mr_marble_params_clear(&p);
+}
+
+/* ---- application ---- */
+
+static void test_apply_files_and_env(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    char f1[512], f2[512], f3[512], d1[512];
+    path_in(f1, sizeof(f1), "new/deeper/one.txt");
+    path_in(f2, sizeof(f2), "existing.txt");
+    path_in(f3, sizeof(f3), "top.txt");
+    path_in(d1, sizeof(d1), "new");
+    write_text(f2, "old");
+    assert_int_equal(chmod(f2, 0640), 0);
+    const char *files[] = {f1, "first", f2, "second", f3, ""};
+    const char *env[] = {"MR_TEST_ENV_A", "value a", "MR_TEST_ENV_B", ""};
+    size_t n = pack_resp(buf, sizeof(buf), files, 3, env, 2, NULL, 0);
+    mr_marble_params p;
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    assert_int_equal(setenv("MR_TEST_ENV_A", "host value", 1), 0);
+    MR_ASSERT_OK(mr_marble_apply_files(&p));
+    MR_ASSERT_OK(mr_marble_apply_env(&p));
+    struct stat st;
+    assert_int_equal(stat(d1, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(f1, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 5);
+    assert_int_equal(stat(f2, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640); /* an existing file keeps its mode */
+    assert_int_equal(st.st_size, 6);
+    assert_int_equal(stat(f3, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_string_equal(getenv("MR_TEST_ENV_A"), "value a"); /* overwritten */
+    assert_string_equal(getenv("MR_TEST_ENV_B"), "");
+    assert_int_equal(count_entries(g_dir), 3); /* new/, existing.txt, top.txt: no temporaries */
+    mr_marble_params_clear(&p);
+}
+
+static void test_apply_files_all_or_nothing(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    char blocker[512], ok1[512], ok2[512], bad[512], existing[512];
+    path_in(blocker, sizeof(blocker), "blocker");
+    path_in(existing, sizeof(existing), "keep.txt");
+    path_in(ok1, sizeof(ok1), "made/a/ok1.txt");
+    path_in(ok2, sizeof(ok2), "ok2.txt");
+    path_in(bad, sizeof(bad), "blocker/sub/bad.txt");
+    write_text(blocker, "a file where a directory would be needed");
+    write_text(existing, "untouched");
+    /* whatever order the map has, a failing entry leaves every visible file as it was */
+    const char *orders[2][8] = {{ok1, "1", existing, "changed", ok2, "2", bad, "x"},
+                                {bad, "x", ok1, "1", existing, "changed", ok2, "2"}};
+    for (size_t o = 0; o < 2; o++) {
+        size_t n = pack_resp(buf, sizeof(buf), orders[o], 4, NULL, 0, NULL, 0);
+        mr_marble_params p;
+        MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+        MR_ASSERT_FAIL(mr_marble_apply_files(&p), MR_ERR_IO, "blocker");
+        struct stat st;
+        assert_int_not_equal(stat(ok1, &st), 0);
+        assert_int_not_equal(stat(ok2, &st), 0);
+        char made[512];
+        path_in(made, sizeof(made), "made");
+        assert_int_not_equal(stat(made, &st), 0); /* created directories removed again */
+        assert_int_equal(stat(existing, &st), 0);
+        assert_int_equal(st.st_size, 9);
+        assert_int_equal(count_entries(g_dir), 2); /* blocker, keep.txt */
+        mr_marble_params_clear(&p);
+    }
+}
+
+/* ---- gRPC framing ---- */
+
+static void test_grpc_framing(void **state)
+{
+    (void)state;
+    mr_slice msg;
+    static const uint8_t good[] = {0, 0, 0, 0, 2, 0xaa, 0xbb};
+    MR_ASSERT_OK(mr_marble_grpc_unframe(MR_SLICE(good, sizeof(good)), &msg));
+    assert_int_equal(msg.len, 2);
+    assert_int_equal(msg.ptr[1], 0xbb);
+    static const uint8_t empty[] = {0, 0, 0, 0, 0};
+    MR_ASSERT_OK(mr_marble_grpc_unframe(MR_SLICE(empty, sizeof(empty)), &msg));
+    assert_int_equal(msg.len, 0);
+    static const uint8_t compressed[] = {1, 0, 0, 0, 0};
+    MR_ASSERT_FAIL(mr_marble_grpc_unframe(MR_SLICE(compressed, 5), &msg), MR_ERR_PROTOCOL,
+                   "compressed");
+    static const uint8_t short_msg[] = {0, 0, 0, 0, 3, 1};
+    MR_ASSERT_FAIL(mr_marble_grpc_unframe(MR_SLICE(short_msg, sizeof(short_msg)), &msg),
+                   MR_ERR_PROTOCOL, "framing");
+    static const uint8_t two[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    MR_ASSERT_FAIL(mr_marble_grpc_unframe(MR_SLICE(two, sizeof(two)), &msg), MR_ERR_PROTOCOL,
+                   "framing");
+    MR_ASSERT_FAIL(mr_marble_grpc_unframe(MR_SLICE(two, 3), &msg), MR_ERR_PROTOCOL, "no message");
+    char out[64];
+    mr_marble_grpc_percent_decode("a%20b%3Ac%", 10, out, sizeof(out));
+    assert_string_equal(out, "a b:c%");
+    mr_marble_grpc_percent_decode("%zz%00", 6, out, sizeof(out));
+    assert_string_equal(out, "%zz%00");
+}
+
+static void test_config_from_env(void **state)
+{
+    (void)state;
+    mr_marble_config cfg;
+    assert_int_equal(unsetenv("EDG_MARBLE_TYPE"), 0);
+    MR_ASSERT_FAIL(mr_marble_config_from_env(&cfg), MR_ERR_USAGE,
+                   "environment variable not set: EDG_MARBLE_TYPE");
+    assert_int_equal(setenv("EDG_MARBLE_TYPE", "", 1), 0); /* empty = unset */
+    MR_ASSERT_FAIL(mr_marble_config_from_env(&cfg), MR_ERR_USAGE, "EDG_MARBLE_TYPE");
+    assert_int_equal(setenv("EDG_MARBLE_TYPE", "t", 1), 0);
+    assert_int_equal(unsetenv("EDG_MARBLE_COORDINATOR_ADDR"), 0);
+    assert_int_equal(unsetenv("EDG_MARBLE_DNS_NAMES"), 0);
+    assert_int_equal(unsetenv("EDG_MARBLE_UUID_FILE"), 0);
+    assert_int_equal(setenv("EDG_CWD", "/some/where", 1), 0);
+    MR_ASSERT_OK(mr_marble_config_from_env(&cfg));
+    assert_string_equal(cfg.coordinator_addr, "localhost:2001");
+    assert_string_equal(cfg.dns_names, "localhost");
+    assert_string_equal(cfg.uuid_file, "/some/where/uuid");
+    assert_string_equal(cfg.client_addr, "localhost:4433");
+    assert_int_equal(cfg.curve, MR_KEY_EC_P384);
+    assert_null(cfg.pin_root_ca);
+    assert_int_equal(unsetenv("EDG_CWD"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uuid_forms),
+        cmocka_unit_test_setup_teardown(test_uuid_file_created_then_reused, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_uuid_file_errors, setup_dir, teardown_dir),
+        cmocka_unit_test(test_identity_sans_and_key),
+        cmocka_unit_test(test_decode_response),
+        cmocka_unit_test(test_validate_and_ttls),
+        cmocka_unit_test_setup_teardown(test_apply_files_and_env, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_apply_files_all_or_nothing, setup_dir, teardown_dir),
+        cmocka_unit_test(test_grpc_framing),
+        cmocka_unit_test(test_config_from_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
