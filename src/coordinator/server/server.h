@@ -27,6 +27,18 @@
  * ServeMux does (spec §4.2). On the mesh listener an unknown method answers gRPC
  * UNIMPLEMENTED.
  *
+ * Limits (mr_srv_limits): a request head over max_header_bytes gets 431, a REST body over
+ * max_body_bytes 413 (HTTP/1.1: the rest of the body is read and dropped, then the connection
+ * closes; HTTP/2: only the stream is answered), a gRPC message over max_grpc_msg_bytes
+ * RESOURCE_EXHAUSTED. A connection that does not finish its TLS handshake, its request head
+ * or its body in time is closed, so one slow client cannot hold the loop; accepting pauses at
+ * max_conns and resumes when a connection closes.
+ *
+ * Ownership: strings and slices returned by the request accessors are borrowed from the
+ * request and valid until it is completed. Response bodies are copied (or taken over by
+ * mr_srv_resp_send_buf). The TLS private key comes from the provider per handshake and is not
+ * kept by this layer.
+ *
  * Errors: functions returning mr_result record the cause in the thread's error slot.
  */
 #ifndef MR_COORDINATOR_SERVER_H
@@ -204,7 +216,8 @@ MR_API MR_RESULT mr_srv_grpc_percent_decode(mr_buf *out, const char *msg);
 MR_API MR_RESULT mr_srv_grpc_frame_parse(mr_slice in, size_t max_msg, mr_slice *msg,
                                          int *code);
 MR_API MR_RESULT mr_srv_grpc_frame_encode(mr_buf *out, mr_slice msg);
-/* "OK", "CANCELLED", ... as go-grpc-middleware labels them ("OK", "Canceled", ...). */
+/* The code's name as grpc-go prints it and go-grpc-middleware labels metrics with
+ * ("OK", "Canceled", "PermissionDenied", ...); "Unknown" outside 0..16. */
 MR_API const char *mr_srv_grpc_code_name(int code);
 
 /* ---- metrics (spec §11.1) ---- */
@@ -212,10 +225,12 @@ MR_API const char *mr_srv_grpc_code_name(int code);
 /* Appends the server's metrics (gRPC server counters, per-path HTTP metrics) in Prometheus
  * text format. Lock-free reads of atomic counters. */
 MR_API MR_RESULT mr_srv_metrics_render(const mr_srv *s, mr_buf *out);
-/* Helpers for other layers that add their own families to the same page. */
+/* Helpers for other layers that add their own families to the same page (e.g.
+ * coordinator_state): a "# HELP"/"# TYPE" header, then samples. */
 MR_API MR_RESULT mr_srv_prom_family(mr_buf *out, const char *name, const char *type,
                                     const char *help);
-/* labels: "k1", "v1", "k2", "v2", ..., NULL. Values are escaped. */
+/* One sample line; after the value come label pairs "k1", "v1", "k2", "v2", ..., NULL
+ * (values are escaped). Example: mr_srv_prom_sample(b, "coordinator_state", 2, NULL). */
 MR_API MR_RESULT mr_srv_prom_sample(mr_buf *out, const char *name, double value, ...);
 
 #endif
