@@ -1116,16 +1116,39 @@ static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32
     return p_node(p, &pipe, out);
 }
 
+/* Keywords outside a pipeline. Go would accept if/range/with/define/template/block; we do
+ * not implement them. A stray end/else and break/continue fail as in Go (there is never an
+ * enclosing if or range). */
+static mr_result p_keyword(parser *p, const token *t)
+{
+    const char *w = (const char *)p->t->src + t->pos;
+    int n = (int)t->len;
+#define KW(s) (t->len == sizeof(s) - 1 && memcmp(w, s, t->len) == 0)
+    if (KW("end") || KW("else") || KW("break") || KW("continue")) {
+        const token *r = p_next_nonspace(p);
+        bool else_if = KW("else") && r->type == TK_KEYWORD &&
+                       ((r->len == 2 && memcmp(p->t->src + r->pos, "if", 2) == 0) ||
+                        (r->len == 4 && memcmp(p->t->src + r->pos, "with", 4) == 0));
+        if (r->type != TK_RDELIM && !else_if) {
+            char ctx[16];
+            snprintf(ctx, sizeof(ctx), KW("break") || KW("continue") ? "{{%.*s}}" : "%.*s", n,
+                     w);
+            return p_unexpected(p, r, ctx);
+        }
+        if (KW("break") || KW("continue"))
+            return p_fail(p, "{{%.*s}} outside {{range}}", n, w);
+        return p_fail(p, "unexpected {{%.*s}}", n, w);
+    }
+#undef KW
+    return p_fail(p, "{{%.*s}} actions are not supported (only output of field chains, index "
+                  "and the secret functions)", n, w);
+}
+
 static mr_result p_action(parser *p, uint32_t *out)
 {
     const token *t = p_next_nonspace(p);
-    if (t->type == TK_KEYWORD) {
-        const char *w = (const char *)p->t->src + t->pos;
-        if ((t->len == 3 && memcmp(w, "end", 3) == 0) || (t->len == 4 && memcmp(w, "else", 4) == 0))
-            return p_fail(p, "unexpected {{%.*s}}", (int)t->len, w);
-        return p_fail(p, "{{%.*s}} actions are not supported (only output of field chains, "
-                      "index and the secret functions)", (int)t->len, w);
-    }
+    if (t->type == TK_KEYWORD)
+        return p_keyword(p, t);
     p_backup(p);
     uint32_t pipe;
     MR_GUARD(p_pipeline(p, "command", TK_RDELIM, &pipe));

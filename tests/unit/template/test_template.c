@@ -681,6 +681,14 @@ static void test_parse_errors(void **state)
          "template: data:1: {{define}} actions are not supported (only output of field chains, "
          "index and the secret functions)"},
         {"{{ end }}", "template: data:1: unexpected {{end}}"},
+        {"{{ else }}", "template: data:1: unexpected {{else}}"},
+        {"{{ else if .X }}", "template: data:1: unexpected {{else}}"},
+        {"{{ end .X }}", "template: data:1: unexpected \".X\" in end"},
+        {"{{ break }}", "template: data:1: {{break}} outside {{range}}"},
+        {"{{ continue 1 }}", "template: data:1: unexpected \"1\" in {{continue}}"},
+        {"{{ with .X }}{{ end }}",
+         "template: data:1: {{with}} actions are not supported (only output of field chains, "
+         "index and the secret functions)"},
         {"{{ $x := .Secrets }}", "template: data:1: variable declarations are not supported"},
         {"{{ $x }}", "template: data:1: undefined variable \"$x\""},
         {"{{ \"x\".Y }}", "template: data:1: unexpected . after term \"\\\"x\\\"\""},
