@@ -16,6 +16,13 @@ const mr_cmd *mr_cli_commands_init(void);
 extern const mr_cmd mr_cmd_version;
 extern const mr_cmd mr_cmd_quote;
 extern const mr_cmd mr_cmd_completion;
+extern const mr_cmd mr_cmd_manifest;
+extern const mr_cmd mr_cmd_certificate;
+extern const mr_cmd mr_cmd_secret;
+extern const mr_cmd mr_cmd_status;
+extern const mr_cmd mr_cmd_recover;
+extern const mr_cmd mr_cmd_recover_with_signature;
+extern const mr_cmd mr_cmd_package_info;
 
 /* Output helpers shared by the commands. */
 bool mr_cli_output_json(const mr_cli *cli);

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Manifest loading: JSON byte-for-byte, or YAML converted to JSON the way MarbleRun's CLI does
+ * it (sigs.k8s.io/yaml over yaml.v2: YAML 1.1 scalar resolution, duplicate keys rejected, the
+ * JSON written by encoding/json: compact, object keys sorted, <, > and & escaped).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "cli/client.h"
+#include "common/alloc.h"
+#include "common/file.h"
+
+#define YAML_DEPTH_MAX 64
+
+/* libyaml's loader gives every untagged scalar the str tag, so explicit tags cannot be told
+ * apart from none: quoted scalars are strings, plain ones are resolved (YAML 1.1). */
+static bool is_plain(const yaml_node_t *n)
+{
+    return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+static bool any_of(const char *s, const char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, words[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A plain integer in YAML 1.1 (decimal, 0x hex, 0 octal, 0b binary; '_' separators). */
+static bool parse_int(const char *s, json_int_t *out)
+{
+    char clean[80];
+    size_t n = 0;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '_')
+            continue;
+        if (n + 1 >= sizeof(clean))
+            return false;
+        clean[n++] = *p;
+    }
+    clean[n] = '\0';
+    if (n == 0)
+        return false;
+    const char *p = clean;
+    bool neg = false;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    int base = 10;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        base = 16;
+        p += 2;
+    } else if (p[0] == '0' && (p[1] == 'b' || p[1] == 'B')) {
+        base = 2;
+        p += 2;
+    } else if (p[0] == '0' && p[1] != '\0') {
+        base = 8;
+        p += 1;
+    }
+    if (*p == '\0')
+        return false;
+    for (const char *q = p; *q != '\0'; q++) {
+        int d = (*q >= '0' && *q <= '9')   ? *q - '0'
+                : (*q >= 'a' && *q <= 'f') ? *q - 'a' + 10
+                : (*q >= 'A' && *q <= 'F') ? *q - 'A' + 10
+                                           : 99;
+        if (d >= base)
+            return false;
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(p, &end, base);
+    if (errno != 0 || end == NULL || *end != '\0')
+        return false;
+    if (neg) {
+        if (v > (unsigned long long)INT64_MAX + 1ULL)
+            return false;
+        *out = v == (unsigned long long)INT64_MAX + 1ULL ? INT64_MIN : -(json_int_t)v;
+    } else {
+        if (v > (unsigned long long)INT64_MAX)
+            return false;
+        *out = (json_int_t)v;
+    }
+    return true;
+}
+
+static bool parse_float(const char *s, double *out)
+{
+    /* YAML 1.1 float: [-+]?([0-9][0-9_]*)?\.[0-9.]*([eE][-+][0-9]+)?, plus .inf/.nan (which
+     * JSON cannot hold, so they stay strings here). */
+    bool digit = false, dot = false;
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    for (; *p != '\0'; p++) {
+        if (*p >= '0' && *p <= '9')
+            digit = true;
+        else if (*p == '.' && !dot)
+            dot = true;
+        else if (*p == '_')
+            continue;
+        else
+            break;
+    }
+    if (!digit)
+        return false;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    } else if (!dot) {
+        return false;
+    }
+    if (*p != '\0' || strchr(s, '_') != NULL)
+        return false;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == NULL || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static json_t *scalar_to_json(const yaml_node_t *n)
+{
+    const char *s = (const char *)n->data.scalar.value;
+    if (!is_plain(n))
+        return json_stringn(s, n->data.scalar.length);
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+    static const char *const trues[] = {"y", "Y", "yes", "Yes", "YES", "true", "True",
+                                        "TRUE", "on", "On", "ON"};
+    static const char *const falses[] = {"n", "N", "no", "No", "NO", "false", "False",
+                                         "FALSE", "off", "Off", "OFF"};
+    if (any_of(s, nulls, MR_ARRAY_LEN(nulls)))
+        return json_null();
+    if (any_of(s, trues, MR_ARRAY_LEN(trues)))
+        return json_true();
+    if (any_of(s, falses, MR_ARRAY_LEN(falses)))
+        return json_false();
+    json_int_t i;
+    if (parse_int(s, &i))
+        return json_integer(i);
+    double d;
+    if (parse_float(s, &d))
+        return json_real(d);
+    return json_stringn(s, n->data.scalar.length);
+}
+
+static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, json_t **out)
+{
+    MR_ENSURE(n != NULL, MR_ERR_USAGE, "yaml: invalid node reference");
+    MR_ENSURE(depth < YAML_DEPTH_MAX, MR_ERR_USAGE, "yaml: document nested too deeply");
+    json_t *v = NULL;
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        v = scalar_to_json(n);
+        MR_ENSURE(v != NULL, MR_ERR_USAGE, "yaml: invalid UTF-8 in a scalar");
+        break;
+    case YAML_SEQUENCE_NODE:
+        v = json_array();
+        MR_ENSURE_ALLOC(v);
+        for (yaml_node_item_t *it = n->data.sequence.items.start;
+             it < n->data.sequence.items.top; it++) {
+            json_t *e = NULL;
+            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, &e))) {
+                json_decref(v);
+                return MR_FAILURE;
+            }
+            json_array_append_new(v, e);
+        }
+        break;
+    case YAML_MAPPING_NODE:
+        v = json_object();
+        MR_ENSURE_ALLOC(v);
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(doc, p->key);
+            json_t *e = NULL;
+            if (k == NULL || k->type != YAML_SCALAR_NODE) {
+                json_decref(v);
+                MR_BAIL(MR_ERR_USAGE, "yaml: only scalar mapping keys are supported");
+            }
+            const char *key = (const char *)k->data.scalar.value;
+            if (json_object_get(v, key) != NULL) {
+                mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
+                             "yaml: line %zu: key \"%s\" already set in map",
+                             k->start_mark.line + 1, key);
+                json_decref(v);
+                return MR_FAILURE;
+            }
+            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, &e))) {
+                json_decref(v);
+                return MR_FAILURE;
+            }
+            json_object_set_new(v, key, e);
+        }
+        break;
+    default:
+        MR_BAIL(MR_ERR_USAGE, "yaml: empty document");
+    }
+    *out = v;
+    return MR_SUCCESS;
+}
+
+/* encoding/json escapes these for HTML safety; they can only occur inside strings. */
+static mr_result append_go_escaped(mr_buf *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '<')
+            MR_GUARD(mr_buf_append_str(out, "\\u003c"));
+        else if (s[i] == '>')
+            MR_GUARD(mr_buf_append_str(out, "\\u003e"));
+        else if (s[i] == '&')
+            MR_GUARD(mr_buf_append_str(out, "\\u0026"));
+        else
+            MR_GUARD(mr_buf_append(out, &s[i], 1));
+    }
+    return MR_SUCCESS;
+}
+
+mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool have_parser = false, have_doc = false;
+    json_t *root = NULL;
+    char *text = NULL;
+    MR_ENSURE_OUT(yaml_parser_initialize(&parser) == 1, MR_ERR_INTERNAL,
+                  "yaml parser initialisation failed");
+    have_parser = true;
+    yaml_parser_set_input_string(&parser, yaml, len);
+    if (yaml_parser_load(&parser, &doc) != 1) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "yaml: line %zu: %s",
+                     parser.problem_mark.line + 1,
+                     parser.problem != NULL ? parser.problem : "invalid document");
+        goto out;
+    }
+    have_doc = true;
+    yaml_node_t *top = yaml_document_get_root_node(&doc);
+    if (top == NULL) {
+        root = json_null();
+    } else {
+        MR_GUARD_OUT(node_to_json(&doc, top, 0, &root));
+    }
+    text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    MR_ENSURE_ALLOC_OUT(text);
+    MR_GUARD_OUT(append_go_escaped(out, text, strlen(text)));
+    res = MR_SUCCESS;
+out:
+    free(text); /* check-source: allow alloc -- jansson's allocation */
+    json_decref(root);
+    if (have_doc)
+        yaml_document_delete(&doc);
+    if (have_parser)
+        yaml_parser_delete(&parser);
+    return res;
+}
+
+mr_result mr_cli_manifest_load(const char *path, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf file;
+    mr_buf_init(&file, 0, 0);
+    MR_GUARD_OUT(mr_file_read(path, MR_CLI_FILE_MAX, &file));
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)file.data, file.len, JSON_DECODE_ANY, &jerr);
+    if (j != NULL) {
+        json_decref(j);
+        MR_GUARD_OUT(mr_buf_append(out, file.data, file.len));
+    } else if (!mr_ok(mr_cli_yaml_to_json(file.data, file.len, out))) {
+        mr_error_prefix("loading manifest %s", path);
+        goto out;
+    }
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&file);
+    return res;
+}
