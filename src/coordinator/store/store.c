@@ -740,7 +740,7 @@ static mr_result apply(kv *k, kv_txn *t, uint64_t rev, wop **ops_out, size_t *no
     }
     /* nothing can fail from here on; the values move from the write set into the map */
     node *w = t->ws.head->next[0];
-    for (i = 0; i < n; i++, w = w->next[0]) {
+    for (i = 0; i < n && w != NULL; i++, w = w->next[0]) { /* the list has n nodes */
         node *m = p[i].n;
         p[i].v->val = w->vers->val;
         p[i].v->len = w->vers->len;
