@@ -295,9 +295,18 @@ static void begin(mr_srv_request *r)
 
 static void invoke(mr_srv_request *r)
 {
+    bool overloaded = r->srv->inflight >= r->srv->limits.max_inflight;
     begin(r);
     if (r->route->http != NULL)
         atomic_fetch_add(&r->route->http->in_flight, 1);
+    if (overloaded) {
+        /* The handlers are far behind: refuse new work instead of queueing without bound. */
+        if (r->grpc)
+            mr_srv_grpc_fail(r, 14 /* UNAVAILABLE */, "server overloaded, retry later");
+        else
+            mr_srv_reply_error(r, 503, "server overloaded, retry later");
+        return;
+    }
     if (r->route->flags & MR_SRV_ROUTE_INLINE) {
         r->route->fn(r, r->route->arg);
         return;

@@ -28,6 +28,7 @@ void mr_srv_limits_default(mr_srv_limits *l)
     l->idle_timeout_ms = 120000;
     l->h2_max_streams = 100;
     l->stop_grace_ms = 10000;
+    l->max_inflight = 4096;
 }
 
 static void merge_limits(mr_srv_limits *dst, const mr_srv_limits *src)
@@ -46,6 +47,7 @@ static void merge_limits(mr_srv_limits *dst, const mr_srv_limits *src)
     TAKE(idle_timeout_ms);
     TAKE(h2_max_streams);
     TAKE(stop_grace_ms);
+    TAKE(max_inflight);
 #undef TAKE
 }
 

@@ -83,6 +83,7 @@ typedef struct mr_srv_limits {
     unsigned idle_timeout_ms;    /* keep-alive connection without a request; 120 s */
     unsigned h2_max_streams;     /* SETTINGS_MAX_CONCURRENT_STREAMS; 100 */
     unsigned stop_grace_ms;      /* graceful stop waits this long for in-flight work; 10 s */
+    unsigned max_inflight;       /* requests held by handlers; beyond: 503 / UNAVAILABLE; 4096 */
 } mr_srv_limits;
 
 void mr_srv_limits_default(mr_srv_limits *l);

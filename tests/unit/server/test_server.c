@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "mr_test.h"
 
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "coordinator/server/internal.h"
@@ -680,6 +682,54 @@ static void test_virtual_h2_grpc(void **state)
     mr_srv_free(s);
 }
 
+static sem_t gate;
+
+static void gated(mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    sem_wait(&gate);
+    mr_srv_reply_success(r, "\"late\"");
+}
+
+static void test_overload(void **state)
+{
+    (void)state;
+    mr_srv *s = NULL;
+    mr_srv_limits lim = {.max_inflight = 1};
+    int cl = -1;
+    const char *req = "GET /gated HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(sem_init(&gate, 0, 0), 0);
+    MR_ASSERT_OK(mr_srv_new(&lim, 1, &s));
+    MR_ASSERT_OK(mr_srv_listen_virtual(s, MR_SRV_LISTENER_CLIENT, &cl));
+    MR_ASSERT_OK(mr_srv_route(s, cl, "GET", "/gated", 0, gated, NULL));
+    mr_srv_conn *c1 = mr_srv_conn_new_virtual(s, cl, MR_SRV_PROTO_HTTP1);
+    mr_srv_conn *c2 = mr_srv_conn_new_virtual(s, cl, MR_SRV_PROTO_HTTP1);
+    assert_non_null(c1);
+    assert_non_null(c2);
+    evbuffer_add(c1->in, req, strlen(req));
+    mr_srv_conn_process(c1); /* held by the worker */
+    evbuffer_add(c2->in, req, strlen(req));
+    mr_srv_conn_process(c2); /* refused */
+    event_base_loop(s->base, EVLOOP_NONBLOCK);
+    char buf[512] = {0};
+    evbuffer_copyout(c2->out, buf, sizeof(buf) - 1);
+    assert_non_null(strstr(buf, "HTTP/1.1 503 "));
+    assert_non_null(strstr(buf, "server overloaded"));
+    assert_int_equal(evbuffer_get_length(c1->out), 0);
+    sem_post(&gate);
+    for (int i = 0; i < 200 && evbuffer_get_length(c1->out) == 0; i++) {
+        usleep(10000);
+        event_base_loop(s->base, EVLOOP_NONBLOCK);
+    }
+    memset(buf, 0, sizeof(buf));
+    evbuffer_copyout(c1->out, buf, sizeof(buf) - 1);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    mr_srv_conn_free_virtual(c1);
+    mr_srv_conn_free_virtual(c2);
+    mr_srv_free(s);
+    sem_destroy(&gate);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_failures(void **state)
@@ -716,7 +766,7 @@ int main(void)
         cmocka_unit_test(test_h1_head),        cmocka_unit_test(test_h1_head_limits),
         cmocka_unit_test(test_chunked),        cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_virtual_h1),     cmocka_unit_test(test_virtual_h2_grpc),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_overload),       cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
