@@ -147,7 +147,8 @@ class Coordinator:
         except OSError:
             return ""
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, check=True):
+        """Stops the daemon; with check, a non-zero exit or a sanitizer report fails the test."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -159,6 +160,10 @@ class Coordinator:
             self.log.close()
         rc = None if self.proc is None else self.proc.returncode
         self.proc = None
+        if check and rc is not None:
+            log = self.read_log()
+            assert "Sanitizer" not in log and "runtime error:" not in log, log[-4000:]
+            assert rc == 0, f"coordinator exited with {rc}:\n{log[-4000:]}"
         return rc
 
     def restart(self):
