@@ -126,6 +126,26 @@ def test_curl_with_client_cert(daemon, certs, proto):
     assert data["peer_cert_sha256"] == certs["client_sha"]
 
 
+def test_client_cert_chain_leaf_first(daemon, certs, tmp_path):
+    # A leaf issued by a CA the server does not know: accepted, and the handler sees both.
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Some CA",
+             cwd=tmp_path)
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+             "leaf.key", "-out", "leaf.csr", "-subj", "/CN=user", cwd=tmp_path)
+    _openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "leaf.pem", "-days", "2", cwd=tmp_path)
+    (tmp_path / "chain.pem").write_text((tmp_path / "leaf.pem").read_text() +
+                                        (tmp_path / "ca.pem").read_text())
+    leaf_der = subprocess.run(["openssl", "x509", "-in", tmp_path / "leaf.pem", "-outform", "der"],
+                              check=True, capture_output=True).stdout
+    for proto in ("--http1.1", "--http2"):
+        data = curl_json(proto, "--cert", str(tmp_path / "chain.pem"), "--key",
+                         str(tmp_path / "leaf.key"), daemon.url("/echo"))["data"]
+        assert data["peer_certs"] == 2
+        assert data["peer_cert_sha256"] == hashlib.sha256(leaf_der).hexdigest()
+
+
 def test_requests_with_client_cert(daemon, certs):
     import requests
     body = os.urandom(100000)
