@@ -219,6 +219,13 @@ struct mr_tmpl {
     uint32_t root0, nroot; /* top-level N_TEXT/N_ACTION nodes, in kids */
 };
 
+/* Appends item to a growable array of elem-sized items. */
+MR_RESULT mr_tmpl_vec_push_(void **data, uint32_t *count, uint32_t *cap, size_t elem,
+                            const void *item);
+/* Cuts src into tokens; ends with TK_EOF or TK_ERROR (message in *errmsg, NUL-terminated).
+ * The caller frees *toks (mr_free) and *errmsg. */
+MR_RESULT mr_tmpl_lex_(const uint8_t *src, size_t len, token **toks, uint32_t *ntoks,
+                       mr_buf *errmsg);
 /* Go's strconv.Quote of s (at most max_runes characters). */
 MR_RESULT mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes);
 /* 1-based line of a source offset. */
