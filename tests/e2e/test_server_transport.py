@@ -550,6 +550,26 @@ def test_graceful_stop_finishes_in_flight(build_dir, certs, tmp_path):
         socket.create_connection(("127.0.0.1", d.client), timeout=2).close()
 
 
+def test_graceful_stop_with_idle_h2_clients(build_dir, certs, tmp_path, pb):
+    import grpc
+    msgs, stubs = pb
+    d = Daemon(build_dir, certs, tmp_path)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=certs["server"].read_bytes(),
+        private_key=certs["client_key"].read_bytes(),
+        certificate_chain=certs["client"].read_bytes())
+    ch = grpc.secure_channel(f"127.0.0.1:{d.mesh}", creds,
+                             options=[("grpc.ssl_target_name_override", "localhost")])
+    try:
+        assert stubs.MarbleStub(ch).Activate(msgs.ActivationReq(UUID="u"), timeout=20)
+        curl_json("--http2", d.url("/status"))
+        t0 = time.monotonic()
+        assert d.stop() == 0  # GOAWAY to the idle gRPC connection, then exit
+        assert time.monotonic() - t0 < 8
+    finally:
+        ch.close()
+
+
 def test_max_connections_pauses_accept(build_dir, certs, tmp_path):
     d = Daemon(build_dir, certs, tmp_path, "--max-conns", "4")
     held = [socket.create_connection(("127.0.0.1", d.metrics), timeout=5) for _ in range(4)]
