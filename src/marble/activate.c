@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "attest/issuer.h"
+#include "common/alloc.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "crypto/hash.h"
@@ -100,6 +101,7 @@ mr_result mr_marble_activate(const mr_marble_config *cfg, mr_marble_params *out)
     bool created = false;
     char uuid_text[MR_UUID_TEXT_LEN + 1];
     char pin[PIN_MAX] = "";
+    char *type_copy = NULL;
     mr_buf quote, req_buf, resp;
     memset(&id, 0, sizeof(id));
     memset(out, 0, sizeof(*out));
@@ -117,12 +119,15 @@ mr_result mr_marble_activate(const mr_marble_config *cfg, mr_marble_params *out)
     MR_LOG_INFO("generating CSR");
     MR_GUARD_OUT(get_quote(&id.cert_der, &quote));
 
-    Rpc__ActivationReq req = RPC__ACTIVATION_REQ__INIT;
+    Rpc__ActivationReq req;
+    rpc__activation_req__init(&req);
     req.quote.data = quote.data;
     req.quote.len = quote.len;
     req.csr.data = id.csr_der.data;
     req.csr.len = id.csr_der.len;
-    req.marbletype = (char *)(uintptr_t)cfg->marble_type;
+    type_copy = mr_strdup(cfg->marble_type);
+    MR_ENSURE_ALLOC_OUT(type_copy);
+    req.marbletype = type_copy;
     req.uuid = uuid_text;
     size_t need = rpc__activation_req__get_packed_size(&req);
     MR_GUARD_OUT(mr_buf_reserve(&req_buf, need));
@@ -145,6 +150,7 @@ out:
     if (!mr_ok(res))
         mr_marble_params_clear(out);
     mr_marble_identity_clear(&id);
+    mr_free(type_copy);
     mr_buf_free(&quote);
     mr_buf_free(&req_buf);
     mr_buf_free(&resp);

@@ -143,6 +143,14 @@ static const char *strip_scheme(const char *addr)
     return addr;
 }
 
+/* libcurl's blob struct takes a non-const pointer but only reads through it. */
+static void *unconst(const void *p)
+{
+    void *q;
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
+
 #define SETOPT(h, opt, val)                                                                   \
     MR_ENSURE_OUT(curl_easy_setopt((h), (opt), (val)) == CURLE_OK, MR_ERR_INTERNAL,           \
                   "libcurl: cannot set " #opt)
@@ -177,10 +185,10 @@ mr_result mr_marble_rpc_unary(const mr_marble_rpc_opts *o, const char *path, mr_
         MR_ENSURE_ALLOC_OUT(n);
         hdrs = n;
     }
-    struct curl_blob cert = {.data = (void *)(uintptr_t)o->cert_pem.ptr, .len = o->cert_pem.len,
+    struct curl_blob cert = {.data = unconst(o->cert_pem.ptr), .len = o->cert_pem.len,
                              .flags = CURL_BLOB_COPY};
     /* the key stays in our wiped buffer */
-    struct curl_blob key = {.data = (void *)(uintptr_t)o->key_pem.ptr, .len = o->key_pem.len,
+    struct curl_blob key = {.data = unconst(o->key_pem.ptr), .len = o->key_pem.len,
                             .flags = CURL_BLOB_NOCOPY};
     SETOPT(h, CURLOPT_URL, (const char *)url.data);
     SETOPT(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);

@@ -217,21 +217,21 @@ static void test_identity_sans_and_key(void **state)
 static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size_t nf,
                         const char *const *env, size_t ne, const char *const *argv, size_t na)
 {
-    Rpc__ActivationResp resp = RPC__ACTIVATION_RESP__INIT;
-    Rpc__Parameters p = RPC__PARAMETERS__INIT;
+    Rpc__ActivationResp resp;
+    Rpc__Parameters p;
+    rpc__activation_resp__init(&resp);
+    rpc__parameters__init(&p);
     Rpc__Parameters__FilesEntry fe[8], *fep[8];
     Rpc__Parameters__EnvEntry ee[8], *eep[8];
     for (size_t i = 0; i < nf; i++) {
-        Rpc__Parameters__FilesEntry init = RPC__PARAMETERS__FILES_ENTRY__INIT;
-        fe[i] = init;
+        rpc__parameters__files_entry__init(&fe[i]);
         fe[i].key = (char *)(uintptr_t)files[2 * i];
         fe[i].value.data = (uint8_t *)(uintptr_t)files[2 * i + 1];
         fe[i].value.len = strlen(files[2 * i + 1]);
         fep[i] = &fe[i];
     }
     for (size_t i = 0; i < ne; i++) {
-        Rpc__Parameters__EnvEntry init = RPC__PARAMETERS__ENV_ENTRY__INIT;
-        ee[i] = init;
+        rpc__parameters__env_entry__init(&ee[i]);
         ee[i].key = (char *)(uintptr_t)env[2 * i];
         ee[i].value.data = (uint8_t *)(uintptr_t)env[2 * i + 1];
         ee[i].value.len = strlen(env[2 * i + 1]);
