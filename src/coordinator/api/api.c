@@ -86,6 +86,7 @@ mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
     if ((cfg->client_listener >= 0 && !mr_ok(api_register_rest(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_secrets(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_updates(a))) ||
+        (cfg->client_listener >= 0 && !mr_ok(api_register_extras(a))) ||
         (cfg->mesh_listener >= 0 && !mr_ok(api_register_mesh(a))) ||
         (cfg->metrics_listener >= 0 && !mr_ok(api_register_observe(a)))) {
         mr_api_free(a);

@@ -30,6 +30,7 @@ struct mr_api {
 MR_RESULT api_register_rest(mr_api *a);
 MR_RESULT api_register_secrets(mr_api *a);
 MR_RESULT api_register_updates(mr_api *a);
+MR_RESULT api_register_extras(mr_api *a);
 MR_RESULT api_register_mesh(mr_api *a);
 MR_RESULT api_register_observe(mr_api *a);
 void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote);

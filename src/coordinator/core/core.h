@@ -197,6 +197,21 @@ MR_RESULT mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result 
 /* GET /update: the update log (newline-terminated JSON lines). */
 MR_RESULT mr_core_update_log(mr_core *c, mr_buf *out);
 
+/* ---- sign-quote, marble authentication, monotonic counters (spec §12.5, §12.6) ---- */
+
+/* Verifies a quote (OE or raw) and signs SHA-256(quote_b64 || status) with the root key.
+ * Errors: MR_ERR_AUTH "<gate> feature is not enabled in the manifest"; MR_ERR_ATTESTATION
+ * "quote verification failed: ...". */
+MR_RESULT mr_core_sign_quote(mr_core *c, const uint8_t *quote, size_t len, const char *quote_b64,
+                             char *status, size_t status_size, mr_buf *sig);
+/* Authenticates a marble by its certificate (chain to the current marble root, CN = UUID, the
+ * marble-type extension). Errors: MR_ERR_AUTH "unauthorized marble: ...". */
+MR_RESULT mr_core_marble_auth(mr_core *c, const mr_slice *certs, size_t n, char *type,
+                              size_t tsize, uint8_t uuid[16]);
+/* Raises the counter to value if larger; *previous receives the value before. */
+MR_RESULT mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], const char *name,
+                          uint64_t value, uint64_t *previous);
+
 /* ---- users (spec §4.4, §8.1) ---- */
 
 /* Finds the user whose certificate is byte-identical to one of the presented certificates
