@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -637,6 +638,7 @@ static void test_text_and_trim(void **state)
     expect_out("1\n{{- /* c */}}\n2", MR_TMPL_FILES, "1\n2");
     expect_out("{{\n.Secrets.sym.Size\n}}", MR_TMPL_FILES, "128");
     expect_out("{{.Secrets.sym.Size}}{{.Secrets.sym.Size}}", MR_TMPL_FILES, "128128");
+    expect_out("{{ .Secrets.sym.Size | }}x", MR_TMPL_FILES, "128x"); /* Go accepts a trailing | */
     expect_out("{{ \"}}\" }}", MR_TMPL_FILES, "}}");
 }
 
@@ -997,6 +999,50 @@ static void test_table_lookup(void **state)
     mr_tmpl_free(t);
 }
 
+/* One parsed template rendered from several threads at once (the coordinator's worker pool). */
+typedef struct render_job {
+    const mr_tmpl *t;
+    const char *want;
+    int ok;
+} render_job;
+
+static void *render_many(void *arg)
+{
+    render_job *j = arg;
+    mr_buf out;
+    mr_buf_init(&out, 0, MR_BUF_SECRET);
+    j->ok = 1;
+    for (int i = 0; i < 200 && j->ok; i++) {
+        mr_buf_reset(&out);
+        if (!mr_ok(mr_tmpl_render(j->t, &g_data, i % 2 ? MR_TMPL_DRY_RUN : 0, &out)))
+            j->ok = 0;
+        else if (i % 2 == 0 && (out.len != strlen(j->want) || memcmp(out.data, j->want, out.len)))
+            j->ok = 0;
+    }
+    mr_buf_free(&out);
+    return NULL;
+}
+
+static void test_concurrent_render(void **state)
+{
+    (void)state;
+    const char *src = "{{ pem .Secrets.cert.Cert }}";
+    mr_tmpl *t = NULL;
+    MR_ASSERT_OK(mr_tmpl_parse(MR_TMPL_NAME, (const uint8_t *)src, strlen(src), MR_TMPL_FILES,
+                               &t));
+    pthread_t th[4];
+    render_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (render_job){.t = t, .want = g_cert_pem_ossl};
+        assert_int_equal(pthread_create(&th[i], NULL, render_many, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(jobs[i].ok, 1);
+    }
+    mr_tmpl_free(t);
+}
+
 /* Every allocation failure is reported as out of memory and leaks nothing. */
 static void test_alloc_failures(void **state)
 {
@@ -1058,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_reuse_static_and_limits),
         cmocka_unit_test(test_table_lookup),
+        cmocka_unit_test(test_concurrent_render),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests_name("template", tests, setup, teardown);
