@@ -358,7 +358,34 @@ static void test_default_dir_from_env(void **state)
     st_rmdir(base);
 }
 
+/* Outcome (e): an I/O problem is an error, not a reason to enter recovery mode. */
+static void test_io_error_outcome(void **state)
+{
+    (void)state;
+    char *dir = st_mkdtemp();
+    mr_store *st = NULL;
+    mr_sealer *s = open_sealer(dir, NULL, NULL);
+    MR_ASSERT_OK(mr_sealer_create(s, NULL, &st));
+    st_put(st, "k", "v");
+    mr_store_close(st);
+    char p[1024];
+    st_path(p, sizeof(p), dir, "state.snap");
+    assert_int_equal(mkdir(p, 0700), 0); /* unreadable as a file */
+    mr_seal_outcome o = MR_SEAL_NO_STATE;
+    MR_ASSERT_FAIL(mr_sealer_load(s, NULL, &o, &st), MR_ERR_IO, "state.snap");
+    assert_null(st);
+    rmdir(p);
+    /* a seal "directory" that is a file */
+    mr_seal_config cfg = {.seal_dir = p, .kek = "none"};
+    st_write(dir, "state.snap", (const uint8_t *)"x", 1);
+    mr_sealer *bad = NULL;
+    MR_ASSERT_FAIL(mr_sealer_open(&cfg, &bad), MR_ERR_IO, "not a directory");
+    mr_sealer_free(s);
+    st_rmdir(dir);
+}
+
 static const struct CMUnitTest seal_tests[] = {
+    cmocka_unit_test(test_io_error_outcome),
     cmocka_unit_test(test_file_provider_lifecycle),
     cmocka_unit_test(test_state_invalid),
     cmocka_unit_test(test_kek_none),
