@@ -18,8 +18,10 @@
  * Errors: every failure is MR_ERR_ATTESTATION (a structural error in the report is
  * MR_ERR_ATTESTATION too, so the caller sees one category for "evidence rejected"); the
  * message starts with the step that failed: "SNP report: ...", "SNP certificates: ...",
- * "SNP VCEK chain: ...", "SNP VCEK extensions: ...", "SNP CRL: ...", "SNP report
- * signature: ...", "SNP policy: ...". Out of memory is MR_ERR_INTERNAL.
+ * "SNP VCEK chain: ...", "SNP VCEK key: ...", "SNP VCEK extensions: ...", "SNP report
+ * signature: ...", "SNP CRL: ...", "SNP policy: ..." (in the order the steps run). Out of
+ * memory is MR_ERR_INTERNAL; a malformed policy (e.g. a report-data length over 64) is
+ * MR_ERR_USAGE.
  *
  * Ownership: all inputs are borrowed for the duration of the call; outputs are plain
  * value structs without pointers (nothing to free). Nothing here is secret.
@@ -157,9 +159,10 @@ MR_RESULT mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out);
  *         ARK) or a single DER certificate. An ARK copy in here must match a pinned root
  *         by public key; it is never used as the trust anchor itself. When no ASK is given,
  *         the compiled-in ASK of the product is used (VCEK only).
- *  crl:   optional: AMD's KDS CRL (DER or PEM), issued by the ARK. When given it must be
- *         signed by the anchoring ARK and current at T, and must not list the ASK/ASVK or
- *         the VEK. */
+ *  crl:   optional: AMD's KDS CRL (DER or PEM), issued by the ARK and listing revoked
+ *         ASKs/ASVKs. When given it must name the anchoring ARK as issuer, be signed by it,
+ *         be current at T (thisUpdate <= T <= nextUpdate, nextUpdate present), and must not
+ *         list the ASK/ASVK of the verified chain. */
 typedef struct mr_snp_evidence {
     mr_slice report;
     mr_slice vek;

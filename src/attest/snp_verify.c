@@ -311,11 +311,11 @@ static mr_result check_vek_key(const vctx *v)
     char group[32] = "";
     size_t glen = 0;
     MR_ENSURE(k != NULL && EVP_PKEY_get_base_id(k) == EVP_PKEY_EC, MR_ERR_ATTESTATION,
-              "SNP VCEK extensions: the signing key is not an EC key");
+              "SNP VCEK key: the signing key is not an EC key");
     MR_ENSURE(EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
                                              &glen) == 1 &&
                   strcmp(group, "secp384r1") == 0,
-              MR_ERR_ATTESTATION, "SNP VCEK extensions: the signing key is not on P-384");
+              MR_ERR_ATTESTATION, "SNP VCEK key: the signing key is not on P-384");
     return MR_SUCCESS;
 }
 

@@ -41,7 +41,7 @@ void snp_read_vector(const char *dir, const char *file, mr_buf *out)
     size_t n;
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         MR_ASSERT_OK(mr_buf_append(out, chunk, n));
-    fclose(f);
+    assert_int_equal(fclose(f), 0);
 }
 
 typedef struct vec {
@@ -730,13 +730,12 @@ static void test_cert_table(void **state)
                    MR_ERR_ATTESTATION, "no terminating entry");
     MR_ASSERT_FAIL(mr_snp_cert_table_parse((mr_slice){0}, &t), MR_ERR_ATTESTATION,
                    "no terminating entry");
-    /* an entry pointing past the end */
-    uint8_t saved[4];
-    memcpy(saved, tbl.data + 24 * 3 + 20, 4);
-    put32(tbl.data + 24 * 3 + 20, (uint32_t)tbl.len);
+    /* an entry pointing past the end (the VCEK entry is the fourth, at 3 * 24) */
+    const size_t vcek_entry = (size_t)3 * 24;
+    put32(tbl.data + vcek_entry + 20, (uint32_t)tbl.len);
     MR_ASSERT_FAIL(mr_snp_cert_table_parse(mr_buf_slice(&tbl), &t), MR_ERR_ATTESTATION,
                    "outside the");
-    put32(tbl.data + 24 * 3 + 16, 0xfffffff0u);
+    put32(tbl.data + vcek_entry + 16, 0xfffffff0u);
     MR_ASSERT_FAIL(mr_snp_cert_table_parse(mr_buf_slice(&tbl), &t), MR_ERR_ATTESTATION,
                    "outside the");
     mr_buf_free(&tbl);
@@ -744,14 +743,13 @@ static void test_cert_table(void **state)
     tbl_entry d[] = {{G_ASK, mr_buf_slice(&ask.der)}, {G_ASK, mr_buf_slice(&ask.der)}};
     build_table(d, MR_ARRAY_LEN(d), &tbl);
     MR_ASSERT_FAIL(mr_snp_cert_table_parse(mr_buf_slice(&tbl), &t), MR_ERR_ATTESTATION, "duplicate");
-    /* terminator with junk */
-    tbl.data[24 * 2 + 16] = 1;
-    tbl.data[0] = 0x11;
-    memset(tbl.data, 0, 16);
+    mr_buf_free(&tbl);
+    /* a terminator (zero GUID) with a non-zero length */
+    build_table(d, 1, &tbl);
+    tbl.data[(size_t)24 + 20] = 1;
     MR_ASSERT_FAIL(mr_snp_cert_table_parse(mr_buf_slice(&tbl), &t), MR_ERR_ATTESTATION,
                    "terminating entry is not all zero");
     mr_buf_free(&tbl);
-    (void)saved;
     mr_buf_free(&ask.der);
     mr_buf_free(&ark.der);
     vec_free(&v);
