@@ -13,10 +13,14 @@
  *     Files: pem hex raw base64        Env: pem hex string base64
  *   with exactly MarbleRun's argument rules and error texts (§6.12.3).
  * Not supported (rejected at parse time with a positioned error, although Go would accept
- * them): if/else/range/with/define/template/block/break/continue, variable declarations
- * (`$x := ...`), the other Go builtins (len, print, printf, eq, ...), non-decimal numbers.
+ * them): if/range/with/define/template/block, variable declarations (`$x := ...`), the other
+ * Go builtins (len, print, printf, eq, ...), character constants and numbers other than
+ * decimal integers. (A stray end/else/break/continue fails with Go's own text.)
  * Printing a whole Secret, Certificate, or one of the maps/structs is rejected at execution
  * time (Go would print its %v form, which contains key material and pointer addresses).
+ * Not reproduced: Go's Unicode letter classes in names (every non-ASCII character counts as
+ * a letter here), and the Go type names in a few texts are those of the dry run's types
+ * (manifest.SecretsWrapper, manifest.Secret, ...).
  *
  * Errors (category MR_ERR_USAGE) use Go's formats:
  *   parse:      "template: <name>:<line>: <message>"
@@ -27,8 +31,13 @@
  * Out of memory is MR_ERR_INTERNAL.
  *
  * Usage: parse once, render many. A parsed template is immutable; several threads may render
- * the same template concurrently. Rendering allocates only a scratch buffer (secret memory,
- * wiped) for function results; the provider's bytes are borrowed, never copied or kept.
+ * the same template concurrently. Rendering writes function results of an action straight
+ * into the output; only nested results (e.g. `index (hex .X) 0`) use a scratch buffer in
+ * secret memory, wiped after each action. The provider's bytes are borrowed, never kept.
+ * Exceeding out->max fails with "template: <name>: rendered output exceeds the limit of N
+ * bytes" (MR_ERR_USAGE).
+ *
+ * Files: template_lex.c (lexer), template.c (parser, parse API), template_exec.c (execution).
  *
  * Secrets: rendered output can contain key material. Render into an mr_buf created with
  * MR_BUF_SECRET; its `max` bounds the output size.
