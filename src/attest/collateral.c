@@ -476,7 +476,11 @@ void mr_dcap_collateral_free(mr_dcap_collateral *c)
 mr_dcap_collateral *mr_dcap_collateral_ref(const mr_dcap_collateral *cc)
 {
     /* the count (and the internal cache) are the only mutable parts */
-    mr_dcap_collateral *c = (mr_dcap_collateral *)(uintptr_t)cc;
+    union {
+        const mr_dcap_collateral *in;
+        mr_dcap_collateral *out;
+    } u = {.in = cc};
+    mr_dcap_collateral *c = u.out;
     if (c != NULL)
         atomic_fetch_add(&c->refs, 1);
     return c;

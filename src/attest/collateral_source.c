@@ -304,7 +304,7 @@ static void resp_init(http_resp *r, const char *h1, const char *h2)
 {
     memset(r, 0, sizeof(*r));
     mr_buf_init(&r->body, HTTP_MAX, 0);
-    mr_buf_init(&r->chain, 64 * 1024, 0);
+    mr_buf_init(&r->chain, (size_t)64 * 1024, 0);
     r->chain_hdr[0] = h1;
     r->chain_hdr[1] = h2;
 }
@@ -396,7 +396,7 @@ static mr_result pccs_fetch(const mr_collateral_source *s, bool tdx, const uint8
 
     resp_init(&r, "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain");
     MR_ENSURE_ALLOC_OUT(doc);
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < 6; i++)
         snprintf(fm + 2 * i, 3, "%02X", fmspc[i]);
 
     snprintf(url, sizeof(url), "%s/%s/certification/v4/tcb?fmspc=%s", s->where, tee, fm);

@@ -590,14 +590,14 @@ static mr_result td_relaunch(const mr_dcap_tcb_info *ti, const mr_attest_tdx_cla
 #define PCK_CACHE_SIZE 64
 
 typedef struct pck_entry {
-    bool used;
-    uint8_t hash[32];
-    uint64_t roots_id;
     X509 *leaf, *intermediate;
-    pck_info pck;
-    bool processor_ca;
+    uint64_t roots_id;
     time_t not_before, not_after;
     unsigned long stamp;
+    pck_info pck;
+    uint8_t hash[32];
+    bool used;
+    bool processor_ca;
 } pck_entry;
 
 static pck_entry pck_cache[PCK_CACHE_SIZE];

@@ -288,7 +288,7 @@ mr_result mr_ossl_spki_sha256(X509 *cert, uint8_t out[32])
 {
     unsigned char *der = NULL;
     int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
-    mr_result res = MR_FAILURE;
+    mr_result res;
 
     MR_ENSURE(n > 0, MR_ERR_INTERNAL, "encoding public key");
     res = mr_ossl_sha256(der, (size_t)n, out);
