@@ -8,6 +8,7 @@
 #include "mr_test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -274,6 +275,16 @@ static void verify_synth(int version)
     o.collateral = s.col;
     o.verify_time = td_time(WHEN);
     MR_ASSERT_OK(mr_dcap_verify(q.data, q.len, &o, &c));
+    if (getenv("MR_DCAP_WRITE_SEEDS") != NULL) { /* regenerates fuzz/corpus/quote seeds */
+        char path[1024];
+        FILE *f = NULL;
+        snprintf(path, sizeof(path), "%s/synthetic-sgx-v%d.bin", getenv("MR_DCAP_WRITE_SEEDS"),
+                 version);
+        f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(q.data, 1, q.len, f), q.len);
+        fclose(f);
+    }
     assert_int_equal(c.quote_version, version);
     assert_int_equal(c.tee, MR_TEE_SGX);
     assert_true(c.tcb.evaluated);
