@@ -83,6 +83,8 @@ typedef struct mr_marble_rpc_opts {
     const char *pinned_pubkey;  /* curl "sha256//..." pin of the server key, or NULL */
 } mr_marble_rpc_opts;
 
+/* curl_global_init, once per process (thread-safe). */
+MR_RESULT mr_marble_curl_init(void);
 /* POSTs one framed request message to https://addr/<path> over HTTP/2 and returns the one
  * response message (secret buffer). A non-zero grpc-status fails with MR_ERR_AUTH and
  * "rpc error: code = <Name> desc = <message>". */

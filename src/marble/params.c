@@ -150,8 +150,8 @@ mr_result mr_marble_params_validate(const mr_marble_params *p)
         const char *name = p->env[i].name;
         MR_ENSURE(name[0] != '\0' && strchr(name, '=') == NULL, MR_ERR_PROTOCOL,
                   "setenv %s: invalid argument", name);
-        MR_ENSURE(memchr(p->env[i].value.data, '\0', p->env[i].value.len) == NULL ||
-                      p->env[i].value.len == 0,
+        MR_ENSURE(p->env[i].value.len == 0 ||
+                      memchr(p->env[i].value.data, '\0', p->env[i].value.len) == NULL,
                   MR_ERR_PROTOCOL, "setenv %s: invalid argument (NUL byte in value)", name);
     }
     return MR_SUCCESS;

@@ -56,6 +56,7 @@ static mr_result fetch_quote(const mr_marble_config *cfg, const mr_buf *root_pem
     mr_buf_init(&url, 4096, 0);
     MR_GUARD_OUT(mr_buf_printf(&url, "https://%s/api/v2/quote", cfg->client_addr));
     MR_GUARD_OUT(mr_buf_nul_terminate(&url));
+    MR_GUARD_OUT(mr_marble_curl_init());
     h = curl_easy_init();
     MR_ENSURE_ALLOC_OUT(h);
     bool ok = curl_easy_setopt(h, CURLOPT_URL, (const char *)url.data) == CURLE_OK &&

@@ -34,6 +34,13 @@ static CURLcode g_curl_init_rc = CURLE_OK;
 
 static void curl_init_once(void) { g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+mr_result mr_marble_curl_init(void)
+{
+    (void)pthread_once(&g_curl_once, curl_init_once);
+    MR_ENSURE(g_curl_init_rc == CURLE_OK, MR_ERR_INTERNAL, "libcurl initialisation failed");
+    return MR_SUCCESS;
+}
+
 void mr_marble_grpc_percent_decode(const char *in, size_t len, char *out, size_t out_size)
 {
     size_t o = 0;
@@ -170,8 +177,7 @@ mr_result mr_marble_rpc_unary(const mr_marble_rpc_opts *o, const char *path, mr_
     mr_buf_init(&framed, 0, 0);
     mr_buf_init(&url, 4096, 0);
 
-    (void)pthread_once(&g_curl_once, curl_init_once);
-    MR_ENSURE_OUT(g_curl_init_rc == CURLE_OK, MR_ERR_INTERNAL, "libcurl initialisation failed");
+    MR_GUARD_OUT(mr_marble_curl_init());
     MR_GUARD_OUT(frame_request(request, &framed));
     MR_GUARD_OUT(mr_buf_printf(&url, "https://%s%s", strip_scheme(o->addr), path));
     MR_GUARD_OUT(mr_buf_nul_terminate(&url));

@@ -360,3 +360,57 @@ def test_pinned_policy(two, softsgx, tmp_path):
     r = run_premain(a, tmp_path, softsgx=softsgx, env={**pin_env(a, policy=good),
                                                        "EDG_ATTESTATION_COLLATERAL": env_sgx["EDG_ATTESTATION_COLLATERAL"]})
     assert r.returncode == 1 and not started(tmp_path)
+
+
+# ---- libmarble: the same activation in-process ----
+
+LIBMARBLE_PROBE = r'''
+import ctypes, os, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.marble_activate.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+lib.marble_last_error.restype = ctypes.c_char_p
+lib.marble_params_getenv.restype = ctypes.c_char_p
+lib.marble_params_getenv.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+lib.marble_params_argv.restype = ctypes.c_char_p
+lib.marble_params_argv.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+lib.marble_params_argc.argtypes = [ctypes.c_void_p]
+lib.marble_params_file_count.argtypes = [ctypes.c_void_p]
+lib.marble_params_apply.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+lib.marble_params_free.argtypes = [ctypes.c_void_p]
+lib.marble_ssl_ctx_server.restype = ctypes.c_void_p
+p = ctypes.c_void_p()
+if lib.marble_activate(ctypes.byref(p)) != 0:
+    print("ERROR", lib.marble_last_error().decode()); sys.exit(3)
+print("GREETING", lib.marble_params_getenv(p, b"GREETING").decode())
+print("ARGV", [lib.marble_params_argv(p, i).decode() for i in range(lib.marble_params_argc(p))])
+print("FILES", lib.marble_params_file_count(p))
+print("CTX-BEFORE", lib.marble_ssl_ctx_server(1) is not None, lib.marble_last_error().decode())
+assert lib.marble_params_apply(p, 3) == 0, lib.marble_last_error()
+print("CTX-AFTER", lib.marble_ssl_ctx_server(1) is not None)
+lib.marble_params_free(p)
+'''
+
+
+def test_libmarble_activate_in_process(sim, tmp_path):
+    lib = BIN.parent / "lib" / "libmarble.so"
+    if b"libasan" in subprocess.run(["ldd", str(lib)], capture_output=True).stdout:
+        pytest.skip("an ASan-instrumented libmarble cannot be loaded into python")
+    sim.set_manifest(manifest(files={str(tmp_path / "lib.txt"): "x"}, env={"GREETING": "hi"},
+                              argv=["app", "1"]))
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("EDG_", "MARBLE_"))}
+    e.update({"EDG_MARBLE_TYPE": "app", "EDG_MARBLE_COORDINATOR_ADDR": sim.mesh,
+              "EDG_MARBLE_UUID_FILE": str(tmp_path / "uuid"), "EDG_ATTESTATION": "simulation"})
+    r = subprocess.run(["/usr/bin/python3", "-c", LIBMARBLE_PROBE, str(lib)], env=e, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "GREETING hi" in r.stdout
+    assert "ARGV ['app', '1']" in r.stdout
+    assert "FILES 1" in r.stdout
+    assert "CTX-BEFORE False environment variable not set: MARBLE_PREDEFINED_ROOT_CA" in r.stdout
+    assert "CTX-AFTER True" in r.stdout
+    assert (tmp_path / "lib.txt").read_text() == "x"
+    # a refused activation reports its reason
+    e["EDG_MARBLE_TYPE"] = "nosuch"
+    r = subprocess.run(["/usr/bin/python3", "-c", LIBMARBLE_PROBE, str(lib)], env=e, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 3 and "unknown marble type requested" in r.stdout
