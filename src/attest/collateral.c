@@ -723,8 +723,6 @@ mr_result mr_dcap_collateral_check(mr_dcap_collateral *c, const mr_attest_roots 
         MR_GUARD_OUT(check_signed(c->qe_chain, roots, "Intel SGX TCB Signing",
                                   &c->qe_identity_text, c->qe_identity_sig,
                                   "QE Identity signature", &c->qe_chain_nb, &c->qe_chain_na));
-        if (c->root_crl != NULL)
-            MR_GUARD_OUT(check_root_crl_sig(c->root_crl, roots));
         c->sig_ok_roots = roots->id;
     }
     pthread_mutex_unlock(&c->lock);
@@ -735,23 +733,32 @@ mr_result mr_dcap_collateral_check(mr_dcap_collateral *c, const mr_attest_roots 
     MR_GUARD(check_window("TCB Info", c->tcb.issue_date, c->tcb.next_update, when, expired_ok));
     MR_GUARD(check_window("QE Identity", c->qe.issue_date, c->qe.next_update, when,
                           expired_ok));
-    if (c->root_crl != NULL)
-        MR_GUARD(check_window("Root CA CRL", c->root_crl_this, c->root_crl_next, when,
-                              expired_ok));
     return MR_SUCCESS;
 out:
     pthread_mutex_unlock(&c->lock);
     return res;
 }
 
-mr_result mr_dcap_collateral_check_pck(mr_dcap_collateral *c, X509 *leaf, X509 *intermediate,
-                                       time_t when, unsigned flags)
+mr_result mr_dcap_collateral_check_pck(mr_dcap_collateral *c, const mr_attest_roots *roots,
+                                       X509 *leaf, X509 *intermediate, time_t when,
+                                       unsigned flags)
 {
     X509_REVOKED *rev = NULL;
     bool expired_ok = (flags & MR_ATTEST_ALLOW_EXPIRED_COLLATERAL) != 0;
     bool cached = false;
 
     if (c->root_crl != NULL) {
+        pthread_mutex_lock(&c->lock);
+        cached = c->root_crl_ok_roots == roots->id;
+        pthread_mutex_unlock(&c->lock);
+        if (!cached) {
+            MR_GUARD(check_root_crl_sig(c->root_crl, roots));
+            pthread_mutex_lock(&c->lock);
+            c->root_crl_ok_roots = roots->id;
+            pthread_mutex_unlock(&c->lock);
+        }
+        MR_GUARD(check_window("Root CA CRL", c->root_crl_this, c->root_crl_next, when,
+                              expired_ok));
         MR_ENSURE(X509_CRL_get0_by_cert(c->root_crl, &rev, intermediate) != 1,
                   MR_ERR_ATTESTATION, "the PCK CA certificate is revoked (Root CA CRL)");
     }

@@ -87,16 +87,19 @@ struct mr_dcap_collateral {
     uint64_t sig_ok_roots;     /* roots id for which chains and signatures verified (0 none) */
     time_t tcb_chain_nb, tcb_chain_na, qe_chain_nb, qe_chain_na;
     X509 *pck_crl_ok_issuer;   /* intermediate whose key verified pck_crl */
+    uint64_t root_crl_ok_roots; /* roots id whose key verified root_crl (0 none) */
 };
 
-/* §2 step 5 and the Root CA CRL part of step 4: chains and signatures of TCB Info and QE
- * Identity (cached per roots), their validity at `when`, and the Root CA CRL. */
+/* §2 step 5: chains and signatures of TCB Info and QE Identity (cached per roots) and their
+ * validity at `when`. */
 MR_RESULT mr_dcap_collateral_check(mr_dcap_collateral *c, const mr_attest_roots *roots,
                                    time_t when, unsigned flags);
-/* §2 step 4 for the PCK certificate: root CRL must not list the intermediate; PCK CRL
- * issued and signed by the intermediate, current at `when`, must not list the leaf. */
-MR_RESULT mr_dcap_collateral_check_pck(mr_dcap_collateral *c, X509 *leaf, X509 *intermediate,
-                                       time_t when, unsigned flags);
+/* §2 step 4: the Root CA CRL, signed by a trusted root and current at `when`, must not list
+ * the intermediate; the PCK CRL, issued and signed by the intermediate and current at
+ * `when`, must not list the leaf. Signature results are cached. */
+MR_RESULT mr_dcap_collateral_check_pck(mr_dcap_collateral *c, const mr_attest_roots *roots,
+                                       X509 *leaf, X509 *intermediate, time_t when,
+                                       unsigned flags);
 
 /* Finds the raw text of the value of top-level member `key` in a JSON object text
  * (strings and escapes respected). Used for PCS responses ({"tcbInfo":{...},...}). */

@@ -796,7 +796,7 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
     if (col != NULL) {
         bool first = true;
         /* 4. CRLs */
-        STEP(mr_dcap_collateral_check_pck(col, leaf, intermediate, when, opts->flags),
+        STEP(mr_dcap_collateral_check_pck(col, roots, leaf, intermediate, when, opts->flags),
              "PCK revocation");
         /* 5. collateral chains, signatures and validity */
         STEP(mr_dcap_collateral_check(col, roots, when, opts->flags), "collateral");

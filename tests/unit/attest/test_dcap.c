@@ -1069,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_synth_bad_cert_types),
         cmocka_unit_test(test_resigned_convergence),
         cmocka_unit_test(test_td_relaunch),
+        cmocka_unit_test(test_synth_revocation),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_rate),
     };

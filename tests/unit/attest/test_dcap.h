@@ -20,5 +20,6 @@ void test_synth_other_root_rejected(void **state);
 void test_synth_bad_cert_types(void **state);
 void test_resigned_convergence(void **state);
 void test_td_relaunch(void **state);
+void test_synth_revocation(void **state);
 
 #endif

@@ -306,10 +306,32 @@ static void verify_synth(int version)
     /* the test hierarchy never passes against the Intel root alone */
     o.roots = NULL;
     MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION, "PCK chain");
-    /* with only the test root, the Intel-signed collateral does not verify */
+    /* with only the test root, the Intel-signed collateral does not verify: first the Root
+     * CA CRL (step 4), then, without it, the TCB Info chain (step 5) */
     o.roots = s.test_only;
     MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION,
-                   "TCB Info signature issuer chain");
+                   "PCK revocation: Root CA CRL is not signed by a trusted root");
+    {
+        mr_dcap_collateral *no_crl = NULL;
+        mr_buf text;
+        json_error_t je;
+        json_t *j = NULL;
+        char *dump = NULL;
+        td_read_vector("sgx-v3-phala/collateral.json", &text);
+        j = json_loadb((const char *)text.data, text.len, 0, &je);
+        json_object_set_new(j, "pck_crl", json_null());
+        json_object_set_new(j, "root_ca_crl", json_null());
+        dump = json_dumps(j, JSON_COMPACT);
+        MR_ASSERT_OK(mr_dcap_collateral_parse_json(dump, strlen(dump), &no_crl));
+        o.collateral = no_crl;
+        MR_ASSERT_FAIL(mr_dcap_verify(q.data, q.len, &o, &c), MR_ERR_ATTESTATION,
+                       "collateral: TCB Info signature issuer chain");
+        o.collateral = s.col;
+        mr_dcap_collateral_free(no_crl);
+        free(dump); /* check-source: allow alloc -- json_dumps result */
+        json_decref(j);
+        mr_buf_free(&text);
+    }
     /* ... but the quote's own crypto does when no collateral is asked for */
     o.collateral = NULL;
     o.flags = MR_ATTEST_ALLOW_NO_COLLATERAL;
@@ -719,4 +741,108 @@ void test_td_relaunch(void **state)
     MR_ASSERT_OK(run_relaunch(&r, 2, &c));
     assert_int_equal(c.tcb.status, MR_TCB_OUT_OF_DATE);
     resigner_free(&r);
+}
+
+/* ---- revocation: CRLs from the test hierarchy that list the PCK leaf or the PCK CA ---- */
+
+static char *crl_hex(X509 *issuer, EVP_PKEY *key, X509 *revoked)
+{
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *t = ASN1_TIME_new();
+    unsigned char *der = NULL;
+    int n = 0;
+    mr_buf hex;
+    char *out = NULL;
+
+    assert_non_null(crl);
+    assert_non_null(t);
+    assert_int_equal(X509_CRL_set_version(crl, 1), 1);
+    assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)), 1);
+    assert_int_equal(ASN1_TIME_set_string(t, "20250101000000Z"), 1);
+    assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
+    assert_int_equal(ASN1_TIME_set_string(t, "20260101000000Z"), 1);
+    assert_int_equal(X509_CRL_set1_nextUpdate(crl, t), 1);
+    if (revoked) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        assert_int_equal(X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(revoked)), 1);
+        assert_int_equal(ASN1_TIME_set_string(t, "20250201000000Z"), 1);
+        assert_int_equal(X509_REVOKED_set_revocationDate(r, t), 1);
+        assert_int_equal(X509_CRL_add0_revoked(crl, r), 1);
+    }
+    assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    n = i2d_X509_CRL(crl, &der);
+    assert_true(n > 0);
+    mr_buf_init(&hex, 0, 0);
+    MR_ASSERT_OK(mr_hex_encode_buf(der, (size_t)n, &hex));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&hex));
+    out = mr_strdup((const char *)hex.data);
+    mr_buf_free(&hex);
+    OPENSSL_free(der);
+    ASN1_TIME_free(t);
+    X509_CRL_free(crl);
+    return out;
+}
+
+static mr_result verify_with_crls(synth *s, const mr_buf *q, char *pck_crl, char *root_crl)
+{
+    mr_buf text;
+    json_error_t je;
+    json_t *col = NULL;
+    char *dump = NULL;
+    mr_dcap_collateral *dc = NULL;
+    mr_attest_options o;
+    mr_attest_claims c;
+    mr_result res;
+
+    td_read_vector("sgx-v3-phala/collateral.json", &text);
+    col = json_loadb((const char *)text.data, text.len, 0, &je);
+    assert_non_null(col);
+    json_object_set_new(col, "pck_crl", pck_crl ? json_string(pck_crl) : json_null());
+    if (root_crl)
+        json_object_set_new(col, "root_ca_crl", json_string(root_crl));
+    dump = json_dumps(col, JSON_COMPACT);
+    MR_ASSERT_OK(mr_dcap_collateral_parse_json(dump, strlen(dump), &dc));
+    memset(&o, 0, sizeof(o));
+    o.roots = s->both;
+    o.collateral = dc;
+    o.verify_time = td_time(WHEN);
+    mr_error_clear();
+    res = mr_dcap_verify(q->data, q->len, &o, &c);
+    mr_dcap_collateral_free(dc);
+    free(dump); /* check-source: allow alloc -- json_dumps result */
+    json_decref(col);
+    mr_buf_free(&text);
+    mr_free(pck_crl);
+    mr_free(root_crl);
+    return res;
+}
+
+void test_synth_revocation(void **state)
+{
+    synth s;
+    mr_buf q;
+    (void)state;
+
+    synth_init(&s);
+    build_quote(&s, 3, 6, 5, &q);
+    /* CRLs that list nobody */
+    MR_ASSERT_OK(verify_with_crls(&s, &q, crl_hex(s.ca, s.ca_key, NULL),
+                                  crl_hex(s.root, s.root_key, NULL)));
+    /* the PCK leaf is revoked */
+    MR_ASSERT_FAIL(verify_with_crls(&s, &q, crl_hex(s.ca, s.ca_key, s.leaf), NULL),
+                   MR_ERR_ATTESTATION, "PCK revocation: the PCK certificate is revoked");
+    /* the PCK CA is revoked by the root */
+    MR_ASSERT_FAIL(verify_with_crls(&s, &q, NULL, crl_hex(s.root, s.root_key, s.ca)),
+                   MR_ERR_ATTESTATION, "PCK revocation: the PCK CA certificate is revoked");
+    /* a PCK CRL signed by someone else (the root key, with the CA's name) */
+    MR_ASSERT_FAIL(verify_with_crls(&s, &q, crl_hex(s.ca, s.root_key, NULL), NULL),
+                   MR_ERR_ATTESTATION, "PCK CRL is not signed by the PCK CA");
+    /* a Root CA CRL signed by a non-root key */
+    MR_ASSERT_FAIL(verify_with_crls(&s, &q, NULL, crl_hex(s.root, s.ca_key, NULL)),
+                   MR_ERR_ATTESTATION, "Root CA CRL is not signed by a trusted root");
+    /* a PCK CRL of another CA */
+    MR_ASSERT_FAIL(verify_with_crls(&s, &q, crl_hex(s.root, s.root_key, NULL), NULL),
+                   MR_ERR_ATTESTATION, "PCK CRL issuer differs");
+    mr_buf_free(&q);
+    synth_free(&s);
 }
