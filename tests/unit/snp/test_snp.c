@@ -414,7 +414,8 @@ static void test_flip_vcek(void **state)
     vec_free(&v);
 }
 
-/* The ASK and ARK as DER (so every byte is a certificate byte). */
+/* The ASK and ARK as DER (so every byte is a certificate byte); every 5th byte, to keep the
+ * sanitizer run short (the VCEK test above covers every byte of a certificate). */
 static void test_flip_ask_ark(void **state)
 {
     (void)state;
@@ -438,7 +439,7 @@ static void test_flip_ask_ark(void **state)
     }
     mr_buf_free(&blk.der);
 
-    /* ASK alone (DER): every byte */
+    /* ASK alone (DER) */
     mr_buf_free(&v.chain);
     mr_buf_init(&v.chain, 0, 0);
     MR_ASSERT_OK(mr_buf_append(&v.chain, both.data, ask_len));
@@ -446,15 +447,15 @@ static void test_flip_ask_ark(void **state)
     mr_snp_verify_opts o = {.time = T_V2};
     mr_snp_claims c;
     MR_ASSERT_OK(mr_snp_verify(&ev, &o, &c));
-    flip_each(&v, &v.chain, 1, "ASK", T_V2);
+    flip_each(&v, &v.chain, 5, "ASK", T_V2);
 
-    /* ARK copy (DER) with the compiled-in ASK: every byte */
+    /* ARK copy (DER) with the compiled-in ASK */
     mr_buf_free(&v.chain);
     mr_buf_init(&v.chain, 0, 0);
     MR_ASSERT_OK(mr_buf_append(&v.chain, both.data + ask_len, both.len - ask_len));
     ev = vec_ev(&v);
     MR_ASSERT_OK(mr_snp_verify(&ev, &o, &c));
-    flip_each(&v, &v.chain, 1, "ARK", T_V2);
+    flip_each(&v, &v.chain, 5, "ARK", T_V2);
     mr_buf_free(&both);
     vec_free(&v);
 }
