@@ -2,6 +2,7 @@
 /* libmarble (include/marblerun/marble.h) on top of the premain internals. */
 #include "marblerun/marble.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,14 @@ int marble_activate(marble_params **out)
         keep_error();
         mr_free(p);
         return -1;
+    }
+    /* terminate the (NUL-free) env values once, so the accessors never write */
+    for (size_t i = 0; i < p->p.n_env; i++) {
+        if (!mr_ok(mr_buf_nul_terminate(&p->p.env[i].value))) {
+            keep_error();
+            marble_params_free(p);
+            return -1;
+        }
     }
     *out = p;
     return 0;
@@ -78,12 +87,7 @@ const char *marble_params_env_value(const marble_params *p, size_t i, size_t *le
 {
     if (i >= p->p.n_env)
         return NULL;
-    mr_buf *v = &p->p.env[i].value;
-    /* values were checked to be NUL-free; terminate once for C-string use */
-    if (!mr_ok(mr_buf_nul_terminate(v))) {
-        keep_error();
-        return NULL;
-    }
+    const mr_buf *v = &p->p.env[i].value; /* NUL-terminated by marble_activate */
     if (len != NULL)
         *len = v->len;
     return v->data != NULL ? (const char *)v->data : "";
