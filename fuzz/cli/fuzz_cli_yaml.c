@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Target: mr_cli_yaml_to_json (cli/yaml.c). Whatever it accepts must be valid JSON. */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "cli/client.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(mr_cli_yaml_to_json(data, size, &out))) {
+        json_t *j = json_loadb((const char *)out.data, out.len, JSON_DECODE_ANY, NULL);
+        if (j == NULL)
+            abort();
+        json_decref(j);
+    }
+    mr_buf_free(&out);
+    return 0;
+}
