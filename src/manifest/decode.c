@@ -36,7 +36,7 @@ static void save_msg(dctx *c, const char *msg)
     snprintf(c->saved, sizeof(c->saved), "%s", msg);
 }
 
-static const char *kind_word(const mr_mj_node *n)
+static const char *kind_word(mr_mj_node *n)
 {
     switch (n->kind) {
     case MR_MJ_STRING: return "string";
@@ -49,7 +49,7 @@ static const char *kind_word(const mr_mj_node *n)
 }
 
 /* Go's UnmarshalTypeError text. with_literal: numbers into numeric kinds show the literal. */
-static void type_error(dctx *c, const mr_mj_node *n, const char *gotype, bool with_literal)
+static void type_error(dctx *c, mr_mj_node *n, const char *gotype, bool with_literal)
 {
     if (c->has_saved)
         return;
@@ -91,7 +91,7 @@ static mr_result mstr_set(mr_mstr *dst, const char *s, size_t len)
     return MR_SUCCESS;
 }
 
-static mr_result dec_bool(dctx *c, const mr_mj_node *n, bool *out)
+static mr_result dec_bool(dctx *c, mr_mj_node *n, bool *out)
 {
     if (n->kind == MR_MJ_BOOL)
         *out = n->boolean;
@@ -110,12 +110,11 @@ static void mstr_take(mr_mstr *dst, char **src, size_t len)
     *src = NULL;
 }
 
-static mr_result dec_string(dctx *c, const mr_mj_node *n, mr_mstr *out)
+static mr_result dec_string(dctx *c, mr_mj_node *n, mr_mstr *out)
 {
     if (n->kind == MR_MJ_STRING) {
-        mr_mj_node *owned = (mr_mj_node *)(uintptr_t)n;
-        if (owned->str != NULL) {
-            mstr_take(out, &owned->str, owned->len);
+        if (n->str != NULL) {
+            mstr_take(out, &n->str, n->len);
             return MR_SUCCESS;
         }
         return mstr_set(out, "", 0);
@@ -156,7 +155,7 @@ static bool parse_int(const char *s, size_t len, int64_t *out)
     return true;
 }
 
-static mr_result dec_uint(dctx *c, const mr_mj_node *n, uint64_t max, const char *gotype,
+static mr_result dec_uint(dctx *c, mr_mj_node *n, uint64_t max, const char *gotype,
                           uint64_t *out, bool *has)
 {
     if (n->kind == MR_MJ_NULL) {
@@ -177,7 +176,7 @@ static mr_result dec_uint(dctx *c, const mr_mj_node *n, uint64_t max, const char
     return MR_SUCCESS;
 }
 
-static mr_result dec_int(dctx *c, const mr_mj_node *n, const char *gotype, int64_t *out)
+static mr_result dec_int(dctx *c, mr_mj_node *n, const char *gotype, int64_t *out)
 {
     int64_t v;
     if (n->kind == MR_MJ_NULL)
@@ -192,7 +191,7 @@ static mr_result dec_int(dctx *c, const mr_mj_node *n, const char *gotype, int64
 }
 
 /* []byte: padded base64 string (CR/LF skipped), or an array of uint8 numbers. */
-static mr_result dec_bytes(dctx *c, const mr_mj_node *n, const char *gotype, mr_mbytes *out)
+static mr_result dec_bytes(dctx *c, mr_mj_node *n, const char *gotype, mr_mbytes *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf b;
@@ -246,7 +245,7 @@ static mr_result grow_vec(void **items, size_t *count, size_t want, size_t esz)
     return MR_SUCCESS;
 }
 
-static mr_result dec_str_list(dctx *c, const mr_mj_node *n, mr_mstr_list *out)
+static mr_result dec_str_list(dctx *c, mr_mj_node *n, mr_mstr_list *out)
 {
     if (n->kind == MR_MJ_NULL) {
         mr_manifest_mstr_list_free(out);
@@ -270,7 +269,7 @@ static mr_result dec_str_list(dctx *c, const mr_mj_node *n, mr_mstr_list *out)
     return MR_SUCCESS;
 }
 
-static mr_result dec_int_list(dctx *c, const mr_mj_node *n, const char *list_type,
+static mr_result dec_int_list(dctx *c, mr_mj_node *n, const char *list_type,
                               const char *elem_type, mr_mint_list *out)
 {
     if (n->kind == MR_MJ_NULL || (n->kind == MR_MJ_ARRAY && n->nkids == 0)) {
@@ -301,7 +300,7 @@ static void oids_clear(mr_moid_list *l, size_t from)
     }
 }
 
-static mr_result dec_oid_list(dctx *c, const mr_mj_node *n, mr_moid_list *out)
+static mr_result dec_oid_list(dctx *c, mr_mj_node *n, mr_moid_list *out)
 {
     if (n->kind == MR_MJ_NULL || (n->kind == MR_MJ_ARRAY && n->nkids == 0)) {
         oids_clear(out, 0);
@@ -327,7 +326,7 @@ static mr_result dec_oid_list(dctx *c, const mr_mj_node *n, mr_moid_list *out)
 
 /* ---- structs, maps, slices ---- */
 
-typedef mr_result (*field_fn)(dctx *c, const mr_mj_node *v, void *obj);
+typedef mr_result (*field_fn)(dctx *c, mr_mj_node *v, void *obj);
 
 typedef enum fkind {
     F_BOOL,
@@ -365,7 +364,7 @@ typedef struct field {
 
 static void *at(void *obj, size_t off) { return (unsigned char *)obj + off; }
 
-static mr_result dec_field(dctx *c, const field *f, const mr_mj_node *v, void *obj)
+static mr_result dec_field(dctx *c, const field *f, mr_mj_node *v, void *obj)
 {
     switch (f->kind) {
     case F_BOOL: return dec_bool(c, v, at(obj, f->off));
@@ -420,7 +419,7 @@ static bool key_matches(const mr_mstr *key, const char *name)
 }
 
 /* Decodes an object into the struct at obj, field by field, on top of its current content. */
-static mr_result dec_struct(dctx *c, const mr_mj_node *n, void *obj, const char *sname,
+static mr_result dec_struct(dctx *c, mr_mj_node *n, void *obj, const char *sname,
                             const char *gotype, const field *fields, size_t nfields)
 {
     if (n->kind == MR_MJ_NULL)
@@ -454,7 +453,7 @@ static mr_result dec_struct(dctx *c, const mr_mj_node *n, void *obj, const char 
     return MR_SUCCESS;
 }
 
-typedef mr_result (*elem_fn)(dctx *c, const mr_mj_node *v, void *elem);
+typedef mr_result (*elem_fn)(dctx *c, mr_mj_node *v, void *elem);
 typedef void (*elem_free_fn)(void *elem);
 
 typedef struct gvec {
@@ -465,7 +464,7 @@ typedef struct gvec {
 
 /* map[string]T: null → nil; object → entries decoded into fresh zero values, each replacing
  * an entry of the same name (so repeated map fields merge). */
-static mr_result dec_map(dctx *c, const mr_mj_node *n, gvec *map, size_t esz, elem_fn fn,
+static mr_result dec_map(dctx *c, mr_mj_node *n, gvec *map, size_t esz, elem_fn fn,
                          elem_free_fn ff, const char *gotype)
 {
     unsigned char *items;
@@ -488,7 +487,7 @@ static mr_result dec_map(dctx *c, const mr_mj_node *n, gvec *map, size_t esz, el
     MR_ENSURE_ALLOC(tmp);
     for (size_t k = 0; k < n->nkids; k++) {
         memset(tmp, 0, esz);
-        mr_mstr *key = &((mr_mj_node *)(uintptr_t)n)->keys[k];
+        mr_mstr *key = &n->keys[k];
         mr_result r = MR_SUCCESS;
         if (key->ptr != NULL)
             mstr_take((mr_mstr *)tmp, &key->ptr, key->len);
@@ -546,7 +545,7 @@ static mr_result dec_map(dctx *c, const mr_mj_node *n, gvec *map, size_t esz, el
 /* []T of structs: null → nil; array → replaced by freshly decoded elements. */
 /* []T of structs: null → nil; array → decoded into the existing elements (merging), then
  * truncated. */
-static mr_result dec_slice(dctx *c, const mr_mj_node *n, gvec *vec, size_t esz, elem_fn fn,
+static mr_result dec_slice(dctx *c, mr_mj_node *n, gvec *vec, size_t esz, elem_fn fn,
                            elem_free_fn ff, const char *gotype)
 {
     if (n->kind != MR_MJ_NULL && n->kind != MR_MJ_ARRAY) {
@@ -590,7 +589,7 @@ static const field package_fields[] = {
     FLD(mr_manifest_package, "AcceptedAdvisories", F_STRLIST, accepted_advisories, "[]string"),
 };
 
-static mr_result dec_package(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_package(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "PackageProperties", "quote.PackageProperties", package_fields,
                       MR_ARRAY_LEN(package_fields));
@@ -603,7 +602,7 @@ static const field infra_fields[] = {
     FLD(mr_manifest_infra, "RootCA", F_BYTES, root_ca, "[]uint8"),
 };
 
-static mr_result dec_infra(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_infra(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "InfrastructureProperties", "quote.InfrastructureProperties",
                       infra_fields, MR_ARRAY_LEN(infra_fields));
@@ -639,7 +638,7 @@ static mr_result hex_decode_go(const char *s, size_t len, mr_buf *out)
     return mr_hex_decode_buf(s, len, out);
 }
 
-static mr_result dec_file(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_file(dctx *c, mr_mj_node *v, void *e)
 {
     (void)c;
     mr_manifest_file *f = e;
@@ -702,14 +701,14 @@ static void file_free(void *e) { mr_manifest_file_free_(e); }
 
 /* ---- Marble ---- */
 
-static mr_result dec_files(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_files(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_marble *m = obj;
     return dec_map(c, v, (gvec *)(void *)&m->parameters.files, sizeof(mr_manifest_file), dec_file,
                    file_free, "map[string]manifest.File");
 }
 
-static mr_result dec_env(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_env(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_marble *m = obj;
     return dec_map(c, v, (gvec *)(void *)&m->parameters.env, sizeof(mr_manifest_file), dec_file,
@@ -722,7 +721,7 @@ static const field params_fields[] = {
     {"Argv", F_STRLIST, offsetof(mr_manifest_marble, parameters.argv), 0, "[]string", NULL},
 };
 
-static mr_result dec_params(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_params(dctx *c, mr_mj_node *v, void *obj)
 {
     return dec_struct(c, v, obj, "Parameters", "manifest.Parameters", params_fields,
                       MR_ARRAY_LEN(params_fields));
@@ -736,7 +735,7 @@ static const field marble_fields[] = {
     FLD(mr_manifest_marble, "DisableSecretBinding", F_BOOL, disable_secret_binding, "bool"),
 };
 
-static mr_result dec_marble(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_marble(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Marble", "manifest.Marble", marble_fields,
                       MR_ARRAY_LEN(marble_fields));
@@ -930,7 +929,7 @@ static mr_result time_error(const char *s, size_t len)
             "\"", (int)len, s, (int)len, s);
 }
 
-static mr_result dec_time(const mr_mj_node *v, mr_manifest_time *t)
+static mr_result dec_time(mr_mj_node *v, mr_manifest_time *t)
 {
     if (v->kind == MR_MJ_NULL)
         return MR_SUCCESS;
@@ -943,19 +942,19 @@ static mr_result dec_time(const mr_mj_node *v, mr_manifest_time *t)
     return MR_SUCCESS;
 }
 
-static mr_result dec_not_before(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_not_before(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     return dec_time(v, &((mr_manifest_cert *)obj)->not_before);
 }
 
-static mr_result dec_not_after(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_not_after(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     return dec_time(v, &((mr_manifest_cert *)obj)->not_after);
 }
 
-static mr_result dec_ip(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_ip(dctx *c, mr_mj_node *v, void *e)
 {
     mr_mbytes *ip = e;
     if (v->kind == MR_MJ_NULL)
@@ -988,14 +987,14 @@ static void bytes_elem_free(void *e)
     memset(b, 0, sizeof(*b));
 }
 
-static mr_result dec_ips(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_ips(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_cert *ct = obj;
     return dec_slice(c, v, (gvec *)(void *)&ct->ip_addresses, sizeof(mr_mbytes), dec_ip,
                      bytes_elem_free, "[]net.IP");
 }
 
-static mr_result dec_attr_value(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_attr_value(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     mr_manifest_attr *a = obj;
@@ -1013,7 +1012,7 @@ static const field attr_fields[] = {
     CUS("Value", dec_attr_value),
 };
 
-static mr_result dec_attr(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_attr(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "AttributeTypeAndValue", "pkix.AttributeTypeAndValue", attr_fields,
                       MR_ARRAY_LEN(attr_fields));
@@ -1027,7 +1026,7 @@ static void attr_free(void *e)
     memset(a, 0, sizeof(*a));
 }
 
-static mr_result dec_extra_names(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_extra_names(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_dn *d = obj;
     return dec_slice(c, v, (gvec *)(void *)&d->extra_names, sizeof(mr_manifest_attr), dec_attr,
@@ -1047,14 +1046,14 @@ static const field dn_fields[] = {
     CUS("ExtraNames", dec_extra_names),
 };
 
-static mr_result dec_subject(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_subject(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_cert *ct = obj;
     return dec_struct(c, v, &ct->subject, "Name", "pkix.Name", dn_fields, MR_ARRAY_LEN(dn_fields));
 }
 
 /* Issuer is always replaced by the Marble root's subject: decoded for type errors only. */
-static mr_result dec_issuer(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_issuer(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)obj;
     mr_manifest_cert tmp = {0};
@@ -1070,7 +1069,7 @@ static const field ext_fields[] = {
     FLD(mr_manifest_ext, "Value", F_BYTES, value, "[]uint8"),
 };
 
-static mr_result dec_ext(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_ext(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Extension", "pkix.Extension", ext_fields, MR_ARRAY_LEN(ext_fields));
 }
@@ -1083,7 +1082,7 @@ static void ext_free(void *e)
     memset(x, 0, sizeof(*x));
 }
 
-static mr_result dec_extra_exts(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_extra_exts(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_cert *ct = obj;
     return dec_slice(c, v, (gvec *)(void *)&ct->extra_extensions, sizeof(mr_manifest_ext), dec_ext,
@@ -1141,7 +1140,7 @@ static const field cert_fields[] = {
 #undef CF
 #undef IGN
 
-static mr_result dec_cert(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_cert(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     mr_manifest_secret *s = obj;
@@ -1195,7 +1194,7 @@ static const field secret_fields[] = {
     FLD(mr_manifest_secret, "Public", F_BYTES, public_key, "manifest.PublicKey"),
 };
 
-static mr_result dec_secret(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_secret(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Secret", "manifest.Secret", secret_fields,
                       MR_ARRAY_LEN(secret_fields));
@@ -1206,7 +1205,7 @@ static const field user_fields[] = {
     FLD(mr_manifest_user, "Roles", F_STRLIST, roles, "[]string"),
 };
 
-static mr_result dec_user(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_user(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "User", "manifest.User", user_fields, MR_ARRAY_LEN(user_fields));
 }
@@ -1217,12 +1216,12 @@ static const field role_fields[] = {
     FLD(mr_manifest_role, "Actions", F_STRLIST, actions, "[]string"),
 };
 
-static mr_result dec_role(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_role(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Role", "manifest.Role", role_fields, MR_ARRAY_LEN(role_fields));
 }
 
-static mr_result dec_reckey(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_reckey(dctx *c, mr_mj_node *v, void *e)
 {
     mr_manifest_recovery_key *k = e;
     return dec_string(c, v, &k->pem);
@@ -1235,7 +1234,7 @@ static const field tls_entry_fields[] = {
     FLD(mr_manifest_tls_entry, "DisableClientAuth", F_BOOL, disable_client_auth, "bool"),
 };
 
-static mr_result dec_tls_entry(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_tls_entry(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "TLSTagEntry", "manifest.TLSTagEntry", tls_entry_fields,
                       MR_ARRAY_LEN(tls_entry_fields));
@@ -1249,14 +1248,14 @@ static void tls_entry_free(void *e)
     mr_manifest_mstr_free(&t->cert);
 }
 
-static mr_result dec_outgoing(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_outgoing(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_tls_tag *t = obj;
     return dec_slice(c, v, (gvec *)(void *)&t->outgoing, sizeof(mr_manifest_tls_entry),
                      dec_tls_entry, tls_entry_free, "[]manifest.TLSTagEntry");
 }
 
-static mr_result dec_incoming(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_incoming(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_tls_tag *t = obj;
     return dec_slice(c, v, (gvec *)(void *)&t->incoming, sizeof(mr_manifest_tls_entry),
@@ -1268,7 +1267,7 @@ static const field tls_tag_fields[] = {
     CUS("Incoming", dec_incoming),
 };
 
-static mr_result dec_tls_tag(dctx *c, const mr_mj_node *v, void *e)
+static mr_result dec_tls_tag(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "TLStag", "manifest.TLStag", tls_tag_fields,
                       MR_ARRAY_LEN(tls_tag_fields));
@@ -1282,7 +1281,7 @@ static const field config_fields[] = {
     FLD(mr_manifest_config, "RotateRootSecret", F_BOOL, rotate_root_secret, "bool"),
 };
 
-static mr_result dec_config(dctx *c, const mr_mj_node *v, void *obj)
+static mr_result dec_config(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest *m = obj;
     return dec_struct(c, v, &m->config, "Config", "manifest.Config", config_fields,
@@ -1293,7 +1292,7 @@ static mr_result dec_config(dctx *c, const mr_mj_node *v, void *obj)
 
 #define MAPFN(fname, member, T, efn, ffn, gt)                                                  \
     static void fname##_free(void *e) { ffn((T *)e); }                                        \
-    static mr_result fname(dctx *c, const mr_mj_node *v, void *obj)                           \
+    static mr_result fname(dctx *c, mr_mj_node *v, void *obj)                           \
     {                                                                                         \
         mr_manifest *m = obj;                                                                 \
         return dec_map(c, v, (gvec *)(void *)&m->member, sizeof(T), efn, fname##_free, gt);  \

@@ -359,20 +359,20 @@ static int cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* De-duplicated set of C strings; sorted on demand. */
+/* De-duplicated set of borrowed C strings; sorted on demand. */
 typedef struct strset {
-    char **v;
+    const char **v;
     size_t n, cap;
 } strset;
 
-static mr_result strset_add(strset *s, char *str)
+static mr_result strset_add(strset *s, const char *str)
 {
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->v[i], str) == 0)
             return MR_SUCCESS;
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 8;
-        char **nv = mr_realloc(s->v, nc * sizeof(*nv));
+        const char **nv = mr_realloc(s->v, nc * sizeof(const char *));
         MR_ENSURE_ALLOC(nv);
         s->v = nv;
         s->cap = nc;
@@ -384,7 +384,13 @@ static mr_result strset_add(strset *s, char *str)
 static void strset_sort(strset *s)
 {
     if (s->n > 1)
-        qsort(s->v, s->n, sizeof(*s->v), cmp_cstr);
+        qsort(s->v, s->n, sizeof(const char *), cmp_cstr);
+}
+
+static const mr_manifest_role *role_of(const mr_manifest *m, const mr_mstr *name)
+{
+    return mr_manifest_map_find(m->roles.items, m->roles.count, sizeof(mr_manifest_role),
+                                name->ptr ? name->ptr : "", name->len);
 }
 
 mr_result mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest_user *u,
@@ -392,40 +398,50 @@ mr_result mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest
 {
     mr_result res = MR_FAILURE;
     strset perms = {0}, resources = {0};
+    char **owned = NULL; /* the lower-cased actions, freed at the end */
+    size_t nowned = 0, nactions = 0;
     MR_ENSURE_REF(m);
     MR_ENSURE_REF(u);
+    for (size_t r = 0; r < u->roles.count; r++) {
+        const mr_manifest_role *role = role_of(m, &u->roles.items[r]);
+        nactions += role ? role->actions.count : 0;
+    }
+    if (nactions) {
+        owned = mr_calloc(nactions, sizeof(char *));
+        MR_ENSURE_ALLOC_OUT(owned);
+    }
     /* every distinct lower-cased action of the user's roles */
     for (size_t r = 0; r < u->roles.count; r++) {
-        const mr_manifest_role *role = mr_manifest_map_find(
-            m->roles.items, m->roles.count, sizeof(*role),
-            u->roles.items[r].ptr ? u->roles.items[r].ptr : "", u->roles.items[r].len);
+        const mr_manifest_role *role = role_of(m, &u->roles.items[r]);
         for (size_t a = 0; role && a < role->actions.count; a++) {
             const mr_mstr *act = &role->actions.items[a];
             size_t cap = act->len * 3 + 1;
+            MR_ENSURE_OUT(owned != NULL && nowned < nactions, MR_ERR_INTERNAL,
+                          "internal error: role actions changed");
             char *low = mr_alloc(cap);
             MR_ENSURE_ALLOC_OUT(low);
+            owned[nowned++] = low;
             if (!mr_manifest_lower(act->ptr ? act->ptr : "", act->len, low, cap))
                 low[0] = '\0';
-            size_t before = perms.n;
-            mr_result added = strset_add(&perms, low); /* perms owns what it keeps */
-            if (!mr_ok(added) || perms.n == before)
-                mr_free(low);
-            MR_GUARD_OUT(added);
+            MR_GUARD_OUT(strset_add(&perms, low));
         }
     }
     strset_sort(&perms);
     MR_GUARD_OUT(mr_buf_append_str(o, "{\"Name\":"));
     MR_GUARD_OUT(put_str(o, &u->name));
     MR_GUARD_OUT(mr_buf_append_str(o, ",\"Certificate\":"));
-    mr_mbytes d = {.ptr = (uint8_t *)(uintptr_t)der, .len = der_len, .present = der != NULL};
-    MR_GUARD_OUT(put_bytes(o, &d));
+    if (der == NULL) {
+        MR_GUARD_OUT(mr_buf_append_str(o, "null"));
+    } else {
+        MR_GUARD_OUT(mr_buf_append_u8(o, '"'));
+        MR_GUARD_OUT(mr_b64_encode_buf(der, der_len, MR_B64_STD, o));
+        MR_GUARD_OUT(mr_buf_append_u8(o, '"'));
+    }
     MR_GUARD_OUT(mr_buf_append_str(o, ",\"Permissions\":{"));
     for (size_t p = 0; p < perms.n; p++) {
         resources.n = 0;
         for (size_t r = 0; r < u->roles.count; r++) {
-            const mr_manifest_role *role = mr_manifest_map_find(
-                m->roles.items, m->roles.count, sizeof(*role),
-                u->roles.items[r].ptr ? u->roles.items[r].ptr : "", u->roles.items[r].len);
+            const mr_manifest_role *role = role_of(m, &u->roles.items[r]);
             bool grants = false;
             for (size_t a = 0; role && a < role->actions.count && !grants; a++) {
                 char low[64];
@@ -433,10 +449,10 @@ mr_result mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest
                 grants = mr_manifest_lower(act->ptr ? act->ptr : "", act->len, low, sizeof(low)) &&
                          strcmp(low, perms.v[p]) == 0;
             }
-            for (size_t k = 0; grants && k < role->resource_names.count; k++)
-                MR_GUARD_OUT(strset_add(&resources, role->resource_names.items[k].ptr
-                                                        ? role->resource_names.items[k].ptr
-                                                        : (char *)(uintptr_t)""));
+            for (size_t k = 0; grants && k < role->resource_names.count; k++) {
+                const char *res_name = role->resource_names.items[k].ptr;
+                MR_GUARD_OUT(strset_add(&resources, res_name ? res_name : ""));
+            }
         }
         strset_sort(&resources);
         if (p)
@@ -456,8 +472,9 @@ mr_result mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest
     MR_GUARD_OUT(mr_buf_append_str(o, "}}"));
     res = MR_SUCCESS;
 out:
-    for (size_t i = 0; i < perms.n; i++)
-        mr_free(perms.v[i]);
+    for (size_t i = 0; i < nowned; i++)
+        mr_free(owned[i]);
+    mr_free(owned);
     mr_free(perms.v);
     mr_free(resources.v);
     return res;

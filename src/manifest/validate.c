@@ -425,7 +425,7 @@ mr_result mr_manifest_update_users(const mr_manifest *m, const mr_manifest_user 
         if (!user_grants(m, &m->users.items[i], MR_PERM_UPDATE_MANIFEST, NULL))
             continue;
         if (v == NULL) {
-            v = mr_calloc(m->users.count, sizeof(*v));
+            v = mr_calloc(m->users.count, sizeof(const mr_manifest_user *));
             MR_ENSURE_ALLOC(v);
         }
         v[n++] = &m->users.items[i];
