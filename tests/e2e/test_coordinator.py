@@ -324,7 +324,8 @@ def test_metrics_and_health(running, softsgx):
     base = f"http://127.0.0.1:{running.metrics_port}"
     text = requests.get(base + "/metrics", timeout=10).text
     assert "coordinator_state 3" in text
-    assert "coordinator_marble_activations_success_total 1" in text
+    assert "coordinator_marble_activations_success_total{type=\"server\",uuid=" in text
+    assert "coordinator_marble_activations_total{type=\"server\"" in text
     assert "grpc_server_handled_total" in text
     # promtool parses the page; the only lint findings allowed are for the two names the spec
     # prescribes (MarbleRun's "..._histogram_bytes/_seconds" metrics)

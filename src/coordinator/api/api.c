@@ -67,6 +67,27 @@ void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice qu
     pthread_mutex_unlock(&a->ev_mu);
 }
 
+void api_count_activation(mr_api *a, const char *type, const char *uuid, bool success)
+{
+    pthread_mutex_lock(&a->series_mu);
+    api_series *s = NULL;
+    for (size_t i = 0; i < a->n_series && s == NULL; i++)
+        if (strcmp(a->series[i].type, type) == 0 && strcmp(a->series[i].uuid, uuid) == 0)
+            s = &a->series[i];
+    if (s == NULL && a->n_series < API_SERIES_MAX - 1) {
+        s = &a->series[a->n_series++];
+        (void)snprintf(s->type, sizeof(s->type), "%s", type);
+        (void)snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+    } else if (s == NULL) {
+        s = &a->series[API_SERIES_MAX - 1]; /* overflow series: empty labels */
+    }
+    if (success)
+        s->success++;
+    else
+        s->total++;
+    pthread_mutex_unlock(&a->series_mu);
+}
+
 mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
 {
     mr_api *a = mr_calloc(1, sizeof(*a));
@@ -81,6 +102,12 @@ mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
     for (size_t i = 0; i < a->ev_cap; i++)
         mr_buf_init(&a->events[i].quote, 64 << 10, 0);
     pthread_mutex_init(&a->ev_mu, NULL);
+    pthread_mutex_init(&a->series_mu, NULL);
+    a->series = mr_calloc(API_SERIES_MAX, sizeof(api_series));
+    if (a->series == NULL) {
+        mr_api_free(a);
+        MR_BAIL(MR_ERR_INTERNAL, "out of memory");
+    }
     (void)snprintf(a->version, sizeof(a->version), "%s", cfg->version ? cfg->version : "");
     (void)snprintf(a->commit, sizeof(a->commit), "%s", cfg->commit ? cfg->commit : "");
     if ((cfg->client_listener >= 0 && !mr_ok(api_register_rest(a))) ||
@@ -103,6 +130,8 @@ void mr_api_free(mr_api *a)
     for (size_t i = 0; i < a->ev_cap; i++)
         mr_buf_free(&a->events[i].quote);
     mr_free(a->events);
+    mr_free(a->series);
     pthread_mutex_destroy(&a->ev_mu);
+    pthread_mutex_destroy(&a->series_mu);
     mr_free(a);
 }

@@ -16,13 +16,25 @@ typedef struct api_event {
     mr_buf quote;
 } api_event;
 
+/* Per (marble type, UUID) activation counters for /metrics (spec §11.1). The label values come
+ * from unauthenticated requests, so the number of series is bounded; later series are counted
+ * under type="", uuid="" (overflow). */
+#define API_SERIES_MAX 4096
+typedef struct api_series {
+    char type[128];
+    char uuid[64];
+    unsigned long long total;
+    unsigned long long success;
+} api_series;
+
 struct mr_api {
     mr_api_config cfg;
     pthread_mutex_t ev_mu;
     api_event *events;
     size_t ev_cap, ev_head, ev_count;
-    atomic_ullong activations_total;
-    atomic_ullong activations_success;
+    pthread_mutex_t series_mu;
+    api_series *series;
+    size_t n_series;
     char version[64];
     char commit[64];
 };
@@ -34,6 +46,8 @@ MR_RESULT api_register_extras(mr_api *a);
 MR_RESULT api_register_mesh(mr_api *a);
 MR_RESULT api_register_observe(mr_api *a);
 void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote);
+/* Counts an activation attempt (success = false) or a success for the series. */
+void api_count_activation(mr_api *a, const char *type, const char *uuid, bool success);
 
 /* Authenticates the request's client certificates as a manifest user (spec §4.4). On failure
  * the request is completed with 401 (v1 error / v2 fail envelope) and false is returned. */

@@ -64,7 +64,6 @@ static void h_activate(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
     mr_slice body = mr_srv_req_body(r);
-    atomic_fetch_add(&a->activations_total, 1);
     Rpc__ActivationReq *req = rpc__activation_req__unpack(NULL, body.len, body.ptr);
     if (req == NULL) {
         mr_srv_grpc_fail(r, 13, "grpc: error unmarshalling request: invalid protobuf message");
@@ -76,6 +75,7 @@ static void h_activate(mr_srv_request *r, void *arg)
         .marble_type = req->marbletype,
         .uuid = req->uuid,
     };
+    api_count_activation(a, req->marbletype, req->uuid, false);
     if (mr_srv_req_peer_cert_count(r) > 0)
         creq.peer_cert = mr_srv_req_peer_cert(r, 0);
     mr_core_activation_resp resp;
@@ -86,7 +86,7 @@ static void h_activate(mr_srv_request *r, void *arg)
     } else if (!mr_ok(build_resp(&resp, &msg))) {
         mr_srv_grpc_fail(r, 13, "out of memory");
     } else {
-        atomic_fetch_add(&a->activations_success, 1);
+        api_count_activation(a, req->marbletype, req->uuid, true);
         api_record_event(a, resp.marble_type, resp.uuid, creq.quote);
         mr_srv_grpc_reply_msg(r, &msg.resp.base);
     }

@@ -5,6 +5,28 @@
 #include "common/codec.h"
 #include "coordinator/api/api_int.h"
 
+static mr_result activation_series(mr_api *a, mr_buf *out)
+{
+    static const char *const names[2] = {"coordinator_marble_activations_total",
+                                         "coordinator_marble_activations_success_total"};
+    static const char *const help[2] = {"Number of marble activation attempts",
+                                        "Number of successful marble activations"};
+    mr_result res = MR_SUCCESS;
+    pthread_mutex_lock(&a->series_mu);
+    for (int k = 0; k < 2 && mr_ok(res); k++) {
+        res = mr_srv_prom_family(out, names[k], "counter", help[k]);
+        for (size_t i = 0; i < API_SERIES_MAX && mr_ok(res); i++) {
+            const api_series *s = &a->series[i];
+            if (i >= a->n_series && !(i == API_SERIES_MAX - 1 && (s->total || s->success)))
+                continue;
+            res = mr_srv_prom_sample(out, names[k], (double)(k == 0 ? s->total : s->success), "type",
+                                     s->type, "uuid", s->uuid, NULL);
+        }
+    }
+    pthread_mutex_unlock(&a->series_mu);
+    return res;
+}
+
 static void h_metrics(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
@@ -21,17 +43,7 @@ static void h_metrics(mr_srv_request *r, void *arg)
     if (mr_ok(res))
         res = mr_srv_prom_sample(&out, "coordinator_state", state, NULL);
     if (mr_ok(res))
-        res = mr_srv_prom_family(&out, "coordinator_marble_activations_total", "counter",
-                                 "Number of marble activation attempts");
-    if (mr_ok(res))
-        res = mr_srv_prom_sample(&out, "coordinator_marble_activations_total",
-                                 (double)atomic_load(&a->activations_total), NULL);
-    if (mr_ok(res))
-        res = mr_srv_prom_family(&out, "coordinator_marble_activations_success_total", "counter",
-                                 "Number of successful marble activations");
-    if (mr_ok(res))
-        res = mr_srv_prom_sample(&out, "coordinator_marble_activations_success_total",
-                                 (double)atomic_load(&a->activations_success), NULL);
+        res = activation_series(a, &out);
     if (mr_ok(res))
         res = mr_srv_metrics_render(a->cfg.srv, &out);
     if (mr_ok(res))
