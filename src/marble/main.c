@@ -5,10 +5,11 @@
  *
  *   marblerun-premain [--] [program [args...]]
  *
- * The program to execute is `program` when given (as Gramine's premain execs loader.argv[0]),
- * else the manifest's Argv[0] (looked up in PATH when it has no '/'). The program's argv is
- * the manifest's Argv, or, when that is empty, `program args...`. Any failure exits with
- * status 1 before anything is applied or executed.
+ * The program to execute and its argv are chosen by mr_marble_plan_exec (marble_int.h): on a
+ * plain process `program` when given, else the manifest's Argv[0] (PATH lookup when it has no
+ * '/'), with the manifest's Argv or else `program args...`; under Gramine and Occlum as
+ * MarbleRun's premain-libos does. Any failure exits with status 1 before anything is applied
+ * or executed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -116,17 +117,10 @@ int main(int argc, char **argv)
     /* Decide what runs before anything is applied. */
     int rc = 1;
     char exe[PATH_MAX];
-    char **new_argv = params.argc > 0 ? params.argv : cmd;
-    size_t new_argc = params.argc > 0 ? params.argc : n_cmd;
-    const char *service = n_cmd > 0 ? cmd[0] : (new_argc > 0 ? new_argv[0] : NULL);
-    if (service == NULL) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                     "nothing to execute: the manifest has no Argv and no program was given "
-                     "after --");
-        rc = fail("activating marble failed");
-        goto out;
-    }
-    if (!mr_ok(resolve(service, exe, sizeof(exe)))) {
+    mr_marble_exec_plan plan = {0};
+    mr_marble_runtime rt = mr_marble_detect_runtime();
+    if (!mr_ok(mr_marble_plan_exec(rt, argv[0], cmd, n_cmd, &params, &plan)) ||
+        !mr_ok(resolve(plan.service, exe, sizeof(exe)))) {
         rc = fail("activating marble failed");
         goto out;
     }
@@ -134,25 +128,16 @@ int main(int argc, char **argv)
         rc = fail("applying the marble parameters failed");
         goto out;
     }
-    /* argv for execve: NULL-terminated (params.argv has room for it; cmd is argv's tail) */
-    char **exec_argv = mr_calloc(new_argc + 1, sizeof(char *));
-    if (exec_argv == NULL) {
-        mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "out of memory");
-        rc = fail("starting the application failed");
-        goto out;
-    }
-    for (size_t i = 0; i < new_argc; i++)
-        exec_argv[i] = new_argv[i];
     char line[PATH_MAX + 64];
     (void)snprintf(line, sizeof(line), "[PreMain] done with PreMain, executing %s", exe);
     mr_log_(MR_LOG_INFO, __FILE__, __LINE__, line, MR_F_FLOAT("elapsedMs", now_ms() - t0),
-            MR_F_END);
+            MR_F_STR("runtime", mr_marble_runtime_name(rt)), MR_F_END);
     (void)fflush(NULL);
-    execve(exe, exec_argv, environ);
+    execve(exe, plan.argv, environ);
     mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "execve %s: %s", exe, strerror(errno));
-    mr_free(exec_argv);
     rc = fail("starting the application failed");
 out:
+    mr_marble_exec_plan_clear(&plan);
     mr_marble_params_clear(&params);
     return rc;
 }

@@ -141,6 +141,35 @@ MR_RESULT mr_marble_pin_coordinator(const mr_marble_config *cfg, char *pin_out,
 MR_RESULT mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,
                                      char *pin_out, size_t pin_size);
 
+/* ---- what to execute (main.c) ---- */
+
+typedef enum mr_marble_runtime {
+    MR_RT_PLAIN = 0, /* a plain process, a confidential VM */
+    MR_RT_GRAMINE,   /* uname: Linux 3.10.0 #1 x86_64 (Gramine's fixed values) */
+    MR_RT_OCCLUM,    /* uname sysname "Occlum" */
+} mr_marble_runtime;
+
+mr_marble_runtime mr_marble_runtime_from_uname(const char *sysname, const char *release,
+                                               const char *version, const char *machine);
+mr_marble_runtime mr_marble_detect_runtime(void);
+const char *mr_marble_runtime_name(mr_marble_runtime rt);
+
+typedef struct mr_marble_exec_plan {
+    char *service; /* the file to execute (borrowed; PATH lookup when it has no '/') */
+    char **argv;   /* owned array, NULL-terminated; entries borrowed */
+    size_t argc;
+} mr_marble_exec_plan;
+
+/* The program and its argv (borrowing from argv0, cmd and p):
+ *   argv    = manifest Argv; else the premain's arguments after "--" (cmd); else, on Gramine
+ *             and Occlum, ["./marble"] as MarbleRun; on a plain process that is an error.
+ *   service = plain:   cmd[0], else manifest Argv[0]
+ *             Gramine: cmd[0], else the premain's own argv[0] (loader.argv[0], premain-libos)
+ *             Occlum:  argv[0], which must be absolute; the app's argv[0] becomes its basename */
+MR_RESULT mr_marble_plan_exec(mr_marble_runtime rt, char *argv0, char **cmd, size_t n_cmd,
+                              const mr_marble_params *p, mr_marble_exec_plan *out);
+void mr_marble_exec_plan_clear(mr_marble_exec_plan *plan);
+
 /* ---- the flow ---- */
 
 /* Steps 1-9 of §1.4 (key, certificate, UUID, CSR, quote, Activate, TTLS check) and the

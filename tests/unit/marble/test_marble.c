@@ -450,6 +450,64 @@ static void test_config_from_env(void **state)
     assert_int_equal(unsetenv("EDG_CWD"), 0);
 }
 
+/* ---- what the premain executes ---- */
+
+static void test_runtime_and_exec_plan(void **state)
+{
+    (void)state;
+    assert_int_equal(mr_marble_runtime_from_uname("Linux", "3.10.0", "1", "x86_64"), MR_RT_GRAMINE);
+    assert_int_equal(mr_marble_runtime_from_uname("Occlum", "0.31", "x", "x86_64"), MR_RT_OCCLUM);
+    assert_int_equal(mr_marble_runtime_from_uname("Linux", "6.1.0", "#1 SMP", "x86_64"), MR_RT_PLAIN);
+
+    char a0[] = "/usr/bin/marblerun-premain", c0[] = "/bin/app", c1[] = "x";
+    char *cmd[] = {c0, c1};
+    char m0[] = "/opt/bin/server", m1[] = "--port", m2[] = "80";
+    char *margv[] = {m0, m1, m2};
+    mr_marble_params with = {.argv = margv, .argc = 3};
+    mr_marble_params none = {0};
+    mr_marble_exec_plan plan;
+
+    /* plain: the given program runs with the manifest's argv; else the manifest's Argv[0] */
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_PLAIN, a0, cmd, 2, &with, &plan));
+    assert_string_equal(plan.service, "/bin/app");
+    assert_int_equal(plan.argc, 3);
+    assert_string_equal(plan.argv[0], "/opt/bin/server");
+    assert_null(plan.argv[3]);
+    mr_marble_exec_plan_clear(&plan);
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_PLAIN, a0, NULL, 0, &with, &plan));
+    assert_string_equal(plan.service, "/opt/bin/server");
+    mr_marble_exec_plan_clear(&plan);
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_PLAIN, a0, cmd, 2, &none, &plan));
+    assert_string_equal(plan.service, "/bin/app");
+    assert_int_equal(plan.argc, 2);
+    assert_string_equal(plan.argv[1], "x");
+    mr_marble_exec_plan_clear(&plan);
+    MR_ASSERT_FAIL(mr_marble_plan_exec(MR_RT_PLAIN, a0, NULL, 0, &none, &plan), MR_ERR_USAGE,
+                   "nothing to execute");
+
+    /* Gramine: premain-libos executes its own argv[0]; empty Argv means ["./marble"] */
+    char g0[] = "/app";
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_GRAMINE, g0, NULL, 0, &none, &plan));
+    assert_string_equal(plan.service, "/app");
+    assert_int_equal(plan.argc, 1);
+    assert_string_equal(plan.argv[0], "./marble");
+    mr_marble_exec_plan_clear(&plan);
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_GRAMINE, g0, NULL, 0, &with, &plan));
+    assert_string_equal(plan.service, "/app");
+    assert_string_equal(plan.argv[2], "80");
+    mr_marble_exec_plan_clear(&plan);
+
+    /* Occlum: the manifest's absolute Argv[0] runs, and sees its basename */
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_OCCLUM, a0, NULL, 0, &with, &plan));
+    assert_string_equal(plan.service, "/opt/bin/server");
+    assert_string_equal(plan.argv[0], "server");
+    assert_string_equal(plan.argv[1], "--port");
+    mr_marble_exec_plan_clear(&plan);
+    assert_string_equal(m0, "/opt/bin/server"); /* the params are not modified */
+    MR_ASSERT_FAIL(mr_marble_plan_exec(MR_RT_OCCLUM, a0, NULL, 0, &none, &plan), MR_ERR_USAGE,
+                   "invalid entrypoint definition in argv[0]");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_files_all_or_nothing, setup_dir, teardown_dir),
         cmocka_unit_test(test_grpc_framing),
         cmocka_unit_test(test_config_from_env),
+        cmocka_unit_test(test_runtime_and_exec_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
