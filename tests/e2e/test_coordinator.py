@@ -336,3 +336,49 @@ def test_metrics_and_health(running, softsgx):
                for l in findings), findings
     assert requests.get(base + "/healthz", timeout=10).status_code == 200
     assert requests.get(base + "/readyz", timeout=10).status_code == 200
+
+
+def test_refusal_log_names_tcb_status(tmp_path):
+    old = SoftSGX(tmp_path / "old-pki", tcb_status="OutOfDate")
+    c = Coordinator(tmp_path, old).start()
+    try:
+        c.set_manifest(manifest())
+        code, msg = rpc_error(lambda: Marble(old).activate(c, "server"))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "TCB level invalid: OutOfDate" in msg
+        refusals = [json.loads(l) for l in c.read_log().splitlines()
+                    if l.startswith("{") and "marble activation refused" in l]
+        assert refusals and refusals[-1]["tcbStatus"] == "OutOfDate"
+        assert refusals[-1]["marbleType"] == "server" and refusals[-1]["advisoryIDs"].startswith("INTEL-SA-")
+        # a package that accepts the status lets the same platform in
+        m = json.loads(manifest())
+        m["Packages"]["backend"]["AcceptedTCBStatuses"] = ["OutOfDate"]
+        c.stop()
+        c2 = Coordinator(tmp_path / "second", old)
+        c2.workdir.mkdir()
+        c2.start()
+        c2.set_manifest(json.dumps(m).encode())
+        Marble(old).activate(c2, "server")
+        c2.stop()
+    finally:
+        c.stop()
+
+
+def test_idle_connections_do_not_block_activations(running, softsgx):
+    import socket
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    idle = []
+    try:
+        for i in range(500):
+            s = socket.create_connection(("127.0.0.1", running.client_port if i % 2 else running.mesh_port), timeout=10)
+            if i % 2:
+                s = ctx.wrap_socket(s)  # half of them finish a TLS handshake and then sit idle
+            idle.append(s)
+        for _ in range(3):
+            assert Marble(softsgx).activate(running, "server", timeout=30).Parameters.Argv[0] == "./server"
+        assert running.status() == 3
+    finally:
+        for s in idle:
+            s.close()

@@ -46,6 +46,10 @@ typedef struct act {
     core_secret_set mine_prev; /* the same for the previous cycle */
     mr_tmpl_named_secret *cur_tab, *prev_tab;
     mr_tmpl_secret_table cur, prev;
+    /* for the refusal log line: the quote's TCB verdict when it verified */
+    bool verified;
+    char tcb_status[48];
+    char advisories[512];
 } act;
 
 static void act_free(act *a)
@@ -112,7 +116,22 @@ static void package_policy(const mr_manifest_package *p, mr_attest_package *out,
 }
 
 /* §5.5: verify the quote, bind it to the TLS certificate, check the package. */
-static mr_result validate_quote(mr_core *c, const act *a, const mr_core_activation_req *req,
+static void note_tcb(act *a, const mr_attest_claims *claims)
+{
+    size_t off = 0;
+    a->verified = true;
+    (void)snprintf(a->tcb_status, sizeof(a->tcb_status), "%s", mr_tcb_status_name(claims->tcb.status));
+    a->advisories[0] = '\0';
+    for (size_t i = 0; i < claims->tcb.advisory_count && off < sizeof(a->advisories); i++) {
+        int n = snprintf(a->advisories + off, sizeof(a->advisories) - off, "%s%s", i ? "," : "",
+                         claims->tcb.advisories[i]);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+static mr_result validate_quote(mr_core *c, act *a, const mr_core_activation_req *req,
                                 mr_attest_claims *claims)
 {
     const char *tcb[16];
@@ -120,6 +139,7 @@ static mr_result validate_quote(mr_core *c, const act *a, const mr_core_activati
     mr_attest_package pol;
     if (!mr_ok(mr_dcap_verify(req->quote.ptr, req->quote.len, &c->cfg.verify, claims)))
         return fail_with(MR_ERR_ATTESTATION, "verifying quote");
+    note_tcb(a, claims);
     package_policy(a->pkg, &pol, tcb, adv);
     MR_GUARD(mr_policy_check_tcb(claims, pol.accepted_tcb_statuses, pol.accepted_tcb_status_count,
                                  pol.accepted_advisories, pol.accepted_advisory_count, NULL));
@@ -700,7 +720,12 @@ mr_result mr_core_activate(mr_core *c, const mr_core_activation_req *req,
     mr_buf_init(&a.pub_der, 0, 0);
     a.e = core_epoch_get(c);
     mr_result r = activate(c, &a, req, resp);
-    if (!mr_ok(r)) {
+    if (!mr_ok(r) && a.verified) {
+        MR_LOG_WARN("marble activation refused", MR_F_STR("marbleType", req->marble_type),
+                    MR_F_STR("uuid", req->uuid), MR_F_ERR(), MR_F_STR("tcbStatus", a.tcb_status),
+                    MR_F_STR("advisoryIDs", a.advisories));
+        mr_core_activation_resp_free(resp);
+    } else if (!mr_ok(r)) {
         MR_LOG_WARN("marble activation refused", MR_F_STR("marbleType", req->marble_type),
                     MR_F_STR("uuid", req->uuid), MR_F_ERR());
         mr_core_activation_resp_free(resp);
