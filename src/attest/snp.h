@@ -157,8 +157,11 @@ MR_RESULT mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out);
  *         report's SIGNING_KEY).
  *  chain: optional: the ASK (or ASVK) and/or the ARK, e.g. KDS `cert_chain` (PEM, ASK then
  *         ARK) or a single DER certificate. An ARK copy in here must match a pinned root
- *         by public key; it is never used as the trust anchor itself. When no ASK is given,
- *         the compiled-in ASK of the product is used (VCEK only).
+ *         by public key and carry a valid self-signature; it is never used as the trust
+ *         anchor itself. When no ASK is given, the compiled-in ASK of the product is used
+ *         (VCEK only; a VLEK needs its ASVK in the evidence).
+ *  chain2: optional: one more certificate source, same rules as chain (a certificate
+ *         table gives the ASK and the ARK as two separate DER blobs). 
  *  crl:   optional: AMD's KDS CRL (DER or PEM), issued by the ARK and listing revoked
  *         ASKs/ASVKs. When given it must name the anchoring ARK as issuer, be signed by it,
  *         be current at T (thisUpdate <= T <= nextUpdate, nextUpdate present), and must not
@@ -167,8 +170,16 @@ typedef struct mr_snp_evidence {
     mr_slice report;
     mr_slice vek;
     mr_slice chain;
+    mr_slice chain2;
     mr_slice crl;
 } mr_snp_evidence;
+
+/* Evidence from a configfs-tsm report: outblob (the report) and the parsed auxblob. Picks
+ * the VCEK or the VLEK by the report's SIGNING_KEY (the report is parsed for that; errors
+ * as mr_snp_report_parse), the ASK as chain and the ARK as chain2. Slices borrow from
+ * report and from the table's blob. */
+MR_RESULT mr_snp_evidence_from_tsm(mr_slice report, const mr_snp_cert_table *certs,
+                                   mr_snp_evidence *out);
 
 typedef struct mr_snp_verify_opts {
     /* Verification time, UNIX seconds. 0 = now (wall clock). Tests always pass a time. */
@@ -202,12 +213,15 @@ MR_RESULT mr_snp_verify(const mr_snp_evidence *ev, const mr_snp_verify_opts *opt
  * certifies REPORTED_TCB; use mr_snp_policy.min_tcb for a TCB floor). */
 void mr_snp_claims_to_attest(const mr_snp_claims *in, mr_attest_claims *out);
 
-/* Expected values. Every check is off when its field is zero/NULL/false, except DEBUG,
- * which is refused unless allow_debug is set, and MIGRATE_MA, refused unless
- * allow_migration_agent is set. */
+/* Expected values. Nothing weak is a silent default:
+ *  - MEASUREMENT must be one of `measurements`; an empty list is refused unless
+ *    allow_any_measurement is set;
+ *  - DEBUG is refused unless allow_debug, MIGRATE_MA unless allow_migration_agent.
+ * The remaining checks are off when their field is zero/NULL/false. */
 typedef struct mr_snp_policy {
     const uint8_t (*measurements)[48]; /* accepted launch measurements (any one matches) */
     size_t n_measurements;
+    bool allow_any_measurement;
     bool allow_debug;
     bool allow_migration_agent;
     bool check_vmpl;

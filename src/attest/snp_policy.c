@@ -39,8 +39,11 @@ static mr_result check_tcb(const mr_snp_policy *pol, const mr_snp_report *r)
 
 static mr_result check_measurement(const mr_snp_policy *pol, const mr_snp_report *r)
 {
-    if (pol->n_measurements == 0)
+    if (pol->n_measurements == 0) {
+        MR_ENSURE(pol->allow_any_measurement, MR_ERR_ATTESTATION,
+                  "SNP policy: no expected MEASUREMENT configured");
         return MR_SUCCESS;
+    }
     MR_ENSURE_REF(pol->measurements);
     for (size_t i = 0; i < pol->n_measurements; i++)
         if (memcmp(pol->measurements[i], r->measurement, sizeof(r->measurement)) == 0)

@@ -273,3 +273,18 @@ mr_result mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out)
     *out = t;
     return MR_SUCCESS;
 }
+
+mr_result mr_snp_evidence_from_tsm(mr_slice report, const mr_snp_cert_table *certs,
+                                   mr_snp_evidence *out)
+{
+    MR_ENSURE_REF(certs);
+    MR_ENSURE_REF(out);
+    mr_snp_report r;
+    MR_GUARD(mr_snp_report_parse(report.ptr, report.len, &r));
+    mr_snp_evidence ev = {.report = report, .chain = certs->ask, .chain2 = certs->ark};
+    ev.vek = r.signing_key == MR_SNP_KEY_VLEK ? certs->vlek : certs->vcek;
+    MR_ENSURE(ev.vek.len > 0, MR_ERR_ATTESTATION, "SNP certificates: the table has no %s",
+              r.signing_key == MR_SNP_KEY_VLEK ? "VLEK" : "VCEK");
+    *out = ev;
+    return MR_SUCCESS;
+}

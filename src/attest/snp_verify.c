@@ -605,6 +605,8 @@ static mr_result load_evidence(vctx *v, const mr_snp_evidence *ev, const mr_snp_
     MR_GUARD_OUT(load_anchors(v, o));
     if (ev->chain.len > 0)
         MR_GUARD_OUT(load_certs(ev->chain, "the chain", given));
+    if (ev->chain2.len > 0)
+        MR_GUARD_OUT(load_certs(ev->chain2, "the chain", given));
     MR_GUARD_OUT(sort_chain(v, given));
     res = MR_SUCCESS;
 out:

@@ -261,7 +261,11 @@ static void test_policy(void **state)
     mr_snp_policy p = {0};
     MR_ASSERT_FAIL(mr_snp_policy_check(&p, &c), MR_ERR_ATTESTATION, "allows debugging");
     p.allow_debug = true;
+    MR_ASSERT_FAIL(mr_snp_policy_check(&p, &c), MR_ERR_ATTESTATION,
+                   "no expected MEASUREMENT configured");
+    p.allow_any_measurement = true;
     MR_ASSERT_OK(mr_snp_policy_check(&p, &c));
+    p.allow_any_measurement = false;
 
     uint8_t ms[2][48];
     memset(ms[0], 0xaa, 48);
@@ -711,16 +715,21 @@ static void test_cert_table(void **state)
     assert_int_equal(t.ark.len, ark.der.len);
     assert_int_equal(t.vlek.len, 0);
 
-    /* verify with what the table gave: ASK and ARK as one DER each -> pass them as PEM */
-    mr_buf chain;
-    mr_buf_init(&chain, 0, 0);
-    MR_ASSERT_OK(mr_pem_encode_buf("CERTIFICATE", t.ask.ptr, t.ask.len, &chain));
-    MR_ASSERT_OK(mr_pem_encode_buf("CERTIFICATE", t.ark.ptr, t.ark.len, &chain));
-    mr_snp_evidence ev = {.report = mr_buf_slice(&v.report), .vek = t.vcek, .chain = mr_buf_slice(&chain)};
-    mr_snp_verify_opts o = {.time = T_V2};
+    /* verify with what the table gave (configfs-tsm outblob + auxblob) */
+    mr_snp_evidence ev;
+    MR_ASSERT_OK(mr_snp_evidence_from_tsm(mr_buf_slice(&v.report), &t, &ev));
+    assert_ptr_equal(ev.vek.ptr, t.vcek.ptr);
+    assert_ptr_equal(ev.chain.ptr, t.ask.ptr);
+    assert_ptr_equal(ev.chain2.ptr, t.ark.ptr);
+    mr_snp_verify_opts o = {.time = T_V2, .product = MR_SNP_PRODUCT_MILAN};
     mr_snp_claims c;
     MR_ASSERT_OK(mr_snp_verify(&ev, &o, &c));
-    mr_buf_free(&chain);
+    /* the report is VCEK-signed; a table with only a VLEK does not do */
+    mr_snp_cert_table only_vlek = {.vlek = t.vcek};
+    MR_ASSERT_FAIL(mr_snp_evidence_from_tsm(mr_buf_slice(&v.report), &only_vlek, &ev),
+                   MR_ERR_ATTESTATION, "the table has no VCEK");
+    MR_ASSERT_FAIL(mr_snp_evidence_from_tsm(MR_SLICE(v.report.data, 100), &t, &ev),
+                   MR_ERR_ATTESTATION, "truncated");
 
     /* no terminator */
     uint8_t unterminated[30] = {0};
