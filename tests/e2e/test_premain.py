@@ -101,6 +101,11 @@ def test_missing_marble_type_is_fatal(sim, tmp_path):
     assert r.returncode == 1
     assert "environment variable not set: EDG_MARBLE_TYPE" in r.stderr
     assert not started(tmp_path)
+    r = run_premain(sim, tmp_path, marble_type="", args=["/bin/sh", "-c", DUMP], env={"EDG_LOG_FORMAT": "json"})
+    assert r.returncode == 1
+    last = json.loads(r.stderr.strip().splitlines()[-1])
+    assert last["level"] == "fatal" and last["msg"] == "environment variable not set: EDG_MARBLE_TYPE"
+    assert not started(tmp_path)
 
 
 def test_files_env_argv_applied_then_exec(sim, tmp_path):
