@@ -225,7 +225,7 @@ mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
     MR_ENSURE(rep->security_version >= era->security_version, MR_ERR_ATTESTATION,
               "invalid SecurityVersion: enclave has %u, config requires at least %llu",
               rep->security_version, (unsigned long long)era->security_version);
-    MR_ENSURE(era->product_id == 0 || rep->product_id == era->product_id, MR_ERR_ATTESTATION,
+    MR_ENSURE(rep->product_id == era->product_id, MR_ERR_ATTESTATION,
               "invalid ProductID: enclave has %u, config requires %u", rep->product_id,
               era->product_id);
     MR_ENSURE(!rep->debug || era->debug, MR_ERR_ATTESTATION, "debug enclave not allowed");

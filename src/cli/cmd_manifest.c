@@ -238,7 +238,6 @@ static mr_result run_get(mr_cli *cli, int argc, char **argv)
         }
         if (out_file[0] != '\0') {
             MR_GUARD_OUT(mr_cli_write_file(out_file, what->data, what->len));
-            printf("Manifest written to: %s\n", out_file);
         } else {
             printf("%.*s\n", (int)what->len, what->len > 0 ? (const char *)what->data : "");
         }

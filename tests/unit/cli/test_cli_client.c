@@ -101,6 +101,9 @@ static void test_era_check(void **state)
     e.unique_id_len = 32;
     memset(e.unique_id, 0xab, 32);
     e.security_version = 0;
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+                   "invalid ProductID"); /* compared even when 0, as MarbleRun does */
+    e.product_id = 3;
     MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n"));
     e.unique_id_len = 31;
     MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
