@@ -328,8 +328,8 @@ def test_full_flow(coord, cli, tmp_path):
     got = json.loads(p.stdout)
     assert base64.b64decode(got["userKey"]["Private"]) == key and got["sharedKey"]["Type"] == "symmetric-key"
     p = cli("secret", "get", "userKey", addr(coord), *A, check=True)
-    assert p.stdout == ("userKey:\n\tType:         symmetric-key\n\tUserDefined:  true\n\tSize:         0\n"
-                        f"\tKey:          [{' '.join(str(b) for b in key)}]\n") or "\tKey:          [0 1 2" in p.stdout
+    assert p.stdout == ("userKey:\n\tType:         symmetric-key\n\tUserDefined:  true\n\tSize:         128\n"
+                        f"\tKey:          [{' '.join(str(b) for b in key)}]\n")
     p = cli("secret", "get", "userCert", addr(coord), *A, check=True)
     assert "\tCertificate:  -----BEGIN CERTIFICATE-----" in p.stdout and "\tPrivate Key:  [" in p.stdout
     p = cli("secret", "get", "userKey", addr(coord), *A, "-o", "out.json", check=True)
@@ -347,7 +347,7 @@ def test_full_flow(coord, cli, tmp_path):
     # update log and package update
     p = cli("manifest", "log", addr(coord), check=True)
     assert p.stdout.startswith("Successfully verified Coordinator, now requesting update log\nUpdate log:\n{")
-    assert "Initial manifest set" in p.stdout and "secret set" not in p.stdout.lower() or True
+    assert "Initial manifest set" in p.stdout
     (cli.dir / "upd.json").write_text(json.dumps({"Packages": {"pkg": {"SecurityVersion": 4}}}))
     p = cli("manifest", "update", "apply", "upd.json", addr(coord), *A, check=True)
     assert p.stdout == "Update manifest set successfully\n"
