@@ -114,6 +114,7 @@ mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
         (cfg->client_listener >= 0 && !mr_ok(api_register_secrets(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_updates(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_extras(a))) ||
+        (cfg->client_listener >= 0 && !mr_ok(api_register_recovery(a))) ||
         (cfg->mesh_listener >= 0 && !mr_ok(api_register_mesh(a))) ||
         (cfg->metrics_listener >= 0 && !mr_ok(api_register_observe(a)))) {
         mr_api_free(a);

@@ -45,6 +45,7 @@ MR_RESULT api_register_updates(mr_api *a);
 MR_RESULT api_register_extras(mr_api *a);
 MR_RESULT api_register_mesh(mr_api *a);
 MR_RESULT api_register_observe(mr_api *a);
+MR_RESULT api_register_recovery(mr_api *a);
 void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote);
 /* Counts an activation attempt (success = false) or a success for the series. */
 void api_count_activation(mr_api *a, const char *type, const char *uuid, bool success);

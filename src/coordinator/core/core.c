@@ -5,6 +5,7 @@
 #include "common/codec.h"
 #include "common/log.h"
 #include "coordinator/core/core_int.h"
+#include "coordinator/core/recovery.h"
 #include "crypto/hash.h"
 #include "crypto/x509.h"
 
@@ -148,6 +149,7 @@ void mr_core_free(mr_core *c)
     if (c == NULL)
         return;
     core_epoch_put(c->epoch);
+    core_recovery_free(c->recovery);
     mr_store_close(c->store);
     mr_sealer_free(c->sealer);
     for (size_t i = 0; i < c->n_dns; i++)

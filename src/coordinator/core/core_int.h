@@ -118,6 +118,7 @@ struct mr_core {
     pthread_mutex_t types_mu;
     core_type_lock **types;
     size_t n_types;
+    struct core_recovery *recovery; /* recovery in progress (recovery.c); under `writer` */
 };
 
 /* ---- epochs (epoch.c) ---- */

@@ -5,6 +5,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "coordinator/core/core_int.h"
+#include "coordinator/core/recovery.h"
 
 static int cmp_secret(const void *a, const void *b)
 {
@@ -75,7 +76,7 @@ mr_result core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **ne
     MR_GUARD_OUT(mr_sealer_create(c->sealer, c->cfg.store_opts, &emb));
     MR_GUARD_OUT(mr_store_copy_all(*next, emb));
     MR_GUARD_OUT(mr_sealer_export_dek(c->sealer, &dek));
-    MR_GUARD_OUT(core_recovery_secrets(m, mr_buf_slice(&dek), out));
+    MR_GUARD_OUT(core_recovery_issue(c, m, mr_buf_slice(&dek), out));
     MR_GUARD_OUT(core_epoch_from_store(c, emb, prev, &e));
     mr_store_close(c->store);
     c->store = emb;
