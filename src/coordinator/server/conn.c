@@ -16,7 +16,7 @@ static void arm(mr_srv_conn *c, unsigned ms)
 {
     if (c->timer == NULL)
         return;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = mr_srv_tv(ms);
     evtimer_add(c->timer, &tv);
 }
 

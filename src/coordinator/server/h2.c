@@ -17,7 +17,7 @@ static void arm_timer(mr_srv_conn *c, unsigned ms)
 {
     if (c->timer == NULL)
         return;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = mr_srv_tv(ms);
     evtimer_add(c->timer, &tv);
 }
 
@@ -253,8 +253,9 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
 /* nghttp2 takes non-const pointers but copies the bytes (no NO_COPY flags). */
 static nghttp2_nv mknv(const char *n, const char *v)
 {
-    nghttp2_nv nv = {(uint8_t *)(uintptr_t)n, (uint8_t *)(uintptr_t)v, strlen(n), strlen(v),
-                     NGHTTP2_NV_FLAG_NONE};
+    nghttp2_nv nv = {NULL, NULL, strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE};
+    memcpy(&nv.name, &n, sizeof(nv.name));
+    memcpy(&nv.value, &v, sizeof(nv.value));
     return nv;
 }
 

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/time.h>
 
 #include <event2/event.h>
 #include <event2/buffer.h>
@@ -361,6 +362,13 @@ struct mr_srv {
 };
 
 uint64_t mr_srv_now_ns(void);
+
+static inline struct timeval mr_srv_tv(unsigned ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000u),
+                         .tv_usec = (suseconds_t)(ms % 1000u) * (suseconds_t)1000};
+    return tv;
+}
 void mr_srv_conn_gone(mr_srv *s);
 void mr_srv_check_stopped(mr_srv *s);
 

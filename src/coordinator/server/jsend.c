@@ -67,8 +67,15 @@ MR_RESULT mr_srv_json_quote(mr_buf *out, const char *s, size_t n)
             char e[2] = {'\\', (char)r};
             MR_GUARD(mr_buf_append(out, e, 2));
         } else if (r == '\n' || r == '\r' || r == '\t' || r == '\b' || r == '\f') {
-            char e[2] = {'\\', r == '\n' ? 'n' : r == '\r' ? 'r' : r == '\t' ? 't'
-                                           : r == '\b' ? 'b' : 'f'};
+            char e[2] = {'\\', 'f'};
+            if (r == '\n')
+                e[1] = 'n';
+            else if (r == '\r')
+                e[1] = 'r';
+            else if (r == '\t')
+                e[1] = 't';
+            else if (r == '\b')
+                e[1] = 'b';
             MR_GUARD(mr_buf_append(out, e, 2));
         } else if (r < 0x20 || r == '<' || r == '>' || r == '&') {
             char e[6] = {'\\', 'u', '0', '0', hex[r >> 4], hex[r & 15]};

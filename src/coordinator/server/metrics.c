@@ -144,7 +144,7 @@ MR_RESULT mr_srv_render_grpc(mr_srv_grpc_metrics *const *g, size_t n, mr_buf *ou
                     MR_GUARD(mr_srv_prom_sample(out, fam[f][0], (double)ld(&m->handled[c]),
                                                 "grpc_code", mr_srv_grpc_code_name(c),
                                                 "grpc_method", m->method, "grpc_service",
-                                                m->service, "grpc_type", "unary", NULL));
+                                                m->service, "grpc_type", "unary", MR_SRV_PROM_END));
                 continue;
             }
             unsigned long long v = f == 1 ? ld(&m->msg_received)
@@ -152,7 +152,7 @@ MR_RESULT mr_srv_render_grpc(mr_srv_grpc_metrics *const *g, size_t n, mr_buf *ou
                                             : ld(&m->started);
             MR_GUARD(mr_srv_prom_sample(out, fam[f][0], (double)v, "grpc_method", m->method,
                                         "grpc_service", m->service, "grpc_type", "unary",
-                                        NULL));
+                                        MR_SRV_PROM_END));
         }
     }
     return MR_SUCCESS;
@@ -174,9 +174,9 @@ static mr_result render_hist(mr_buf *out, const char *base, const mr_srv_hist *h
             snprintf(le, sizeof(le), "+Inf");
         if (method != NULL)
             MR_GUARD(mr_srv_prom_sample(out, name, (double)cum, "method", method, "path", path,
-                                        "le", le, NULL));
+                                        "le", le, MR_SRV_PROM_END));
         else
-            MR_GUARD(mr_srv_prom_sample(out, name, (double)cum, "path", path, "le", le, NULL));
+            MR_GUARD(mr_srv_prom_sample(out, name, (double)cum, "path", path, "le", le, MR_SRV_PROM_END));
     }
     double sum = (double)ld(&h->sum_micro) / 1e6;
     const char *sfx[2] = {"_sum", "_count"};
@@ -184,9 +184,9 @@ static mr_result render_hist(mr_buf *out, const char *base, const mr_srv_hist *h
         snprintf(name, sizeof(name), "%s%s", base, sfx[k]);
         double v = k == 0 ? sum : (double)ld(&h->count);
         if (method != NULL)
-            MR_GUARD(mr_srv_prom_sample(out, name, v, "method", method, "path", path, NULL));
+            MR_GUARD(mr_srv_prom_sample(out, name, v, "method", method, "path", path, MR_SRV_PROM_END));
         else
-            MR_GUARD(mr_srv_prom_sample(out, name, v, "path", path, NULL));
+            MR_GUARD(mr_srv_prom_sample(out, name, v, "path", path, MR_SRV_PROM_END));
     }
     return MR_SUCCESS;
 }
@@ -208,7 +208,7 @@ static mr_result render_http_counts(mr_srv_http_metrics *const *h, size_t n, mr_
             MR_GUARD(mr_srv_prom_sample(out, HTTP_PREFIX "request_total",
                                         (double)ld(&h[i]->count[s]), "code", code, "method",
                                         mr_srv_method_name((int)(key & 15u)), "path",
-                                        h[i]->path, NULL));
+                                        h[i]->path, MR_SRV_PROM_END));
         }
     }
     return MR_SUCCESS;
@@ -221,7 +221,7 @@ MR_RESULT mr_srv_render_http(mr_srv_http_metrics *const *h, size_t n, mr_buf *ou
     for (size_t i = 0; i < n; i++)
         MR_GUARD(mr_srv_prom_sample(out, HTTP_PREFIX "in_flight_requests",
                                     (double)atomic_load(&h[i]->in_flight), "path", h[i]->path,
-                                    NULL));
+                                    MR_SRV_PROM_END));
     MR_GUARD(mr_srv_prom_family(out, HTTP_PREFIX "request_duration_histogram_seconds",
                                 "histogram", "Latency of HTTP requests in seconds."));
     for (size_t i = 0; i < n; i++)

@@ -83,8 +83,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
             mr_srv_conn_stop(c);
             c = next;
         }
-        struct timeval tv = {.tv_sec = s->limits.stop_grace_ms / 1000,
-                             .tv_usec = (s->limits.stop_grace_ms % 1000) * 1000};
+        struct timeval tv = mr_srv_tv(s->limits.stop_grace_ms);
         evtimer_add(s->stop_timer, &tv);
         mr_srv_check_stopped(s);
     }
@@ -199,7 +198,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     /* Out of descriptors and the like: pause instead of spinning on a readable socket. */
     if (!s->stopping && !s->accepting_paused) {
         set_accepting(s, false);
-        struct timeval tv = {.tv_sec = 0, .tv_usec = 200 * 1000};
+        struct timeval tv = mr_srv_tv(200);
         evtimer_add(s->accept_retry, &tv);
     }
 }
@@ -265,6 +264,7 @@ static struct evconnlistener *bind_listener(mr_srv *s, mr_srv_listener *l, const
     }
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
+    memset(&bound, 0, sizeof(bound));
     if (getsockname(evconnlistener_get_fd(evl), (struct sockaddr *)&bound, &blen) == 0)
         l->port = ntohs(bound.ss_family == AF_INET6
                             ? ((struct sockaddr_in6 *)&bound)->sin6_port
@@ -436,9 +436,16 @@ out:
     return res;
 }
 
+static void ignore_sigpipe(void)
+{
+    /* Writes to a closed peer must fail with EPIPE, not end the process. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        MR_LOG_WARN("cannot ignore SIGPIPE");
+}
+
 MR_RESULT mr_srv_handle_signals(mr_srv *s)
 {
-    signal(SIGPIPE, SIG_IGN);
+    ignore_sigpipe();
     if (s->sig_term != NULL)
         return MR_SUCCESS;
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
@@ -451,7 +458,7 @@ MR_RESULT mr_srv_handle_signals(mr_srv *s)
 
 MR_RESULT mr_srv_run(mr_srv *s, bool handle_signals)
 {
-    signal(SIGPIPE, SIG_IGN);
+    ignore_sigpipe();
     if (handle_signals)
         MR_GUARD(mr_srv_handle_signals(s));
     int rv = event_base_dispatch(s->base);

@@ -230,8 +230,11 @@ MR_API MR_RESULT mr_srv_metrics_render(const mr_srv *s, mr_buf *out);
  * coordinator_state): a "# HELP"/"# TYPE" header, then samples. */
 MR_API MR_RESULT mr_srv_prom_family(mr_buf *out, const char *name, const char *type,
                                     const char *help);
-/* One sample line; after the value come label pairs "k1", "v1", "k2", "v2", ..., NULL
- * (values are escaped). Example: mr_srv_prom_sample(b, "coordinator_state", 2, NULL). */
-MR_API MR_RESULT mr_srv_prom_sample(mr_buf *out, const char *name, double value, ...);
+/* One sample line; after the value come label pairs "k1", "v1", "k2", "v2", ..., ended by
+ * MR_SRV_PROM_END (values are escaped). Example:
+ *   mr_srv_prom_sample(b, "coordinator_state", 2, MR_SRV_PROM_END) */
+#define MR_SRV_PROM_END ((const char *)NULL)
+MR_API MR_RESULT mr_srv_prom_sample(mr_buf *out, const char *name, double value, ...)
+    __attribute__((sentinel));
 
 #endif

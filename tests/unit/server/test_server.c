@@ -457,8 +457,8 @@ static void test_metrics_render(void **state)
     MR_ASSERT_OK(mr_srv_render_grpc(&gm, 1, &b));
     MR_ASSERT_OK(mr_srv_render_http(&hm, 1, &b));
     MR_ASSERT_OK(mr_srv_prom_family(&b, "coordinator_state", "gauge", "State."));
-    MR_ASSERT_OK(mr_srv_prom_sample(&b, "coordinator_state", 2, NULL));
-    MR_ASSERT_OK(mr_srv_prom_sample(&b, "x_info", 0, "version", "1.9\"\\\n", NULL));
+    MR_ASSERT_OK(mr_srv_prom_sample(&b, "coordinator_state", 2, MR_SRV_PROM_END));
+    MR_ASSERT_OK(mr_srv_prom_sample(&b, "x_info", 0, "version", "1.9\"\\\n", MR_SRV_PROM_END));
     const char *text = bufstr(&b);
     const char *want[] = {
         "# TYPE grpc_server_started_total counter\n",
