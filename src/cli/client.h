@@ -173,6 +173,9 @@ MR_RESULT mr_cli_sha256_hex(const void *data, size_t len, char hex[65]);
 MR_RESULT mr_cli_save_recovery(const char *file, json_t *secrets);
 /* Fails with cobra's text unless the string flag is set. */
 MR_RESULT mr_cli_require_flag(const mr_cli *cli, const char *name);
+/* Wipes every string value inside v (recursively) before it is released: for JSON documents
+ * that carried secrets (user secrets, recovery secrets). NULL-safe. */
+void mr_cli_json_wipe(json_t *v);
 /* True when the -o/--output flag asks for JSON on stdout ("-o json"). */
 bool mr_cli_want_json(const mr_cli *cli);
 

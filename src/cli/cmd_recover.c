@@ -115,12 +115,7 @@ static mr_result upload(const mr_cli_conn *c, const mr_buf *secret, const mr_buf
                (long long)n);
     res = MR_SUCCESS;
 out:
-    if (body != NULL) {
-        /* the JSON strings hold the secret in base64 */
-        json_t *v = json_object_get(body, "recoverySecret");
-        if (json_is_string(v))
-            OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v), json_string_length(v));
-    }
+    mr_cli_json_wipe(body); /* the secret in base64 */
     json_decref(body);
     json_decref(data);
     return res;

@@ -50,6 +50,8 @@ static mr_result secret_from_pem(const char *name, const mr_buf *file, json_t **
     MR_ENSURE_ALLOC_OUT(*out);
     res = MR_SUCCESS;
 out:
+    if (!mr_ok(res))
+        mr_cli_json_wipe(s);
     json_decref(s);
     mr_buf_free(&blk.der);
     return res;
@@ -104,6 +106,7 @@ out:
         OPENSSL_cleanse(v1, strlen(v1));
     free(v1); /* check-source: allow alloc -- jansson's allocation */
     json_decref(body);
+    mr_cli_json_wipe(secrets);
     json_decref(secrets);
     json_decref(data);
     mr_buf_free(&file);
@@ -231,6 +234,7 @@ out:
     if (text != NULL)
         OPENSSL_cleanse(text, strlen(text));
     free(text); /* check-source: allow alloc -- jansson's allocation */
+    mr_cli_json_wipe(data);
     json_decref(data);
     mr_buf_free(&query);
     mr_cli_conn_clear(&c);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the command groups; see client.h. */
+#include <openssl/crypto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +14,8 @@
 
 json_t *mr_cli_json_b64(const void *data, size_t len)
 {
-    mr_buf b;
-    mr_buf_init(&b, 0, 0);
+    mr_buf b; /* may hold a secret in base64: wiped on free */
+    mr_buf_init(&b, 0, MR_BUF_SECRET);
     json_t *s = NULL;
     if (mr_ok(mr_b64_encode_buf(data, len, MR_B64_STD, &b)))
         s = json_stringn(b.len > 0 ? (const char *)b.data : "", b.len);
@@ -77,3 +79,19 @@ mr_result mr_cli_require_flag(const mr_cli *cli, const char *name)
 }
 
 bool mr_cli_want_json(const mr_cli *cli) { return mr_cli_output_json(cli); }
+
+void mr_cli_json_wipe(json_t *v)
+{
+    if (json_is_string(v)) {
+        /* jansson owns the bytes; they are overwritten in place right before the release */
+        OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) mr_cli_json_wipe(e);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) mr_cli_json_wipe(e);
+    }
+}
