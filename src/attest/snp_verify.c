@@ -75,34 +75,37 @@ static bool looks_like_pem(mr_slice in)
 
 static mr_result der_to_x509(mr_slice der, const char *what, X509 **out)
 {
+    mr_result res = MR_FAILURE;
     const unsigned char *p = der.ptr;
-    MR_ENSURE(der.len > 0 && der.len <= 65536, MR_ERR_ATTESTATION,
-              "SNP certificates: %s: bad size %zu", what, der.len);
-    X509 *x = d2i_X509(NULL, &p, (long)der.len);
-    if (x == NULL) {
-        mr_error_set_ossl(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                          "SNP certificates: %s is not a valid X.509 certificate", what);
-        return MR_FAILURE;
-    }
-    if ((size_t)(p - der.ptr) != der.len) {
-        X509_free(x);
-        MR_BAIL(MR_ERR_ATTESTATION, "SNP certificates: %s has trailing bytes", what);
-    }
+    X509 *x = NULL;
+    MR_ENSURE_OUT(der.len > 0 && der.len <= 65536, MR_ERR_ATTESTATION,
+                  "SNP certificates: %s: bad size %zu", what, der.len);
+    x = d2i_X509(NULL, &p, (long)der.len);
+    MR_GUARD_OSSL_OUT(x != NULL ? 1 : 0, MR_ERR_ATTESTATION,
+                      "SNP certificates: %s is not a valid X.509 certificate", what);
+    MR_ENSURE_OUT((size_t)(p - der.ptr) == der.len, MR_ERR_ATTESTATION,
+                  "SNP certificates: %s has trailing bytes", what);
     *out = x;
-    return MR_SUCCESS;
+    x = NULL;
+    res = MR_SUCCESS;
+out:
+    X509_free(x);
+    return res;
 }
 
 static mr_result push_cert(STACK_OF(X509) *sk, mr_slice der, const char *what)
 {
+    mr_result res = MR_FAILURE;
     X509 *x = NULL;
-    MR_ENSURE(sk_X509_num(sk) < MAX_CHAIN_CERTS, MR_ERR_ATTESTATION,
-              "SNP certificates: more than %d certificates in %s", MAX_CHAIN_CERTS, what);
-    MR_GUARD(der_to_x509(der, what, &x));
-    if (sk_X509_push(sk, x) <= 0) {
-        X509_free(x);
-        MR_BAIL(MR_ERR_INTERNAL, "out of memory");
-    }
-    return MR_SUCCESS;
+    MR_ENSURE_OUT(sk_X509_num(sk) < MAX_CHAIN_CERTS, MR_ERR_ATTESTATION,
+                  "SNP certificates: more than %d certificates in %s", MAX_CHAIN_CERTS, what);
+    MR_GUARD_OUT(der_to_x509(der, what, &x));
+    MR_ENSURE_OUT(sk_X509_push(sk, x) > 0, MR_ERR_INTERNAL, "out of memory");
+    x = NULL;
+    res = MR_SUCCESS;
+out:
+    X509_free(x);
+    return res;
 }
 
 /* Appends the certificates in `in` (concatenated PEM blocks, or one DER certificate). */
@@ -225,25 +228,28 @@ static const anchor *anchor_for_key(const vctx *v, X509 *x)
  * become untrusted intermediates. */
 static mr_result sort_chain(vctx *v, STACK_OF(X509) *given)
 {
+    mr_result res = MR_FAILURE;
+    X509 *x = NULL;
     while (sk_X509_num(given) > 0) {
-        X509 *x = sk_X509_shift(given);
+        x = sk_X509_shift(given);
         if (!self_issued(x)) {
-            if (sk_X509_push(v->inter, x) <= 0) {
-                X509_free(x);
-                MR_BAIL(MR_ERR_INTERNAL, "out of memory");
-            }
+            MR_ENSURE_OUT(sk_X509_push(v->inter, x) > 0, MR_ERR_INTERNAL, "out of memory");
+            x = NULL;
             continue;
         }
-        bool pinned = anchor_for_key(v, x) != NULL;
+        MR_ENSURE_OUT(anchor_for_key(v, x) != NULL, MR_ERR_ATTESTATION,
+                      "SNP VCEK chain: the ARK in the chain does not match the pinned AMD root key");
         EVP_PKEY *k = X509_get0_pubkey(x);
-        bool sig_ok = k != NULL && X509_verify(x, k) == 1;
-        X509_free(x);
-        MR_ENSURE(pinned, MR_ERR_ATTESTATION,
-                  "SNP VCEK chain: the ARK in the chain does not match the pinned AMD root key");
-        MR_ENSURE(sig_ok, MR_ERR_ATTESTATION,
-                  "SNP VCEK chain: the ARK in the chain has an invalid self-signature");
+        MR_ENSURE_OUT(k != NULL && X509_verify(x, k) == 1, MR_ERR_ATTESTATION,
+                      "SNP VCEK chain: the ARK in the chain has an invalid self-signature");
+        X509_free(x); /* checked; the compiled-in copy is the anchor */
+        x = NULL;
     }
-    return MR_SUCCESS;
+    res = MR_SUCCESS;
+out:
+    X509_free(x);
+    ERR_clear_error();
+    return res;
 }
 
 /* ---- chain ---- */
@@ -512,6 +518,7 @@ out:
 static mr_result load_crl(mr_slice in, X509_CRL **out)
 {
     mr_result res = MR_FAILURE;
+    X509_CRL *crl = NULL;
     mr_pem_block blk;
     mr_buf_init(&blk.der, 1u << 20, 0);
     mr_slice der = in;
@@ -528,18 +535,15 @@ static mr_result load_crl(mr_slice in, X509_CRL **out)
         der = mr_buf_slice(&blk.der);
     }
     const unsigned char *p = der.ptr;
-    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)der.len);
-    if (crl == NULL) {
-        mr_error_set_ossl(MR_ERR_ATTESTATION, __FILE__, __LINE__, "SNP CRL: not a valid CRL");
-        goto out;
-    }
-    if ((size_t)(p - der.ptr) != der.len) {
-        X509_CRL_free(crl);
-        MR_BAIL_OUT(MR_ERR_ATTESTATION, "SNP CRL: trailing bytes after the CRL");
-    }
+    crl = d2i_X509_CRL(NULL, &p, (long)der.len);
+    MR_GUARD_OSSL_OUT(crl != NULL ? 1 : 0, MR_ERR_ATTESTATION, "SNP CRL: not a valid CRL");
+    MR_ENSURE_OUT((size_t)(p - der.ptr) == der.len, MR_ERR_ATTESTATION,
+                  "SNP CRL: trailing bytes after the CRL");
     *out = crl;
+    crl = NULL;
     res = MR_SUCCESS;
 out:
+    X509_CRL_free(crl);
     mr_buf_free(&blk.der);
     return res;
 }
