@@ -237,18 +237,16 @@ def test_keep_alive_pipelining(daemon):
 
 
 def test_slow_handlers_run_concurrently(daemon):
-    # /slow sleeps 300 ms on a worker; the loop keeps answering other requests meanwhile.
+    # /slow holds a worker for 1 s; the loop keeps answering other requests meanwhile.
     def slow():
         return curl_json("--http1.1", daemon.url("/slow"))["data"]
 
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         fut = ex.submit(slow)
-        time.sleep(0.05)
-        t0 = time.monotonic()
+        time.sleep(0.1)
         assert curl_json("--http1.1", daemon.url("/status"))["status"] == "success"
-        fast = time.monotonic() - t0
+        assert not fut.done()
         assert fut.result() == "slow"
-    assert fast < 0.3
 
 
 # ---- ALPN and mesh TLS rules (openssl s_client) ----

@@ -136,7 +136,7 @@ static void h_echo(mr_srv_request *r, void *arg)
 static void h_slow(mr_srv_request *r, void *arg)
 {
     (void)arg;
-    usleep(300 * 1000); /* CPU-heavy work stands in here; the loop keeps serving */
+    usleep(1000 * 1000); /* CPU-heavy work stands in here; the loop keeps serving */
     mr_srv_reply_success(r, "\"slow\"");
 }
 
