@@ -49,7 +49,7 @@ int hello_shared_key_fingerprint(char out[17])
     OPENSSL_cleanse(key, sizeof(key));
     if (!ok)
         return -1;
-    for (int i = 0; i < 8; i++)
+    for (size_t i = 0; i < 8; i++)
         (void)snprintf(out + 2 * i, 3, "%02x", digest[i]);
     return 0;
 }

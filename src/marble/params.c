@@ -72,12 +72,12 @@ void mr_marble_params_clear(mr_marble_params *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* Copies a protobuf map; a later entry with the same key replaces the earlier one (proto3). */
-static mr_result copy_map(Rpc__Parameters__FilesEntry *const *fe, size_t nf,
-                          Rpc__Parameters__EnvEntry *const *ee, size_t ne, mr_marble_kv **out,
+/* Copies one protobuf map (Files or Env); a later entry with the same key replaces the
+ * earlier one (proto3 map semantics). */
+static mr_result copy_map(const Rpc__Parameters *p, bool files, mr_marble_kv **out,
                           size_t *count)
 {
-    size_t n = fe != NULL ? nf : ne;
+    size_t n = files ? p->n_files : p->n_env;
     *out = NULL;
     *count = 0;
     if (n == 0)
@@ -86,8 +86,15 @@ static mr_result copy_map(Rpc__Parameters__FilesEntry *const *fe, size_t nf,
     MR_ENSURE_ALLOC(kv);
     *out = kv;
     for (size_t i = 0; i < n; i++) {
-        const char *key = fe != NULL ? fe[i]->key : ee[i]->key;
-        ProtobufCBinaryData v = fe != NULL ? fe[i]->value : ee[i]->value;
+        const char *key;
+        ProtobufCBinaryData v;
+        if (files) {
+            key = p->files[i]->key;
+            v = p->files[i]->value;
+        } else {
+            key = p->env[i]->key;
+            v = p->env[i]->value;
+        }
         if (key == NULL)
             key = "";
         size_t k = 0;
@@ -114,8 +121,8 @@ mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
     MR_ENSURE_OUT(m != NULL, MR_ERR_PROTOCOL, "activation answer is not a valid ActivationResp");
     if (m->parameters != NULL) {
         Rpc__Parameters *p = m->parameters;
-        MR_GUARD_OUT(copy_map(p->files, p->n_files, NULL, 0, &out->files, &out->n_files));
-        MR_GUARD_OUT(copy_map(NULL, 0, p->env, p->n_env, &out->env, &out->n_env));
+        MR_GUARD_OUT(copy_map(p, true, &out->files, &out->n_files));
+        MR_GUARD_OUT(copy_map(p, false, &out->env, &out->n_env));
         if (p->n_argv > 0) {
             out->argv = mr_calloc(p->n_argv + 1, sizeof(char *));
             MR_ENSURE_ALLOC_OUT(out->argv);

@@ -214,6 +214,14 @@ static void test_identity_sans_and_key(void **state)
 
 /* ---- ActivationResp ---- */
 
+/* protobuf-c's structs take non-const pointers; packing only reads through them */
+static void *unconst(const void *p)
+{
+    void *q;
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
+
 static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size_t nf,
                         const char *const *env, size_t ne, const char *const *argv, size_t na)
 {
@@ -225,15 +233,15 @@ static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size
     Rpc__Parameters__EnvEntry ee[8], *eep[8];
     for (size_t i = 0; i < nf; i++) {
         rpc__parameters__files_entry__init(&fe[i]);
-        fe[i].key = (char *)(uintptr_t)files[2 * i];
-        fe[i].value.data = (uint8_t *)(uintptr_t)files[2 * i + 1];
+        fe[i].key = unconst(files[2 * i]);
+        fe[i].value.data = unconst(files[2 * i + 1]);
         fe[i].value.len = strlen(files[2 * i + 1]);
         fep[i] = &fe[i];
     }
     for (size_t i = 0; i < ne; i++) {
         rpc__parameters__env_entry__init(&ee[i]);
-        ee[i].key = (char *)(uintptr_t)env[2 * i];
-        ee[i].value.data = (uint8_t *)(uintptr_t)env[2 * i + 1];
+        ee[i].key = unconst(env[2 * i]);
+        ee[i].value.data = unconst(env[2 * i + 1]);
         ee[i].value.len = strlen(env[2 * i + 1]);
         eep[i] = &ee[i];
     }
@@ -242,7 +250,7 @@ static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size
     p.n_env = ne;
     p.env = eep;
     p.n_argv = na;
-    p.argv = (char **)(uintptr_t)argv;
+    p.argv = unconst(argv);
     resp.parameters = &p;
     assert_true(rpc__activation_resp__get_packed_size(&resp) <= cap);
     return rpc__activation_resp__pack(&resp, out);
