@@ -107,8 +107,12 @@ mr_result mr_cli_jsend_parse(const char *method, const char *url, long http_stat
     json_error_t jerr;
     json_t *doc = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
     if (http_status == 200) {
-        MR_ENSURE(json_is_object(doc), MR_ERR_PROTOCOL, "%s %s: invalid response: %s", method,
-                  url, doc == NULL ? jerr.text : "not a JSON object");
+        if (!json_is_object(doc)) {
+            mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__, "%s %s: invalid response: %s",
+                         method, url, doc == NULL ? jerr.text : "not a JSON object");
+            json_decref(doc);
+            return MR_FAILURE;
+        }
         json_t *d = mr_cli_json_get(doc, "data");
         *data = d != NULL ? json_incref(d) : json_null();
         json_decref(doc);

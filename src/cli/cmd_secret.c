@@ -62,8 +62,12 @@ static mr_result secret_from_json(const mr_buf *file, json_t **out)
 {
     json_error_t jerr;
     json_t *doc = json_loadb((const char *)file->data, file->len, 0, &jerr);
-    MR_ENSURE(json_is_object(doc), MR_ERR_USAGE, "unmarshaling secrets: %s",
-              doc == NULL ? jerr.text : "not a JSON object");
+    if (!json_is_object(doc)) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "unmarshaling secrets: %s",
+                     doc == NULL ? jerr.text : "not a JSON object");
+        json_decref(doc);
+        return MR_FAILURE;
+    }
     const char *k;
     json_t *v;
     json_object_foreach(doc, k, v) {

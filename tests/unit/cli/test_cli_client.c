@@ -140,6 +140,8 @@ static void test_jsend(void **state)
                    MR_ERR_NOT_FOUND, "u: 404 Not Found: : 404 page not found");
     MR_ASSERT_FAIL(mr_cli_jsend_parse("GET", "u", 200, (const uint8_t *)"[", 1, &d),
                    MR_ERR_PROTOCOL, "invalid response");
+    MR_ASSERT_FAIL(mr_cli_jsend_parse("GET", "u", 200, (const uint8_t *)"5", 1, &d),
+                   MR_ERR_PROTOCOL, "not a JSON object"); /* found by fuzz-cli_response: leak */
     /* gjson String(): strings unquoted, objects compact */
     json_t *s = json_string("x");
     MR_ASSERT_OK(mr_cli_json_text(s, &t));
