@@ -628,8 +628,9 @@ static mr_result recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *
             reset_collection(r);
             goto out;
         }
-        MR_GUARD_OUT(attempt(c, r, secret, ro));
+        mr_store *owned = ro; /* attempt() takes the store over */
         ro = NULL;
+        MR_GUARD_OUT(attempt(c, r, secret, owned));
         *remaining = 0;
         res = MR_SUCCESS;
         goto out;
@@ -674,8 +675,9 @@ static mr_result recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *
             goto out;
         }
     }
-    mr_result ar = attempt(c, r, mr_buf_slice(&key), ro);
+    mr_store *owned = ro; /* attempt() takes the store over */
     ro = NULL;
+    mr_result ar = attempt(c, r, mr_buf_slice(&key), owned);
     if (!mr_ok(ar)) {
         *remaining = -1;
         goto out;
