@@ -260,7 +260,6 @@ static mr_result p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *l
             }
             if (v > 255)
                 return p_fail(p, "invalid syntax");
-            digits = 1;
             i += 4;
         } else {
             return p_fail(p, "invalid syntax");
@@ -456,7 +455,7 @@ static mr_result p_operand(parser *p, uint32_t *out)
 
 static mr_result p_command(parser *p, uint32_t *out)
 {
-    uint32_t args[MAX_ARGS];
+    uint32_t args[MAX_ARGS] = {0};
     uint32_t nargs = 0;
     node cmd = {.type = N_CMD, .pos = p_peek_nonspace(p)->pos};
     for (;;) {
@@ -491,8 +490,9 @@ static bool non_executable(uint8_t type)
 
 static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out)
 {
-    uint32_t cmds[MAX_CMDS];
+    uint32_t cmds[MAX_CMDS] = {0};
     uint32_t ncmds = 0;
+    *out = NONE;
     const token *first = p_peek_nonspace(p);
     node pipe = {.type = N_PIPE, .pos = first->pos};
     if (first->type == TK_VAR) {
@@ -577,7 +577,7 @@ static mr_result p_action(parser *p, uint32_t *out)
     if (t->type == TK_KEYWORD)
         return p_keyword(p, t);
     p_backup(p);
-    uint32_t pipe;
+    uint32_t pipe = NONE;
     MR_GUARD(p_pipeline(p, "command", TK_RDELIM, &pipe));
     node a = {.type = N_ACTION, .pos = p->t->nodes[pipe].pos, .nkids = 1};
     MR_GUARD(p_kids(p, &pipe, 1, &a.kid0));

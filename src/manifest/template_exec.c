@@ -40,15 +40,15 @@ typedef enum vkind {
 } vkind;
 
 typedef struct val {
+    const mr_tmpl_secret *sec; /* V_SECRET */
+    mr_slice bytes;            /* byte kinds and V_STRING (ptr unused when scratch) */
+    size_t off;                /* V_STRING in the scratch buffer */
+    uint64_t u;                /* V_UINT, V_UINT8 */
+    int64_t i;                 /* V_INT */
     uint8_t kind;
-    uint8_t map;                /* V_MAP: 0 = .Secrets, 1 = .Previous.Secrets */
-    bool scratch;               /* V_STRING stored in the scratch buffer at `off` */
-    const mr_tmpl_secret *sec;  /* V_SECRET */
-    mr_slice bytes;             /* byte kinds and V_STRING (ptr unused when scratch) */
-    size_t off;
-    uint64_t u;                 /* V_UINT, V_UINT8 */
-    int64_t i;                  /* V_INT */
-    bool b;                     /* V_BOOL */
+    uint8_t map;  /* V_MAP: 0 = .Secrets, 1 = .Previous.Secrets */
+    bool scratch; /* V_STRING stored in the scratch buffer at `off` */
+    bool b;       /* V_BOOL */
 } val;
 
 typedef struct exec {
@@ -228,7 +228,7 @@ static bool reserved(const exec *x, const char *s, size_t n, const mr_tmpl_secre
     return true;
 }
 
-static bool secret_field(const exec *x, const char *s, size_t n, val *v)
+static bool secret_field(const char *s, size_t n, val *v)
 {
     const mr_tmpl_secret *sec = v->sec;
 #define IS(w) (n == sizeof(w) - 1 && memcmp(s, w, n) == 0)
@@ -252,7 +252,6 @@ static bool secret_field(const exec *x, const char *s, size_t n, val *v)
     else
         return false;
 #undef IS
-    (void)x;
     return true;
 }
 
@@ -301,7 +300,7 @@ static mr_result eval_field(exec *x, const span *name, bool has_args, val *v)
         if (IS("Equal") || IS("EqualDefinition"))
             return x_fail(x, "calling method %.*s of manifest.Secret is not supported", (int)n,
                           s);
-        found = secret_field(x, s, n, v);
+        found = secret_field(s, n, v);
         break;
     case V_CERT:
         if (IS("Raw"))
@@ -509,48 +508,58 @@ static bool is_int_like(const val *v)
     return v->kind == V_INT || v->kind == V_UINT || v->kind == V_UINT8;
 }
 
-/* One step of Go's builtin index on *item. Returns the Go error text or NULL. */
-static const char *index_one(exec *x, val *item, const val *ix)
+/* One step of Go's builtin index on *item. On failure *err is the Go error text. */
+static bool index_one(exec *x, val *item, const val *ix, const char **err)
 {
     switch (item->kind) {
     case V_MAP: {
-        if (ix->kind == V_NIL)
-            return "value is nil; should be of type string";
+        if (ix->kind == V_NIL) {
+            *err = "value is nil; should be of type string";
+            return false;
+        }
         if (ix->kind != V_STRING) {
             snprintf(x->goerr, sizeof(x->goerr), "value has type %s; should be string",
                      type_name(ix));
-            return x->goerr;
+            *err = x->goerr;
+            return false;
         }
         mr_slice key = vbytes(x, ix);
         *item = v_secret(lookup(x, item->map, key.ptr, key.len));
-        return NULL;
+        return true;
     }
     case V_PUBLIC:
     case V_PRIVATE:
     case V_BYTES:
     case V_STRING: {
-        if (ix->kind == V_NIL)
-            return "cannot index slice/array with nil";
+        if (ix->kind == V_NIL) {
+            *err = "cannot index slice/array with nil";
+            return false;
+        }
         if (!is_int_like(ix)) {
             snprintf(x->goerr, sizeof(x->goerr), "cannot index slice/array with type %s",
                      type_name(ix));
-            return x->goerr;
+            *err = x->goerr;
+            return false;
         }
         int64_t i = ix->kind == V_INT ? ix->i : (int64_t)ix->u;
         mr_slice b = vbytes(x, item);
         if (i < 0 || (uint64_t)i > b.len) {
             snprintf(x->goerr, sizeof(x->goerr), "index out of range: %lld", (long long)i);
-            return x->goerr;
+            *err = x->goerr;
+            return false;
         }
-        if ((uint64_t)i == b.len) /* Go's check lets this through; reflect then panics */
-            return item->kind == V_STRING ? "reflect: string index out of range"
+        if ((uint64_t)i == b.len) { /* Go's check lets this through; reflect then panics */
+            *err = item->kind == V_STRING ? "reflect: string index out of range"
                                           : "reflect: slice index out of range";
+            return false;
+        }
         *item = (val){.kind = V_UINT8, .u = b.ptr[i]};
-        return NULL;
+        return true;
     }
     default:
         snprintf(x->goerr, sizeof(x->goerr), "can't index item of type %s", type_name(item));
-        return x->goerr;
+        *err = x->goerr;
+        return false;
     }
 }
 
@@ -565,8 +574,9 @@ static mr_result call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size
             return MR_SUCCESS;
         }
         *out = argv[0];
-        for (size_t i = 1; i < argc && *goerr == NULL; i++)
-            *goerr = index_one(x, out, &argv[i]);
+        for (size_t i = 1; i < argc; i++)
+            if (!index_one(x, out, &argv[i], goerr))
+                break;
         return MR_SUCCESS;
     case FN_PEM:
         return fn_pem(x, dst, &argv[0], out, goerr);
@@ -741,7 +751,7 @@ static mr_result eval_command(exec *x, uint32_t idx, const val *final, val *out)
 static mr_result eval_pipe(exec *x, uint32_t idx, val *out)
 {
     const node *p = nd(x, idx);
-    val cur, next;
+    val cur = {.kind = V_NONE}, next;
     bool have = false;
     x->at = idx;
     for (uint32_t i = 0; i < p->nkids; i++) {
