@@ -382,3 +382,35 @@ def test_idle_connections_do_not_block_activations(running, softsgx):
     finally:
         for s in idle:
             s.close()
+
+
+def test_startup_manifest(tmp_path, softsgx):
+    path = tmp_path / "startup.json"
+    path.write_bytes(manifest())
+    c = Coordinator(tmp_path, softsgx, extra_env={"EDG_STARTUP_MANIFEST": str(path)}).start()
+    try:
+        assert c.status() == 3
+        assert base64.b64decode(c.get("/api/v2/manifest").json()["data"]["manifest"]) == manifest()
+        # with a state already initialised, the startup manifest is fatal (spec §13 #8)
+        c.stop()
+        c.start(expect_ready=False)
+        assert c.proc.wait(timeout=30) == 1
+        assert "server is not in expected state" in c.read_log()
+        c.proc = None
+    finally:
+        c.stop(check=False)
+
+
+def test_simulation_mode(tmp_path, softsgx):
+    c = Coordinator(tmp_path, None, extra_env={"EDG_COORDINATOR_SIMULATION": "1"}).start()
+    try:
+        assert c.get("/api/v2/quote").json()["data"]["quote"] is None
+        assert c.get("/quote").json()["data"]["Quote"] is None
+        c.set_manifest(manifest())
+        # marble quotes are not checked at all in simulation mode
+        resp = Marble(softsgx).activate(c, "server", quote=b"")
+        assert resp.Parameters.Argv[0] == "./server"
+        log = c.read_log()
+        assert "SIMULATION MODE" in log and "activating a marble without checking its quote" in log
+    finally:
+        c.stop()
