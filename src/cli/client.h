@@ -160,6 +160,21 @@ MR_RESULT mr_cli_print_json(const json_t *v);
          "Label of the certificate in the PKCS#11 token (not supported by this build)"}
 
 /* ---------------------------------------------------------------------------------------- */
+/* package-info parsers (cmd_package_info.c)                                                  */
+
+typedef struct mr_cli_pkg_props {
+    uint8_t mrenclave[32];
+    uint8_t mrsigner[32]; /* SHA-256 of the SIGSTRUCT modulus */
+    uint16_t isvprodid;
+    uint16_t isvsvn;
+} mr_cli_pkg_props;
+
+/* Finds the SIGSTRUCT header in data and decodes the 1808-byte structure that starts there. */
+MR_RESULT mr_cli_sigstruct_parse(mr_slice data, mr_cli_pkg_props *out);
+/* The bytes of the named section of a 64-bit little-endian ELF image (borrowed from file). */
+MR_RESULT mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Small helpers shared by the commands (cmdutil.c)                                           */
 
 /* A new JSON string with the standard base64 of data (NULL on allocation failure). */

@@ -25,15 +25,10 @@
 static const uint8_t header1[16] = {0x06, 0, 0, 0, 0xE1, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0};
 static const uint8_t header2[16] = {0x01, 0x01, 0, 0, 0x60, 0, 0, 0, 0x60, 0, 0, 0, 0x01, 0, 0, 0};
 
-typedef struct pkg_props {
-    uint8_t mrenclave[32];
-    uint8_t mrsigner[32];
-    uint16_t isvprodid;
-    uint16_t isvsvn;
-} pkg_props;
+typedef mr_cli_pkg_props pkg_props;
 
 /* Finds the SIGSTRUCT header in data and decodes the structure that starts there. */
-static mr_result parse_sigstruct(mr_slice data, pkg_props *out)
+mr_result mr_cli_sigstruct_parse(mr_slice data, mr_cli_pkg_props *out)
 {
     size_t at = 0;
     bool found = false;
@@ -67,7 +62,7 @@ static mr_result parse_sigstruct(mr_slice data, pkg_props *out)
 }
 
 /* The contents of the named section of a 64-bit little-endian ELF file (borrowed). */
-static mr_result elf_section(mr_slice file, const char *name, mr_slice *out)
+mr_result mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out)
 {
     mr_cursor c, h;
     mr_slice v;
@@ -130,9 +125,9 @@ static mr_result props_from_elf_section(const char *path, const char *section, p
     mr_buf_init(&file, PKG_FILE_MAX, 0);
     mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
     if (mr_ok(r))
-        r = elf_section(mr_buf_slice(&file), section, &sec);
+        r = mr_cli_elf_section(mr_buf_slice(&file), section, &sec);
     if (mr_ok(r))
-        r = parse_sigstruct(sec, out);
+        r = mr_cli_sigstruct_parse(sec, out);
     mr_buf_free(&file);
     return r;
 }
@@ -143,7 +138,7 @@ static mr_result props_from_file(const char *path, pkg_props *out)
     mr_buf_init(&file, PKG_FILE_MAX, 0);
     mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
     if (mr_ok(r))
-        r = parse_sigstruct(mr_buf_slice(&file), out);
+        r = mr_cli_sigstruct_parse(mr_buf_slice(&file), out);
     mr_buf_free(&file);
     return r;
 }

@@ -438,6 +438,38 @@ def test_package_info(cli):
     assert "Error - Gramine: SIGSTRUCT is too short" in p.stderr and p.stdout == ""
     p = cli("package-info", check=False)
     assert "Usage:" in p.stdout
+    # SGX SDK / Occlum: the SIGSTRUCT in ELF section .note.sgxmeta
+    (cli.dir / "enclave.signed.so").write_bytes(elf_with_section(".note.sgxmeta", b"\0" * 12 + sig))
+    p = cli("package-info", "enclave.signed.so", check=True)
+    assert p.stdout == "PackageProperties for 'enclave.signed.so':\n" + want
+    occ = cli.dir / "occlum" / "build" / "lib"
+    occ.mkdir(parents=True)
+    (occ / "libocclum-libos.signed.so").write_bytes(elf_with_section(".note.sgxmeta", sig))
+    p = cli("package-info", "occlum", check=True)
+    assert p.stdout == "Detected Occlum image.\nPackageProperties for Occlum image at 'occlum':\n" + want
+    # Open Enclave / EGo: section .oeinfo
+    (cli.dir / "oe.signed").write_bytes(elf_with_section(".oeinfo", b"\1" * 100 + sig))
+    p = cli("package-info", "oe.signed", check=True)
+    assert p.stdout == "PackageProperties for 'oe.signed':\n" + want
+
+
+def elf_with_section(name, content):
+    """A minimal ELF64 LE image: null section, .shstrtab, and one named section."""
+    import struct
+    shstr = b"\0.shstrtab\0" + name.encode() + b"\0"
+    body = shstr + content
+    shoff = 64 + len(body)
+    hdr = bytearray(64)
+    hdr[0:7] = b"\x7fELF\x02\x01\x01"
+    struct.pack_into("<Q", hdr, 0x28, shoff)
+    struct.pack_into("<HHH", hdr, 0x3a, 64, 3, 1)
+
+    def sh(nm, off, size):
+        b = bytearray(64)
+        struct.pack_into("<I", b, 0, nm)
+        struct.pack_into("<QQ", b, 24, off, size)
+        return bytes(b)
+    return bytes(hdr) + body + sh(0, 0, 0) + sh(1, 64, len(shstr)) + sh(11, 64 + len(shstr), len(content))
 
 
 # ---------------------------------------------------------------------------------------------
