@@ -786,13 +786,17 @@ static mr_result emit_str(exec *x, mr_buf *out, const char *s)
 static mr_result emit_byte_list(exec *x, mr_buf *out, mr_slice b)
 {
     char num[8];
+    mr_result res = MR_FAILURE;
     MR_GUARD(emit_str(x, out, "["));
     for (size_t i = 0; i < b.len; i++) {
         int n = snprintf(num, sizeof(num), i > 0 ? " %u" : "%u", (unsigned)b.ptr[i]);
-        MR_GUARD(emit(x, out, num, (size_t)n));
+        MR_GUARD_OUT(emit(x, out, num, (size_t)n));
     }
+    MR_GUARD_OUT(emit_str(x, out, "]"));
+    res = MR_SUCCESS;
+out:
     OPENSSL_cleanse(num, sizeof(num));
-    return emit_str(x, out, "]");
+    return res;
 }
 
 static mr_result print_val(exec *x, uint32_t action, const val *v, mr_buf *out)
@@ -812,9 +816,12 @@ static mr_result print_val(exec *x, uint32_t action, const val *v, mr_buf *out)
         snprintf(num, sizeof(num), "%lld", (long long)v->i);
         return emit_str(x, out, num);
     case V_UINT:
-    case V_UINT8:
+    case V_UINT8: { /* a byte picked out of a key with index: wipe the digits */
         snprintf(num, sizeof(num), "%llu", (unsigned long long)v->u);
-        return emit_str(x, out, num);
+        mr_result r = emit_str(x, out, num);
+        OPENSSL_cleanse(num, sizeof(num));
+        return r;
+    }
     case V_BOOL:
         return emit_str(x, out, v->b ? "true" : "false");
     case V_PUBLIC:
