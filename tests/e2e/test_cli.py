@@ -612,6 +612,36 @@ def test_jsend_errors(tmp_path, cli):
         stub.close()
 
 
+def test_update_recovery_data_against_stub(tmp_path, cli):
+    """New recovery secrets from update apply/acknowledge (1.9) are saved like `manifest set`;
+    if saving fails they are printed. (A stub: see the report about the Coordinator's store.)"""
+    rs = {"rk": base64.b64encode(b"x" * 256).decode()}
+    stub = Stub(tmp_path, {
+        ("POST", "/api/v2/update"): ok({"missingAcknowledgments": 0, "missingUsers": None, "recoverySecrets": rs}),
+        ("POST", "/api/v2/update-manifest"): ok({"message": "All users have acknowledged the update manifest. "
+                                                            "Update successfully applied", "missingUsers": None,
+                                                 "missingAcknowledgments": 0, "recoverySecrets": rs}),
+        ("POST", "/api/v2/update-cancel"): ok({"message": "Update successfully cancelled"}),
+    })
+    try:
+        a = f"127.0.0.1:{stub.port}"
+        u = User(tmp_path, "u")
+        U = ("-i", "-c", u.certfile, "-k", u.keyfile)
+        (cli.dir / "m.json").write_text("{}")
+        p = cli("manifest", "update", "apply", "m.json", a, *U, "-r", "r1.json", check=True)
+        assert p.stdout == "Update manifest set successfully\nRecovery data saved to: r1.json\n"
+        assert json.loads((cli.dir / "r1.json").read_text()) == {"RecoverySecrets": rs}
+        assert json.loads(stub.requests[-1][2]) == {"manifest": base64.b64encode(b"{}").decode()}
+        p = cli("manifest", "update", "acknowledge", "m.json", a, *U, "-r", "nodir/r2.json", check=True)
+        assert p.stdout == ("Acknowledgement successful: All users have acknowledged the update manifest. "
+                            f"Update successfully applied\nrk: {rs['rk']}\n")
+        assert "Failed to save recovery data" in p.stderr
+        p = cli("manifest", "update", "acknowledge", "m.json", a, *U, check=True)
+        assert p.stdout.endswith('{"RecoverySecrets":{"rk":"' + rs["rk"] + '"}}\n')
+    finally:
+        stub.close()
+
+
 def recovery_stub(tmp_path, rk, ephemeral=None):
     """A Coordinator in recovery mode: checks the signature like §12.8 and counts down."""
     state = {"remaining": 2}
