@@ -16,6 +16,8 @@
 #include "common/file.h"
 
 #define YAML_DEPTH_MAX 64
+/* Aliases are expanded; this bounds the expansion ("billion laughs"). */
+#define YAML_NODES_MAX 1000000
 
 /* libyaml's loader gives every untagged scalar the str tag, so explicit tags cannot be told
  * apart from none: quoted scalars are strings, plain ones are resolved (YAML 1.1). */
@@ -156,10 +158,13 @@ static json_t *scalar_to_json(const yaml_node_t *n)
     return json_stringn(s, n->data.scalar.length);
 }
 
-static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, json_t **out)
+static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
+                              json_t **out)
 {
     MR_ENSURE(n != NULL, MR_ERR_USAGE, "yaml: invalid node reference");
     MR_ENSURE(depth < YAML_DEPTH_MAX, MR_ERR_USAGE, "yaml: document nested too deeply");
+    MR_ENSURE(*budget > 0, MR_ERR_USAGE, "yaml: document expands to too many nodes");
+    (*budget)--;
     json_t *v = NULL;
     switch (n->type) {
     case YAML_SCALAR_NODE:
@@ -172,7 +177,7 @@ static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, j
         for (yaml_node_item_t *it = n->data.sequence.items.start;
              it < n->data.sequence.items.top; it++) {
             json_t *e = NULL;
-            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, &e))) {
+            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, budget, &e))) {
                 json_decref(v);
                 return MR_FAILURE;
             }
@@ -198,7 +203,7 @@ static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, j
                 json_decref(v);
                 return MR_FAILURE;
             }
-            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, &e))) {
+            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, budget, &e))) {
                 json_decref(v);
                 return MR_FAILURE;
             }
@@ -251,7 +256,8 @@ mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
     if (top == NULL) {
         root = json_null();
     } else {
-        MR_GUARD_OUT(node_to_json(&doc, top, 0, &root));
+        size_t budget = YAML_NODES_MAX;
+        MR_GUARD_OUT(node_to_json(&doc, top, 0, &budget, &root));
     }
     text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     MR_ENSURE_ALLOC_OUT(text);

@@ -183,6 +183,11 @@ static void test_yaml(void **state)
                    "yaml: line");
     MR_ASSERT_FAIL(mr_cli_yaml_to_json((const uint8_t *)"? [a]\n: 1\n", 10, &out), MR_ERR_USAGE,
                    "scalar mapping keys");
+    const char *laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                         "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
+    MR_ASSERT_FAIL(mr_cli_yaml_to_json((const uint8_t *)laughs, strlen(laughs), &out), MR_ERR_USAGE,
+                   "too many nodes");
     mr_buf_free(&out);
 }
 
