@@ -524,15 +524,11 @@ static mr_result build_params(act *a, mr_core_activation_resp *resp)
 {
     const core_epoch *e = a->e;
     mr_tmpl_secret root_ca = {.cert = mr_buf_slice(&e->root_der)};
-    mr_buf mroot_der, inter_der, chain;
-    mr_buf_init(&mroot_der, 0, 0);
-    mr_buf_init(&inter_der, 0, 0);
+    mr_tmpl_secret marble_root = {.cert = mr_buf_slice(&e->marble_root_der)};
+    mr_tmpl_secret inter = {.cert = mr_buf_slice(&e->inter_der)};
+    mr_buf chain;
     mr_buf_init(&chain, 0, 0);
-    mr_result r = mr_x509_to_der(e->marble_root_cert, &mroot_der);
-    if (mr_ok(r))
-        r = mr_x509_to_der(e->inter_cert, &inter_der);
-    mr_tmpl_secret marble_root = {.cert = mr_buf_slice(&mroot_der)};
-    mr_tmpl_secret inter = {.cert = mr_buf_slice(&inter_der)};
+    mr_result r = MR_SUCCESS;
     mr_tmpl_secret marble = {.cert = mr_buf_slice(&a->cert_der), .priv = mr_buf_slice(&a->key_der),
                              .pub = mr_buf_slice(&a->pub_der)};
     if (mr_ok(r))
@@ -573,8 +569,6 @@ static mr_result build_params(act *a, mr_core_activation_resp *resp)
         r = kv_add(&resp->env, &resp->n_env, ENV_KEY, a->key_pem.data, a->key_pem.len);
     if (mr_ok(r))
         r = kv_add(&resp->env, &resp->n_env, ENV_COORD_ROOT, e->root_pem.data, e->root_pem.len);
-    mr_buf_free(&mroot_der);
-    mr_buf_free(&inter_der);
     mr_buf_free(&chain);
     return r;
 }

@@ -74,6 +74,8 @@ typedef struct core_epoch {
     EVP_PKEY *root_key;
     EVP_PKEY *inter_key;
     mr_buf root_der;
+    mr_buf inter_der;
+    mr_buf marble_root_der;
     mr_buf root_pem;
     mr_buf inter_pem;
     mr_buf marble_root_pem;

@@ -42,6 +42,8 @@ static void epoch_free(core_epoch *e)
     EVP_PKEY_free(e->root_key);
     EVP_PKEY_free(e->inter_key);
     mr_buf_free(&e->root_der);
+    mr_buf_free(&e->inter_der);
+    mr_buf_free(&e->marble_root_der);
     mr_buf_free(&e->root_pem);
     mr_buf_free(&e->inter_pem);
     mr_buf_free(&e->marble_root_pem);
@@ -140,7 +142,11 @@ static mr_result load_pki(mr_store_txn *t, core_epoch *e)
     MR_GUARD(load_key(t, K_ROOT_KEY, &e->root_key));
     MR_GUARD(load_key(t, K_INTER_KEY, &e->inter_key));
     mr_buf_init(&e->root_der, 0, 0);
+    mr_buf_init(&e->inter_der, 0, 0);
+    mr_buf_init(&e->marble_root_der, 0, 0);
     MR_GUARD(mr_x509_to_der(e->root_cert, &e->root_der));
+    MR_GUARD(mr_x509_to_der(e->inter_cert, &e->inter_der));
+    MR_GUARD(mr_x509_to_der(e->marble_root_cert, &e->marble_root_der));
     MR_GUARD(mr_x509_to_pem(e->root_cert, &e->root_pem));
     MR_GUARD(mr_x509_to_pem(e->inter_cert, &e->inter_pem));
     MR_GUARD(mr_x509_to_pem(e->marble_root_cert, &e->marble_root_pem));
