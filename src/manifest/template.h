@@ -18,9 +18,9 @@
  * decimal integers. (A stray end/else/break/continue fails with Go's own text.)
  * Printing a whole Secret, Certificate, or one of the maps/structs is rejected at execution
  * time (Go would print its %v form, which contains key material and pointer addresses).
- * Not reproduced: Go's Unicode letter classes in names (every non-ASCII character counts as
- * a letter here), and the Go type names in a few texts are those of the dry run's types
- * (manifest.SecretsWrapper, manifest.Secret, ...).
+ * Approximated: Go's Unicode letter/digit classes in names (a small table of non-letter
+ * ranges; exotic scripts' punctuation may differ). The Go type names in a few texts are those
+ * of the dry run's types (manifest.SecretsWrapper, manifest.Secret, ...).
  *
  * Errors (category MR_ERR_USAGE) use Go's formats:
  *   parse:      "template: <name>:<line>: <message>"

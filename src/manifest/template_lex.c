@@ -73,12 +73,47 @@ static uint32_t utf8_decode(const uint8_t *s, size_t n, size_t *len)
     return r;
 }
 
-/* Go's isAlphaNumeric: '_' or a letter or digit. Non-ASCII code points count as letters
- * (an approximation of unicode.IsLetter that only matters for exotic field names). */
+/* Non-ASCII ranges that are neither letters nor digits in Unicode (punctuation, symbols,
+ * spaces, combining marks, controls). Everything else above U+007F counts as a letter: a
+ * deterministic approximation of Go's unicode.IsLetter/IsDigit that agrees on the common
+ * scripts and on the usual punctuation, spaces and symbols. */
+static const uint32_t NOT_ALNUM[][2] = {
+    {0x0080, 0x00A9}, {0x00AB, 0x00B4}, {0x00B6, 0x00B9}, {0x00BB, 0x00BF},
+    {0x00D7, 0x00D7}, {0x00F7, 0x00F7}, {0x02C2, 0x02C5}, {0x02D2, 0x02DF},
+    {0x0300, 0x036F}, {0x2000, 0x206F}, {0x20A0, 0x20FF}, {0x2190, 0x2BFF},
+    {0x3000, 0x3004}, {0x3008, 0x3020}, {0xFE00, 0xFE0F}, {0xFE30, 0xFE4F},
+    {0xFEFF, 0xFEFF}, {0xFF00, 0xFF0F}, {0xFF1A, 0xFF20}, {0xFF3B, 0xFF40},
+    {0xFF5B, 0xFF65}, {0xFFF0, 0xFFFF}, {0x1F000, 0x1FAFF},
+};
+
+/* Non-ASCII code points that Go's unicode.IsPrint rejects: spaces other than U+0020, format
+ * characters, surrogates, private use, noncharacters (approximation, as above). */
+static const uint32_t NOT_PRINT[][2] = {
+    {0x00A0, 0x00A0}, {0x00AD, 0x00AD}, {0x0600, 0x0605}, {0x061C, 0x061C},
+    {0x06DD, 0x06DD}, {0x070F, 0x070F}, {0x1680, 0x1680}, {0x180E, 0x180E},
+    {0x2000, 0x200F}, {0x2028, 0x202F}, {0x205F, 0x206F}, {0x3000, 0x3000},
+    {0xD800, 0xF8FF}, {0xFEFF, 0xFEFF}, {0xFFF0, 0xFFFB}, {0xFFFE, 0xFFFF},
+    {0xE0000, 0xE007F}, {0xF0000, 0x10FFFF},
+};
+
+static bool is_print_rune(uint32_t r)
+{
+    for (size_t i = 0; i < sizeof(NOT_PRINT) / sizeof(NOT_PRINT[0]); i++)
+        if (r >= NOT_PRINT[i][0] && r <= NOT_PRINT[i][1])
+            return false;
+    return r <= 0x10FFFF;
+}
+
+/* Go's isAlphaNumeric: '_' or a letter or digit. */
 static bool is_alnum_rune(uint32_t r)
 {
-    return r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
-           (r >= '0' && r <= '9') || (r >= 0x80 && r != 0xFFFD);
+    if (r < 0x80)
+        return r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
+               (r >= '0' && r <= '9');
+    for (size_t i = 0; i < sizeof(NOT_ALNUM) / sizeof(NOT_ALNUM[0]); i++)
+        if (r >= NOT_ALNUM[i][0] && r <= NOT_ALNUM[i][1])
+            return false;
+    return r <= 0x10FFFF;
 }
 
 /* Appends Go's %#U rendering of a rune: U+0041 'A' (quote omitted for non-printables). */
@@ -87,7 +122,7 @@ static mr_result append_rune_desc(mr_buf *b, const uint8_t *s, size_t n)
     size_t len;
     uint32_t r = utf8_decode(s, n, &len);
     MR_GUARD(mr_buf_printf(b, "U+%04X", (unsigned)r));
-    bool printable = (r >= 0x20 && r < 0x7F) || r >= 0xA0;
+    bool printable = (r >= 0x20 && r < 0x7F) || (r >= 0xA0 && is_print_rune(r));
     if (printable) {
         MR_GUARD(mr_buf_append_str(b, " '"));
         if (r == 0xFFFD)
@@ -123,6 +158,8 @@ mr_result mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes
             uint32_t r = utf8_decode(s + i, n - i, &len);
             if (r == 0xFFFD && len == 1)
                 MR_GUARD(mr_buf_printf(b, "\\x%02x", c));
+            else if (!is_print_rune(r))
+                MR_GUARD(mr_buf_printf(b, r < 0x10000 ? "\\u%04x" : "\\U%08x", (unsigned)r));
             else
                 MR_GUARD(mr_buf_append(b, s + i, len));
         }
