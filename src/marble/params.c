@@ -225,7 +225,7 @@ static mr_result write_direct(const mr_marble_kv *f)
 
 typedef struct staged {
     char tmp[PATH_MAX];
-    const char *target;
+    char target[PATH_MAX]; /* the path renamed onto (symlinks resolved for existing files) */
     bool used;
 } staged;
 
@@ -271,21 +271,25 @@ static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
     char copy[PATH_MAX], copy2[PATH_MAX];
     struct stat st;
     mode_t mode = 0600;
-    (void)snprintf(copy, sizeof(copy), "%s", f->name);
-    (void)snprintf(copy2, sizeof(copy2), "%s", f->name);
-    char *dir = dirname(copy);
-    if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
-        MR_GUARD(mkdirs(dir, made));
+    int n = snprintf(s->target, sizeof(s->target), "%s", f->name);
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(s->target), MR_ERR_USAGE, "path too long: %s", f->name);
     if (stat(f->name, &st) == 0) {
         MR_ENSURE(S_ISREG(st.st_mode), MR_ERR_IO, "writing %s: not a regular file", f->name);
         mode = st.st_mode & 07777; /* an existing file keeps its mode */
+        /* write through symlinks, as a plain open() would: replace the file they point to */
+        MR_ENSURE(realpath(f->name, s->target) != NULL, MR_ERR_IO, "writing %s: %s", f->name,
+                  strerror(errno));
     }
-    int n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy2));
+    (void)snprintf(copy, sizeof(copy), "%s", s->target);
+    (void)snprintf(copy2, sizeof(copy2), "%s", s->target);
+    char *dir = dirname(copy);
+    if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
+        MR_GUARD(mkdirs(dir, made));
+    n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy2));
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", f->name);
     int fd = mkstemp(s->tmp);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", f->name, strerror(errno));
     s->used = true;
-    s->target = f->name;
     mr_result r = write_all(fd, &f->value, f->name);
     if (mr_ok(r) && fchmod(fd, mode) != 0)
         mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", f->name, strerror(errno)),

@@ -406,6 +406,31 @@ static void test_apply_files_all_or_nothing(void **state)
 
 /* ---- gRPC framing ---- */
 
+static void test_apply_files_through_symlink(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    char real[512], link[512];
+    path_in(real, sizeof(real), "real.txt");
+    path_in(link, sizeof(link), "link.txt");
+    write_text(real, "old");
+    assert_int_equal(chmod(real, 0644), 0);
+    assert_int_equal(symlink("real.txt", link), 0);
+    const char *files[] = {link, "new content"};
+    size_t n = pack_resp(buf, sizeof(buf), files, 1, NULL, 0, NULL, 0);
+    mr_marble_params p;
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_OK(mr_marble_apply_files(&p));
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* the link stays a link */
+    assert_int_equal(stat(real, &st), 0);
+    assert_int_equal(st.st_size, 11); /* its target got the content */
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(count_entries(g_dir), 2);
+    mr_marble_params_clear(&p);
+}
+
 static void test_grpc_framing(void **state)
 {
     (void)state;
@@ -527,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_validate_and_ttls),
         cmocka_unit_test_setup_teardown(test_apply_files_and_env, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_apply_files_all_or_nothing, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_apply_files_through_symlink, setup_dir, teardown_dir),
         cmocka_unit_test(test_grpc_framing),
         cmocka_unit_test(test_config_from_env),
         cmocka_unit_test(test_runtime_and_exec_plan),
