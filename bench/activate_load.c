@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * activate-load: load generator for the Coordinator's mesh API (Activate). Benchmarks only.
+ *
+ * Every virtual marble has its own P-256 key, self-signed TLS certificate and CSR (made with
+ * the marble library's identity code) and a softsgx quote (Open Enclave framing) whose report
+ * data is SHA-256(certificate DER). All identities and quotes are made before the timed phase;
+ * their cost is reported separately ("pregen"). In the timed phase each activation opens a NEW
+ * TLS connection (libcurl, HTTP/2 via ALPN, the marble certificate as client certificate),
+ * sends one unary gRPC Activate with a fresh UUID and, unless --no-check, verifies the returned
+ * MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN leaf against MARBLE_PREDEFINED_ROOT_CA.
+ *
+ * Modes:
+ *   closed  N threads, each sends the next activation when its previous one is answered.
+ *   open    activations are scheduled at a fixed rate (t0 + i/rate); a pool of N threads sends
+ *           them; latency counts from the SCHEDULED time, so a slow server is not hidden by
+ *           a generator that waits (no coordinated omission).
+ *   count   send exactly --count activations with N threads, then stop (pre-population).
+ *
+ * With --server-pid the tool samples /proc/<pid>/stat (utime+stime), /proc/<pid>/io
+ * (write_bytes) and /proc/<pid>/status (VmRSS) at the start and end of the measured window
+ * and reports the server's CPU microseconds and bytes written per activation.
+ *
+ * Output: one JSON line on stdout. Exit status 0 unless the setup failed.
+ *
+ * The softsgx identity (MRENCLAVE, MRSIGNER, ISVPRODID, ISVSVN) comes from EDG_SOFTSGX_* as
+ * for the marblerun-softsgx tool.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/x509.h>
+
+#include "attest/softsgx.h"
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/result.h"
+#include "common/uuid.h"
+#include "proto/coordinator.pb-c.h"
+#include "crypto/hash.h"
+#include "crypto/x509.h"
+#include "marble/marble_int.h"
+
+#define MAX_THREADS 512
+#define MAX_ERRMSG 600
+
+typedef enum { MODE_CLOSED, MODE_OPEN, MODE_COUNT } run_mode;
+
+typedef struct ident {
+    mr_marble_identity id;
+    mr_buf quote;
+} ident;
+
+typedef struct options {
+    const char *addr;
+    const char *softsgx_dir;
+    const char *marble_type;
+    const char *label;
+    run_mode mode;
+    unsigned concurrency;
+    double duration;
+    double warmup;
+    double rate;
+    uint64_t count;
+    unsigned identities;
+    bool check;
+    long server_pid;
+} options;
+
+typedef struct proc_sample {
+    double cpu_s;
+    uint64_t write_bytes;
+    uint64_t rss_kib;
+    bool ok;
+} proc_sample;
+
+/* shared state of one run */
+static options g_opt;
+static ident *g_ids;
+static double g_t0;          /* start of the run (monotonic seconds) */
+static double g_win_start;   /* measured window */
+static double g_win_end;
+static atomic_uint_fast64_t g_next;  /* next activation index */
+static atomic_uint_fast64_t g_ok;    /* successes completed inside the window */
+static atomic_uint_fast64_t g_err;   /* failures completed inside the window */
+static atomic_uint_fast64_t g_ok_all;
+static atomic_uint_fast64_t g_err_all;
+static double *g_lat;                /* latencies (ms) of successes inside the window */
+static size_t g_lat_cap;
+static atomic_size_t g_lat_n;
+static pthread_mutex_t g_msg_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_first_err[MAX_ERRMSG];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double t)
+{
+    double d = t - now_s();
+    if (d <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool read_small_file(const char *path, char *out, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return n > 0;
+}
+
+static uint64_t field_after(const char *text, const char *name)
+{
+    const char *p = strstr(text, name);
+    if (p == NULL)
+        return 0;
+    p += strlen(name);
+    while (*p == ' ' || *p == '\t' || *p == ':')
+        p++;
+    return strtoull(p, NULL, 10);
+}
+
+static proc_sample sample_proc(long pid)
+{
+    proc_sample s;
+    memset(&s, 0, sizeof(s));
+    if (pid <= 0)
+        return s;
+    char path[64], text[4096];
+    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (!read_small_file(path, text, sizeof(text)))
+        return s;
+    /* fields after the ")" that closes comm: state is field 3; utime 14, stime 15 */
+    const char *p = strrchr(text, ')');
+    if (p == NULL)
+        return s;
+    unsigned long long ut = 0, st = 0;
+    int field = 2;
+    for (const char *q = p + 1; *q != '\0'; q++) {
+        if (*q == ' ') {
+            field++;
+            if (field == 14)
+                ut = strtoull(q + 1, NULL, 10);
+            else if (field == 15) {
+                st = strtoull(q + 1, NULL, 10);
+                break;
+            }
+        }
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    s.cpu_s = (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+    (void)snprintf(path, sizeof(path), "/proc/%ld/io", pid);
+    if (read_small_file(path, text, sizeof(text)))
+        s.write_bytes = field_after(text, "\nwrite_bytes");
+    (void)snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    if (read_small_file(path, text, sizeof(text)))
+        s.rss_kib = field_after(text, "VmRSS");
+    s.ok = true;
+    return s;
+}
+
+static void note_error(const char *msg)
+{
+    pthread_mutex_lock(&g_msg_mu);
+    if (g_first_err[0] == '\0')
+        (void)snprintf(g_first_err, sizeof(g_first_err), "%s", msg);
+    pthread_mutex_unlock(&g_msg_mu);
+}
+
+/* ---- identities ---- */
+
+static mr_result make_ident(const mr_softsgx *sgx, const mr_softsgx_identity *who, ident *out)
+{
+    uint8_t hash[32];
+    mr_buf_init(&out->quote, 0, 0);
+    MR_GUARD(mr_marble_identity_new("localhost", MR_KEY_EC_P256, &out->id));
+    MR_GUARD(mr_sha256(out->id.cert_der.data, out->id.cert_der.len, hash));
+    return mr_softsgx_quote(sgx, who, hash, sizeof(hash), true, &out->quote);
+}
+
+/* ---- one activation ---- */
+
+static const mr_marble_kv *find_env(const mr_marble_params *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_env; i++)
+        if (strcmp(p->env[i].name, name) == 0)
+            return &p->env[i];
+    return NULL;
+}
+
+static mr_result check_chain(const mr_marble_params *p)
+{
+    mr_result res = MR_FAILURE;
+    STACK_OF(X509) *chain = NULL;
+    X509 *root = NULL;
+    const mr_marble_kv *c = find_env(p, "MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN");
+    const mr_marble_kv *r = find_env(p, "MARBLE_PREDEFINED_ROOT_CA");
+    MR_ENSURE_OUT(c != NULL && r != NULL, MR_ERR_PROTOCOL, "answer without certificate chain");
+    MR_GUARD_OUT(mr_x509_chain_from_pem(mr_buf_slice(&c->value), &chain));
+    MR_GUARD_OUT(mr_x509_from_pem(mr_buf_slice(&r->value), &root));
+    MR_ENSURE_OUT(sk_X509_num(chain) >= 1, MR_ERR_PROTOCOL, "empty certificate chain");
+    mr_x509_verify_opts vo = {.intermediates = chain, .purpose = MR_X509_PURPOSE_ANY};
+    MR_GUARD_OUT(mr_x509_verify(sk_X509_value(chain, 0), root, &vo));
+    res = MR_SUCCESS;
+out:
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(root);
+    return res;
+}
+
+static mr_result activate_once(const ident *who)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf req_buf, resp;
+    mr_marble_params params;
+    mr_uuid uuid;
+    char uuid_text[MR_UUID_TEXT_LEN + 1];
+    char type_copy[256];
+    memset(&params, 0, sizeof(params));
+    mr_buf_init(&req_buf, 0, 0);
+    mr_buf_init(&resp, MR_MARBLE_RESP_MAX, MR_BUF_SECRET);
+
+    MR_GUARD_OUT(mr_uuid_random(&uuid));
+    mr_uuid_format(&uuid, uuid_text);
+    (void)snprintf(type_copy, sizeof(type_copy), "%s", g_opt.marble_type);
+    Rpc__ActivationReq req;
+    rpc__activation_req__init(&req);
+    req.quote.data = who->quote.data;
+    req.quote.len = who->quote.len;
+    req.csr.data = who->id.csr_der.data;
+    req.csr.len = who->id.csr_der.len;
+    req.marbletype = type_copy;
+    req.uuid = uuid_text;
+    size_t need = rpc__activation_req__get_packed_size(&req);
+    MR_GUARD_OUT(mr_buf_reserve(&req_buf, need));
+    req_buf.len = rpc__activation_req__pack(&req, req_buf.data);
+
+    mr_marble_rpc_opts ro = {.addr = g_opt.addr,
+                             .cert_pem = mr_buf_slice(&who->id.cert_pem),
+                             .key_pem = mr_buf_slice(&who->id.key_pem)};
+    MR_GUARD_OUT(mr_marble_rpc_unary(&ro, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), &resp));
+    if (g_opt.check) {
+        MR_GUARD_OUT(mr_marble_params_decode(mr_buf_slice(&resp), &params));
+        MR_GUARD_OUT(check_chain(&params));
+    }
+    res = MR_SUCCESS;
+out:
+    mr_marble_params_clear(&params);
+    mr_buf_free(&req_buf);
+    mr_buf_free(&resp);
+    return res;
+}
+
+static void record(double sched, double done, bool ok)
+{
+    atomic_fetch_add(ok ? &g_ok_all : &g_err_all, 1);
+    if (g_opt.mode == MODE_COUNT || sched < g_win_start || done > g_win_end)
+        return;
+    if (!ok) {
+        atomic_fetch_add(&g_err, 1);
+        return;
+    }
+    atomic_fetch_add(&g_ok, 1);
+    size_t i = atomic_fetch_add(&g_lat_n, 1);
+    if (i < g_lat_cap)
+        g_lat[i] = (done - sched) * 1e3;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        uint64_t i = atomic_fetch_add(&g_next, 1);
+        double sched;
+        if (g_opt.mode == MODE_OPEN) {
+            sched = g_t0 + (double)i / g_opt.rate;
+            if (sched >= g_win_end)
+                break;
+            sleep_until(sched);
+        } else if (g_opt.mode == MODE_COUNT) {
+            if (i >= g_opt.count)
+                break;
+            sched = now_s();
+        } else {
+            sched = now_s();
+            if (sched >= g_win_end)
+                break;
+        }
+        bool ok = mr_ok(activate_once(&g_ids[i % g_opt.identities]));
+        if (!ok) {
+            note_error(mr_error_get()->msg);
+            mr_error_clear();
+        }
+        record(sched, now_s(), ok);
+    }
+    return NULL;
+}
+
+/* ---- statistics ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t k = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return v[k < n ? k : n - 1];
+}
+
+static void json_escape_print(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+/* ---- main ---- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: activate-load --addr HOST:PORT --softsgx DIR --type MARBLETYPE\n"
+            "  [--mode closed|open|count] [--concurrency N] [--duration S] [--warmup S]\n"
+            "  [--rate R] [--count K] [--identities M] [--no-check] [--server-pid PID]\n"
+            "  [--label TEXT]\n");
+}
+
+static bool parse_args(int argc, char **argv)
+{
+    g_opt = (options){.mode = MODE_CLOSED, .concurrency = 8, .duration = 10, .warmup = 2,
+                      .rate = 100, .count = 0, .identities = 256, .check = true, .label = ""};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--no-check") == 0) {
+            g_opt.check = false;
+            continue;
+        }
+        if (v == NULL)
+            return false;
+        i++;
+        if (strcmp(a, "--addr") == 0)
+            g_opt.addr = v;
+        else if (strcmp(a, "--softsgx") == 0)
+            g_opt.softsgx_dir = v;
+        else if (strcmp(a, "--type") == 0)
+            g_opt.marble_type = v;
+        else if (strcmp(a, "--label") == 0)
+            g_opt.label = v;
+        else if (strcmp(a, "--mode") == 0) {
+            if (strcmp(v, "closed") == 0)
+                g_opt.mode = MODE_CLOSED;
+            else if (strcmp(v, "open") == 0)
+                g_opt.mode = MODE_OPEN;
+            else if (strcmp(v, "count") == 0)
+                g_opt.mode = MODE_COUNT;
+            else
+                return false;
+        } else if (strcmp(a, "--concurrency") == 0)
+            g_opt.concurrency = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--duration") == 0)
+            g_opt.duration = strtod(v, NULL);
+        else if (strcmp(a, "--warmup") == 0)
+            g_opt.warmup = strtod(v, NULL);
+        else if (strcmp(a, "--rate") == 0)
+            g_opt.rate = strtod(v, NULL);
+        else if (strcmp(a, "--count") == 0)
+            g_opt.count = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--identities") == 0)
+            g_opt.identities = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--server-pid") == 0)
+            g_opt.server_pid = strtol(v, NULL, 10);
+        else
+            return false;
+    }
+    return g_opt.addr != NULL && g_opt.softsgx_dir != NULL && g_opt.marble_type != NULL &&
+           g_opt.concurrency >= 1 && g_opt.concurrency <= MAX_THREADS && g_opt.identities >= 1 &&
+           g_opt.duration > 0 && g_opt.rate > 0 && g_opt.warmup >= 0 &&
+           (g_opt.mode != MODE_COUNT || g_opt.count > 0);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    mr_softsgx *sgx = NULL;
+    pthread_t th[MAX_THREADS];
+    unsigned started = 0;
+    if (!parse_args(argc, argv)) {
+        usage();
+        return 2;
+    }
+    mr_softsgx_identity who;
+    if (!mr_ok(mr_softsgx_identity_from_env(&who)) || !mr_ok(mr_softsgx_load(g_opt.softsgx_dir, &sgx)) ||
+        !mr_ok(mr_marble_curl_init())) {
+        fprintf(stderr, "activate-load: setup: %s\n", mr_error_get()->msg);
+        goto out;
+    }
+    unsigned n_ids = g_opt.identities;
+    if (g_opt.mode == MODE_COUNT && g_opt.count < n_ids)
+        n_ids = (unsigned)g_opt.count;
+    g_opt.identities = n_ids;
+    g_ids = mr_calloc(n_ids, sizeof(*g_ids));
+    if (g_ids == NULL)
+        goto out;
+
+    /* pre-generation (not timed as part of the run) */
+    double pg_w0 = now_s(), pg_c0 = cpu_now();
+    for (unsigned i = 0; i < n_ids; i++) {
+        if (!mr_ok(make_ident(sgx, &who, &g_ids[i]))) {
+            fprintf(stderr, "activate-load: identity %u: %s\n", i, mr_error_get()->msg);
+            goto out;
+        }
+    }
+    double pg_wall = now_s() - pg_w0, pg_cpu = cpu_now() - pg_c0;
+
+    g_lat_cap = 4u << 20;
+    g_lat = mr_calloc(g_lat_cap, sizeof(double));
+    if (g_lat == NULL)
+        goto out;
+
+    g_t0 = now_s() + 0.05;
+    g_win_start = g_t0 + (g_opt.mode == MODE_COUNT ? 0 : g_opt.warmup);
+    g_win_end = g_opt.mode == MODE_COUNT ? 1e300 : g_win_start + g_opt.duration;
+    double c0 = cpu_now();
+    for (; started < g_opt.concurrency; started++)
+        if (pthread_create(&th[started], NULL, worker, NULL) != 0)
+            break;
+    /* server samples at the window edges */
+    proc_sample s0, s1;
+    memset(&s1, 0, sizeof(s1));
+    double w0 = g_t0, w1 = 0;
+    if (g_opt.mode != MODE_COUNT) {
+        sleep_until(g_win_start);
+        s0 = sample_proc(g_opt.server_pid);
+        w0 = now_s();
+        sleep_until(g_win_end);
+        s1 = sample_proc(g_opt.server_pid);
+        w1 = now_s();
+    } else {
+        s0 = sample_proc(g_opt.server_pid);
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    double client_cpu = cpu_now() - c0;
+    if (g_opt.mode == MODE_COUNT) {
+        s1 = sample_proc(g_opt.server_pid);
+        w1 = now_s();
+    }
+
+    uint64_t ok = g_opt.mode == MODE_COUNT ? atomic_load(&g_ok_all) : atomic_load(&g_ok);
+    uint64_t err = g_opt.mode == MODE_COUNT ? atomic_load(&g_err_all) : atomic_load(&g_err);
+    size_t n = atomic_load(&g_lat_n);
+    if (n > g_lat_cap)
+        n = g_lat_cap;
+    qsort(g_lat, n, sizeof(double), cmp_double);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += g_lat[i];
+    double window = w1 - w0;
+    const char *mode = g_opt.mode == MODE_OPEN ? "open" : g_opt.mode == MODE_COUNT ? "count" : "closed";
+    printf("{\"tool\":\"activate-load\",\"label\":");
+    json_escape_print(g_opt.label);
+    printf(",\"mode\":\"%s\",\"concurrency\":%u,\"offered_rate\":%.3f,\"window_s\":%.3f,"
+           "\"ok\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"throughput\":%.3f,",
+           mode, g_opt.concurrency, g_opt.mode == MODE_OPEN ? g_opt.rate : 0.0, window, ok, err,
+           window > 0 ? (double)ok / window : 0.0);
+    printf("\"lat_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,"
+           "\"mean\":%.3f},",
+           pct(g_lat, n, 50), pct(g_lat, n, 90), pct(g_lat, n, 99), pct(g_lat, n, 99.9),
+           n ? g_lat[n - 1] : 0.0, n ? sum / (double)n : 0.0);
+    uint64_t all = atomic_load(&g_ok_all) + atomic_load(&g_err_all);
+    printf("\"client_cpu_us_per_act\":%.1f,", all ? client_cpu * 1e6 / (double)all : 0.0);
+    if (s0.ok && s1.ok && ok > 0) {
+        printf("\"server\":{\"cpu_us_per_act\":%.1f,\"cpu_util\":%.3f,"
+               "\"write_bytes_per_act\":%.1f,\"rss_kib\":%" PRIu64 "},",
+               (s1.cpu_s - s0.cpu_s) * 1e6 / (double)(ok + err),
+               window > 0 ? (s1.cpu_s - s0.cpu_s) / window : 0.0,
+               (double)(s1.write_bytes - s0.write_bytes) / (double)(ok + err), s1.rss_kib);
+    }
+    printf("\"pregen\":{\"identities\":%u,\"wall_ms_per_identity\":%.3f,"
+           "\"cpu_ms_per_identity\":%.3f},\"checked\":%s,\"first_error\":",
+           n_ids, pg_wall * 1e3 / n_ids, pg_cpu * 1e3 / n_ids, g_opt.check ? "true" : "false");
+    json_escape_print(g_first_err);
+    printf("}\n");
+    fflush(stdout);
+    rc = 0;
+out:
+    if (g_ids != NULL) {
+        for (unsigned i = 0; i < g_opt.identities; i++) {
+            mr_marble_identity_clear(&g_ids[i].id);
+            mr_buf_free(&g_ids[i].quote);
+        }
+    }
+    mr_free(g_ids);
+    mr_free(g_lat);
+    mr_softsgx_free(sgx);
+    return rc;
+}
