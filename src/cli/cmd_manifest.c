@@ -152,7 +152,9 @@ static void remove_nil(json_t *v)
     } else if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) remove_nil(e);
+        json_array_foreach(v, i, e) {
+            remove_nil(e);
+        }
     }
 }
 
@@ -262,7 +264,7 @@ static mr_result run_signature(mr_cli *cli, int argc, char **argv)
     (void)cli;
     (void)argc;
     mr_buf m;
-    char hex[65];
+    char hex[65] = "";
     mr_buf_init(&m, 0, 0);
     mr_result r = mr_cli_manifest_load(argv[0], &m);
     if (mr_ok(r))
@@ -387,7 +389,9 @@ static void print_users(json_t *users, const char *sep)
 {
     size_t i;
     json_t *u;
-    json_array_foreach(users, i, u) printf("%s%s", i ? sep : "", json_string_value(u) ? json_string_value(u) : "");
+    json_array_foreach(users, i, u) {
+        printf("%s%s", i ? sep : "", json_string_value(u) ? json_string_value(u) : "");
+    }
 }
 
 /* New recovery secrets from an update: saved like `manifest set`; base64 printed if that
@@ -402,7 +406,9 @@ static mr_result handle_update_recovery(const mr_cli *cli, json_t *data)
     fprintf(stderr, "Failed to save recovery data: %s\n", mr_error_get()->msg);
     const char *k;
     json_t *v;
-    json_object_foreach(secrets, k, v) printf("%s: %s\n", k, json_string_value(v) ? json_string_value(v) : "");
+    json_object_foreach(secrets, k, v) {
+        printf("%s: %s\n", k, json_string_value(v) ? json_string_value(v) : "");
+    }
     return MR_SUCCESS;
 }
 

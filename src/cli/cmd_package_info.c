@@ -121,7 +121,7 @@ mr_result mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out)
 static mr_result props_from_elf_section(const char *path, const char *section, pkg_props *out)
 {
     mr_buf file;
-    mr_slice sec;
+    mr_slice sec = {NULL, 0};
     mr_buf_init(&file, PKG_FILE_MAX, 0);
     mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
     if (mr_ok(r))

@@ -175,7 +175,7 @@ static mr_result emit_new(const mr_cli *cli, const void *data, size_t len, bool 
     const char *path = mr_cli_str(cli, "output");
     if (path[0] == '\0') {
         MR_ENSURE(may_print, MR_ERR_USAGE, "required flag(s) \"output\" not set");
-        fwrite(data, 1, len, stdout);
+        MR_ENSURE(fwrite(data, 1, len, stdout) == len, MR_ERR_IO, "writing to stdout failed");
         return MR_SUCCESS;
     }
     return mr_cli_write_new_file(path, data, len);

@@ -231,7 +231,9 @@ static mr_result run_get(mr_cli *cli, int argc, char **argv)
     } else {
         const char *k;
         json_t *v;
-        json_object_foreach(secrets, k, v) MR_GUARD_OUT(print_secret(k, v));
+        json_object_foreach(secrets, k, v) {
+            MR_GUARD_OUT(print_secret(k, v));
+        }
     }
     res = MR_SUCCESS;
 out:

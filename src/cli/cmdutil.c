@@ -83,15 +83,23 @@ bool mr_cli_want_json(const mr_cli *cli) { return mr_cli_output_json(cli); }
 void mr_cli_json_wipe(json_t *v)
 {
     if (json_is_string(v)) {
-        /* jansson owns the bytes; they are overwritten in place right before the release */
-        OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v), json_string_length(v));
+        /* jansson owns the bytes and hands out only a const view; they are overwritten in
+         * place right before the release, which jansson does not observe */
+        const char *view = json_string_value(v);
+        char *bytes = NULL;
+        memcpy(&bytes, &view, sizeof(bytes));
+        OPENSSL_cleanse(bytes, json_string_length(v));
     } else if (json_is_object(v)) {
         const char *k;
         json_t *e;
-        json_object_foreach(v, k, e) mr_cli_json_wipe(e);
+        json_object_foreach(v, k, e) {
+            mr_cli_json_wipe(e);
+        }
     } else if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) mr_cli_json_wipe(e);
+        json_array_foreach(v, i, e) {
+            mr_cli_json_wipe(e);
+        }
     }
 }
