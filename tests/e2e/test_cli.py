@@ -236,6 +236,33 @@ def test_tcb_status_out_of_date(tmp_path, cli):
         c.stop()
 
 
+def test_tcb_status_sw_hardening_needed(tmp_path, cli):
+    sx = SoftSGX(tmp_path / "pki-swh", tcb_status="SWHardeningNeeded")
+    c = Coordinator(tmp_path / "coord-swh", sx)
+    c.workdir.mkdir()
+    c.start()
+    try:
+        c.set_manifest(json.dumps(manifest()).encode())
+        cli.env.update({k: v for k, v in sx.env().items() if k.startswith("EDG_ATTESTATION_")})
+        era(cli.dir / "era.json")
+        E = ("--era-config", "era.json")
+        p = cli("manifest", "get", addr(c), *E, check=True)  # accepted by default
+        assert p.stdout.startswith("TCB level accepted by configuration: SWHardeningNeeded\nTCB Advisories: [")
+        p = cli("manifest", "get", addr(c), *E, "--accepted-tcb-statuses", "UpToDate", check=False)
+        assert errline(p) == "invalid TCB status: SWHardeningNeeded"
+        adv = p.stdout
+        p = cli("manifest", "get", addr(c), *E, "--accepted-advisories", "INTEL-SA-99999", check=None)
+        advisories = cli("manifest", "get", addr(c), *E, check=True).stdout.split("TCB Advisories: [")[1].split("]")[0].split()
+        if advisories:
+            assert "advisories not accepted by configuration" in errline(p)
+            p = cli("manifest", "get", addr(c), *E, "--accepted-advisories", ",".join(a.lower() for a in advisories), check=True)
+        else:
+            assert p.returncode == 0
+        assert adv == ""
+    finally:
+        c.stop()
+
+
 def test_insecure_warnings(coord, cli):
     (cli.dir / "m.json").write_text(json.dumps(manifest()))
     p = cli("manifest", "set", "m.json", addr(coord), "--insecure", check=True)
