@@ -47,17 +47,7 @@ mr_result jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *pres
                      json_is_array(root) ? "array" : json_is_string(root) ? "string" : "value");
         r = MR_FAILURE;
     } else {
-        const char *k;
-        json_t *v;
-        json_object_foreach(root, k, v)
-        {
-            if (strcmp(k, field) == 0) {
-                val = v;
-                break;
-            }
-            if (val == NULL && strcasecmp(k, field) == 0)
-                val = v;
-        }
+        val = jr_field(root, field);
     }
     if (mr_ok(r) && val != NULL && !json_is_null(val)) {
         if (!json_is_string(val)) {
@@ -73,4 +63,18 @@ mr_result jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *pres
     }
     json_decref(root);
     return r;
+}
+
+json_t *jr_field(json_t *obj, const char *name)
+{
+    const char *k;
+    json_t *v, *ci = NULL;
+    json_object_foreach(obj, k, v)
+    {
+        if (strcmp(k, name) == 0)
+            return v;
+        if (ci == NULL && strcasecmp(k, name) == 0)
+            ci = v;
+    }
+    return ci;
 }

@@ -9,7 +9,7 @@
 #include "coordinator/api/api_int.h"
 
 #define MAX_NAMES 256
-#define USER_MAX 256
+#define USER_MAX 4096
 
 /* ---- GET ---- */
 
@@ -29,14 +29,19 @@ static void get_secrets(mr_srv_request *r, mr_api *a, bool v2)
                      "invalid query: endpoint requires at least one query parameter");
         goto client_error;
     }
+    if (names.n > MAX_NAMES) {
+        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "invalid query: more than %d secrets requested",
+                     MAX_NAMES);
+        goto client_error;
+    }
     for (size_t i = 0; i < names.n; i++)
         if (names.v[i][0] == '\0') {
             mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
                          "malformed query string: empty query parameter");
             goto client_error;
         }
-    if (!mr_ok(mr_core_get_secrets(a->cfg.core, user, (const char *const *)names.v,
-                                   names.n > MAX_NAMES ? MAX_NAMES : names.n, &out))) {
+    if (!mr_ok(mr_core_get_secrets(a->cfg.core, user, (const char *const *)names.v, names.n,
+                                   &out))) {
         api_error(r, v2 ? 500 : 400);
         goto out;
     }
@@ -82,24 +87,10 @@ static void uploads_free(uploads *u)
 }
 
 /* Finds a field by Go's rules (exact, else case-insensitive). */
-static json_t *field(json_t *obj, const char *name)
-{
-    const char *k;
-    json_t *v, *ci = NULL;
-    json_object_foreach(obj, k, v)
-    {
-        if (strcmp(k, name) == 0)
-            return v;
-        if (ci == NULL && strcasecmp(k, name) == 0)
-            ci = v;
-    }
-    return ci;
-}
-
 static mr_result bytes_field(json_t *obj, const char *name, const char *secret, bool allow_object,
                              bool *has, mr_buf *dst)
 {
-    json_t *v = field(obj, name);
+    json_t *v = jr_field(obj, name);
     *has = false;
     if (v == NULL || json_is_null(v))
         return MR_SUCCESS;
@@ -163,7 +154,7 @@ static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
     root = json_loadb((const char *)body.ptr, body.len, v2 ? JSON_DISABLE_EOF_CHECK : 0, &jerr);
     json_t *map = root;
     if (root != NULL && v2) {
-        map = json_is_object(root) ? field(root, "secrets") : NULL;
+        map = json_is_object(root) ? jr_field(root, "secrets") : NULL;
         if (map == NULL || json_is_null(map))
             map = json_object(); /* absent map: "no new secrets defined" from the core */
         else

@@ -6,7 +6,7 @@
 #include "common/alloc.h"
 #include "coordinator/api/api_int.h"
 
-#define USER_MAX 256
+#define USER_MAX 4096
 #define ALL_ACKED "All users have acknowledged the update manifest. Update successfully applied"
 #define CANCELLED "Update successfully cancelled"
 

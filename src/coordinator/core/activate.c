@@ -24,7 +24,6 @@
 #include "crypto/key.h"
 #include "crypto/x509.h"
 
-#define MARBLE_TYPE_OID "1.3.9903.2.1"
 #define ENV_ROOT_CA "MARBLE_PREDEFINED_ROOT_CA"
 #define ENV_CHAIN "MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN"
 #define ENV_KEY "MARBLE_PREDEFINED_PRIVATE_KEY"
@@ -48,6 +47,7 @@ typedef struct act {
     mr_tmpl_secret_table cur, prev;
     /* for the refusal log line: the quote's TCB verdict when it verified */
     bool verified;
+    bool stale; /* the state changed while this activation ran: redo it on the new state */
     char tcb_status[48];
     char advisories[512];
 } act;
@@ -94,8 +94,9 @@ static mr_result find_marble(act *a, const char *type)
     return MR_SUCCESS;
 }
 
-static void package_policy(const mr_manifest_package *p, mr_attest_package *out,
-                           const char **tcb, const char **adv)
+/* The package's policy; the string arrays are allocated (free with mr_free). */
+static mr_result package_policy(const mr_manifest_package *p, mr_attest_package *out,
+                                const char ***tcb, const char ***adv)
 {
     memset(out, 0, sizeof(*out));
     out->debug = p->debug;
@@ -105,17 +106,21 @@ static void package_policy(const mr_manifest_package *p, mr_attest_package *out,
     out->product_id = p->product_id;
     out->has_security_version = p->has_security_version;
     out->security_version = p->security_version;
-    for (size_t i = 0; i < p->accepted_tcb_statuses.count && i < 16; i++)
-        tcb[i] = p->accepted_tcb_statuses.items[i].ptr != NULL ? p->accepted_tcb_statuses.items[i].ptr : "";
-    out->accepted_tcb_statuses = tcb;
-    out->accepted_tcb_status_count = p->accepted_tcb_statuses.count < 16 ? p->accepted_tcb_statuses.count : 16;
-    for (size_t i = 0; i < p->accepted_advisories.count && i < 64; i++)
-        adv[i] = p->accepted_advisories.items[i].ptr != NULL ? p->accepted_advisories.items[i].ptr : "";
-    out->accepted_advisories = adv;
-    out->accepted_advisory_count = p->accepted_advisories.count < 64 ? p->accepted_advisories.count : 64;
+    *tcb = mr_calloc(p->accepted_tcb_statuses.count + 1, sizeof(char *));
+    *adv = mr_calloc(p->accepted_advisories.count + 1, sizeof(char *));
+    MR_ENSURE_ALLOC(*tcb);
+    MR_ENSURE_ALLOC(*adv);
+    for (size_t i = 0; i < p->accepted_tcb_statuses.count; i++)
+        (*tcb)[i] = p->accepted_tcb_statuses.items[i].ptr ? p->accepted_tcb_statuses.items[i].ptr : "";
+    for (size_t i = 0; i < p->accepted_advisories.count; i++)
+        (*adv)[i] = p->accepted_advisories.items[i].ptr ? p->accepted_advisories.items[i].ptr : "";
+    out->accepted_tcb_statuses = *tcb;
+    out->accepted_tcb_status_count = p->accepted_tcb_statuses.count;
+    out->accepted_advisories = *adv;
+    out->accepted_advisory_count = p->accepted_advisories.count;
+    return MR_SUCCESS;
 }
 
-/* §5.5: verify the quote, bind it to the TLS certificate, check the package. */
 static void note_tcb(act *a, const mr_attest_claims *claims)
 {
     size_t off = 0;
@@ -134,17 +139,23 @@ static void note_tcb(act *a, const mr_attest_claims *claims)
 static mr_result validate_quote(mr_core *c, act *a, const mr_core_activation_req *req,
                                 mr_attest_claims *claims)
 {
-    const char *tcb[16];
-    const char *adv[64];
+    const char **tcb = NULL, **adv = NULL;
     mr_attest_package pol;
     if (!mr_ok(mr_dcap_verify(req->quote.ptr, req->quote.len, &c->cfg.verify, claims)))
         return fail_with(MR_ERR_ATTESTATION, "verifying quote");
     note_tcb(a, claims);
-    package_policy(a->pkg, &pol, tcb, adv);
-    MR_GUARD(mr_policy_check_tcb(claims, pol.accepted_tcb_statuses, pol.accepted_tcb_status_count,
-                                 pol.accepted_advisories, pol.accepted_advisory_count, NULL));
-    MR_GUARD(mr_policy_check_cert_binding(claims, req->peer_cert.ptr, req->peer_cert.len));
-    return mr_policy_check_package(claims, &pol);
+    mr_result r = package_policy(a->pkg, &pol, &tcb, &adv);
+    /* §5.5 order: TCB policy, binding to the TLS certificate, package properties */
+    if (mr_ok(r))
+        r = mr_policy_check_tcb(claims, pol.accepted_tcb_statuses, pol.accepted_tcb_status_count,
+                                pol.accepted_advisories, pol.accepted_advisory_count, NULL);
+    if (mr_ok(r))
+        r = mr_policy_check_cert_binding(claims, req->peer_cert.ptr, req->peer_cert.len);
+    if (mr_ok(r))
+        r = mr_policy_check_package(claims, &pol);
+    mr_free((void *)tcb);
+    mr_free((void *)adv);
+    return r;
 }
 
 static mr_result read_counter(mr_store_txn *t, const char *key, uint64_t *count)
@@ -178,9 +189,12 @@ static mr_result check_budget(mr_core *c, const act *a, const char *type)
     uint64_t count = 0;
     mr_store_txn *t = NULL;
     (void)snprintf(key, sizeof(key), "%s%s", P_ACTIVATIONS, type);
-    MR_GUARD(mr_store_begin(c->store, &t));
-    mr_result r = read_counter(t, key, &count);
+    core_store_rdlock(c);
+    mr_result r = mr_store_begin(c->store, &t);
+    if (mr_ok(r))
+        r = read_counter(t, key, &count);
     mr_store_abort(t);
+    core_store_unlock(c);
     MR_GUARD(r);
     MR_ENSURE(count < a->marble->max_activations, MR_ERR_ATTESTATION,
               "reached max activations count (%llu) for marble type \"%s\"",
@@ -613,10 +627,19 @@ static pthread_mutex_t *type_lock(mr_core *c, const char *type)
     return mu;
 }
 
-static mr_result count_activation(mr_core *c, const act *a, const char *type)
+/* An activation is ordered against state changes at this point: if an update was published
+ * while it ran (e.g. a higher SecurityVersion), its result is discarded and it is redone. */
+static mr_result still_current(mr_core *c, act *a)
+{
+    a->stale = !core_epoch_is_current(c, a->e);
+    MR_ENSURE(!a->stale, MR_ERR_INTERNAL, "the Coordinator state changed during the activation");
+    return MR_SUCCESS;
+}
+
+static mr_result count_activation(mr_core *c, act *a, const char *type)
 {
     if (a->marble->max_activations == 0)
-        return MR_SUCCESS;
+        return still_current(c, a);
     pthread_mutex_t *mu = type_lock(c, type);
     MR_ENSURE(mu != NULL, MR_ERR_INTERNAL, "incrementing marble activations: too many marble types");
     char key[300], val[32];
@@ -624,7 +647,10 @@ static mr_result count_activation(mr_core *c, const act *a, const char *type)
     mr_store_txn *t = NULL;
     (void)snprintf(key, sizeof(key), "%s%s", P_ACTIVATIONS, type);
     pthread_mutex_lock(mu);
-    mr_result r = mr_store_begin(c->store, &t);
+    core_store_rdlock(c);
+    mr_result r = still_current(c, a);
+    if (mr_ok(r))
+        r = mr_store_begin(c->store, &t);
     if (mr_ok(r))
         r = read_counter(t, key, &count);
     if (mr_ok(r) && count >= a->marble->max_activations) {
@@ -647,6 +673,7 @@ static mr_result count_activation(mr_core *c, const act *a, const char *type)
         }
     }
     mr_store_abort(t);
+    core_store_unlock(c);
     pthread_mutex_unlock(mu);
     return r;
 }
@@ -714,6 +741,18 @@ mr_result mr_core_activate(mr_core *c, const mr_core_activation_req *req,
     mr_buf_init(&a.pub_der, 0, 0);
     a.e = core_epoch_get(c);
     mr_result r = activate(c, &a, req, resp);
+    for (int attempt = 0; !mr_ok(r) && a.stale && attempt < 3; attempt++) {
+        act_free(&a);
+        mr_core_activation_resp_free(resp);
+        memset(&a, 0, sizeof(a));
+        mr_buf_init(&a.cert_der, 0, 0);
+        mr_buf_init(&a.cert_pem, 0, 0);
+        mr_buf_init(&a.key_der, 0, MR_BUF_SECRET);
+        mr_buf_init(&a.key_pem, 0, MR_BUF_SECRET);
+        mr_buf_init(&a.pub_der, 0, 0);
+        a.e = core_epoch_get(c);
+        r = activate(c, &a, req, resp);
+    }
     if (!mr_ok(r) && a.verified) {
         MR_LOG_WARN("marble activation refused", MR_F_STR("marbleType", req->marble_type),
                     MR_F_STR("uuid", req->uuid), MR_F_ERR(), MR_F_STR("tcbStatus", a.tcb_status),

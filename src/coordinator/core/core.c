@@ -124,6 +124,8 @@ mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
     pthread_mutex_init(&c->writer, NULL);
     pthread_mutex_init(&c->epoch_mu, NULL);
     pthread_mutex_init(&c->types_mu, NULL);
+    pthread_mutex_init(&c->counters_mu, NULL);
+    pthread_rwlock_init(&c->store_lock, NULL);
     if (!mr_ok(copy_config(c, cfg)))
         goto fail;
     if (!mr_ok(load_or_create(c, &e))) {
@@ -165,6 +167,8 @@ void mr_core_free(mr_core *c)
     pthread_mutex_destroy(&c->writer);
     pthread_mutex_destroy(&c->epoch_mu);
     pthread_mutex_destroy(&c->types_mu);
+    pthread_mutex_destroy(&c->counters_mu);
+    pthread_rwlock_destroy(&c->store_lock);
     mr_free(c);
 }
 

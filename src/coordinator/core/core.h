@@ -216,7 +216,8 @@ MR_RESULT mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], 
 
 /* Finds the user whose certificate is byte-identical to one of the presented certificates
  * (DER). Errors (MR_ERR_AUTH): "no client certificate provided", "unauthorized user: client
- * certificate did not match any MarbleRun users". The user name is copied into name. */
+ * certificate did not match any MarbleRun users". The user name is copied into name; a name
+ * that does not fit in size fails authentication instead of being shortened. */
 MR_RESULT mr_core_auth_user(mr_core *c, const mr_slice *certs, size_t n, char *name, size_t size);
 /* True iff the user holds permission perm ("readsecret", "writesecret",
  * "updatesecurityversion", "updatemanifest") on every resource in resources[0..n). */

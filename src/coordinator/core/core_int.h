@@ -23,13 +23,15 @@
 #define K_MANIFEST_SIG "manifestSignature"
 #define K_ROOT_SECRET "rootSecret"
 #define K_PREV_ROOT_SECRET "previousRootSecret"
-#define K_UPDATE_LOG "updateLog"
+#define P_UPDATE_LOG "updateLog:"
+#define K_UPDATE_LOG_NEXT "updateLogNext"
 #define K_PENDING_UPDATE "pendingUpdate"
 #define P_SECRET "secret:"
 #define P_PREV_SECRET "previousSecret:"
 #define P_ACTIVATIONS "activations:"
 #define P_COUNTER "monotonicCounter:"
 #define P_PKG_SVN "packageSecurityVersion:" /* SecurityVersion raised by package updates */
+#define MARBLE_TYPE_OID "1.3.9903.2.1"        /* marble type extension of marble certificates */
 
 #define MR_ROOT_SECRET_LEN 32
 
@@ -116,6 +118,9 @@ struct mr_core {
     pthread_mutex_t epoch_mu;   /* guards `epoch` pointer swaps and reference taking */
     core_epoch *epoch;
     mr_store *store;            /* memory store until a manifest is persisted */
+    pthread_rwlock_t store_lock; /* readers outside `writer` hold it shared for a transaction;
+                                  * replacing `store` holds it exclusively (and `writer`) */
+    pthread_mutex_t counters_mu; /* monotonic counters */
     mr_sealer *sealer;
     pthread_mutex_t types_mu;
     core_type_lock **types;
@@ -128,6 +133,8 @@ core_epoch *core_epoch_get(mr_core *c);             /* new reference; never NULL
 void core_epoch_put(core_epoch *e);                 /* drop a reference; NULL-safe */
 /* Builds an epoch from everything in the store at the transaction's snapshot. */
 MR_RESULT core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out);
+/* True while e is the published epoch. */
+bool core_epoch_is_current(mr_core *c, const core_epoch *e);
 /* Replaces the published epoch (takes over the caller's reference). */
 void core_epoch_publish(mr_core *c, core_epoch *e);
 /* Issues the own quote for e's root certificate (no-op in simulation mode). */
@@ -158,12 +165,21 @@ MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store
                                        X509 **mroot, EVP_PKEY **key);
 
 /* ---- persistence (persist.c) ---- */
+/* Shared access to c->store for code that does not hold the writer mutex. */
+void core_store_rdlock(mr_core *c);
+void core_store_unlock(mr_core *c);
+/* Replaces c->store (writer mutex held); the old store is closed. */
+void core_store_replace(mr_core *c, mr_store *next);
 MR_RESULT core_secret_set_sort(core_secret_set *set);
 mr_seal_mode core_seal_mode(const mr_manifest *m);
 MR_RESULT core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *prev,
                                 core_epoch **out);
+MR_RESULT core_epoch_from_txn(mr_core *c, mr_store_txn *t, const core_epoch *prev,
+                              core_epoch **out);
 MR_RESULT core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
                                  mr_core_recovery_secrets *out);
+/* A new state key for the current state; recovery secrets for m (full updates). */
+MR_RESULT core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out);
 
 /* Commits t and publishes the epoch of the committed state. */
 MR_RESULT core_commit_and_publish(mr_core *c, mr_store_txn *t);
@@ -179,14 +195,17 @@ MR_RESULT core_recovery_secrets(const mr_manifest *m, mr_slice dek,
  * key and an already encoded JSON value, terminated by NULL. */
 MR_RESULT core_log_line(mr_buf *log, const char *update, ...);
 MR_RESULT core_log_time(mr_buf *out);
+/* Appends lines to the stored update log / reads the whole log. */
+MR_RESULT core_log_append(mr_store_txn *t, const mr_buf *lines);
+MR_RESULT core_log_read(mr_store_txn *t, mr_buf *out);
+/* Go's %v of a []string ("[a b]"), NUL-terminated, appended to out. */
+MR_RESULT core_names_text(const char *const *names, size_t n, mr_buf *out);
 /* out = JSON string literal of s (HTML-safe), NUL-terminated. */
 MR_RESULT core_json_str(const char *s, mr_buf *out);
 
 /* New intermediate + marble root for a full update: SANs = the root's DNS names and IPs. */
 MR_RESULT core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
                                             X509 **mroot, EVP_PKEY **key);
-/* A new state key for the current state (recovery keys changed); recovery secrets for m. */
-MR_RESULT core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out);
 
 /* ---- store helpers (storeutil.c) ---- */
 MR_RESULT core_put_buf(mr_store_txn *t, const char *key, const mr_buf *b);

@@ -77,6 +77,14 @@ void core_epoch_put(core_epoch *e)
         epoch_free(e);
 }
 
+bool core_epoch_is_current(mr_core *c, const core_epoch *e)
+{
+    pthread_mutex_lock(&c->epoch_mu);
+    bool cur = c->epoch == e;
+    pthread_mutex_unlock(&c->epoch_mu);
+    return cur;
+}
+
 void core_epoch_publish(mr_core *c, core_epoch *e)
 {
     pthread_mutex_lock(&c->epoch_mu);

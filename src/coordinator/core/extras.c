@@ -10,7 +10,6 @@
 #include "crypto/hash.h"
 #include "crypto/x509.h"
 
-#define MARBLE_TYPE_OID "1.3.9903.2.1"
 
 static mr_result feature(core_epoch *e, const char *gate)
 {
@@ -122,7 +121,8 @@ mr_result mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], 
     MR_GUARD_OUT(mr_buf_append_u8(&key, ':'));
     MR_GUARD_OUT(mr_b64_encode_buf((const uint8_t *)name, strlen(name), MR_B64_STD, &key));
     MR_GUARD_OUT(mr_buf_nul_terminate(&key));
-    pthread_mutex_lock(&c->writer);
+    pthread_mutex_lock(&c->counters_mu);
+    core_store_rdlock(c);
     bool found = false;
     mr_result r = mr_store_begin(c->store, &t);
     if (mr_ok(r))
@@ -142,7 +142,10 @@ mr_result mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], 
             r = mr_store_commit(tc);
         }
     }
-    pthread_mutex_unlock(&c->writer);
+    mr_store_abort(t);
+    t = NULL;
+    core_store_unlock(c);
+    pthread_mutex_unlock(&c->counters_mu);
     MR_GUARD_OUT(r);
     res = MR_SUCCESS;
 out:

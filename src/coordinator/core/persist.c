@@ -32,17 +32,13 @@ mr_seal_mode core_seal_mode(const mr_manifest *m)
     return MR_SEAL_MODE_PRODUCT_KEY;
 }
 
-/* Builds the epoch of `store`, carrying over the own quote when the root is unchanged or
- * issuing a new one. */
-mr_result core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *prev,
-                                core_epoch **out)
+/* Builds the epoch seen by transaction t, carrying over the own quote when the root is
+ * unchanged or issuing a new one. */
+mr_result core_epoch_from_txn(mr_core *c, mr_store_txn *t, const core_epoch *prev, core_epoch **out)
 {
-    mr_store_txn *t = NULL;
     core_epoch *e = NULL;
-    MR_GUARD(mr_store_begin(store, &t));
-    mr_result r = core_epoch_load(c, t, &e);
-    mr_store_abort(t);
-    MR_GUARD(r);
+    MR_GUARD(core_epoch_load(c, t, &e));
+    mr_result r;
     if (prev != NULL && prev->root_der.len == e->root_der.len &&
         memcmp(prev->root_der.data, e->root_der.data, e->root_der.len) == 0) {
         r = mr_buf_set(&e->quote, prev->quote.data, prev->quote.len);
@@ -61,44 +57,146 @@ mr_result core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *p
     return MR_SUCCESS;
 }
 
-/* Makes *next (a complete in-memory state) the sealed state: a fresh state key, the old
- * sealed files replaced, everything copied into the new embedded store, recovery secrets
- * computed for the manifest's recovery keys, and the new epoch published. */
+mr_result core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *prev,
+                                core_epoch **out)
+{
+    mr_store_txn *t = NULL;
+    MR_GUARD(mr_store_begin(store, &t));
+    mr_result r = core_epoch_from_txn(c, t, prev, out);
+    mr_store_abort(t);
+    return r;
+}
+
+/* The next epoch is built from the transaction's own view before it commits, so a failure
+ * to build it leaves the state unchanged; after the commit it is published. */
+mr_result core_commit_and_publish(mr_core *c, mr_store_txn *t)
+{
+    core_epoch *prev = core_epoch_get(c), *e = NULL;
+    mr_result r = core_epoch_from_txn(c, t, prev, &e);
+    core_epoch_put(prev);
+    if (!mr_ok(r)) {
+        mr_store_abort(t);
+        return MR_FAILURE;
+    }
+    r = mr_store_commit(t);
+    if (mr_ok(r))
+        core_epoch_publish(c, e);
+    else
+        core_epoch_put(e);
+    return r;
+}
+
+void core_store_rdlock(mr_core *c) { pthread_rwlock_rdlock(&c->store_lock); }
+void core_store_unlock(mr_core *c) { pthread_rwlock_unlock(&c->store_lock); }
+
+void core_store_replace(mr_core *c, mr_store *next)
+{
+    pthread_rwlock_wrlock(&c->store_lock);
+    mr_store *old = c->store;
+    c->store = next;
+    pthread_rwlock_unlock(&c->store_lock);
+    mr_store_close(old);
+}
+
+/* Seals `next` as the new state: a fresh state key, the old sealed files replaced, everything
+ * copied into the new embedded store, and recovery secrets for the manifest's keys. */
+static mr_result seal_new(mr_core *c, const mr_manifest *m, mr_store *next, mr_store **emb,
+                          mr_core_recovery_secrets *out)
+{
+    mr_buf dek;
+    mr_buf_init(&dek, 0, MR_BUF_SECRET);
+    mr_result r = mr_sealer_set_mode(c->sealer, core_seal_mode(m));
+    if (mr_ok(r))
+        r = mr_sealer_create(c->sealer, c->cfg.store_opts, emb);
+    if (mr_ok(r))
+        r = mr_store_copy_all(next, *emb);
+    if (mr_ok(r))
+        r = mr_sealer_export_dek(c->sealer, &dek);
+    if (mr_ok(r))
+        r = core_recovery_issue(c, m, mr_buf_slice(&dek), out);
+    mr_buf_free(&dek);
+    return r;
+}
+
+/* Makes *next (a complete in-memory state) the sealed state and publishes it.
+ *
+ * The sealed directory can only hold one open store, so the current store is closed before
+ * the new one is created. Everything that can fail for a reason other than I/O has been done
+ * by the caller before this point. If sealing fails anyway, the Coordinator keeps serving the
+ * state it had (from an in-memory copy), logs loudly that it is no longer persisted, and the
+ * request fails. */
 mr_result core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
                                  mr_core_recovery_secrets *out)
 {
-    mr_result res = MR_FAILURE;
-    mr_store *emb = NULL;
+    mr_store *emb = NULL, *old_copy = NULL;
     core_epoch *e = NULL, *prev = core_epoch_get(c);
-    mr_buf dek;
-    mr_buf_init(&dek, 0, MR_BUF_SECRET);
-    MR_GUARD_OUT(mr_sealer_set_mode(c->sealer, core_seal_mode(m)));
-    MR_GUARD_OUT(mr_sealer_create(c->sealer, c->cfg.store_opts, &emb));
-    MR_GUARD_OUT(mr_store_copy_all(*next, emb));
-    MR_GUARD_OUT(mr_sealer_export_dek(c->sealer, &dek));
-    MR_GUARD_OUT(core_recovery_issue(c, m, mr_buf_slice(&dek), out));
-    MR_GUARD_OUT(core_epoch_from_store(c, emb, prev, &e));
-    mr_store_close(c->store);
-    c->store = emb;
-    emb = NULL;
-    core_epoch_publish(c, e);
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&dek);
-    mr_store_close(emb);
-    core_epoch_put(prev);
-    if (!mr_ok(res))
+    mr_result r = mr_store_open_memory(&old_copy);
+    if (mr_ok(r))
+        r = mr_store_copy_all(c->store, old_copy);
+    if (!mr_ok(r)) {
+        core_epoch_put(prev);
+        mr_store_close(old_copy);
+        return MR_FAILURE;
+    }
+    core_store_replace(c, old_copy); /* releases the sealed directory */
+    r = seal_new(c, m, *next, &emb, out);
+    if (mr_ok(r))
+        r = core_epoch_from_store(c, emb, prev, &e);
+    if (mr_ok(r)) {
+        core_store_replace(c, emb);
+        core_epoch_publish(c, e);
+    } else {
+        mr_error saved;
+        mr_error_take(&saved);
+        mr_store_close(emb);
         mr_core_recovery_secrets_free(out);
-    return res;
+        MR_LOG_ERROR("the new state could not be sealed; the previous state is kept in memory "
+                     "only and will be lost on restart",
+                     MR_F_STR("error", saved.msg));
+        mr_error_restore(&saved);
+    }
+    core_epoch_put(prev);
+    return r;
 }
 
+/* A new state key for the current state (recovery keys changed in a full update). Readers are
+ * held off for the whole copy-and-replace so that no concurrent commit (an activation
+ * counter) is lost between the copy and the switch. */
 mr_result core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
 {
-    mr_store *mem = NULL;
-    MR_GUARD(mr_store_open_memory(&mem));
-    mr_result r = mr_store_copy_all(c->store, mem);
+    mr_store *mem = NULL, *emb = NULL;
+    core_epoch *e = NULL, *prev = core_epoch_get(c);
+    pthread_rwlock_wrlock(&c->store_lock);
+    mr_result r = mr_store_open_memory(&mem);
     if (mr_ok(r))
-        r = core_persist_new_state(c, m, &mem, out);
-    mr_store_close(mem);
+        r = mr_store_copy_all(c->store, mem);
+    if (!mr_ok(r)) {
+        pthread_rwlock_unlock(&c->store_lock);
+        mr_store_close(mem);
+        core_epoch_put(prev);
+        return MR_FAILURE;
+    }
+    mr_store_close(c->store); /* releases the sealed directory */
+    c->store = mem;
+    r = seal_new(c, m, mem, &emb, out);
+    if (mr_ok(r))
+        r = core_epoch_from_store(c, emb, prev, &e);
+    if (mr_ok(r)) {
+        c->store = emb;
+        mr_store_close(mem);
+    } else {
+        mr_error saved;
+        mr_error_take(&saved);
+        mr_store_close(emb);
+        mr_core_recovery_secrets_free(out);
+        MR_LOG_ERROR("the state could not be sealed under a new key; it is kept in memory only "
+                     "and will be lost on restart",
+                     MR_F_STR("error", saved.msg));
+        mr_error_restore(&saved);
+    }
+    pthread_rwlock_unlock(&c->store_lock);
+    if (e != NULL)
+        core_epoch_publish(c, e);
+    core_epoch_put(prev);
     return r;
 }

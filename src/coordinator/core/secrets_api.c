@@ -8,21 +8,6 @@
 #include "crypto/key.h"
 #include "crypto/x509.h"
 
-#define NAMES_TEXT_MAX 4096
-
-/* Go's %v of a []string: "[a b c]". */
-static void names_text(const char *const *names, size_t n, char *out, size_t size)
-{
-    size_t off = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i <= n && off < size; i++) {
-        int k = snprintf(out + off, size - off, "%s%s%s", i == 0 ? "[" : "",
-                         i < n ? names[i] : "]", i + 1 < n ? " " : "");
-        if (k < 0)
-            break;
-        off += (size_t)k;
-    }
-}
 
 /* One Secret object as MarbleRun returns it (the stored definition with its value). */
 static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
@@ -48,20 +33,27 @@ mr_result mr_core_get_secrets(mr_core *c, const char *user, const char *const *n
 {
     mr_result res = MR_FAILURE;
     core_epoch *e = core_epoch_get(c);
-    char text[NAMES_TEXT_MAX];
+    mr_buf text;
+    mr_buf_init(&text, 0, 0);
     MR_ENSURE_OUT(e->state == MR_STATE_ACCEPTING_MARBLES, MR_ERR_STATE,
                   "server is not in expected state");
     if (!mr_manifest_user_permitted(e->manifest, user, MR_PERM_READ_SECRET, names, n)) {
-        names_text(names, n, text, sizeof(text));
+        MR_GUARD_OUT(core_names_text(names, n, &text));
         MR_BAIL_OUT(MR_ERR_AUTH, "user %s is not allowed to read one or more secrets of: %s", user,
-                    text);
+                    (const char *)text.data);
     }
     MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+    size_t written = 0;
     for (size_t i = 0; i < n; i++) {
+        bool dup = false; /* Go answers with a map: a repeated name appears once */
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = strcmp(names[k], names[i]) == 0;
+        if (dup)
+            continue;
         const mr_manifest_secret *def = mr_manifest_find_secret(e->manifest, names[i]);
         MR_ENSURE_OUT(def != NULL, MR_ERR_NOT_FOUND,
                       "loading secret %s from store: requested value not set", names[i]);
-        if (i > 0)
+        if (written++ > 0)
             MR_GUARD_OUT(mr_buf_append_u8(out, ','));
         MR_GUARD_OUT(mr_manifest_json_string(names[i], strlen(names[i]), out));
         MR_GUARD_OUT(mr_buf_append_u8(out, ':'));
@@ -70,6 +62,7 @@ mr_result mr_core_get_secrets(mr_core *c, const char *user, const char *const *n
     MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
     res = MR_SUCCESS;
 out:
+    mr_buf_free(&text);
     core_epoch_put(e);
     return res;
 }
@@ -134,32 +127,6 @@ static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_se
     return core_secret_set_sort(out);
 }
 
-static mr_result append_log(mr_store_txn *t, const mr_buf *lines)
-{
-    mr_buf log;
-    bool found = false;
-    mr_buf_init(&log, 0, 0);
-    mr_result r = mr_store_get(t, K_UPDATE_LOG, &log, &found);
-    if (mr_ok(r))
-        r = mr_buf_append(&log, lines->data, lines->len);
-    if (mr_ok(r))
-        r = core_put_buf(t, K_UPDATE_LOG, &log);
-    mr_buf_free(&log);
-    return r;
-}
-
-mr_result core_commit_and_publish(mr_core *c, mr_store_txn *t)
-{
-    core_epoch *prev = core_epoch_get(c), *e = NULL;
-    mr_result r = mr_store_commit(t);
-    if (mr_ok(r))
-        r = core_epoch_from_store(c, c->store, prev, &e);
-    if (mr_ok(r))
-        core_epoch_publish(c, e);
-    core_epoch_put(prev);
-    return r;
-}
-
 static mr_result store_uploads(mr_core *c, const char *user, const core_secret_set *up)
 {
     mr_store_txn *t = NULL;
@@ -188,7 +155,7 @@ static mr_result store_uploads(mr_core *c, const char *user, const core_secret_s
                               (const char *)js.data, "type", (const char *)jt.data, NULL);
     }
     if (mr_ok(r))
-        r = append_log(t, &lines);
+        r = core_log_append(t, &lines);
     if (mr_ok(r)) {
         mr_store_txn *tc = t;
         t = NULL;

@@ -278,7 +278,7 @@ static mr_result build_state(mr_core *c, const core_epoch *e, const uint8_t *raw
     MR_GUARD(core_put_buf(s->t, K_MANIFEST_SIG, &s->sig));
     mr_buf_init(&s->log, 0, 0);
     MR_GUARD(core_log_line(&s->log, "Initial manifest set", NULL));
-    MR_GUARD(core_put_buf(s->t, K_UPDATE_LOG, &s->log));
+    MR_GUARD(core_log_append(s->t, &s->log));
     MR_GUARD(core_put_str(s->t, K_STATE, "3"));
     mr_store_txn *t = s->t;
     s->t = NULL;

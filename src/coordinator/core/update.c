@@ -20,7 +20,6 @@
 #define IN_PROGRESS                                                                           \
     "update already in progress. Acknowledge the update to apply it, or cancel it to start a " \
     "new one"
-#define USERS_MAX 256
 
 void mr_core_update_result_free(mr_core_update_result *r)
 {
@@ -42,34 +41,9 @@ static mr_result json_u64(uint64_t v, mr_buf *out)
     return mr_buf_nul_terminate(out);
 }
 
-/* Go's %v of a []string: "[a b]". */
-static mr_result names_text(const char *const *names, size_t n, mr_buf *out)
-{
-    MR_GUARD(mr_buf_append_u8(out, '['));
-    for (size_t i = 0; i < n; i++)
-        MR_GUARD(mr_buf_printf(out, "%s%s", i ? " " : "", names[i]));
-    MR_GUARD(mr_buf_append_u8(out, ']'));
-    return mr_buf_nul_terminate(out);
-}
-
-static mr_result append_log(mr_store_txn *t, const mr_buf *lines)
-{
-    mr_buf log;
-    bool found = false;
-    mr_buf_init(&log, 0, 0);
-    mr_result r = mr_store_get(t, K_UPDATE_LOG, &log, &found);
-    if (mr_ok(r))
-        r = mr_buf_append(&log, lines->data, lines->len);
-    if (mr_ok(r))
-        r = core_put_buf(t, K_UPDATE_LOG, &log);
-    mr_buf_free(&log);
-    return r;
-}
-
 mr_result mr_core_update_log(mr_core *c, mr_buf *out)
 {
     mr_store_txn *t = NULL;
-    bool found = false;
     core_epoch *e = core_epoch_get(c);
     mr_result r = MR_SUCCESS;
     if (e->state != MR_STATE_ACCEPTING_MARBLES) {
@@ -78,9 +52,12 @@ mr_result mr_core_update_log(mr_core *c, mr_buf *out)
     }
     core_epoch_put(e);
     MR_GUARD(r);
-    MR_GUARD(mr_store_begin(c->store, &t));
-    r = mr_store_get(t, K_UPDATE_LOG, out, &found);
+    core_store_rdlock(c);
+    r = mr_store_begin(c->store, &t);
+    if (mr_ok(r))
+        r = core_log_read(t, out);
     mr_store_abort(t);
+    core_store_unlock(c);
     return r;
 }
 
@@ -115,7 +92,7 @@ static mr_result package_update(mr_core *c, core_epoch *e, const char *user, con
     mr_store_txn *t = NULL;
     X509 *mroot = NULL;
     EVP_PKEY *ikey = NULL;
-    const char *names[USERS_MAX];
+    const char **names = mr_calloc(u->packages.count + 1, sizeof(char *));
     size_t n = 0;
     mr_buf text, lines, ju, jp, jv;
     mr_buf_init(&text, 0, 0);
@@ -123,10 +100,11 @@ static mr_result package_update(mr_core *c, core_epoch *e, const char *user, con
     mr_buf_init(&ju, 0, 0);
     mr_buf_init(&jp, 0, 0);
     mr_buf_init(&jv, 0, 0);
-    for (size_t i = 0; i < u->packages.count && n < USERS_MAX; i++)
+    MR_ENSURE_ALLOC_OUT(names);
+    for (size_t i = 0; i < u->packages.count; i++)
         names[n++] = u->packages.items[i].name.ptr != NULL ? u->packages.items[i].name.ptr : "";
     if (!mr_manifest_user_permitted(e->manifest, user, MR_PERM_UPDATE_PACKAGE, names, n)) {
-        MR_GUARD_OUT(names_text(names, n, &text));
+        MR_GUARD_OUT(core_names_text(names, n, &text));
         MR_BAIL_OUT(MR_ERR_AUTH, "user %s is not allowed to update one or more packages of %s",
                     user, (const char *)text.data);
     }
@@ -166,13 +144,14 @@ static mr_result package_update(mr_core *c, core_epoch *e, const char *user, con
         core_secret_clear(&fresh);
         MR_GUARD_OUT(r);
     }
-    MR_GUARD_OUT(append_log(t, &lines));
+    MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
     MR_GUARD_OUT(core_commit_and_publish(c, tc));
     res = MR_SUCCESS;
 out:
     mr_store_abort(t);
+    mr_free((void *)names);
     X509_free(mroot);
     EVP_PKEY_free(ikey);
     mr_buf_free(&text);
@@ -406,6 +385,7 @@ static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, 
     mr_buf_init(&sig, 0, 0);
     mr_buf_init(&lines, 0, 0);
     mr_buf_init(&jfp, 0, 0);
+    bool new_recovery = recovery_changed(e->manifest, next);
     MR_GUARD_OUT(mr_store_begin(c->store, &t));
     const uint8_t *root_secret = e->root_secret;
     if (next->config.rotate_root_secret) {
@@ -439,13 +419,15 @@ static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, 
     MR_GUARD_OUT(core_json_str(fp, &jfp));
     MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest updated", "manifestFingerprint",
                                (const char *)jfp.data, NULL));
-    MR_GUARD_OUT(append_log(t, &lines));
-    bool new_recovery = recovery_changed(e->manifest, next);
+    MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
     MR_GUARD_OUT(core_commit_and_publish(c, tc));
-    if (new_recovery)
-        MR_GUARD_OUT(core_rekey(c, next, rec));
+    /* A changed recovery setup gets a new state key and new recovery secrets (§12.7). */
+    if (new_recovery && !mr_ok(core_rekey(c, next, rec))) {
+        mr_error_prefix("the update was applied, but sealing it under a new state key failed");
+        goto out;
+    }
     res = MR_SUCCESS;
 out:
     OPENSSL_cleanse(new_root_secret, sizeof(new_root_secret));
@@ -477,7 +459,7 @@ static void cancel_after_error(mr_core *c, const char *fingerprint)
         r = core_log_line(&lines, "Complete Manifest update cancelled due to error during apply",
                           "manifestFingerprint", (const char *)jfp.data, NULL);
     if (mr_ok(r))
-        r = append_log(t, &lines);
+        r = core_log_append(t, &lines);
     if (mr_ok(r)) {
         mr_store_txn *tc = t;
         t = NULL;
@@ -563,7 +545,7 @@ static mr_result start_full_update(mr_core *c, core_epoch *e, const char *user, 
                                    (const char *)jm.data, "missingUsers", (const char *)jmu.data,
                                    "manifestFingerprint", (const char *)jfp.data, NULL));
     }
-    MR_GUARD_OUT(append_log(t, &lines));
+    MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
     MR_GUARD_OUT(core_commit_and_publish(c, tc));
@@ -662,7 +644,7 @@ mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, s
                                (const char *)ju.data, "missingAcknowledgments", (const char *)jm.data,
                                "missingUsers", (const char *)jmu.data, "manifestFingerprint",
                                (const char *)jfp.data, NULL));
-    MR_GUARD_OUT(append_log(t, &lines));
+    MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
     MR_GUARD_OUT(core_commit_and_publish(c, tc));
@@ -713,7 +695,7 @@ mr_result mr_core_update_cancel(mr_core *c, const char *user)
     MR_GUARD_OUT(core_json_str(fp, &jfp));
     MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest update cancelled by user", "user",
                                (const char *)ju.data, "manifestFingerprint", (const char *)jfp.data, NULL));
-    MR_GUARD_OUT(append_log(t, &lines));
+    MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
     MR_GUARD_OUT(core_commit_and_publish(c, tc));
@@ -736,10 +718,14 @@ mr_result mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result 
     bool found = false;
     mr_buf jmu;
     memset(out, 0, sizeof(*out));
+    memset(&p, 0, sizeof(p));
     mr_buf_init(&jmu, 0, 0);
-    MR_GUARD(mr_store_begin(c->store, &t));
-    mr_result r = pending_load(t, &p, &found);
+    core_store_rdlock(c);
+    mr_result r = mr_store_begin(c->store, &t);
+    if (mr_ok(r))
+        r = pending_load(t, &p, &found);
     mr_store_abort(t);
+    core_store_unlock(c);
     MR_GUARD(r);
     if (!found) {
         mr_error_set(MR_ERR_NOT_FOUND, __FILE__, __LINE__, "no update in progress");

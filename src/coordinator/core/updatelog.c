@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The update log (spec §8.4): one JSON line per event, appended to `updateLog`. */
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -59,5 +61,55 @@ mr_result core_json_str(const char *s, mr_buf *out)
 {
     mr_buf_reset(out);
     MR_GUARD(mr_manifest_json_string(s, strlen(s), out));
+    return mr_buf_nul_terminate(out);
+}
+
+/* The log is stored as one key per appended batch (`updateLog:<16 hex digits>`) so that
+ * appending costs the same however long the log is; `updateLogNext` holds the next index. */
+mr_result core_log_append(mr_store_txn *t, const mr_buf *lines)
+{
+    mr_buf v;
+    bool found = false;
+    unsigned long long next = 0;
+    char key[64];
+    mr_buf_init(&v, 64, 0);
+    mr_result r = mr_store_get(t, K_UPDATE_LOG_NEXT, &v, &found);
+    if (mr_ok(r) && found) {
+        char text[32];
+        size_t n = v.len < sizeof(text) - 1 ? v.len : sizeof(text) - 1;
+        memcpy(text, v.data, n);
+        text[n] = '\0';
+        char *end = NULL;
+        next = strtoull(text, &end, 10);
+        if (n == 0 || end == NULL || *end != '\0') {
+            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "stored update log index is malformed");
+            r = MR_FAILURE;
+        }
+    }
+    mr_buf_free(&v);
+    MR_GUARD(r);
+    (void)snprintf(key, sizeof(key), "%s%016llx", P_UPDATE_LOG, next);
+    MR_GUARD(mr_store_put(t, key, lines->data, lines->len));
+    (void)snprintf(key, sizeof(key), "%llu", next + 1);
+    return core_put_str(t, K_UPDATE_LOG_NEXT, key);
+}
+
+mr_result core_log_read(mr_store_txn *t, mr_buf *out)
+{
+    mr_store_list list = {0};
+    MR_GUARD(mr_store_scan(t, P_UPDATE_LOG, &list));
+    mr_result r = MR_SUCCESS;
+    for (size_t i = 0; i < list.count && mr_ok(r); i++)
+        r = mr_buf_append(out, list.items[i].value.ptr, list.items[i].value.len);
+    mr_store_list_free(&list);
+    return r;
+}
+
+mr_result core_names_text(const char *const *names, size_t n, mr_buf *out)
+{
+    MR_GUARD(mr_buf_append_u8(out, '['));
+    for (size_t i = 0; i < n; i++)
+        MR_GUARD(mr_buf_printf(out, "%s%s", i ? " " : "", names[i]));
+    MR_GUARD(mr_buf_append_u8(out, ']'));
     return mr_buf_nul_terminate(out);
 }

@@ -16,8 +16,12 @@ mr_result mr_core_auth_user(mr_core *c, const mr_slice *certs, size_t n, char *n
         for (size_t u = 0; u < e->n_users && !found; u++) {
             const mr_buf *d = &e->users[u].cert_der;
             if (d->len == certs[i].len && CRYPTO_memcmp(d->data, certs[i].ptr, d->len) == 0) {
-                (void)snprintf(name, size, "%s", e->users[u].name);
-                found = true;
+                /* never hand out a shortened name: it could be another user's */
+                found = strlen(e->users[u].name) < size;
+                if (found)
+                    memcpy(name, e->users[u].name, strlen(e->users[u].name) + 1);
+                else
+                    break;
             }
         }
     core_epoch_put(e);
