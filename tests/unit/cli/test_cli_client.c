@@ -263,6 +263,83 @@ static void test_json_get_case(void **state)
     json_decref(o);
 }
 
+static void put_sigstruct(uint8_t *s)
+{
+    static const uint8_t h1[16] = {0x06, 0, 0, 0, 0xE1, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0};
+    static const uint8_t h2[16] = {0x01, 0x01, 0, 0, 0x60, 0, 0, 0, 0x60, 0, 0, 0, 0x01, 0, 0, 0};
+    memset(s, 0, 1808);
+    memcpy(s, h1, 16);
+    memcpy(s + 24, h2, 16);
+    for (int i = 0; i < 384; i++)
+        s[128 + i] = (uint8_t)i;
+    memset(s + 960, 0x5a, 32);
+    s[1024] = 0x34; /* ISVPRODID 0x1234, little-endian */
+    s[1025] = 0x12;
+    s[1026] = 0x02; /* ISVSVN 2 */
+}
+
+static void test_sigstruct(void **state)
+{
+    (void)state;
+    static uint8_t buf[4096];
+    mr_cli_pkg_props p;
+    put_sigstruct(buf + 100);
+    MR_ASSERT_OK(mr_cli_sigstruct_parse(MR_SLICE(buf, 100 + 1808), &p));
+    assert_int_equal(p.isvprodid, 0x1234);
+    assert_int_equal(p.isvsvn, 2);
+    assert_int_equal(p.mrenclave[0], 0x5a);
+    uint8_t want[32];
+    assert_true(mr_ok(mr_sha256(buf + 100 + 128, 384, want)));
+    assert_memory_equal(p.mrsigner, want, 32);
+    MR_ASSERT_FAIL(mr_cli_sigstruct_parse(MR_SLICE(buf, 100 + 1807), &p), MR_ERR_USAGE,
+                   "SIGSTRUCT is too short");
+    buf[100 + 24] = 0;
+    MR_ASSERT_FAIL(mr_cli_sigstruct_parse(MR_SLICE(buf, 100 + 1808), &p), MR_ERR_USAGE,
+                   "second header");
+    MR_ASSERT_FAIL(mr_cli_sigstruct_parse(MR_SLICE(buf, 50), &p), MR_ERR_USAGE,
+                   "could not find SIGSTRUCT header");
+}
+
+static void test_elf_section(void **state)
+{
+    (void)state;
+    /* header (64) | shstrtab | section data | 3 section headers */
+    static uint8_t elf[64 + 32 + 8 + 3 * 64];
+    static const char shstr[] = "\0.shstrtab\0.oeinfo\0"; /* 21 bytes incl. final NUL */
+    memset(elf, 0, sizeof(elf));
+    memcpy(elf, "\x7f" "ELF\x02\x01\x01", 7);
+    uint64_t shoff = 64 + 32 + 8;
+    memcpy(elf + 0x28, &shoff, 8);
+    uint16_t v[3] = {64, 3, 1};
+    memcpy(elf + 0x3a, v, 6);
+    memcpy(elf + 64, shstr, sizeof(shstr));
+    memcpy(elf + 96, "CONTENTS", 8);
+    uint8_t *sh = elf + shoff;
+    uint32_t nm = 1;
+    uint64_t off = 64, size = sizeof(shstr);
+    memcpy(sh + 64, &nm, 4);
+    memcpy(sh + 64 + 24, &off, 8);
+    memcpy(sh + 64 + 32, &size, 8);
+    nm = 11;
+    off = 96;
+    size = 8;
+    memcpy(sh + 128, &nm, 4);
+    memcpy(sh + 128 + 24, &off, 8);
+    memcpy(sh + 128 + 32, &size, 8);
+    mr_slice sec;
+    MR_ASSERT_OK(mr_cli_elf_section(MR_SLICE(elf, sizeof(elf)), ".oeinfo", &sec));
+    assert_int_equal(sec.len, 8);
+    assert_memory_equal(sec.ptr, "CONTENTS", 8);
+    MR_ASSERT_FAIL(mr_cli_elf_section(MR_SLICE(elf, sizeof(elf)), ".note.sgxmeta", &sec),
+                   MR_ERR_USAGE, "section .note.sgxmeta not found");
+    size = 1u << 20; /* out of bounds */
+    memcpy(sh + 128 + 32, &size, 8);
+    MR_ASSERT_FAIL(mr_cli_elf_section(MR_SLICE(elf, sizeof(elf)), ".oeinfo", &sec), MR_ERR_USAGE,
+                   "invalid ELF section bounds");
+    MR_ASSERT_FAIL(mr_cli_elf_section(MR_SLICE(elf, 10), ".oeinfo", &sec), MR_ERR_USAGE,
+                   "not an ELF file");
+}
+
 int main(void)
 {
     (void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/mr-test-cli-XXXXXX");
@@ -272,7 +349,8 @@ int main(void)
         cmocka_unit_test(test_era_parse),     cmocka_unit_test(test_era_check),
         cmocka_unit_test(test_jsend),         cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_manifest_load), cmocka_unit_test(test_cert_cache),
-        cmocka_unit_test(test_json_get_case),
+        cmocka_unit_test(test_json_get_case), cmocka_unit_test(test_sigstruct),
+        cmocka_unit_test(test_elf_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
