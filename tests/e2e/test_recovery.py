@@ -116,7 +116,8 @@ class Deployment:
         assert r.status_code == 200, r.text
         enc = r.json()["data"]["RecoverySecrets"]
         assert set(enc) == {k.name for k in keys}
-        self.secrets = {k.name: k.decrypt(base64.b64decode(enc[k.name])) for k in keys}
+        self.enc = {k.name: base64.b64decode(enc[k.name]) for k in keys}
+        self.secrets = {k.name: k.decrypt(self.enc[k.name]) for k in keys}
         self.softsgx = softsgx
         self.uuid = str(uuidlib.uuid4())
         self.user_key = os.urandom(16)
@@ -323,4 +324,30 @@ def test_set_manifest_in_recovery_mode_starts_over(tmp_path, softsgx, keys):
     err(d.upload_by(keys[0]), NOT_IN_STATE)
     d.c.restart()
     assert d.c.status() == 3 and d.root_pem() == temp_root
+    d.stop()
+
+
+def test_cli_recover_against_real_coordinator(tmp_path, softsgx, keys):
+    """`marblerun recover` (decrypt with --key, sign, upload after attesting the Coordinator)."""
+    from mrharness import BIN, MRENCLAVE
+    d = Deployment(tmp_path, softsgx, keys[:3], threshold=2)
+    r = d.c.post("/api/v2/manifest", b"{}")  # not allowed in state 3: nothing changes
+    assert r.status_code == 500
+    d.move_to_new_host()
+    work = tmp_path / "cli"
+    work.mkdir()
+    (work / "era.json").write_text(json.dumps({"SecurityVersion": 3, "ProductID": 3, "UniqueID": MRENCLAVE,
+                                               "SignerID": MRSIGNER, "Debug": False}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDG_")}
+    env.update({k: v for k, v in softsgx.env().items() if k.startswith("EDG_ATTESTATION_")})
+    env["XDG_CONFIG_HOME"] = str(work / "xdg")
+    for key, remaining in ((keys[2], 2), (keys[0], 0)):
+        # the file holds the secret as issued (RSA-OAEP ciphertext); the CLI decrypts and signs it
+        (work / "secret.enc").write_bytes(d.enc[key.name])
+        p = subprocess.run([str(BIN / "marblerun"), "recover", "secret.enc", f"127.0.0.1:{d.c.client_port}",
+                            "--key", str(key.priv), "--era-config", "era.json"],
+                           env=env, cwd=work, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert d.c.status() == (1 if remaining else 3)
+    d.check_recovered()
     d.stop()
