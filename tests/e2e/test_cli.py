@@ -359,6 +359,12 @@ def test_full_flow(coord, cli, tmp_path):
                         f"\tKey:          [{' '.join(str(b) for b in key)}]\n")
     p = cli("secret", "get", "userCert", addr(coord), *A, check=True)
     assert "\tCertificate:  -----BEGIN CERTIFICATE-----" in p.stdout and "\tPrivate Key:  [" in p.stdout
+    # a SEC1 ("EC PRIVATE KEY") client key works as well as PKCS#8
+    (cli.dir / "admin-sec1.key").write_bytes(admin.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    assert b"EC PRIVATE KEY" in (cli.dir / "admin-sec1.key").read_bytes()
+    p = cli("secret", "get", "userKey", addr(coord), "-c", admin.certfile, "-k", "admin-sec1.key", "-o", "json", check=True)
+    assert base64.b64decode(json.loads(p.stdout)["userKey"]["Private"]) == key
     p = cli("secret", "get", "userKey", addr(coord), *A, "-o", "out.json", check=True)
     assert p.stdout == "Saved secrets to: out.json\n"
     assert base64.b64decode(json.loads((cli.dir / "out.json").read_text())["userKey"]["Private"]) == key
