@@ -87,6 +87,7 @@ static void h_activate(mr_srv_request *r, void *arg)
         mr_srv_grpc_fail(r, 13, "out of memory");
     } else {
         api_count_activation(a, req->marbletype, req->uuid, true);
+        mr_srv_resp_mark_secret(r); /* keys and secrets of the marble */
         api_record_event(a, resp.marble_type, resp.uuid, creq.quote);
         mr_srv_grpc_reply_msg(r, &msg.resp.base);
     }

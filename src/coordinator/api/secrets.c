@@ -45,6 +45,7 @@ static void get_secrets(mr_srv_request *r, mr_api *a, bool v2)
         api_error(r, v2 ? 500 : 400);
         goto out;
     }
+    mr_srv_resp_mark_secret(r);
     if (v2) {
         if (!mr_ok(mr_buf_append_str(&data, "{\"secrets\":")) ||
             !mr_ok(mr_buf_append(&data, out.data, out.len)) || !mr_ok(mr_buf_append_u8(&data, '}')))

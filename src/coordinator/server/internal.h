@@ -198,6 +198,7 @@ struct mr_srv_request {
     int status;
     mr_srv_hdrs resp_hdrs;
     mr_buf resp_body;
+    bool secret_body; /* mr_srv_resp_mark_secret: the body lives in wiped secret memory */
     int grpc_code;
     char *grpc_msg;
     size_t resp_off;     /* h2 body send offset */

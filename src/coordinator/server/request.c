@@ -186,10 +186,12 @@ static void send_envelope(mr_srv_request *r, int status, const char *ctype, bool
     mr_srv_resp_send_buf(r, status, ctype, body);
 }
 
+void mr_srv_resp_mark_secret(mr_srv_request *r) { r->secret_body = true; }
+
 void mr_srv_reply_success(mr_srv_request *r, const char *data_json)
 {
     mr_buf b;
-    mr_buf_init(&b, 0, 0);
+    mr_buf_init(&b, 0, r->secret_body ? MR_BUF_SECRET : 0);
     mr_result ok = mr_srv_jsend_success(&b, data_json);
     send_envelope(r, 200, "application/json", false, ok, &b);
 }
@@ -222,6 +224,8 @@ void mr_srv_grpc_reply(mr_srv_request *r, mr_slice msg)
     r->status = 200;
     r->grpc_code = 0;
     mr_buf_free(&r->resp_body);
+    if (r->secret_body)
+        r->resp_body.flags |= MR_BUF_SECRET;
     if (!mr_ok(mr_srv_grpc_frame_encode(&r->resp_body, msg))) {
         mr_srv_grpc_fail(r, GRPC_INTERNAL, "out of memory");
         return;
@@ -232,14 +236,18 @@ void mr_srv_grpc_reply(mr_srv_request *r, mr_slice msg)
 void mr_srv_grpc_reply_msg(mr_srv_request *r, const ProtobufCMessage *msg)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *p = mr_alloc(n > 0 ? n : 1);
+    size_t cap = n > 0 ? n : 1;
+    uint8_t *p = r->secret_body ? mr_secret_alloc(cap) : mr_alloc(cap);
     if (p == NULL) {
         mr_srv_grpc_fail(r, GRPC_INTERNAL, "out of memory");
         return;
     }
     size_t w = protobuf_c_message_pack(msg, p);
     mr_srv_grpc_reply(r, MR_SLICE(p, w));
-    mr_free(p);
+    if (r->secret_body)
+        mr_secret_free(p, cap);
+    else
+        mr_free(p);
 }
 
 void mr_srv_grpc_fail(mr_srv_request *r, int code, const char *msg)

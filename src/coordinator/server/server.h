@@ -169,6 +169,11 @@ MR_API void mr_srv_resp_send(mr_srv_request *r, int status, const char *content_
 MR_API void mr_srv_resp_send_buf(mr_srv_request *r, int status, const char *content_type,
                                  mr_buf *body);
 
+/* The response will carry secrets: this layer then builds and keeps the body in wiped secret
+ * memory (copies made by nghttp2, libevent and OpenSSL while sending are outside its reach).
+ * Call before completing the request. */
+MR_API void mr_srv_resp_mark_secret(mr_srv_request *r);
+
 /* JSend envelopes (spec §4.3, §12.4). data_json is a complete JSON text or NULL for null. */
 MR_API void mr_srv_reply_success(mr_srv_request *r, const char *data_json);
 /* 'error' form: text/plain; charset=utf-8 + nosniff, message omitted when empty or NULL. */
