@@ -83,9 +83,10 @@ def manifest(keys, admin, threshold=None):
             "shared": {"Type": "symmetric-key", "Size": 256, "Shared": True},
             "userKey": {"Type": "symmetric-key", "Size": 128, "UserDefined": True},
         },
-        "Users": {"admin": {"Certificate": admin.pem, "Roles": ["rw"]}},
+        "Users": {"admin": {"Certificate": admin.pem, "Roles": ["rw", "upd"]}},
         "Roles": {"rw": {"ResourceType": "Secrets", "ResourceNames": ["userKey"],
-                         "Actions": ["ReadSecret", "WriteSecret"]}},
+                         "Actions": ["ReadSecret", "WriteSecret"]},
+                  "upd": {"ResourceType": "Manifest", "Actions": ["UpdateManifest"]}},
         "RecoveryKeys": {k.name: k.pem for k in keys},
     }
     if threshold is not None:
@@ -349,5 +350,31 @@ def test_cli_recover_against_real_coordinator(tmp_path, softsgx, keys):
                            env=env, cwd=work, capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stdout + p.stderr
         assert d.c.status() == (1 if remaining else 3)
+    d.check_recovered()
+    d.stop()
+
+
+def test_update_with_new_recovery_keys_reissues_secrets(tmp_path, softsgx, keys):
+    """A full update that changes the recovery keys seals the state under a new key: the old
+    secrets stop working, the new ones (and the new recovery data) recover the state."""
+    alice, bob, carol, mallory = keys
+    d = Deployment(tmp_path, softsgx, keys[:3], threshold=2)
+    old_data = recovery_data(d)
+    raw = manifest([alice, mallory], d.admin)
+    r = requests.post(d.c.url + "/api/v2/update", json.dumps({"manifest": b64(raw)}), verify=False,
+                      cert=d.admin.tls, timeout=60)
+    assert r.status_code == 200, r.text
+    enc = r.json()["data"]["recoverySecrets"]
+    assert set(enc) == {"alice", "mallory"}
+    old_alice = d.secrets["alice"]
+    d.secrets = {k.name: k.decrypt(base64.b64decode(enc[k.name])) for k in (alice, mallory)}
+    new_data = recovery_data(d)
+    assert new_data["scheme"] == "xor" and new_data["keys"] == 2 and new_data != old_data
+    d.fingerprint = d.c.get("/api/v2/manifest").json()["data"]["manifestFingerprint"]
+    d.files = dict(Marble(softsgx).activate(d.c, "app", d.uuid).Parameters.Files)
+    d.move_to_new_host()
+    err(d.upload(old_alice, alice.sign(old_alice)), "uploaded an invalid or already used secret")
+    ok(d.upload_by(alice), 1)
+    ok(d.upload_by(mallory), 0)
     d.check_recovered()
     d.stop()
