@@ -563,11 +563,9 @@ static mr_result finish(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro
     prev = core_epoch_get(c);
     /* re-issues the own quote for the recovered root certificate */
     MR_GUARD_OUT(core_epoch_from_store(c, st, prev, &e));
-    mr_store *old = c->store;
-    c->store = st;
+    core_store_replace(c, st); /* closes the temporary in-memory store */
     st = NULL;
     core_epoch_publish(c, e);
-    mr_store_close(old);
     res = MR_SUCCESS;
 out:
     mr_store_close(ro);
