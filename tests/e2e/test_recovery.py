@@ -109,10 +109,10 @@ class Deployment:
     """A Coordinator with a manifest, one activated marble and an uploaded secret; remembers
     what a recovered Coordinator must serve again."""
 
-    def __init__(self, tmp_path, softsgx, keys, threshold=None):
+    def __init__(self, tmp_path, softsgx, keys, threshold=None, env=None):
         self.admin = User(tmp_path, "admin")
         self.keys = keys
-        self.c = Coordinator(tmp_path, softsgx).start()
+        self.c = Coordinator(tmp_path, softsgx, extra_env=env).start()
         r = self.c.post("/api/v2/manifest", json.dumps({"manifest": b64(manifest(keys, self.admin, threshold))}))
         assert r.status_code == 200, r.text
         enc = r.json()["data"]["RecoverySecrets"]
@@ -376,5 +376,22 @@ def test_update_with_new_recovery_keys_reissues_secrets(tmp_path, softsgx, keys)
     err(d.upload(old_alice, alice.sign(old_alice)), "uploaded an invalid or already used secret")
     ok(d.upload_by(alice), 1)
     ok(d.upload_by(mallory), 0)
+    d.check_recovered()
+    d.stop()
+
+
+def test_sealing_disabled_needs_recovery_after_every_restart(tmp_path, softsgx, keys):
+    """EDG_COORDINATOR_KEK=none: the state is written but its key is never sealed."""
+    d = Deployment(tmp_path, softsgx, keys[:1], env={"EDG_COORDINATOR_KEK": "none"})
+    assert not (d.c.seal_dir / "sealed_key").exists()
+    d.c.restart()
+    assert d.c.status() == 1
+    assert "sealing is disabled" in d.c.read_log()
+    ok(d.upload_by(keys[0]), 0)
+    d.check_recovered()
+    assert not (d.c.seal_dir / "sealed_key").exists()
+    d.c.restart()
+    assert d.c.status() == 1
+    ok(d.upload_by(keys[0]), 0)
     d.check_recovered()
     d.stop()
