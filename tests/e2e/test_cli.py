@@ -795,3 +795,16 @@ def test_recover_real_coordinator(coord, cli, tmp_path):
     assert cli("status", addr(coord), "-i", check=True).stdout == f"3: {STATE3}\n"
     # the state (and root certificate) is back: the old cache verifies TLS again
     assert cli("status", addr(coord), check=True).stdout == f"3: {STATE3}\n"
+    # again, now with the ephemeral-key flow of recover-with-signature
+    coord.stop()
+    (coord.seal_dir / "kek").write_bytes(b"\x02" * 32)
+    coord.start()
+    assert cli("status", addr(coord), "-i", check=True).stdout.startswith("1: ")
+    cli("recover-with-signature", "public-key", addr(coord), *E, "-o", "coord.pem", check=True)
+    assert b"BEGIN PUBLIC KEY" in (cli.dir / "coord.pem").read_bytes()
+    cli("recover-with-signature", "sign-secret", "secret.enc", "-k", "rk.pem", "-o", "secret.sig", check=True)
+    cli("recover-with-signature", "encrypt-secret", "secret.enc", "-k", "rk.pem", "--coordinator-pub-key",
+        "coord.pem", "-o", "secret.eph", check=True)
+    p = cli("recover-with-signature", "secret.eph", addr(coord), *E, "-s", "secret.sig", check=True)
+    assert p.stdout.endswith("Recovery successful.\n")
+    assert cli("status", addr(coord), check=True).stdout == f"3: {STATE3}\n"
