@@ -403,6 +403,8 @@ def test_multi_party_update(coord, cli, tmp_path):
     cli("manifest", "verify", "m.json", addr(coord), "--era-config", "era.json", check=True)
     m2 = json.loads(json.dumps(m))
     m2["Marbles"]["other"] = {"Package": "pkg"}
+    rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    m2["RecoveryKeys"] = manifest(recovery_key=rk)["RecoveryKeys"]
     (cli.dir / "m2.json").write_text(json.dumps(m2))
     A = ("-c", alice.certfile, "-k", alice.keyfile)
     B = ("-c", bob.certfile, "-k", bob.keyfile)
@@ -426,9 +428,15 @@ def test_multi_party_update(coord, cli, tmp_path):
     cli("manifest", "update", "apply", "m2.json", addr(coord), *A, check=True)
     p = cli("manifest", "update", "acknowledge", "m.json", addr(coord), *B, check=False)
     assert "acknowledging update manifest" in errline(p)
-    p = cli("manifest", "update", "acknowledge", "m2.json", addr(coord), *B, check=True)
+    p = cli("manifest", "update", "acknowledge", "m2.json", addr(coord), *B, "-r", "rec2.json", check=True)
     assert p.stdout.startswith("Acknowledgement successful: ")
     assert "Update successful" in p.stdout
+    # the update added a recovery key: new recovery data is saved like `manifest set` does
+    assert p.stdout.endswith("Recovery data saved to: rec2.json\n")
+    rec = json.loads((cli.dir / "rec2.json").read_text())
+    secret = rk.decrypt(base64.b64decode(rec["RecoverySecrets"]["rk"]),
+                        padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+    assert len(secret) == 32
     p = cli("manifest", "update", "cancel", addr(coord), check=False)
     assert "required" in errline(p)
 
@@ -647,7 +655,7 @@ def test_jsend_errors(tmp_path, cli):
 
 def test_update_recovery_data_against_stub(tmp_path, cli):
     """New recovery secrets from update apply/acknowledge (1.9) are saved like `manifest set`;
-    if saving fails they are printed. (A stub: see the report about the Coordinator's store.)"""
+    if saving fails they are printed (a stub makes the failure paths reachable)."""
     rs = {"rk": base64.b64encode(b"x" * 256).decode()}
     stub = Stub(tmp_path, {
         ("POST", "/api/v2/update"): ok({"missingAcknowledgments": 0, "missingUsers": None, "recoverySecrets": rs}),
