@@ -15,7 +15,8 @@
  *   open    activations are scheduled at a fixed rate (t0 + i/rate); a pool of N threads sends
  *           them; latency counts from the SCHEDULED time, so a slow server is not hidden by
  *           a generator that waits (no coordinated omission).
- *   count   send exactly --count activations with N threads, then stop (pre-population).
+ *   count   send exactly --count activations with N threads, then stop (pre-population,
+ *           first activation after a cold start); every activation is measured.
  *
  * With --server-pid the tool samples /proc/<pid>/stat (utime+stime), /proc/<pid>/io
  * (write_bytes) and /proc/<pid>/status (VmRSS) at the start and end of the measured window
@@ -276,16 +277,20 @@ out:
     return res;
 }
 
+/* What counts: closed loop - every activation that completes inside the window (its latency
+ * from its own send time); open loop - every activation SCHEDULED inside the window (the run
+ * waits for all of them; latency from the scheduled time), throughput from completions inside
+ * the window; count mode - everything. */
 static void record(double sched, double done, bool ok)
 {
     atomic_fetch_add(ok ? &g_ok_all : &g_err_all, 1);
-    if (g_opt.mode == MODE_COUNT || sched < g_win_start || done > g_win_end)
+    bool in_window = done >= g_win_start && done <= g_win_end;
+    bool sampled = g_opt.mode == MODE_OPEN ? (sched >= g_win_start && sched < g_win_end)
+                                           : in_window;
+    if (in_window)
+        atomic_fetch_add(ok ? &g_ok : &g_err, 1);
+    if (!sampled || !ok)
         return;
-    if (!ok) {
-        atomic_fetch_add(&g_err, 1);
-        return;
-    }
-    atomic_fetch_add(&g_ok, 1);
     size_t i = atomic_fetch_add(&g_lat_n, 1);
     if (i < g_lat_cap)
         g_lat[i] = (done - sched) * 1e3;
@@ -457,7 +462,7 @@ int main(int argc, char **argv)
         goto out;
 
     g_t0 = now_s() + 0.05;
-    g_win_start = g_t0 + (g_opt.mode == MODE_COUNT ? 0 : g_opt.warmup);
+    g_win_start = g_opt.mode == MODE_COUNT ? 0 : g_t0 + g_opt.warmup;
     g_win_end = g_opt.mode == MODE_COUNT ? 1e300 : g_win_start + g_opt.duration;
     double c0 = cpu_now();
     for (; started < g_opt.concurrency; started++)
@@ -476,6 +481,7 @@ int main(int argc, char **argv)
         w1 = now_s();
     } else {
         s0 = sample_proc(g_opt.server_pid);
+        w0 = now_s();
     }
     for (unsigned i = 0; i < started; i++)
         pthread_join(th[i], NULL);
