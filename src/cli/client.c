@@ -213,7 +213,8 @@ out:
 }
 
 mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
-                           const uint8_t *root_der, size_t root_len, const char *nonce)
+                           const uint8_t *root_der, size_t root_len, const char *nonce,
+                           FILE *info)
 {
     uint8_t h[MR_SHA256_LEN];
     mr_slice parts[2] = {MR_SLICE(root_der, root_len),
@@ -240,7 +241,7 @@ mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
                                       memcmp(era->signer_id, rep->signer_id, 32) == 0),
               MR_ERR_ATTESTATION, "invalid SignerID");
     if (!era->has_unique_id && !era->has_signer_id)
-        printf("Warning: Configuration contains neither UniqueID nor SignerID!\n");
+        fprintf(info, "Warning: Configuration contains neither UniqueID nor SignerID!\n");
     return MR_SUCCESS;
 }
 
@@ -359,6 +360,7 @@ out:
 void mr_cli_conn_init(mr_cli_conn *c)
 {
     memset(c, 0, sizeof(*c));
+    c->info = stdout;
     mr_buf_init(&c->anchor_pem, 0, 0);
     mr_buf_init(&c->chain_pem, 0, 0);
     mr_buf_init(&c->quote, 0, 0);
@@ -519,7 +521,7 @@ mr_result mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c
     return mr_cli_cache_read_root(mr_cli_str(cli, "coordinator-cert"), &c->anchor_pem);
 }
 
-static mr_result load_era(const mr_cli *cli, mr_cli_era *era)
+static mr_result load_era(const mr_cli *cli, FILE *info, mr_cli_era *era)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;
@@ -531,7 +533,7 @@ static mr_result load_era(const mr_cli *cli, mr_cli_era *era)
                       "current directory (it holds the Coordinator's UniqueID or SignerID, "
                       "ProductID and SecurityVersion; this CLI does not download it), or use "
                       "--insecure to skip attestation");
-        printf("Reusing existing config file\n");
+        fprintf(info, "Reusing existing config file\n");
         path = "era-config.json";
     }
     MR_GUARD_OUT(mr_file_read(path, MR_CLI_FILE_MAX, &file));
@@ -550,16 +552,16 @@ static bool listed(const char *const *list, size_t n, const char *s)
     return false;
 }
 
-static void print_advisories(const mr_attest_claims *cl)
+static void print_advisories(const mr_attest_claims *cl, FILE *info)
 {
-    printf("TCB Advisories: [");
+    fprintf(info, "TCB Advisories: [");
     for (size_t i = 0; i < cl->tcb.advisory_count; i++)
-        printf("%s%s", i ? " " : "", cl->tcb.advisories[i]);
-    printf("]\n");
+        fprintf(info, "%s%s", i ? " " : "", cl->tcb.advisories[i]);
+    fprintf(info, "]\n");
 }
 
 /* §4.2 step 5 (v1.6.0+ behaviour). */
-static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl)
+static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *info)
 {
     mr_tcb_status st = cl->tcb.status;
     if (st == MR_TCB_UP_TO_DATE)
@@ -581,11 +583,11 @@ static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl)
                           cl->tcb.advisories[i]);
             }
         }
-        printf("TCB level accepted by configuration: SWHardeningNeeded\n");
+        fprintf(info, "TCB level accepted by configuration: SWHardeningNeeded\n");
     } else {
-        printf("Warning: TCB level invalid, but accepted by configuration: %s\n", name);
+        fprintf(info, "Warning: TCB level invalid, but accepted by configuration: %s\n", name);
     }
-    print_advisories(cl);
+    print_advisories(cl, info);
     return MR_SUCCESS;
 }
 
@@ -609,7 +611,7 @@ static mr_result verify_quote(const mr_cli *cli, const mr_cli_era *era, mr_cli_c
     MR_GUARD_OUT(mr_dcap_verify(c->quote.data, c->quote.len, &opts, &cl));
     MR_ENSURE_OUT(cl.tee == MR_TEE_SGX, MR_ERR_ATTESTATION,
                   "the Coordinator's quote is not an SGX quote");
-    MR_GUARD_OUT(check_tcb(cli, &cl));
+    MR_GUARD_OUT(check_tcb(cli, &cl, c->info));
     mr_cli_report rep;
     memcpy(rep.report_data, cl.report_data, sizeof(rep.report_data));
     memcpy(rep.unique_id, cl.u.sgx.mrenclave, 32);
@@ -619,7 +621,7 @@ static mr_result verify_quote(const mr_cli *cli, const mr_cli_era *era, mr_cli_c
     rep.debug = cl.debug;
     const char *nonce = mr_cli_str(cli, "nonce");
     MR_GUARD_OUT(mr_cli_era_check(era, &rep, root_der->data, root_der->len,
-                                  nonce[0] != '\0' ? nonce : NULL));
+                                  nonce[0] != '\0' ? nonce : NULL, c->info));
     res = MR_SUCCESS;
 out:
     mr_collateral_source_free(src);
@@ -643,7 +645,7 @@ mr_result mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c
         mr_buf_init(&pems[i], 0, 0);
     MR_GUARD_OUT(set_host(c, host));
     if (!insecure) {
-        MR_GUARD_OUT(load_era(cli, &era));
+        MR_GUARD_OUT(load_era(cli, c->info, &era));
         insecure = era.insecure_skip_verify;
     }
     /* the quote is fetched without TLS verification; the quote vouches for the certificate */
@@ -696,7 +698,7 @@ mr_result mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c
         root_der = blk.der;
     }
     if (insecure) {
-        printf("Warning: skipping quote verification\n");
+        fprintf(c->info, "Warning: skipping quote verification\n");
     } else {
         MR_GUARD_OUT(verify_quote(cli, &era, c, &root_der));
     }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli/cli.h"
 #include "common/buf.h"
@@ -61,9 +62,10 @@ typedef struct mr_cli_report {
 } mr_cli_report;
 
 /* The era checks of §4.2 step 4 (report data binding to SHA-256(root DER || nonce) and the
- * policy). Prints the "neither UniqueID nor SignerID" warning to stdout. */
+ * policy). Prints the "neither UniqueID nor SignerID" warning to info. */
 MR_RESULT mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
-                           const uint8_t *root_der, size_t root_len, const char *nonce);
+                           const uint8_t *root_der, size_t root_len, const char *nonce,
+                           FILE *info);
 
 /* ---------------------------------------------------------------------------------------- */
 /* JSON and JSend                                                                             */
@@ -104,6 +106,7 @@ MR_RESULT mr_cli_write_new_file(const char *path, const void *data, size_t len);
 typedef struct mr_cli_conn {
     char host[256];      /* "host:port" as typed */
     bool insecure;       /* no TLS verification */
+    FILE *info;          /* where trust messages go: stdout, or stderr for -o json */
     mr_buf anchor_pem;   /* root certificate PEM: the only TLS trust anchor */
     mr_buf chain_pem;    /* intermediate + root as received (attestation) */
     mr_buf quote;        /* the Coordinator's quote as received (attestation) */

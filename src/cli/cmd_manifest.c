@@ -212,6 +212,8 @@ static mr_result run_get(mr_cli *cli, int argc, char **argv)
     mr_buf_init(&wrapped, 0, 0);
     bool json_out = mr_cli_want_json(cli);
     const char *out_file = mr_cli_str(cli, "output");
+    if (json_out)
+        c.info = stderr; /* keep stdout pure JSON */
     MR_GUARD_OUT(mr_cli_conn_attest(cli, argv[0], &c));
     if (!json_out)
         printf("Successfully verified Coordinator, now requesting manifest\n");

@@ -77,6 +77,8 @@ static mr_result run_cert(mr_cli *cli, char **argv, enum which w)
     mr_buf_init(&out, 0, 0);
     const char *file = mr_cli_str(cli, "output");
     MR_ENSURE_OUT(file[0] != '\0', MR_ERR_USAGE, "output flag must not be empty");
+    if (mr_cli_want_json(cli))
+        c.info = stderr; /* keep stdout pure JSON */
     MR_GUARD_OUT(mr_cli_conn_attest(cli, argv[0], &c));
     /* the chain is intermediate then root; anchor_pem holds the root alone */
     size_t root_off = 0;

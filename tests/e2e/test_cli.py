@@ -248,6 +248,10 @@ def test_tcb_status_sw_hardening_needed(tmp_path, cli):
         E = ("--era-config", "era.json")
         p = cli("manifest", "get", addr(c), *E, check=True)  # accepted by default
         assert p.stdout.startswith("TCB level accepted by configuration: SWHardeningNeeded\nTCB Advisories: [")
+        # with -o json the trust messages go to stderr and stdout is pure JSON
+        p = cli("manifest", "get", addr(c), *E, "-o", "json", check=True)
+        assert json.loads(p.stdout)["manifest"]["Marbles"] == {"app": {"Package": "pkg"}}
+        assert "TCB level accepted by configuration: SWHardeningNeeded" in p.stderr
         p = cli("manifest", "get", addr(c), *E, "--accepted-tcb-statuses", "UpToDate", check=False)
         assert errline(p) == "invalid TCB status: SWHardeningNeeded"
         adv = p.stdout

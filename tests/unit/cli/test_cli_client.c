@@ -67,46 +67,46 @@ static void test_era_check(void **state)
     e.signer_id_len = 32;
     memset(e.signer_id, 0xcd, 32);
     report_for(&r, root, sizeof(root), NULL);
-    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), NULL));
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), NULL, stdout));
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "report data does not match");
     report_for(&r, root, sizeof(root), "n");
-    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n"));
+    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout));
     r.security_version = 2;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "invalid SecurityVersion");
     r.security_version = 3;
     r.product_id = 4;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "invalid ProductID");
     r.product_id = 3;
     r.debug = true;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "debug enclave not allowed");
     e.debug = true;
-    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n"));
+    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout));
     r.signer_id[0] = 0;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "invalid SignerID");
     e.has_signer_id = false;
     e.security_version = 0;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "missing SecurityVersion in config");
     e.security_version = 1;
     e.product_id = 0;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "missing ProductID in config");
     /* with a UniqueID neither is required */
     e.has_unique_id = true;
     e.unique_id_len = 32;
     memset(e.unique_id, 0xab, 32);
     e.security_version = 0;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "invalid ProductID"); /* compared even when 0, as MarbleRun does */
     e.product_id = 3;
-    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n"));
+    MR_ASSERT_OK(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout));
     e.unique_id_len = 31;
-    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n"), MR_ERR_ATTESTATION,
+    MR_ASSERT_FAIL(mr_cli_era_check(&e, &r, root, sizeof(root), "n", stdout), MR_ERR_ATTESTATION,
                    "invalid UniqueID");
 }
 
