@@ -559,14 +559,27 @@ static mr_result build_params(act *a, mr_core_activation_resp *resp)
     if (mr_ok(r))
         r = render_map(a, &a->marble->parameters.env, tm->env, &data, &resp->env, &resp->n_env);
     if (mr_ok(r) && a->marble->tls.count > 0) {
-        mr_buf ttls;
+        /* MARBLE_TTLS_CONFIG is an Env entry like the manifest's: it passes through the
+         * template engine with the Env function set (spec §5.7, §13 #15). */
+        mr_buf ttls, rendered;
+        mr_tmpl *tmpl = NULL;
         mr_buf_init(&ttls, 0, MR_BUF_SECRET);
+        mr_buf_init(&rendered, RENDER_MAX, MR_BUF_SECRET);
         r = ttls_config(a, &ttls);
-        if (mr_ok(r))
-            r = kv_add(&resp->env, &resp->n_env, ENV_TTLS, ttls.data, ttls.len);
-        mr_buf_free(&ttls);
         if (!mr_ok(r))
             (void)fail_with(MR_ERR_INTERNAL, "creating TTLS config");
+        if (mr_ok(r)) {
+            r = mr_tmpl_parse(MR_TMPL_NAME, ttls.data, ttls.len, MR_TMPL_ENV, &tmpl);
+            if (mr_ok(r))
+                r = mr_tmpl_render(tmpl, &data, 0, &rendered);
+            if (mr_ok(r))
+                r = kv_add(&resp->env, &resp->n_env, ENV_TTLS, rendered.data, rendered.len);
+            if (!mr_ok(r))
+                (void)fail_with(MR_ERR_INTERNAL, "customizing marble parameters");
+        }
+        mr_tmpl_free(tmpl);
+        mr_buf_free(&ttls);
+        mr_buf_free(&rendered);
     } else if (!mr_ok(r)) {
         (void)fail_with(MR_ERR_INTERNAL, "customizing marble parameters");
     }
