@@ -366,15 +366,17 @@ static mr_result run_log(mr_cli *cli, int argc, char **argv)
     } else {
         size_t i;
         json_t *l;
+        /* the lines joined with newlines; the output adds one final newline */
         json_array_foreach(lines, i, l) {
+            if (i > 0)
+                MR_GUARD_OUT(mr_buf_append_str(&text, "\n"));
             MR_GUARD_OUT(mr_buf_append_str(&text, json_string_value(l)));
-            MR_GUARD_OUT(mr_buf_append_str(&text, "\n"));
         }
+        MR_GUARD_OUT(mr_buf_append_str(&text, "\n"));
         if (out_file[0] != '\0')
             MR_GUARD_OUT(mr_cli_write_file(out_file, text.data, text.len));
         else
-            printf("Update log:\n%.*s\n", (int)text.len,
-                   text.len > 0 ? (const char *)text.data : "");
+            printf("Update log:\n%.*s", (int)text.len, (const char *)text.data);
     }
     res = MR_SUCCESS;
 out:

@@ -625,7 +625,7 @@ def test_v1_fallback_on_405(tmp_path, cli):
         p = cli("manifest", "get", a, "-i", check=True)
         assert raw.decode() in p.stdout
         p = cli("manifest", "log", a, check=True)
-        assert p.stdout.endswith('Update log:\n{"update":"Initial manifest set"}\n\n')
+        assert p.stdout.endswith('Update log:\n{"update":"Initial manifest set"}\n')
         u = User(tmp_path, "u")
         p = cli("secret", "get", "k", a, "-c", u.certfile, "-k", u.keyfile, check=True)
         assert p.stdout == "k:\n\tType:         plain\n\tData:         [1 2]\n"
