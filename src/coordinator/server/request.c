@@ -237,14 +237,15 @@ void mr_srv_grpc_reply_msg(mr_srv_request *r, const ProtobufCMessage *msg)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
     size_t cap = n > 0 ? n : 1;
-    uint8_t *p = r->secret_body ? mr_secret_alloc(cap) : mr_alloc(cap);
+    bool secret = r->secret_body; /* r may be freed once the reply completes it */
+    uint8_t *p = secret ? mr_secret_alloc(cap) : mr_alloc(cap);
     if (p == NULL) {
         mr_srv_grpc_fail(r, GRPC_INTERNAL, "out of memory");
         return;
     }
     size_t w = protobuf_c_message_pack(msg, p);
     mr_srv_grpc_reply(r, MR_SLICE(p, w));
-    if (r->secret_body)
+    if (secret)
         mr_secret_free(p, cap);
     else
         mr_free(p);
