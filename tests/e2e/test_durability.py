@@ -329,6 +329,7 @@ def test_full_disk_commit_fails_cleanly(tmp_path, softsgx):
     r = put_secret(c, admin, "big", os.urandom(512 << 10), timeout=60)
     assert r.status_code == 500, r.text
     assert r.json()["status"] == "error"
+    assert "File too large" in r.json()["message"], r.text  # EFBIG from the log append
     # the failed commit left nothing behind, and smaller commits still work
     assert get_secret(c, admin, "big") is None
     assert put_secret(c, admin, "s0", b"after").status_code == 200
