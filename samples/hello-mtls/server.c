@@ -71,6 +71,8 @@ static void serve(SSL_CTX *ctx, int cfd, const char *greeting, const char *finge
     int same = strcmp(theirs, fingerprint) == 0;
     int len = snprintf(reply, sizeof(reply), "%s, marble %s! shared key matches: %s\n", greeting,
                        peer, same ? "yes" : "no");
+    if (len < 0 || (size_t)len >= sizeof(reply))
+        len = (int)strlen(reply); /* a long greeting is cut, never read past the buffer */
     if (SSL_write(ssl, reply, len) != len)
         hello_ssl_error("writing the answer");
     else

@@ -273,12 +273,14 @@ static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
     mode_t mode = 0600;
     int n = snprintf(s->target, sizeof(s->target), "%s", f->name);
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->target), MR_ERR_USAGE, "path too long: %s", f->name);
-    if (stat(f->name, &st) == 0) {
+    if (lstat(f->name, &st) == 0) {
+        /* A symlink planted where a secret goes could send it anywhere: refuse it. */
+        MR_ENSURE(!S_ISLNK(st.st_mode), MR_ERR_IO,
+                  "writing %s: refusing to write a secret through a symbolic link", f->name);
         MR_ENSURE(S_ISREG(st.st_mode), MR_ERR_IO, "writing %s: not a regular file", f->name);
-        mode = st.st_mode & 07777; /* an existing file keeps its mode */
-        /* write through symlinks, as a plain open() would: replace the file they point to */
-        MR_ENSURE(realpath(f->name, s->target) != NULL, MR_ERR_IO, "writing %s: %s", f->name,
-                  strerror(errno));
+        /* an existing file keeps its owner permissions; group/other and special bits are
+         * dropped, since the content may be secret */
+        mode = st.st_mode & 0700;
     }
     (void)snprintf(copy, sizeof(copy), "%s", s->target);
     (void)snprintf(copy2, sizeof(copy2), "%s", s->target);

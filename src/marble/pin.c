@@ -103,6 +103,18 @@ static const char *get_str_ci(json_t *obj, const char *key)
     return NULL;
 }
 
+/* NULL (unset) or exactly 64 hex digits. */
+static bool is_hex32(const char *s)
+{
+    if (s == NULL)
+        return true;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f') || (s[n] >= 'A' && s[n] <= 'F')))
+            return false;
+    return n == 64;
+}
+
 static json_t *get_ci(json_t *obj, const char *key)
 {
     const char *k;
@@ -157,8 +169,22 @@ static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, 
             tcb[n++] = json_string_value(json_array_get(v, i));
     pkg.accepted_tcb_statuses = tcb;
     pkg.accepted_tcb_status_count = n;
+    /* A policy that pins no measurement would accept any enclave: refuse it, and refuse
+     * identities that are not 32-byte hex values and numbers given with the wrong type. */
+    if (pkg.unique_id != NULL && pkg.unique_id[0] == '\0')
+        pkg.unique_id = NULL;
+    if (pkg.signer_id != NULL && pkg.signer_id[0] == '\0')
+        pkg.signer_id = NULL;
     MR_ENSURE_OUT(pkg.unique_id != NULL || pkg.signer_id != NULL, MR_ERR_USAGE,
                   "EDG_MARBLE_COORDINATOR_POLICY: set UniqueID or SignerID");
+    MR_ENSURE_OUT(is_hex32(pkg.unique_id) && is_hex32(pkg.signer_id), MR_ERR_USAGE,
+                  "EDG_MARBLE_COORDINATOR_POLICY: UniqueID and SignerID must be 64 hex digits");
+    MR_ENSURE_OUT((get_ci(pol, "ProductID") == NULL || json_is_null(get_ci(pol, "ProductID")) ||
+                   pkg.has_product_id) &&
+                      (get_ci(pol, "SecurityVersion") == NULL ||
+                       json_is_null(get_ci(pol, "SecurityVersion")) || pkg.has_security_version),
+                  MR_ERR_USAGE,
+                  "EDG_MARBLE_COORDINATOR_POLICY: ProductID and SecurityVersion must be numbers");
     MR_ENSURE_OUT(quote->len > 0, MR_ERR_ATTESTATION,
                   "Coordinator pinning: the Coordinator sent no quote (simulation mode?)");
 

@@ -123,14 +123,15 @@ def test_files_env_argv_applied_then_exec(sim, tmp_path):
     r = run_premain(sim, tmp_path, env={"HOSTVAR": "from-host"})
     assert r.returncode == 0, r.stderr
     assert started(tmp_path)
-    # files: contents as rendered, new dirs 0700, new files 0600, an existing file keeps its mode
+    # files: contents as rendered, new dirs 0700, new files 0600, an existing file keeps only
+    # its owner permission bits (the content may be secret)
     key = (tmp_path / "new" / "deep" / "key.hex").read_text()
     assert re.fullmatch(r"[0-9a-f]{32}", key)
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new" / "deep").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new" / "deep" / "key.hex").stat().st_mode) == 0o600
     assert existing.read_text() == "replaced"
-    assert stat.S_IMODE(existing.stat().st_mode) == 0o644
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o600
     assert (tmp_path / "root.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
     assert not list(tmp_path.rglob(".*premain-*")), "temporary files left behind"
     # env: manifest entries (overwriting the host's) and the predefined variables
