@@ -111,6 +111,11 @@ mr_result mr_marble_activate(const mr_marble_config *cfg, mr_marble_params *out)
 
     if (cfg->pin_root_ca != NULL || cfg->pin_policy != NULL)
         MR_GUARD_OUT(mr_marble_pin_coordinator(cfg, pin, sizeof(pin)));
+    else
+        MR_LOG_WARN("the Coordinator is not pinned: whoever answers on the mesh address decides "
+                    "this marble's files, environment and arguments (as with MarbleRun); set "
+                    "EDG_MARBLE_COORDINATOR_ROOT_CA and/or EDG_MARBLE_COORDINATOR_POLICY",
+                    MR_F_STR("coordinator", cfg->coordinator_addr));
 
     MR_GUARD_OUT(mr_marble_identity_new(cfg->dns_names, cfg->curve, &id));
     MR_LOG_INFO("loading UUID");
