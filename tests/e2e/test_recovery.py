@@ -395,3 +395,20 @@ def test_sealing_disabled_needs_recovery_after_every_restart(tmp_path, softsgx, 
     ok(d.upload_by(keys[0]), 0)
     d.check_recovered()
     d.stop()
+
+
+def test_recovery_refuses_a_tampered_state(tmp_path, softsgx, keys):
+    """The right key does not make a modified state acceptable: nothing of it is loaded."""
+    d = Deployment(tmp_path, softsgx, keys[:1])
+    d.c.stop()
+    log = d.c.seal_dir / "state.log"
+    data = bytearray(log.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    log.write_bytes(bytes(data))
+    (d.c.seal_dir / "kek").write_bytes(os.urandom(32))
+    d.c.start()
+    assert d.c.status() == 1
+    err(d.upload_by(keys[0]), "loading sealed state: sealed state is corrupted")
+    assert d.c.status() == 1
+    assert d.c.get("/api/v2/manifest").status_code == 500
+    d.stop()
