@@ -34,7 +34,7 @@ mr_result mr_certcache_new(size_t capacity, mr_certcache **out)
     c->nbuckets = 16;
     while (c->nbuckets < capacity)
         c->nbuckets <<= 1;
-    c->buckets = mr_calloc(c->nbuckets, sizeof(*c->buckets));
+    c->buckets = mr_calloc(c->nbuckets, sizeof(*c->buckets)); // NOLINT(bugprone-sizeof-expression): array of pointers
     if (c->buckets == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
         mr_free(c->buckets);
         mr_free(c);

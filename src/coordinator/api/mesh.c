@@ -30,9 +30,9 @@ static mr_result build_resp(const mr_core_activation_resp *a, resp_msg *m)
     rpc__parameters__init(&m->params);
     m->resp.parameters = &m->params;
     m->files = mr_calloc(a->n_files + 1, sizeof(*m->files));
-    m->file_ptrs = mr_calloc(a->n_files + 1, sizeof(*m->file_ptrs));
+    m->file_ptrs = mr_calloc(a->n_files + 1, sizeof(*m->file_ptrs)); // NOLINT(bugprone-sizeof-expression): array of pointers
     m->env = mr_calloc(a->n_env + 1, sizeof(*m->env));
-    m->env_ptrs = mr_calloc(a->n_env + 1, sizeof(*m->env_ptrs));
+    m->env_ptrs = mr_calloc(a->n_env + 1, sizeof(*m->env_ptrs)); // NOLINT(bugprone-sizeof-expression): array of pointers
     MR_ENSURE_ALLOC(m->files);
     MR_ENSURE_ALLOC(m->file_ptrs);
     MR_ENSURE_ALLOC(m->env);

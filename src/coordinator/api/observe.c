@@ -20,7 +20,7 @@ static mr_result activation_series(mr_api *a, mr_buf *out)
             if (i >= a->n_series && !(i == API_SERIES_MAX - 1 && (s->total || s->success)))
                 continue;
             res = mr_srv_prom_sample(out, names[k], (double)(k == 0 ? s->total : s->success), "type",
-                                     s->type, "uuid", s->uuid, NULL);
+                                     s->type, "uuid", s->uuid, (const char *)NULL);
         }
     }
     pthread_mutex_unlock(&a->series_mu);
@@ -37,11 +37,11 @@ static void h_metrics(mr_srv_request *r, void *arg)
                                        "Version information of the Coordinator");
     if (mr_ok(res))
         res = mr_srv_prom_sample(&out, "coordinator_version_info", 0, "commit", a->commit,
-                                 "version", a->version, NULL);
+                                 "version", a->version, (const char *)NULL);
     if (mr_ok(res))
         res = mr_srv_prom_family(&out, "coordinator_state", "gauge", "State of the Coordinator");
     if (mr_ok(res))
-        res = mr_srv_prom_sample(&out, "coordinator_state", state, NULL);
+        res = mr_srv_prom_sample(&out, "coordinator_state", state, (const char *)NULL);
     if (mr_ok(res))
         res = activation_series(a, &out);
     if (mr_ok(res))
@@ -58,7 +58,7 @@ static void h_events(mr_srv_request *r, void *arg)
     mr_api *a = arg;
     mr_buf out;
     mr_buf_init(&out, 0, 0);
-    mr_result res = MR_SUCCESS;
+    mr_result res;
     pthread_mutex_lock(&a->ev_mu);
     if (a->ev_count == 0)
         res = mr_buf_append_str(&out, "null");

@@ -624,7 +624,7 @@ static pthread_mutex_t *type_lock(mr_core *c, const char *type)
             mu = &c->types[i]->mu;
     if (mu == NULL) {
         /* Locks live in their own allocations: growing the pointer array never moves them. */
-        core_type_lock **grown = mr_realloc(c->types, (c->n_types + 1) * sizeof(*grown));
+        core_type_lock **grown = mr_realloc(c->types, (c->n_types + 1) * sizeof(*grown)); // NOLINT(bugprone-sizeof-expression): array of pointers
         core_type_lock *l = mr_calloc(1, sizeof(*l));
         if (grown != NULL)
             c->types = grown;

@@ -152,7 +152,7 @@ static mr_result store_uploads(mr_core *c, const char *user, const core_secret_s
             r = core_json_str(type_of(up->items[i].def), &jt);
         if (mr_ok(r))
             r = core_log_line(&lines, "Secret set", "user", (const char *)ju.data, "secret",
-                              (const char *)js.data, "type", (const char *)jt.data, NULL);
+                              (const char *)js.data, "type", (const char *)jt.data, (const char *)NULL);
     }
     if (mr_ok(r))
         r = core_log_append(t, &lines);

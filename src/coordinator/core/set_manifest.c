@@ -190,7 +190,7 @@ mr_result core_recovery_secrets(const mr_manifest *m, mr_slice dek, mr_core_reco
     memset(out, 0, sizeof(*out));
     if (n == 0)
         return MR_SUCCESS;
-    mr_result r = MR_SUCCESS;
+    mr_result r;
     size_t share_len = dek.len;
     if (n == 1) {
         r = mr_buf_set(&shares, dek.ptr, dek.len);
@@ -277,7 +277,7 @@ static mr_result build_state(mr_core *c, const core_epoch *e, const uint8_t *raw
     MR_GUARD(mr_store_put(s->t, K_MANIFEST, raw, len));
     MR_GUARD(core_put_buf(s->t, K_MANIFEST_SIG, &s->sig));
     mr_buf_init(&s->log, 0, 0);
-    MR_GUARD(core_log_line(&s->log, "Initial manifest set", NULL));
+    MR_GUARD(core_log_line(&s->log, "Initial manifest set", (const char *)NULL));
     MR_GUARD(core_log_append(s->t, &s->log));
     MR_GUARD(core_put_str(s->t, K_STATE, "3"));
     mr_store_txn *t = s->t;

@@ -127,7 +127,7 @@ static mr_result package_update(mr_core *c, core_epoch *e, const char *user, con
         MR_GUARD_OUT(json_u64(p->security_version, &jv));
         MR_GUARD_OUT(core_log_line(&lines, "SecurityVersion increased", "user", (const char *)ju.data,
                                    "package", (const char *)jp.data, "new version",
-                                   (const char *)jv.data, NULL));
+                                   (const char *)jv.data, (const char *)NULL));
     }
     /* new intermediate + marble root; shared certificates re-issued under them (§8.3 6–7) */
     MR_GUARD_OUT(core_pki_rotate_intermediate(c, e, t, &mroot, &ikey));
@@ -418,7 +418,7 @@ static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, 
     MR_GUARD_OUT(mr_manifest_fingerprint(raw->data, raw->len, fp));
     MR_GUARD_OUT(core_json_str(fp, &jfp));
     MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest updated", "manifestFingerprint",
-                               (const char *)jfp.data, NULL));
+                               (const char *)jfp.data, (const char *)NULL));
     MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
@@ -457,7 +457,7 @@ static void cancel_after_error(mr_core *c, const char *fingerprint)
         r = core_json_str(fingerprint, &jfp);
     if (mr_ok(r))
         r = core_log_line(&lines, "Complete Manifest update cancelled due to error during apply",
-                          "manifestFingerprint", (const char *)jfp.data, NULL);
+                          "manifestFingerprint", (const char *)jfp.data, (const char *)NULL);
     if (mr_ok(r))
         r = core_log_append(t, &lines);
     if (mr_ok(r)) {
@@ -536,14 +536,14 @@ static mr_result start_full_update(mr_core *c, core_epoch *e, const char *user, 
         MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest update initiated by user. No further "
                                            "acknowledgements required",
                                    "user", (const char *)ju.data, "manifestFingerprint",
-                                   (const char *)jfp.data, NULL));
+                                   (const char *)jfp.data, (const char *)NULL));
     } else {
         MR_GUARD_OUT(json_u64((uint64_t)p.missing, &jm));
         MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest update initiated by user. Waiting for "
                                            "acknowledgments to apply the update",
                                    "user", (const char *)ju.data, "missingAcknowledgments",
                                    (const char *)jm.data, "missingUsers", (const char *)jmu.data,
-                                   "manifestFingerprint", (const char *)jfp.data, NULL));
+                                   "manifestFingerprint", (const char *)jfp.data, (const char *)NULL));
     }
     MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
@@ -643,7 +643,7 @@ mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, s
     MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest update acknowledged by user", "user",
                                (const char *)ju.data, "missingAcknowledgments", (const char *)jm.data,
                                "missingUsers", (const char *)jmu.data, "manifestFingerprint",
-                               (const char *)jfp.data, NULL));
+                               (const char *)jfp.data, (const char *)NULL));
     MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;
@@ -694,7 +694,7 @@ mr_result mr_core_update_cancel(mr_core *c, const char *user)
     MR_GUARD_OUT(core_json_str(user, &ju));
     MR_GUARD_OUT(core_json_str(fp, &jfp));
     MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest update cancelled by user", "user",
-                               (const char *)ju.data, "manifestFingerprint", (const char *)jfp.data, NULL));
+                               (const char *)ju.data, "manifestFingerprint", (const char *)jfp.data, (const char *)NULL));
     MR_GUARD_OUT(core_log_append(t, &lines));
     mr_store_txn *tc = t;
     t = NULL;

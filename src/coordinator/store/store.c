@@ -541,6 +541,8 @@ static mr_result ws_set(kv_txn *t, const char *key, const uint8_t *value, size_t
         free_ver(&t->k->mem, n->vers);
         unlock(t->k);
     }
+    /* n is the found node or `fresh` (never NULL here) */
+    // cppcheck-suppress nullPointerRedundantCheck
     n->vers = v;
     v = NULL;
     t->ws_bytes += len;
