@@ -187,9 +187,6 @@ MR_RESULT core_commit_and_publish(mr_core *c, mr_store_txn *t);
 /* ---- SetManifest helpers (set_manifest.c) ---- */
 MR_RESULT core_dry_run(const mr_manifest *m, const core_secret_set *set);
 MR_RESULT core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig);
-MR_RESULT core_recovery_secrets(const mr_manifest *m, mr_slice dek,
-                                mr_core_recovery_secrets *out);
-
 /* ---- update log (updatelog.c) ---- */
 /* Appends {"time":...,"update":<update>,<k1>:<v1>,...}\n. The variadic list holds pairs of
  * key and an already encoded JSON value, terminated by NULL. */

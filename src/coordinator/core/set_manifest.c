@@ -15,8 +15,6 @@
 #include "coordinator/core/secrets.h"
 #include "crypto/hash.h"
 #include "crypto/key.h"
-#include "crypto/rsa.h"
-#include "crypto/share.h"
 
 void mr_core_recovery_secrets_free(mr_core_recovery_secrets *s)
 {
@@ -149,74 +147,6 @@ mr_result core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf 
 out:
     EVP_PKEY_CTX_free(ctx);
     return res;
-}
-
-/* ---- recovery secrets (spec §10.1, §12.8) ---- */
-
-static mr_result encrypt_to(const mr_manifest_recovery_key *k, mr_slice value,
-                            mr_core_recovery_secret *out)
-{
-    mr_buf der;
-    EVP_PKEY *pub = NULL;
-    mr_buf_init(&der, 0, 0);
-    mr_result r = mr_manifest_recovery_key_der(k, &der);
-    if (mr_ok(r))
-        r = mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, &pub);
-    if (mr_ok(r)) {
-        mr_buf_init(&out->value, 0, 0);
-        r = mr_rsa_oaep_encrypt(pub, value, &out->value);
-    }
-    if (mr_ok(r)) {
-        out->name = mr_strdup(k->name.ptr != NULL ? k->name.ptr : "");
-        if (out->name == NULL) {
-            mr_buf_free(&out->value);
-            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "out of memory");
-            r = MR_FAILURE;
-        }
-    }
-    EVP_PKEY_free(pub);
-    mr_buf_free(&der);
-    return r;
-}
-
-/* Splits the state key among the recovery keys: one key gets the key itself; n >= 2 keys get
- * XOR shares (threshold 0 or n) or Shamir shares (2 <= threshold < n). */
-mr_result core_recovery_secrets(const mr_manifest *m, mr_slice dek, mr_core_recovery_secrets *out)
-{
-    size_t n = m->recovery_keys.count;
-    uint64_t t = m->config.recovery_threshold;
-    mr_buf shares;
-    mr_buf_init(&shares, 0, MR_BUF_SECRET);
-    memset(out, 0, sizeof(*out));
-    if (n == 0)
-        return MR_SUCCESS;
-    mr_result r;
-    size_t share_len = dek.len;
-    if (n == 1) {
-        r = mr_buf_set(&shares, dek.ptr, dek.len);
-    } else if (t == 0 || t == n) {
-        r = mr_xor_split(dek, (unsigned)n, &shares);
-    } else {
-        r = mr_shamir_split(dek, (unsigned)t, (unsigned)n, &shares);
-        share_len = dek.len + 1;
-    }
-    if (mr_ok(r)) {
-        out->items = mr_calloc(n, sizeof(*out->items));
-        if (out->items == NULL) {
-            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "out of memory");
-            r = MR_FAILURE;
-        }
-    }
-    for (size_t i = 0; i < n && mr_ok(r); i++) {
-        r = encrypt_to(&m->recovery_keys.items[i],
-                       MR_SLICE(shares.data + i * share_len, share_len), &out->items[i]);
-        if (mr_ok(r))
-            out->count++;
-    }
-    mr_buf_free(&shares);
-    if (!mr_ok(r))
-        mr_core_recovery_secrets_free(out);
-    return r;
 }
 
 /* ---- the operation ---- */
