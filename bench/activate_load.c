@@ -38,6 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "attest/softsgx.h"
@@ -58,6 +65,7 @@ typedef enum { MODE_CLOSED, MODE_OPEN, MODE_COUNT } run_mode;
 typedef struct ident {
     mr_marble_identity id;
     mr_buf quote;
+    X509 *cert; /* id.cert_der parsed once, for the nghttp2 client */
 } ident;
 
 typedef struct options {
@@ -73,6 +81,7 @@ typedef struct options {
     uint64_t count;
     unsigned identities;
     bool check;
+    bool use_curl;
     long server_pid;
 } options;
 
@@ -99,6 +108,8 @@ static size_t g_lat_cap;
 static atomic_size_t g_lat_n;
 static pthread_mutex_t g_msg_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_first_err[MAX_ERRMSG];
+static SSL_CTX *g_ssl_ctx;
+static struct sockaddr_in g_sa;
 
 static double now_s(void)
 {
@@ -201,7 +212,212 @@ static mr_result make_ident(const mr_softsgx *sgx, const mr_softsgx_identity *wh
     mr_buf_init(&out->quote, 0, 0);
     MR_GUARD(mr_marble_identity_new("localhost", MR_KEY_EC_P256, &out->id));
     MR_GUARD(mr_sha256(out->id.cert_der.data, out->id.cert_der.len, hash));
+    MR_GUARD(mr_x509_from_der(mr_buf_slice(&out->id.cert_der), &out->cert));
     return mr_softsgx_quote(sgx, who, hash, sizeof(hash), true, &out->quote);
+}
+
+
+/* ---- HTTP/2 client on nghttp2 (default; --curl uses the marble library's libcurl path) ----
+ * One blocking TLS connection per call: connect, TLS handshake (client certificate, ALPN h2),
+ * one POST stream, read until the stream closes. Written for the benchmark only: libcurl
+ * 7.88's transfer loop can miss buffered HTTP/2 data and wait for its 1 s poll timeout. */
+
+typedef struct h2call {
+    SSL *ssl;
+    mr_slice req;   /* framed request (5-byte gRPC prefix + message) */
+    size_t req_off;
+    mr_buf body;    /* framed response */
+    int grpc_status;
+    int http_status;
+    bool closed;
+    bool io_error;
+    char grpc_message[256];
+} h2call;
+
+
+static ssize_t h2_send(nghttp2_session *ss, const uint8_t *data, size_t len, int flags, void *u)
+{
+    (void)ss;
+    (void)flags;
+    h2call *c = u;
+    int n = SSL_write(c->ssl, data, (int)len);
+    if (n <= 0) {
+        c->io_error = true;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return n;
+}
+
+static ssize_t h2_read_body(nghttp2_session *ss, int32_t sid, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *u)
+{
+    (void)ss;
+    (void)sid;
+    (void)src;
+    h2call *c = u;
+    size_t left = c->req.len - c->req_off;
+    size_t n = left < len ? left : len;
+    memcpy(buf, c->req.ptr + c->req_off, n);
+    c->req_off += n;
+    if (c->req_off == c->req.len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static int h2_header(nghttp2_session *ss, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *u)
+{
+    (void)ss;
+    (void)f;
+    (void)flags;
+    h2call *c = u;
+    char v[256];
+    size_t vl = valuelen < sizeof(v) - 1 ? valuelen : sizeof(v) - 1;
+    memcpy(v, value, vl);
+    v[vl] = '\0';
+    if (namelen == 7 && memcmp(name, ":status", 7) == 0)
+        c->http_status = (int)strtol(v, NULL, 10);
+    else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0)
+        c->grpc_status = (int)strtol(v, NULL, 10);
+    else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0)
+        (void)snprintf(c->grpc_message, sizeof(c->grpc_message), "%s", v);
+    return 0;
+}
+
+static int h2_data(nghttp2_session *ss, uint8_t flags, int32_t sid, const uint8_t *data,
+                   size_t len, void *u)
+{
+    (void)ss;
+    (void)flags;
+    (void)sid;
+    h2call *c = u;
+    if (!mr_ok(mr_buf_append(&c->body, data, len))) {
+        mr_error_clear();
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static int h2_close(nghttp2_session *ss, int32_t sid, uint32_t err, void *u)
+{
+    (void)ss;
+    (void)sid;
+    (void)err;
+    ((h2call *)u)->closed = true;
+    return 0;
+}
+
+static mr_result h2_global_init(void)
+{
+    g_ssl_ctx = SSL_CTX_new(TLS_client_method());
+    MR_ENSURE(g_ssl_ctx != NULL, MR_ERR_INTERNAL, "SSL_CTX_new failed");
+    MR_ENSURE(SSL_CTX_set_min_proto_version(g_ssl_ctx, TLS1_2_VERSION) == 1, MR_ERR_INTERNAL,
+              "TLS version");
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    MR_ENSURE(SSL_CTX_set_alpn_protos(g_ssl_ctx, alpn, sizeof(alpn)) == 0, MR_ERR_INTERNAL,
+              "ALPN");
+    SSL_CTX_set_verify(g_ssl_ctx, SSL_VERIFY_NONE, NULL); /* the answer's chain is checked */
+    SSL_CTX_set_session_cache_mode(g_ssl_ctx, SSL_SESS_CACHE_OFF); /* a new marble each time */
+    char host[256];
+    (void)snprintf(host, sizeof(host), "%s", g_opt.addr);
+    char *colon = strrchr(host, ':');
+    MR_ENSURE(colon != NULL, MR_ERR_USAGE, "--addr must be IPv4:PORT");
+    *colon = '\0';
+    memset(&g_sa, 0, sizeof(g_sa));
+    g_sa.sin_family = AF_INET;
+    g_sa.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+    MR_ENSURE(inet_pton(AF_INET, host, &g_sa.sin_addr) == 1, MR_ERR_USAGE,
+              "--addr must be IPv4:PORT");
+    return MR_SUCCESS;
+}
+
+static mr_result h2_unary(const ident *who, const char *path, mr_slice request, mr_buf *response)
+{
+    mr_result res = MR_FAILURE;
+    int fd = -1;
+    nghttp2_session *ss = NULL;
+    nghttp2_session_callbacks *cb = NULL;
+    h2call c;
+    mr_buf framed;
+    memset(&c, 0, sizeof(c));
+    c.grpc_status = -1;
+    mr_buf_init(&c.body, MR_MARBLE_RESP_MAX + 5, MR_BUF_SECRET);
+    mr_buf_init(&framed, 0, 0);
+
+    uint8_t prefix[5] = {0, (uint8_t)(request.len >> 24), (uint8_t)(request.len >> 16),
+                         (uint8_t)(request.len >> 8), (uint8_t)request.len};
+    MR_GUARD_OUT(mr_buf_append(&framed, prefix, sizeof(prefix)));
+    MR_GUARD_OUT(mr_buf_append(&framed, request.ptr, request.len));
+    c.req = mr_buf_slice(&framed);
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    MR_ENSURE_OUT(fd >= 0, MR_ERR_IO, "socket: %s", strerror(errno));
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    MR_ENSURE_OUT(connect(fd, (const struct sockaddr *)&g_sa, sizeof(g_sa)) == 0, MR_ERR_IO,
+                  "connect: %s", strerror(errno));
+    c.ssl = SSL_new(g_ssl_ctx);
+    MR_ENSURE_OUT(c.ssl != NULL, MR_ERR_INTERNAL, "SSL_new failed");
+    MR_ENSURE_OUT(SSL_use_certificate(c.ssl, who->cert) == 1 &&
+                  SSL_use_PrivateKey(c.ssl, who->id.key) == 1 && SSL_set_fd(c.ssl, fd) == 1,
+                  MR_ERR_INTERNAL, "client certificate");
+    MR_ENSURE_OUT(SSL_connect(c.ssl) == 1, MR_ERR_IO, "TLS handshake failed");
+    const unsigned char *proto = NULL;
+    unsigned proto_len = 0;
+    SSL_get0_alpn_selected(c.ssl, &proto, &proto_len);
+    MR_ENSURE_OUT(proto_len == 2 && memcmp(proto, "h2", 2) == 0, MR_ERR_PROTOCOL,
+                  "the server did not negotiate h2");
+
+    MR_ENSURE_OUT(nghttp2_session_callbacks_new(&cb) == 0, MR_ERR_INTERNAL, "nghttp2");
+    nghttp2_session_callbacks_set_send_callback(cb, h2_send);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_close);
+    MR_ENSURE_OUT(nghttp2_session_client_new(&ss, cb, &c) == 0, MR_ERR_INTERNAL, "nghttp2");
+    MR_ENSURE_OUT(nghttp2_submit_settings(ss, NGHTTP2_FLAG_NONE, NULL, 0) == 0, MR_ERR_INTERNAL,
+                  "nghttp2 settings");
+    char authority[300];
+    (void)snprintf(authority, sizeof(authority), "%s", g_opt.addr);
+#define NV(n, v)                                                                              \
+    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, strlen(v),          \
+     NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv hdrs[] = {NV(":method", "POST"), NV(":scheme", "https"), NV(":path", path),
+                         NV(":authority", authority), NV("content-type", "application/grpc"),
+                         NV("te", "trailers"), NV("user-agent", "marblerun-c-activate-load")};
+#undef NV
+    nghttp2_data_provider dp = {.source = {.ptr = NULL}, .read_callback = h2_read_body};
+    MR_ENSURE_OUT(nghttp2_submit_request(ss, NULL, hdrs, MR_ARRAY_LEN(hdrs), &dp, NULL) > 0,
+                  MR_ERR_INTERNAL, "nghttp2 request");
+    uint8_t buf[16384];
+    while (!c.closed) {
+        MR_ENSURE_OUT(nghttp2_session_send(ss) == 0 && !c.io_error, MR_ERR_IO,
+                      "HTTP/2 send failed");
+        if (c.closed)
+            break;
+        int n = SSL_read(c.ssl, buf, (int)sizeof(buf));
+        MR_ENSURE_OUT(n > 0, MR_ERR_IO, "connection closed before the answer");
+        MR_ENSURE_OUT(nghttp2_session_mem_recv(ss, buf, (size_t)n) == n, MR_ERR_PROTOCOL,
+                      "HTTP/2 protocol error");
+    }
+    MR_ENSURE_OUT(c.http_status == 200, MR_ERR_PROTOCOL, "HTTP status %d", c.http_status);
+    MR_ENSURE_OUT(c.grpc_status == 0, MR_ERR_AUTH, "grpc-status %d: %s", c.grpc_status,
+                  c.grpc_message);
+    mr_slice msg;
+    MR_GUARD_OUT(mr_marble_grpc_unframe(mr_buf_slice(&c.body), &msg));
+    MR_GUARD_OUT(mr_buf_set(response, msg.ptr, msg.len));
+    res = MR_SUCCESS;
+out:
+    nghttp2_session_del(ss);
+    nghttp2_session_callbacks_del(cb);
+    if (c.ssl != NULL) {
+        (void)SSL_shutdown(c.ssl);
+        SSL_free(c.ssl);
+    }
+    if (fd >= 0)
+        close(fd);
+    mr_buf_free(&c.body);
+    mr_buf_free(&framed);
+    return res;
 }
 
 /* ---- one activation ---- */
@@ -261,10 +477,15 @@ static mr_result activate_once(const ident *who)
     MR_GUARD_OUT(mr_buf_reserve(&req_buf, need));
     req_buf.len = rpc__activation_req__pack(&req, req_buf.data);
 
-    mr_marble_rpc_opts ro = {.addr = g_opt.addr,
-                             .cert_pem = mr_buf_slice(&who->id.cert_pem),
-                             .key_pem = mr_buf_slice(&who->id.key_pem)};
-    MR_GUARD_OUT(mr_marble_rpc_unary(&ro, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), &resp));
+    if (g_opt.use_curl) {
+        mr_marble_rpc_opts ro = {.addr = g_opt.addr,
+                                 .cert_pem = mr_buf_slice(&who->id.cert_pem),
+                                 .key_pem = mr_buf_slice(&who->id.key_pem)};
+        MR_GUARD_OUT(mr_marble_rpc_unary(&ro, "/rpc.Marble/Activate", mr_buf_slice(&req_buf),
+                                         &resp));
+    } else {
+        MR_GUARD_OUT(h2_unary(who, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), &resp));
+    }
     if (g_opt.check) {
         MR_GUARD_OUT(mr_marble_params_decode(mr_buf_slice(&resp), &params));
         MR_GUARD_OUT(check_chain(&params));
@@ -365,7 +586,7 @@ static void usage(void)
             "usage: activate-load --addr HOST:PORT --softsgx DIR --type MARBLETYPE\n"
             "  [--mode closed|open|count] [--concurrency N] [--duration S] [--warmup S]\n"
             "  [--rate R] [--count K] [--identities M] [--no-check] [--server-pid PID]\n"
-            "  [--label TEXT]\n");
+            "  [--label TEXT] [--curl]\n");
 }
 
 static bool parse_args(int argc, char **argv)
@@ -377,6 +598,10 @@ static bool parse_args(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--no-check") == 0) {
             g_opt.check = false;
+            continue;
+        }
+        if (strcmp(a, "--curl") == 0) {
+            g_opt.use_curl = true;
             continue;
         }
         if (v == NULL)
@@ -434,7 +659,7 @@ int main(int argc, char **argv)
     }
     mr_softsgx_identity who;
     if (!mr_ok(mr_softsgx_identity_from_env(&who)) || !mr_ok(mr_softsgx_load(g_opt.softsgx_dir, &sgx)) ||
-        !mr_ok(mr_marble_curl_init())) {
+        !mr_ok(mr_marble_curl_init()) || !mr_ok(h2_global_init())) {
         fprintf(stderr, "activate-load: setup: %s\n", mr_error_get()->msg);
         goto out;
     }
@@ -513,7 +738,7 @@ int main(int argc, char **argv)
            pct(g_lat, n, 50), pct(g_lat, n, 90), pct(g_lat, n, 99), pct(g_lat, n, 99.9),
            n ? g_lat[n - 1] : 0.0, n ? sum / (double)n : 0.0);
     uint64_t all = atomic_load(&g_ok_all) + atomic_load(&g_err_all);
-    printf("\"client_cpu_us_per_act\":%.1f,", all ? client_cpu * 1e6 / (double)all : 0.0);
+    printf("\"client\":\"%s\",\"client_cpu_us_per_act\":%.1f,", g_opt.use_curl ? "libcurl" : "nghttp2", all ? client_cpu * 1e6 / (double)all : 0.0);
     if (s0.ok && s1.ok && ok > 0) {
         printf("\"server\":{\"cpu_us_per_act\":%.1f,\"cpu_util\":%.3f,"
                "\"write_bytes_per_act\":%.1f,\"rss_kib\":%" PRIu64 "},",
@@ -532,11 +757,13 @@ out:
     if (g_ids != NULL) {
         for (unsigned i = 0; i < g_opt.identities; i++) {
             mr_marble_identity_clear(&g_ids[i].id);
+            X509_free(g_ids[i].cert);
             mr_buf_free(&g_ids[i].quote);
         }
     }
     mr_free(g_ids);
     mr_free(g_lat);
     mr_softsgx_free(sgx);
+    SSL_CTX_free(g_ssl_ctx);
     return rc;
 }
