@@ -414,3 +414,31 @@ def test_simulation_mode(tmp_path, softsgx):
         assert "SIMULATION MODE" in log and "activating a marble without checking its quote" in log
     finally:
         c.stop()
+
+
+def test_tls_handshake_errors_are_logged_at_the_configured_level(tmp_path, softsgx):
+    import socket
+    import ssl
+    c = Coordinator(tmp_path, softsgx, extra_env={"EDG_HTTP_ERROR_LOG_LEVEL": "warn"}).start()
+    try:
+        # a mesh connection without a client certificate fails its handshake
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        with socket.create_connection(("127.0.0.1", c.mesh_port)) as s:
+            try:
+                with ctx.wrap_socket(s) as t:
+                    t.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+        import time
+        for _ in range(50):
+            lines = [json.loads(l) for l in c.read_log().splitlines()
+                     if l.startswith("{") and "TLS handshake error" in l]
+            if lines:
+                break
+            time.sleep(0.1)
+        assert lines and lines[-1]["level"] == "warn" and lines[-1]["remote"].startswith("127.0.0.1:")
+    finally:
+        c.stop()

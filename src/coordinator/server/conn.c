@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Connections: TLS handshake outcome, HTTP/1.1 request reading, timeouts, closing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent_ssl.h>
 
 #include "common/alloc.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "coordinator/server/internal.h"
 
@@ -455,17 +462,65 @@ static void handshake_done(mr_srv_conn *c)
         mr_srv_conn_process(c);
 }
 
+/* EDG_HTTP_ERROR_LOG_LEVEL (1.9.1): the level of TLS-handshake error logs; default error. */
+static mr_log_level http_error_level(void)
+{
+    static const struct {
+        const char *name;
+        mr_log_level level;
+    } levels[] = {{"debug", MR_LOG_DEBUG}, {"info", MR_LOG_INFO}, {"warn", MR_LOG_WARN},
+                  {"error", MR_LOG_ERROR}};
+    const char *v = mr_config_get("EDG_HTTP_ERROR_LOG_LEVEL");
+    for (size_t i = 0; v != NULL && i < MR_ARRAY_LEN(levels); i++)
+        if (strcasecmp(v, levels[i].name) == 0)
+            return levels[i].level;
+    return MR_LOG_ERROR;
+}
+
+static void log_handshake_error(struct bufferevent *bev, short what)
+{
+    mr_log_level level = http_error_level();
+    if (!mr_log_enabled(level))
+        return;
+    char addr[INET6_ADDRSTRLEN + 8] = "";
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        char host[INET6_ADDRSTRLEN] = "";
+        unsigned port = 0;
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            (void)inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+            port = ntohs(in->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            (void)inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            port = ntohs(in6->sin6_port);
+        }
+        (void)snprintf(addr, sizeof(addr), "%s:%u", host, port);
+    }
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    if (reason == NULL)
+        reason = (what & BEV_EVENT_TIMEOUT) ? "timeout" : (what & BEV_EVENT_EOF) ? "EOF" : "error";
+    mr_log_(level, __FILE__, __LINE__, "http: TLS handshake error", MR_F_STR("remote", addr),
+            MR_F_STR("error", reason), MR_F_END);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     mr_srv_conn *c = arg;
-    (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         if (c->state == CONN_HANDSHAKE)
             handshake_done(c);
         return;
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (c->state == CONN_HANDSHAKE && c->lst->kind != MR_SRV_LISTENER_PLAIN)
+            log_handshake_error(bev, what);
         mr_srv_conn_close(c);
+    }
 }
 
 mr_srv_conn *mr_srv_conn_new(mr_srv *s, mr_srv_listener *l, struct bufferevent *bev)
