@@ -442,3 +442,25 @@ def test_tls_handshake_errors_are_logged_at_the_configured_level(tmp_path, softs
         assert lines and lines[-1]["level"] == "warn" and lines[-1]["remote"].startswith("127.0.0.1:")
     finally:
         c.stop()
+
+
+def test_max_activations_under_concurrency(coord, softsgx):
+    from concurrent.futures import ThreadPoolExecutor
+    m = json.loads(manifest())
+    m["Marbles"]["limited"]["MaxActivations"] = 10
+    coord.set_manifest(json.dumps(m).encode())
+    marbles = [Marble(softsgx) for _ in range(32)]
+    quotes = [mb.quote() for mb in marbles]
+
+    def one(i):
+        try:
+            marbles[i].activate(coord, "limited", quote=quotes[i])
+            return "ok"
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e.details()
+            return "refused"
+    with ThreadPoolExecutor(max_workers=32) as ex:
+        results = list(ex.map(one, range(32)))
+    assert results.count("ok") == 10 and results.count("refused") == 22
+    coord.restart()
+    assert rpc_error(lambda: Marble(softsgx).activate(coord, "limited"))[0] == grpc.StatusCode.PERMISSION_DENIED

@@ -615,31 +615,6 @@ static mr_result copy_argv(const act *a, mr_core_activation_resp *resp)
 
 /* ---- step 12: the activation counter ---- */
 
-static pthread_mutex_t *type_lock(mr_core *c, const char *type)
-{
-    pthread_mutex_t *mu = NULL;
-    pthread_mutex_lock(&c->types_mu);
-    for (size_t i = 0; i < c->n_types && mu == NULL; i++)
-        if (strcmp(c->types[i]->type, type) == 0)
-            mu = &c->types[i]->mu;
-    if (mu == NULL) {
-        /* Locks live in their own allocations: growing the pointer array never moves them. */
-        core_type_lock **grown = mr_realloc(c->types, (c->n_types + 1) * sizeof(*grown)); // NOLINT(bugprone-sizeof-expression): array of pointers
-        core_type_lock *l = mr_calloc(1, sizeof(*l));
-        if (grown != NULL)
-            c->types = grown;
-        if (grown != NULL && l != NULL && (l->type = mr_strdup(type)) != NULL) {
-            pthread_mutex_init(&l->mu, NULL);
-            c->types[c->n_types++] = l;
-            mu = &l->mu;
-        } else {
-            mr_free(l);
-        }
-    }
-    pthread_mutex_unlock(&c->types_mu);
-    return mu;
-}
-
 /* An activation is ordered against state changes at this point: if an update was published
  * while it ran (e.g. a higher SecurityVersion), its result is discarded and it is redone. */
 static mr_result still_current(mr_core *c, act *a)
@@ -649,21 +624,16 @@ static mr_result still_current(mr_core *c, act *a)
     return MR_SUCCESS;
 }
 
-static mr_result count_activation(mr_core *c, act *a, const char *type)
+/* One read-check-write of the counter. The transaction reads the newest state including
+ * commits still waiting for their fsync, so concurrent activations of one type build on each
+ * other and share a group commit; a concurrent writer makes the commit fail with a conflict
+ * and the caller retries. The count can therefore never pass MaxActivations. */
+static mr_result bump_counter(mr_core *c, const act *a, const char *type, const char *key)
 {
-    if (a->marble->max_activations == 0)
-        return still_current(c, a);
-    pthread_mutex_t *mu = type_lock(c, type);
-    MR_ENSURE(mu != NULL, MR_ERR_INTERNAL, "incrementing marble activations: too many marble types");
-    char key[300], val[32];
-    uint64_t count = 0;
     mr_store_txn *t = NULL;
-    (void)snprintf(key, sizeof(key), "%s%s", P_ACTIVATIONS, type);
-    pthread_mutex_lock(mu);
-    core_store_rdlock(c);
-    mr_result r = still_current(c, a);
-    if (mr_ok(r))
-        r = mr_store_begin(c->store, &t);
+    uint64_t count = 0;
+    char val[32];
+    mr_result r = mr_store_begin_ex(c->store, MR_STORE_TXN_LATEST, &t);
     if (mr_ok(r))
         r = read_counter(t, key, &count);
     if (mr_ok(r) && count >= a->marble->max_activations) {
@@ -675,20 +645,41 @@ static mr_result count_activation(mr_core *c, act *a, const char *type)
     } else if (mr_ok(r)) {
         (void)snprintf(val, sizeof(val), "%llx", (unsigned long long)(count + 1));
         r = core_put_str(t, key, val);
-        if (!mr_ok(r))
-            (void)fail_with(MR_ERR_INTERNAL, "incrementing marble activations");
-        else {
+        if (mr_ok(r)) {
             mr_store_txn *tc = t;
             t = NULL;
             r = mr_store_commit(tc);
-            if (!mr_ok(r))
-                (void)fail_with(MR_ERR_INTERNAL, "committing store transaction");
         }
     }
     mr_store_abort(t);
-    core_store_unlock(c);
-    pthread_mutex_unlock(mu);
     return r;
+}
+
+static bool is_conflict(void)
+{
+    return mr_error_get()->cat == MR_ERR_STATE && strstr(mr_error_get()->msg, "conflict") != NULL;
+}
+
+static mr_result count_activation(mr_core *c, act *a, const char *type)
+{
+    if (a->marble->max_activations == 0)
+        return still_current(c, a);
+    char key[300];
+    (void)snprintf(key, sizeof(key), "%s%s", P_ACTIVATIONS, type);
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        MR_GUARD(still_current(c, a));
+        core_store_rdlock(c);
+        mr_result r = bump_counter(c, a, type, key);
+        core_store_unlock(c);
+        if (mr_ok(r))
+            return MR_SUCCESS;
+        if (!is_conflict()) {
+            if (mr_error_get()->cat != MR_ERR_ATTESTATION)
+                (void)fail_with(MR_ERR_INTERNAL, "incrementing marble activations");
+            return MR_FAILURE;
+        }
+    }
+    MR_BAIL(MR_ERR_INTERNAL, "incrementing marble activations: too many concurrent updates");
 }
 
 /* ---- the operation ---- */

@@ -123,7 +123,6 @@ mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
     MR_ENSURE_ALLOC(c);
     pthread_mutex_init(&c->writer, NULL);
     pthread_mutex_init(&c->epoch_mu, NULL);
-    pthread_mutex_init(&c->types_mu, NULL);
     pthread_mutex_init(&c->counters_mu, NULL);
     pthread_rwlock_init(&c->store_lock, NULL);
     if (!mr_ok(copy_config(c, cfg)))
@@ -158,15 +157,8 @@ void mr_core_free(mr_core *c)
         mr_free(c->dns[i]);
     mr_free(c->dns);
     mr_free(c->seal_dir);
-    for (size_t i = 0; i < c->n_types; i++) {
-        mr_free(c->types[i]->type);
-        pthread_mutex_destroy(&c->types[i]->mu);
-        mr_free(c->types[i]);
-    }
-    mr_free(c->types);
     pthread_mutex_destroy(&c->writer);
     pthread_mutex_destroy(&c->epoch_mu);
-    pthread_mutex_destroy(&c->types_mu);
     pthread_mutex_destroy(&c->counters_mu);
     pthread_rwlock_destroy(&c->store_lock);
     mr_free(c);

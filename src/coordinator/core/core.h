@@ -10,8 +10,9 @@
  * (quote verification, key generation, signing, template rendering) never runs under a lock.
  * Writers (SetManifest, updates, secret uploads, recovery) serialise on one writer mutex,
  * build the next state in a store transaction, commit it, and only then publish the next
- * epoch. The only lock an activation takes is the per-marble-type counter lock around the
- * read-check-write-commit of `activations:<type>`, and only when MaxActivations > 0.
+ * epoch. An activation takes no lock of its own: the MaxActivations counter is a
+ * read-check-write transaction that reads pending commits and retries on conflict, so
+ * concurrent activations share group commits and the count never passes MaxActivations.
  *
  * Errors. Every call returns mr_result; the message is the text MarbleRun sends (the api layer
  * adds endpoint-specific prefixes and status codes as the spec lists them). Activate errors

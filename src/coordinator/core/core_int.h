@@ -102,11 +102,6 @@ typedef struct core_epoch {
     size_t n_users;
 } core_epoch;
 
-/* A per-marble-type lock for the activation counter. */
-typedef struct core_type_lock {
-    char *type;
-    pthread_mutex_t mu;
-} core_type_lock;
 
 struct mr_core {
     mr_core_config cfg;
@@ -122,9 +117,6 @@ struct mr_core {
                                   * replacing `store` holds it exclusively (and `writer`) */
     pthread_mutex_t counters_mu; /* monotonic counters */
     mr_sealer *sealer;
-    pthread_mutex_t types_mu;
-    core_type_lock **types;
-    size_t n_types;
     struct core_recovery *recovery; /* recovery in progress (recovery.c); under `writer` */
 };
 
