@@ -60,6 +60,7 @@ demo: build
 	@./scripts/demo $(BUILD)
 
 bench: build
+	@./scripts/install-deps bench
 	@./bench/run $(BUILD)
 
 clean:
