@@ -86,6 +86,19 @@ static void json_str(mr_buf *b, const char *s)
     json_decref(j);
 }
 
+/* Appends text with control characters escaped, so that text from a peer (e.g. an error
+ * message it sent) cannot forge extra console log lines. */
+static void console_text(mr_buf *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            MR_IGNORE(mr_buf_printf(b, "\\x%02x", c));
+        else
+            MR_IGNORE(mr_buf_append_u8(b, c));
+    }
+}
+
 static void fields_json(mr_buf *b, va_list ap, bool leading_comma)
 {
     bool first = !leading_comma;
@@ -151,8 +164,9 @@ void mr_log_(mr_log_level level, const char *file, int line, const char *msg, ..
         for (; ln[i] != '\0' && i + 1 < sizeof(upper); i++)
             upper[i] = (char)(ln[i] - 'a' + 'A');
         upper[i] = '\0';
-        MR_IGNORE(mr_buf_printf(&b, "%s.%03ldZ\t%s\t%s:%d\t%s", when, ts.tv_nsec / 1000000, upper,
-                            file, line, msg != NULL ? msg : ""));
+        MR_IGNORE(mr_buf_printf(&b, "%s.%03ldZ\t%s\t%s:%d\t", when, ts.tv_nsec / 1000000, upper,
+                                file, line));
+        console_text(&b, msg != NULL ? msg : "");
         size_t before = b.len;
         MR_IGNORE(mr_buf_append_str(&b, "\t{"));
         size_t mark = b.len;

@@ -435,6 +435,7 @@ static char *capture_log(mr_log_format fmt)
     MR_LOG_INFO("marble <activated>", MR_F_STR("marbleType", "back\"end"), MR_F_INT("n", -3),
                 MR_F_UINT("u", 7), MR_F_BOOL("ok", 1));
     MR_LOG_WARN("plain");
+    MR_LOG_ERROR("forged\nline");
     mr_log_set_fd(2);
     off_t len = lseek(fd, 0, SEEK_END);
     char *buf = mr_calloc(1, (size_t)len + 1);
@@ -463,6 +464,7 @@ static void test_log_console(void **state)
     assert_non_null(strstr(out, "\tmarble <activated>\t{\"marbleType\": \"back\\\"end\", \"n\": -3"));
     assert_non_null(strstr(out, "\tWARN\t"));
     assert_non_null(strstr(out, "\tplain\n"));
+    assert_non_null(strstr(out, "\tforged\\x0aline\n")); /* control characters escaped */
     mr_free(out);
     mr_log_init(MR_LOG_INFO, MR_LOG_JSON);
 }
