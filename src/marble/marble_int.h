@@ -32,6 +32,8 @@
 #include "crypto/key.h"
 
 #define MR_MARBLE_RESP_MAX ((size_t)4 << 20) /* gRPC's default receive limit */
+/* Most Files, Env or Argv entries accepted in one activation answer. */
+#define MR_MARBLE_ENTRIES_MAX 4096
 
 /* ---- UUID file (§1.3) ---- */
 

@@ -82,6 +82,11 @@ static mr_result copy_map(const Rpc__Parameters *p, bool files, mr_marble_kv **o
     *count = 0;
     if (n == 0)
         return MR_SUCCESS;
+    /* the answer comes from the network: bound the work it can cause (duplicate detection is
+     * quadratic, each value has its own secret page) */
+    MR_ENSURE(n <= MR_MARBLE_ENTRIES_MAX, MR_ERR_PROTOCOL,
+              "activation answer has too many %s entries (%zu, limit %d)", files ? "Files" : "Env", n,
+              MR_MARBLE_ENTRIES_MAX);
     mr_marble_kv *kv = mr_calloc(n, sizeof(mr_marble_kv));
     MR_ENSURE_ALLOC(kv);
     *out = kv;
@@ -123,6 +128,9 @@ mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
         Rpc__Parameters *p = m->parameters;
         MR_GUARD_OUT(copy_map(p, true, &out->files, &out->n_files));
         MR_GUARD_OUT(copy_map(p, false, &out->env, &out->n_env));
+        MR_ENSURE_OUT(p->n_argv <= MR_MARBLE_ENTRIES_MAX, MR_ERR_PROTOCOL,
+                      "activation answer has too many Argv entries (%zu, limit %d)", p->n_argv,
+                      MR_MARBLE_ENTRIES_MAX);
         if (p->n_argv > 0) {
             out->argv = mr_calloc(p->n_argv + 1, sizeof(char *));
             MR_ENSURE_ALLOC_OUT(out->argv);

@@ -229,8 +229,11 @@ static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size
     Rpc__Parameters p;
     rpc__activation_resp__init(&resp);
     rpc__parameters__init(&p);
-    Rpc__Parameters__FilesEntry fe[8], *fep[8];
-    Rpc__Parameters__EnvEntry ee[8], *eep[8];
+    Rpc__Parameters__FilesEntry *fe = mr_calloc(nf + 1, sizeof(*fe));
+    Rpc__Parameters__FilesEntry **fep = mr_calloc(nf + 1, sizeof(*fep));
+    Rpc__Parameters__EnvEntry *ee = mr_calloc(ne + 1, sizeof(*ee));
+    Rpc__Parameters__EnvEntry **eep = mr_calloc(ne + 1, sizeof(*eep));
+    assert_true(fe != NULL && fep != NULL && ee != NULL && eep != NULL);
     for (size_t i = 0; i < nf; i++) {
         rpc__parameters__files_entry__init(&fe[i]);
         fe[i].key = unconst(files[2 * i]);
@@ -253,7 +256,12 @@ static size_t pack_resp(uint8_t *out, size_t cap, const char *const *files, size
     p.argv = unconst(argv);
     resp.parameters = &p;
     assert_true(rpc__activation_resp__get_packed_size(&resp) <= cap);
-    return rpc__activation_resp__pack(&resp, out);
+    size_t n = rpc__activation_resp__pack(&resp, out);
+    mr_free(fe);
+    mr_free(fep);
+    mr_free(ee);
+    mr_free(eep);
+    return n;
 }
 
 static void test_decode_response(void **state)
@@ -432,6 +440,34 @@ static void test_apply_files_through_symlink(void **state)
     mr_marble_params_clear(&p);
 }
 
+static void test_answer_entry_limit(void **state)
+{
+    (void)state;
+    enum { N = MR_MARBLE_ENTRIES_MAX + 1 };
+    char(*names)[16] = mr_calloc(N, sizeof(*names));
+    const char **env = mr_calloc(2 * N, sizeof(char *));
+    uint8_t *buf = mr_alloc((size_t)1 << 20);
+    assert_non_null(names);
+    assert_non_null(env);
+    assert_non_null(buf);
+    for (int i = 0; i < N; i++) {
+        (void)snprintf(names[i], sizeof(names[i]), "E%d", i);
+        env[2 * i] = names[i];
+        env[2 * i + 1] = "v";
+    }
+    size_t n = pack_resp(buf, (size_t)1 << 20, NULL, 0, env, N, NULL, 0);
+    mr_marble_params p;
+    MR_ASSERT_FAIL(mr_marble_params_decode(MR_SLICE(buf, n), &p), MR_ERR_PROTOCOL,
+                   "too many Env entries");
+    n = pack_resp(buf, (size_t)1 << 20, NULL, 0, env, N - 1, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    assert_int_equal(p.n_env, N - 1);
+    mr_marble_params_clear(&p);
+    mr_free(buf);
+    mr_free((void *)env);
+    mr_free(names);
+}
+
 static void test_grpc_framing(void **state)
 {
     (void)state;
@@ -554,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_files_and_env, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_apply_files_all_or_nothing, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_apply_files_through_symlink, setup_dir, teardown_dir),
+        cmocka_unit_test(test_answer_entry_limit),
         cmocka_unit_test(test_grpc_framing),
         cmocka_unit_test(test_config_from_env),
         cmocka_unit_test(test_runtime_and_exec_plan),
