@@ -70,7 +70,10 @@ static mr_result fetch_quote(const mr_marble_config *cfg, const mr_buf *root_pem
     if (ok && root_pem->len > 0) {
         struct curl_blob ca = {.data = root_pem->data, .len = root_pem->len,
                                .flags = CURL_BLOB_COPY};
-        ok = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca) == CURLE_OK &&
+        /* the pinned root is the only anchor: no system CA file or directory */
+        ok = curl_easy_setopt(h, CURLOPT_CAINFO, NULL) == CURLE_OK &&
+             curl_easy_setopt(h, CURLOPT_CAPATH, NULL) == CURLE_OK &&
+             curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca) == CURLE_OK &&
              curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
     } else if (ok) {
         /* the answer is judged by its quote, not by the transport */

@@ -47,7 +47,10 @@ mr_result mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
     struct stat st;
     mr_buf_init(&content, UUID_FILE_MAX, 0);
     *created = false;
-    if (stat(path, &st) != 0) {
+    /* open first, then check what was opened: no window between the check and the read
+     * (O_NONBLOCK: a FIFO swapped in cannot block the premain) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         MR_ENSURE_OUT(errno == ENOENT, MR_ERR_IO, "reading UUID file %s: %s", path,
                       strerror(errno));
         MR_LOG_INFO("UUID not found. Generating and storing a new UUID");
@@ -56,15 +59,28 @@ mr_result mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
         res = MR_SUCCESS;
         goto out;
     }
-    MR_ENSURE_OUT(S_ISREG(st.st_mode), MR_ERR_IO, "reading UUID file %s: not a regular file",
-                  path);
-    if (!mr_ok(mr_file_read(path, UUID_FILE_MAX, &content))) {
-        /* an over-long file is a length error, as Go reports it */
-        MR_ENSURE_OUT(st.st_size <= UUID_FILE_MAX, MR_ERR_USAGE,
-                      "parsing UUID file %s: invalid UUID length: %lld", path,
-                      (long long)st.st_size);
-        goto out;
+    bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    mr_result rr = MR_SUCCESS;
+    while (regular && mr_ok(rr)) {
+        uint8_t chunk[128];
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "reading UUID file %s: %s", path,
+                         strerror(errno));
+            rr = MR_FAILURE;
+        }
+        if (n <= 0)
+            break;
+        rr = mr_buf_append(&content, chunk, (size_t)n);
     }
+    (void)close(fd);
+    MR_ENSURE_OUT(regular, MR_ERR_IO, "reading UUID file %s: not a regular file", path);
+    /* an over-long file is a length error, as Go reports it */
+    MR_ENSURE_OUT(mr_ok(rr) || mr_error_get()->cat == MR_ERR_IO, MR_ERR_USAGE,
+                  "parsing UUID file %s: invalid UUID length: %lld", path, (long long)st.st_size);
+    MR_GUARD_OUT(rr);
     if (!mr_ok(mr_marble_uuid_parse_file(content.data, content.len, out))) {
         mr_error_prefix("parsing UUID file %s", path);
         goto out;

@@ -155,6 +155,14 @@ static void test_uuid_file_errors(void **state)
     path_in(path, sizeof(path), "adir");
     assert_int_equal(mkdir(path, 0700), 0);
     MR_ASSERT_FAIL(mr_marble_uuid_load(path, &u, &created), MR_ERR_IO, "not a regular file");
+    /* a FIFO in its place is refused at once instead of blocking the premain */
+    path_in(path, sizeof(path), "fifo");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    MR_ASSERT_FAIL(mr_marble_uuid_load(path, &u, &created), MR_ERR_IO, "not a regular file");
+    /* an over-long file is a length error */
+    path_in(path, sizeof(path), "long");
+    write_text(path, "9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0-9a4b7f76-3e2a-4f38-8c63-7b2f0e44a1d0");
+    MR_ASSERT_FAIL(mr_marble_uuid_load(path, &u, &created), MR_ERR_USAGE, "invalid UUID length");
 }
 
 /* ---- identity ---- */
