@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Coordinator connection, trust establishment and REST conventions of the CLI; see client.h. */
 #include "cli/client.h"
+#include "common/jsonf.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,21 +26,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* JSON helpers                                                                               */
 
-json_t *mr_cli_json_get(json_t *obj, const char *key)
-{
-    if (!json_is_object(obj))
-        return NULL;
-    json_t *v = json_object_get(obj, key);
-    if (v != NULL)
-        return v;
-    const char *k;
-    json_t *val;
-    json_object_foreach(obj, k, val) {
-        if (strcasecmp(k, key) == 0)
-            return val;
-    }
-    return NULL;
-}
+json_t *mr_cli_json_get(json_t *obj, const char *key) { return mr_json_field(obj, key); }
 
 const char *mr_cli_json_str(json_t *obj, const char *key)
 {

@@ -24,6 +24,7 @@
 #include "common/alloc.h"
 #include "common/codec.h"
 #include "common/file.h"
+#include "common/jsonf.h"
 #include "common/log.h"
 #include "crypto/hash.h"
 #include "crypto/x509.h"
@@ -97,13 +98,7 @@ out:
 
 static const char *get_str_ci(json_t *obj, const char *key)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(obj, k, v) {
-        if (strcasecmp(k, key) == 0 && json_is_string(v))
-            return json_string_value(v);
-    }
-    return NULL;
+    return json_string_value(mr_json_field(obj, key));
 }
 
 /* NULL (unset) or exactly 64 hex digits. */
@@ -118,16 +113,6 @@ static bool is_hex32(const char *s)
     return n == 64;
 }
 
-static json_t *get_ci(json_t *obj, const char *key)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(obj, k, v) {
-        if (strcasecmp(k, key) == 0)
-            return v;
-    }
-    return NULL;
-}
 
 /* The era-config style policy file. */
 static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, X509 *root)
@@ -154,18 +139,18 @@ static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, 
                   cfg->pin_policy, pol == NULL ? jerr.text : "not a JSON object");
     pkg.unique_id = get_str_ci(pol, "UniqueID");
     pkg.signer_id = get_str_ci(pol, "SignerID");
-    json_t *v = get_ci(pol, "ProductID");
+    json_t *v = mr_json_field(pol, "ProductID");
     if (json_is_integer(v)) {
         pkg.has_product_id = true;
         pkg.product_id = (uint64_t)json_integer_value(v);
     }
-    v = get_ci(pol, "SecurityVersion");
+    v = mr_json_field(pol, "SecurityVersion");
     if (json_is_integer(v)) {
         pkg.has_security_version = true;
         pkg.security_version = (uint64_t)json_integer_value(v);
     }
-    pkg.debug = json_is_true(get_ci(pol, "Debug"));
-    v = get_ci(pol, "AcceptedTCBStatuses");
+    pkg.debug = json_is_true(mr_json_field(pol, "Debug"));
+    v = mr_json_field(pol, "AcceptedTCBStatuses");
     size_t n = 0;
     for (size_t i = 0; json_is_array(v) && i < json_array_size(v) && n < MR_ARRAY_LEN(tcb); i++)
         if (json_is_string(json_array_get(v, i)))
@@ -182,10 +167,10 @@ static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, 
                   "EDG_MARBLE_COORDINATOR_POLICY: set UniqueID or SignerID");
     MR_ENSURE_OUT(is_hex32(pkg.unique_id) && is_hex32(pkg.signer_id), MR_ERR_USAGE,
                   "EDG_MARBLE_COORDINATOR_POLICY: UniqueID and SignerID must be 64 hex digits");
-    MR_ENSURE_OUT((get_ci(pol, "ProductID") == NULL || json_is_null(get_ci(pol, "ProductID")) ||
+    MR_ENSURE_OUT((mr_json_field(pol, "ProductID") == NULL || json_is_null(mr_json_field(pol, "ProductID")) ||
                    pkg.has_product_id) &&
-                      (get_ci(pol, "SecurityVersion") == NULL ||
-                       json_is_null(get_ci(pol, "SecurityVersion")) || pkg.has_security_version),
+                      (mr_json_field(pol, "SecurityVersion") == NULL ||
+                       json_is_null(mr_json_field(pol, "SecurityVersion")) || pkg.has_security_version),
                   MR_ERR_USAGE,
                   "EDG_MARBLE_COORDINATOR_POLICY: ProductID and SecurityVersion must be numbers");
     MR_ENSURE_OUT(quote->len > 0, MR_ERR_ATTESTATION,
@@ -255,7 +240,7 @@ mr_result mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_
     mr_buf_init(&b, 0, 0);
     json_error_t jerr;
     root_json = json_loadb((const char *)json_body.ptr, json_body.len, 0, &jerr);
-    json_t *data = json_is_object(root_json) ? get_ci(root_json, "data") : NULL;
+    json_t *data = json_is_object(root_json) ? mr_json_field(root_json, "data") : NULL;
     const char *cert = json_is_object(data) ? get_str_ci(data, "cert") : NULL;
     MR_ENSURE_OUT(cert != NULL, MR_ERR_PROTOCOL,
                   "Coordinator pinning: /api/v2/quote answer has no certificate chain");

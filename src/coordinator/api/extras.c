@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "common/codec.h"
+#include "common/jsonf.h"
 #include "coordinator/api/api_int.h"
 
 static void h_sign_quote(mr_srv_request *r, void *arg)
@@ -81,8 +82,8 @@ static void h_counter(mr_srv_request *r, void *arg)
     json_error_t err;
     mr_slice body = mr_srv_req_body(r);
     root = json_loadb((const char *)body.ptr, body.len, JSON_DISABLE_EOF_CHECK, &err);
-    json_t *name = root != NULL && json_is_object(root) ? jr_field(root, "name") : NULL;
-    json_t *value = root != NULL && json_is_object(root) ? jr_field(root, "value") : NULL;
+    json_t *name = root != NULL && json_is_object(root) ? mr_json_field(root, "name") : NULL;
+    json_t *value = root != NULL && json_is_object(root) ? mr_json_field(root, "value") : NULL;
     if (root == NULL || !json_is_object(root) || (name != NULL && !json_is_string(name) && !json_is_null(name)) ||
         (value != NULL && !json_is_null(value) && (!json_is_integer(value) || json_integer_value(value) < 0))) {
         mr_srv_reply_fail(r, 400, NULL, root == NULL ? err.text : "invalid request body");

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "common/codec.h"
+#include "common/jsonf.h"
 #include "manifest/manifest.h"
 
 mr_result jw_key(mr_buf *b, bool *first, const char *key)
@@ -47,7 +48,7 @@ mr_result jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *pres
                      json_is_array(root) ? "array" : json_is_string(root) ? "string" : "value");
         r = MR_FAILURE;
     } else {
-        val = jr_field(root, field);
+        val = mr_json_field(root, field);
     }
     if (mr_ok(r) && val != NULL && !json_is_null(val)) {
         if (!json_is_string(val)) {
@@ -65,16 +66,3 @@ mr_result jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *pres
     return r;
 }
 
-json_t *jr_field(json_t *obj, const char *name)
-{
-    const char *k;
-    json_t *v, *ci = NULL;
-    json_object_foreach(obj, k, v)
-    {
-        if (strcmp(k, name) == 0)
-            return v;
-        if (ci == NULL && strcasecmp(k, name) == 0)
-            ci = v;
-    }
-    return ci;
-}

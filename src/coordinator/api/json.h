@@ -25,10 +25,5 @@ MR_RESULT jw_int(mr_buf *b, long long v);
  * missing or null. Fails (MR_ERR_USAGE, Go-like text) on bad JSON or a non-string value. */
 MR_RESULT jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *present);
 
-/* The member of a decoded object that Go would map to field `name` (exact match first, else
- * case-insensitive), or NULL. Declared with an opaque type to keep jansson out of callers
- * that do not need it. */
-struct json_t;
-struct json_t *jr_field(struct json_t *obj, const char *name);
 
 #endif

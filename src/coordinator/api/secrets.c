@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "common/jsonf.h"
 #include "coordinator/api/api_int.h"
 
 #define MAX_NAMES 256
@@ -91,7 +92,7 @@ static void uploads_free(uploads *u)
 static mr_result bytes_field(json_t *obj, const char *name, const char *secret, bool allow_object,
                              bool *has, mr_buf *dst)
 {
-    json_t *v = jr_field(obj, name);
+    json_t *v = mr_json_field(obj, name);
     *has = false;
     if (v == NULL || json_is_null(v))
         return MR_SUCCESS;
@@ -155,7 +156,7 @@ static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
     root = json_loadb((const char *)body.ptr, body.len, v2 ? JSON_DISABLE_EOF_CHECK : 0, &jerr);
     json_t *map = root;
     if (root != NULL && v2) {
-        map = json_is_object(root) ? jr_field(root, "secrets") : NULL;
+        map = json_is_object(root) ? mr_json_field(root, "secrets") : NULL;
         if (map == NULL || json_is_null(map))
             map = json_object(); /* absent map: "no new secrets defined" from the core */
         else
