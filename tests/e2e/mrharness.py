@@ -85,6 +85,14 @@ class SoftSGX:
         }
 
 
+def sanitizer_excerpt(log):
+    """The start of a sanitizer report (its first frames name the culprit), then the log's tail."""
+    starts = [i for i in (log.find("==ERROR"), log.find("runtime error:"), log.find("Direct leak"))
+              if i >= 0]
+    head = log[max(0, min(starts) - 2000):min(starts) + 6000] if starts else ""
+    return head + "\n[...]\n" + log[-2000:]
+
+
 class Coordinator:
     """marblerun-coordinator on free loopback ports with its own seal dir."""
 
@@ -162,7 +170,7 @@ class Coordinator:
         self.proc = None
         if check and rc is not None:
             log = self.read_log()
-            assert "Sanitizer" not in log and "runtime error:" not in log, log[-4000:]
+            assert "Sanitizer" not in log and "runtime error:" not in log, sanitizer_excerpt(log)
             assert rc == 0, f"coordinator exited with {rc}:\n{log[-4000:]}"
         return rc
 

@@ -480,6 +480,7 @@ void mr_srv_free(mr_srv *s)
         mr_srv_request_free(r);
         r = next;
     }
+    s->done_head = s->done_tail = NULL;
     for (size_t i = 0; i < s->nlst; i++) {
         mr_srv_listener *l = s->lst[i];
         if (l->evl != NULL)
@@ -502,8 +503,19 @@ void mr_srv_free(mr_srv *s)
         event_free(s->sig_term);
     if (s->sig_int != NULL)
         event_free(s->sig_int);
-    if (s->base != NULL)
+    if (s->base != NULL) {
+        /* A bufferevent freed in the iteration that broke the loop can still be referenced by
+         * a deferred callback queued in that iteration; event_base_free would drop the callback
+         * and with it the last reference, leaking the connection's TLS state. Run what is
+         * queued (none of it reaches our code any more) so the finalizers free it. */
+        for (int round = 0;
+             round < 16 && event_base_get_num_events(s->base, EVENT_BASE_COUNT_ACTIVE) > 0;
+             round++) {
+            MR_LOG_DEBUG("running callbacks queued at stop", MR_F_INT("round", round));
+            event_base_loop(s->base, EVLOOP_NONBLOCK);
+        }
         event_base_free(s->base);
+    }
     pthread_mutex_destroy(&s->lock);
     mr_free(s);
 }
