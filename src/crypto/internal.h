@@ -24,4 +24,13 @@ MR_RESULT mr_x509_gens_read(const GENERAL_NAMES *in, mr_x509_san_list *out);
 /* Decodes the first PEM block, which must carry `label`, into der (max bytes). */
 MR_RESULT mr_pem_first(mr_slice pem, const char *label, size_t max, mr_buf *der);
 
+/* Named-curve EC keys encoded from their parameters, without OpenSSL 3.0's encoder search
+ * (key_ec_der.c). The bytes equal OpenSSL's encodings. */
+bool mr_key_ec_der_supported(const EVP_PKEY *key);
+MR_RESULT mr_key_ec_spki_der(const EVP_PKEY *key, mr_buf *out);
+/* pkcs8: PrivateKeyInfo; otherwise SEC1 ECPrivateKey with the curve. out must be secret. */
+MR_RESULT mr_key_ec_private_der(const EVP_PKEY *key, bool pkcs8, mr_buf *out);
+/* Sets a certificate's subject public key to an EC key's point. */
+MR_RESULT mr_key_ec_set_x509_pubkey(X509_PUBKEY *pub, const EVP_PKEY *key);
+
 #endif

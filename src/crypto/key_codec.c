@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/codec.h"
+#include "crypto/internal.h"
 #include "crypto/key.h"
 
 static const struct {
@@ -73,6 +74,8 @@ mr_result mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *
     MR_ENSURE((out->flags & MR_BUF_SECRET) != 0, MR_ERR_INTERNAL,
               "private key material needs a secret buffer");
     MR_GUARD(check_fmt(mr_key_type_of(key), fmt, true));
+    if (mr_key_ec_der_supported(key))
+        return mr_key_ec_private_der(key, fmt == MR_KEYFMT_PKCS8, out);
     if (fmt == MR_KEYFMT_PKCS8)
         len = encode_pkcs8(key, &enc);
     else /* SEC1 for EC, PKCS#1 for RSA: OpenSSL's type-specific form */
@@ -85,6 +88,8 @@ mr_result mr_key_public_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *o
     unsigned char *enc = NULL;
     int len;
     MR_GUARD(check_fmt(mr_key_type_of(key), fmt, false));
+    if (fmt == MR_KEYFMT_PKIX && mr_key_ec_der_supported(key))
+        return mr_key_ec_spki_der(key, out);
     if (fmt == MR_KEYFMT_PKIX)
         len = i2d_PUBKEY(key, &enc);
     else

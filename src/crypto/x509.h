@@ -146,6 +146,10 @@ time_t mr_x509_max_not_after(time_t not_before);
  * The signature algorithm follows the signer key (see key.h). */
 MR_RESULT mr_x509_issue(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
                         EVP_PKEY *signer, X509 **out);
+/* The same certificate, as DER only (appended to der). For EC subject keys this skips
+ * OpenSSL 3.0's key encoder, which dominates the cost of issuing a leaf certificate. */
+MR_RESULT mr_x509_issue_der(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
+                            EVP_PKEY *signer, mr_buf *der);
 
 /* Parsing. DER: exactly one certificate, no trailing bytes. PEM: the first CERTIFICATE block.
  * Chain: every block of a PEM bundle, which must all be CERTIFICATE blocks (at least one);

@@ -294,8 +294,10 @@ static MR_RESULT sign_cert(X509 *x, EVP_PKEY *signer)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_issue(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
-                        EVP_PKEY *signer, X509 **out)
+/* Builds and signs the certificate. direct_key sets an EC subject key from its point (no
+ * OpenSSL encoder); such an X509 has no cached EVP_PKEY, so it must not leave this file. */
+static MR_RESULT build(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
+                       EVP_PKEY *signer, bool direct_key, X509 **out)
 {
     mr_result res = MR_FAILURE;
     X509 *x = NULL;
@@ -309,7 +311,10 @@ mr_result mr_x509_issue(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *
     MR_GUARD_OUT(set_serial(x, t->serial));
     MR_GUARD_OUT(set_names(x, t, parent));
     MR_GUARD_OUT(set_validity(x, t->not_before, t->not_after));
-    MR_GUARD_OSSL_OUT(X509_set_pubkey(x, subject_key), MR_ERR_USAGE, "invalid subject key");
+    if (direct_key)
+        MR_GUARD_OUT(mr_key_ec_set_x509_pubkey(X509_get_X509_PUBKEY(x), subject_key));
+    else
+        MR_GUARD_OSSL_OUT(X509_set_pubkey(x, subject_key), MR_ERR_USAGE, "invalid subject key");
     MR_GUARD_OUT(add_extensions(x, t, parent));
     MR_GUARD_OUT(sign_cert(x, signer));
     *out = x;
@@ -319,4 +324,22 @@ out:
     ERR_clear_error();
     X509_free(x);
     return res;
+}
+
+mr_result mr_x509_issue(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
+                        EVP_PKEY *signer, X509 **out)
+{
+    return build(t, subject_key, parent, signer, false, out);
+}
+
+mr_result mr_x509_issue_der(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
+                            EVP_PKEY *signer, mr_buf *der)
+{
+    X509 *x = NULL;
+    MR_ENSURE(subject_key != NULL, MR_ERR_USAGE,
+              "certificate template, subject key and signer are required");
+    MR_GUARD(build(t, subject_key, parent, signer, mr_key_ec_der_supported(subject_key), &x));
+    mr_result r = mr_x509_to_der(x, der);
+    X509_free(x);
+    return r;
 }

@@ -39,7 +39,6 @@ typedef struct act {
     const mr_manifest_package *pkg;
     char uuid[MR_UUID_TEXT_LEN + 1];
     EVP_PKEY *key;
-    X509 *cert;
     mr_buf cert_der, cert_pem, key_der, key_pem, pub_der;
     core_secret_set mine;      /* per-marble secrets of this activation */
     core_secret_set mine_prev; /* the same for the previous cycle */
@@ -55,7 +54,6 @@ typedef struct act {
 static void act_free(act *a)
 {
     EVP_PKEY_free(a->key);
-    X509_free(a->cert);
     mr_buf_free(&a->cert_der);
     mr_buf_free(&a->cert_pem);
     mr_buf_free(&a->key_der);
@@ -286,9 +284,10 @@ static mr_result issue_marble_cert(mr_core *c, act *a, const mr_core_activation_
     t.extra = &type_ext;
     t.n_extra = 1;
     MR_GUARD_OUT(mr_key_generate(c->cfg.curve, 0, &a->key));
-    MR_GUARD_OUT(mr_x509_issue(&t, a->key, a->e->marble_root_cert, a->e->inter_key, &a->cert));
-    MR_GUARD_OUT(mr_x509_to_der(a->cert, &a->cert_der));
-    MR_GUARD_OUT(mr_x509_to_pem(a->cert, &a->cert_pem));
+    MR_GUARD_OUT(mr_x509_issue_der(&t, a->key, a->e->marble_root_cert, a->e->inter_key,
+                                   &a->cert_der));
+    MR_GUARD_OUT(mr_pem_encode_buf("CERTIFICATE", a->cert_der.data, a->cert_der.len,
+                                   &a->cert_pem));
     MR_GUARD_OUT(mr_key_private_to_der(a->key, MR_KEYFMT_PKCS8, &a->key_der));
     MR_GUARD_OUT(mr_key_private_to_pem(a->key, MR_KEYFMT_PKCS8, &a->key_pem));
     MR_GUARD_OUT(mr_key_public_to_der(a->key, MR_KEYFMT_PKIX, &a->pub_der));

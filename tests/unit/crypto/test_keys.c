@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include "common/alloc.h"
+#include "crypto/internal.h"
 #include "crypto/key.h"
 
 static const mr_key_type all_types[] = {MR_KEY_EC_P224, MR_KEY_EC_P256, MR_KEY_EC_P384,
@@ -294,6 +295,72 @@ static void test_ec_scalar(void **state)
     mr_buf_free(&fixed);
 }
 
+/* The direct EC encodings are byte-identical to OpenSSL's encoders, and a certificate issued
+ * for an EC key carries exactly that key. */
+static void test_ec_der_matches_openssl(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 4; i++) {
+        EVP_PKEY *k = keys[i];
+        unsigned char *ref = NULL;
+        mr_buf der = secret_buf(), pub = plain_buf();
+        /* PKCS#8 */
+        PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(k);
+        assert_non_null(p8);
+        int n = i2d_PKCS8_PRIV_KEY_INFO(p8, &ref);
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        MR_ASSERT_OK(mr_key_private_to_der(k, MR_KEYFMT_PKCS8, &der));
+        assert_int_equal(der.len, n);
+        assert_memory_equal(der.data, ref, der.len);
+        OPENSSL_clear_free(ref, (size_t)n);
+        /* SEC1 */
+        ref = NULL;
+        mr_buf_reset(&der);
+        n = i2d_PrivateKey(k, &ref);
+        MR_ASSERT_OK(mr_key_private_to_der(k, MR_KEYFMT_SEC1, &der));
+        assert_int_equal(der.len, n);
+        assert_memory_equal(der.data, ref, der.len);
+        OPENSSL_clear_free(ref, (size_t)n);
+        /* SubjectPublicKeyInfo */
+        ref = NULL;
+        n = i2d_PUBKEY(k, &ref);
+        MR_ASSERT_OK(mr_key_public_to_der(k, MR_KEYFMT_PKIX, &pub));
+        assert_int_equal(pub.len, n);
+        assert_memory_equal(pub.data, ref, pub.len);
+        OPENSSL_free(ref);
+        /* the same key in a certificate's subject public key */
+        X509_PUBKEY *xp = X509_PUBKEY_new();
+        assert_non_null(xp);
+        MR_ASSERT_OK(mr_key_ec_set_x509_pubkey(xp, k));
+        ref = NULL;
+        n = i2d_X509_PUBKEY(xp, &ref);
+        assert_int_equal(pub.len, n);
+        assert_memory_equal(pub.data, ref, pub.len);
+        OPENSSL_free(ref);
+        X509_PUBKEY_free(xp);
+        mr_buf_free(&der);
+        mr_buf_free(&pub);
+    }
+    /* not an EC key: the direct path refuses, the general path still encodes */
+    mr_buf der = secret_buf();
+    MR_ASSERT_FAIL(mr_key_ec_private_der(keys[4], true, &der), MR_ERR_USAGE, "EC key needed");
+    assert_int_equal(der.len, 0);
+    MR_ASSERT_OK(mr_key_private_to_der(keys[5], MR_KEYFMT_PKCS8, &der));
+    mr_buf_free(&der);
+    /* a failure half-way leaves the output as it was */
+    mr_buf part = secret_buf();
+    MR_ASSERT_OK(mr_buf_append(&part, "ab", 2));
+    for (long f = 0; f < 4; f++) {
+        mr_alloc_fail_after(f);
+        mr_result r = mr_key_ec_private_der(keys[1], true, &part);
+        mr_alloc_fail_reset();
+        if (!mr_ok(r))
+            assert_int_equal(part.len, 2);
+        part.len = 2;
+    }
+    mr_buf_free(&part);
+}
+
 static void test_key_alloc_failures(void **state)
 {
     (void)state;
@@ -332,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_sign_verify),
         cmocka_unit_test(test_raw_ecdsa),
         cmocka_unit_test(test_ec_scalar),
+        cmocka_unit_test(test_ec_der_matches_openssl),
         cmocka_unit_test(test_key_alloc_failures),
     };
     return cmocka_run_group_tests_name("crypto-keys", tests, keys_setup, keys_teardown);

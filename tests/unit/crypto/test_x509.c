@@ -253,6 +253,45 @@ static void test_issue_options(void **state)
     MR_ASSERT_FAIL(mr_ip_parse("300.1.1.1", &ip), MR_ERR_USAGE, "invalid IP address");
 }
 
+/* The DER-only issuer writes the EC subject key itself: same TBS as mr_x509_issue, a valid
+ * signature, the right key after parsing. */
+static void test_issue_der_matches_issue(void **state)
+{
+    (void)state;
+    static const uint8_t serial[] = {0x42};
+    const char *dns[] = {"marble.local"};
+    mr_x509_template t = {.not_before = P.now, .not_after = P.now + 60, .serial = MR_SLICE(serial, 1),
+                          .dns_names = dns, .n_dns_names = 1, .basic_constraints_valid = true,
+                          .is_ca = true};
+    X509 *ref = NULL, *got = NULL;
+    mr_buf der;
+    mr_buf_init(&der, 0, 0);
+    MR_ASSERT_OK(mr_x509_issue(&t, P.leaf_key, P.root, P.root_key, &ref));
+    MR_ASSERT_OK(mr_x509_issue_der(&t, P.leaf_key, P.root, P.root_key, &der));
+    MR_ASSERT_OK(mr_x509_from_der(mr_buf_slice(&der), &got));
+    unsigned char *a = NULL, *b = NULL;
+    int na = i2d_re_X509_tbs(ref, &a), nb = i2d_re_X509_tbs(got, &b);
+    assert_true(na > 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na);
+    OPENSSL_free(a);
+    OPENSSL_free(b);
+    assert_true(mr_key_public_equal(X509_get0_pubkey(got), P.leaf_key));
+    assert_int_equal(X509_verify(got, P.root_key), 1);
+    assert_int_equal(mr_x509_ski(got).len, mr_x509_ski(ref).len);
+    assert_memory_equal(mr_x509_ski(got).ptr, mr_x509_ski(ref).ptr, mr_x509_ski(ref).len);
+    X509_free(ref);
+    X509_free(got);
+    /* errors leave the output untouched */
+    size_t len = der.len;
+    MR_ASSERT_FAIL(mr_x509_issue_der(&t, P.leaf_key, P.root, P.inter_key, &der), MR_ERR_USAGE,
+                   "signer key does not match");
+    MR_ASSERT_FAIL(mr_x509_issue_der(&t, NULL, P.root, P.root_key, &der), MR_ERR_USAGE,
+                   "subject key");
+    assert_int_equal(der.len, len);
+    mr_buf_free(&der);
+}
+
 static void test_signature_algorithms(void **state)
 {
     (void)state;
@@ -769,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_leaf_shape),
         cmocka_unit_test(test_subject_go_order),
         cmocka_unit_test(test_issue_options),
+        cmocka_unit_test(test_issue_der_matches_issue),
         cmocka_unit_test(test_signature_algorithms),
         cmocka_unit_test(test_parse_round_trip),
         cmocka_unit_test(test_verify_chain),
