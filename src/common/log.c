@@ -19,6 +19,7 @@ static mr_log_format g_format = MR_LOG_JSON;
 static int g_fd = 2;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_explicit;
+static char g_prefix[32];
 
 static const char *level_name(mr_log_level l)
 {
@@ -67,6 +68,11 @@ bool mr_log_enabled(mr_log_level level)
 }
 
 void mr_log_set_fd(int fd) { g_fd = fd; }
+
+void mr_log_set_prefix(const char *prefix)
+{
+    (void)snprintf(g_prefix, sizeof(g_prefix), "%s", prefix != NULL ? prefix : "");
+}
 
 /* Appends a JSON string literal (quoted, escaped) for s. */
 static void json_str(mr_buf *b, const char *s)
@@ -139,8 +145,13 @@ void mr_log_(mr_log_level level, const char *file, int line, const char *msg, ..
         return;
     struct timespec ts;
     (void)clock_gettime(CLOCK_REALTIME, &ts);
-    mr_buf b;
+    mr_buf b, pm;
     mr_buf_init(&b, (size_t)64 * 1024, 0);
+    mr_buf_init(&pm, (size_t)64 * 1024, 0);
+    const char *text = msg != NULL ? msg : "";
+    if (g_prefix[0] != '\0' && mr_ok(mr_buf_append_str(&pm, g_prefix)) &&
+        mr_ok(mr_buf_append_str(&pm, text)) && mr_ok(mr_buf_nul_terminate(&pm)))
+        text = (const char *)pm.data;
     va_list ap;
     va_start(ap, msg);
     if (g_format == MR_LOG_JSON) {
@@ -150,7 +161,7 @@ void mr_log_(mr_log_level level, const char *file, int line, const char *msg, ..
         (void)snprintf(caller, sizeof(caller), "%s:%d", file, line);
         json_str(&b, caller);
         MR_IGNORE(mr_buf_append_str(&b, ",\"msg\":"));
-        json_str(&b, msg);
+        json_str(&b, text);
         fields_json(&b, ap, true);
         MR_IGNORE(mr_buf_append_str(&b, "}\n"));
     } else {
@@ -166,7 +177,7 @@ void mr_log_(mr_log_level level, const char *file, int line, const char *msg, ..
         upper[i] = '\0';
         MR_IGNORE(mr_buf_printf(&b, "%s.%03ldZ\t%s\t%s:%d\t", when, ts.tv_nsec / 1000000, upper,
                                 file, line));
-        console_text(&b, msg != NULL ? msg : "");
+        console_text(&b, text);
         size_t before = b.len;
         MR_IGNORE(mr_buf_append_str(&b, "\t{"));
         size_t mark = b.len;
@@ -188,4 +199,5 @@ void mr_log_(mr_log_level level, const char *file, int line, const char *msg, ..
         }
     }
     mr_buf_free(&b);
+    mr_buf_free(&pm);
 }

@@ -63,6 +63,9 @@ typedef struct mr_field {
 void mr_log_init(mr_log_level level, mr_log_format format);
 void mr_log_init_from_env(bool dev_mode);
 bool mr_log_enabled(mr_log_level level);
+/* A text put before every message, like Go's log.SetPrefix (the premain's "[PreMain] ").
+ * Copied (up to 31 bytes); NULL or "" = none, the default. Set it before other threads log. */
+void mr_log_set_prefix(const char *prefix);
 /* Redirects output to fd (default 2). For tests. */
 void mr_log_set_fd(int fd);
 
