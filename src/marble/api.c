@@ -111,7 +111,8 @@ const char *marble_params_argv(const marble_params *p, size_t i)
 int marble_params_apply(const marble_params *p, unsigned what)
 {
     g_err[0] = '\0';
-    if ((what & MARBLE_APPLY_FILES) != 0 && !mr_ok(mr_marble_apply_files(&p->p))) {
+    if ((what & MARBLE_APPLY_FILES) != 0 &&
+        !mr_ok(mr_marble_apply_files(&p->p, mr_marble_detect_runtime()))) {
         keep_error();
         return -1;
     }

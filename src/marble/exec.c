@@ -38,6 +38,7 @@ void mr_marble_exec_plan_clear(mr_marble_exec_plan *plan)
     mr_free(plan->argv);
     plan->argv = NULL;
     plan->argc = 0;
+    plan->ignored = 0;
     plan->service = NULL;
 }
 
@@ -51,10 +52,14 @@ mr_result mr_marble_plan_exec(mr_marble_runtime rt, char *argv0, char **cmd, siz
     if (p->argc > 0) {
         src = p->argv;
         n = p->argc;
-    } else if (n_cmd > 0) {
+    } else if (rt == MR_RT_PLAIN) {
+        /* a plain process has no host/enclave boundary: its command line is the operator's
+         * (docs/marble.md); with neither it, nor a manifest Argv, nothing can run */
         src = cmd;
         n = n_cmd;
-    } else if (rt != MR_RT_PLAIN) {
+    } else {
+        /* Gramine and Occlum (§1.4 step 10, §1.6, §1.7): the manifest's Argv or ["./marble"],
+         * never the arguments the premain was started with (the host may choose them) */
         src = one;
         n = 1;
     }
@@ -66,12 +71,15 @@ mr_result mr_marble_plan_exec(mr_marble_runtime rt, char *argv0, char **cmd, siz
                   "after --");
         break;
     case MR_RT_GRAMINE:
-        /* premain-libos executes its own argv[0] (Gramine's loader.argv[0]) */
+        /* premain-libos executes its own argv[0] (Gramine's loader.argv[0]); a program
+         * after "--" in loader.argv takes its place. Further arguments are not used. */
         out->service = n_cmd > 0 ? cmd[0] : argv0;
+        out->ignored = n_cmd > 1 ? n_cmd - 1 : 0;
         break;
     case MR_RT_OCCLUM:
         /* the manifest's Argv[0] is the absolute in-image path; the app sees its basename */
         out->service = src[0];
+        out->ignored = n_cmd;
         MR_ENSURE(out->service[0] == '/', MR_ERR_USAGE,
                   "invalid entrypoint definition in argv[0]: %s is not an absolute path",
                   out->service);

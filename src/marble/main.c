@@ -102,8 +102,9 @@ int main(int argc, char **argv)
     const char *fmt = mr_config_get("EDG_LOG_FORMAT");
     mr_log_init(mr_config_bool("EDG_DEBUG_LOGGING") ? MR_LOG_DEBUG : MR_LOG_INFO,
                 fmt != NULL && strcasecmp(fmt, "json") == 0 ? MR_LOG_JSON : MR_LOG_CONSOLE);
-    MR_LOG_INFO("[PreMain] starting PreMain");
-    MR_LOG_INFO("[PreMain] fetching env variables");
+    mr_log_set_prefix("[PreMain] "); /* every line, as Go's log.SetPrefix (§1.4 step 1) */
+    MR_LOG_INFO("starting PreMain");
+    MR_LOG_INFO("fetching env variables");
 
     mr_marble_config cfg;
     if (!mr_ok(mr_marble_config_from_env(&cfg))) {
@@ -124,12 +125,17 @@ int main(int argc, char **argv)
         rc = fail("activating marble failed");
         goto out;
     }
-    if (!mr_ok(mr_marble_apply_files(&params)) || !mr_ok(mr_marble_apply_env(&params))) {
+    if (plan.ignored > 0)
+        MR_LOG_WARN("arguments given to the premain are not passed on: the application's argv "
+                    "is the manifest's Argv (or [\"./marble\"])",
+                    MR_F_UINT("ignored", plan.ignored),
+                    MR_F_STR("runtime", mr_marble_runtime_name(rt)));
+    if (!mr_ok(mr_marble_apply_files(&params, rt)) || !mr_ok(mr_marble_apply_env(&params))) {
         rc = fail("applying the marble parameters failed");
         goto out;
     }
     char line[PATH_MAX + 64];
-    (void)snprintf(line, sizeof(line), "[PreMain] done with PreMain, executing %s", exe);
+    (void)snprintf(line, sizeof(line), "done with PreMain, executing %s", exe);
     mr_log_(MR_LOG_INFO, __FILE__, __LINE__, line, MR_F_FLOAT("elapsedMs", now_ms() - t0),
             MR_F_STR("runtime", mr_marble_runtime_name(rt)), MR_F_END);
     (void)fflush(NULL);

@@ -99,6 +99,15 @@ void mr_marble_grpc_percent_decode(const char *in, size_t len, char *out, size_t
 
 /* ---- parameters (§1.4 steps 9, 10) ---- */
 
+/* The runtime the premain runs in (detected in exec.c); it decides the Gramine key files
+ * and what is executed. */
+typedef enum mr_marble_runtime {
+    MR_RT_PLAIN = 0, /* a plain process, a confidential VM */
+    MR_RT_GRAMINE,   /* uname: Linux 3.10.0 #1 x86_64 (Gramine's fixed values) */
+    MR_RT_OCCLUM,    /* uname sysname "Occlum" */
+} mr_marble_runtime;
+
+
 typedef struct mr_marble_kv {
     char *name;
     mr_buf value; /* secret */
@@ -114,21 +123,31 @@ typedef struct mr_marble_params {
 } mr_marble_params;
 
 void mr_marble_params_clear(mr_marble_params *p);
-/* Decodes a serialized ActivationResp. Later duplicates of a map key replace earlier ones. */
+/* Decodes a serialized ActivationResp. Later duplicates of a map key replace earlier ones. A
+ * Files path, Env name or Argv entry with a NUL byte (which protobuf-c's C strings would
+ * silently truncate) fails with MR_ERR_PROTOCOL "... has a NUL byte ...". */
 MR_RESULT mr_marble_params_decode(mr_slice resp, mr_marble_params *out);
-/* Everything that can be checked before anything is applied: file paths (non-empty, no NUL),
- * env names (non-empty, no '=' or NUL), env values (no NUL), and the TTLS rule below. */
+/* Everything that can be checked before anything is applied: file paths (non-empty, not a
+ * directory), env names (non-empty, no '='), env values (no NUL: setenv would fail, §1.4
+ * step 10). NUL bytes in names are refused by mr_marble_params_decode already. */
 MR_RESULT mr_marble_params_validate(const mr_marble_params *p);
 /* MARBLE_TTLS_CONFIG: a parse failure or an empty config is an error (v1.4.1); any TTLS
  * config is refused ("TTLS configured, but Marble runtime doesn't support TTLS"), as
  * premain-libos does, since this launcher has no TLS interposer. Logs "Not using TTLS". */
 MR_RESULT mr_marble_params_check_ttls(const mr_marble_params *p);
-/* Writes every file: Gramine key files (/dev/attestation/keys/..., protected_files_key)
- * first and directly, then all other files into temporaries next to their targets (missing
- * parent directories created 0700, files 0600, an existing file keeps its mode) and only
- * when all are written, renames them into place. On failure the temporaries and directories
- * it created are removed, so no visible file changed. */
-MR_RESULT mr_marble_apply_files(const mr_marble_params *p);
+/* Writes every file. Under Gramine only (§1.4 step 7, GramineActivate): first every entry
+ * under /dev/attestation/keys/, then /dev/attestation/protected_files_key, each directly with
+ * O_WRONLY|O_CREAT|O_TRUNC and mode 0 (the keys must be set before any file of an encrypted
+ * mount is written); on other runtimes these paths are ordinary files. Then all other files
+ * go into temporaries next to their targets (missing parent directories created 0700, files
+ * 0600, an existing file keeps its owner bits) and only when all are written are they
+ * renamed into place. On failure the temporaries and directories it created are removed, so
+ * no visible ordinary file changed (key files already written stay written). */
+MR_RESULT mr_marble_apply_files(const mr_marble_params *p, mr_marble_runtime rt);
+/* The same with every path prefixed by `root` (NULL: none); a test seam, so that the real
+ * Gramine paths can be exercised in a temporary directory. */
+MR_RESULT mr_marble_apply_files_at(const mr_marble_params *p, mr_marble_runtime rt,
+                                   const char *root);
 /* setenv for every entry (overwriting). */
 MR_RESULT mr_marble_apply_env(const mr_marble_params *p);
 
@@ -145,12 +164,6 @@ MR_RESULT mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_
 
 /* ---- what to execute (main.c) ---- */
 
-typedef enum mr_marble_runtime {
-    MR_RT_PLAIN = 0, /* a plain process, a confidential VM */
-    MR_RT_GRAMINE,   /* uname: Linux 3.10.0 #1 x86_64 (Gramine's fixed values) */
-    MR_RT_OCCLUM,    /* uname sysname "Occlum" */
-} mr_marble_runtime;
-
 mr_marble_runtime mr_marble_runtime_from_uname(const char *sysname, const char *release,
                                                const char *version, const char *machine);
 mr_marble_runtime mr_marble_detect_runtime(void);
@@ -160,11 +173,14 @@ typedef struct mr_marble_exec_plan {
     char *service; /* the file to execute (borrowed; PATH lookup when it has no '/') */
     char **argv;   /* owned array, NULL-terminated; entries borrowed */
     size_t argc;
+    size_t ignored; /* premain arguments not used (Gramine, Occlum), for a warning */
 } mr_marble_exec_plan;
 
 /* The program and its argv (borrowing from argv0, cmd and p):
- *   argv    = manifest Argv; else the premain's arguments after "--" (cmd); else, on Gramine
- *             and Occlum, ["./marble"] as MarbleRun; on a plain process that is an error.
+ *   argv    = manifest Argv; else
+ *             plain:           the premain's arguments after "--" (cmd); none is an error
+ *             Gramine, Occlum: ["./marble"] as MarbleRun (§1.4 step 10); the premain's own
+ *                              arguments are never passed on
  *   service = plain:   cmd[0], else manifest Argv[0]
  *             Gramine: cmd[0], else the premain's own argv[0] (loader.argv[0], premain-libos)
  *             Occlum:  argv[0], which must be absolute; the app's argv[0] becomes its basename */

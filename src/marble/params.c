@@ -116,6 +116,117 @@ static mr_result copy_map(const Rpc__Parameters *p, bool files, mr_marble_kv **o
     return MR_SUCCESS;
 }
 
+/* ---- names with NUL bytes (spec §1.4 step 11: refused before anything is applied) ----
+ *
+ * protobuf-c unpacks proto `string` fields (the map keys of Files and Env, the Argv entries)
+ * into NUL-terminated C strings and keeps no length, so a Files key "/etc/a\0/../b" would
+ * silently become "/etc/a". The unpacked message cannot tell, hence this check of the wire
+ * bytes, run after protobuf-c has accepted the message: it walks ActivationResp.Parameters
+ * (field 1), its Files and Env map entries (fields 1 and 2; the key is entry field 1) and Argv
+ * (field 3), and refuses any of these strings that contains a NUL byte. It looks at every
+ * occurrence of a field, so it covers whatever protobuf-c's merge rules keep. Chosen over a
+ * client-only .proto with `bytes` keys, which would need its own protoc-c step and a second
+ * copy of the schema that can drift from proto/coordinator.proto; this is a few lines of
+ * bounds-checked mr_cursor reading, and fuzzed with the decoder (fuzz/marble). */
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+static mr_result wire_varint(mr_cursor *c, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        uint8_t b;
+        MR_GUARD(mr_cursor_u8(c, &b));
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            *out = v;
+            return MR_SUCCESS;
+        }
+    }
+    MR_BAIL(MR_ERR_PROTOCOL, "activation answer is not a valid ActivationResp");
+}
+
+/* Reads the next field's number; a length-delimited payload is returned in *payload (empty
+ * for the other wire types, which are skipped). */
+static mr_result wire_field(mr_cursor *c, uint64_t *num, mr_slice *payload)
+{
+    uint64_t tag, v;
+    MR_GUARD(wire_varint(c, &tag));
+    *num = tag >> 3;
+    *payload = MR_SLICE(NULL, 0);
+    switch (tag & 7) {
+    case WT_VARINT:
+        return wire_varint(c, &v);
+    case WT_I64:
+        return mr_cursor_skip(c, 8);
+    case WT_I32:
+        return mr_cursor_skip(c, 4);
+    case WT_LEN:
+        MR_GUARD(wire_varint(c, &v));
+        MR_ENSURE(v <= mr_cursor_remaining(c), MR_ERR_PROTOCOL,
+                  "activation answer is not a valid ActivationResp");
+        return mr_cursor_view(c, (size_t)v, payload);
+    default: /* groups: not in this schema */
+        MR_BAIL(MR_ERR_PROTOCOL, "activation answer is not a valid ActivationResp");
+    }
+}
+
+static mr_result no_nul(mr_slice s, const char *what)
+{
+    const uint8_t *nul = s.len > 0 ? memchr(s.ptr, '\0', s.len) : NULL;
+    if (nul == NULL)
+        return MR_SUCCESS;
+    size_t at = (size_t)(nul - s.ptr);
+    MR_BAIL(MR_ERR_PROTOCOL, "activation answer: %s \"%.*s\" has a NUL byte at offset %zu", what,
+            (int)(at < 200 ? at : 200), (const char *)s.ptr, at);
+}
+
+static mr_result check_map_entry(mr_slice entry, const char *what)
+{
+    mr_cursor c;
+    mr_cursor_init(&c, entry.ptr, entry.len);
+    while (mr_cursor_remaining(&c) > 0) {
+        uint64_t num;
+        mr_slice v;
+        MR_GUARD(wire_field(&c, &num, &v));
+        if (num == 1)
+            MR_GUARD(no_nul(v, what));
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result check_parameters(mr_slice params)
+{
+    mr_cursor c;
+    mr_cursor_init(&c, params.ptr, params.len);
+    while (mr_cursor_remaining(&c) > 0) {
+        uint64_t num;
+        mr_slice v;
+        MR_GUARD(wire_field(&c, &num, &v));
+        if (num == 1)
+            MR_GUARD(check_map_entry(v, "Files path"));
+        else if (num == 2)
+            MR_GUARD(check_map_entry(v, "Env name"));
+        else if (num == 3)
+            MR_GUARD(no_nul(v, "Argv entry"));
+    }
+    return MR_SUCCESS;
+}
+
+static mr_result check_names(mr_slice resp)
+{
+    mr_cursor c;
+    mr_cursor_init(&c, resp.ptr, resp.len);
+    while (mr_cursor_remaining(&c) > 0) {
+        uint64_t num;
+        mr_slice v;
+        MR_GUARD(wire_field(&c, &num, &v));
+        if (num == 1)
+            MR_GUARD(check_parameters(v));
+    }
+    return MR_SUCCESS;
+}
+
 mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
 {
     mr_result res = MR_FAILURE;
@@ -124,6 +235,7 @@ mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
     MR_ENSURE(resp.len <= MR_MARBLE_RESP_MAX, MR_ERR_PROTOCOL, "activation answer too large");
     m = rpc__activation_resp__unpack(&g_wipe_allocator, resp.len, resp.ptr);
     MR_ENSURE_OUT(m != NULL, MR_ERR_PROTOCOL, "activation answer is not a valid ActivationResp");
+    MR_GUARD_OUT(check_names(resp));
     if (m->parameters != NULL) {
         Rpc__Parameters *p = m->parameters;
         MR_GUARD_OUT(copy_map(p, true, &out->files, &out->n_files));
@@ -202,10 +314,13 @@ mr_result mr_marble_params_check_ttls(const mr_marble_params *p)
 
 /* ---- files ---- */
 
-static bool is_gramine_key(const char *path)
+/* The Gramine key files (§1.4 step 7): 1 = a key under /dev/attestation/keys/, 2 = the
+ * Gramine <= 1.2 protected_files_key, 0 = an ordinary file. */
+static int gramine_key_kind(const char *path)
 {
-    return strncmp(path, GRAMINE_KEYS_DIR, strlen(GRAMINE_KEYS_DIR)) == 0 ||
-           strcmp(path, GRAMINE_PF_KEY) == 0;
+    if (strncmp(path, GRAMINE_KEYS_DIR, strlen(GRAMINE_KEYS_DIR)) == 0)
+        return 1;
+    return strcmp(path, GRAMINE_PF_KEY) == 0 ? 2 : 0;
 }
 
 static mr_result write_all(int fd, const mr_buf *b, const char *path)
@@ -221,12 +336,13 @@ static mr_result write_all(int fd, const mr_buf *b, const char *path)
     return MR_SUCCESS;
 }
 
-/* Gramine keys: must exist before any encrypted file is written, cannot be staged. */
-static mr_result write_direct(const mr_marble_kv *f)
+/* Gramine keys: must exist before any encrypted file is written, cannot be staged. Go's
+ * os.WriteFile(path, data, 0): O_WRONLY|O_CREATE|O_TRUNC, mode 0. */
+static mr_result write_direct(const char *path, const mr_buf *value)
 {
-    int fd = open(f->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0);
-    MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", f->name, strerror(errno));
-    mr_result r = write_all(fd, &f->value, f->name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0);
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
+    mr_result r = write_all(fd, value, path);
     (void)close(fd);
     return r;
 }
@@ -274,18 +390,18 @@ static mr_result mkdirs(const char *dir, dirlist *made)
     return MR_SUCCESS;
 }
 
-static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
+static mr_result stage_file(const char *path, const mr_buf *value, staged *s, dirlist *made)
 {
     char copy[PATH_MAX], copy2[PATH_MAX];
     struct stat st;
     mode_t mode = 0600;
-    int n = snprintf(s->target, sizeof(s->target), "%s", f->name);
-    MR_ENSURE(n > 0 && (size_t)n < sizeof(s->target), MR_ERR_USAGE, "path too long: %s", f->name);
-    if (lstat(f->name, &st) == 0) {
+    int n = snprintf(s->target, sizeof(s->target), "%s", path);
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(s->target), MR_ERR_USAGE, "path too long: %s", path);
+    if (lstat(path, &st) == 0) {
         /* A symlink planted where a secret goes could send it anywhere: refuse it. */
         MR_ENSURE(!S_ISLNK(st.st_mode), MR_ERR_IO,
-                  "writing %s: refusing to write a secret through a symbolic link", f->name);
-        MR_ENSURE(S_ISREG(st.st_mode), MR_ERR_IO, "writing %s: not a regular file", f->name);
+                  "writing %s: refusing to write a secret through a symbolic link", path);
+        MR_ENSURE(S_ISREG(st.st_mode), MR_ERR_IO, "writing %s: not a regular file", path);
         /* an existing file keeps its owner permissions; group/other and special bits are
          * dropped, since the content may be secret */
         mode = st.st_mode & 0700;
@@ -296,38 +412,61 @@ static mr_result stage_file(const mr_marble_kv *f, staged *s, dirlist *made)
     if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
         MR_GUARD(mkdirs(dir, made));
     n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy2));
-    MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", f->name);
+    MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", path);
     int fd = mkstemp(s->tmp);
-    MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", f->name, strerror(errno));
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
     s->used = true;
-    mr_result r = write_all(fd, &f->value, f->name);
+    mr_result r = write_all(fd, value, path);
     if (mr_ok(r) && fchmod(fd, mode) != 0)
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", f->name, strerror(errno)),
+        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", path, strerror(errno)),
             r = MR_FAILURE;
     if (mr_ok(r) && fsync(fd) != 0)
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", f->name, strerror(errno)),
+        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", path, strerror(errno)),
             r = MR_FAILURE;
     (void)close(fd);
     return r;
 }
 
-mr_result mr_marble_apply_files(const mr_marble_params *p)
+/* root + name into out (root NULL: name itself). */
+static mr_result full_path(const char *root, const char *name, char *out, size_t size)
+{
+    int n = root == NULL ? snprintf(out, size, "%s", name)
+                         : snprintf(out, size, "%s%s%s", root, name[0] == '/' ? "" : "/", name);
+    MR_ENSURE(n > 0 && (size_t)n < size, MR_ERR_USAGE, "path too long: %.64s...", name);
+    return MR_SUCCESS;
+}
+
+mr_result mr_marble_apply_files_at(const mr_marble_params *p, mr_marble_runtime rt,
+                                   const char *root)
 {
     mr_result res = MR_FAILURE;
     staged *st = NULL;
     dirlist made = {0};
     size_t renamed = 0;
+    char path[PATH_MAX];
     MR_LOG_INFO("creating files from manifest");
     if (p->n_files == 0)
         return MR_SUCCESS;
     st = mr_calloc(p->n_files, sizeof(staged));
     MR_ENSURE_ALLOC(st);
-    for (size_t i = 0; i < p->n_files; i++)
-        if (is_gramine_key(p->files[i].name))
-            MR_GUARD_OUT(write_direct(&p->files[i]));
-    for (size_t i = 0; i < p->n_files; i++)
-        if (!is_gramine_key(p->files[i].name))
-            MR_GUARD_OUT(stage_file(&p->files[i], &st[i], &made));
+    /* Gramine only: the keys, then protected_files_key, in that order whatever the map
+     * order; they leave the set of files applied below (GramineActivate deletes them from
+     * the map). Elsewhere they are ordinary files. */
+    bool gramine = rt == MR_RT_GRAMINE;
+    for (int kind = 1; gramine && kind <= 2; kind++) {
+        for (size_t i = 0; i < p->n_files; i++) {
+            if (gramine_key_kind(p->files[i].name) != kind)
+                continue;
+            MR_GUARD_OUT(full_path(root, p->files[i].name, path, sizeof(path)));
+            MR_GUARD_OUT(write_direct(path, &p->files[i].value));
+        }
+    }
+    for (size_t i = 0; i < p->n_files; i++) {
+        if (gramine && gramine_key_kind(p->files[i].name) != 0)
+            continue;
+        MR_GUARD_OUT(full_path(root, p->files[i].name, path, sizeof(path)));
+        MR_GUARD_OUT(stage_file(path, &p->files[i].value, &st[i], &made));
+    }
     for (size_t i = 0; i < p->n_files; i++) {
         if (!st[i].used)
             continue;
@@ -352,6 +491,11 @@ out:
     mr_free(made.paths);
     mr_free(st);
     return res;
+}
+
+mr_result mr_marble_apply_files(const mr_marble_params *p, mr_marble_runtime rt)
+{
+    return mr_marble_apply_files_at(p, rt, NULL);
 }
 
 mr_result mr_marble_apply_env(const mr_marble_params *p)

@@ -104,7 +104,7 @@ def test_missing_marble_type_is_fatal(sim, tmp_path):
     r = run_premain(sim, tmp_path, marble_type="", args=["/bin/sh", "-c", DUMP], env={"EDG_LOG_FORMAT": "json"})
     assert r.returncode == 1
     last = json.loads(r.stderr.strip().splitlines()[-1])
-    assert last["level"] == "fatal" and last["msg"] == "environment variable not set: EDG_MARBLE_TYPE"
+    assert last["level"] == "fatal" and last["msg"] == "[PreMain] environment variable not set: EDG_MARBLE_TYPE"
     assert not started(tmp_path)
 
 
@@ -180,8 +180,27 @@ def test_json_logs(sim, tmp_path):
     lines = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     msgs = [line["msg"] for line in lines]
     assert "[PreMain] starting PreMain" in msgs
-    assert any(m.startswith("activating marble of type app") for m in msgs)
+    assert any(m.startswith("[PreMain] activating marble of type app") for m in msgs)
     assert all(line["level"] in ("info", "warn") for line in lines)
+    # every line carries the prefix exactly once (Go's log.SetPrefix, spec §1.4 step 1)
+    assert lines and len(lines) == len(r.stderr.splitlines())
+    assert all(m.startswith("[PreMain] ") and "[PreMain] [PreMain]" not in m for m in msgs), msgs
+
+
+def test_console_logs_all_prefixed(sim, tmp_path):
+    sim.set_manifest(manifest(argv=["/bin/sh", "-c", DUMP]))
+    r = run_premain(sim, tmp_path)
+    assert r.returncode == 0, r.stderr
+    # console lines: time, LEVEL, caller, message[, fields], tab-separated
+    msgs = [line.split("\t")[3] for line in r.stderr.splitlines()]
+    assert len(msgs) >= 8, r.stderr
+    assert all(m.startswith("[PreMain] ") and not m.startswith("[PreMain] [PreMain]") for m in msgs), msgs
+    assert "[PreMain] Not using TTLS" in msgs and "[PreMain] setting env vars from manifest" in msgs
+    # and the error lines of a failing premain
+    r = run_premain(sim, tmp_path, marble_type="nosuchtype")
+    assert r.returncode == 1
+    errors = [line.split("\t") for line in r.stderr.splitlines() if "\tERROR\t" in line]
+    assert errors and errors[-1][3].startswith("[PreMain] activating marble failed: rpc error"), r.stderr
 
 
 def test_uuid_persisted_and_reused(sim, tmp_path):

@@ -12,10 +12,13 @@
 #include "mr_test.h"
 
 #include "common/alloc.h"
+#include "common/log.h"
 #include "crypto/csr.h"
 #include "crypto/x509.h"
 #include "marble/marble_int.h"
 #include "proto/coordinator.pb-c.h"
+
+#define GRAMINE_PF "/dev/attestation/protected_files_key"
 
 static char g_dir[256];
 
@@ -349,6 +352,95 @@ static void test_validate_and_ttls(void **state)
     mr_marble_params_clear(&p);
 }
 
+
+/* ---- names with NUL bytes, from hand-made wire bytes (protobuf-c would truncate them) ---- */
+
+/* Appends field `num` as a length-delimited field (lengths < 128). */
+static void ld(mr_buf *b, unsigned num, const void *data, size_t len)
+{
+    assert_true(len < 128);
+    MR_ASSERT_OK(mr_buf_append_u8(b, (uint8_t)(num << 3 | 2)));
+    MR_ASSERT_OK(mr_buf_append_u8(b, (uint8_t)len));
+    MR_ASSERT_OK(mr_buf_append(b, data, len));
+}
+
+/* ActivationResp{Parameters{<field num>: entry or string}} with an entry key/value of given
+ * lengths (embedded NULs allowed); for num 3 (Argv) `key` is the string. `extra` (may be
+ * empty) is appended to Parameters as further raw fields. */
+static void raw_resp(mr_buf *out, unsigned num, const char *key, size_t klen, const char *val,
+                     size_t vlen, const uint8_t *extra, size_t elen)
+{
+    mr_buf entry, params;
+    mr_buf_init(&entry, 0, 0);
+    mr_buf_init(&params, 0, 0);
+    mr_buf_reset(out);
+    if (num == 3) {
+        ld(&params, 3, key, klen);
+    } else {
+        ld(&entry, 1, key, klen);
+        ld(&entry, 2, val, vlen);
+        ld(&params, num, entry.data, entry.len);
+    }
+    if (elen > 0)
+        MR_ASSERT_OK(mr_buf_append(&params, extra, elen));
+    ld(out, 1, params.data, params.len);
+    mr_buf_free(&entry);
+    mr_buf_free(&params);
+}
+
+static void test_names_with_nul(void **state)
+{
+    (void)state;
+    mr_buf b;
+    mr_marble_params p;
+    mr_buf_init(&b, 0, 0);
+
+    /* the hand-made encoding is sound: without NULs it decodes, unknown fields of every wire
+     * type are skipped */
+    static const uint8_t unknown[] = {0x20, 0x96, 0x01,                         /* 4: varint */
+                                      0x29, 1, 2, 3, 4, 5, 6, 7, 8,             /* 5: i64 */
+                                      0x35, 1, 2, 3, 4,                         /* 6: i32 */
+                                      0x3a, 2, 0, 0};                           /* 7: bytes */
+    raw_resp(&b, 1, "/etc/a", 6, "v\0w", 3, unknown, sizeof(unknown));
+    MR_ASSERT_OK(mr_marble_params_decode(mr_buf_slice(&b), &p));
+    assert_int_equal(p.n_files, 1);
+    assert_string_equal(p.files[0].name, "/etc/a");
+    assert_int_equal(p.files[0].value.len, 3); /* file contents are bytes: NULs allowed */
+    mr_marble_params_clear(&p);
+
+    /* a Files path with a NUL: not truncated to "/etc/a" but refused */
+    raw_resp(&b, 1, "/etc/a\0/../b", 12, "x", 1, NULL, 0);
+    MR_ASSERT_FAIL(mr_marble_params_decode(mr_buf_slice(&b), &p), MR_ERR_PROTOCOL,
+                   "Files path \"/etc/a\" has a NUL byte at offset 6");
+    assert_null(p.files);
+    /* an Env name */
+    raw_resp(&b, 2, "PATH\0X", 6, "/bin", 4, NULL, 0);
+    MR_ASSERT_FAIL(mr_marble_params_decode(mr_buf_slice(&b), &p), MR_ERR_PROTOCOL,
+                   "Env name \"PATH\" has a NUL byte");
+    /* an Argv entry */
+    raw_resp(&b, 3, "--x\0--y", 7, NULL, 0, NULL, 0);
+    MR_ASSERT_FAIL(mr_marble_params_decode(mr_buf_slice(&b), &p), MR_ERR_PROTOCOL,
+                   "Argv entry \"--x\" has a NUL byte");
+    /* a NUL in a later, repeated Parameters field (protobuf-c merges them) */
+    mr_buf more;
+    mr_buf_init(&more, 0, 0);
+    raw_resp(&more, 1, "/ok", 3, "x", 1, NULL, 0);
+    raw_resp(&b, 2, "A\0", 2, "x", 1, NULL, 0);
+    MR_ASSERT_OK(mr_buf_append(&more, b.data, b.len));
+    MR_ASSERT_FAIL(mr_marble_params_decode(mr_buf_slice(&more), &p), MR_ERR_PROTOCOL,
+                   "Env name \"A\" has a NUL byte");
+    mr_buf_free(&more);
+
+    /* an Env value is bytes: it decodes, and validation refuses it (setenv would fail) */
+    raw_resp(&b, 2, "A", 1, "x\0y", 3, NULL, 0);
+    MR_ASSERT_OK(mr_marble_params_decode(mr_buf_slice(&b), &p));
+    assert_int_equal(p.env[0].value.len, 3);
+    MR_ASSERT_FAIL(mr_marble_params_validate(&p), MR_ERR_PROTOCOL,
+                   "setenv A: invalid argument (NUL byte in value)");
+    mr_marble_params_clear(&p);
+    mr_buf_free(&b);
+}
+
 /* ---- application ---- */
 
 static void test_apply_files_and_env(void **state)
@@ -368,7 +460,7 @@ static void test_apply_files_and_env(void **state)
     mr_marble_params p;
     MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
     assert_int_equal(setenv("MR_TEST_ENV_A", "host value", 1), 0);
-    MR_ASSERT_OK(mr_marble_apply_files(&p));
+    MR_ASSERT_OK(mr_marble_apply_files(&p, MR_RT_PLAIN));
     MR_ASSERT_OK(mr_marble_apply_env(&p));
     struct stat st;
     assert_int_equal(stat(d1, &st), 0);
@@ -406,7 +498,7 @@ static void test_apply_files_all_or_nothing(void **state)
         size_t n = pack_resp(buf, sizeof(buf), orders[o], 4, NULL, 0, NULL, 0);
         mr_marble_params p;
         MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
-        MR_ASSERT_FAIL(mr_marble_apply_files(&p), MR_ERR_IO, "blocker");
+        MR_ASSERT_FAIL(mr_marble_apply_files(&p, MR_RT_PLAIN), MR_ERR_IO, "blocker");
         struct stat st;
         assert_int_not_equal(stat(ok1, &st), 0);
         assert_int_not_equal(stat(ok2, &st), 0);
@@ -418,6 +510,192 @@ static void test_apply_files_all_or_nothing(void **state)
         assert_int_equal(count_entries(g_dir), 2); /* blocker, keep.txt */
         mr_marble_params_clear(&p);
     }
+}
+
+
+/* ---- Gramine key files (§1.4 step 7), under a temporary root ---- */
+
+static void read_file(const char *path, char *out, size_t cap)
+{
+    assert_int_equal(chmod(path, 0600), 0); /* written with mode 0 */
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    assert_int_equal(fclose(f), 0);
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void test_gramine_key_files(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    char keys[512], k1[512], k2[512], pf[512], cfg[512], content[128];
+    path_in(keys, sizeof(keys), "dev/attestation/keys");
+    path_in(k1, sizeof(k1), "dev/attestation/keys/default");
+    path_in(k2, sizeof(k2), "dev/attestation/keys/other");
+    path_in(pf, sizeof(pf), "dev/attestation/protected_files_key");
+    path_in(cfg, sizeof(cfg), "etc/app/cfg");
+    char dev[512], att[512];
+    path_in(dev, sizeof(dev), "dev");
+    path_in(att, sizeof(att), "dev/attestation");
+    assert_int_equal(mkdir(dev, 0755), 0);
+    assert_int_equal(mkdir(att, 0755), 0);
+    assert_int_equal(mkdir(keys, 0755), 0);
+    write_text(k1, "a much longer old key that O_TRUNC must cut");
+    const char *files[] = {"/etc/app/cfg", "config", GRAMINE_PF,
+                           "00112233445566778899aabbccddeeff", "/dev/attestation/keys/default",
+                           "0123456789abcdef", "/dev/attestation/keys/other", "fedcba9876543210"};
+    size_t n = pack_resp(buf, sizeof(buf), files, 4, NULL, 0, NULL, 0);
+    mr_marble_params p;
+    MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+    MR_ASSERT_OK(mr_marble_apply_files_at(&p, MR_RT_GRAMINE, g_dir));
+    /* written in place: new key files with mode 0, an existing one truncated */
+    assert_int_equal(mode_of(k2), 0);
+    assert_int_equal(mode_of(pf), 0);
+    read_file(k1, content, sizeof(content));
+    assert_string_equal(content, "0123456789abcdef");
+    read_file(k2, content, sizeof(content));
+    assert_string_equal(content, "fedcba9876543210");
+    read_file(pf, content, sizeof(content));
+    assert_string_equal(content, "00112233445566778899aabbccddeeff");
+    assert_int_equal(count_entries(keys), 2); /* no temporaries */
+    assert_int_equal(count_entries(att), 2);  /* keys/, protected_files_key */
+    /* the ordinary file: staged as usual */
+    assert_int_equal(mode_of(cfg), 0600);
+    read_file(cfg, content, sizeof(content));
+    assert_string_equal(content, "config");
+    mr_marble_params_clear(&p);
+}
+
+/* The order: keys, then protected_files_key, then the ordinary files, whatever the map order.
+ * Observed through failures: what comes later is not written. */
+static void test_gramine_key_order(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    char att[512], keys[512], k[512], pf[512], dev[512], a[512], etc[512];
+    path_in(dev, sizeof(dev), "dev");
+    path_in(att, sizeof(att), "dev/attestation");
+    path_in(keys, sizeof(keys), "dev/attestation/keys");
+    path_in(k, sizeof(k), "dev/attestation/keys/k");
+    path_in(pf, sizeof(pf), "dev/attestation/protected_files_key");
+    path_in(a, sizeof(a), "etc/a");
+    path_in(etc, sizeof(etc), "etc");
+    assert_int_equal(mkdir(dev, 0755), 0);
+    assert_int_equal(mkdir(att, 0755), 0);
+    /* the files in every map order that puts a key file late */
+    const char *orders[3][6] = {
+        {"/etc/a", "a", GRAMINE_PF, "pf", "/dev/attestation/keys/k", "k"},
+        {GRAMINE_PF, "pf", "/dev/attestation/keys/k", "k", "/etc/a", "a"},
+        {GRAMINE_PF, "pf", "/etc/a", "a", "/dev/attestation/keys/k", "k"}};
+    for (size_t o = 0; o < 3; o++) {
+        size_t n = pack_resp(buf, sizeof(buf), orders[o], 3, NULL, 0, NULL, 0);
+        mr_marble_params p;
+        MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+        /* no keys/ directory: the key fails first; neither the protected_files_key nor the
+         * ordinary file was written */
+        MR_ASSERT_FAIL(mr_marble_apply_files_at(&p, MR_RT_GRAMINE, g_dir), MR_ERR_IO,
+                       "dev/attestation/keys/k: No such file or directory");
+        assert_false(exists(pf));
+        assert_false(exists(etc));
+        /* protected_files_key cannot be written (a directory is in the way): the key was
+         * written before it, the ordinary file is not */
+        assert_int_equal(mkdir(keys, 0755), 0);
+        assert_int_equal(mkdir(pf, 0755), 0);
+        MR_ASSERT_FAIL(mr_marble_apply_files_at(&p, MR_RT_GRAMINE, g_dir), MR_ERR_IO,
+                       "protected_files_key");
+        assert_true(exists(k));
+        assert_false(exists(etc));
+        /* all three */
+        assert_int_equal(rmdir(pf), 0);
+        MR_ASSERT_OK(mr_marble_apply_files_at(&p, MR_RT_GRAMINE, g_dir));
+        assert_true(exists(k) && exists(pf) && exists(a));
+        rm_rf(keys);
+        rm_rf(pf);
+        rm_rf(etc);
+        mr_marble_params_clear(&p);
+    }
+}
+
+/* On other runtimes the Gramine paths are ordinary files: staged (0700 directories, 0600
+ * files) and rolled back with the rest. */
+static void test_gramine_paths_elsewhere_are_ordinary(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    char k[512], pf[512], keys[512], dev[512], blocker[512];
+    path_in(k, sizeof(k), "dev/attestation/keys/k");
+    path_in(pf, sizeof(pf), "dev/attestation/protected_files_key");
+    path_in(keys, sizeof(keys), "dev/attestation/keys");
+    path_in(dev, sizeof(dev), "dev");
+    path_in(blocker, sizeof(blocker), "blocker");
+    const mr_marble_runtime rts[] = {MR_RT_PLAIN, MR_RT_OCCLUM};
+    for (size_t r = 0; r < MR_ARRAY_LEN(rts); r++) {
+        const char *files[] = {GRAMINE_PF, "pf", "/dev/attestation/keys/k", "k"};
+        size_t n = pack_resp(buf, sizeof(buf), files, 2, NULL, 0, NULL, 0);
+        mr_marble_params p;
+        MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+        MR_ASSERT_OK(mr_marble_apply_files_at(&p, rts[r], g_dir));
+        assert_int_equal(mode_of(k), 0600);
+        assert_int_equal(mode_of(pf), 0600);
+        assert_int_equal(mode_of(keys), 0700);
+        mr_marble_params_clear(&p);
+        rm_rf(dev);
+        /* a failing ordinary file: the key files are rolled back with it */
+        write_text(blocker, "x");
+        const char *bad[] = {"/dev/attestation/keys/k", "k", "/blocker/sub/f", "f"};
+        n = pack_resp(buf, sizeof(buf), bad, 2, NULL, 0, NULL, 0);
+        MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
+        MR_ASSERT_FAIL(mr_marble_apply_files_at(&p, rts[r], g_dir), MR_ERR_IO, "blocker");
+        assert_false(exists(dev));
+        assert_int_equal(count_entries(g_dir), 1);
+        mr_marble_params_clear(&p);
+        rm_rf(blocker);
+    }
+}
+
+/* ---- log prefix ---- */
+
+static void test_log_prefix(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mr-marble-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    mr_log_set_fd(fd);
+    mr_log_init(MR_LOG_INFO, MR_LOG_JSON);
+    mr_log_set_prefix("[PreMain] ");
+    MR_LOG_INFO("one");
+    mr_log_init(MR_LOG_INFO, MR_LOG_CONSOLE);
+    MR_LOG_WARN("two", MR_F_STR("k", "v"));
+    mr_log_set_prefix(NULL); /* back to none: unchanged output */
+    MR_LOG_INFO("three");
+    mr_log_set_fd(2);
+    mr_log_init(MR_LOG_INFO, MR_LOG_JSON);
+    char text[2048];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    assert_true(n > 0);
+    text[n] = '\0';
+    (void)close(fd);
+    (void)unlink(path);
+    assert_non_null(strstr(text, "\"msg\":\"[PreMain] one\""));
+    assert_non_null(strstr(text, "\t[PreMain] two\t{\"k\": \"v\"}\n"));
+    assert_non_null(strstr(text, "\tthree\n"));
+    assert_null(strstr(text, "[PreMain] three"));
+    assert_null(strstr(text, "[PreMain] [PreMain]"));
 }
 
 /* ---- gRPC framing ---- */
@@ -437,7 +715,7 @@ static void test_apply_files_through_symlink(void **state)
     mr_marble_params p;
     MR_ASSERT_OK(mr_marble_params_decode(MR_SLICE(buf, n), &p));
     /* a secret is never written through a symbolic link: refused, nothing changes */
-    MR_ASSERT_FAIL(mr_marble_apply_files(&p), MR_ERR_IO, "symbolic link");
+    MR_ASSERT_FAIL(mr_marble_apply_files(&p, MR_RT_PLAIN), MR_ERR_IO, "symbolic link");
     struct stat st;
     assert_int_equal(lstat(link, &st), 0);
     assert_true(S_ISLNK(st.st_mode));
@@ -584,6 +862,43 @@ static void test_runtime_and_exec_plan(void **state)
     assert_string_equal(m0, "/opt/bin/server"); /* the params are not modified */
     MR_ASSERT_FAIL(mr_marble_plan_exec(MR_RT_OCCLUM, a0, NULL, 0, &none, &plan), MR_ERR_USAGE,
                    "invalid entrypoint definition in argv[0]");
+
+    /* Gramine and Occlum never pass the premain's own arguments on (§1.4 step 10, §1.6) */
+    char h0[] = "/bin/app", h1[] = "--evil", h2[] = "flag";
+    char *host[] = {h0, h1, h2};
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_GRAMINE, g0, host, 3, &none, &plan));
+    assert_string_equal(plan.service, "/bin/app"); /* loader.argv's program after "--" */
+    assert_int_equal(plan.argc, 1);
+    assert_string_equal(plan.argv[0], "./marble");
+    assert_null(plan.argv[1]);
+    assert_int_equal(plan.ignored, 2);
+    mr_marble_exec_plan_clear(&plan);
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_GRAMINE, g0, host, 3, &with, &plan));
+    assert_string_equal(plan.service, "/bin/app");
+    assert_int_equal(plan.argc, 3);
+    assert_string_equal(plan.argv[0], "/opt/bin/server");
+    assert_string_equal(plan.argv[1], "--port");
+    mr_marble_exec_plan_clear(&plan);
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_GRAMINE, g0, host, 1, &none, &plan));
+    assert_int_equal(plan.ignored, 0);
+    assert_string_equal(plan.argv[0], "./marble");
+    mr_marble_exec_plan_clear(&plan);
+    /* Occlum: host arguments choose neither the program nor its argv */
+    MR_ASSERT_FAIL(mr_marble_plan_exec(MR_RT_OCCLUM, a0, host, 3, &none, &plan), MR_ERR_USAGE,
+                   "invalid entrypoint definition in argv[0]: ./marble");
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_OCCLUM, a0, host, 3, &with, &plan));
+    assert_string_equal(plan.service, "/opt/bin/server");
+    assert_int_equal(plan.argc, 3);
+    assert_string_equal(plan.argv[0], "server");
+    assert_string_equal(plan.argv[2], "80");
+    assert_int_equal(plan.ignored, 3);
+    mr_marble_exec_plan_clear(&plan);
+    /* plain (no host/enclave boundary): the manifest's Argv wins over the command line */
+    MR_ASSERT_OK(mr_marble_plan_exec(MR_RT_PLAIN, a0, host, 3, &with, &plan));
+    assert_int_equal(plan.argc, 3);
+    assert_string_equal(plan.argv[1], "--port");
+    assert_int_equal(plan.ignored, 0);
+    mr_marble_exec_plan_clear(&plan);
 }
 
 int main(void)
@@ -595,9 +910,15 @@ int main(void)
         cmocka_unit_test(test_identity_sans_and_key),
         cmocka_unit_test(test_decode_response),
         cmocka_unit_test(test_validate_and_ttls),
+        cmocka_unit_test(test_names_with_nul),
         cmocka_unit_test_setup_teardown(test_apply_files_and_env, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_apply_files_all_or_nothing, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_apply_files_through_symlink, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_gramine_key_files, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_gramine_key_order, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_gramine_paths_elsewhere_are_ordinary, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test(test_log_prefix),
         cmocka_unit_test(test_answer_entry_limit),
         cmocka_unit_test(test_grpc_framing),
         cmocka_unit_test(test_config_from_env),
