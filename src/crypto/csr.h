@@ -34,5 +34,9 @@ MR_RESULT mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed);
 MR_RESULT mr_csr_subject(const X509_REQ *req, mr_x509_name *out);
 /* SANs from the extensionRequest attribute (empty lists when there is none). */
 MR_RESULT mr_csr_sans(const X509_REQ *req, mr_x509_san_list *out);
+/* mr_csr_from_der + mr_csr_subject + mr_csr_sans in one step, for the Activate handler: EC
+ * requests skip OpenSSL 3.0's key decoder (csr_read.c). Same results and errors; the two
+ * outputs are filled only on success. */
+MR_RESULT mr_csr_read(mr_slice der, mr_x509_name *subject, mr_x509_san_list *sans);
 
 #endif

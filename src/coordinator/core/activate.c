@@ -219,26 +219,22 @@ static mr_result check_requirements(mr_core *c, act *a, const mr_core_activation
 
 /* ---- step 7: the marble's key and certificate (§5.6) ---- */
 
-static mr_result marble_subject(const X509_REQ *csr, const char *uuid,
+static mr_result marble_subject(const mr_x509_name *from, const char *uuid,
                                 mr_x509_name *out, mr_x509_attr *attrs, size_t max)
 {
     static const int keep[] = {NID_countryName, NID_organizationalUnitName, NID_localityName,
                                NID_stateOrProvinceName, NID_streetAddress, NID_postalCode,
                                NID_serialNumber};
-    mr_x509_name from;
-    memset(&from, 0, sizeof(from));
-    MR_GUARD(mr_csr_subject(csr, &from));
     out->attrs = attrs;
     out->count = 0;
-    for (size_t i = 0; i < from.count && out->count + 2 < max; i++)
+    for (size_t i = 0; i < from->count && out->count + 2 < max; i++)
         for (size_t k = 0; k < MR_ARRAY_LEN(keep); k++)
-            if (from.attrs[i].nid == keep[k]) {
-                attrs[out->count].nid = from.attrs[i].nid;
-                attrs[out->count].value = mr_strdup(from.attrs[i].value);
+            if (from->attrs[i].nid == keep[k]) {
+                attrs[out->count].nid = from->attrs[i].nid;
+                attrs[out->count].value = mr_strdup(from->attrs[i].value);
                 if (attrs[out->count].value != NULL)
                     out->count++;
             }
-    mr_x509_name_clear(&from);
     /* O would be the marble root's issuer O, which is empty for the Coordinator's CA: the
      * CSR's O is dropped. */
     attrs[out->count].nid = NID_commonName;
@@ -251,23 +247,23 @@ static mr_result marble_subject(const X509_REQ *csr, const char *uuid,
 static mr_result issue_marble_cert(mr_core *c, act *a, const mr_core_activation_req *req)
 {
     mr_result res = MR_FAILURE;
-    X509_REQ *csr = NULL;
+    mr_x509_name csr_subject;
     mr_x509_san_list sans;
     mr_x509_attr attrs[32];
     mr_x509_template t;
     static const int eku[] = {MR_EKU_SERVER_AUTH, MR_EKU_CLIENT_AUTH};
+    memset(&csr_subject, 0, sizeof(csr_subject));
     memset(&sans, 0, sizeof(sans));
     memset(&t, 0, sizeof(t));
     memset(attrs, 0, sizeof(attrs));
-    if (!mr_ok(mr_csr_from_der(req->csr, &csr))) {
+    if (!mr_ok(mr_csr_read(req->csr, &csr_subject, &sans))) {
         if (mr_error_get()->cat == MR_ERR_AUTH)
             mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "signature over CSR is invalid");
         else
             (void)fail_with(MR_ERR_INTERNAL, "parsing CSR");
         goto out;
     }
-    MR_GUARD_OUT(mr_csr_sans(csr, &sans));
-    MR_GUARD_OUT(marble_subject(csr, a->uuid, &t.subject, attrs,
+    MR_GUARD_OUT(marble_subject(&csr_subject, a->uuid, &t.subject, attrs,
                                 MR_ARRAY_LEN(attrs)));
     t.dns_names = (const char *const *)sans.dns;
     t.n_dns_names = sans.n_dns;
@@ -296,7 +292,7 @@ out:
     for (size_t i = 0; i < MR_ARRAY_LEN(attrs); i++)
         mr_free(attrs[i].value);
     mr_x509_san_list_clear(&sans);
-    X509_REQ_free(csr);
+    mr_x509_name_clear(&csr_subject);
     return res;
 }
 

@@ -613,6 +613,81 @@ static void test_csr_empty_and_types(void **state)
     }
 }
 
+/* mr_csr_read: the same subject, SANs and errors as the general path, for EC requests (read
+ * without OpenSSL's key decoder) and for the key types that take the general path. */
+static void check_read_matches(mr_slice der)
+{
+    X509_REQ *req = NULL;
+    mr_x509_name a = {0}, b = {0};
+    mr_x509_san_list sa = {0}, sb = {0};
+    MR_ASSERT_OK(mr_csr_from_der(der, &req));
+    MR_ASSERT_OK(mr_csr_subject(req, &a));
+    MR_ASSERT_OK(mr_csr_sans(req, &sa));
+    MR_ASSERT_OK(mr_csr_read(der, &b, &sb));
+    assert_int_equal(a.count, b.count);
+    for (size_t i = 0; i < a.count; i++) {
+        assert_int_equal(a.attrs[i].nid, b.attrs[i].nid);
+        assert_string_equal(a.attrs[i].value, b.attrs[i].value);
+    }
+    assert_int_equal(sa.n_dns, sb.n_dns);
+    for (size_t i = 0; i < sa.n_dns; i++)
+        assert_string_equal(sa.dns[i], sb.dns[i]);
+    assert_int_equal(sa.n_ips, sb.n_ips);
+    for (size_t i = 0; i < sa.n_ips; i++)
+        assert_memory_equal(sa.ips[i].addr, sb.ips[i].addr, sa.ips[i].len);
+    mr_x509_name_clear(&a);
+    mr_x509_name_clear(&b);
+    mr_x509_san_list_clear(&sa);
+    mr_x509_san_list_clear(&sb);
+    X509_REQ_free(req);
+}
+
+static void test_csr_read(void **state)
+{
+    (void)state;
+    static const mr_key_type types[] = {MR_KEY_EC_P256, MR_KEY_EC_P384, MR_KEY_EC_P521,
+                                        MR_KEY_ED25519, MR_KEY_RSA};
+    mr_x509_attr attrs[] = {{NID_commonName, (char *)"marble"}, {NID_countryName, (char *)"US"},
+                            {NID_organizationalUnitName, (char *)"ou"}};
+    mr_x509_name subject = {attrs, 3};
+    const char *dns[] = {"marble.local", "db"};
+    mr_ip ips[2];
+    MR_ASSERT_OK(mr_ip_parse("10.1.2.3", &ips[0]));
+    MR_ASSERT_OK(mr_ip_parse("::1", &ips[1]));
+    for (size_t i = 0; i < MR_ARRAY_LEN(types); i++) {
+        EVP_PKEY *k = NULL;
+        MR_ASSERT_OK(mr_key_generate(types[i], 2048, &k));
+        mr_buf der = plain_buf(), bare = plain_buf();
+        MR_ASSERT_OK(mr_csr_create(k, &subject, dns, 2, ips, 2, &der));
+        MR_ASSERT_OK(mr_csr_create(k, NULL, NULL, 0, NULL, 0, &bare));
+        check_read_matches(mr_buf_slice(&der));
+        check_read_matches(mr_buf_slice(&bare));
+        /* errors: the general path's texts; outputs untouched */
+        mr_x509_name n = {0};
+        mr_x509_san_list l = {0};
+        der.data[der.len - 1] ^= 0x01;
+        MR_ASSERT_FAIL(mr_csr_read(mr_buf_slice(&der), &n, &l), MR_ERR_AUTH,
+                       "CSR signature verification failed");
+        der.data[der.len - 1] ^= 0x01;
+        MR_ASSERT_FAIL(mr_csr_read(MR_SLICE(der.data, der.len - 2), &n, &l), MR_ERR_USAGE,
+                       "invalid CSR encoding");
+        MR_ASSERT_OK(mr_buf_append_u8(&der, 0));
+        MR_ASSERT_FAIL(mr_csr_read(mr_buf_slice(&der), &n, &l), MR_ERR_USAGE,
+                       "trailing data");
+        MR_ASSERT_FAIL(mr_csr_read(MR_SLICE(der.data, 0), &n, &l), MR_ERR_USAGE, "bad length");
+        assert_int_equal(n.count, 0);
+        assert_null(l.dns);
+        assert_null(l.ips);
+        /* a changed subject byte: parsed, but the signature no longer covers it */
+        bare.data[bare.len / 3] ^= 0x01;
+        mr_result r = mr_csr_read(mr_buf_slice(&bare), &n, &l);
+        assert_false(mr_ok(r));
+        mr_buf_free(&der);
+        mr_buf_free(&bare);
+        EVP_PKEY_free(k);
+    }
+}
+
 /* ---- certificate cache ---- */
 
 static void test_certcache(void **state)
@@ -817,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_verify_crl),
         cmocka_unit_test(test_csr),
         cmocka_unit_test(test_csr_empty_and_types),
+        cmocka_unit_test(test_csr_read),
         cmocka_unit_test(test_certcache),
         cmocka_unit_test(test_certcache_threads),
         cmocka_unit_test(test_intel_collateral),
