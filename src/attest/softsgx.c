@@ -9,7 +9,9 @@
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/decoder.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <string.h>
@@ -129,15 +131,23 @@ static mr_result read_key(const char *dir, const char *name, EVP_PKEY **out)
     mr_buf pem;
     mr_buf_init(&pem, FILE_MAX, MR_BUF_SECRET);
     BIO *bio = NULL;
+    OSSL_DECODER_CTX *dctx = NULL;
     MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), dir, name));
     MR_GUARD_OUT(mr_issuer_io_read(path, FILE_MAX, &pem));
     MR_ENSURE_OUT(pem.len > 0 && pem.len < (size_t)INT32_MAX, MR_ERR_IO, "%s is empty", path);
     bio = BIO_new_mem_buf(pem.data, (int)pem.len);
     MR_ENSURE_ALLOC_OUT(bio);
-    *out = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    MR_ENSURE_OUT(*out != NULL, MR_ERR_IO, "%s: not a PEM private key", path);
+    /* The keys are P-256: naming the key type spares the decoder search over every type
+     * (PEM_read_bio_PrivateKey costs ~7M instructions here, a third of the Coordinator's
+     * start-up). */
+    dctx = OSSL_DECODER_CTX_new_for_pkey(out, "PEM", NULL, "EC", EVP_PKEY_KEYPAIR, NULL, NULL);
+    MR_ENSURE_ALLOC_OUT(dctx);
+    MR_ENSURE_OUT(OSSL_DECODER_from_bio(dctx, bio) == 1 && *out != NULL, MR_ERR_IO,
+                  "%s: not a PEM EC private key", path);
     res = MR_SUCCESS;
 out:
+    ERR_clear_error();
+    OSSL_DECODER_CTX_free(dctx);
     BIO_free(bio);
     mr_buf_free(&pem); /* secret buffer: wiped */
     return res;
