@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/alloc.h"
 
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +55,39 @@ void mr_free_wipe(void *p, size_t size)
         return;
     OPENSSL_cleanse(p, size);
     free(p);
+}
+
+/* ---- wiping allocator for libraries that hold our plaintext ---- */
+
+void *mr_wipe_malloc(size_t size) { return malloc(size == 0 ? 1 : size); }
+
+void *mr_wipe_calloc(size_t count, size_t size)
+{
+    if (count == 0 || size == 0)
+        return calloc(1, 1);
+    return calloc(count, size);
+}
+
+void mr_wipe_free(void *p)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+}
+
+/* Never realloc in place: a block that moves would leave its old bytes behind unwiped. */
+void *mr_wipe_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return mr_wipe_malloc(size);
+    void *q = malloc(size == 0 ? 1 : size);
+    if (q == NULL)
+        return NULL;
+    size_t old = malloc_usable_size(p);
+    memcpy(q, p, old < size ? old : size);
+    mr_wipe_free(p);
+    return q;
 }
 
 char *mr_strdup(const char *s) { return s == NULL ? NULL : mr_strndup(s, strlen(s)); }

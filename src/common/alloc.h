@@ -22,6 +22,12 @@ void *mr_realloc(void *p, size_t size);
 void mr_free(void *p);
 /* Wipes `size` bytes at p, then frees it. NULL-safe. For heap copies of secrets. */
 void mr_free_wipe(void *p, size_t size);
+/* malloc-compatible functions that wipe every block when it is freed or moved, for libraries
+ * whose buffers hold request and response plaintext (libevent, nghttp2). No fault injection. */
+void *mr_wipe_malloc(size_t size);
+void *mr_wipe_calloc(size_t count, size_t size);
+void *mr_wipe_realloc(void *p, size_t size);
+void mr_wipe_free(void *p);
 char *mr_strdup(const char *s);
 char *mr_strndup(const char *s, size_t n);
 

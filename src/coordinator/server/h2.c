@@ -379,6 +379,30 @@ void mr_srv_h2_input(mr_srv_conn *c)
     mr_srv_h2_flush(c);
 }
 
+/* nghttp2 keeps header blocks and DATA of responses (secrets among them) in its own buffers:
+ * they are wiped when nghttp2 frees them. */
+static void *h2_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return mr_wipe_malloc(n);
+}
+static void h2_free(void *p, void *ud)
+{
+    (void)ud;
+    mr_wipe_free(p);
+}
+static void *h2_calloc(size_t k, size_t n, void *ud)
+{
+    (void)ud;
+    return mr_wipe_calloc(k, n);
+}
+static void *h2_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    return mr_wipe_realloc(p, n);
+}
+static nghttp2_mem h2_mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
+
 MR_RESULT mr_srv_h2_start(mr_srv_conn *c)
 {
     mr_result res = MR_FAILURE;
@@ -393,7 +417,7 @@ MR_RESULT mr_srv_h2_start(mr_srv_conn *c)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
-    MR_ENSURE_OUT(nghttp2_session_server_new2(&c->h2, cbs, c, opt) == 0, MR_ERR_INTERNAL,
+    MR_ENSURE_OUT(nghttp2_session_server_new3(&c->h2, cbs, c, opt, &h2_mem) == 0, MR_ERR_INTERNAL,
                   "cannot create HTTP/2 session");
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->srv->limits.h2_max_streams},

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/thread.h>
 
 #include "common/alloc.h"
@@ -402,6 +403,9 @@ MR_RESULT mr_srv_submit(mr_srv *s, void (*fn)(void *arg), void *arg)
 
 static void init_threads(void)
 {
+    /* Before libevent allocates anything: evbuffers hold request and response plaintext, so
+     * their memory is wiped when freed (TLS record buffers: SSL_OP_CLEANSE_PLAINTEXT, tls.c). */
+    event_set_mem_functions(mr_wipe_malloc, mr_wipe_realloc, mr_wipe_free);
     if (evthread_use_pthreads() != 0)
         MR_LOG_FATAL("libevent has no pthread support");
 }

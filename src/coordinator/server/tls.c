@@ -69,8 +69,10 @@ MR_RESULT mr_srv_tls_ctx_new(mr_srv_listener *l, SSL_CTX **out)
     MR_ENSURE_OUT(ctx != NULL, MR_ERR_INTERNAL, "cannot create TLS context");
     MR_GUARD_OSSL_OUT(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), MR_ERR_INTERNAL,
                       "cannot set TLS version");
+    /* CLEANSE_PLAINTEXT: received records (user secrets, recovery keys) are wiped from
+     * OpenSSL's read buffer once handed over. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
     MR_GUARD_OSSL_OUT(SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20"),
                       MR_ERR_INTERNAL, "cannot set TLS 1.2 ciphers");
     /* X25519 first: cheapest key exchange (perf-anchors §2.5). */

@@ -68,6 +68,32 @@ static void test_errcat_table(void **state)
 
 /* ---- alloc ---- */
 
+/* The wiping allocator behaves like malloc/calloc/realloc/free for its users. */
+static void test_wipe_allocator(void **state)
+{
+    (void)state;
+    uint8_t *p = mr_wipe_calloc(4, 8);
+    assert_non_null(p);
+    for (size_t i = 0; i < 32; i++)
+        assert_int_equal(p[i], 0);
+    memset(p, 0xab, 32);
+    p = mr_wipe_realloc(p, 4096); /* grows: content kept */
+    assert_non_null(p);
+    for (size_t i = 0; i < 32; i++)
+        assert_int_equal(p[i], 0xab);
+    p = mr_wipe_realloc(p, 8); /* shrinks: prefix kept */
+    assert_non_null(p);
+    assert_int_equal(p[7], 0xab);
+    mr_wipe_free(p);
+    mr_wipe_free(NULL);
+    uint8_t *q = mr_wipe_realloc(NULL, 16);
+    assert_non_null(q);
+    mr_wipe_free(q);
+    q = mr_wipe_malloc(0);
+    assert_non_null(q);
+    mr_wipe_free(q);
+}
+
 static void test_alloc_failure_injection(void **state)
 {
     (void)state;
@@ -510,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_result_propagation),
         cmocka_unit_test(test_errcat_table),
         cmocka_unit_test(test_alloc_failure_injection),
+        cmocka_unit_test(test_wipe_allocator),
         cmocka_unit_test(test_cursor),
         cmocka_unit_test(test_buf_limits),
         cmocka_unit_test(test_hex),
