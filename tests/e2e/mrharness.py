@@ -128,11 +128,23 @@ class Coordinator:
         return env
 
     def start(self, expect_ready=True):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(BIN / "marblerun-coordinator")], env=self.env(),
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        if expect_ready:
-            self.wait_ready()
+        for attempt in range(3):
+            self.log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([str(BIN / "marblerun-coordinator")], env=self.env(),
+                                         stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            if not expect_ready:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except RuntimeError:
+                # A port picked by free_port() can be taken by another socket before the
+                # daemon binds it; then pick new ports and start again.
+                if attempt == 2 or self.proc.poll() is None or "cannot listen on" not in self.read_log():
+                    raise
+                self.log.close()
+                self.proc = None
+                self.client_port, self.mesh_port, self.metrics_port = free_port(), free_port(), free_port()
         return self
 
     def wait_ready(self, timeout=30):

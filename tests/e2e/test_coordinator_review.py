@@ -102,3 +102,19 @@ def test_repeated_secret_names_answer_once(tmp_path, softsgx):
         assert r.text.count('"sharedKey"') == 1
     finally:
         c.stop()
+
+
+def test_busy_port_is_named_in_the_error(tmp_path, softsgx):
+    """A listen address in use stops the start with the address and the reason."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        c = Coordinator(tmp_path, softsgx, extra_env={"EDG_COORDINATOR_CLIENT_ADDR": f"127.0.0.1:{port}"})
+        c.start(expect_ready=False)
+        rc = c.proc.wait(timeout=30)
+        log = c.read_log()
+        c.stop(check=False)
+    assert rc != 0
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in log

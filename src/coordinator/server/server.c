@@ -292,7 +292,8 @@ MR_RESULT mr_srv_listen(mr_srv *s, mr_srv_listener_kind kind, const char *addr,
     if (kind != MR_SRV_LISTENER_PLAIN)
         MR_GUARD_OUT(mr_srv_tls_ctx_new(l, &l->ctx));
     l->evl = bind_listener(s, l, addr);
-    MR_ENSURE_OUT(l->evl != NULL, mr_error_get()->cat, "%s", mr_error_get()->msg);
+    if (l->evl == NULL)
+        goto out; /* bind_listener set the error */
     *id = l->id;
     s->lst[s->nlst++] = l;
     l = NULL;
