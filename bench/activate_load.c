@@ -730,9 +730,9 @@ int main(int argc, char **argv)
     printf("{\"tool\":\"activate-load\",\"label\":");
     json_escape_print(g_opt.label);
     printf(",\"mode\":\"%s\",\"concurrency\":%u,\"offered_rate\":%.3f,\"window_s\":%.3f,"
-           "\"ok\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"throughput\":%.3f,",
+           "\"ok\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"ok_all\":%" PRIu64 ",\"throughput\":%.3f,",
            mode, g_opt.concurrency, g_opt.mode == MODE_OPEN ? g_opt.rate : 0.0, window, ok, err,
-           window > 0 ? (double)ok / window : 0.0);
+           (uint64_t)atomic_load(&g_ok_all), window > 0 ? (double)ok / window : 0.0);
     printf("\"lat_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,"
            "\"mean\":%.3f},",
            pct(g_lat, n, 50), pct(g_lat, n, 90), pct(g_lat, n, 99), pct(g_lat, n, 99.9),

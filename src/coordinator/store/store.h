@@ -81,7 +81,7 @@ typedef struct mr_store_io_hooks {
 
 typedef struct mr_store_options {
     /* Compact (new snapshot, empty log) once the log exceeds either limit; 0 = default
-     * (8 MiB / 20000 records); UINT64_MAX = never. */
+     * (8 MiB / 4096 records); UINT64_MAX = never. */
     uint64_t compact_bytes;
     uint64_t compact_records;
     /* Benchmarks only: skip fdatasync (a crash can lose acknowledged commits). */
