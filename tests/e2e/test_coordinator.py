@@ -327,6 +327,15 @@ def test_metrics_and_health(running, softsgx):
     assert "coordinator_marble_activations_success_total{type=\"server\",uuid=" in text
     assert "coordinator_marble_activations_total{type=\"server\"" in text
     assert "grpc_server_handled_total" in text
+    # one series per (type, UUID): a second activation with the same UUID counts in its series
+    import uuid as uuidlib
+    u = str(uuidlib.uuid4())
+    for _ in range(2):
+        Marble(softsgx).activate(running, "server", uuid=u)
+    text = requests.get(base + "/metrics", timeout=10).text
+    mine = [l for l in text.splitlines() if f'uuid="{u}"' in l]
+    assert f'coordinator_marble_activations_success_total{{type="server",uuid="{u}"}} 2' in mine, mine
+    assert len([l for l in mine if l.startswith("coordinator_marble_activations_success_total")]) == 1
     # promtool parses the page; the only lint findings allowed are for the two names the spec
     # prescribes (MarbleRun's "..._histogram_bytes/_seconds" metrics)
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)

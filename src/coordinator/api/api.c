@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -67,17 +69,42 @@ void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice qu
     pthread_mutex_unlock(&a->ev_mu);
 }
 
+/* FNV-1a over type, a NUL and uuid, keyed with a per-process random seed. The labels come
+ * from unauthenticated requests; even a deliberate collision only degrades a lookup to the
+ * linear scan of the bounded table. */
+static uint64_t series_hash(uint64_t seed, const char *type, const char *uuid)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (const char *p = type; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    h = (h ^ 0xffu) * 0x100000001b3ULL;
+    for (const char *p = uuid; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
 void api_count_activation(mr_api *a, const char *type, const char *uuid, bool success)
 {
+    /* the stored forms (truncated to the label buffers) are what is hashed and compared */
+    char t[sizeof(a->series[0].type)], u[sizeof(a->series[0].uuid)];
+    (void)snprintf(t, sizeof(t), "%s", type);
+    (void)snprintf(u, sizeof(u), "%s", uuid);
     pthread_mutex_lock(&a->series_mu);
     api_series *s = NULL;
-    for (size_t i = 0; i < a->n_series && s == NULL; i++)
-        if (strcmp(a->series[i].type, type) == 0 && strcmp(a->series[i].uuid, uuid) == 0)
-            s = &a->series[i];
+    size_t slot = (size_t)series_hash(a->series_seed, t, u) & (API_SERIES_SLOTS - 1);
+    while (a->series_index[slot] != 0) {
+        api_series *c = &a->series[a->series_index[slot] - 1];
+        if (strcmp(c->type, t) == 0 && strcmp(c->uuid, u) == 0) {
+            s = c;
+            break;
+        }
+        slot = (slot + 1) & (API_SERIES_SLOTS - 1);
+    }
     if (s == NULL && a->n_series < API_SERIES_MAX - 1) {
         s = &a->series[a->n_series++];
-        (void)snprintf(s->type, sizeof(s->type), "%s", type);
-        (void)snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+        memcpy(s->type, t, sizeof(t));
+        memcpy(s->uuid, u, sizeof(u));
+        a->series_index[slot] = (uint16_t)a->n_series; /* index + 1 */
     } else if (s == NULL) {
         s = &a->series[API_SERIES_MAX - 1]; /* overflow series: empty labels */
     }
@@ -104,7 +131,10 @@ mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
     pthread_mutex_init(&a->ev_mu, NULL);
     pthread_mutex_init(&a->series_mu, NULL);
     a->series = mr_calloc(API_SERIES_MAX, sizeof(api_series));
-    if (a->series == NULL) {
+    a->series_index = mr_calloc(API_SERIES_SLOTS, sizeof(uint16_t));
+    if (RAND_bytes((unsigned char *)&a->series_seed, sizeof(a->series_seed)) != 1)
+        a->series_seed = (uint64_t)time(NULL);
+    if (a->series == NULL || a->series_index == NULL) {
         mr_api_free(a);
         MR_BAIL(MR_ERR_INTERNAL, "out of memory");
     }
@@ -132,6 +162,7 @@ void mr_api_free(mr_api *a)
         mr_buf_free(&a->events[i].quote);
     mr_free(a->events);
     mr_free(a->series);
+    mr_free(a->series_index);
     pthread_mutex_destroy(&a->ev_mu);
     pthread_mutex_destroy(&a->series_mu);
     mr_free(a);

@@ -20,6 +20,7 @@ typedef struct api_event {
  * from unauthenticated requests, so the number of series is bounded; later series are counted
  * under type="", uuid="" (overflow). */
 #define API_SERIES_MAX 4096
+#define API_SERIES_SLOTS (2 * API_SERIES_MAX) /* power of two, load factor <= 1/2 */
 typedef struct api_series {
     char type[128];
     char uuid[64];
@@ -35,6 +36,9 @@ struct mr_api {
     pthread_mutex_t series_mu;
     api_series *series;
     size_t n_series;
+    /* open-addressing index over series: slot = series index + 1, 0 = empty */
+    uint16_t *series_index;
+    uint64_t series_seed;
     char version[64];
     char commit[64];
 };
