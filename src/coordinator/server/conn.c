@@ -484,6 +484,7 @@ static void log_handshake_error(struct bufferevent *bev, short what)
         return;
     char addr[INET6_ADDRSTRLEN + 8] = "";
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t len = sizeof(ss);
     evutil_socket_t fd = bufferevent_getfd(bev);
     if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
