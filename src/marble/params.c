@@ -181,50 +181,47 @@ static mr_result no_nul(mr_slice s, const char *what)
             (int)(at < 200 ? at : 200), (const char *)s.ptr, at);
 }
 
-static mr_result check_map_entry(mr_slice entry, const char *what)
+/* Calls fn for every field of one message. */
+typedef mr_result (*field_fn)(uint64_t num, mr_slice payload);
+
+static mr_result each_field(mr_slice msg, field_fn fn)
 {
     mr_cursor c;
-    mr_cursor_init(&c, entry.ptr, entry.len);
+    mr_cursor_init(&c, msg.ptr, msg.len);
     while (mr_cursor_remaining(&c) > 0) {
         uint64_t num;
         mr_slice v;
         MR_GUARD(wire_field(&c, &num, &v));
-        if (num == 1)
-            MR_GUARD(no_nul(v, what));
+        MR_GUARD(fn(num, v));
     }
     return MR_SUCCESS;
 }
 
-static mr_result check_parameters(mr_slice params)
+/* map entries: the key is field 1 */
+static mr_result files_entry(uint64_t num, mr_slice v)
 {
-    mr_cursor c;
-    mr_cursor_init(&c, params.ptr, params.len);
-    while (mr_cursor_remaining(&c) > 0) {
-        uint64_t num;
-        mr_slice v;
-        MR_GUARD(wire_field(&c, &num, &v));
-        if (num == 1)
-            MR_GUARD(check_map_entry(v, "Files path"));
-        else if (num == 2)
-            MR_GUARD(check_map_entry(v, "Env name"));
-        else if (num == 3)
-            MR_GUARD(no_nul(v, "Argv entry"));
-    }
-    return MR_SUCCESS;
+    return num == 1 ? no_nul(v, "Files path") : MR_SUCCESS;
 }
 
-static mr_result check_names(mr_slice resp)
+static mr_result env_entry(uint64_t num, mr_slice v)
 {
-    mr_cursor c;
-    mr_cursor_init(&c, resp.ptr, resp.len);
-    while (mr_cursor_remaining(&c) > 0) {
-        uint64_t num;
-        mr_slice v;
-        MR_GUARD(wire_field(&c, &num, &v));
-        if (num == 1)
-            MR_GUARD(check_parameters(v));
-    }
-    return MR_SUCCESS;
+    return num == 1 ? no_nul(v, "Env name") : MR_SUCCESS;
+}
+
+/* Parameters: Files = 1, Env = 2, Argv = 3 */
+static mr_result parameters_field(uint64_t num, mr_slice v)
+{
+    if (num == 1)
+        return each_field(v, files_entry);
+    if (num == 2)
+        return each_field(v, env_entry);
+    return num == 3 ? no_nul(v, "Argv entry") : MR_SUCCESS;
+}
+
+/* ActivationResp: Parameters = 1 */
+static mr_result response_field(uint64_t num, mr_slice v)
+{
+    return num == 1 ? each_field(v, parameters_field) : MR_SUCCESS;
 }
 
 mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
@@ -235,7 +232,7 @@ mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
     MR_ENSURE(resp.len <= MR_MARBLE_RESP_MAX, MR_ERR_PROTOCOL, "activation answer too large");
     m = rpc__activation_resp__unpack(&g_wipe_allocator, resp.len, resp.ptr);
     MR_ENSURE_OUT(m != NULL, MR_ERR_PROTOCOL, "activation answer is not a valid ActivationResp");
-    MR_GUARD_OUT(check_names(resp));
+    MR_GUARD_OUT(each_field(resp, response_field));
     if (m->parameters != NULL) {
         Rpc__Parameters *p = m->parameters;
         MR_GUARD_OUT(copy_map(p, true, &out->files, &out->n_files));

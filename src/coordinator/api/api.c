@@ -23,6 +23,14 @@ void api_success(mr_srv_request *r, mr_buf *data)
 
 void api_error(mr_srv_request *r, int status) { mr_srv_reply_error(r, status, mr_error_get()->msg); }
 
+void api_reply(mr_srv_request *r, mr_result res, mr_buf *data)
+{
+    if (mr_ok(res))
+        api_success(r, data);
+    else
+        api_error(r, 500);
+}
+
 void api_fail(mr_srv_request *r, int status)
 {
     mr_srv_reply_fail(r, status, NULL, mr_error_get()->msg);

@@ -62,6 +62,8 @@ bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size);
 void api_success(mr_srv_request *r, mr_buf *data);
 /* v1 errors: the JSend error envelope with the given status and the current error text. */
 void api_error(mr_srv_request *r, int status);
+/* api_success(r, data) when res is a success, else api_error(r, 500) with res's error. */
+void api_reply(mr_srv_request *r, mr_result res, mr_buf *data);
 /* v2 client errors: the fail envelope with the current error text. */
 void api_fail(mr_srv_request *r, int status);
 

@@ -95,10 +95,7 @@ static void h_counter(mr_srv_request *r, void *arg)
         api_error(r, mr_error_get()->cat == MR_ERR_AUTH ? 403 : 500);
         goto out;
     }
-    if (mr_ok(mr_buf_printf(&out, "{\"value\":%llu}", (unsigned long long)prev)))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, mr_buf_printf(&out, "{\"value\":%llu}", (unsigned long long)prev), &out);
 out:
     json_decref(root);
     mr_buf_free(&out);

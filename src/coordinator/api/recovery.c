@@ -32,10 +32,7 @@ static void h_public_key(mr_srv_request *r, void *arg)
         res = jw_b64(&out, der.data, der.len);
     if (mr_ok(res))
         res = mr_buf_append_u8(&out, '}');
-    if (mr_ok(res))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, res, &out);
     mr_buf_free(&der);
     mr_buf_free(&out);
 }
@@ -96,10 +93,7 @@ static void h_recover(mr_srv_request *r, void *arg)
                                   "Remaining secrets: %d\"", remaining);
     if (mr_ok(res))
         res = mr_buf_append_u8(&out, '}');
-    if (mr_ok(res))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, res, &out);
 out:
     mr_buf_free(&secret);
     mr_buf_free(&plain);

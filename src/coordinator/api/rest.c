@@ -33,10 +33,7 @@ static void status(mr_srv_request *r, mr_api *a, bool v2)
 {
     mr_buf out;
     mr_buf_init(&out, 0, 0);
-    if (mr_ok(status_json(a, v2, &out)))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, status_json(a, v2, &out), &out);
     mr_buf_free(&out);
 }
 
@@ -185,10 +182,7 @@ static void h_quote_v1(mr_srv_request *r, void *arg)
 {
     mr_buf out;
     mr_buf_init(&out, 0, 0);
-    if (mr_ok(quote_json(arg, false, NULL, &out)))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, quote_json(arg, false, NULL, &out), &out);
     mr_buf_free(&out);
 }
 
@@ -211,10 +205,7 @@ static void h_quote_v2(mr_srv_request *r, void *arg)
             goto out;
         }
     }
-    if (mr_ok(quote_json(arg, true, with_nonce ? &nonce : NULL, &out)))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, quote_json(arg, true, with_nonce ? &nonce : NULL, &out), &out);
 out:
     mr_srv_strlist_free(&nonces);
     mr_buf_free(&nonce);

@@ -88,10 +88,7 @@ static void h_log_v2(mr_srv_request *r, void *arg)
     }
     if (mr_ok(res))
         res = mr_buf_append_str(&out, "]}");
-    if (mr_ok(res))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, res, &out);
     mr_buf_free(&log);
     mr_buf_free(&out);
 }
@@ -252,10 +249,7 @@ static void ack(mr_srv_request *r, mr_api *a, bool v2)
         if (mr_ok(res))
             res = mr_buf_append_u8(&out, '}');
     }
-    if (mr_ok(res))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, res, &out);
 out:
     mr_core_update_result_free(&u);
     mr_buf_free(&m);
@@ -279,10 +273,7 @@ static void cancel(mr_srv_request *r, mr_api *a, bool v2)
         api_error(r, status_of(true));
         goto out;
     }
-    if (mr_ok(mr_buf_append_str(&out, v2 ? "{\"message\":\"" CANCELLED "\"}" : "\"" CANCELLED "\"")))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, mr_buf_append_str(&out, v2 ? "{\"message\":\"" CANCELLED "\"}" : "\"" CANCELLED "\""), &out);
 out:
     mr_buf_free(&out);
 }

@@ -158,25 +158,7 @@ static mr_result validate_quote(mr_core *c, act *a, const mr_core_activation_req
 
 static mr_result read_counter(mr_store_txn *t, const char *key, uint64_t *count)
 {
-    mr_buf v;
-    bool found = false;
-    *count = 0;
-    mr_buf_init(&v, 64, 0);
-    mr_result r = mr_store_get(t, key, &v, &found);
-    if (mr_ok(r) && found) {
-        char text[32];
-        size_t n = v.len < sizeof(text) - 1 ? v.len : sizeof(text) - 1;
-        memcpy(text, v.data, n);
-        text[n] = '\0';
-        char *end = NULL;
-        *count = strtoull(text, &end, 16);
-        if (n == 0 || end == NULL || *end != '\0') {
-            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "stored activation count is malformed");
-            r = MR_FAILURE;
-        }
-    }
-    mr_buf_free(&v);
-    return r;
+    return core_read_number(t, key, 16, "activation count", count);
 }
 
 static mr_result check_budget(mr_core *c, const act *a, const char *type)
@@ -285,7 +267,7 @@ static mr_result issue_marble_cert(mr_core *c, act *a, const mr_core_activation_
     MR_GUARD_OUT(mr_pem_encode_buf("CERTIFICATE", a->cert_der.data, a->cert_der.len,
                                    &a->cert_pem));
     MR_GUARD_OUT(mr_key_private_to_der(a->key, MR_KEYFMT_PKCS8, &a->key_der));
-    MR_GUARD_OUT(mr_key_private_to_pem(a->key, MR_KEYFMT_PKCS8, &a->key_pem));
+    MR_GUARD_OUT(mr_pem_encode_buf("PRIVATE KEY", a->key_der.data, a->key_der.len, &a->key_pem));
     MR_GUARD_OUT(mr_key_public_to_der(a->key, MR_KEYFMT_PKIX, &a->pub_der));
     res = MR_SUCCESS;
 out:

@@ -184,6 +184,10 @@ MR_RESULT core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf 
  * key and an already encoded JSON value, terminated by NULL. */
 MR_RESULT core_log_line(mr_buf *log, const char *update, ...);
 MR_RESULT core_log_time(mr_buf *out);
+/* An unsigned number stored as text in `base` (0 when the key is absent); a malformed value
+ * is MR_ERR_INTERNAL "stored <what> is malformed". */
+MR_RESULT core_read_number(mr_store_txn *t, const char *key, int base, const char *what,
+                           uint64_t *value);
 /* Appends lines to the stored update log / reads the whole log. */
 MR_RESULT core_log_append(mr_store_txn *t, const mr_buf *lines);
 MR_RESULT core_log_read(mr_store_txn *t, mr_buf *out);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Where the core meets the sealer: loading at startup and replacing the sealed state. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -198,5 +199,29 @@ mr_result core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets 
     if (e != NULL)
         core_epoch_publish(c, e);
     core_epoch_put(prev);
+    return r;
+}
+
+mr_result core_read_number(mr_store_txn *t, const char *key, int base, const char *what,
+                           uint64_t *value)
+{
+    mr_buf v;
+    bool found = false;
+    *value = 0;
+    mr_buf_init(&v, 64, 0);
+    mr_result r = mr_store_get(t, key, &v, &found);
+    if (mr_ok(r) && found) {
+        char text[32];
+        size_t n = v.len < sizeof(text) - 1 ? v.len : sizeof(text) - 1;
+        memcpy(text, v.data, n);
+        text[n] = '\0';
+        char *end = NULL;
+        *value = strtoull(text, &end, base);
+        if (n == 0 || end == NULL || *end != '\0') {
+            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "stored %s is malformed", what);
+            r = MR_FAILURE;
+        }
+    }
+    mr_buf_free(&v);
     return r;
 }

@@ -68,29 +68,12 @@ mr_result core_json_str(const char *s, mr_buf *out)
  * appending costs the same however long the log is; `updateLogNext` holds the next index. */
 mr_result core_log_append(mr_store_txn *t, const mr_buf *lines)
 {
-    mr_buf v;
-    bool found = false;
-    unsigned long long next = 0;
+    uint64_t next = 0;
     char key[64];
-    mr_buf_init(&v, 64, 0);
-    mr_result r = mr_store_get(t, K_UPDATE_LOG_NEXT, &v, &found);
-    if (mr_ok(r) && found) {
-        char text[32];
-        size_t n = v.len < sizeof(text) - 1 ? v.len : sizeof(text) - 1;
-        memcpy(text, v.data, n);
-        text[n] = '\0';
-        char *end = NULL;
-        next = strtoull(text, &end, 10);
-        if (n == 0 || end == NULL || *end != '\0') {
-            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "stored update log index is malformed");
-            r = MR_FAILURE;
-        }
-    }
-    mr_buf_free(&v);
-    MR_GUARD(r);
-    (void)snprintf(key, sizeof(key), "%s%016llx", P_UPDATE_LOG, next);
+    MR_GUARD(core_read_number(t, K_UPDATE_LOG_NEXT, 10, "update log index", &next));
+    (void)snprintf(key, sizeof(key), "%s%016llx", P_UPDATE_LOG, (unsigned long long)next);
     MR_GUARD(mr_store_put(t, key, lines->data, lines->len));
-    (void)snprintf(key, sizeof(key), "%llu", next + 1);
+    (void)snprintf(key, sizeof(key), "%llu", (unsigned long long)next + 1);
     return core_put_str(t, K_UPDATE_LOG_NEXT, key);
 }
 
