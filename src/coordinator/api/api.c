@@ -38,13 +38,7 @@ void api_fail(mr_srv_request *r, int status)
 
 bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size)
 {
-    mr_slice certs[16];
-    size_t n = mr_srv_req_peer_cert_count(r);
-    if (n > MR_ARRAY_LEN(certs))
-        n = MR_ARRAY_LEN(certs);
-    for (size_t i = 0; i < n; i++)
-        certs[i] = mr_srv_req_peer_cert(r, i);
-    if (mr_ok(mr_core_auth_user(a->cfg.core, certs, n, name, size)))
+    if (mr_ok(mr_core_auth_user(a->cfg.core, mr_srv_req_peer_leaf(r), name, size)))
         return true;
     if (v2)
         api_fail(r, 401);

@@ -63,19 +63,13 @@ out:
 static void h_counter(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
-    mr_slice certs[16];
-    size_t n = mr_srv_req_peer_cert_count(r);
     char type[256];
     uint8_t uuid[16];
     uint64_t prev = 0;
     json_t *root = NULL;
     mr_buf out;
     mr_buf_init(&out, 0, 0);
-    if (n > MR_ARRAY_LEN(certs))
-        n = MR_ARRAY_LEN(certs);
-    for (size_t i = 0; i < n; i++)
-        certs[i] = mr_srv_req_peer_cert(r, i);
-    if (!mr_ok(mr_core_marble_auth(a->cfg.core, certs, n, type, sizeof(type), uuid))) {
+    if (!mr_ok(mr_core_marble_auth(a->cfg.core, mr_srv_req_peer_leaf(r), type, sizeof(type), uuid))) {
         api_fail(r, 401);
         goto out;
     }

@@ -76,8 +76,7 @@ static void h_activate(mr_srv_request *r, void *arg)
         .uuid = req->uuid,
     };
     api_count_activation(a, req->marbletype, req->uuid, false);
-    if (mr_srv_req_peer_cert_count(r) > 0)
-        creq.peer_cert = mr_srv_req_peer_cert(r, 0);
+    creq.peer_cert = mr_srv_req_peer_leaf(r);
     mr_core_activation_resp resp;
     resp_msg msg;
     memset(&msg, 0, sizeof(msg));

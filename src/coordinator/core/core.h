@@ -205,21 +205,24 @@ MR_RESULT mr_core_update_log(mr_core *c, mr_buf *out);
  * "quote verification failed: ...". */
 MR_RESULT mr_core_sign_quote(mr_core *c, const uint8_t *quote, size_t len, const char *quote_b64,
                              char *status, size_t status_size, mr_buf *sig);
-/* Authenticates a marble by its certificate (chain to the current marble root, CN = UUID, the
- * marble-type extension). Errors: MR_ERR_AUTH "unauthorized marble: ...". */
-MR_RESULT mr_core_marble_auth(mr_core *c, const mr_slice *certs, size_t n, char *type,
-                              size_t tsize, uint8_t uuid[16]);
+/* Authenticates a marble by the leaf certificate its TLS handshake proved (verified against
+ * the current marble root, CN = UUID, the marble-type extension); no other certificate of
+ * the peer's chain is ever considered. Errors: MR_ERR_AUTH "unauthorized marble: ...". */
+MR_RESULT mr_core_marble_auth(mr_core *c, mr_slice leaf, char *type, size_t tsize,
+                              uint8_t uuid[16]);
 /* Raises the counter to value if larger; *previous receives the value before. */
 MR_RESULT mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], const char *name,
                           uint64_t value, uint64_t *previous);
 
 /* ---- users (spec §4.4, §8.1) ---- */
 
-/* Finds the user whose certificate is byte-identical to one of the presented certificates
- * (DER). Errors (MR_ERR_AUTH): "no client certificate provided", "unauthorized user: client
- * certificate did not match any MarbleRun users". The user name is copied into name; a name
- * that does not fit in size fails authentication instead of being shortened. */
-MR_RESULT mr_core_auth_user(mr_core *c, const mr_slice *certs, size_t n, char *name, size_t size);
+/* Finds the user whose certificate is byte-identical to the TLS leaf certificate (DER), the
+ * only certificate the handshake proves (upstream 1.6+ matches any presented certificate,
+ * which lets anyone act as any user: spec §4.4 correction). Errors (MR_ERR_AUTH): "no client
+ * certificate provided", "unauthorized user: client certificate did not match any MarbleRun
+ * users". The user name is copied into name; a name that does not fit in size fails
+ * authentication instead of being shortened. */
+MR_RESULT mr_core_auth_user(mr_core *c, mr_slice leaf, char *name, size_t size);
 /* True iff the user holds permission perm ("readsecret", "writesecret",
  * "updatesecurityversion", "updatemanifest") on every resource in resources[0..n). */
 bool mr_core_user_permitted(mr_core *c, const char *user, const char *perm,

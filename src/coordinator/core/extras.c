@@ -50,7 +50,7 @@ out:
     return res;
 }
 
-/* §12.6: each presented certificate is verified against the current marble root only. */
+/* §12.6: the leaf is verified against the current marble root only. */
 static mr_result auth_one(core_epoch *e, mr_slice der, char *type, size_t tsize, mr_uuid *uuid)
 {
     X509 *cert = NULL;
@@ -81,19 +81,18 @@ static mr_result auth_one(core_epoch *e, mr_slice der, char *type, size_t tsize,
     return r;
 }
 
-mr_result mr_core_marble_auth(mr_core *c, const mr_slice *certs, size_t n, char *type,
-                              size_t tsize, uint8_t uuid[16])
+mr_result mr_core_marble_auth(mr_core *c, mr_slice leaf, char *type, size_t tsize,
+                              uint8_t uuid[16])
 {
     core_epoch *e = core_epoch_get(c);
     mr_result r = MR_FAILURE;
     if (e->state != MR_STATE_ACCEPTING_MARBLES) {
         mr_error_set(MR_ERR_AUTH, __FILE__, __LINE__, "unauthorized marble: server is not in expected state");
-    } else if (n == 0) {
+    } else if (leaf.len == 0) {
         mr_error_set(MR_ERR_AUTH, __FILE__, __LINE__, "unauthorized marble: no client certificate provided");
-    }
-    for (size_t i = 0; i < n && !mr_ok(r) && e->state == MR_STATE_ACCEPTING_MARBLES; i++) {
+    } else {
         mr_uuid u;
-        r = auth_one(e, certs[i], type, tsize, &u);
+        r = auth_one(e, leaf, type, tsize, &u);
         if (mr_ok(r))
             memcpy(uuid, u.b, 16);
         else

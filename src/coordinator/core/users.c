@@ -6,24 +6,22 @@
 
 #include "coordinator/core/core_int.h"
 
-mr_result mr_core_auth_user(mr_core *c, const mr_slice *certs, size_t n, char *name, size_t size)
+mr_result mr_core_auth_user(mr_core *c, mr_slice leaf, char *name, size_t size)
 {
-    MR_ENSURE(n > 0, MR_ERR_AUTH, "no client certificate provided");
+    MR_ENSURE(leaf.len > 0, MR_ERR_AUTH, "no client certificate provided");
     core_epoch *e = core_epoch_get(c);
     bool found = false;
-    /* Any presented certificate may match (1.6.0+); byte-identical DER, no chain checks. */
-    for (size_t i = 0; i < n && !found; i++)
-        for (size_t u = 0; u < e->n_users && !found; u++) {
-            const mr_buf *d = &e->users[u].cert_der;
-            if (d->len == certs[i].len && CRYPTO_memcmp(d->data, certs[i].ptr, d->len) == 0) {
-                /* never hand out a shortened name: it could be another user's */
-                found = strlen(e->users[u].name) < size;
-                if (found)
-                    memcpy(name, e->users[u].name, strlen(e->users[u].name) + 1);
-                else
-                    break;
-            }
+    /* The leaf only (spec §4.4 correction); byte-identical DER, no chain checks. */
+    for (size_t u = 0; u < e->n_users && !found; u++) {
+        const mr_buf *d = &e->users[u].cert_der;
+        if (d->len == leaf.len && CRYPTO_memcmp(d->data, leaf.ptr, d->len) == 0) {
+            /* never hand out a shortened name: it could be another user's */
+            found = strlen(e->users[u].name) < size;
+            if (found)
+                memcpy(name, e->users[u].name, strlen(e->users[u].name) + 1);
+            break;
         }
+    }
     core_epoch_put(e);
     MR_ENSURE(found, MR_ERR_AUTH, "unauthorized user: client certificate did not match any MarbleRun users");
     return MR_SUCCESS;

@@ -64,7 +64,7 @@ static void release(mr_srv_conn *c)
     mr_srv *s = c->srv;
     if (c->timer != NULL)
         event_free(c->timer);
-    mr_srv_certs_free(c->certs, c->ncerts);
+    mr_buf_free(&c->leaf);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     if (c->prev != NULL)
@@ -169,7 +169,7 @@ static mr_result build_request(mr_srv_conn *c, mr_srv_request *r)
     size_t len = 0;
     r->path = (char *)mr_buf_steal(&path, &len);
     MR_ENSURE_ALLOC(r->path);
-    return mr_srv_request_take_certs(r, c);
+    return mr_srv_request_take_leaf(r, c);
 }
 
 static void h1_request_done(mr_srv_conn *c)
@@ -452,7 +452,7 @@ static void handshake_done(mr_srv_conn *c)
         mr_srv_conn_close(c);
         return;
     }
-    if (!mr_ok(mr_srv_tls_peer_certs(ssl, &c->certs, &c->ncerts)) ||
+    if (!mr_ok(mr_srv_tls_peer_leaf(ssl, &c->leaf)) ||
         !mr_ok(mr_srv_conn_start(c, h2 ? MR_SRV_PROTO_HTTP2 : MR_SRV_PROTO_HTTP1))) {
         MR_LOG_WARN("cannot start connection", MR_F_ERR());
         mr_srv_conn_close(c);

@@ -196,7 +196,7 @@ static void request_complete(mr_srv_conn *c, mr_srv_request *r)
     size_t len = 0;
     if (!mr_ok(mr_srv_path_unescape(r->target, plen, &path)) ||
         (r->path = (char *)mr_buf_steal(&path, &len)) == NULL ||
-        !mr_ok(mr_srv_request_take_certs(r, c))) {
+        !mr_ok(mr_srv_request_take_leaf(r, c))) {
         mr_buf_free(&path);
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
         return;

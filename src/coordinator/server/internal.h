@@ -187,8 +187,7 @@ struct mr_srv_request {
     bool overflow;          /* body exceeded its limit; answered early */
     bool head_only;         /* HEAD: no response body */
     bool http10;            /* HTTP/1.0 request: keep-alive must be confirmed explicitly */
-    mr_buf *certs;
-    size_t ncerts;
+    mr_buf leaf;            /* DER of the TLS peer's leaf certificate (empty: none) */
     bool grpc;
     bool grpc_frame_error;  /* error decided while receiving (size, compression) */
     int grpc_err_code;
@@ -218,8 +217,8 @@ struct mr_srv_request {
 
 mr_srv_request *mr_srv_request_new(mr_srv *s, mr_srv_conn *c);
 void mr_srv_request_free(mr_srv_request *r);
-/* Copies the connection's peer certificates into the request. */
-MR_RESULT mr_srv_request_take_certs(mr_srv_request *r, const mr_srv_conn *c);
+/* Copies the connection's peer leaf certificate into the request. */
+MR_RESULT mr_srv_request_take_leaf(mr_srv_request *r, const mr_srv_conn *c);
 /* Routes and dispatches a complete request (loop thread). Errors the server itself decides
  * (405, 301, 413, gRPC codes) are answered directly. */
 void mr_srv_dispatch(mr_srv_request *r);
@@ -254,8 +253,7 @@ struct mr_srv_conn {
     mr_srv_proto proto;
     struct mr_srv_conn *prev, *next;
 
-    mr_buf *certs;
-    size_t ncerts;
+    mr_buf leaf;              /* DER of the peer's leaf certificate (empty: none) */
 
     /* HTTP/1 */
     size_t scanned;
@@ -307,8 +305,9 @@ bool mr_srv_h2_stalled(const mr_srv_conn *c);
 
 /* TLS (tls.c). */
 MR_RESULT mr_srv_tls_ctx_new(mr_srv_listener *l, SSL_CTX **out);
-MR_RESULT mr_srv_tls_peer_certs(SSL *ssl, mr_buf **certs, size_t *n);
-void mr_srv_certs_free(mr_buf *certs, size_t n);
+/* DER of the peer's leaf certificate (empty when none was sent). The rest of the chain is
+ * not proven by the handshake and is deliberately not returned. */
+MR_RESULT mr_srv_tls_peer_leaf(SSL *ssl, mr_buf *leaf);
 
 /* ---- worker pool (pool.c) ---- */
 

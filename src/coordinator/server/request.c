@@ -45,25 +45,19 @@ void mr_srv_request_free(mr_srv_request *r)
     mr_free(r->path);
     mr_srv_hdrs_free(&r->hdrs);
     mr_buf_free(&r->body);
-    mr_srv_certs_free(r->certs, r->ncerts);
+    mr_buf_free(&r->leaf);
     mr_srv_hdrs_free(&r->resp_hdrs);
     mr_buf_free(&r->resp_body);
     mr_free(r->grpc_msg);
     mr_free(r);
 }
 
-MR_RESULT mr_srv_request_take_certs(mr_srv_request *r, const mr_srv_conn *c)
+MR_RESULT mr_srv_request_take_leaf(mr_srv_request *r, const mr_srv_conn *c)
 {
-    if (c->ncerts == 0)
+    mr_buf_init(&r->leaf, 0, 0);
+    if (c->leaf.len == 0)
         return MR_SUCCESS;
-    r->certs = mr_calloc(c->ncerts, sizeof(*r->certs));
-    MR_ENSURE_ALLOC(r->certs);
-    for (size_t i = 0; i < c->ncerts; i++) {
-        mr_buf_init(&r->certs[i], 0, 0);
-        r->ncerts = i + 1;
-        MR_GUARD(mr_buf_append(&r->certs[i], c->certs[i].data, c->certs[i].len));
-    }
-    return MR_SUCCESS;
+    return mr_buf_append(&r->leaf, c->leaf.data, c->leaf.len);
 }
 
 /* ---- accessors ---- */
@@ -74,7 +68,7 @@ const char *mr_srv_req_target(const mr_srv_request *r) { return r->target; }
 const char *mr_srv_req_query(const mr_srv_request *r) { return r->query; }
 mr_srv_proto mr_srv_req_proto(const mr_srv_request *r) { return r->proto; }
 mr_srv_listener_kind mr_srv_req_listener(const mr_srv_request *r) { return r->listener; }
-size_t mr_srv_req_peer_cert_count(const mr_srv_request *r) { return r->ncerts; }
+mr_slice mr_srv_req_peer_leaf(const mr_srv_request *r) { return mr_buf_slice(&r->leaf); }
 
 const char *mr_srv_req_header(const mr_srv_request *r, const char *name)
 {
@@ -92,13 +86,6 @@ mr_slice mr_srv_req_body(const mr_srv_request *r)
         return (mr_slice){0};
     }
     return mr_buf_slice(&r->body);
-}
-
-mr_slice mr_srv_req_peer_cert(const mr_srv_request *r, size_t i)
-{
-    if (i >= r->ncerts)
-        return (mr_slice){0};
-    return mr_buf_slice(&r->certs[i]);
 }
 
 /* ---- completion ---- */

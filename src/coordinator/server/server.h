@@ -15,9 +15,10 @@
  *
  * Listeners (spec §4.1, §5.2, §11.1):
  *   MR_SRV_LISTENER_CLIENT  HTTPS, TLS 1.2+, ALPN h2 and http/1.1, client certificate
- *                           requested but never verified (handlers see what was sent).
- *   MR_SRV_LISTENER_MESH    TLS, client certificate required (any chain accepted), ALPN
- *                           must be h2, gRPC unary only.
+ *                           requested but never verified by TLS (handlers see the leaf the
+ *                           handshake proved, never the rest of the chain).
+ *   MR_SRV_LISTENER_MESH    TLS, client certificate required (any chain accepted; handlers
+ *                           see the leaf only), ALPN must be h2, gRPC unary only.
  *   MR_SRV_LISTENER_PLAIN   plain HTTP/1.1 (metrics, events, health).
  * The certificate and key of a TLS listener come from a provider callback that is asked on
  * every handshake (spec §3.5: they change at runtime).
@@ -149,9 +150,11 @@ MR_API const char *mr_srv_req_query(const mr_srv_request *r);
 /* First value of a header (name case-insensitive), or NULL. */
 MR_API const char *mr_srv_req_header(const mr_srv_request *r, const char *name);
 MR_API mr_slice mr_srv_req_body(const mr_srv_request *r);
-/* Certificates the TLS peer sent, leaf first (DER). 0 on plain HTTP or when none was sent. */
-MR_API size_t mr_srv_req_peer_cert_count(const mr_srv_request *r);
-MR_API mr_slice mr_srv_req_peer_cert(const mr_srv_request *r, size_t i);
+/* DER of the TLS peer's leaf certificate; empty on plain HTTP or when none was sent. This is
+ * the only certificate whose key the handshake proves (CertificateVerify): any further
+ * certificates the peer sent are attacker-chosen data and are not exposed, so nothing above
+ * this layer can authenticate on them (docs/security.md). */
+MR_API mr_slice mr_srv_req_peer_leaf(const mr_srv_request *r);
 MR_API mr_srv_proto mr_srv_req_proto(const mr_srv_request *r);
 MR_API mr_srv_listener_kind mr_srv_req_listener(const mr_srv_request *r);
 /* True once the client has gone away (connection closed or stream reset). Long handlers may

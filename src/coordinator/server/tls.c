@@ -97,55 +97,18 @@ out:
     return res;
 }
 
-void mr_srv_certs_free(mr_buf *certs, size_t n)
+MR_RESULT mr_srv_tls_peer_leaf(SSL *ssl, mr_buf *leaf)
 {
-    if (certs == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        mr_buf_free(&certs[i]);
-    mr_free(certs);
-}
-
-static mr_result append_der(X509 *x, mr_buf *dst)
-{
+    mr_buf_init(leaf, 0, 0);
+    /* Only the leaf is proven by the handshake (CertificateVerify). The rest of the chain the
+     * peer sent is attacker data and is never handed to the layers above. */
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    if (x == NULL)
+        return MR_SUCCESS;
     unsigned char *der = NULL;
     int len = i2d_X509(x, &der);
     MR_ENSURE(len > 0, MR_ERR_INTERNAL, "cannot encode peer certificate");
-    mr_buf_init(dst, 0, 0);
-    mr_result r = mr_buf_append(dst, der, (size_t)len);
+    mr_result r = mr_buf_append(leaf, der, (size_t)len);
     OPENSSL_free(der);
     return r;
-}
-
-MR_RESULT mr_srv_tls_peer_certs(SSL *ssl, mr_buf **certs, size_t *n)
-{
-    mr_result res = MR_FAILURE;
-    mr_buf *v = NULL;
-    size_t cnt = 0;
-    *certs = NULL;
-    *n = 0;
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
-    if (leaf == NULL)
-        return MR_SUCCESS;
-    /* On the server side the chain does not contain the leaf. */
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-    int extra = chain != NULL ? sk_X509_num(chain) : 0;
-    v = mr_calloc((size_t)extra + 1, sizeof(*v));
-    MR_ENSURE_ALLOC_OUT(v);
-    MR_GUARD_OUT(append_der(leaf, &v[cnt]));
-    cnt++;
-    for (int i = 0; i < extra; i++) {
-        X509 *x = sk_X509_value(chain, i);
-        if (x == leaf)
-            continue; /* never report the leaf twice */
-        MR_GUARD_OUT(append_der(x, &v[cnt]));
-        cnt++;
-    }
-    *certs = v;
-    *n = cnt;
-    v = NULL;
-    res = MR_SUCCESS;
-out:
-    mr_srv_certs_free(v, cnt);
-    return res;
 }

@@ -106,11 +106,11 @@ static mr_result echo_json(mr_srv_request *r, mr_buf *j)
         }
     }
     mr_srv_strlist_free(&s);
-    MR_GUARD(mr_buf_printf(j, "],\"peer_certs\":%zu,\"peer_cert_sha256\":",
-                           mr_srv_req_peer_cert_count(r)));
-    if (mr_srv_req_peer_cert_count(r) > 0) {
+    MR_GUARD(mr_buf_printf(j, "],\"peer_certs\":%d,\"peer_cert_sha256\":",
+                           mr_srv_req_peer_leaf(r).len > 0 ? 1 : 0));
+    if (mr_srv_req_peer_leaf(r).len > 0) {
         MR_GUARD(mr_buf_append_u8(j, '"'));
-        MR_GUARD(sha256_hex(mr_srv_req_peer_cert(r, 0), j));
+        MR_GUARD(sha256_hex(mr_srv_req_peer_leaf(r), j));
         MR_GUARD(mr_buf_append_u8(j, '"'));
     } else {
         MR_GUARD(mr_buf_append_str(j, "null"));
@@ -175,8 +175,8 @@ static mr_result activate_resp(mr_srv_request *r, const Rpc__ActivationReq *req)
     mr_result res = MR_FAILURE;
     mr_buf hex;
     mr_buf_init(&hex, 0, 0);
-    if (mr_srv_req_peer_cert_count(r) > 0)
-        MR_GUARD_OUT(sha256_hex(mr_srv_req_peer_cert(r, 0), &hex));
+    if (mr_srv_req_peer_leaf(r).len > 0)
+        MR_GUARD_OUT(sha256_hex(mr_srv_req_peer_leaf(r), &hex));
     else
         MR_GUARD_OUT(mr_buf_append_str(&hex, "none"));
     Rpc__Parameters__EnvEntry e1 = RPC__PARAMETERS__ENV_ENTRY__INIT;
