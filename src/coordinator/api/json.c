@@ -66,3 +66,16 @@ mr_result jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *pres
     return r;
 }
 
+
+mr_result jr_no_trailing(mr_slice body, size_t consumed)
+{
+    for (size_t i = consumed; i < body.len; i++) {
+        unsigned char ch = body.ptr[i];
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+            continue;
+        if (ch >= 0x20 && ch < 0x7f && ch != '\'')
+            MR_BAIL(MR_ERR_USAGE, "invalid character '%c' after top-level value", ch);
+        MR_BAIL(MR_ERR_USAGE, "invalid character '\\x%02x' after top-level value", ch);
+    }
+    return MR_SUCCESS;
+}

@@ -25,5 +25,10 @@ MR_RESULT jw_int(mr_buf *b, long long v);
  * missing or null. Fails (MR_ERR_USAGE, Go-like text) on bad JSON or a non-string value. */
 MR_RESULT jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *present);
 
+/* After a value decoded from the first `consumed` bytes of body: fails (MR_ERR_USAGE) with
+ * json.Unmarshal's text "invalid character 'x' after top-level value" unless only JSON
+ * whitespace follows. For bodies that must not carry anything after their object. */
+MR_RESULT jr_no_trailing(mr_slice body, size_t consumed);
+
 
 #endif

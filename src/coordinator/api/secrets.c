@@ -154,6 +154,12 @@ static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
         goto out;
     mr_slice body = mr_srv_req_body(r);
     root = json_loadb((const char *)body.ptr, body.len, v2 ? JSON_DISABLE_EOF_CHECK : 0, &jerr);
+    /* Unlike upstream's json.Decoder, nothing may follow the object: a body that carries
+     * private keys is taken exactly or not at all (docs/security.md). */
+    if (root != NULL && v2 && !mr_ok(jr_no_trailing(body, (size_t)jerr.position))) {
+        api_fail(r, 400);
+        goto out;
+    }
     json_t *map = root;
     if (root != NULL && v2) {
         map = json_is_object(root) ? mr_json_field(root, "secrets") : NULL;

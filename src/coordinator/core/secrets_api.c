@@ -71,6 +71,24 @@ out:
 
 static const char *type_of(const mr_manifest_secret *d) { return d->type.ptr ? d->type.ptr : ""; }
 
+/* The uploaded private key parses as PKCS #8, SEC 1 or PKCS #1 DER and its public half is
+ * the certificate's key. */
+static mr_result check_private_matches(const mr_core_user_secret *u, const EVP_PKEY *cert_pub)
+{
+    static const mr_key_format formats[] = {MR_KEYFMT_PKCS8, MR_KEYFMT_SEC1, MR_KEYFMT_PKCS1};
+    EVP_PKEY *key = NULL;
+    for (size_t i = 0; i < MR_ARRAY_LEN(formats) && key == NULL; i++)
+        if (!mr_ok(mr_key_private_from_der(u->priv, formats[i], &key)))
+            key = NULL;
+    MR_ENSURE(key != NULL, MR_ERR_USAGE,
+              "secret %s: private key is not a PKCS #8, SEC 1 or PKCS #1 DER key", u->name);
+    bool same = mr_key_public_equal(key, cert_pub);
+    EVP_PKEY_free(key);
+    MR_ENSURE(same, MR_ERR_USAGE, "secret %s: private key does not match the certificate",
+              u->name);
+    return MR_SUCCESS;
+}
+
 static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u, core_secret *out)
 {
     const mr_manifest_secret *d = mr_manifest_find_secret(m, u->name);
@@ -102,7 +120,11 @@ static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u
         MR_GUARD(mr_buf_set(&out->cert_der, u->cert.ptr, u->cert.len));
         MR_GUARD(mr_x509_pubkey(out->cert, &pub));
         MR_GUARD(mr_key_public_to_der(pub, MR_KEYFMT_PKIX, &out->pub));
-        /* Private is taken as uploaded (MarbleRun does not check it either). */
+        /* Private is kept as uploaded (the CLI sends whatever DER its PEM file holds), but
+         * unlike MarbleRun it must be a key of one of those encodings and belong to the
+         * certificate. */
+        if (u->has_private && u->priv.len > 0)
+            MR_GUARD(check_private_matches(u, pub));
         MR_GUARD(mr_buf_set(&out->priv, u->priv.ptr, u->priv.len));
     }
     out->has_value = true;
