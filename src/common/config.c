@@ -34,6 +34,22 @@ static const mr_config_var vars[] = {
     {"OE_SIMULATION", NULL, "all", "1 = simulation mode (as with OpenEnclave/EGo)."},
     {"EDG_HTTP_ERROR_LOG_LEVEL", "error", "coordinator",
      "Level of TLS-handshake and HTTP-server error logs."},
+    /* Limits under hostile load (MarbleRun-C; docs/security.md) */
+    {"EDG_COORDINATOR_CLIENT_MAX_CONNS", "1024", "coordinator",
+     "Connections the client API holds at once; when full, the longest-idle one is closed for "
+     "a new client."},
+    {"EDG_COORDINATOR_MESH_MAX_CONNS", "4096", "coordinator",
+     "Connections the mesh API holds at once (its own budget: a flood of the client API takes "
+     "none of it)."},
+    {"EDG_COORDINATOR_MAX_CONNS_PER_SOURCE", "256", "coordinator",
+     "Connections one peer address may hold on each listener; 0 = no limit."},
+    {"EDG_COORDINATOR_HANDSHAKE_TIMEOUT", "5", "coordinator",
+     "Seconds a new connection has to complete its TLS handshake."},
+    {"EDG_COORDINATOR_IDLE_TIMEOUT", "60", "coordinator",
+     "Seconds a connection may stay open without a request."},
+    {"EDG_COORDINATOR_BODY_BUDGET", "33554432", "coordinator",
+     "Bytes of request bodies each listener holds in memory at once (one peer address: a "
+     "quarter); beyond, requests get 503 / RESOURCE_EXHAUSTED."},
     /* Logging */
     {"EDG_LOG_FORMAT", NULL, "all", "json or console; default json (console in dev mode)."},
     {"EDG_LOG_LEVEL", NULL, "all", "debug, info, warn or error; default info."},

@@ -4,6 +4,7 @@
  * opens the core (sealed state or a fresh CA), applies EDG_STARTUP_MANIFEST, and serves the
  * client API, the mesh API and, when configured, the metrics listener until SIGTERM/SIGINT.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,11 +111,43 @@ static mr_result startup_manifest(daemon_t *d)
     return r;
 }
 
+/* The network layer's limits under hostile load (docs/security.md). */
+static mr_result server_limits(mr_srv_limits *l)
+{
+    uint64_t client = 0, mesh = 0, per_source = 0, handshake = 0, idle = 0, budget = 0;
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_CLIENT_MAX_CONNS", &client));
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_MESH_MAX_CONNS", &mesh));
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_MAX_CONNS_PER_SOURCE", &per_source));
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_HANDSHAKE_TIMEOUT", &handshake));
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_IDLE_TIMEOUT", &idle));
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_BODY_BUDGET", &budget));
+    MR_ENSURE(client > 0 && client <= 1000000 && mesh > 0 && mesh <= 1000000, MR_ERR_USAGE,
+              "EDG_COORDINATOR_CLIENT_MAX_CONNS and EDG_COORDINATOR_MESH_MAX_CONNS must be "
+              "between 1 and 1000000");
+    MR_ENSURE(handshake > 0 && handshake <= 3600 && idle > 0 && idle <= 86400, MR_ERR_USAGE,
+              "EDG_COORDINATOR_HANDSHAKE_TIMEOUT must be 1..3600 and "
+              "EDG_COORDINATOR_IDLE_TIMEOUT 1..86400 seconds");
+    /* a budget must hold at least one largest body of its listener (8 MiB REST, 4 MiB gRPC) */
+    MR_ENSURE(budget >= ((uint64_t)8 << 20) + 5 && budget <= ((uint64_t)1 << 40), MR_ERR_USAGE,
+              "EDG_COORDINATOR_BODY_BUDGET must be at least 8388613 bytes (one largest body)");
+    mr_srv_limits_default(l);
+    l->max_conns = (unsigned)client;
+    l->mesh_max_conns = (unsigned)mesh;
+    l->max_conns_per_source = per_source == 0 || per_source > 1000000 ? UINT_MAX
+                                                                      : (unsigned)per_source;
+    l->handshake_timeout_ms = (unsigned)handshake * 1000u;
+    l->idle_timeout_ms = (unsigned)idle * 1000u;
+    l->body_budget = (size_t)budget;
+    return MR_SUCCESS;
+}
+
 static mr_result serve(daemon_t *d)
 {
     int client = -1, mesh = -1, metrics = -1;
     const char *prom = mr_config_get("EDG_COORDINATOR_PROMETHEUS_ADDR");
-    MR_GUARD(mr_srv_new(NULL, 0, &d->srv));
+    mr_srv_limits lim;
+    MR_GUARD(server_limits(&lim));
+    MR_GUARD(mr_srv_new(&lim, 0, &d->srv));
     MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_CLIENT, mr_config_get("EDG_COORDINATOR_CLIENT_ADDR"),
                            client_cert, d->core, &client));
     MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_MESH, mr_config_get("EDG_COORDINATOR_MESH_ADDR"),

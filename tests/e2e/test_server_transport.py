@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -403,6 +404,8 @@ def test_grpc_64_concurrent_calls(pb, channel):
 
 
 def test_500_idle_tls_connections(pb, channel, daemon):
+    # 500 idle TLS connections (from two addresses: one address holds at most 256) leave the
+    # mesh and the rest of the client API working
     msgs, stubs = pb
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -410,8 +413,10 @@ def test_500_idle_tls_connections(pb, channel, daemon):
     ctx.set_alpn_protocols(["http/1.1"])
     conns = []
     try:
-        for _ in range(500):
-            raw = socket.create_connection(("127.0.0.1", daemon.client), timeout=10)
+        for i in range(500):
+            src = "127.0.0.2" if i % 2 else "127.0.0.3"
+            raw = socket.create_connection(("127.0.0.1", daemon.client), timeout=10,
+                                           source_address=(src, 0))
             conns.append(ctx.wrap_socket(raw))
         stub = stubs.MarbleStub(channel)
         for i in range(10):
@@ -569,19 +574,87 @@ def test_graceful_stop_with_idle_h2_clients(build_dir, certs, tmp_path, pb):
         ch.close()
 
 
-def test_max_connections_pauses_accept(build_dir, certs, tmp_path):
-    d = Daemon(build_dir, certs, tmp_path, "--max-conns", "4")
-    held = [socket.create_connection(("127.0.0.1", d.metrics), timeout=5) for _ in range(4)]
+def _tls(port, source="127.0.0.1", alpn=("http/1.1",)):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(list(alpn))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    return ctx.wrap_socket(raw)
+
+
+def _closed_by_server(sock, wait=5.0):
+    sock.settimeout(wait)
     try:
-        extra = socket.create_connection(("127.0.0.1", d.metrics), timeout=5)
-        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        extra.settimeout(0.5)
-        with pytest.raises(socket.timeout):
-            extra.recv(100)  # queued in the backlog, not served
-        held.pop().close()
-        extra.settimeout(10)
-        assert extra.recv(100).startswith(b"HTTP/1.1 200")
+        return sock.recv(100) == b""
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+        return True
+
+
+def _refused(port, source):
+    """A new connection is closed by the server at once (the reset may already meet connect)."""
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    except ConnectionResetError:
+        return True
+    with raw:
+        return _closed_by_server(raw)
+
+
+def _get_status(sock):
+    sock.settimeout(10)
+    sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock.recv(100)
+
+
+def test_full_listener_closes_longest_idle_connection(build_dir, certs, tmp_path):
+    d = Daemon(build_dir, certs, tmp_path, "--max-conns", "4")
+    held = [_tls(d.client) for _ in range(4)]
+    try:
+        # a fifth client gets in; the longest-idle connection makes room
+        extra = _tls(d.client)
+        assert _get_status(extra).startswith(b"HTTP/1.1 200")
+        assert _closed_by_server(held[0])
+        for s in held[1:]:
+            assert _get_status(s).startswith(b"HTTP/1.1 200")
         extra.close()
+    finally:
+        for s in held:
+            s.close()
+        assert d.stop() == 0
+
+
+def test_full_listener_refuses_when_no_connection_is_idle(build_dir, certs, tmp_path):
+    d = Daemon(build_dir, certs, tmp_path, "--max-conns", "3")
+    busy = [_tls(d.client) for _ in range(3)]
+    try:
+        for s in busy:
+            s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")  # handlers hold each for 1 s
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert _refused(d.client, "127.0.0.1")  # refused at once, not queued
+        assert time.monotonic() - t0 < 3
+        for s in busy:
+            s.settimeout(10)
+            assert s.recv(200).startswith(b"HTTP/1.1 200")
+        # once they are idle again, a new client gets in by evicting one of them
+        assert _get_status(_tls(d.client)).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in busy:
+            s.close()
+        assert d.stop() == 0
+
+
+def test_per_source_connection_limit(build_dir, certs, tmp_path, pb):
+    d = Daemon(build_dir, certs, tmp_path, "--max-conns-per-source", "3")
+    held = [_tls(d.client, "127.0.0.2") for _ in range(3)]
+    try:
+        assert _refused(d.client, "127.0.0.2")
+        # other addresses, and the same address on another listener, are not affected
+        assert _get_status(_tls(d.client, "127.0.0.3")).startswith(b"HTTP/1.1 200")
+        assert _get_status(held[2]).startswith(b"HTTP/1.1 200")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{d.metrics}/metrics", timeout=10).read().decode()
+        assert 'marblerun_server_connections_refused_total{listener="client",reason="source"} 1' in metrics
     finally:
         for s in held:
             s.close()

@@ -38,13 +38,67 @@ void api_fail(mr_srv_request *r, int status)
 
 bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size)
 {
-    if (mr_ok(mr_core_auth_user(a->cfg.core, mr_srv_req_peer_leaf(r), name, size)))
-        return true;
+    if (mr_ok(mr_core_auth_user(a->cfg.core, mr_srv_req_peer_leaf(r), name, size))) {
+        if (!mr_srv_req_body_withheld(r))
+            return true;
+        /* the precheck found no such user a moment ago (the users changed in between) */
+        mr_srv_reply_error(r, 503, API_RETRY_TEXT);
+        return false;
+    }
     if (v2)
         api_fail(r, 401);
     else
         api_error(r, 401);
     return false;
+}
+
+/* ---- request bodies (docs/security.md) ---- */
+
+/* Only a manifest user's request may carry a large body: the handler authenticates the leaf
+ * before it reads anything, so the server need not hold the body of anyone else. */
+static bool pre_user(const mr_srv_request *r, void *arg)
+{
+    mr_api *a = arg;
+    char name[API_USER_MAX];
+    return mr_ok(mr_core_auth_user(a->cfg.core, mr_srv_req_peer_leaf(r), name, sizeof(name)));
+}
+
+/* POST /manifest is refused in any state but these before the manifest is parsed. */
+bool api_accepts_manifest(mr_api *a)
+{
+    int st = mr_core_state(a->cfg.core);
+    return st == MR_STATE_RECOVERY || st == MR_STATE_ACCEPTING_MANIFEST;
+}
+
+static bool pre_manifest(const mr_srv_request *r, void *arg)
+{
+    (void)r;
+    return api_accepts_manifest(arg);
+}
+
+/* Routes that take more than the server's small default; all others keep it (64 KiB), and
+ * GET routes take no body. */
+static mr_result register_bodies(mr_api *a)
+{
+    static const struct {
+        const char *path;
+        size_t max;
+        mr_srv_precheck_fn pre;
+    } routes[] = {
+        {"/manifest", API_BODY_MAX, pre_manifest},
+        {"/api/v2/manifest", API_BODY_MAX, pre_manifest},
+        {"/secrets", API_BODY_MAX, pre_user},
+        {"/api/v2/secrets", API_BODY_MAX, pre_user},
+        {"/update", API_BODY_MAX, pre_user},
+        {"/api/v2/update", API_BODY_MAX, pre_user},
+        {"/update-manifest", API_BODY_MAX, pre_user},
+        {"/api/v2/update-manifest", API_BODY_MAX, pre_user},
+        {"/api/v2/sign-quote", API_QUOTE_BODY_MAX, NULL},
+    };
+    for (size_t i = 0; i < MR_ARRAY_LEN(routes); i++)
+        MR_GUARD(mr_srv_route_body(a->cfg.srv, a->cfg.client_listener, "POST", routes[i].path,
+                                   routes[i].max, routes[i].pre));
+    return MR_SUCCESS;
 }
 
 void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote)
@@ -147,6 +201,7 @@ mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
         (cfg->client_listener >= 0 && !mr_ok(api_register_updates(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_extras(a))) ||
         (cfg->client_listener >= 0 && !mr_ok(api_register_recovery(a))) ||
+        (cfg->client_listener >= 0 && !mr_ok(register_bodies(a))) ||
         (cfg->mesh_listener >= 0 && !mr_ok(api_register_mesh(a))) ||
         (cfg->metrics_listener >= 0 && !mr_ok(api_register_observe(a)))) {
         mr_api_free(a);

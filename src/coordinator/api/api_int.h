@@ -54,9 +54,18 @@ void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice qu
 /* Counts an activation attempt (success = false) or a success for the series. */
 void api_count_activation(mr_api *a, const char *type, const char *uuid, bool success);
 
-/* Authenticates the request's client certificates as a manifest user (spec §4.4). On failure
- * the request is completed with 401 (v1 error / v2 fail envelope) and false is returned. */
+/* Body limits: uploads of manifests and secrets; a quote to sign. */
+#define API_BODY_MAX ((size_t)8 << 20)
+#define API_QUOTE_BODY_MAX ((size_t)256 << 10)
+#define API_USER_MAX 4096
+/* Answer when a precheck's reason to refuse a body was gone by the time the handler ran. */
+#define API_RETRY_TEXT "the server state changed while the request was received; retry"
+
+/* Authenticates the request's TLS leaf as a manifest user (spec §4.4). On failure the request
+ * is completed with 401 (v1 error / v2 fail envelope) and false is returned. */
 bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size);
+/* The core's state takes POST /manifest (recovery or accepting a manifest). */
+bool api_accepts_manifest(mr_api *a);
 
 /* Completes a request with a JSend success whose data is the buffer's JSON (NULL = null). */
 void api_success(mr_srv_request *r, mr_buf *data);

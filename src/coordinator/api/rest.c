@@ -134,15 +134,31 @@ static void set_manifest(mr_srv_request *r, mr_api *a, mr_slice raw, bool v2)
     mr_buf_free(&out);
 }
 
+/* The body was refused before it was read (the state took no manifest): the core answers with
+ * its state error; if the state changed since, the client must retry. */
+static bool body_withheld(mr_srv_request *r, mr_api *a, bool v2)
+{
+    if (!mr_srv_req_body_withheld(r))
+        return false;
+    if (api_accepts_manifest(a))
+        mr_srv_reply_error(r, 503, API_RETRY_TEXT);
+    else
+        set_manifest(r, a, (mr_slice){0}, v2);
+    return true;
+}
+
 static void h_manifest_post_v1(mr_srv_request *r, void *arg)
 {
-    set_manifest(r, arg, mr_srv_req_body(r), false);
+    if (!body_withheld(r, arg, false))
+        set_manifest(r, arg, mr_srv_req_body(r), false);
 }
 
 static void h_manifest_post_v2(mr_srv_request *r, void *arg)
 {
     mr_buf manifest;
     bool present = false;
+    if (body_withheld(r, arg, true))
+        return;
     mr_buf_init(&manifest, 0, 0);
     if (!mr_ok(jr_b64_field(mr_srv_req_body(r), "manifest", &manifest, &present)))
         api_fail(r, 400);

@@ -10,13 +10,12 @@
 #include "coordinator/api/api_int.h"
 
 #define MAX_NAMES 256
-#define USER_MAX 4096
 
 /* ---- GET ---- */
 
 static void get_secrets(mr_srv_request *r, mr_api *a, bool v2)
 {
-    char user[USER_MAX];
+    char user[API_USER_MAX];
     mr_srv_strlist names = {0};
     mr_buf out, data;
     mr_buf_init(&out, 0, MR_BUF_SECRET);
@@ -142,7 +141,7 @@ static mr_result parse_uploads(json_t *map, uploads *u)
 
 static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
 {
-    char user[USER_MAX];
+    char user[API_USER_MAX];
     json_error_t jerr;
     json_t *root = NULL;
     uploads *u = mr_calloc(1, sizeof(*u));

@@ -6,7 +6,6 @@
 #include "common/alloc.h"
 #include "coordinator/api/api_int.h"
 
-#define USER_MAX 4096
 #define ALL_ACKED "All users have acknowledged the update manifest. Update successfully applied"
 #define CANCELLED "Update successfully cancelled"
 
@@ -98,7 +97,7 @@ static void h_log_v2(mr_srv_request *r, void *arg)
 static void h_update_v1(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
-    char user[USER_MAX];
+    char user[API_USER_MAX];
     mr_core_update_result u;
     if (!api_user(a, r, false, user, sizeof(user)))
         return;
@@ -113,7 +112,7 @@ static void h_update_v1(mr_srv_request *r, void *arg)
 static void h_update_v2(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
-    char user[USER_MAX];
+    char user[API_USER_MAX];
     mr_core_update_result u;
     mr_buf m, out;
     bool present = false;
@@ -205,7 +204,7 @@ static mr_result ack_message(const mr_core_update_result *u, bool v2, mr_buf *ou
 
 static void ack(mr_srv_request *r, mr_api *a, bool v2)
 {
-    char user[USER_MAX];
+    char user[API_USER_MAX];
     mr_core_update_result u;
     mr_buf m, msg, out;
     bool present = false;
@@ -264,7 +263,7 @@ static void h_ack_v2(mr_srv_request *r, void *arg) { ack(r, arg, true); }
 
 static void cancel(mr_srv_request *r, mr_api *a, bool v2)
 {
-    char user[USER_MAX];
+    char user[API_USER_MAX];
     mr_buf out;
     mr_buf_init(&out, 0, 0);
     if (!api_user(a, r, v2, user, sizeof(user)))

@@ -62,6 +62,7 @@ static void teardown(mr_srv_conn *c)
 static void release(mr_srv_conn *c)
 {
     mr_srv *s = c->srv;
+    mr_srv_conn_uncount(c);
     if (c->timer != NULL)
         event_free(c->timer);
     mr_buf_free(&c->leaf);
@@ -182,6 +183,22 @@ static void h1_request_done(mr_srv_conn *c)
     mr_srv_dispatch(r);
 }
 
+static void drain_withheld(mr_srv_conn *c);
+
+/* The route's precheck declined the body: the handler runs now with none, and the body is
+ * read and dropped while it works; the connection closes after the answer. */
+static void withhold_body(mr_srv_conn *c, mr_srv_request *r, bool chunked, int64_t cl)
+{
+    r->withheld = true;
+    c->keep_alive = false;
+    c->discard_left = chunked ? DISCARD_MAX : (uint64_t)cl;
+    h1_request_done(c);
+    if (!c->closed && c->state == CONN_H1_WAIT && c->h1_req == r) {
+        set_reading(c, true);
+        drain_withheld(c);
+    }
+}
+
 static void start_body(mr_srv_conn *c, size_t head_len)
 {
     mr_srv *s = c->srv;
@@ -190,6 +207,7 @@ static void start_body(mr_srv_conn *c, size_t head_len)
         early_response(c, 500, "out of memory", 0);
         return;
     }
+    mr_srv_idle_leave(c);
     c->h1_req = r;
     bool chunked = c->head.chunked;
     int64_t cl = c->head.content_length;
@@ -204,11 +222,21 @@ static void start_body(mr_srv_conn *c, size_t head_len)
     mr_h1_head_free(&c->head);
     r->req_size = head_len;
     r->head_only = strcmp(r->method, "HEAD") == 0;
-    if (cl > 0 && (uint64_t)cl > s->limits.max_body_bytes) {
+    size_t max = 0;
+    bool take = mr_srv_body_policy(r, chunked ? -1 : (cl > 0 ? cl : 0), &max);
+    if ((chunked || cl > 0) && !take) {
+        withhold_body(c, r, chunked, cl);
+        return;
+    }
+    if (cl > 0 && (uint64_t)cl > max) {
         early_response(c, 413, "request body too large", (uint64_t)cl);
         return;
     }
-    mr_buf_init(&r->body, s->limits.max_body_bytes, 0);
+    mr_buf_init(&r->body, max, 0);
+    if (!chunked && cl > 0 && !mr_srv_body_reserve(r, (size_t)cl)) {
+        early_response(c, 503, MR_SRV_BUDGET_TEXT, (uint64_t)cl);
+        return;
+    }
     c->body_left = chunked ? -1 : (cl > 0 ? cl : 0);
     memset(&c->chunk, 0, sizeof(c->chunk));
     if (expect && c->body_left != 0)
@@ -224,6 +252,7 @@ static bool h1_head_step(mr_srv_conn *c)
     size_t avail = evbuffer_get_length(c->in);
     if (avail == 0)
         return false;
+    mr_srv_conn_started(c); /* plain listeners: the first bytes of the first request */
     if (c->timer_is_idle) {
         c->timer_is_idle = false;
         arm(c, s->limits.header_timeout_ms);
@@ -274,6 +303,10 @@ static bool h1_body_step(mr_srv_conn *c)
                 early_response(c, 413, "request body too large", (uint64_t)c->body_left);
                 return false;
             }
+            if (!mr_srv_body_charge(r)) {
+                early_response(c, 503, MR_SRV_BUDGET_TEXT, (uint64_t)c->body_left);
+                return false;
+            }
             c->body_left -= (int64_t)n;
             done = c->body_left == 0;
         } else if (!mr_ok(mr_h1_chunked_feed(&c->chunk, MR_SLICE(v.iov_base, v.iov_len),
@@ -281,6 +314,10 @@ static bool h1_body_step(mr_srv_conn *c)
             bool big = mr_error_get()->cat == MR_ERR_USAGE;
             early_response(c, big ? 413 : 400, big ? "request body too large"
                                                    : mr_error_get()->msg, DISCARD_MAX);
+            return false;
+        }
+        if (!mr_srv_body_charge(r)) {
+            early_response(c, 503, MR_SRV_BUDGET_TEXT, DISCARD_MAX);
             return false;
         }
         evbuffer_drain(c->in, n);
@@ -291,6 +328,18 @@ static bool h1_body_step(mr_srv_conn *c)
     if (progress)
         arm(c, c->srv->limits.body_timeout_ms);
     return false;
+}
+
+/* While a handler answers a request whose body was withheld: drop what of it arrives. */
+static void drain_withheld(mr_srv_conn *c)
+{
+    size_t n = evbuffer_get_length(c->in);
+    if ((uint64_t)n > c->discard_left)
+        n = (size_t)c->discard_left;
+    evbuffer_drain(c->in, n);
+    c->discard_left -= n;
+    if (c->discard_left == 0)
+        set_reading(c, false); /* the rest would be a next request; the connection closes */
 }
 
 static void discard_input(mr_srv_conn *c)
@@ -324,6 +373,10 @@ void mr_srv_conn_process(mr_srv_conn *c)
                 return;
             h1_request_done(c);
             return;
+        case CONN_H1_WAIT:
+            if (c->h1_req != NULL && c->h1_req->withheld)
+                drain_withheld(c);
+            return;
         default:
             return;
         }
@@ -332,6 +385,7 @@ void mr_srv_conn_process(mr_srv_conn *c)
 
 static void h1_idle(mr_srv_conn *c)
 {
+    mr_srv_idle_enter(c);
     c->state = CONN_H1_HEAD;
     c->scanned = 0;
     c->timer_is_idle = true;
@@ -341,12 +395,22 @@ static void h1_idle(mr_srv_conn *c)
 
 void mr_srv_conn_h1_response_ready(mr_srv_conn *c, mr_srv_request *r)
 {
-    bool keep = c->keep_alive && !c->srv->stopping;
+    bool keep = c->keep_alive && !c->srv->stopping && !r->withheld;
+    bool withheld = r->withheld;
     bool ok = mr_ok(mr_srv_h1_serialize(r, keep, r->head_only, c->out));
     c->h1_req = NULL;
     mr_srv_request_free(r);
     if (!ok) {
         mr_srv_conn_close(c);
+        return;
+    }
+    if (withheld && c->discard_left > 0) {
+        /* the client may still be sending the body: read it to the end, then close */
+        c->state = CONN_H1_DISCARD;
+        arm(c, LINGER_MS);
+        set_reading(c, true);
+        if (c->bev == NULL)
+            mr_srv_conn_close(c);
         return;
     }
     if (!keep) {
@@ -550,6 +614,7 @@ mr_srv_conn *mr_srv_conn_new(mr_srv *s, mr_srv_listener *l, struct bufferevent *
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    mr_srv_fresh_enter(c); /* until it sends something, it is the first to be evicted */
     arm(c, s->limits.handshake_timeout_ms);
     return c;
 }

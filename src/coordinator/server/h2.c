@@ -84,6 +84,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     }
     link_req(c, r);
     c->h2_open_streams++;
+    mr_srv_idle_leave(c);
     return 0;
 }
 
@@ -124,11 +125,18 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
+/* The body budget is spent: the body is dropped and the stream answered at once. */
+static void refuse_budget(mr_srv_request *r)
+{
+    r->budget_refused = true;
+    mr_srv_body_drop(r);
+}
+
 /* Decides an early error while the body is still arriving. */
 static void overflow(mr_srv_request *r)
 {
     r->overflow = true;
-    mr_buf_free(&r->body);
+    mr_srv_body_drop(r);
     if (r->grpc) {
         r->grpc_err_code = GRPC_RESOURCE_EXHAUSTED;
         snprintf(r->grpc_err_msg, sizeof(r->grpc_err_msg),
@@ -139,7 +147,8 @@ static void overflow(mr_srv_request *r)
 
 static void check_grpc_len(mr_srv_request *r)
 {
-    if (!r->grpc || r->overflow || r->body.len < 5 || r->body_len != 0)
+    if (!r->grpc || r->overflow || r->budget_refused || r->body.len < 5 || r->body_len != 0 ||
+        r->grpc_len_known)
         return;
     mr_cursor cur;
     uint8_t flag = 0;
@@ -150,11 +159,16 @@ static void check_grpc_len(mr_srv_request *r)
     size_t max = r->body_max - 5;
     if ((size_t)len > max) {
         r->overflow = true;
-        mr_buf_free(&r->body);
+        mr_srv_body_drop(r);
         r->grpc_err_code = GRPC_RESOURCE_EXHAUSTED;
         snprintf(r->grpc_err_msg, sizeof(r->grpc_err_msg),
                  "grpc: received message larger than max (%u vs. %zu)", len, max);
+        return;
     }
+    /* The whole message is announced: its memory is charged at once. */
+    r->grpc_len_known = true;
+    if (!mr_srv_body_reserve(r, (size_t)len + 5))
+        refuse_budget(r);
 }
 
 static void request_complete(mr_srv_conn *c, mr_srv_request *r);
@@ -165,7 +179,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
     mr_srv_conn *c = ud;
     (void)flags;
     mr_srv_request *r = stream_req(h2, id);
-    if (r == NULL || r->dispatched || r->done || r->overflow)
+    if (r == NULL || r->dispatched || r->done || r->overflow || r->budget_refused)
         return 0;
     if (r->body.len + len > r->body_max) {
         overflow(r);
@@ -174,16 +188,19 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
     }
     if (!mr_ok(mr_buf_append(&r->body, data, len)))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    check_grpc_len(r);
-    if (r->overflow)
+    if (!mr_srv_body_charge(r))
+        refuse_budget(r);
+    else
+        check_grpc_len(r);
+    if (r->overflow || r->budget_refused)
         request_complete(c, r);
     return 0;
 }
 
-static void request_complete(mr_srv_conn *c, mr_srv_request *r)
+/* The request head is complete: route it and decide about its body before any of it is
+ * buffered. */
+static void headers_done(mr_srv_conn *c, mr_srv_request *r, bool ended)
 {
-    if (r->dispatched || r->done)
-        return;
     if (r->method == NULL || r->target == NULL || r->target[0] != '/') {
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
         return;
@@ -201,6 +218,40 @@ static void request_complete(mr_srv_conn *c, mr_srv_request *r)
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
         return;
     }
+    const char *cl = mr_srv_hdrs_get(&r->hdrs, "content-length");
+    int64_t n = -1;
+    if (cl != NULL && !mr_ok(mr_h1_parse_content_length(MR_SLICE(cl, strlen(cl)), &n)))
+        n = -1;
+    if (ended)
+        n = 0; /* END_STREAM on the headers: no body at all */
+    size_t max = 0;
+    bool take = mr_srv_body_policy(r, n, &max);
+    r->body_max = max;
+    mr_buf_init(&r->body, max, 0);
+    if (!take) {
+        r->withheld = true;
+        request_complete(c, r); /* answered now; DATA that follows is dropped */
+        return;
+    }
+    if (n > 0) {
+        if ((uint64_t)n > max) {
+            overflow(r);
+            request_complete(c, r);
+        } else if (!mr_srv_body_reserve(r, (size_t)n)) {
+            refuse_budget(r);
+            request_complete(c, r);
+        }
+    }
+}
+
+static void request_complete(mr_srv_conn *c, mr_srv_request *r)
+{
+    if (r->dispatched || r->done)
+        return;
+    if (r->path == NULL) { /* the head was refused (stream reset) */
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
+        return;
+    }
     r->head_only = strcmp(r->method, "HEAD") == 0;
     r->req_size = r->body.len;
     mr_srv_dispatch(r);
@@ -211,10 +262,12 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
     mr_srv_conn *c = ud;
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
-    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
-        return 0;
     mr_srv_request *r = stream_req(h2, f->hd.stream_id);
-    if (r != NULL)
+    if (r == NULL)
+        return 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+        headers_done(c, r, (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
         request_complete(c, r);
     return 0;
 }
@@ -229,7 +282,7 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
         return 0;
     mr_srv_request *r = stream_req(h2, f->hd.stream_id);
-    if (r != NULL && r->grpc && r->overflow && r->done)
+    if (r != NULL && r->grpc && (r->overflow || r->budget_refused || r->withheld) && r->done)
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
@@ -245,8 +298,10 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
     if (c->h2_open_streams > 0)
         c->h2_open_streams--;
     release_req(c, r);
-    if (c->h2_open_streams == 0 && !c->closed)
+    if (c->h2_open_streams == 0 && !c->closed) {
         arm_timer(c, c->srv->limits.idle_timeout_ms);
+        mr_srv_idle_enter(c);
+    }
     return 0;
 }
 
@@ -431,6 +486,7 @@ MR_RESULT mr_srv_h2_start(mr_srv_conn *c)
                                                         H2_CONN_WINDOW) == 0,
                   MR_ERR_INTERNAL, "cannot set HTTP/2 window");
     arm_timer(c, c->srv->limits.idle_timeout_ms);
+    mr_srv_idle_enter(c);
     mr_srv_h2_flush(c);
     res = MR_SUCCESS;
 out:

@@ -197,7 +197,7 @@ static mr_result parse_request_line(mr_slice line, mr_h1_head *out, int *status)
     return MR_SUCCESS;
 }
 
-static mr_result parse_content_length(mr_slice v, int64_t *out)
+mr_result mr_h1_parse_content_length(mr_slice v, int64_t *out)
 {
     MR_ENSURE(v.len > 0 && v.len <= 18, MR_ERR_PROTOCOL, "bad Content-Length");
     int64_t n = 0;
@@ -234,7 +234,7 @@ static bool list_has(const char *list, const char *tok)
 static mr_result apply_header(mr_h1_head *out, const mr_srv_hdr *h, int *status)
 {
     if (strcmp(h->name, "content-length") == 0)
-        return parse_content_length(MR_SLICE(h->value, strlen(h->value)), &out->content_length);
+        return mr_h1_parse_content_length(MR_SLICE(h->value, strlen(h->value)), &out->content_length);
     if (strcmp(h->name, "transfer-encoding") == 0) {
         /* Only "chunked" (possibly listed with identity) is supported, as Go does. */
         *status = 501;

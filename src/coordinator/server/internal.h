@@ -59,6 +59,8 @@ MR_RESULT mr_h1_find_head_end(mr_slice in, size_t max, size_t *scanned, size_t *
 MR_RESULT mr_h1_parse_head(mr_slice head, size_t max_header_bytes, mr_h1_head *out,
                            int *status);
 void mr_h1_head_free(mr_h1_head *h);
+/* A Content-Length value (digits only); *out must be -1 or equal the value (repeated header). */
+MR_RESULT mr_h1_parse_content_length(mr_slice v, int64_t *out);
 
 /* Incremental chunked-body decoder. */
 typedef struct mr_h1_chunked {
@@ -129,6 +131,8 @@ typedef struct mr_srv_route_ent {
     bool grpc;
     mr_srv_handler_fn fn;
     void *arg;
+    size_t max_body;            /* most body bytes the route takes (see mr_srv_route_body) */
+    mr_srv_precheck_fn precheck; /* NULL: the handler always takes the body */
     mr_srv_http_metrics *http;  /* client listener, one per path (shared between methods) */
     mr_srv_grpc_metrics *gm;    /* mesh listener */
 } mr_srv_route_ent;
@@ -167,6 +171,66 @@ typedef struct mr_srv_job {
 typedef struct mr_srv_conn mr_srv_conn;
 typedef struct mr_srv_listener mr_srv_listener;
 
+/* ---- admission and budgets (budget.c) ----
+ * Every connection belongs to one source (listener + peer address). A listener admits at most
+ * its max_conns connections and a source at most max_conns_per_source; a full listener makes
+ * room by closing its longest-idle connection (one that has no request in progress), else
+ * refuses. Request bodies are charged, by the memory they hold, to their listener's budget and
+ * to their source's share of it (a quarter); bodies over max_small_body_bytes may fill only
+ * three quarters of the budget, so small requests (activations) always find room. The charge
+ * is released when the body is freed. Loop thread only. */
+typedef struct mr_srv_source {
+    int listener;
+    uint8_t family;             /* AF_INET, AF_INET6, or 0 (unknown / virtual) */
+    uint8_t addr[16];
+    unsigned conns;
+    size_t body_bytes;
+    struct mr_srv_source *next; /* hash chain */
+} mr_srv_source;
+
+typedef struct mr_srv_sources {
+    mr_srv_source **buckets;
+    size_t nbuckets;
+    size_t count;
+    uint64_t seed;
+} mr_srv_sources;
+
+typedef enum mr_srv_admit {
+    MR_SRV_ADMIT_OK = 0,
+    MR_SRV_ADMIT_SOURCE_FULL, /* the source holds its share of the listener's connections */
+    MR_SRV_ADMIT_LISTENER_FULL, /* the listener is full and none of its connections is idle */
+} mr_srv_admit;
+
+/* Finds or creates the source of a new connection on l and decides whether it may connect;
+ * may evict the listener's longest-idle connection. On MR_SRV_ADMIT_OK *src is counted. */
+mr_srv_admit mr_srv_admit_conn(mr_srv *s, mr_srv_listener *l, const struct sockaddr *sa,
+                               int salen, mr_srv_source **src);
+/* Undoes a successful admission whose connection could not be set up. */
+void mr_srv_source_release(mr_srv *s, mr_srv_listener *l, mr_srv_source *src);
+/* The connection is gone: uncounts it from its listener and source. */
+void mr_srv_conn_uncount(mr_srv_conn *c);
+/* Eviction candidates, in two lists per listener: "fresh" connections have sent nothing since
+ * they were accepted; "idle" ones wait for their peer (handshake under way, keep-alive, h2
+ * without open streams). A connection with a request in progress is on neither. */
+enum { MR_SRV_LIST_NONE = 0, MR_SRV_LIST_FRESH = 1, MR_SRV_LIST_IDLE = 2 };
+/* Just accepted. */
+void mr_srv_fresh_enter(mr_srv_conn *c);
+/* The peer sent its first bytes (the TLS ClientHello): fresh becomes idle. */
+void mr_srv_conn_started(mr_srv_conn *c);
+/* Waiting for the peer; idempotent, moves it to the newest end. */
+void mr_srv_idle_enter(mr_srv_conn *c);
+void mr_srv_idle_leave(mr_srv_conn *c);
+/* Charges the body memory of r after it grew to its current capacity; false (nothing charged)
+ * when the listener's budget or the source's share would be exceeded. */
+bool mr_srv_body_charge(mr_srv_request *r);
+/* Charges room for `total` body bytes at once and reserves them in r->body; false as above. */
+bool mr_srv_body_reserve(mr_srv_request *r, size_t total);
+/* Frees r->body and releases what it was charged. */
+void mr_srv_body_drop(mr_srv_request *r);
+void mr_srv_sources_free(mr_srv_sources *t);
+/* Prometheus families of connections and body memory per listener (any thread). */
+MR_RESULT mr_srv_render_budgets(const mr_srv *s, mr_buf *out);
+
 struct mr_srv_request {
     mr_srv *srv;
     mr_srv_conn *conn; /* loop thread only; NULL once the client is gone */
@@ -188,6 +252,12 @@ struct mr_srv_request {
     bool head_only;         /* HEAD: no response body */
     bool http10;            /* HTTP/1.0 request: keep-alive must be confirmed explicitly */
     mr_buf leaf;            /* DER of the TLS peer's leaf certificate (empty: none) */
+    mr_srv_listener *lst;   /* the listener it came in on (budget accounting) */
+    mr_srv_source *src;     /* its source; NULL for virtual connections */
+    size_t charged;         /* body bytes charged to the listener and source */
+    bool withheld;          /* the route's precheck declined the body: read and dropped */
+    bool budget_refused;    /* the body budget was spent: answered 503 / RESOURCE_EXHAUSTED */
+    bool grpc_len_known;    /* gRPC: the message length was read and its memory charged */
     bool grpc;
     bool grpc_frame_error;  /* error decided while receiving (size, compression) */
     int grpc_err_code;
@@ -219,6 +289,13 @@ mr_srv_request *mr_srv_request_new(mr_srv *s, mr_srv_conn *c);
 void mr_srv_request_free(mr_srv_request *r);
 /* Copies the connection's peer leaf certificate into the request. */
 MR_RESULT mr_srv_request_take_leaf(mr_srv_request *r, const mr_srv_conn *c);
+/* Answer when the body budget is spent (503; gRPC RESOURCE_EXHAUSTED). */
+#define MR_SRV_BUDGET_TEXT "request body budget exhausted, retry later"
+/* Once the head of r is in (method, path, leaf set): *max is the most body bytes its route
+ * takes; false when the body is to be withheld: the handler will not look at it (no such
+ * route, or the route's precheck declined it) and it is not a small body of known length
+ * (known_len: the announced length, -1 when unknown). Loop thread. */
+bool mr_srv_body_policy(mr_srv_request *r, int64_t known_len, size_t *max);
 /* Routes and dispatches a complete request (loop thread). Errors the server itself decides
  * (405, 301, 413, gRPC codes) are answered directly. */
 void mr_srv_dispatch(mr_srv_request *r);
@@ -254,6 +331,9 @@ struct mr_srv_conn {
     struct mr_srv_conn *prev, *next;
 
     mr_buf leaf;              /* DER of the peer's leaf certificate (empty: none) */
+    mr_srv_source *src;       /* NULL for virtual connections */
+    int idle;                 /* MR_SRV_LIST_*: which of the listener's lists it is on */
+    struct mr_srv_conn *idle_prev, *idle_next;
 
     /* HTTP/1 */
     size_t scanned;
@@ -330,6 +410,17 @@ struct mr_srv_listener {
     void *cert_arg;
     mr_srv_router router;
     uint16_t port;
+    /* admission and budgets */
+    unsigned max_conns;
+    unsigned nconns;
+    size_t body_budget;
+    size_t body_used;
+    mr_srv_conn *fresh_head, *fresh_tail; /* accepted, no byte received yet; oldest first */
+    mr_srv_conn *idle_head, *idle_tail;   /* waiting for their peer; oldest first */
+    /* counters for /metrics */
+    atomic_ullong refused_source, refused_full, evicted, body_refused;
+    atomic_ullong conns_now;
+    atomic_ullong body_now;
 };
 
 struct mr_srv {
@@ -349,6 +440,7 @@ struct mr_srv {
     mr_srv_request *done_tail;
     bool stop_requested;
 
+    mr_srv_sources sources;      /* loop thread only */
     mr_srv_conn *conns;          /* loop thread only */
     unsigned nconns;
     unsigned inflight;

@@ -28,6 +28,10 @@ mr_srv_request *mr_srv_request_new(mr_srv *s, mr_srv_conn *c)
         return NULL;
     r->srv = s;
     r->conn = c;
+    if (c != NULL) {
+        r->lst = c->lst;
+        r->src = c->src;
+    }
     r->query = "";
     r->body_max = s->limits.max_body_bytes;
     mr_buf_init(&r->body, 0, 0);
@@ -44,7 +48,7 @@ void mr_srv_request_free(mr_srv_request *r)
     mr_free(r->target);
     mr_free(r->path);
     mr_srv_hdrs_free(&r->hdrs);
-    mr_buf_free(&r->body);
+    mr_srv_body_drop(r);
     mr_buf_free(&r->leaf);
     mr_srv_hdrs_free(&r->resp_hdrs);
     mr_buf_free(&r->resp_body);
@@ -69,6 +73,7 @@ const char *mr_srv_req_query(const mr_srv_request *r) { return r->query; }
 mr_srv_proto mr_srv_req_proto(const mr_srv_request *r) { return r->proto; }
 mr_srv_listener_kind mr_srv_req_listener(const mr_srv_request *r) { return r->listener; }
 mr_slice mr_srv_req_peer_leaf(const mr_srv_request *r) { return mr_buf_slice(&r->leaf); }
+bool mr_srv_req_body_withheld(const mr_srv_request *r) { return r->withheld; }
 
 const char *mr_srv_req_header(const mr_srv_request *r, const char *name)
 {
@@ -342,6 +347,10 @@ static void dispatch_rest(mr_srv_request *r, const mr_srv_router *rt)
     } else if (oc == MR_SRV_ROUTE_NO_MATCH || ent->grpc) {
         begin(r);
         mr_srv_reply_error(r, 405, NULL);
+    } else if (r->budget_refused) {
+        r->route = ent;
+        begin(r);
+        mr_srv_reply_error(r, 503, MR_SRV_BUDGET_TEXT);
     } else if (r->overflow) {
         r->route = ent;
         begin(r);
@@ -407,6 +416,11 @@ static void dispatch_grpc(mr_srv_request *r, const mr_srv_router *rt)
         return;
     r->route = ent;
     atomic_fetch_add(&ent->gm->started, 1);
+    if (r->budget_refused) {
+        begin(r);
+        mr_srv_grpc_fail(r, GRPC_RESOURCE_EXHAUSTED, MR_SRV_BUDGET_TEXT);
+        return;
+    }
     if (r->overflow) {
         begin(r);
         mr_srv_grpc_fail(r, r->grpc_err_code, r->grpc_err_msg);
@@ -433,6 +447,40 @@ static void dispatch_grpc(mr_srv_request *r, const mr_srv_router *rt)
     r->body_off = 5;
     r->body_len = msg.len;
     invoke(r);
+}
+
+static bool decline(const mr_srv_request *r, int64_t known_len, size_t *max)
+{
+    /* A small body of known length is read anyway: the handler then answers exactly as it
+     * would have (a malformed body may be reported before a state error, as upstream does). */
+    *max = r->srv->limits.max_small_body_bytes;
+    return known_len >= 0 && (uint64_t)known_len <= *max;
+}
+
+bool mr_srv_body_policy(mr_srv_request *r, int64_t known_len, size_t *max)
+{
+    mr_srv_listener *l = r->lst;
+    const mr_srv_router *rt = &l->router;
+    if (l->kind == MR_SRV_LISTENER_MESH) {
+        *max = r->srv->limits.max_grpc_msg_bytes + 5;
+        for (size_t i = 0; i < rt->n; i++)
+            if (rt->v[i].grpc && strcmp(rt->v[i].path, r->path) == 0)
+                return true;
+        return decline(r, known_len, max); /* UNIMPLEMENTED needs no message */
+    }
+    mr_srv_route_outcome oc = MR_SRV_ROUTE_NO_MATCH;
+    const mr_srv_route_ent *ent = NULL;
+    mr_buf loc;
+    mr_buf_init(&loc, 0, 0);
+    bool found = mr_ok(mr_srv_router_match(rt, r->method, r->path, r->query, &oc, &ent, &loc)) &&
+                 oc == MR_SRV_ROUTE_FOUND && !ent->grpc;
+    mr_buf_free(&loc);
+    if (!found)
+        return decline(r, known_len, max); /* 405 and 301 are answered without the body */
+    *max = ent->max_body;
+    if (ent->precheck == NULL || ent->precheck(r, ent->arg))
+        return true;
+    return decline(r, known_len, max);
 }
 
 void mr_srv_dispatch(mr_srv_request *r)

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,12 +22,17 @@ void mr_srv_limits_default(mr_srv_limits *l)
     memset(l, 0, sizeof(*l));
     l->max_header_bytes = 64 << 10;
     l->max_body_bytes = 8 << 20;
+    l->max_small_body_bytes = 64 << 10;
     l->max_grpc_msg_bytes = 4 << 20;
-    l->max_conns = 4096;
-    l->handshake_timeout_ms = 10000;
+    l->max_conns = 1024;
+    l->mesh_max_conns = 4096;
+    l->plain_max_conns = 128;
+    l->max_conns_per_source = 256;
+    l->body_budget = (size_t)32 << 20;
+    l->handshake_timeout_ms = 5000;
     l->header_timeout_ms = 10000;
     l->body_timeout_ms = 30000;
-    l->idle_timeout_ms = 120000;
+    l->idle_timeout_ms = 60000;
     l->h2_max_streams = 100;
     l->stop_grace_ms = 10000;
     l->max_inflight = 4096;
@@ -40,8 +46,13 @@ static void merge_limits(mr_srv_limits *dst, const mr_srv_limits *src)
 #define TAKE(f) if (src->f != 0) dst->f = src->f
     TAKE(max_header_bytes);
     TAKE(max_body_bytes);
+    TAKE(max_small_body_bytes);
     TAKE(max_grpc_msg_bytes);
     TAKE(max_conns);
+    TAKE(mesh_max_conns);
+    TAKE(plain_max_conns);
+    TAKE(max_conns_per_source);
+    TAKE(body_budget);
     TAKE(handshake_timeout_ms);
     TAKE(header_timeout_ms);
     TAKE(body_timeout_ms);
@@ -50,6 +61,44 @@ static void merge_limits(mr_srv_limits *dst, const mr_srv_limits *src)
     TAKE(stop_grace_ms);
     TAKE(max_inflight);
 #undef TAKE
+    if (dst->max_small_body_bytes > dst->max_body_bytes)
+        dst->max_small_body_bytes = dst->max_body_bytes;
+}
+
+/* Descriptors: the soft limit goes up to the hard one, and the listeners' connection budgets
+ * must fit below it with room for files, the store and the pool. */
+#define FD_RESERVE 256u
+
+static void fit_descriptors(mr_srv_limits *lim)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = old;
+    }
+    unsigned long long want = (unsigned long long)lim->max_conns + lim->mesh_max_conns +
+                              lim->plain_max_conns + FD_RESERVE;
+    if (rl.rlim_cur == RLIM_INFINITY || want <= (unsigned long long)rl.rlim_cur)
+        return;
+    unsigned long long room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+    unsigned long long total = want - FD_RESERVE;
+    lim->max_conns = (unsigned)(lim->max_conns * room / total);
+    lim->mesh_max_conns = (unsigned)(lim->mesh_max_conns * room / total);
+    lim->plain_max_conns = (unsigned)(lim->plain_max_conns * room / total);
+    if (lim->max_conns == 0)
+        lim->max_conns = 1;
+    if (lim->mesh_max_conns == 0)
+        lim->mesh_max_conns = 1;
+    if (lim->plain_max_conns == 0)
+        lim->plain_max_conns = 1;
+    MR_LOG_WARN("descriptor limit below the connection budgets; budgets scaled down",
+                MR_F_UINT("nofile", (unsigned long long)rl.rlim_cur),
+                MR_F_UINT("client", lim->max_conns), MR_F_UINT("mesh", lim->mesh_max_conns),
+                MR_F_UINT("plain", lim->plain_max_conns));
 }
 
 /* ---- completion queue ---- */
@@ -141,8 +190,6 @@ static void set_accepting(mr_srv *s, bool on)
 void mr_srv_conn_gone(mr_srv *s)
 {
     s->nconns--;
-    if (s->accepting_paused && !s->stopping && s->nconns < s->limits.max_conns)
-        set_accepting(s, true);
     mr_srv_check_stopped(s);
 }
 
@@ -153,9 +200,16 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     mr_srv *s = l->srv;
     struct bufferevent *bev = NULL;
     SSL *ssl = NULL;
+    mr_srv_source *src = NULL;
     (void)evl;
-    (void)sa;
-    (void)salen;
+    /* Admission first: a refused peer costs no TLS state. */
+    mr_srv_admit adm = mr_srv_admit_conn(s, l, sa, salen, &src);
+    if (adm != MR_SRV_ADMIT_OK) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* RST: no TIME_WAIT to keep */
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        evutil_closesocket(fd);
+        return;
+    }
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
         MR_LOG_DEBUG("TCP_NODELAY failed");
@@ -173,20 +227,28 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     }
     if (bev == NULL) {
         evutil_closesocket(fd);
+        mr_srv_source_release(s, l, src);
         return;
     }
     mr_srv_conn *c = mr_srv_conn_new(s, l, bev);
     if (c == NULL) {
         bufferevent_free(bev);
+        mr_srv_source_release(s, l, src);
         return;
     }
+    c->src = src;
+    if (ssl != NULL)
+        SSL_set_app_data(ssl, c);
+    /* A client that means to talk has usually sent its first bytes by the time it is
+     * accepted; such a connection is not among the first to be evicted. */
+    char peek;
+    if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+        mr_srv_conn_started(c);
     if (l->ctx == NULL && !mr_ok(mr_srv_conn_start(c, MR_SRV_PROTO_HTTP1))) {
         mr_srv_conn_close(c);
         return;
     }
     bufferevent_enable(bev, EV_READ | EV_WRITE);
-    if (s->nconns >= s->limits.max_conns)
-        set_accepting(s, false);
 }
 
 static void on_accept_error(struct evconnlistener *evl, void *arg)
@@ -209,8 +271,16 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
     mr_srv *s = arg;
     (void)fd;
     (void)what;
-    if (!s->stopping && s->nconns < s->limits.max_conns)
+    if (!s->stopping)
         set_accepting(s, true);
+}
+
+static void listener_budgets(const mr_srv *s, mr_srv_listener *l)
+{
+    l->max_conns = l->kind == MR_SRV_LISTENER_MESH    ? s->limits.mesh_max_conns
+                   : l->kind == MR_SRV_LISTENER_PLAIN ? s->limits.plain_max_conns
+                                                      : s->limits.max_conns;
+    l->body_budget = s->limits.body_budget;
 }
 
 /* ":port" means every interface, as in Go. */
@@ -289,6 +359,7 @@ MR_RESULT mr_srv_listen(mr_srv *s, mr_srv_listener_kind kind, const char *addr,
     l->cert_fn = cert_fn;
     l->cert_arg = cert_arg;
     l->id = (int)s->nlst;
+    listener_budgets(s, l);
     if (kind != MR_SRV_LISTENER_PLAIN)
         MR_GUARD_OUT(mr_srv_tls_ctx_new(l, &l->ctx));
     l->evl = bind_listener(s, l, addr);
@@ -314,6 +385,7 @@ MR_RESULT mr_srv_listen_virtual(mr_srv *s, mr_srv_listener_kind kind, int *id)
     l->srv = s;
     l->kind = kind;
     l->id = (int)s->nlst;
+    listener_budgets(s, l);
     *id = l->id;
     s->lst[s->nlst++] = l;
     return MR_SUCCESS;
@@ -355,8 +427,29 @@ MR_RESULT mr_srv_route(mr_srv *s, int listener, const char *method, const char *
         }
     }
     MR_GUARD(mr_srv_router_add(&l->router, method, path, flags, false, fn, arg));
-    l->router.v[l->router.n - 1].http = hm;
+    mr_srv_route_ent *e = &l->router.v[l->router.n - 1];
+    e->http = hm;
+    bool bodiless = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    e->max_body = bodiless ? 0 : s->limits.max_small_body_bytes;
     return MR_SUCCESS;
+}
+
+MR_RESULT mr_srv_route_body(mr_srv *s, int listener, const char *method, const char *path,
+                            size_t max_body, mr_srv_precheck_fn precheck)
+{
+    mr_srv_listener *l = NULL;
+    MR_GUARD(get_listener(s, listener, &l));
+    MR_ENSURE(max_body <= s->limits.max_body_bytes, MR_ERR_USAGE,
+              "route body limit %zu above the server's %zu", max_body, s->limits.max_body_bytes);
+    for (size_t i = 0; i < l->router.n; i++) {
+        mr_srv_route_ent *e = &l->router.v[i];
+        if (!e->grpc && strcmp(e->method, method) == 0 && strcmp(e->path, path) == 0) {
+            e->max_body = max_body;
+            e->precheck = precheck;
+            return MR_SUCCESS;
+        }
+    }
+    MR_BAIL(MR_ERR_USAGE, "no route %s %s", method, path);
 }
 
 MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service, const char *method,
@@ -379,6 +472,7 @@ MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service, const
         return MR_FAILURE;
     }
     l->router.v[l->router.n - 1].gm = gm;
+    l->router.v[l->router.n - 1].max_body = s->limits.max_grpc_msg_bytes + 5;
     s->grpcm[s->ngrpcm++] = gm;
     return MR_SUCCESS;
 }
@@ -386,7 +480,8 @@ MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service, const
 MR_RESULT mr_srv_metrics_render(const mr_srv *s, mr_buf *out)
 {
     MR_GUARD(mr_srv_render_grpc(s->grpcm, s->ngrpcm, out));
-    return mr_srv_render_http(s->httpm, s->nhttpm, out);
+    MR_GUARD(mr_srv_render_http(s->httpm, s->nhttpm, out));
+    return mr_srv_render_budgets(s, out);
 }
 
 MR_RESULT mr_srv_submit(mr_srv *s, void (*fn)(void *arg), void *arg)
@@ -425,6 +520,7 @@ MR_RESULT mr_srv_new(const mr_srv_limits *limits, unsigned workers, mr_srv **out
     MR_ENSURE_ALLOC(s);
     pthread_mutex_init(&s->lock, NULL);
     merge_limits(&s->limits, limits);
+    fit_descriptors(&s->limits);
     s->base = event_base_new();
     MR_ENSURE_OUT(s->base != NULL, MR_ERR_INTERNAL, "cannot create event loop");
     s->wake = event_new(s->base, -1, EV_PERSIST, on_wake, s);
@@ -508,6 +604,7 @@ void mr_srv_free(mr_srv *s)
         event_free(s->sig_term);
     if (s->sig_int != NULL)
         event_free(s->sig_int);
+    mr_srv_sources_free(&s->sources);
     if (s->base != NULL) {
         /* A bufferevent freed in the iteration that broke the loop can still be referenced by
          * a deferred callback queued in that iteration; event_base_free would drop the callback

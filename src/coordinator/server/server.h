@@ -29,11 +29,18 @@
  * UNIMPLEMENTED.
  *
  * Limits (mr_srv_limits): a request head over max_header_bytes gets 431, a REST body over
- * max_body_bytes 413 (HTTP/1.1: the rest of the body is read and dropped, then the connection
- * closes; HTTP/2: only the stream is answered), a gRPC message over max_grpc_msg_bytes
- * RESOURCE_EXHAUSTED. A connection that does not finish its TLS handshake, its request head
- * or its body in time is closed, so one slow client cannot hold the loop; accepting pauses at
- * max_conns and resumes when a connection closes.
+ * its route's limit (mr_srv_route_body; max_small_body_bytes by default, nothing for GET and
+ * HEAD) 413 before any of it is buffered (HTTP/1.1: the rest of the body is read and dropped,
+ * then the connection closes; HTTP/2: only the stream is answered), a gRPC message over
+ * max_grpc_msg_bytes RESOURCE_EXHAUSTED. A connection that does not finish its TLS handshake,
+ * its request head or its body in time is closed, and so is one idle for idle_timeout_ms.
+ *
+ * Hostile load (docs/security.md): each listener admits its own number of connections, and
+ * one source address at most max_conns_per_source of them; a full listener closes its
+ * longest-idle connection for a new one, or refuses the new one when all are busy, so one
+ * listener's flood never takes another's room. Request bodies in memory are charged to their
+ * listener's body_budget (one source at most a quarter of it); a body the budget cannot hold
+ * is answered 503 / RESOURCE_EXHAUSTED and dropped.
  *
  * Ownership: strings and slices returned by the request accessors are borrowed from the
  * request and valid until it is completed. Response bodies are copied (or taken over by
@@ -75,13 +82,18 @@ typedef enum mr_srv_proto {
  * mr_srv_new means "default". */
 typedef struct mr_srv_limits {
     size_t max_header_bytes;     /* request line + headers (h1) / header list (h2); 64 KiB */
-    size_t max_body_bytes;       /* REST request body; 8 MiB (413 beyond) */
+    size_t max_body_bytes;       /* largest REST body any route may take; 8 MiB */
+    size_t max_small_body_bytes; /* body limit of a route without mr_srv_route_body; 64 KiB */
     size_t max_grpc_msg_bytes;   /* gRPC receive message; 4 MiB (RESOURCE_EXHAUSTED beyond) */
-    unsigned max_conns;          /* open connections; accepting pauses beyond; 4096 */
-    unsigned handshake_timeout_ms; /* TLS handshake; 10 s */
+    unsigned max_conns;          /* connections of the client listener; 1024 */
+    unsigned mesh_max_conns;     /* connections of the mesh listener; 4096 */
+    unsigned plain_max_conns;    /* connections of a plain (metrics) listener; 128 */
+    unsigned max_conns_per_source; /* per listener and peer address; 256 (UINT_MAX: no limit) */
+    size_t body_budget;          /* request-body memory per listener; 32 MiB */
+    unsigned handshake_timeout_ms; /* TLS handshake; 5 s */
     unsigned header_timeout_ms;  /* from the first byte of a request to its last header; 10 s */
     unsigned body_timeout_ms;    /* without progress while a body is read; 30 s */
-    unsigned idle_timeout_ms;    /* keep-alive connection without a request; 120 s */
+    unsigned idle_timeout_ms;    /* connection without a request (keep-alive, h2); 60 s */
     unsigned h2_max_streams;     /* SETTINGS_MAX_CONCURRENT_STREAMS; 100 */
     unsigned stop_grace_ms;      /* graceful stop waits this long for in-flight work; 10 s */
     unsigned max_inflight;       /* requests held by handlers; beyond: 503 / UNAVAILABLE; 4096 */
@@ -119,6 +131,19 @@ enum {
  * listener get per-path HTTP metrics (spec §11.1). */
 MR_API MR_RESULT mr_srv_route(mr_srv *s, int listener, const char *method, const char *path,
                               unsigned flags, mr_srv_handler_fn fn, void *arg);
+/* Body policy of a REST route registered before (default: max_small_body_bytes, and no body
+ * at all for GET and HEAD). max_body may not exceed max_body_bytes. precheck, if not NULL,
+ * runs on the loop thread once the request head is in and before any body byte is buffered:
+ * it tells whether the handler will look at the body at all (e.g. the peer's leaf is a user's;
+ * the state accepts a manifest). It must be quick, and must only answer false where the
+ * handler refuses before reading the body: the server then reads and drops the body and runs
+ * the handler with an empty one (mr_srv_req_body_withheld true), so an unauthenticated client
+ * cannot make the server hold a large body. */
+typedef bool (*mr_srv_precheck_fn)(const mr_srv_request *req, void *arg);
+MR_API MR_RESULT mr_srv_route_body(mr_srv *s, int listener, const char *method,
+                                   const char *path, size_t max_body,
+                                   mr_srv_precheck_fn precheck);
+
 /* Registers a gRPC unary method "/<service>/<method>" on a MESH listener (e.g. "rpc.Marble",
  * "Activate"). The handler sees the unframed request message as the body. */
 MR_API MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service,
@@ -150,6 +175,10 @@ MR_API const char *mr_srv_req_query(const mr_srv_request *r);
 /* First value of a header (name case-insensitive), or NULL. */
 MR_API const char *mr_srv_req_header(const mr_srv_request *r, const char *name);
 MR_API mr_slice mr_srv_req_body(const mr_srv_request *r);
+/* True when the route's precheck declined the body (mr_srv_route_body): the body is empty.
+ * A handler that finds the precheck's reason gone (the state changed in between) must not
+ * treat the empty body as the client's: answer 503 and let the client retry. */
+MR_API bool mr_srv_req_body_withheld(const mr_srv_request *r);
 /* DER of the TLS peer's leaf certificate; empty on plain HTTP or when none was sent. This is
  * the only certificate whose key the handshake proves (CertificateVerify): any further
  * certificates the peer sent are attacker-chosen data and are not exposed, so nothing above

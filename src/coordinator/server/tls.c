@@ -43,6 +43,18 @@ out:
     return ok;
 }
 
+/* The ClientHello arrived: the connection is no longer among those that never sent a byte
+ * (the first to be evicted from a full listener). */
+static int hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    mr_srv_conn *c = SSL_get_app_data(ssl);
+    if (c != NULL)
+        mr_srv_conn_started(c);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* ALPN: the client API prefers h2, then http/1.1; the mesh API accepts only h2. A client
  * offering nothing we speak gets a no_application_protocol alert, as Go's server does. */
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -89,6 +101,7 @@ MR_RESULT mr_srv_tls_ctx_new(mr_srv_listener *l, SSL_CTX **out)
                       "cannot disable session tickets");
     SSL_CTX_set_cert_cb(ctx, cert_cb, l);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, l);
+    SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
     *out = ctx;
     ctx = NULL;
     res = MR_SUCCESS;

@@ -231,6 +231,25 @@ static void h_activate(mr_srv_request *r, void *arg)
     rpc__activation_req__free_unpacked(req, NULL);
 }
 
+static size_t g_max_body = (size_t)8 << 20;
+
+static bool has_leaf(const mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    return mr_srv_req_peer_leaf(r).len > 0;
+}
+
+/* Answers 401 without a client certificate (as the precheck predicted), else echoes. */
+static void h_guarded(mr_srv_request *r, void *arg)
+{
+    if (mr_srv_req_peer_leaf(r).len == 0) {
+        mr_srv_reply_error(r, 401, mr_srv_req_body_withheld(r) ? "unauthorized (body withheld)"
+                                                               : "unauthorized");
+        return;
+    }
+    h_echo(r, arg);
+}
+
 static mr_result setup(mr_srv *s, const char *client, const char *mesh, const char *metrics,
                        echo_cert *ec)
 {
@@ -246,6 +265,14 @@ static mr_result setup(mr_srv *s, const char *client, const char *mesh, const ch
     MR_GUARD(mr_srv_route(s, cl, "POST", "/api/v2/fail", 0, h_fail, NULL));
     MR_GUARD(mr_srv_route(s, cl, "POST", "/rotate", MR_SRV_ROUTE_INLINE, h_rotate, ec));
     MR_GUARD(mr_srv_grpc_method(s, me, "rpc.Marble", "Activate", 0, h_activate, NULL));
+    /* the echo routes take bodies up to the server's limit (GET too: the tests send some) */
+    size_t big = g_max_body;
+    MR_GUARD(mr_srv_route_body(s, cl, "GET", "/echo", big, NULL));
+    MR_GUARD(mr_srv_route_body(s, cl, "POST", "/echo", big, NULL));
+    MR_GUARD(mr_srv_route_body(s, cl, "POST", "/api/v2/fail", big, NULL));
+    /* a route whose precheck refuses clients without a certificate before their body */
+    MR_GUARD(mr_srv_route(s, cl, "POST", "/guarded", 0, h_guarded, NULL));
+    MR_GUARD(mr_srv_route_body(s, cl, "POST", "/guarded", big, has_leaf));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/metrics", 0, h_metrics, NULL));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/healthz", MR_SRV_ROUTE_INLINE, h_text, "ok"));
     MR_GUARD(mr_srv_route(s, pl, "GET", "/readyz", MR_SRV_ROUTE_INLINE, h_text, "ok"));
@@ -283,6 +310,8 @@ int main(int argc, char **argv)
         {"handshake-timeout-ms", 1, NULL, 'S'}, {"max-body", 1, NULL, 'B'},
         {"max-conns", 1, NULL, 'N'},    {"body-timeout-ms", 1, NULL, 'T'},
         {"cert2", 1, NULL, 'D'},        {"key2", 1, NULL, 'E'},
+        {"mesh-max-conns", 1, NULL, 'M'}, {"max-conns-per-source", 1, NULL, 'P'},
+        {"body-budget", 1, NULL, 'W'},  {"max-grpc-msg", 1, NULL, 'G'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -297,7 +326,11 @@ int main(int argc, char **argv)
         case 'H': lim.header_timeout_ms = num(optarg); break;
         case 'I': lim.idle_timeout_ms = num(optarg); break;
         case 'S': lim.handshake_timeout_ms = num(optarg); break;
-        case 'B': lim.max_body_bytes = num(optarg); break;
+        case 'B': lim.max_body_bytes = num(optarg); g_max_body = lim.max_body_bytes; break;
+        case 'M': lim.mesh_max_conns = num(optarg); break;
+        case 'P': lim.max_conns_per_source = num(optarg); break;
+        case 'W': lim.body_budget = num(optarg); break;
+        case 'G': lim.max_grpc_msg_bytes = num(optarg); break;
         case 'N': lim.max_conns = num(optarg); break;
         case 'T': lim.body_timeout_ms = num(optarg); break;
         case 'D': cert2 = optarg; break;
