@@ -22,6 +22,11 @@ H1 = {
     "post_cl": b"POST /manifest HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n{\"a\":\"b\"}\r\n",
     "post_chunked": b"POST /manifest HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n",
     "expect": b"POST /manifest HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+    # /secrets has a precheck: without X-Take a large body is withheld (read and dropped)
+    "withheld_cl": b"POST /secrets HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n" + b"x" * 300,
+    "withheld_chunked": b"POST /secrets HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /status HTTP/1.1\r\n\r\n",
+    "taken": b"POST /secrets HTTP/1.1\r\nHost: a\r\nX-Take: 1\r\nContent-Length: 5\r\n\r\nhello",
+    "get_with_body": b"GET /status HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
     "redirect": b"GET //a/../status?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
     "escaped": b"GET /stat%75s HTTP/1.0\n\n",
     "unknown": b"PUT /nope HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
@@ -93,6 +98,7 @@ H2 = {
     "grpc_many": PREFACE + b"".join(grpc_call(2 * i + 1, b"/rpc.Marble/Activate", act) for i in range(5)),
     "rest_get": PREFACE + rest(1, b"GET", b"/status?s=1") + rest(3, b"GET", b"//status"),
     "rest_post": PREFACE + rest(1, b"POST", b"/manifest", b"{}") + rest(3, b"DELETE", b"/nope"),
+    "rest_withheld": PREFACE + rest(1, b"POST", b"/secrets", b"y" * 3000) + rest(3, b"POST", b"/nope", b"z" * 100),
     "rst_ping_goaway": PREFACE + rest(1, b"GET", b"/status") + frame(3, 0, 1, b"\0\0\0\x08") +
                        frame(6, 0, 0, b"12345678") + frame(7, 0, 0, b"\0\0\0\0\0\0\0\0"),
 }

@@ -33,6 +33,13 @@ static void fz_grpc(mr_srv_request *r, void *arg)
         mr_srv_grpc_reply(r, b);
 }
 
+/* Takes the body only when the client asks for it: the withheld-body path gets fuzzed too. */
+static bool fz_precheck(const mr_srv_request *r, void *arg)
+{
+    (void)arg;
+    return mr_srv_req_header(r, "x-take") != NULL;
+}
+
 static void fz_init(void)
 {
     if (fz_srv != NULL)
@@ -52,6 +59,9 @@ static void fz_init(void)
                             NULL)) ||
         !mr_ok(mr_srv_route(fz_srv, fz_client, "POST", "/manifest", MR_SRV_ROUTE_INLINE,
                             fz_echo, NULL)) ||
+        !mr_ok(mr_srv_route(fz_srv, fz_client, "POST", "/secrets", MR_SRV_ROUTE_INLINE,
+                            fz_echo, NULL)) ||
+        !mr_ok(mr_srv_route_body(fz_srv, fz_client, "POST", "/secrets", 4096, fz_precheck)) ||
         !mr_ok(mr_srv_route(fz_srv, fz_plain, "GET", "/metrics", MR_SRV_ROUTE_INLINE, fz_echo,
                             NULL)) ||
         !mr_ok(mr_srv_grpc_method(fz_srv, fz_mesh, "rpc.Marble", "Activate",

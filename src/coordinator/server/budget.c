@@ -255,10 +255,12 @@ mr_srv_admit mr_srv_admit_conn(mr_srv *s, mr_srv_listener *l, const struct socka
         source_put(s, e);
         return MR_SRV_ADMIT_SOURCE_FULL;
     }
+    e->conns++; /* counted first: closing a victim of the same source must not free e */
     if (l->nconns >= l->max_conns) {
         mr_srv_conn *victim = pick_victim(l);
         if (victim == NULL) {
             atomic_fetch_add(&l->refused_full, 1);
+            e->conns--;
             source_put(s, e);
             return MR_SRV_ADMIT_LISTENER_FULL;
         }
@@ -267,7 +269,6 @@ mr_srv_admit mr_srv_admit_conn(mr_srv *s, mr_srv_listener *l, const struct socka
                      MR_F_UINT("port", l->port));
         mr_srv_conn_close(victim); /* uncounts it */
     }
-    e->conns++;
     l->nconns++;
     atomic_store(&l->conns_now, l->nconns);
     *src = e;
