@@ -48,8 +48,9 @@ static const mr_config_var vars[] = {
     {"EDG_COORDINATOR_IDLE_TIMEOUT", "60", "coordinator",
      "Seconds a connection may stay open without a request."},
     {"EDG_COORDINATOR_BODY_BUDGET", "33554432", "coordinator",
-     "Bytes of request bodies each listener holds in memory at once (one peer address: a "
-     "quarter); beyond, requests get 503 / RESOURCE_EXHAUSTED."},
+     "Bytes of request bodies the Coordinator holds in memory at once, all listeners together "
+     "(one peer address: a quarter; bodies over 64 KiB: three quarters); beyond, requests get "
+     "503 / RESOURCE_EXHAUSTED."},
     /* Logging */
     {"EDG_LOG_FORMAT", NULL, "all", "json or console; default json (console in dev mode)."},
     {"EDG_LOG_LEVEL", NULL, "all", "debug, info, warn or error; default info."},

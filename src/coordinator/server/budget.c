@@ -300,14 +300,14 @@ void mr_srv_conn_uncount(mr_srv_conn *c)
 
 /* ---- body budget ---- */
 
-static size_t source_share(const mr_srv_listener *l) { return l->body_budget / 4; }
+static size_t source_share(const mr_srv *s) { return s->limits.body_budget / 4; }
 
 /* Large bodies (manifests, secrets, big gRPC messages) may fill three quarters of the budget:
  * the rest stays for small requests such as activations. */
 static size_t room_for(const mr_srv_request *r, size_t want)
 {
-    const mr_srv_listener *l = r->lst;
-    return want > r->srv->limits.max_small_body_bytes ? l->body_budget / 4 * 3 : l->body_budget;
+    size_t b = r->srv->limits.body_budget;
+    return want > r->srv->limits.max_small_body_bytes ? b / 4 * 3 : b;
 }
 
 static bool charge(mr_srv_request *r, size_t want)
@@ -317,15 +317,17 @@ static bool charge(mr_srv_request *r, size_t want)
         return true;
     size_t extra = want - r->charged;
     size_t room = room_for(r, want);
-    bool fits = l->body_used <= room && extra <= room - l->body_used;
+    mr_srv *s = r->srv;
+    bool fits = s->body_used <= room && extra <= room - s->body_used;
     if (fits && r->src != NULL) {
-        size_t share = source_share(l);
+        size_t share = source_share(s);
         fits = r->src->body_bytes <= share && extra <= share - r->src->body_bytes;
     }
     if (!fits) {
         atomic_fetch_add(&l->body_refused, 1);
         return false;
     }
+    s->body_used += extra;
     l->body_used += extra;
     atomic_store(&l->body_now, l->body_used);
     if (r->src != NULL)
@@ -360,6 +362,7 @@ void mr_srv_body_drop(mr_srv_request *r)
     mr_srv_listener *l = r->lst;
     if (l == NULL || r->charged == 0)
         return;
+    r->srv->body_used -= r->charged;
     l->body_used -= r->charged;
     atomic_store(&l->body_now, l->body_used);
     if (r->src != NULL) {
@@ -391,7 +394,7 @@ MR_RESULT mr_srv_render_budgets(const mr_srv *s, mr_buf *out)
         {"marblerun_server_request_body_bytes", "gauge",
          "Memory held by request bodies being received or handled."},
         {"marblerun_server_request_body_budget_bytes", "gauge",
-         "Most memory request bodies may hold per listener."},
+         "Most memory request bodies may hold, all listeners together."},
         {"marblerun_server_request_body_refused_total", "counter",
          "Requests answered 503 / RESOURCE_EXHAUSTED because the body budget was spent."},
     };
@@ -426,8 +429,9 @@ MR_RESULT mr_srv_render_budgets(const mr_srv *s, mr_buf *out)
                                             "listener", k, MR_SRV_PROM_END));
                 break;
             case 5:
-                MR_GUARD(mr_srv_prom_sample(out, fam[f].name, (double)l->body_budget, "listener",
-                                            k, MR_SRV_PROM_END));
+                if (i == 0)
+                    MR_GUARD(mr_srv_prom_sample(out, fam[f].name, (double)s->limits.body_budget,
+                                                MR_SRV_PROM_END));
                 break;
             default:
                 MR_GUARD(mr_srv_prom_sample(out, fam[f].name,

@@ -175,8 +175,8 @@ typedef struct mr_srv_listener mr_srv_listener;
  * Every connection belongs to one source (listener + peer address). A listener admits at most
  * its max_conns connections and a source at most max_conns_per_source; a full listener makes
  * room by closing its longest-idle connection (one that has no request in progress), else
- * refuses. Request bodies are charged, by the memory they hold, to their listener's budget and
- * to their source's share of it (a quarter); bodies over max_small_body_bytes may fill only
+ * refuses. Request bodies are charged, by the memory they hold, to the server's body budget
+ * and to their source's share of it (a quarter); bodies over max_small_body_bytes may fill only
  * three quarters of the budget, so small requests (activations) always find room. The charge
  * is released when the body is freed. Loop thread only. */
 typedef struct mr_srv_source {
@@ -413,8 +413,7 @@ struct mr_srv_listener {
     /* admission and budgets */
     unsigned max_conns;
     unsigned nconns;
-    size_t body_budget;
-    size_t body_used;
+    size_t body_used;   /* its part of the server's body_used (for /metrics) */
     mr_srv_conn *fresh_head, *fresh_tail; /* accepted, no byte received yet; oldest first */
     mr_srv_conn *idle_head, *idle_tail;   /* waiting for their peer; oldest first */
     /* counters for /metrics */
@@ -441,6 +440,7 @@ struct mr_srv {
     bool stop_requested;
 
     mr_srv_sources sources;      /* loop thread only */
+    size_t body_used;            /* request-body memory charged, all listeners (loop thread) */
     mr_srv_conn *conns;          /* loop thread only */
     unsigned nconns;
     unsigned inflight;

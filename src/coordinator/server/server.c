@@ -280,7 +280,6 @@ static void listener_budgets(const mr_srv *s, mr_srv_listener *l)
     l->max_conns = l->kind == MR_SRV_LISTENER_MESH    ? s->limits.mesh_max_conns
                    : l->kind == MR_SRV_LISTENER_PLAIN ? s->limits.plain_max_conns
                                                       : s->limits.max_conns;
-    l->body_budget = s->limits.body_budget;
 }
 
 /* ":port" means every interface, as in Go. */

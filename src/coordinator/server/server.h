@@ -38,9 +38,10 @@
  * Hostile load (docs/security.md): each listener admits its own number of connections, and
  * one source address at most max_conns_per_source of them; a full listener closes its
  * longest-idle connection for a new one, or refuses the new one when all are busy, so one
- * listener's flood never takes another's room. Request bodies in memory are charged to their
- * listener's body_budget (one source at most a quarter of it); a body the budget cannot hold
- * is answered 503 / RESOURCE_EXHAUSTED and dropped.
+ * listener's flood never takes another's room. Request bodies in memory are charged to the
+ * server's body_budget (one source at most a quarter of it; bodies over 64 KiB at most three
+ * quarters in all, so small requests such as activations always find room); a body the
+ * budget cannot hold is answered 503 / RESOURCE_EXHAUSTED and dropped.
  *
  * Ownership: strings and slices returned by the request accessors are borrowed from the
  * request and valid until it is completed. Response bodies are copied (or taken over by
@@ -89,7 +90,7 @@ typedef struct mr_srv_limits {
     unsigned mesh_max_conns;     /* connections of the mesh listener; 4096 */
     unsigned plain_max_conns;    /* connections of a plain (metrics) listener; 128 */
     unsigned max_conns_per_source; /* per listener and peer address; 256 (UINT_MAX: no limit) */
-    size_t body_budget;          /* request-body memory per listener; 32 MiB */
+    size_t body_budget;          /* request-body memory, all listeners together; 32 MiB */
     unsigned handshake_timeout_ms; /* TLS handshake; 5 s */
     unsigned header_timeout_ms;  /* from the first byte of a request to its last header; 10 s */
     unsigned body_timeout_ms;    /* without progress while a body is read; 30 s */

@@ -207,7 +207,8 @@ static void test_body_budget(void **state)
     /* ... so small ones still fit */
     r[5] = request_from(&f, d);
     assert_true(mr_srv_body_reserve(r[5], 32 << 10));
-    assert_int_equal(f.l->body_used, (600 << 10) + (32 << 10));
+    assert_int_equal(f.srv->body_used, (600 << 10) + (32 << 10));
+    assert_int_equal(f.l->body_used, f.srv->body_used);
     assert_int_equal(atomic_load(&f.l->body_refused), 2);
     /* growth of an unannounced body is charged by capacity */
     uint8_t chunk[1000];
@@ -218,6 +219,7 @@ static void test_body_budget(void **state)
     for (int i = 0; i < 6; i++)
         mr_srv_request_free(r[i]);
     assert_int_equal(f.l->body_used, 0);
+    assert_int_equal(f.srv->body_used, 0);
     assert_int_equal(atomic_load(&f.l->body_now), 0);
     mr_srv_conn_close(a);
     mr_srv_conn_close(b);
