@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/result.h"
@@ -32,5 +34,28 @@
         if (strstr(mr_error_get()->msg, (needle)) == NULL)                                    \
             fail_msg("%s: message \"%s\" lacks \"%s\"", #x, mr_error_get()->msg, (needle));   \
     } while (0)
+
+/* The project's test data (tests/data, see tests/data/attestation/PROVENANCE.md):
+ * $MR_TESTDATA_DIR when set, else the directory this build was configured with (mr_unit_test
+ * defines MR_TESTDATA_DIR; other helpers that include this header fall back to the relative
+ * path, which a missing file then reports). */
+#ifndef MR_TESTDATA_DIR
+#define MR_TESTDATA_DIR "tests/data"
+#endif
+static inline const char *mr_test_data_dir(void)
+{
+    const char *d = getenv("MR_TESTDATA_DIR");
+    return d != NULL && d[0] != '\0' ? d : MR_TESTDATA_DIR;
+}
+
+/* Path of tests/data/attestation/<rel> in out. */
+static inline const char *mr_test_vector_path(char *out, size_t size, const char *rel)
+{
+    int n = snprintf(out, size, "%s/attestation%s%s", mr_test_data_dir(), rel[0] != '\0' ? "/" : "",
+                     rel);
+    if (n < 0 || (size_t)n >= size)
+        fail_msg("test vector path too long: %s", rel);
+    return out;
+}
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * DCAP verifier tests: every SGX/TDX vector of shared/testdata/attestation against its
+ * DCAP verifier tests: every SGX/TDX vector of tests/data/attestation against its
  * expected.json (at the fixed time recorded there), mutations of every signed region, the
  * collateral, the time window, the OE header form, policy and collateral sources.
  */
@@ -29,16 +29,12 @@
 
 void td_read_vector(const char *rel, mr_buf *b)
 {
-    const char *dir = getenv("MR_SHARED_DIR");
     char path[1024];
     FILE *f = NULL;
     uint8_t chunk[4096];
     size_t n = 0;
 
-    if (dir == NULL)
-        dir = "/work/shared";
-    snprintf(path, sizeof(path), "%s/testdata/attestation/%s", dir, rel);
-    f = fopen(path, "rb");
+    f = fopen(mr_test_vector_path(path, sizeof(path), rel), "rb");
     if (f == NULL)
         fail_msg("cannot open %s", path);
     mr_buf_init(b, 0, 0);
@@ -670,17 +666,13 @@ static void test_roots(void **state)
 
 static void test_sources(void **state)
 {
-    const char *shared = getenv("MR_SHARED_DIR");
     char path[1024];
     mr_collateral_source *src = NULL;
     fixture f;
     mr_attest_claims c;
     (void)state;
 
-    if (shared == NULL)
-        shared = "/work/shared";
-    snprintf(path, sizeof(path), "%s/testdata/attestation", shared);
-    MR_ASSERT_OK(mr_collateral_source_dir(path, &src));
+    MR_ASSERT_OK(mr_collateral_source_dir(mr_test_vector_path(path, sizeof(path), ""), &src));
     fixture_load(&f, "tdx-v4-trustee", "2025-11-11T21:56:13Z");
     f.opts.collateral = NULL;
     f.opts.source = src;
@@ -704,7 +696,7 @@ static void test_sources(void **state)
     }
     mr_collateral_source_free(src);
 
-    snprintf(path, sizeof(path), "%s/testdata/attestation/sgx-v3-phala/collateral.json", shared);
+    mr_test_vector_path(path, sizeof(path), "sgx-v3-phala/collateral.json");
     setenv("EDG_ATTESTATION_COLLATERAL", path, 1);
     MR_ASSERT_OK(mr_collateral_source_from_config(&src));
     assert_non_null(src);
@@ -832,7 +824,6 @@ extern char **environ;
 static void test_pccs(void **state)
 {
     const char *src_dir = getenv("MR_SOURCE_DIR");
-    const char *shared = getenv("MR_SHARED_DIR");
     char script[1024], vdir[1024], port_file[256], url[128], portbuf[16] = {0};
     pid_t pid = 0;
     mr_collateral_source *src = NULL;
@@ -845,10 +836,8 @@ static void test_pccs(void **state)
         print_message("  skipped: MR_SOURCE_DIR or python3 missing\n");
         return;
     }
-    if (shared == NULL)
-        shared = "/work/shared";
     snprintf(script, sizeof(script), "%s/tests/unit/attest/pccs_fixture.py", src_dir);
-    snprintf(vdir, sizeof(vdir), "%s/testdata/attestation", shared);
+    mr_test_vector_path(vdir, sizeof(vdir), "");
     snprintf(port_file, sizeof(port_file), "/tmp/mr-pccs-port-%d", (int)getpid());
     unlink(port_file);
     char *argv[] = {"/usr/bin/python3", script, vdir, "sgx-v3-phala", "tdx-v4-phala",
@@ -900,16 +889,13 @@ static void test_pccs(void **state)
 
 static void test_env(void **state)
 {
-    const char *shared = getenv("MR_SHARED_DIR");
     char path[1024];
     mr_attest_env env;
     fixture f;
     mr_attest_claims c;
     (void)state;
 
-    if (shared == NULL)
-        shared = "/work/shared";
-    snprintf(path, sizeof(path), "%s/testdata/attestation", shared);
+    mr_test_vector_path(path, sizeof(path), "");
     setenv("EDG_ATTESTATION_COLLATERAL", path, 1);
     unsetenv("EDG_ATTESTATION_ROOT_CA");
     MR_ASSERT_OK(mr_attest_env_load(&env));
@@ -948,7 +934,6 @@ static void *verify_thread(void *p)
 
 static void test_threads(void **state)
 {
-    const char *shared = getenv("MR_SHARED_DIR");
     char path[1024];
     mr_collateral_source *src = NULL;
     fixture sgx, tdx;
@@ -956,10 +941,7 @@ static void test_threads(void **state)
     thread_arg args[4];
     (void)state;
 
-    if (shared == NULL)
-        shared = "/work/shared";
-    snprintf(path, sizeof(path), "%s/testdata/attestation", shared);
-    MR_ASSERT_OK(mr_collateral_source_dir(path, &src));
+    MR_ASSERT_OK(mr_collateral_source_dir(mr_test_vector_path(path, sizeof(path), ""), &src));
     mr_dcap_cache_clear();
     fixture_load(&sgx, "sgx-v3-phala", "2025-07-04T10:28:44Z");
     fixture_load(&tdx, "tdx-v4-phala", "2025-07-04T10:16:31Z");
