@@ -34,6 +34,9 @@ static const mr_config_var vars[] = {
     {"OE_SIMULATION", NULL, "all", "1 = simulation mode (as with OpenEnclave/EGo)."},
     {"EDG_HTTP_ERROR_LOG_LEVEL", "error", "coordinator",
      "Level of TLS-handshake and HTTP-server error logs."},
+    {"EDG_COORDINATOR_STOP_GRACE_MS", "10000", "coordinator",
+     "Milliseconds SIGTERM/SIGINT waits for in-flight requests before the remaining connections "
+     "are closed (1..3600000); requests already being handled still finish before exit."},
     /* Logging */
     {"EDG_LOG_FORMAT", NULL, "all", "json or console; default json (console in dev mode)."},
     {"EDG_LOG_LEVEL", NULL, "all", "debug, info, warn or error; default info."},

@@ -44,6 +44,7 @@ typedef struct daemon {
     mr_core *core;
     mr_srv *srv;
     mr_api *api;
+    unsigned stop_grace_ms;
 } daemon_t;
 
 /* EDG_COORDINATOR_DNS_NAMES: split on ',' without trimming (spec §1.1). */
@@ -119,7 +120,8 @@ static mr_result serve(daemon_t *d)
 {
     int client = -1, mesh = -1, metrics = -1;
     const char *prom = mr_config_get("EDG_COORDINATOR_PROMETHEUS_ADDR");
-    MR_GUARD(mr_srv_new(NULL, 0, &d->srv));
+    mr_srv_limits limits = {.stop_grace_ms = d->stop_grace_ms}; /* 0 elsewhere: defaults */
+    MR_GUARD(mr_srv_new(&limits, 0, &d->srv));
     MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_CLIENT, mr_config_get("EDG_COORDINATOR_CLIENT_ADDR"),
                            client_cert, d->core, &client));
     MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_MESH, mr_config_get("EDG_COORDINATOR_MESH_ADDR"),
@@ -145,6 +147,12 @@ static mr_result run(daemon_t *d)
     else
         MR_ENSURE(c == NULL || strcmp(c, "P-256") == 0, MR_ERR_USAGE,
                   "EDG_COORDINATOR_KEY_CURVE must be P-256 or P-384, not %s", c);
+    uint64_t grace = 0;
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_STOP_GRACE_MS", &grace));
+    MR_ENSURE(grace >= 1 && grace <= 3600000, MR_ERR_USAGE,
+              "EDG_COORDINATOR_STOP_GRACE_MS must be between 1 and 3600000, not %llu",
+              (unsigned long long)grace);
+    d->stop_grace_ms = (unsigned)grace;
     MR_GUARD(split_dns(d));
     MR_GUARD(open_attestation(d));
     mr_core_config cfg = {
@@ -216,8 +224,13 @@ int main(int argc, char **argv)
                      MR_F_INT("line", mr_error_get()->line));
         rc = 1;
     }
-    mr_api_free(d.api);
+    /* The server goes first. After a stop that timed out, handlers (h_activate, ...) can still
+     * be running on the worker pool or be queued there, and they use the api and the core:
+     * mr_srv_free closes the remaining connections and frees the pool, which runs the queued
+     * jobs and joins every worker. Only then are the api and the core freed. */
     mr_srv_free(d.srv);
+    d.srv = NULL;
+    mr_api_free(d.api);
     mr_core_free(d.core);
     mr_collateral_source_free(d.collateral);
     mr_attest_roots_free(d.roots);
