@@ -64,15 +64,18 @@ def entry(name, kind):
     return {"name": name, "command": ["/bin/sh", str(RECORD), name, kind, "/bin/true"]}
 
 
-def summarize(base, entries, files, ctest_rc=0):
+def summarize(base, entries, files, ctest_rc=0, ctest_out=None):
     res = base / "results"
     res.mkdir(parents=True)
     for fname, text in files.items():
         (res / fname).write_text(text)
     listing = base / "ctest.json"
     listing.write_text(json.dumps({"tests": entries}))
-    p = subprocess.run(["/usr/bin/python3", str(SUMMARY), str(res), str(listing), str(ctest_rc)],
-                       capture_output=True, text=True, timeout=30)
+    args = ["/usr/bin/python3", str(SUMMARY), str(res), str(listing), str(ctest_rc)]
+    if ctest_out is not None:
+        (base / "ctest.out").write_text(ctest_out)
+        args.append(str(base / "ctest.out"))
+    p = subprocess.run(args, capture_output=True, text=True, timeout=30)
     lines = p.stdout.splitlines()
     assert lines and lines[-1].startswith("summary: "), p.stdout + p.stderr
     return p.returncode, lines[-1], lines[:-1]
@@ -128,6 +131,19 @@ def test_ctest_failure_without_explanation_fails(tmp_path):
     assert (rc, line) == (1, "summary: 1 passed, 1 failed, 0 skipped")
     rc, line, _ = summarize(tmp_path / "b", [], {})
     assert (rc, line) == (1, "summary: 0 passed, 1 failed, 0 skipped")
+
+
+def test_entries_without_the_recorder_use_ctest_verdict(tmp_path):
+    # an add_test that does not go through scripts/test-record: one test, CTest decides
+    entries = [{"name": n, "command": ["/usr/bin/true"]} for n in ("a.ok", "a.bad", "a.seg", "a.gone")]
+    out = ("    Start 1: a.ok\n1/4 Test #1: a.ok .............   Passed    0.01 sec\n"
+           "2/4 Test #2: a.bad ............***Failed    0.02 sec\n"
+           "3/4 Test #3: a.seg ............***Exception: SegFault  0.03 sec\n")
+    rc, line, problems = summarize(tmp_path, entries, {}, ctest_rc=8, ctest_out=out)
+    assert (rc, line) == (1, "summary: 1 passed, 3 failed, 0 skipped")
+    assert problems == ["failed: a.bad: 1 failed, 0 passed (CTest: ***Failed)",
+                        "failed: a.seg: 1 failed, 0 passed (CTest: ***Exception: SegFault)",
+                        "failed: a.gone: 1 failed, 0 passed (CTest: no result)"]
 
 
 def test_record_keeps_output_and_status(tmp_path):
