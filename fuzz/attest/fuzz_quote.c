@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * DCAP quote parsing and full verification with fixed collateral (sgx-v3-phala and
- * tdx-v4-phala, at fixed times inside their windows). The collateral directory is
- * $MR_SHARED_DIR/testdata/attestation (default: the build's MR_SHARED_DIR).
+ * tdx-v4-phala, at fixed times inside their windows). The collateral comes from the project's
+ * test data, $MR_TESTDATA_DIR/attestation (default: the build's tests/data).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,16 +19,12 @@ static time_t sgx_time, tdx_time;
 
 static mr_dcap_collateral *load(const char *dir)
 {
-    const char *shared = getenv("MR_SHARED_DIR");
+    const char *data = getenv("MR_TESTDATA_DIR");
     char path[1024];
     mr_dcap_collateral *c = NULL;
-#ifdef MR_DCAP_FUZZ_SHARED
-    if (shared == NULL)
-        shared = MR_DCAP_FUZZ_SHARED;
-#endif
-    if (shared == NULL)
-        shared = "/work/shared";
-    snprintf(path, sizeof(path), "%s/testdata/attestation/%s/collateral.json", shared, dir);
+    if (data == NULL || data[0] == '\0')
+        data = MR_TESTDATA_DIR;
+    snprintf(path, sizeof(path), "%s/attestation/%s/collateral.json", data, dir);
     if (!mr_ok(mr_dcap_collateral_load_file(path, &c))) {
         fprintf(stderr, "fuzz-quote: %s\n", mr_error_get()->msg);
         abort();

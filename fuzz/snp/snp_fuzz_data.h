@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fixed inputs for the SNP fuzz target, generated from shared/testdata/attestation:
+ * Fixed inputs for the SNP fuzz target, generated from tests/data/attestation:
  * the VCEKs (DER) of snp-v2-gosevguest and snp-v5-gcp-teekit, and the v2 report.
  */
 #ifndef MR_FUZZ_SNP_DATA_H

@@ -547,8 +547,9 @@ static mr_result crl_field(json_t *root, const char *key, X509_CRL **out, time_t
     }
     MR_ENSURE_OUT(json_is_string(v), MR_ERR_ATTESTATION, "collateral: \"%s\" must be hex", key);
     if (!mr_ok(mr_hex_decode_buf(json_string_value(v), json_string_length(v), &der))) {
-        mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__, "collateral: \"%s\" must be hex",
-                     key);
+        if (mr_error_get()->cat != MR_ERR_INTERNAL) /* out of memory stays what it is */
+            mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
+                         "collateral: \"%s\" must be hex", key);
         goto out;
     }
     if (!mr_ok(mr_ossl_der_crl(der.data, der.len, out))) {

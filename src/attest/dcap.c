@@ -152,8 +152,10 @@ mr_result mr_dcap_parse(const uint8_t *quote, size_t len, mr_dcap_quote *out)
     if (!mr_ok(parse_inner(quote, len, out))) {
         mr_error e;
         mr_error_take(&e);
-        /* cursor errors are PROTOCOL ("truncated ..."); a bad quote is an attestation error */
-        mr_error_set(MR_ERR_ATTESTATION, e.file, e.line, "quote parse: %s", e.msg);
+        /* cursor errors are PROTOCOL ("truncated ..."); a bad quote is an attestation error,
+         * out of memory stays an internal error */
+        mr_error_set(e.cat == MR_ERR_INTERNAL ? MR_ERR_INTERNAL : MR_ERR_ATTESTATION, e.file,
+                     e.line, "quote parse: %s", e.msg);
         return MR_FAILURE;
     }
     return MR_SUCCESS;

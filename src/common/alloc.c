@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 static long fail_after = -1;
+/* Blocks this thread allocated minus blocks it freed (test hook mr_alloc_live_blocks). A
+ * thread-local counter: no atomic operation on the allocation path. */
+static _Thread_local long live_blocks;
 
 static int should_fail(void)
 {
@@ -23,12 +26,20 @@ static int should_fail(void)
 
 void mr_alloc_fail_after(long n) { fail_after = n; }
 void mr_alloc_fail_reset(void) { fail_after = -1; }
+long mr_alloc_live_blocks(void) { return live_blocks; }
+
+static void *counted(void *p)
+{
+    if (p != NULL)
+        live_blocks++;
+    return p;
+}
 
 void *mr_alloc(size_t size)
 {
     if (should_fail())
         return NULL;
-    return malloc(size == 0 ? 1 : size);
+    return counted(malloc(size == 0 ? 1 : size));
 }
 
 void *mr_calloc(size_t count, size_t size)
@@ -36,23 +47,30 @@ void *mr_calloc(size_t count, size_t size)
     if (should_fail())
         return NULL;
     if (count == 0 || size == 0)
-        return calloc(1, 1);
-    return calloc(count, size);
+        return counted(calloc(1, 1));
+    return counted(calloc(count, size));
 }
 
 void *mr_realloc(void *p, size_t size)
 {
     if (should_fail())
         return NULL;
-    return realloc(p, size == 0 ? 1 : size);
+    void *q = realloc(p, size == 0 ? 1 : size);
+    return p == NULL ? counted(q) : q;
 }
 
-void mr_free(void *p) { free(p); }
+void mr_free(void *p)
+{
+    if (p != NULL)
+        live_blocks--;
+    free(p);
+}
 
 void mr_free_wipe(void *p, size_t size)
 {
     if (p == NULL)
         return;
+    live_blocks--;
     OPENSSL_cleanse(p, size);
     free(p);
 }
@@ -134,7 +152,7 @@ void *mr_secret_alloc(size_t size)
     (void)mlock(p, total);
 #endif
     (void)madvise(p, total, MADV_DONTDUMP);
-    return p;
+    return counted(p);
 }
 
 void mr_secret_free(void *p, size_t size)
@@ -142,6 +160,7 @@ void mr_secret_free(void *p, size_t size)
     if (p == NULL)
         return;
     size_t total = round_pages(size);
+    live_blocks--;
     OPENSSL_cleanse(p, total);
     (void)madvise(p, total, MADV_DODUMP);
 #ifndef MR_SANITIZED

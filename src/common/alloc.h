@@ -39,5 +39,9 @@ void mr_secret_free(void *p, size_t size);
  * fails until mr_alloc_fail_reset(). n < 0 disables. Not thread-safe; tests only. */
 void mr_alloc_fail_after(long n);
 void mr_alloc_fail_reset(void);
+/* Test hook for leak checks: blocks of either family the calling thread allocated minus blocks
+ * it freed, since it started. An operation that runs on one thread and frees what it allocated
+ * leaves it unchanged (tests/unit/mr_test.h: mr_test_alloc_sweep). */
+long mr_alloc_live_blocks(void);
 
 #endif

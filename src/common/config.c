@@ -34,6 +34,9 @@ static const mr_config_var vars[] = {
     {"OE_SIMULATION", NULL, "all", "1 = simulation mode (as with OpenEnclave/EGo)."},
     {"EDG_HTTP_ERROR_LOG_LEVEL", "error", "coordinator",
      "Level of TLS-handshake and HTTP-server error logs."},
+    {"EDG_COORDINATOR_STOP_GRACE_MS", "10000", "coordinator",
+     "Milliseconds SIGTERM/SIGINT waits for in-flight requests before the remaining connections "
+     "are closed (1..3600000); requests already being handled still finish before exit."},
     /* Limits under hostile load (MarbleRun-C; docs/security.md) */
     {"EDG_COORDINATOR_CLIENT_MAX_CONNS", "1024", "coordinator",
      "Connections the client API holds at once; when full, the longest-idle one is closed for "

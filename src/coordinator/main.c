@@ -3,6 +3,11 @@
  * marblerun-coordinator: reads its configuration from the environment (docs/configuration.md),
  * opens the core (sealed state or a fresh CA), applies EDG_STARTUP_MANIFEST, and serves the
  * client API, the mesh API and, when configured, the metrics listener until SIGTERM/SIGINT.
+ *
+ *   marblerun-coordinator                 run the daemon
+ *   marblerun-coordinator --help | -h     usage on stdout, exit 0
+ *   marblerun-coordinator --version       "marblerun-coordinator <version>", exit 0
+ * Any other argument: usage on stderr, exit 2.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -40,6 +45,7 @@ typedef struct daemon {
     mr_core *core;
     mr_srv *srv;
     mr_api *api;
+    unsigned stop_grace_ms;
 } daemon_t;
 
 /* EDG_COORDINATOR_DNS_NAMES: split on ',' without trimming (spec §1.1). */
@@ -147,6 +153,7 @@ static mr_result serve(daemon_t *d)
     const char *prom = mr_config_get("EDG_COORDINATOR_PROMETHEUS_ADDR");
     mr_srv_limits lim;
     MR_GUARD(server_limits(&lim));
+    lim.stop_grace_ms = d->stop_grace_ms;
     MR_GUARD(mr_srv_new(&lim, 0, &d->srv));
     MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_CLIENT, mr_config_get("EDG_COORDINATOR_CLIENT_ADDR"),
                            client_cert, d->core, &client));
@@ -173,6 +180,12 @@ static mr_result run(daemon_t *d)
     else
         MR_ENSURE(c == NULL || strcmp(c, "P-256") == 0, MR_ERR_USAGE,
                   "EDG_COORDINATOR_KEY_CURVE must be P-256 or P-384, not %s", c);
+    uint64_t grace = 0;
+    MR_GUARD(mr_config_u64("EDG_COORDINATOR_STOP_GRACE_MS", &grace));
+    MR_ENSURE(grace >= 1 && grace <= 3600000, MR_ERR_USAGE,
+              "EDG_COORDINATOR_STOP_GRACE_MS must be between 1 and 3600000, not %llu",
+              (unsigned long long)grace);
+    d->stop_grace_ms = (unsigned)grace;
     MR_GUARD(split_dns(d));
     MR_GUARD(open_attestation(d));
     mr_core_config cfg = {
@@ -190,8 +203,48 @@ static mr_result run(daemon_t *d)
     return serve(d);
 }
 
-int main(void)
+static void usage(FILE *f)
 {
+    fputs("Usage: marblerun-coordinator [--help | --version]\n"
+          "\n"
+          "Runs the MarbleRun-C Coordinator: the client REST API (HTTPS), the marble gRPC mesh\n"
+          "API and, when configured, the plain-HTTP metrics listener, until SIGTERM or SIGINT.\n"
+          "It takes no other arguments: configuration is by environment variables, all of them\n"
+          "listed in docs/configuration.md (printed by marblerun-config-doc). The main ones:\n"
+          "\n"
+          "  EDG_COORDINATOR_CLIENT_ADDR      client API listen address (default :4433)\n"
+          "  EDG_COORDINATOR_MESH_ADDR        mesh API listen address (default :2001)\n"
+          "  EDG_COORDINATOR_PROMETHEUS_ADDR  metrics listen address (default: none)\n"
+          "  EDG_COORDINATOR_DNS_NAMES        SANs of the Coordinator certificates (default localhost)\n"
+          "  EDG_COORDINATOR_SEAL_DIR         sealed state directory\n"
+          "                                   (default ./marblerun-coordinator-data)\n"
+          "  EDG_COORDINATOR_KEK              key-encryption key: gramine, file:<path> or none\n"
+          "  EDG_COORDINATOR_KEY_CURVE        P-256 (default) or P-384\n"
+          "  EDG_STARTUP_MANIFEST             manifest applied at startup\n"
+          "  EDG_COORDINATOR_SIMULATION=1     simulation mode: marble quotes are NOT checked\n"
+          "  EDG_COORDINATOR_DEV_MODE=1       development logging\n"
+          "\n"
+          "  --help, -h   show this help\n"
+          "  --version    print the version\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        bool one = argc == 2;
+        if (one && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            usage(stdout);
+            return fflush(stdout) == 0 ? 0 : 1;
+        }
+        if (one && strcmp(argv[1], "--version") == 0) {
+            printf("marblerun-coordinator %s\n", MR_VERSION);
+            return fflush(stdout) == 0 ? 0 : 1;
+        }
+        fprintf(stderr, "marblerun-coordinator: unknown argument \"%s\"\n\n", argv[one ? 1 : 2]);
+        usage(stderr);
+        return 2;
+    }
     daemon_t d;
     memset(&d, 0, sizeof(d));
     mr_log_init_from_env(mr_config_bool("EDG_COORDINATOR_DEV_MODE"));
@@ -204,8 +257,13 @@ int main(void)
                      MR_F_INT("line", mr_error_get()->line));
         rc = 1;
     }
-    mr_api_free(d.api);
+    /* The server goes first. After a stop that timed out, handlers (h_activate, ...) can still
+     * be running on the worker pool or be queued there, and they use the api and the core:
+     * mr_srv_free closes the remaining connections and frees the pool, which runs the queued
+     * jobs and joins every worker. Only then are the api and the core freed. */
     mr_srv_free(d.srv);
+    d.srv = NULL;
+    mr_api_free(d.api);
     mr_core_free(d.core);
     mr_collateral_source_free(d.collateral);
     mr_attest_roots_free(d.roots);

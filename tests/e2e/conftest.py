@@ -1,4 +1,4 @@
-"""Shared fixtures for the end-to-end tests: where the build and the shared data are."""
+"""Shared fixtures for the end-to-end tests: where the build and the test data are."""
 import os
 import pathlib
 
@@ -6,7 +6,8 @@ import pytest
 
 SOURCE_DIR = pathlib.Path(os.environ.get("MR_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
 BUILD_DIR = pathlib.Path(os.environ.get("MR_BUILD_DIR", SOURCE_DIR / "build"))
-SHARED_DIR = pathlib.Path(os.environ.get("MR_SHARED_DIR", SOURCE_DIR.parent / "shared"))
+# The project's test vectors (tests/data; see tests/data/attestation/PROVENANCE.md).
+TESTDATA_DIR = pathlib.Path(os.environ.get("MR_TESTDATA_DIR", SOURCE_DIR / "tests" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -20,5 +21,5 @@ def bin_dir():
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    return SHARED_DIR
+def testdata_dir():
+    return TESTDATA_DIR

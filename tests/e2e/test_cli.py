@@ -785,8 +785,7 @@ def test_recover_with_signature_against_stub(tmp_path, cli):
 
 
 def test_recover_real_coordinator(coord, cli, tmp_path):
-    """Recovery against the real Coordinator (state key lost -> recovery mode -> recover).
-    Skipped while the Coordinator does not serve /api/v2/recover yet (405)."""
+    """Recovery against the real Coordinator (state key lost -> recovery mode -> recover)."""
     rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (cli.dir / "rk.pem").write_bytes(rk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                       serialization.NoEncryption()))
@@ -800,8 +799,6 @@ def test_recover_real_coordinator(coord, cli, tmp_path):
     (coord.seal_dir / "kek").write_bytes(b"\x01" * 32)  # the state can no longer be unsealed
     coord.start()
     assert cli("status", addr(coord), "-i", check=True).stdout.startswith("1: Coordinator is in recovery mode")
-    if coord.post("/api/v2/recover", b"{}").status_code == 405:
-        pytest.skip("the Coordinator does not serve /api/v2/recover yet")
     p = cli("recover", "secret.enc", addr(coord), *E, "-k", "rk.pem", check=True)
     assert p.stdout.endswith("Recovery successful.\n")
     assert cli("status", addr(coord), "-i", check=True).stdout == f"3: {STATE3}\n"

@@ -16,6 +16,10 @@
 #include "common/codec.h"
 #include "common/result.h"
 
+#ifndef MR_VERSION
+#define MR_VERSION "0.0.0"
+#endif
+
 static const char USAGE[] =
     "marblerun-softsgx - SGX DCAP quotes for TESTS, made without SGX hardware\n"
     "\n"
@@ -52,7 +56,7 @@ static const char USAGE[] =
     "      --debug            set the DEBUG attribute\n"
     "      --quote-version N  3 (default; what real QEs emit) or the synthetic SGX forms 4, 5\n"
     "\n"
-    "  marblerun-softsgx --help\n";
+    "  marblerun-softsgx --help | --version\n";
 
 static void die_usage(const char *msg)
 {
@@ -281,6 +285,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         return fputs(USAGE, stdout) < 0 ? 1 : 0;
     }
+    if (strcmp(cmd, "--version") == 0)
+        return printf("marblerun-softsgx %s\n", MR_VERSION) < 0 ? 1 : 0;
     if (strcmp(cmd, "init") != 0 && strcmp(cmd, "quote") != 0)
         die_usage("unknown command (want init or quote)");
     optind = 2;

@@ -8,7 +8,7 @@
 
 #include "common/buf.h"
 
-/* Reads $MR_SHARED_DIR/testdata/attestation/<rel> into b (fails the test when missing). */
+/* Reads tests/data/attestation/<rel> ($MR_TESTDATA_DIR) into b (fails the test when missing). */
 void td_read_vector(const char *rel, mr_buf *b);
 time_t td_time(const char *rfc3339);
 

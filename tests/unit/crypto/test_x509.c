@@ -779,17 +779,14 @@ static void test_certcache_threads(void **state)
         mr_buf_free(&ders[i]);
 }
 
-/* ---- real Intel SGX collateral (shared/testdata/attestation) ---- */
+/* ---- real Intel SGX collateral (tests/data/attestation) ---- */
 
 #define INTEL_VERIFY_AT ((time_t)1751624924) /* 2025-07-04T10:28:44Z, inside the window */
 
-static mr_buf read_shared(const char *rel)
+static mr_buf read_vector(const char *rel)
 {
     char path[1024];
-    const char *dir = getenv("MR_SHARED_DIR");
-    snprintf(path, sizeof(path), "%s/testdata/attestation/%s", dir != NULL ? dir : "../shared",
-             rel);
-    FILE *f = fopen(path, "rb");
+    FILE *f = fopen(mr_test_vector_path(path, sizeof(path), rel), "rb");
     if (f == NULL)
         fail_msg("cannot open %s", path);
     mr_buf b = plain_buf();
@@ -811,8 +808,8 @@ static const char *json_str(json_t *o, const char *key)
 static void test_intel_collateral(void **state)
 {
     (void)state;
-    mr_buf root_der = read_shared("intel-sgx-root-ca/Intel_SGX_Provisioning_Certification_RootCA.der");
-    mr_buf coll = read_shared("sgx-v3-phala/collateral.json");
+    mr_buf root_der = read_vector("intel-sgx-root-ca/Intel_SGX_Provisioning_Certification_RootCA.der");
+    mr_buf coll = read_vector("sgx-v3-phala/collateral.json");
     json_t *j = json_loadb((const char *)coll.data, coll.len, 0, NULL);
     assert_non_null(j);
     X509 *root = NULL;

@@ -8,7 +8,7 @@
 #include "attest/snp.h"
 #include "common/buf.h"
 
-/* Reads $MR_SHARED_DIR/testdata/attestation/<dir>/<file> into out (fails the test on error). */
+/* Reads tests/data/attestation/<dir>/<file> ($MR_TESTDATA_DIR) into out (fails the test on error). */
 void snp_read_vector(const char *dir, const char *file, mr_buf *out);
 
 /* Runs the tests on a synthetic AMD-like hierarchy (test_snp_synth.c); returns the number

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * SEV-SNP verifier tests against the real vectors in shared/testdata/attestation
+ * SEV-SNP verifier tests against the real vectors in tests/data/attestation
  * (snp-v2-gosevguest: Milan report v2 from go-sev-guest; snp-v5-gcp-teekit: Milan report v5
  * from a Google Cloud CVM), each at a fixed time inside its VCEK's validity.
  */
@@ -28,12 +28,9 @@
 
 void snp_read_vector(const char *dir, const char *file, mr_buf *out)
 {
-    const char *shared = getenv("MR_SHARED_DIR");
-    char path[1024];
-    if (shared == NULL)
-        fail_msg("MR_SHARED_DIR is not set");
-    snprintf(path, sizeof(path), "%s/testdata/attestation/%s/%s", shared, dir, file);
-    FILE *f = fopen(path, "rb");
+    char rel[512], path[1024];
+    (void)snprintf(rel, sizeof(rel), "%s/%s", dir, file);
+    FILE *f = fopen(mr_test_vector_path(path, sizeof(path), rel), "rb");
     if (f == NULL)
         fail_msg("cannot open %s", path);
     mr_buf_init(out, 1u << 20, 0);
