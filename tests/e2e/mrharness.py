@@ -255,11 +255,11 @@ class Marble:
         rd = report_data if report_data is not None else hashlib.sha256(self.cert_der).digest()
         return self.softsgx.quote(rd, **self.quote_args)
 
-    def activate(self, coord, marble_type, uuid=None, quote=None, csr=None, timeout=60):
+    def activate(self, coord, marble_type, uuid=None, quote=None, csr=None, timeout=60, root=None):
         import grpc
         pb, pbg = grpc_stubs()
         creds = grpc.ssl_channel_credentials(
-            root_certificates=coord.mesh_root_pem(),
+            root_certificates=root if root is not None else coord.mesh_root_pem(),
             private_key=self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()),
             certificate_chain=self.cert.public_bytes(serialization.Encoding.PEM))
