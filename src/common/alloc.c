@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/alloc.h"
 
+#include <jansson.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
@@ -22,6 +23,23 @@ static int should_fail(void)
         return 1;
     fail_after--;
     return 0;
+}
+
+static mr_alloc_release_fn release_hook;
+
+void mr_alloc_set_release_hook(mr_alloc_release_fn fn) { release_hook = fn; }
+
+static void released(const void *p, size_t n)
+{
+    if (release_hook != NULL && p != NULL)
+        release_hook(p, n);
+}
+
+/* Before main: jansson's values may hold secrets (parsed request bodies), so its memory is
+ * wiped when freed. alloc.c is part of every program (nothing allocates otherwise). */
+__attribute__((constructor)) static void wipe_jansson(void)
+{
+    json_set_alloc_funcs(mr_wipe_malloc, mr_wipe_free);
 }
 
 void mr_alloc_fail_after(long n) { fail_after = n; }
@@ -61,8 +79,10 @@ void *mr_realloc(void *p, size_t size)
 
 void mr_free(void *p)
 {
-    if (p != NULL)
+    if (p != NULL) {
         live_blocks--;
+        released(p, malloc_usable_size(p));
+    }
     free(p);
 }
 
@@ -72,6 +92,7 @@ void mr_free_wipe(void *p, size_t size)
         return;
     live_blocks--;
     OPENSSL_cleanse(p, size);
+    released(p, malloc_usable_size(p));
     free(p);
 }
 
@@ -91,6 +112,7 @@ void mr_wipe_free(void *p)
     if (p == NULL)
         return;
     OPENSSL_cleanse(p, malloc_usable_size(p));
+    released(p, malloc_usable_size(p));
     free(p);
 }
 
@@ -162,6 +184,7 @@ void mr_secret_free(void *p, size_t size)
     size_t total = round_pages(size);
     live_blocks--;
     OPENSSL_cleanse(p, total);
+    released(p, total);
     (void)madvise(p, total, MADV_DODUMP);
 #ifndef MR_SANITIZED
     (void)munlock(p, total);

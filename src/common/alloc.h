@@ -10,6 +10,9 @@
  *
  * Tests can make the N-th following allocation fail (mr_alloc_fail_after) to exercise every
  * out-of-memory path.
+ *
+ * jansson is given the wiping functions when the program starts (every JSON value, request
+ * bodies with secrets among them, is wiped when freed).
  */
 #ifndef MR_COMMON_ALLOC_H
 #define MR_COMMON_ALLOC_H
@@ -43,5 +46,10 @@ void mr_alloc_fail_reset(void);
  * it freed, since it started. An operation that runs on one thread and frees what it allocated
  * leaves it unchanged (tests/unit/mr_test.h: mr_test_alloc_sweep). */
 long mr_alloc_live_blocks(void);
+/* Test hook: fn sees every block this allocator (and the libraries given its wiping functions:
+ * jansson, libevent, nghttp2) releases, with the bytes it leaves behind (wiped ones already
+ * wiped), just before the release. NULL removes it. Tests only; not thread-safe to change. */
+typedef void (*mr_alloc_release_fn)(const void *p, size_t n);
+void mr_alloc_set_release_hook(mr_alloc_release_fn fn);
 
 #endif

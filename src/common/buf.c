@@ -97,6 +97,8 @@ static void storage_free(mr_buf *b)
         return;
     if (b->flags & MR_BUF_SECRET)
         mr_secret_free(b->data, b->cap);
+    else if (b->flags & MR_BUF_WIPE)
+        mr_free_wipe(b->data, b->cap);
     else
         mr_free(b->data);
     b->data = NULL;
@@ -117,8 +119,9 @@ mr_result mr_buf_reserve(mr_buf *b, size_t extra)
     if (ncap < want)
         ncap = want;
     uint8_t *nd;
-    if (b->flags & MR_BUF_SECRET) {
-        nd = mr_secret_alloc(ncap);
+    if (b->flags & (MR_BUF_SECRET | MR_BUF_WIPE)) {
+        /* never realloc: the old block would be released unwiped */
+        nd = (b->flags & MR_BUF_SECRET) ? mr_secret_alloc(ncap) : mr_alloc(ncap);
         MR_ENSURE_ALLOC(nd);
         if (b->len > 0)
             memcpy(nd, b->data, b->len);
@@ -199,7 +202,7 @@ mr_slice mr_buf_slice(const mr_buf *b) { return MR_SLICE(b->data, b->len); }
 
 void mr_buf_reset(mr_buf *b)
 {
-    if (b->data != NULL && (b->flags & MR_BUF_SECRET))
+    if (b->data != NULL && (b->flags & (MR_BUF_SECRET | MR_BUF_WIPE)))
         OPENSSL_cleanse(b->data, b->cap);
     b->len = 0;
 }
@@ -213,7 +216,7 @@ void mr_buf_free(mr_buf *b)
 uint8_t *mr_buf_steal(mr_buf *b, size_t *len)
 {
     uint8_t *d = b->data;
-    if (b->flags & MR_BUF_SECRET)
+    if (b->flags & (MR_BUF_SECRET | MR_BUF_WIPE))
         return NULL;
     if (len != NULL)
         *len = b->len;

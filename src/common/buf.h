@@ -52,7 +52,11 @@ MR_RESULT mr_cursor_u64le(mr_cursor *c, uint64_t *out);
 MR_RESULT mr_cursor_u16be(mr_cursor *c, uint16_t *out);
 MR_RESULT mr_cursor_u32be(mr_cursor *c, uint32_t *out);
 
-enum { MR_BUF_SECRET = 1u << 0 };
+/* MR_BUF_SECRET: secret-allocator storage (locked, no core dumps), wiped when it moves or is
+ * freed. MR_BUF_WIPE: ordinary heap storage that is wiped when it moves or is freed, for
+ * buffers that may hold secrets in transit (request and response bodies). Neither can be
+ * stolen (mr_buf_steal returns NULL). */
+enum { MR_BUF_SECRET = 1u << 0, MR_BUF_WIPE = 1u << 1 };
 
 typedef struct mr_buf {
     uint8_t *data; /* owned; NULL while empty */

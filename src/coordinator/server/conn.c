@@ -232,7 +232,7 @@ static void start_body(mr_srv_conn *c, size_t head_len)
         early_response(c, 413, "request body too large", (uint64_t)cl);
         return;
     }
-    mr_buf_init(&r->body, max, 0);
+    mr_buf_init(&r->body, max, MR_BUF_WIPE);
     if (!chunked && cl > 0 && !mr_srv_body_reserve(r, (size_t)cl)) {
         early_response(c, 503, MR_SRV_BUDGET_TEXT, (uint64_t)cl);
         return;

@@ -227,7 +227,7 @@ static void headers_done(mr_srv_conn *c, mr_srv_request *r, bool ended)
     size_t max = 0;
     bool take = mr_srv_body_policy(r, n, &max);
     r->body_max = max;
-    mr_buf_init(&r->body, max, 0);
+    mr_buf_init(&r->body, max, MR_BUF_WIPE);
     if (!take) {
         r->withheld = true;
         request_complete(c, r); /* answered now; DATA that follows is dropped */

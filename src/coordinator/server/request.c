@@ -34,8 +34,8 @@ mr_srv_request *mr_srv_request_new(mr_srv *s, mr_srv_conn *c)
     }
     r->query = "";
     r->body_max = s->limits.max_body_bytes;
-    mr_buf_init(&r->body, 0, 0);
-    mr_buf_init(&r->resp_body, 0, 0);
+    mr_buf_init(&r->body, 0, MR_BUF_WIPE); /* bodies may carry secrets: wiped when freed */
+    mr_buf_init(&r->resp_body, 0, MR_BUF_WIPE);
     r->start_ns = mr_srv_now_ns();
     return r;
 }
@@ -157,7 +157,7 @@ void mr_srv_resp_send_buf(mr_srv_request *r, int status, const char *content_typ
 void mr_srv_resp_send(mr_srv_request *r, int status, const char *content_type, mr_slice body)
 {
     mr_buf b;
-    mr_buf_init(&b, 0, 0);
+    mr_buf_init(&b, 0, MR_BUF_WIPE);
     if (body.len > 0 && !mr_ok(mr_buf_append(&b, body.ptr, body.len))) {
         mr_buf_free(&b);
         status = 500;
@@ -183,7 +183,7 @@ void mr_srv_resp_mark_secret(mr_srv_request *r) { r->secret_body = true; }
 void mr_srv_reply_success(mr_srv_request *r, const char *data_json)
 {
     mr_buf b;
-    mr_buf_init(&b, 0, r->secret_body ? MR_BUF_SECRET : 0);
+    mr_buf_init(&b, 0, r->secret_body ? MR_BUF_SECRET : MR_BUF_WIPE);
     mr_result ok = mr_srv_jsend_success(&b, data_json);
     send_envelope(r, 200, "application/json", false, ok, &b);
 }
