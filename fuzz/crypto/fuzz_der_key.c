@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "crypto/key.h"
+#include "crypto/p256.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Small OpenSSL 3 helpers used by the DCAP verifier (kept in one place so they can later be
- * replaced by src/crypto). Failures are MR_ERR_ATTESTATION unless stated otherwise; the
- * caller prefixes the step name.
+ * Small OpenSSL 3 helpers used by the DCAP verifier. Hashing and the raw P-256 forms of the
+ * quote are done by src/crypto (crypto/hash.h, crypto/p256.h); the wrappers here only state
+ * their failures as attestation errors. Failures are MR_ERR_ATTESTATION unless stated
+ * otherwise; the caller prefixes the step name.
  */
 #ifndef MR_ATTEST_OSSL_H
 #define MR_ATTEST_OSSL_H
@@ -22,14 +23,10 @@ extern const uint8_t mr_intel_sgx_root_der[];
 extern const size_t mr_intel_sgx_root_der_len;
 extern const uint8_t mr_intel_sgx_root_spki_sha256[32];
 
-MR_RESULT mr_ossl_sha256(const void *data, size_t len, uint8_t out[32]);
-/* SHA-256 over the concatenation of two byte strings. */
-MR_RESULT mr_ossl_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
-                           uint8_t out[32]);
-/* A P-256 public key from a raw 64-byte x||y point (big-endian coordinates). */
+/* A P-256 public key from a raw 64-byte x||y point (mr_key_p256_from_raw). */
 MR_RESULT mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out);
-/* ECDSA-P256-SHA256 verification of a raw 64-byte r||s signature over msg. `what` names the
- * signature in the error message. */
+/* ECDSA-SHA256 verification of a raw 64-byte r||s signature over msg
+ * (mr_ecdsa_p256_verify_raw): "<what> does not verify", "<what>: unusable key". */
 MR_RESULT mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
                                  const uint8_t sig[64], const char *what);
 /* Certificates from concatenated PEM blocks (text after a NUL or outside blocks is skipped).

@@ -13,6 +13,7 @@
 #include "crypto/csr.h"
 #include "crypto/hash.h"
 #include "crypto/key.h"
+#include "crypto/p256.h"
 #include "pki.h"
 
 static pki P; /* P-256 hierarchy built once */
