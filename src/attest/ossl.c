@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/codec.h"
+#include "common/text.h"
 #include "crypto/hash.h"
 #include "crypto/p256.h"
 
@@ -151,48 +152,18 @@ mr_result mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out)
     return MR_SUCCESS;
 }
 
-static bool digits(const char *s, size_t n, int *out)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 mr_result mr_ossl_rfc3339(const char *s, size_t len, time_t *out)
 {
-    struct tm tm;
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
-    size_t i = 19;
-
-    memset(&tm, 0, sizeof(tm));
-    MR_ENSURE(len >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't') &&
-                  s[13] == ':' && s[16] == ':',
-              MR_ERR_ATTESTATION, "invalid date");
-    MR_ENSURE(digits(s, 4, &y) && digits(s + 5, 2, &mo) && digits(s + 8, 2, &d) &&
-                  digits(s + 11, 2, &h) && digits(s + 14, 2, &mi) && digits(s + 17, 2, &se),
-              MR_ERR_ATTESTATION, "invalid date");
-    if (s[i] == '.') {
-        i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9')
-            i++;
+    mr_rfc3339_time t;
+    switch (mr_rfc3339_parse(s, len, MR_RFC3339_UTC_LENIENT, &t)) {
+    case MR_RFC3339_OK:
+        *out = (time_t)t.unix_sec;
+        return MR_SUCCESS;
+    case MR_RFC3339_BAD_ZONE:
+        MR_BAIL(MR_ERR_ATTESTATION, "invalid date (UTC 'Z' required)");
+    default:
+        MR_BAIL(MR_ERR_ATTESTATION, "invalid date");
     }
-    MR_ENSURE(i + 1 == len && (s[i] == 'Z' || s[i] == 'z'), MR_ERR_ATTESTATION,
-              "invalid date (UTC 'Z' required)");
-    MR_ENSURE(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && se <= 60,
-              MR_ERR_ATTESTATION, "invalid date");
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    *out = timegm(&tm);
-    return MR_SUCCESS;
 }
 
 void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap)

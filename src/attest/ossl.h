@@ -36,7 +36,8 @@ MR_RESULT mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out);
 MR_RESULT mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out);
 /* ASN1_TIME -> time_t (UTC). */
 MR_RESULT mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out);
-/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" -> time_t. */
+/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" -> time_t (mr_rfc3339_parse with MR_RFC3339_UTC_LENIENT):
+ * "invalid date", "invalid date (UTC 'Z' required)". */
 MR_RESULT mr_ossl_rfc3339(const char *s, size_t len, time_t *out);
 /* Common name of a certificate subject (truncated to cap-1). Empty when absent. */
 void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap);

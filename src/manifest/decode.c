@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "common/text.h"
 #include "manifest/manifest_int.h"
 
 #define STACK_MAX 32
@@ -743,16 +744,6 @@ static mr_result dec_marble(dctx *c, mr_mj_node *v, void *e)
 
 /* ---- Certificate (x509.Certificate JSON, or base64 DER) ---- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool digits(const char *s, size_t n, unsigned *out)
 {
     unsigned v = 0;
@@ -768,52 +759,13 @@ static bool digits(const char *s, size_t n, unsigned *out)
 /* Strict RFC 3339 as time.Time.UnmarshalJSON accepts it. */
 static bool parse_rfc3339(const char *s, size_t len, mr_manifest_time *t)
 {
-    unsigned Y, M, D, h, mi, sec, oh = 0, om = 0;
-    if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+    mr_rfc3339_time rt;
+    if (mr_rfc3339_parse(s, len, 0, &rt) != MR_RFC3339_OK)
         return false;
-    if (!digits(s, 4, &Y) || !digits(s + 5, 2, &M) || !digits(s + 8, 2, &D) ||
-        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
-        return false;
-    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (M < 1 || M > 12 || D < 1 || h > 23 || mi > 59 || sec > 59)
-        return false;
-    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (D > mdays[M - 1] + (M == 2 && leap ? 1u : 0u))
-        return false;
-    size_t i = 19;
-    uint64_t nsec = 0;
-    if (i < len && s[i] == '.') {
-        i++;
-        size_t start = i, nd = 0;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (nd < 9) {
-                nsec = nsec * 10 + (uint64_t)(s[i] - '0');
-                nd++;
-            }
-            i++;
-        }
-        if (i == start)
-            return false;
-        while (nd++ < 9)
-            nsec *= 10;
-    }
-    int sign = 0;
-    if (i + 1 == len && s[i] == 'Z') {
-        sign = 0;
-    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
-            return false;
-        sign = s[i] == '+' ? 1 : -1;
-    } else {
-        return false;
-    }
-    int64_t days = days_from_civil(Y, M, D);
-    int64_t secs = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
-    secs -= sign * ((int64_t)oh * 3600 + (int64_t)om * 60);
-    t->unix_sec = secs;
-    t->nsec = (int32_t)nsec;
+    t->unix_sec = rt.unix_sec;
+    t->nsec = rt.nsec;
     /* Go's zero time is 0001-01-01T00:00:00Z */
-    t->set = !(secs == days_from_civil(1, 1, 1) * 86400 && nsec == 0);
+    t->set = !(rt.unix_sec == mr_days_from_civil(1, 1, 1) * 86400 && rt.nsec == 0);
     return true;
 }
 

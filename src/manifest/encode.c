@@ -10,67 +10,12 @@
 
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "common/text.h"
 #include "manifest/manifest_int.h"
-
-static const char hexdig[] = "0123456789abcdef";
 
 mr_result mr_manifest_json_string(const char *s, size_t len, mr_buf *out)
 {
-    const uint8_t *p = (const uint8_t *)(s ? s : "");
-    MR_GUARD(mr_buf_append_u8(out, '"'));
-    size_t start = 0, i = 0;
-    while (i < len) {
-        uint8_t b = p[i];
-        if (b < 0x80) {
-            bool safe = b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&';
-            if (safe) {
-                i++;
-                continue;
-            }
-            MR_GUARD(mr_buf_append(out, p + start, i - start));
-            switch (b) {
-            case '\\':
-            case '"': {
-                uint8_t e[2] = {'\\', b};
-                MR_GUARD(mr_buf_append(out, e, 2));
-                break;
-            }
-            case '\b': MR_GUARD(mr_buf_append_str(out, "\\b")); break;
-            case '\f': MR_GUARD(mr_buf_append_str(out, "\\f")); break;
-            case '\n': MR_GUARD(mr_buf_append_str(out, "\\n")); break;
-            case '\r': MR_GUARD(mr_buf_append_str(out, "\\r")); break;
-            case '\t': MR_GUARD(mr_buf_append_str(out, "\\t")); break;
-            default: {
-                uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hexdig[b >> 4],
-                                (uint8_t)hexdig[b & 0xF]};
-                MR_GUARD(mr_buf_append(out, e, 6));
-                break;
-            }
-            }
-            i++;
-            start = i;
-            continue;
-        }
-        size_t n;
-        uint32_t r = mr_manifest_utf8_decode(p + i, len - i, &n);
-        if (r == 0xFFFD && n == 1) {
-            MR_GUARD(mr_buf_append(out, p + start, i - start));
-            MR_GUARD(mr_buf_append_str(out, "\\ufffd"));
-            i += n;
-            start = i;
-            continue;
-        }
-        if (r == 0x2028 || r == 0x2029) {
-            MR_GUARD(mr_buf_append(out, p + start, i - start));
-            MR_GUARD(mr_buf_append_str(out, r == 0x2028 ? "\\u2028" : "\\u2029"));
-            i += n;
-            start = i;
-            continue;
-        }
-        i += n;
-    }
-    MR_GUARD(mr_buf_append(out, p + start, len - start));
-    return mr_buf_append_u8(out, '"');
+    return mr_json_quote(out, s, len);
 }
 
 static mr_result put_str(mr_buf *o, const mr_mstr *s) { return mr_manifest_json_string(s->ptr, s->len, o); }

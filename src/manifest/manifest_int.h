@@ -41,11 +41,6 @@ typedef struct mr_mj_node {
 MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr_mj_node *root);
 void mr_manifest_json_free(mr_mj_node *n);
 
-/* Decodes one UTF-8 sequence as Go's utf8.DecodeRune: invalid input gives U+FFFD, size 1. */
-uint32_t mr_manifest_utf8_decode(const uint8_t *p, size_t avail, size_t *size);
-/* Appends the UTF-8 encoding of r. */
-MR_RESULT mr_manifest_utf8_append(mr_buf *b, uint32_t r);
-
 /* Go's strings.ToLower for the ASCII range plus the two runes that lower to ASCII (U+0130,
  * U+212A); other bytes are copied. Writes a NUL-terminated copy into out (cap bytes). Returns
  * false when it does not fit. */

@@ -173,6 +173,10 @@ static void test_yaml(void **state)
               "\"u\":false,\"z\":null}");
     yaml_case("l:\n  - 1\n  - a: [x, y]\n", "{\"l\":[1,{\"a\":[\"x\",true]}]}"); /* YAML 1.1: y is a bool */
     yaml_case("html: <a&b>\n", "{\"html\":\"\\u003ca\\u0026b\\u003e\"}");
+    /* as encoding/json: lower-case hex for control characters, U+2028/U+2029 escaped, keys
+     * quoted like values */
+    yaml_case("c: \"\\x1f\\t\\u2028\\u2029\\u00e9\"\n\"<k>\": 1\n",
+              "{\"\\u003ck\\u003e\":1,\"c\":\"\\u001f\\t\\u2028\\u2029\xc3\xa9\"}");
     yaml_case("base: &b {x: 1}\nuse: *b\n", "{\"base\":{\"x\":1},\"use\":{\"x\":1}}");
     yaml_case("v: 1.2.3\nh: abc123\n", "{\"h\":\"abc123\",\"v\":\"1.2.3\"}");
     mr_buf out;
