@@ -2,7 +2,6 @@
 #include "crypto/rand.h"
 
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 static mr_result fill(int (*gen)(unsigned char *, int), void *out, size_t len)
@@ -20,14 +19,3 @@ static mr_result fill(int (*gen)(unsigned char *, int), void *out, size_t len)
 mr_result mr_crypto_random(void *out, size_t len) { return fill(RAND_bytes, out, len); }
 
 mr_result mr_crypto_random_key(void *out, size_t len) { return fill(RAND_priv_bytes, out, len); }
-
-bool mr_crypto_ct_equal(const void *a, const void *b, size_t len)
-{
-    return len == 0 || CRYPTO_memcmp(a, b, len) == 0;
-}
-
-void mr_crypto_wipe(void *p, size_t len)
-{
-    if (p != NULL && len > 0)
-        OPENSSL_cleanse(p, len);
-}
