@@ -137,10 +137,3 @@ mr_result mr_policy_check_tcb(const mr_attest_claims *c, const char *const *acce
         *warned = true;
     return MR_SUCCESS;
 }
-
-mr_result mr_policy_check(const mr_attest_claims *c, const mr_attest_package *p)
-{
-    MR_GUARD(mr_policy_check_tcb(c, p->accepted_tcb_statuses, p->accepted_tcb_status_count,
-                                 p->accepted_advisories, p->accepted_advisory_count, NULL));
-    return mr_policy_check_package(c, p);
-}
