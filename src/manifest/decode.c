@@ -1279,7 +1279,7 @@ static const field manifest_fields[] = {
     CUS("Config", dec_config),
 };
 
-static mr_result decode(const uint8_t *json, size_t len, bool lenient, mr_manifest **out)
+static mr_result decode(const uint8_t *json, size_t len, mr_manifest **out)
 {
     mr_result res = MR_FAILURE;
     mr_mj_node root = {0};
@@ -1288,7 +1288,7 @@ static mr_result decode(const uint8_t *json, size_t len, bool lenient, mr_manife
 
     *out = NULL;
     MR_ENSURE(json != NULL || len == 0, MR_ERR_INTERNAL, "internal error: json is NULL");
-    MR_GUARD_OUT(mr_manifest_json_parse(json ? json : (const uint8_t *)"", len, lenient, &root));
+    MR_GUARD_OUT(mr_manifest_json_parse(json ? json : (const uint8_t *)"", len, &root));
     m = mr_calloc(1, sizeof(*m));
     MR_ENSURE_ALLOC_OUT(m);
     MR_GUARD_OUT(dec_struct(&c, &root, m, "Manifest", "manifest.Manifest", manifest_fields,
@@ -1313,128 +1313,5 @@ out:
 
 mr_result mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest **out)
 {
-    return decode(json, len, false, out);
-}
-
-mr_result mr_manifest_decode_lenient(const uint8_t *json, size_t len, mr_manifest **out)
-{
-    return decode(json, len, true, out);
-}
-
-/* ---- single stored objects (`package:<name>`, `secret:<name>`, ...) ---- */
-
-typedef void (*clear_fn)(void *elem);
-
-static mr_result decode_one(const uint8_t *json, size_t len, const char *name, elem_fn fn,
-                            clear_fn clear, void *out, size_t esz)
-{
-    mr_result res = MR_FAILURE;
-    mr_mj_node root = {0};
-    dctx c = {0};
-    memset(out, 0, esz);
-    MR_ENSURE(json != NULL || len == 0, MR_ERR_INTERNAL, "internal error: json is NULL");
-    MR_GUARD_OUT(mr_manifest_json_parse(json ? json : (const uint8_t *)"", len, false, &root));
-    if (name)
-        MR_GUARD_OUT(mstr_set((mr_mstr *)out, name, strlen(name)));
-    MR_GUARD_OUT(fn(&c, &root, out));
-    MR_ENSURE_OUT(!c.has_saved, MR_ERR_USAGE, "%s", c.saved);
-    res = MR_SUCCESS;
-out:
-    mr_manifest_json_free(&root);
-    if (!mr_ok(res)) {
-        clear(out);
-        memset(out, 0, esz);
-    }
-    return res;
-}
-
-static void clr_package(void *e) { mr_manifest_package_free_(e); }
-static void clr_infra(void *e) { mr_manifest_infra_free_(e); }
-static void clr_marble(void *e) { mr_manifest_marble_free_(e); }
-static void clr_secret(void *e) { mr_manifest_secret_free_(e); }
-static void clr_user(void *e) { mr_manifest_user_free_(e); }
-static void clr_tls(void *e) { mr_manifest_tls_tag_free_(e); }
-
-mr_result mr_manifest_decode_package(const uint8_t *json, size_t len, const char *name,
-                                     mr_manifest_package *out)
-{
-    return decode_one(json, len, name, dec_package, clr_package, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_infra(const uint8_t *json, size_t len, const char *name,
-                                   mr_manifest_infra *out)
-{
-    return decode_one(json, len, name, dec_infra, clr_infra, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_marble(const uint8_t *json, size_t len, const char *name,
-                                    mr_manifest_marble *out)
-{
-    return decode_one(json, len, name, dec_marble, clr_marble, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_secret(const uint8_t *json, size_t len, const char *name,
-                                    mr_manifest_secret *out)
-{
-    return decode_one(json, len, name, dec_secret, clr_secret, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_user(const uint8_t *json, size_t len, const char *name,
-                                  mr_manifest_user *out)
-{
-    return decode_one(json, len, name, dec_user, clr_user, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_tls_tag(const uint8_t *json, size_t len, const char *name,
-                                     mr_manifest_tls_tag *out)
-{
-    return decode_one(json, len, name, dec_tls_tag, clr_tls, out, sizeof(*out));
-}
-
-void mr_manifest_package_clear(mr_manifest_package *p)
-{
-    if (p) {
-        mr_manifest_package_free_(p);
-        memset(p, 0, sizeof(*p));
-    }
-}
-
-void mr_manifest_infra_clear(mr_manifest_infra *i)
-{
-    if (i) {
-        mr_manifest_infra_free_(i);
-        memset(i, 0, sizeof(*i));
-    }
-}
-
-void mr_manifest_marble_clear(mr_manifest_marble *m)
-{
-    if (m) {
-        mr_manifest_marble_free_(m);
-        memset(m, 0, sizeof(*m));
-    }
-}
-
-void mr_manifest_secret_clear(mr_manifest_secret *s)
-{
-    if (s) {
-        mr_manifest_secret_free_(s);
-        memset(s, 0, sizeof(*s));
-    }
-}
-
-void mr_manifest_user_clear(mr_manifest_user *u)
-{
-    if (u) {
-        mr_manifest_user_free_(u);
-        memset(u, 0, sizeof(*u));
-    }
-}
-
-void mr_manifest_tls_tag_clear(mr_manifest_tls_tag *t)
-{
-    if (t) {
-        mr_manifest_tls_tag_free_(t);
-        memset(t, 0, sizeof(*t));
-    }
+    return decode(json, len, out);
 }

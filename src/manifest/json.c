@@ -412,7 +412,7 @@ static mr_result read_value(reader *r, mr_mj_node *n)
     }
 }
 
-mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr_mj_node *root)
+mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root)
 {
     mr_result res = MR_FAILURE;
     reader r = {0};
@@ -421,23 +421,13 @@ mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr
               len, MR_MANIFEST_MAX_SIZE);
     mr_cursor_init(&r.cur, in, len);
     mr_buf_init(&r.scratch, MR_MANIFEST_MAX_SIZE, 0);
-    if (!mr_ok(read_value(&r, root))) {
-        /* json.Decoder reports running out of input as io.EOF / io.ErrUnexpectedEOF */
-        if (lenient && strcmp(mr_error_get()->msg, "unexpected end of JSON input") == 0) {
-            mr_cursor_init(&r.cur, in, len);
-            skip_ws(&r);
-            mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "%s",
-                         mr_cursor_remaining(&r.cur) ? "unexpected EOF" : "EOF");
-        }
+    if (!mr_ok(read_value(&r, root)))
         goto out;
-    }
-    if (!lenient) {
-        skip_ws(&r);
-        uint8_t c;
-        if (peek(&r, &c)) {
-            MR_IGNORE(syntax_error(&r, "after top-level value"));
-            goto out;
-        }
+    skip_ws(&r);
+    uint8_t c;
+    if (peek(&r, &c)) {
+        MR_IGNORE(syntax_error(&r, "after top-level value"));
+        goto out;
     }
     res = MR_SUCCESS;
 out:

@@ -35,10 +35,10 @@ typedef struct mr_mj_node {
     size_t nkids;
 } mr_mj_node;
 
-/* RFC 8259 parse of exactly one value. With lenient, bytes after the value are ignored (Go's
- * Decoder.Decode); otherwise only whitespace may follow. Errors use Go's scanner texts, e.g.
- * "invalid character 'x' looking for beginning of value", "unexpected end of JSON input". */
-MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr_mj_node *root);
+/* RFC 8259 parse of exactly one value (json.Unmarshal): only whitespace may follow. Errors use
+ * Go's scanner texts, e.g. "invalid character 'x' looking for beginning of value",
+ * "unexpected end of JSON input". */
+MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root);
 void mr_manifest_json_free(mr_mj_node *n);
 
 /* Go's strings.ToLower for the ASCII range plus the two runes that lower to ASCII (U+0130,

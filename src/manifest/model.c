@@ -350,11 +350,6 @@ const mr_manifest_user *mr_manifest_find_user(const mr_manifest *m, const char *
     return FIND(m->users, mr_manifest_user, name);
 }
 
-const mr_manifest_role *mr_manifest_find_role(const mr_manifest *m, const char *name)
-{
-    return FIND(m->roles, mr_manifest_role, name);
-}
-
 const mr_manifest_tls_tag *mr_manifest_find_tls_tag(const mr_manifest *m, const char *name)
 {
     return FIND(m->tls, mr_manifest_tls_tag, name);

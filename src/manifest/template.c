@@ -686,8 +686,6 @@ void mr_tmpl_free(mr_tmpl *t)
 
 bool mr_tmpl_is_static(const mr_tmpl *t) { return t != NULL && !t->has_actions; }
 
-mr_tmpl_mode mr_tmpl_get_mode(const mr_tmpl *t) { return t->mode; }
-
 mr_result mr_tmpl_parse(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
                         mr_tmpl **out)
 {
