@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "common/buf.h"
 #include "common/codec.h"
 #include "common/text.h"
 #include "crypto/hash.h"

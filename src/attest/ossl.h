@@ -16,7 +16,6 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "common/buf.h"
 #include "common/result.h"
 
 extern const uint8_t mr_intel_sgx_root_der[];

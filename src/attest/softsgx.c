@@ -7,10 +7,7 @@
 
 #include <jansson.h>
 #include <openssl/bio.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/decoder.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>

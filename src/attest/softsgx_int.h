@@ -3,10 +3,7 @@
 #ifndef MR_ATTEST_SOFTSGX_INT_H
 #define MR_ATTEST_SOFTSGX_INT_H
 
-#include <stddef.h>
 #include <stdint.h>
-
-#include "common/result.h"
 
 /* File names inside a softsgx directory. */
 #define SOFTSGX_ROOT_CA "root-ca.pem"
