@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Target: CSR parsing with signature check (crypto/csr.c: mr_csr_from_der, mr_csr_from_pem),
+/* Target: CSR parsing with signature check (crypto/csr.c: mr_csr_from_der),
  * the accessors the Activate handler uses, and mr_csr_read (crypto/csr_read.c), which must
  * agree with the general path on every input: same success, subject and SANs. */
 #include <stdint.h>
@@ -60,13 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mr_x509_san_list_clear(&sans);
     mr_x509_san_list_clear(&fast_sans);
     X509_REQ_free(req);
-    req = NULL;
-    if (mr_ok(mr_csr_from_pem(MR_SLICE(data, size), &req))) {
-        (void)use_csr(req, &name, &sans);
-        mr_x509_name_clear(&name);
-        mr_x509_san_list_clear(&sans);
-        X509_REQ_free(req);
-    }
     mr_error_clear();
     return 0;
 }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Target: key decoding (crypto/key_codec.c) in every DER format and as PEM, plus the raw
- * ECDSA signature and P-256 point helpers (crypto/key.c) used on quote bytes. The first input
+ * ECDSA signature and P-256 point helpers (crypto/p256.c) used on quote bytes. The first input
  * byte selects the format; a decoded key is re-encoded and used once. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "crypto/key.h"
+#include "crypto/p256.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libFuzzer target: manifest decoding (strict and lenient), then everything that runs on a
- * decoded manifest: canonical encoding (and re-decoding its output), the consistency check,
- * the PKI checks, permissions and the template dry run.
+ * libFuzzer target: manifest decoding, then everything that runs on a decoded manifest: the
+ * JSON encoding of secrets (which must be valid JSON), the consistency check, the PKI
+ * checks, permissions and the template dry run.
  */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -17,23 +17,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void exercise(const mr_manifest *m)
 {
-    mr_buf out;
-    mr_buf_init(&out, 0, 0);
-    if (mr_ok(mr_manifest_encode(m, &out))) {
-        /* Our own output decodes again (unless a Cert "Raw" field held bytes that are not a
-         * certificate, as in Go) and then encodes to the same bytes. */
-        mr_manifest *again = NULL;
-        if (mr_ok(mr_manifest_decode(out.data, out.len, &again))) {
-            mr_buf out2;
-            mr_buf_init(&out2, 0, 0);
-            if (mr_ok(mr_manifest_encode(again, &out2)) &&
-                (out2.len != out.len || memcmp(out.data, out2.data, out.len) != 0))
+    for (size_t i = 0; i < m->secrets.count; i++) {
+        mr_buf out;
+        mr_buf_init(&out, 0, 0);
+        if (mr_ok(mr_manifest_encode_secret(&m->secrets.items[i], &out))) {
+            json_error_t err;
+            json_t *j = json_loadb((const char *)out.data, out.len, 0, &err);
+            if (j == NULL)
                 abort();
-            mr_buf_free(&out2);
+            json_decref(j);
         }
-        mr_manifest_free(again);
+        mr_buf_free(&out);
     }
-    mr_buf_free(&out);
 
     MR_IGNORE(mr_manifest_check(m, NULL));
     MR_IGNORE(mr_manifest_check_user_certs(m));
@@ -60,10 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mr_manifest *m = NULL;
     if (mr_ok(mr_manifest_decode(data, size, &m)))
         exercise(m);
-    mr_manifest_free(m);
-    m = NULL;
-    if (mr_ok(mr_manifest_decode_lenient(data, size, &m)))
-        (void)mr_manifest_is_package_update(m);
     mr_manifest_free(m);
     mr_error_clear();
     return 0;

@@ -486,9 +486,6 @@ mr_dcap_collateral *mr_dcap_collateral_ref(const mr_dcap_collateral *cc)
     return c;
 }
 
-bool mr_dcap_collateral_is_tdx(const mr_dcap_collateral *c) { return c->tcb.tdx; }
-const uint8_t *mr_dcap_collateral_fmspc(const mr_dcap_collateral *c) { return c->tcb.fmspc; }
-
 /* The signed text of "tcb_info"/"qe_identity": a JSON string holding the exact bytes, or
  * (tolerated) the object itself, whose raw span is then taken from the file text. */
 static mr_result signed_text(json_t *root, const char *json, size_t len, const char *key,

@@ -40,10 +40,6 @@ MR_RESULT mr_dcap_collateral_load_file(const char *path, mr_dcap_collateral **ou
 mr_dcap_collateral *mr_dcap_collateral_ref(const mr_dcap_collateral *c);
 void mr_dcap_collateral_free(mr_dcap_collateral *c);
 
-/* What the collateral says about itself (from the TCB Info). */
-bool mr_dcap_collateral_is_tdx(const mr_dcap_collateral *c);
-const uint8_t *mr_dcap_collateral_fmspc(const mr_dcap_collateral *c); /* 6 bytes */
-
 /* Sources. */
 MR_RESULT mr_collateral_source_file(const char *path, mr_collateral_source **out);
 MR_RESULT mr_collateral_source_dir(const char *path, mr_collateral_source **out);

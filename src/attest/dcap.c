@@ -17,6 +17,7 @@
 #include "attest/ossl.h"
 #include "common/alloc.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 
 static const uint8_t intel_qe_vendor[16] = {0x93, 0x9A, 0x72, 0x33, 0xF7, 0x9C, 0x4C, 0xA9,
                                             0x94, 0x0A, 0x0D, 0xB3, 0x95, 0x7F, 0x06, 0x07};
@@ -684,7 +685,7 @@ static mr_result pck_chain(const mr_dcap_quote *q, const mr_attest_roots *roots,
     char cn[128];
 
     memset(&e, 0, sizeof(e));
-    MR_GUARD(mr_ossl_sha256(q->cert_data.ptr, q->cert_data.len, e.hash));
+    MR_GUARD(mr_sha256(q->cert_data.ptr, q->cert_data.len, e.hash));
     e.roots_id = roots->id;
     if (!pck_cache_get(e.hash, roots->id, &e)) {
         STEP(mr_ossl_pem_certs(q->cert_data.ptr, q->cert_data.len, &certs), "PCK chain");
@@ -835,9 +836,8 @@ mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest
         static const uint8_t zeros[32];
         STEP(parse_sgx_body(q.qe_report, &qe, qrd), "QE report");
         claims.tcb.qe_isvsvn = qe.isvsvn;
-        STEP(mr_ossl_sha256_2(q.attest_key.ptr, q.attest_key.len, q.qe_auth_data.ptr,
-                              q.qe_auth_data.len, h),
-             "attestation key binding");
+        const mr_slice bound[] = {q.attest_key, q.qe_auth_data};
+        STEP(mr_sha256_v(bound, MR_ARRAY_LEN(bound), h), "attestation key binding");
         MR_ENSURE_OUT(memcmp(h, qrd, 32) == 0 && memcmp(qrd + 32, zeros, 32) == 0,
                       MR_ERR_ATTESTATION,
                       "attestation key binding: QE report data does not match "

@@ -5,113 +5,47 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/param_build.h>
-#include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
-#include "common/alloc.h"
+#include "common/buf.h"
 #include "common/codec.h"
+#include "common/text.h"
+#include "crypto/hash.h"
+#include "crypto/p256.h"
 
-mr_result mr_ossl_sha256(const void *data, size_t len, uint8_t out[32])
+/* The current error, when of category `from`, becomes an attestation error (same text). */
+static mr_result as_attestation(mr_errcat from)
 {
-    MR_ENSURE(SHA256(data, len, out) != NULL, MR_ERR_INTERNAL, "SHA-256 failed");
-    return MR_SUCCESS;
-}
-
-mr_result mr_ossl_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
-                           uint8_t out[32])
-{
-    mr_result res = MR_FAILURE;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int n = 0;
-
-    MR_ENSURE_ALLOC_OUT(ctx);
-    MR_GUARD_OSSL_OUT(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL), MR_ERR_INTERNAL, "SHA-256");
-    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(ctx, a, alen), MR_ERR_INTERNAL, "SHA-256");
-    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(ctx, b, blen), MR_ERR_INTERNAL, "SHA-256");
-    MR_GUARD_OSSL_OUT(EVP_DigestFinal_ex(ctx, out, &n), MR_ERR_INTERNAL, "SHA-256");
-    res = MR_SUCCESS;
-out:
-    EVP_MD_CTX_free(ctx);
-    return res;
+    mr_error e;
+    if (mr_error_get()->cat == from) {
+        mr_error_take(&e);
+        e.cat = MR_ERR_ATTESTATION;
+        mr_error_restore(&e);
+    }
+    return MR_FAILURE;
 }
 
 mr_result mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out)
 {
-    mr_result res = MR_FAILURE;
-    uint8_t point[65];
-    OSSL_PARAM_BLD *bld = NULL;
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    EVP_PKEY *pkey = NULL;
-
-    point[0] = 0x04;
-    memcpy(point + 1, xy, 64);
-    bld = OSSL_PARAM_BLD_new();
-    MR_ENSURE_ALLOC_OUT(bld);
-    MR_GUARD_OSSL_OUT(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                                      "prime256v1", 0),
-                      MR_ERR_INTERNAL, "building EC key");
-    MR_GUARD_OSSL_OUT(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
-                                                       sizeof(point)),
-                      MR_ERR_INTERNAL, "building EC key");
-    params = OSSL_PARAM_BLD_to_param(bld);
-    MR_ENSURE_ALLOC_OUT(params);
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    MR_ENSURE_ALLOC_OUT(ctx);
-    MR_GUARD_OSSL_OUT(EVP_PKEY_fromdata_init(ctx), MR_ERR_INTERNAL, "building EC key");
-    /* fromdata checks that the point lies on the curve. */
-    MR_GUARD_OSSL_OUT(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params),
-                      MR_ERR_ATTESTATION, "invalid P-256 public key");
-    *out = pkey;
-    pkey = NULL;
-    res = MR_SUCCESS;
-out:
-    EVP_PKEY_free(pkey);
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    return res;
+    if (mr_ok(mr_key_p256_from_raw(MR_SLICE(xy, MR_P256_RAW_PUB_LEN), out)))
+        return MR_SUCCESS;
+    return as_attestation(MR_ERR_USAGE);
 }
 
 mr_result mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
                                  const uint8_t sig[64], const char *what)
 {
-    mr_result res = MR_FAILURE;
-    ECDSA_SIG *es = NULL;
-    BIGNUM *r = NULL, *s = NULL;
-    unsigned char *der = NULL;
-    int der_len = 0;
-    EVP_MD_CTX *ctx = NULL;
-    int rc = 0;
-
-    r = BN_bin2bn(sig, 32, NULL);
-    s = BN_bin2bn(sig + 32, 32, NULL);
-    es = ECDSA_SIG_new();
-    MR_ENSURE_OUT(r && s && es, MR_ERR_INTERNAL, "out of memory");
-    MR_GUARD_OSSL_OUT(ECDSA_SIG_set0(es, r, s), MR_ERR_INTERNAL, "ECDSA signature");
-    r = s = NULL;
-    der_len = i2d_ECDSA_SIG(es, &der);
-    MR_ENSURE_OUT(der_len > 0, MR_ERR_INTERNAL, "encoding ECDSA signature");
-    ctx = EVP_MD_CTX_new();
-    MR_ENSURE_ALLOC_OUT(ctx);
-    MR_GUARD_OSSL_OUT(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key), MR_ERR_ATTESTATION,
-                      "%s: unusable key", what);
-    rc = EVP_DigestVerify(ctx, der, (size_t)der_len, msg, len);
-    ERR_clear_error();
-    MR_ENSURE_OUT(rc == 1, MR_ERR_ATTESTATION, "%s does not verify", what);
-    res = MR_SUCCESS;
-out:
-    EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
-    ECDSA_SIG_free(es);
-    BN_free(r);
-    BN_free(s);
-    return res;
+    static const char unusable[] = "cannot verify with this key";
+    if (mr_ok(mr_ecdsa_p256_verify_raw(key, MR_SLICE(msg, len),
+                                       MR_SLICE(sig, MR_P256_RAW_SIG_LEN))))
+        return MR_SUCCESS;
+    const mr_error *e = mr_error_get();
+    if (e->cat == MR_ERR_AUTH)
+        MR_BAIL(MR_ERR_ATTESTATION, "%s does not verify", what);
+    if (e->cat == MR_ERR_USAGE && strncmp(e->msg, unusable, sizeof(unusable) - 1) == 0)
+        MR_BAIL(MR_ERR_ATTESTATION, "%s: unusable key%s", what, e->msg + sizeof(unusable) - 1);
+    return MR_FAILURE;
 }
 
 mr_result mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out)
@@ -220,48 +154,18 @@ mr_result mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out)
     return MR_SUCCESS;
 }
 
-static bool digits(const char *s, size_t n, int *out)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 mr_result mr_ossl_rfc3339(const char *s, size_t len, time_t *out)
 {
-    struct tm tm;
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
-    size_t i = 19;
-
-    memset(&tm, 0, sizeof(tm));
-    MR_ENSURE(len >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't') &&
-                  s[13] == ':' && s[16] == ':',
-              MR_ERR_ATTESTATION, "invalid date");
-    MR_ENSURE(digits(s, 4, &y) && digits(s + 5, 2, &mo) && digits(s + 8, 2, &d) &&
-                  digits(s + 11, 2, &h) && digits(s + 14, 2, &mi) && digits(s + 17, 2, &se),
-              MR_ERR_ATTESTATION, "invalid date");
-    if (s[i] == '.') {
-        i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9')
-            i++;
+    mr_rfc3339_time t;
+    switch (mr_rfc3339_parse(s, len, MR_RFC3339_UTC_LENIENT, &t)) {
+    case MR_RFC3339_OK:
+        *out = (time_t)t.unix_sec;
+        return MR_SUCCESS;
+    case MR_RFC3339_BAD_ZONE:
+        MR_BAIL(MR_ERR_ATTESTATION, "invalid date (UTC 'Z' required)");
+    default:
+        MR_BAIL(MR_ERR_ATTESTATION, "invalid date");
     }
-    MR_ENSURE(i + 1 == len && (s[i] == 'Z' || s[i] == 'z'), MR_ERR_ATTESTATION,
-              "invalid date (UTC 'Z' required)");
-    MR_ENSURE(mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && se <= 60,
-              MR_ERR_ATTESTATION, "invalid date");
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    *out = timegm(&tm);
-    return MR_SUCCESS;
 }
 
 void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap)
@@ -292,7 +196,7 @@ mr_result mr_ossl_spki_sha256(X509 *cert, uint8_t out[32])
     mr_result res;
 
     MR_ENSURE(n > 0, MR_ERR_INTERNAL, "encoding public key");
-    res = mr_ossl_sha256(der, (size_t)n, out);
+    res = mr_sha256(der, (size_t)n, out);
     OPENSSL_free(der);
     return res;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Small OpenSSL 3 helpers used by the DCAP verifier (kept in one place so they can later be
- * replaced by src/crypto). Failures are MR_ERR_ATTESTATION unless stated otherwise; the
- * caller prefixes the step name.
+ * Small OpenSSL 3 helpers used by the DCAP verifier. Hashing and the raw P-256 forms of the
+ * quote are done by src/crypto (crypto/hash.h, crypto/p256.h); the wrappers here only state
+ * their failures as attestation errors. Failures are MR_ERR_ATTESTATION unless stated
+ * otherwise; the caller prefixes the step name.
  */
 #ifndef MR_ATTEST_OSSL_H
 #define MR_ATTEST_OSSL_H
@@ -15,21 +16,16 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "common/buf.h"
 #include "common/result.h"
 
 extern const uint8_t mr_intel_sgx_root_der[];
 extern const size_t mr_intel_sgx_root_der_len;
 extern const uint8_t mr_intel_sgx_root_spki_sha256[32];
 
-MR_RESULT mr_ossl_sha256(const void *data, size_t len, uint8_t out[32]);
-/* SHA-256 over the concatenation of two byte strings. */
-MR_RESULT mr_ossl_sha256_2(const void *a, size_t alen, const void *b, size_t blen,
-                           uint8_t out[32]);
-/* A P-256 public key from a raw 64-byte x||y point (big-endian coordinates). */
+/* A P-256 public key from a raw 64-byte x||y point (mr_key_p256_from_raw). */
 MR_RESULT mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out);
-/* ECDSA-P256-SHA256 verification of a raw 64-byte r||s signature over msg. `what` names the
- * signature in the error message. */
+/* ECDSA-SHA256 verification of a raw 64-byte r||s signature over msg
+ * (mr_ecdsa_p256_verify_raw): "<what> does not verify", "<what>: unusable key". */
 MR_RESULT mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
                                  const uint8_t sig[64], const char *what);
 /* Certificates from concatenated PEM blocks (text after a NUL or outside blocks is skipped).
@@ -39,7 +35,8 @@ MR_RESULT mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out);
 MR_RESULT mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out);
 /* ASN1_TIME -> time_t (UTC). */
 MR_RESULT mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out);
-/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" -> time_t. */
+/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" -> time_t (mr_rfc3339_parse with MR_RFC3339_UTC_LENIENT):
+ * "invalid date", "invalid date (UTC 'Z' required)". */
 MR_RESULT mr_ossl_rfc3339(const char *s, size_t len, time_t *out);
 /* Common name of a certificate subject (truncated to cap-1). Empty when absent. */
 void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap);

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "attest/ossl.h"
 #include "common/buf.h"
 #include "common/codec.h"
 #include "common/log.h"
+#include "crypto/hash.h"
 
 static void hex_lower(const uint8_t *p, size_t n, char *out)
 {
@@ -27,7 +27,7 @@ mr_result mr_policy_check_cert_binding(const mr_attest_claims *c, const uint8_t 
     uint8_t h[32];
     char hh[65], rd[129];
 
-    MR_GUARD(mr_ossl_sha256(cert_der, cert_len, h));
+    MR_GUARD(mr_sha256(cert_der, cert_len, h));
     if (memcmp(h, c->report_data, 32) == 0)
         return MR_SUCCESS;
     hex_lower(h, 32, hh);
@@ -136,11 +136,4 @@ mr_result mr_policy_check_tcb(const mr_attest_claims *c, const char *const *acce
     if (warned)
         *warned = true;
     return MR_SUCCESS;
-}
-
-mr_result mr_policy_check(const mr_attest_claims *c, const mr_attest_package *p)
-{
-    MR_GUARD(mr_policy_check_tcb(c, p->accepted_tcb_statuses, p->accepted_tcb_status_count,
-                                 p->accepted_advisories, p->accepted_advisory_count, NULL));
-    return mr_policy_check_package(c, p);
 }

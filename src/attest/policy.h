@@ -45,7 +45,4 @@ MR_RESULT mr_policy_check_tcb(const mr_attest_claims *c, const char *const *acce
                               size_t accepted_count, const char *const *advisories,
                               size_t advisory_count, bool *warned);
 
-/* Both checks for a package: §12.1 with the package's lists, then §5.5 step 3. */
-MR_RESULT mr_policy_check(const mr_attest_claims *c, const mr_attest_package *p);
-
 #endif

@@ -7,10 +7,7 @@
 
 #include <jansson.h>
 #include <openssl/bio.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/decoder.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -21,6 +18,8 @@
 #include "common/alloc.h"
 #include "common/codec.h"
 #include "common/config.h"
+#include "crypto/hash.h"
+#include "crypto/p256.h"
 
 const uint8_t mr_softsgx_intel_vendor_id_[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
                                                  0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
@@ -47,47 +46,6 @@ struct mr_softsgx {
     uint8_t qe_auth[MR_SGX_QE_AUTH_DATA_SIZE];
     mr_buf chain; /* PEM leaf || PCK CA || root, NUL-terminated like a real QE's */
 };
-
-/* ---- signing helpers (shared with softsgx_pki.c) --------------------------------------- */
-
-mr_result mr_softsgx_sign_raw_(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t out[64])
-{
-    mr_result res = MR_FAILURE;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    uint8_t der[80];
-    size_t der_len = sizeof(der);
-    ECDSA_SIG *sig = NULL;
-    MR_ENSURE_ALLOC_OUT(md);
-    MR_GUARD_OSSL_OUT(EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL),
-                      MR_ERR_INTERNAL, "ECDSA sign");
-    MR_GUARD_OSSL_OUT(EVP_DigestSign(md, der, &der_len, msg, len), MR_ERR_INTERNAL,
-                      "ECDSA sign");
-    const uint8_t *p = der;
-    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    MR_ENSURE_OUT(sig != NULL, MR_ERR_INTERNAL, "ECDSA sign: bad signature encoding");
-    MR_ENSURE_OUT(BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32) == 32 &&
-                      BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32) == 32,
-                  MR_ERR_INTERNAL, "ECDSA sign: bad signature size");
-    res = MR_SUCCESS;
-out:
-    ECDSA_SIG_free(sig);
-    EVP_MD_CTX_free(md);
-    return res;
-}
-
-mr_result mr_softsgx_pub_raw_(const EVP_PKEY *key, uint8_t out[64])
-{
-    uint8_t pt[65];
-    size_t len = 0;
-    MR_ENSURE(EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) == 256, MR_ERR_USAGE,
-              "softsgx: key is not EC P-256");
-    MR_GUARD_OSSL(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt),
-                                                  &len),
-                  MR_ERR_INTERNAL, "cannot read an EC public key");
-    MR_ENSURE(len == 65 && pt[0] == 0x04, MR_ERR_INTERNAL, "EC public key is not uncompressed");
-    memcpy(out, pt + 1, 64);
-    return MR_SUCCESS;
-}
 
 /* ---- report body --------------------------------------------------------------------- */
 
@@ -203,18 +161,13 @@ static mr_result certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
 {
     mr_result res = MR_FAILURE;
     uint8_t rd[64] = {0};
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
     mr_buf body;
     mr_buf_init(&body, MR_SGX_REPORT_BODY_SIZE, 0);
-    MR_ENSURE_ALLOC_OUT(md);
     for (size_t i = 0; i < sizeof(s->qe_auth); i++)
         s->qe_auth[i] = (uint8_t)i; /* what Intel's QE3 emits */
-    MR_GUARD_OSSL_OUT(EVP_DigestInit_ex(md, EVP_sha256(), NULL), MR_ERR_INTERNAL, "SHA-256");
-    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(md, s->att_pub, sizeof(s->att_pub)), MR_ERR_INTERNAL,
-                      "SHA-256");
-    MR_GUARD_OSSL_OUT(EVP_DigestUpdate(md, s->qe_auth, sizeof(s->qe_auth)), MR_ERR_INTERNAL,
-                      "SHA-256");
-    MR_GUARD_OSSL_OUT(EVP_DigestFinal_ex(md, rd, NULL), MR_ERR_INTERNAL, "SHA-256");
+    const mr_slice bound[] = {MR_SLICE(s->att_pub, sizeof(s->att_pub)),
+                              MR_SLICE(s->qe_auth, sizeof(s->qe_auth))};
+    MR_GUARD_OUT(mr_sha256_v(bound, MR_ARRAY_LEN(bound), rd));
     const report_fields f = {
         .cpusvn = s->plat.cpusvn,
         .miscselect = 0,
@@ -229,11 +182,10 @@ static mr_result certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
     MR_GUARD_OUT(append_report_body(&body, &f));
     MR_ENSURE_OUT(body.len == sizeof(s->qe_report), MR_ERR_INTERNAL, "QE report size");
     memcpy(s->qe_report, body.data, body.len);
-    MR_GUARD_OUT(mr_softsgx_sign_raw_(pck_key, s->qe_report, sizeof(s->qe_report),
-                                      s->qe_report_sig));
+    MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(pck_key, MR_SLICE(s->qe_report, sizeof(s->qe_report)),
+                                        s->qe_report_sig));
     res = MR_SUCCESS;
 out:
-    EVP_MD_CTX_free(md);
     mr_buf_free(&body);
     return res;
 }
@@ -254,13 +206,13 @@ mr_result mr_softsgx_load(const char *dir, mr_softsgx **out)
     MR_GUARD_OUT(mr_buf_append_u8(&s->chain, 0));
     MR_GUARD_OUT(read_key(dir, SOFTSGX_ATTESTATION_KEY, &s->att_key));
     MR_GUARD_OUT(read_key(dir, SOFTSGX_PCK_KEY, &pck_key));
-    MR_GUARD_OUT(mr_softsgx_pub_raw_(s->att_key, s->att_pub));
-    MR_GUARD_OUT(mr_softsgx_pub_raw_(pck_key, (uint8_t[64]){0}));
+    MR_GUARD_OUT(mr_key_p256_to_raw(s->att_key, s->att_pub));
+    MR_GUARD_OUT(mr_key_p256_to_raw(pck_key, (uint8_t[64]){0}));
     MR_GUARD_OUT(certify_attestation_key(s, pck_key));
     /* one signature now, so that whatever OpenSSL sets up lazily on a key's first use
      * happens here and not concurrently in mr_softsgx_quote */
-    MR_GUARD_OUT(mr_softsgx_sign_raw_(s->att_key, s->qe_auth, sizeof(s->qe_auth),
-                                      (uint8_t[64]){0}));
+    MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(s->att_key, MR_SLICE(s->qe_auth, sizeof(s->qe_auth)),
+                                        (uint8_t[64]){0}));
     *out = s;
     s = NULL;
     res = MR_SUCCESS;
@@ -390,7 +342,7 @@ mr_result mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
     size_t qe_part = MR_SGX_REPORT_BODY_SIZE + 64 + 2 + sizeof(s->qe_auth) + 2 + 4 + s->chain.len;
     size_t sig_len = 64 + 64 + (version == 3 ? qe_part : 2 + 4 + qe_part);
     MR_ENSURE_OUT(sig_len <= UINT32_MAX, MR_ERR_INTERNAL, "quote too large");
-    MR_GUARD_OUT(mr_softsgx_sign_raw_(s->att_key, q.data, signed_len, sig));
+    MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(s->att_key, MR_SLICE(q.data, signed_len), sig));
     MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)sig_len));
     MR_GUARD_OUT(mr_buf_append(&q, sig, sizeof(sig)));
     MR_GUARD_OUT(mr_buf_append(&q, s->att_pub, sizeof(s->att_pub)));

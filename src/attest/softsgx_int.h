@@ -3,11 +3,7 @@
 #ifndef MR_ATTEST_SOFTSGX_INT_H
 #define MR_ATTEST_SOFTSGX_INT_H
 
-#include <openssl/evp.h>
-#include <stddef.h>
 #include <stdint.h>
-
-#include "common/result.h"
 
 /* File names inside a softsgx directory. */
 #define SOFTSGX_ROOT_CA "root-ca.pem"
@@ -37,10 +33,5 @@ typedef struct softsgx_platform {
     uint8_t cpusvn[16];
     uint16_t pcesvn;
 } softsgx_platform;
-
-/* ECDSA-P256-SHA256 signature of msg as raw big-endian r||s (the DCAP wire form). */
-MR_RESULT mr_softsgx_sign_raw_(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t out[64]);
-/* The raw x||y of an EC P-256 public key. */
-MR_RESULT mr_softsgx_pub_raw_(const EVP_PKEY *key, uint8_t out[64]);
 
 #endif

@@ -25,6 +25,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/codec.h"
+#include "crypto/p256.h"
 
 #define TEST_ORG "MarbleRun-C softsgx TEST (not Intel Corporation)"
 #define TEST_OU "TEST ONLY - never trust quotes chaining to this CA"
@@ -586,7 +587,7 @@ static mr_result sign_hex(EVP_PKEY *key, const mr_buf *msg, char hex[129])
     mr_buf h;
     mr_buf_init(&h, 256, 0);
     mr_result res = MR_FAILURE;
-    MR_GUARD_OUT(mr_softsgx_sign_raw_(key, msg->data, msg->len, sig));
+    MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(key, mr_buf_slice(msg), sig));
     MR_GUARD_OUT(mr_hex_encode_buf(sig, sizeof(sig), &h));
     MR_ENSURE_OUT(h.len == 128, MR_ERR_INTERNAL, "bad signature length");
     memcpy(hex, h.data, 128);

@@ -525,8 +525,6 @@ const char *const *mr_cli_strings(const mr_cli *cli, const char *name, size_t *c
 
 bool mr_cli_changed(const mr_cli *cli, const char *name) { return lookup(cli, name)->changed; }
 
-const char *mr_cli_command_path(const mr_cli *cli) { return cli->cmd_path; }
-
 /* ---------------------------------------------------------------------------------------- */
 /* man page and completion                                                                    */
 

@@ -63,9 +63,6 @@ bool mr_cli_bool(const mr_cli *cli, const char *name);
 const char *const *mr_cli_strings(const mr_cli *cli, const char *name, size_t *count);
 /* True when the user set the flag on the command line. */
 bool mr_cli_changed(const mr_cli *cli, const char *name);
-/* The full command path, e.g. "marblerun manifest set". */
-const char *mr_cli_command_path(const mr_cli *cli);
-
 /* Help, man page and bash completion, all from the same table. */
 void mr_cli_write_help(const mr_cmd *root, const mr_cmd *const *path, size_t depth, FILE *f);
 void mr_cli_write_man(const mr_cmd *root, const char *version, FILE *f);

@@ -33,19 +33,6 @@ const char *mr_cli_json_str(json_t *obj, const char *key)
     return json_string_value(mr_cli_json_get(obj, key));
 }
 
-mr_result mr_cli_json_text(const json_t *v, mr_buf *out)
-{
-    if (v == NULL || json_is_null(v))
-        return MR_SUCCESS;
-    if (json_is_string(v))
-        return mr_buf_append(out, json_string_value(v), json_string_length(v));
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-    MR_ENSURE(n > 0, MR_ERR_INTERNAL, "encoding JSON failed");
-    MR_GUARD(mr_buf_reserve(out, n));
-    out->len += json_dumpb(v, (char *)out->data + out->len, n, JSON_COMPACT | JSON_ENCODE_ANY);
-    return MR_SUCCESS;
-}
-
 mr_result mr_cli_print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(4) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);

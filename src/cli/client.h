@@ -142,8 +142,6 @@ MR_RESULT mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_pa
                      const json_t *v2_body, const char *v1_path, const void *v1_body,
                      size_t v1_len, const char *v1_ctype, json_t **data, bool *used_v1);
 
-/* Data as gjson's String(): strings unquoted, null -> "", anything else compact JSON. */
-MR_RESULT mr_cli_json_text(const json_t *v, mr_buf *out);
 /* Prints a JSON value indented by 4 spaces (for -o json). */
 MR_RESULT mr_cli_print_json(const json_t *v);
 

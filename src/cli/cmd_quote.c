@@ -18,6 +18,7 @@
 #include "common/alloc.h"
 #include "common/codec.h"
 #include "common/file.h"
+#include "common/text.h"
 
 #define QUOTE_MAX ((size_t)1 << 20)
 
@@ -45,16 +46,12 @@ static mr_result parse_time(const char *s, time_t *out)
         *out = (time_t)v;
         return MR_SUCCESS;
     }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    MR_ENSURE(end != NULL, MR_ERR_USAGE, "invalid --at time (want RFC 3339): %s", s);
-    if (*end == '.') /* fractional seconds are ignored */
-        while (*++end >= '0' && *end <= '9')
-            ;
-    MR_ENSURE(strcmp(end, "Z") == 0 || strcmp(end, "z") == 0, MR_ERR_USAGE,
+    mr_rfc3339_time t;
+    mr_rfc3339_status st = mr_rfc3339_parse(s, strlen(s), MR_RFC3339_UTC_LENIENT, &t);
+    MR_ENSURE(st != MR_RFC3339_BAD_ZONE, MR_ERR_USAGE,
               "invalid --at time (UTC 'Z' suffix required): %s", s);
-    *out = timegm(&tm);
+    MR_ENSURE(st == MR_RFC3339_OK, MR_ERR_USAGE, "invalid --at time (want RFC 3339): %s", s);
+    *out = (time_t)t.unix_sec;
     return MR_SUCCESS;
 }
 

@@ -2,7 +2,8 @@
 /*
  * Manifest loading: JSON byte-for-byte, or YAML converted to JSON the way MarbleRun's CLI does
  * it (sigs.k8s.io/yaml over yaml.v2: YAML 1.1 scalar resolution, duplicate keys rejected, the
- * JSON written by encoding/json: compact, object keys sorted, <, > and & escaped).
+ * JSON written by encoding/json: compact, object keys sorted, strings quoted by
+ * mr_json_quote: <, > and &, control characters, U+2028/U+2029 escaped).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -14,6 +15,7 @@
 #include "cli/client.h"
 #include "common/alloc.h"
 #include "common/file.h"
+#include "common/text.h"
 
 #define YAML_DEPTH_MAX 64
 /* Aliases are expanded; this bounds the expansion ("billion laughs"). */
@@ -67,10 +69,9 @@ static bool parse_int(const char *s, json_int_t *out)
     if (*p == '\0')
         return false;
     for (const char *q = p; *q != '\0'; q++) {
-        int d = (*q >= '0' && *q <= '9')   ? *q - '0'
-                : (*q >= 'a' && *q <= 'f') ? *q - 'a' + 10
-                : (*q >= 'A' && *q <= 'F') ? *q - 'A' + 10
-                                           : 99;
+        int d = mr_hex_digit((uint8_t)*q);
+        if (d < 0)
+            d = 99;
         if (d >= base)
             return false;
     }
@@ -217,20 +218,58 @@ static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, s
     return MR_SUCCESS;
 }
 
-/* encoding/json escapes these for HTML safety; they can only occur inside strings. */
-static mr_result append_go_escaped(mr_buf *out, const char *s, size_t n)
+static int key_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '<')
-            MR_GUARD(mr_buf_append_str(out, "\\u003c"));
-        else if (s[i] == '>')
-            MR_GUARD(mr_buf_append_str(out, "\\u003e"));
-        else if (s[i] == '&')
-            MR_GUARD(mr_buf_append_str(out, "\\u0026"));
-        else
-            MR_GUARD(mr_buf_append(out, &s[i], 1));
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Writes v as encoding/json does: compact, object keys sorted bytewise, strings quoted by
+ * mr_json_quote. Numbers keep jansson's formatting. */
+static mr_result emit_json(const json_t *v, mr_buf *out)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        mr_result res = MR_FAILURE;
+        size_t n = json_object_size(v), k = 0;
+        const char **keys = mr_calloc(n > 0 ? n : 1, sizeof(*keys));
+        const char *key;
+        json_t *e;
+        MR_ENSURE_ALLOC(keys);
+        json_object_foreach((json_t *)(uintptr_t)v, key, e)
+            keys[k++] = key;
+        qsort(keys, n, sizeof(*keys), key_cmp);
+        MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+        for (k = 0; k < n; k++) {
+            if (k > 0)
+                MR_GUARD_OUT(mr_buf_append_u8(out, ','));
+            MR_GUARD_OUT(mr_json_quote(out, keys[k], strlen(keys[k])));
+            MR_GUARD_OUT(mr_buf_append_u8(out, ':'));
+            MR_GUARD_OUT(emit_json(json_object_get(v, keys[k]), out));
+        }
+        MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+        res = MR_SUCCESS;
+    out:
+        mr_free(keys);
+        return res;
     }
-    return MR_SUCCESS;
+    case JSON_ARRAY:
+        MR_GUARD(mr_buf_append_u8(out, '['));
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i > 0)
+                MR_GUARD(mr_buf_append_u8(out, ','));
+            MR_GUARD(emit_json(json_array_get(v, i), out));
+        }
+        return mr_buf_append_u8(out, ']');
+    case JSON_STRING:
+        return mr_json_quote(out, json_string_value(v), json_string_length(v));
+    default: {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        MR_ENSURE_ALLOC(text);
+        mr_result r = mr_buf_append_str(out, text);
+        free(text); /* check-source: allow alloc -- jansson's allocation */
+        return r;
+    }
+    }
 }
 
 mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
@@ -240,7 +279,6 @@ mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
     yaml_document_t doc;
     bool have_parser = false, have_doc = false;
     json_t *root = NULL;
-    char *text = NULL;
     MR_ENSURE_OUT(yaml_parser_initialize(&parser) == 1, MR_ERR_INTERNAL,
                   "yaml parser initialisation failed");
     have_parser = true;
@@ -259,12 +297,9 @@ mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
         size_t budget = YAML_NODES_MAX;
         MR_GUARD_OUT(node_to_json(&doc, top, 0, &budget, &root));
     }
-    text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    MR_ENSURE_ALLOC_OUT(text);
-    MR_GUARD_OUT(append_go_escaped(out, text, strlen(text)));
+    MR_GUARD_OUT(emit_json(root, out));
     res = MR_SUCCESS;
 out:
-    free(text); /* check-source: allow alloc -- jansson's allocation */
     json_decref(root);
     if (have_doc)
         yaml_document_delete(&doc);

@@ -5,6 +5,8 @@
  */
 #include "common/codec.h"
 
+#include "common/text.h"
+
 #include <openssl/crypto.h>
 #include <string.h>
 
@@ -29,11 +31,9 @@ static char hex_char(uint32_t v) /* v in 0..15 -> '0'..'9','a'..'f' */
 /* Returns the nibble value, or sets *bad to all-ones when c is not a hex digit. */
 static uint32_t hex_val(uint32_t c, uint32_t *bad)
 {
-    uint32_t d = mask_in(c, '0', '9');
-    uint32_t l = mask_in(c, 'a', 'f');
-    uint32_t u = mask_in(c, 'A', 'F');
-    *bad |= ~(d | l | u);
-    return (d & (c - '0')) | (l & (c - 'a' + 10)) | (u & (c - 'A' + 10));
+    uint32_t v = (uint32_t)mr_hex_digit((uint8_t)c); /* all-ones when not a digit */
+    *bad |= (uint32_t)0 - (v >> 31);
+    return v & 0xf;
 }
 
 mr_result mr_hex_encode_buf(const uint8_t *in, size_t len, mr_buf *out)

@@ -3,10 +3,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <string.h>
 
-#include "crypto/rand.h"
+#include "crypto/internal.h"
+
+#define CHUNK ((size_t)1 << 30) /* EVP takes int lengths */
 
 static MR_RESULT check_args(mr_slice key, mr_slice aad, size_t len)
 {
@@ -16,90 +17,70 @@ static MR_RESULT check_args(mr_slice key, mr_slice aad, size_t len)
     return MR_SUCCESS;
 }
 
-static MR_RESULT gcm_init(EVP_CIPHER_CTX *ctx, mr_slice key, const uint8_t *nonce, int enc,
-                          mr_slice aad)
+/* Sets up ctx for one message and runs the cipher over aad and in (into out). */
+static MR_RESULT gcm_run(EVP_CIPHER_CTX *ctx, int enc, mr_slice key, const uint8_t *nonce,
+                         mr_slice aad, mr_slice in, uint8_t *out)
 {
     int n = 0;
-    MR_GUARD_OSSL(EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key.ptr, nonce, enc),
-                  MR_ERR_INTERNAL, "AES-GCM init");
-    if (aad.len > 0)
-        MR_GUARD_OSSL(EVP_CipherUpdate(ctx, NULL, &n, aad.ptr, (int)aad.len), MR_ERR_INTERNAL,
-                      "AES-GCM AAD");
+    MR_GUARD_OSSL(EVP_CipherInit_ex(ctx, mr_crypto_cipher_aes256gcm(), NULL, key.ptr, nonce,
+                                    enc),
+                  MR_ERR_INTERNAL, "AES-GCM init failed");
+    for (size_t off = 0; off < aad.len; off += CHUNK) {
+        size_t chunk = aad.len - off > CHUNK ? CHUNK : aad.len - off;
+        MR_GUARD_OSSL(EVP_CipherUpdate(ctx, NULL, &n, aad.ptr + off, (int)chunk),
+                      MR_ERR_INTERNAL, "AES-GCM AAD failed");
+    }
+    for (size_t off = 0; off < in.len; off += CHUNK) {
+        size_t chunk = in.len - off > CHUNK ? CHUNK : in.len - off;
+        MR_GUARD_OSSL(EVP_CipherUpdate(ctx, out + off, &n, in.ptr + off, (int)chunk),
+                      MR_ERR_INTERNAL, "AES-GCM failed");
+        MR_ENSURE((size_t)n == chunk, MR_ERR_INTERNAL, "AES-GCM: short output");
+    }
     return MR_SUCCESS;
 }
 
-/* Runs the cipher over in into dst (which has room for in.len bytes). */
-static MR_RESULT gcm_update(EVP_CIPHER_CTX *ctx, mr_slice in, uint8_t *dst)
-{
-    int n = 0;
-    if (in.len > 0)
-        MR_GUARD_OSSL(EVP_CipherUpdate(ctx, dst, &n, in.ptr, (int)in.len), MR_ERR_INTERNAL,
-                      "AES-GCM update");
-    MR_ENSURE((size_t)n == in.len, MR_ERR_INTERNAL, "AES-GCM: short output");
-    return MR_SUCCESS;
-}
-
-mr_result mr_aead_seal(mr_slice key, const uint8_t *nonce, mr_slice aad, mr_slice plaintext,
-                       mr_buf *out)
+mr_result mr_aead_encrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
+                          mr_slice in, uint8_t *out, uint8_t tag[MR_AEAD_TAG_LEN])
 {
     mr_result res = MR_FAILURE;
     EVP_CIPHER_CTX *ctx = NULL;
-    size_t start = out->len;
-    uint8_t *dst = NULL;
     int n = 0;
-    MR_GUARD(check_args(key, aad, plaintext.len));
-    MR_GUARD(mr_buf_reserve(out, plaintext.len + MR_AEAD_OVERHEAD));
-    dst = out->data + start;
-    if (nonce != NULL)
-        memcpy(dst, nonce, MR_AEAD_NONCE_LEN);
-    else
-        MR_GUARD(mr_crypto_random(dst, MR_AEAD_NONCE_LEN));
+    MR_GUARD(check_args(key, aad, in.len));
     ctx = EVP_CIPHER_CTX_new();
-    MR_ENSURE_ALLOC_OUT(ctx);
-    MR_GUARD_OUT(gcm_init(ctx, key, dst, 1, aad));
-    MR_GUARD_OUT(gcm_update(ctx, plaintext, dst + MR_AEAD_NONCE_LEN));
-    MR_GUARD_OSSL_OUT(EVP_EncryptFinal_ex(ctx, dst, &n), MR_ERR_INTERNAL, "AES-GCM final");
-    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MR_AEAD_TAG_LEN,
-                                          dst + MR_AEAD_NONCE_LEN + plaintext.len),
-                      MR_ERR_INTERNAL, "AES-GCM tag");
-    out->len = start + plaintext.len + MR_AEAD_OVERHEAD;
+    MR_ENSURE_ALLOC(ctx);
+    MR_GUARD_OUT(gcm_run(ctx, 1, key, nonce, aad, in, out));
+    MR_GUARD_OSSL_OUT(EVP_EncryptFinal_ex(ctx, out + in.len, &n), MR_ERR_INTERNAL,
+                      "AES-GCM final failed");
+    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MR_AEAD_TAG_LEN, tag),
+                      MR_ERR_INTERNAL, "AES-GCM tag failed");
     res = MR_SUCCESS;
 out:
     EVP_CIPHER_CTX_free(ctx);
     return res;
 }
 
-mr_result mr_aead_open(mr_slice key, mr_slice aad, mr_slice sealed, mr_buf *out)
+mr_result mr_aead_decrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
+                          mr_slice in, const uint8_t tag[MR_AEAD_TAG_LEN], uint8_t *out)
 {
     mr_result res = MR_FAILURE;
     EVP_CIPHER_CTX *ctx = NULL;
-    size_t start = out->len;
-    size_t ct_len = 0;
-    uint8_t *dst = NULL;
-    uint8_t tag[MR_AEAD_TAG_LEN];
+    uint8_t t[MR_AEAD_TAG_LEN];
     int n = 0;
-    MR_ENSURE(sealed.len >= MR_AEAD_OVERHEAD, MR_ERR_USAGE,
-              "AES-GCM: sealed data too short");
-    ct_len = sealed.len - MR_AEAD_OVERHEAD;
-    MR_GUARD(check_args(key, aad, ct_len));
-    MR_GUARD(mr_buf_reserve(out, ct_len + 1));
-    dst = out->data + start;
-    memcpy(tag, sealed.ptr + MR_AEAD_NONCE_LEN + ct_len, MR_AEAD_TAG_LEN);
+    MR_GUARD(check_args(key, aad, in.len));
+    memcpy(t, tag, sizeof(t)); /* OpenSSL wants a writable tag; tag may lie in `in` */
     ctx = EVP_CIPHER_CTX_new();
     MR_ENSURE_ALLOC_OUT(ctx);
-    MR_GUARD_OUT(gcm_init(ctx, key, sealed.ptr, 0, aad));
-    MR_GUARD_OUT(gcm_update(ctx, MR_SLICE(sealed.ptr + MR_AEAD_NONCE_LEN, ct_len), dst));
-    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MR_AEAD_TAG_LEN, tag),
-                      MR_ERR_INTERNAL, "AES-GCM tag");
-    if (EVP_DecryptFinal_ex(ctx, dst + ct_len, &n) != 1) {
+    MR_GUARD_OUT(gcm_run(ctx, 0, key, nonce, aad, in, out));
+    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MR_AEAD_TAG_LEN, t),
+                      MR_ERR_INTERNAL, "AES-GCM tag failed");
+    if (EVP_DecryptFinal_ex(ctx, out + in.len, &n) != 1) {
         ERR_clear_error();
         MR_BAIL_OUT(MR_ERR_AUTH, "message authentication failed");
     }
-    out->len = start + ct_len;
     res = MR_SUCCESS;
 out:
-    if (!mr_ok(res) && out->data != NULL)
-        OPENSSL_cleanse(out->data + start, ct_len);
+    if (!mr_ok(res) && in.len > 0)
+        OPENSSL_cleanse(out, in.len);
     EVP_CIPHER_CTX_free(ctx);
     return res;
 }

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * AES-256-GCM with a 12-byte nonce and a 16-byte tag.
+ * AES-256-GCM with a 12-byte nonce and a 16-byte tag. The cipher is fetched from OpenSSL once
+ * per process (no per-call lookup: the store seals every commit record with it).
  *
- * Sealed layout: nonce (12) || ciphertext (len(plaintext)) || tag (16).
+ * The caller lays out nonce, ciphertext and tag itself (the file formats of
+ * docs/state-format.md put them as nonce || ciphertext || tag after an authenticated header).
+ *  mr_aead_encrypt  encrypts `in` into `out` (room for in.len bytes; may be in.ptr) and writes
+ *                   the tag. Never reuse a nonce with the same key. Errors: MR_ERR_USAGE (key
+ *                   length, oversized input), MR_ERR_INTERNAL (OpenSSL/allocation).
+ *  mr_aead_decrypt  checks the tag and decrypts `in` into `out` (room for in.len bytes; give
+ *                   it secret memory when the plaintext is secret). On failure the in.len
+ *                   bytes of `out` are wiped. Errors: MR_ERR_USAGE, MR_ERR_AUTH ("message
+ *                   authentication failed": wrong key, AAD, nonce, tag, any bit flip),
+ *                   MR_ERR_INTERNAL.
  *
- *  mr_aead_seal   appends the sealed bytes to `out`. `nonce` is NULL for a fresh random nonce
- *                 (the normal case) or 12 caller bytes (tests, deterministic protocols; never
- *                 reuse a nonce with the same key). Key and plaintext are borrowed and not
- *                 modified. Errors: MR_ERR_USAGE (key length, oversized input),
- *                 MR_ERR_INTERNAL (OpenSSL/allocation).
- *  mr_aead_open   appends the plaintext to `out` (give it MR_BUF_SECRET when the plaintext is
- *                 secret). On any failure nothing is appended and released bytes are wiped.
- *                 Errors: MR_ERR_USAGE (key length, input shorter than nonce + tag),
- *                 MR_ERR_AUTH ("message authentication failed": wrong key, AAD, nonce, any
- *                 bit flip), MR_ERR_INTERNAL.
+ * `key` must be MR_AEAD_KEY_LEN bytes; `aad` and all inputs are borrowed.
  */
 #ifndef MR_CRYPTO_AEAD_H
 #define MR_CRYPTO_AEAD_H
@@ -26,11 +27,11 @@
 #define MR_AEAD_KEY_LEN 32
 #define MR_AEAD_NONCE_LEN 12
 #define MR_AEAD_TAG_LEN 16
-#define MR_AEAD_OVERHEAD (MR_AEAD_NONCE_LEN + MR_AEAD_TAG_LEN)
 #define MR_AEAD_MAX_INPUT ((size_t)1 << 31) /* per call; far below the GCM limit */
 
-MR_RESULT mr_aead_seal(mr_slice key, const uint8_t *nonce, mr_slice aad, mr_slice plaintext,
-                       mr_buf *out);
-MR_RESULT mr_aead_open(mr_slice key, mr_slice aad, mr_slice sealed, mr_buf *out);
+MR_RESULT mr_aead_encrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
+                          mr_slice in, uint8_t *out, uint8_t tag[MR_AEAD_TAG_LEN]);
+MR_RESULT mr_aead_decrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
+                          mr_slice in, const uint8_t tag[MR_AEAD_TAG_LEN], uint8_t *out);
 
 #endif

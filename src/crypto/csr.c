@@ -100,15 +100,6 @@ out:
     return res;
 }
 
-mr_result mr_csr_from_pem(mr_slice pem, X509_REQ **out)
-{
-    mr_buf der;
-    MR_GUARD(mr_pem_first(pem, "CERTIFICATE REQUEST", MR_CSR_DER_MAX, &der));
-    mr_result r = mr_csr_from_der(mr_buf_slice(&der), out);
-    mr_buf_free(&der);
-    return r;
-}
-
 mr_result mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed)
 {
     EVP_PKEY *key = X509_REQ_get0_pubkey(req);

@@ -28,8 +28,6 @@ MR_RESULT mr_csr_create(EVP_PKEY *key, const mr_x509_name *subject,
                         const char *const *dns_names, size_t n_dns, const mr_ip *ips,
                         size_t n_ips, mr_buf *der_out);
 MR_RESULT mr_csr_from_der(mr_slice der, X509_REQ **out);
-/* The first PEM block, which must be "CERTIFICATE REQUEST". */
-MR_RESULT mr_csr_from_pem(mr_slice pem, X509_REQ **out);
 MR_RESULT mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed);
 MR_RESULT mr_csr_subject(const X509_REQ *req, mr_x509_name *out);
 /* SANs from the extensionRequest attribute (empty lists when there is none). */

@@ -3,11 +3,20 @@
 #ifndef MR_CRYPTO_INTERNAL_H
 #define MR_CRYPTO_INTERNAL_H
 
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/x509v3.h>
 
 #include "common/buf.h"
 #include "common/result.h"
 #include "crypto/x509.h"
+
+/* Algorithms fetched once per process (algs.c). The MAC and KDF are NULL when unavailable. */
+const EVP_MD *mr_crypto_md_sha256(void);
+const EVP_MD *mr_crypto_md_sha384(void);
+const EVP_CIPHER *mr_crypto_cipher_aes256gcm(void);
+EVP_MAC *mr_crypto_mac_hmac(void);
+EVP_KDF *mr_crypto_kdf_hkdf(void);
 
 /* The signature digest for a key (NULL for Ed25519); MR_ERR_USAGE for unsupported keys. */
 MR_RESULT mr_key_sig_md(const EVP_PKEY *key, const EVP_MD **md);

@@ -3,9 +3,9 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/kdf.h>
 #include <openssl/params.h>
-#include <stdint.h>
+
+#include "crypto/internal.h"
 
 /* The empty-string placeholder for OSSL_PARAM octet strings with no bytes: OpenSSL wants a
  * non-NULL pointer even for length 0. */
@@ -30,26 +30,33 @@ static MR_RESULT hkdf_derive(EVP_KDF_CTX *kctx, mr_slice ikm, mr_slice salt, mr_
     return MR_SUCCESS;
 }
 
-mr_result mr_hkdf_sha256(mr_slice ikm, mr_slice salt, mr_slice info, size_t out_len,
-                         mr_buf *out)
+mr_result mr_hkdf_sha256_raw(mr_slice ikm, mr_slice salt, mr_slice info, uint8_t *out,
+                             size_t out_len)
 {
     mr_result res = MR_FAILURE;
-    EVP_KDF *kdf = NULL;
+    EVP_KDF *kdf = mr_crypto_kdf_hkdf();
     EVP_KDF_CTX *kctx = NULL;
     MR_ENSURE(out_len >= 1 && out_len <= MR_HKDF_SHA256_MAX_OUT, MR_ERR_USAGE,
               "HKDF output length %zu out of range (1..%u)", out_len, MR_HKDF_SHA256_MAX_OUT);
-    MR_GUARD(mr_buf_reserve(out, out_len));
-    kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    MR_ENSURE_OUT(kdf != NULL, MR_ERR_INTERNAL, "HKDF not available");
+    MR_ENSURE(kdf != NULL, MR_ERR_INTERNAL, "HKDF not available");
     kctx = EVP_KDF_CTX_new(kdf);
     MR_ENSURE_ALLOC_OUT(kctx);
-    MR_GUARD_OUT(hkdf_derive(kctx, ikm, salt, info, out->data + out->len, out_len));
-    out->len += out_len;
+    MR_GUARD_OUT(hkdf_derive(kctx, ikm, salt, info, out, out_len));
     res = MR_SUCCESS;
 out:
-    if (!mr_ok(res) && out->data != NULL)
-        OPENSSL_cleanse(out->data + out->len, out_len);
+    if (!mr_ok(res))
+        OPENSSL_cleanse(out, out_len);
     EVP_KDF_CTX_free(kctx);
-    EVP_KDF_free(kdf);
     return res;
+}
+
+mr_result mr_hkdf_sha256(mr_slice ikm, mr_slice salt, mr_slice info, size_t out_len,
+                         mr_buf *out)
+{
+    MR_ENSURE(out_len >= 1 && out_len <= MR_HKDF_SHA256_MAX_OUT, MR_ERR_USAGE,
+              "HKDF output length %zu out of range (1..%u)", out_len, MR_HKDF_SHA256_MAX_OUT);
+    MR_GUARD(mr_buf_reserve(out, out_len));
+    MR_GUARD(mr_hkdf_sha256_raw(ikm, salt, info, out->data + out->len, out_len));
+    out->len += out_len;
+    return MR_SUCCESS;
 }

@@ -1,27 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Key generation, type policy, signatures, raw ECDSA conversions. Encodings: key_codec.c. */
+/* Key generation, type policy, signatures. Encodings: key_codec.c; raw P-256 forms: p256.c. */
 #include "crypto/key.h"
 
 #include "crypto/internal.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/params.h>
 #include <string.h>
 
 static const struct {
     mr_key_type type;
     const char *group; /* OpenSSL group name as reported by EVP_PKEY_get_group_name */
     const char *name;
-    size_t coord_len;
 } curves[] = {
-    {MR_KEY_EC_P224, "secp224r1", "P-224", 28},
-    {MR_KEY_EC_P256, "prime256v1", "P-256", 32},
-    {MR_KEY_EC_P384, "secp384r1", "P-384", 48},
-    {MR_KEY_EC_P521, "secp521r1", "P-521", 66},
+    {MR_KEY_EC_P224, "secp224r1", "P-224"},
+    {MR_KEY_EC_P256, "prime256v1", "P-256"},
+    {MR_KEY_EC_P384, "secp384r1", "P-384"},
+    {MR_KEY_EC_P521, "secp521r1", "P-521"},
 };
 
 static mr_key_type ec_type(const EVP_PKEY *key)
@@ -126,10 +122,10 @@ mr_result mr_key_sig_md(const EVP_PKEY *key, const EVP_MD **md)
     case MR_KEY_EC_P224:
     case MR_KEY_EC_P256:
     case MR_KEY_RSA:
-        *md = EVP_sha256();
+        *md = mr_crypto_md_sha256();
         return MR_SUCCESS;
     case MR_KEY_EC_P384:
-        *md = EVP_sha384();
+        *md = mr_crypto_md_sha384();
         return MR_SUCCESS;
     case MR_KEY_EC_P521:
         *md = EVP_sha512();
@@ -182,87 +178,6 @@ mr_result mr_key_verify(EVP_PKEY *key, mr_slice msg, mr_slice sig)
     res = MR_SUCCESS;
 out:
     EVP_MD_CTX_free(ctx);
-    return res;
-}
-
-/* ---- raw ECDSA helpers (public data only) ---- */
-
-mr_result mr_ecdsa_sig_raw_to_der(mr_slice raw, mr_buf *der)
-{
-    mr_result res = MR_FAILURE;
-    ECDSA_SIG *sig = NULL;
-    BIGNUM *r = NULL, *s = NULL;
-    unsigned char *enc = NULL;
-    MR_ENSURE(raw.len > 0 && raw.len % 2 == 0 && raw.len <= 2 * 66, MR_ERR_USAGE,
-              "invalid raw ECDSA signature length %zu", raw.len);
-    size_t half = raw.len / 2;
-    sig = ECDSA_SIG_new();
-    r = BN_bin2bn(raw.ptr, (int)half, NULL);
-    s = BN_bin2bn(raw.ptr + half, (int)half, NULL);
-    MR_ENSURE_OUT(sig != NULL && r != NULL && s != NULL, MR_ERR_INTERNAL, "out of memory");
-    MR_GUARD_OSSL_OUT(ECDSA_SIG_set0(sig, r, s), MR_ERR_INTERNAL, "ECDSA signature");
-    r = s = NULL;
-    int len = i2d_ECDSA_SIG(sig, &enc);
-    MR_ENSURE_OUT(len > 0, MR_ERR_INTERNAL, "ECDSA signature encoding failed");
-    MR_GUARD_OUT(mr_buf_append(der, enc, (size_t)len));
-    res = MR_SUCCESS;
-out:
-    OPENSSL_free(enc);
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(sig);
-    return res;
-}
-
-mr_result mr_ecdsa_sig_der_to_raw(mr_slice der, size_t coord_len, mr_buf *raw)
-{
-    mr_result res = MR_FAILURE;
-    const unsigned char *p = der.ptr;
-    ECDSA_SIG *sig = NULL;
-    size_t start = raw->len;
-    MR_ENSURE(coord_len > 0 && coord_len <= 66 && der.len <= 256, MR_ERR_USAGE,
-              "invalid ECDSA signature");
-    sig = d2i_ECDSA_SIG(NULL, &p, (long)der.len);
-    MR_ENSURE_OUT(sig != NULL && p == der.ptr + der.len, MR_ERR_USAGE,
-                  "invalid ECDSA signature encoding");
-    MR_GUARD_OUT(mr_buf_reserve(raw, 2 * coord_len));
-    uint8_t *dst = raw->data + start;
-    MR_ENSURE_OUT(BN_bn2binpad(ECDSA_SIG_get0_r(sig), dst, (int)coord_len) == (int)coord_len &&
-                      BN_bn2binpad(ECDSA_SIG_get0_s(sig), dst + coord_len, (int)coord_len) ==
-                          (int)coord_len,
-                  MR_ERR_USAGE, "ECDSA signature value too large");
-    raw->len = start + 2 * coord_len;
-    res = MR_SUCCESS;
-out:
-    ERR_clear_error();
-    ECDSA_SIG_free(sig);
-    return res;
-}
-
-mr_result mr_key_p256_from_raw(mr_slice xy, EVP_PKEY **out)
-{
-    mr_result res = MR_FAILURE;
-    EVP_PKEY_CTX *ctx = NULL;
-    EVP_PKEY *key = NULL;
-    uint8_t point[65];
-    MR_ENSURE(xy.len == 64, MR_ERR_USAGE, "raw P-256 public key must be 64 bytes, got %zu",
-              xy.len);
-    point[0] = 0x04; /* uncompressed */
-    memcpy(point + 1, xy.ptr, 64);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)),
-        OSSL_PARAM_construct_end(),
-    };
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    MR_ENSURE_ALLOC_OUT(ctx);
-    MR_GUARD_OSSL_OUT(EVP_PKEY_fromdata_init(ctx), MR_ERR_INTERNAL, "EC key import");
-    MR_GUARD_OSSL_OUT(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), MR_ERR_USAGE,
-                      "invalid P-256 public key");
-    *out = key;
-    res = MR_SUCCESS;
-out:
-    EVP_PKEY_CTX_free(ctx);
     return res;
 }
 

@@ -22,7 +22,8 @@
  * Signature algorithms (chosen by the key, as Go's crypto/x509 does):
  *   P-224, P-256: ECDSA-SHA-256   P-384: ECDSA-SHA-384   P-521: ECDSA-SHA-512
  *   RSA: PKCS#1 v1.5 with SHA-256  Ed25519: pure Ed25519
- * ECDSA signatures are ASN.1 DER (SEQUENCE of r, s).
+ * ECDSA signatures are ASN.1 DER (SEQUENCE of r, s); raw r||s forms and raw P-256 points are in
+ * crypto/p256.h.
  */
 #ifndef MR_CRYPTO_KEY_H
 #define MR_CRYPTO_KEY_H
@@ -87,13 +88,6 @@ MR_RESULT mr_key_sign(EVP_PKEY *key, mr_slice msg, mr_buf *sig);
  * ("signature verification failed") otherwise. */
 MR_RESULT mr_key_verify(EVP_PKEY *key, mr_slice msg, mr_slice sig);
 
-/* ECDSA signature conversion between raw r||s (each coordinate big-endian, both of the same
- * length, as in SGX DCAP quotes) and DER. der_to_raw pads each coordinate to coord_len bytes
- * (32 for P-256) and fails with MR_ERR_USAGE if one does not fit. */
-MR_RESULT mr_ecdsa_sig_raw_to_der(mr_slice raw, mr_buf *der);
-MR_RESULT mr_ecdsa_sig_der_to_raw(mr_slice der, size_t coord_len, mr_buf *raw);
-/* A P-256 public key from 64 raw bytes X||Y (big-endian). The point must be on the curve. */
-MR_RESULT mr_key_p256_from_raw(mr_slice xy, EVP_PKEY **out);
 /* An EC private scalar D as big-endian bytes appended to a secret buffer: minimal form
  * (leading zero bytes stripped, as Go's big.Int.Bytes) or padded to the curve size. */
 MR_RESULT mr_key_ec_private_scalar(const EVP_PKEY *key, bool fixed_width, mr_buf *out);

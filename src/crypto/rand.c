@@ -2,28 +2,20 @@
 #include "crypto/rand.h"
 
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-mr_result mr_crypto_random(void *out, size_t len)
+static mr_result fill(int (*gen)(unsigned char *, int), void *out, size_t len)
 {
     unsigned char *p = out;
     while (len > 0) {
         int chunk = len > INT_MAX ? INT_MAX : (int)len;
-        MR_GUARD_OSSL(RAND_bytes(p, chunk), MR_ERR_INTERNAL, "random number generator failed");
+        MR_GUARD_OSSL(gen(p, chunk), MR_ERR_INTERNAL, "random number generator failed");
         p += chunk;
         len -= (size_t)chunk;
     }
     return MR_SUCCESS;
 }
 
-bool mr_crypto_ct_equal(const void *a, const void *b, size_t len)
-{
-    return len == 0 || CRYPTO_memcmp(a, b, len) == 0;
-}
+mr_result mr_crypto_random(void *out, size_t len) { return fill(RAND_bytes, out, len); }
 
-void mr_crypto_wipe(void *p, size_t len)
-{
-    if (p != NULL && len > 0)
-        OPENSSL_cleanse(p, len);
-}
+mr_result mr_crypto_random_key(void *out, size_t len) { return fill(RAND_priv_bytes, out, len); }

@@ -153,7 +153,7 @@ MR_RESULT mr_x509_issue_der(const mr_x509_template *t, EVP_PKEY *subject_key, X5
 
 /* Parsing. DER: exactly one certificate, no trailing bytes. PEM: the first CERTIFICATE block.
  * Chain: every block of a PEM bundle, which must all be CERTIFICATE blocks (at least one);
- * order kept. Note: d2i_X509 is expensive; see certcache.h for repeated inputs. */
+ * order kept. */
 MR_RESULT mr_x509_from_der(mr_slice der, X509 **out);
 MR_RESULT mr_x509_from_pem(mr_slice pem, X509 **out);
 MR_RESULT mr_x509_chain_from_pem(mr_slice pem, STACK_OF(X509) **out);
@@ -204,13 +204,8 @@ typedef struct mr_x509_verify_opts {
 /* Verifies leaf up to `anchor`, which is trusted as given (self-signed or not, as Go treats
  * roots). opts may be NULL (now, no intermediates, no CRLs, server purpose). */
 MR_RESULT mr_x509_verify(X509 *leaf, X509 *anchor, const mr_x509_verify_opts *opts);
-/* Like mr_x509_verify, with the anchor given as a public key: the certificates of the chain
- * (leaf and intermediates) whose public key equals anchor_key become the trust anchors. */
-MR_RESULT mr_x509_verify_key_anchor(X509 *leaf, EVP_PKEY *anchor_key,
-                                    const mr_x509_verify_opts *opts);
 
-/* CRLs (DER or first X509 CRL PEM block). */
+/* CRLs (DER). */
 MR_RESULT mr_x509_crl_from_der(mr_slice der, X509_CRL **out);
-MR_RESULT mr_x509_crl_from_pem(mr_slice pem, X509_CRL **out);
 
 #endif

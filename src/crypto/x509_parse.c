@@ -237,11 +237,3 @@ mr_result mr_x509_crl_from_der(mr_slice der, X509_CRL **out)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_crl_from_pem(mr_slice pem, X509_CRL **out)
-{
-    mr_buf der;
-    MR_GUARD(mr_pem_first(pem, "X509 CRL", MR_BUF_MAX_DEFAULT, &der));
-    mr_result r = mr_x509_crl_from_der(mr_buf_slice(&der), out);
-    mr_buf_free(&der);
-    return r;
-}

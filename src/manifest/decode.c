@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "common/text.h"
 #include "manifest/manifest_int.h"
 
 #define STACK_MAX 32
@@ -743,16 +744,6 @@ static mr_result dec_marble(dctx *c, mr_mj_node *v, void *e)
 
 /* ---- Certificate (x509.Certificate JSON, or base64 DER) ---- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool digits(const char *s, size_t n, unsigned *out)
 {
     unsigned v = 0;
@@ -768,52 +759,13 @@ static bool digits(const char *s, size_t n, unsigned *out)
 /* Strict RFC 3339 as time.Time.UnmarshalJSON accepts it. */
 static bool parse_rfc3339(const char *s, size_t len, mr_manifest_time *t)
 {
-    unsigned Y, M, D, h, mi, sec, oh = 0, om = 0;
-    if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+    mr_rfc3339_time rt;
+    if (mr_rfc3339_parse(s, len, 0, &rt) != MR_RFC3339_OK)
         return false;
-    if (!digits(s, 4, &Y) || !digits(s + 5, 2, &M) || !digits(s + 8, 2, &D) ||
-        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
-        return false;
-    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (M < 1 || M > 12 || D < 1 || h > 23 || mi > 59 || sec > 59)
-        return false;
-    bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (D > mdays[M - 1] + (M == 2 && leap ? 1u : 0u))
-        return false;
-    size_t i = 19;
-    uint64_t nsec = 0;
-    if (i < len && s[i] == '.') {
-        i++;
-        size_t start = i, nd = 0;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (nd < 9) {
-                nsec = nsec * 10 + (uint64_t)(s[i] - '0');
-                nd++;
-            }
-            i++;
-        }
-        if (i == start)
-            return false;
-        while (nd++ < 9)
-            nsec *= 10;
-    }
-    int sign = 0;
-    if (i + 1 == len && s[i] == 'Z') {
-        sign = 0;
-    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-        if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
-            return false;
-        sign = s[i] == '+' ? 1 : -1;
-    } else {
-        return false;
-    }
-    int64_t days = days_from_civil(Y, M, D);
-    int64_t secs = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec;
-    secs -= sign * ((int64_t)oh * 3600 + (int64_t)om * 60);
-    t->unix_sec = secs;
-    t->nsec = (int32_t)nsec;
+    t->unix_sec = rt.unix_sec;
+    t->nsec = rt.nsec;
     /* Go's zero time is 0001-01-01T00:00:00Z */
-    t->set = !(secs == days_from_civil(1, 1, 1) * 86400 && nsec == 0);
+    t->set = !(rt.unix_sec == mr_days_from_civil(1, 1, 1) * 86400 && rt.nsec == 0);
     return true;
 }
 
@@ -1327,7 +1279,7 @@ static const field manifest_fields[] = {
     CUS("Config", dec_config),
 };
 
-static mr_result decode(const uint8_t *json, size_t len, bool lenient, mr_manifest **out)
+static mr_result decode(const uint8_t *json, size_t len, mr_manifest **out)
 {
     mr_result res = MR_FAILURE;
     mr_mj_node root = {0};
@@ -1336,7 +1288,7 @@ static mr_result decode(const uint8_t *json, size_t len, bool lenient, mr_manife
 
     *out = NULL;
     MR_ENSURE(json != NULL || len == 0, MR_ERR_INTERNAL, "internal error: json is NULL");
-    MR_GUARD_OUT(mr_manifest_json_parse(json ? json : (const uint8_t *)"", len, lenient, &root));
+    MR_GUARD_OUT(mr_manifest_json_parse(json ? json : (const uint8_t *)"", len, &root));
     m = mr_calloc(1, sizeof(*m));
     MR_ENSURE_ALLOC_OUT(m);
     MR_GUARD_OUT(dec_struct(&c, &root, m, "Manifest", "manifest.Manifest", manifest_fields,
@@ -1361,128 +1313,5 @@ out:
 
 mr_result mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest **out)
 {
-    return decode(json, len, false, out);
-}
-
-mr_result mr_manifest_decode_lenient(const uint8_t *json, size_t len, mr_manifest **out)
-{
-    return decode(json, len, true, out);
-}
-
-/* ---- single stored objects (`package:<name>`, `secret:<name>`, ...) ---- */
-
-typedef void (*clear_fn)(void *elem);
-
-static mr_result decode_one(const uint8_t *json, size_t len, const char *name, elem_fn fn,
-                            clear_fn clear, void *out, size_t esz)
-{
-    mr_result res = MR_FAILURE;
-    mr_mj_node root = {0};
-    dctx c = {0};
-    memset(out, 0, esz);
-    MR_ENSURE(json != NULL || len == 0, MR_ERR_INTERNAL, "internal error: json is NULL");
-    MR_GUARD_OUT(mr_manifest_json_parse(json ? json : (const uint8_t *)"", len, false, &root));
-    if (name)
-        MR_GUARD_OUT(mstr_set((mr_mstr *)out, name, strlen(name)));
-    MR_GUARD_OUT(fn(&c, &root, out));
-    MR_ENSURE_OUT(!c.has_saved, MR_ERR_USAGE, "%s", c.saved);
-    res = MR_SUCCESS;
-out:
-    mr_manifest_json_free(&root);
-    if (!mr_ok(res)) {
-        clear(out);
-        memset(out, 0, esz);
-    }
-    return res;
-}
-
-static void clr_package(void *e) { mr_manifest_package_free_(e); }
-static void clr_infra(void *e) { mr_manifest_infra_free_(e); }
-static void clr_marble(void *e) { mr_manifest_marble_free_(e); }
-static void clr_secret(void *e) { mr_manifest_secret_free_(e); }
-static void clr_user(void *e) { mr_manifest_user_free_(e); }
-static void clr_tls(void *e) { mr_manifest_tls_tag_free_(e); }
-
-mr_result mr_manifest_decode_package(const uint8_t *json, size_t len, const char *name,
-                                     mr_manifest_package *out)
-{
-    return decode_one(json, len, name, dec_package, clr_package, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_infra(const uint8_t *json, size_t len, const char *name,
-                                   mr_manifest_infra *out)
-{
-    return decode_one(json, len, name, dec_infra, clr_infra, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_marble(const uint8_t *json, size_t len, const char *name,
-                                    mr_manifest_marble *out)
-{
-    return decode_one(json, len, name, dec_marble, clr_marble, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_secret(const uint8_t *json, size_t len, const char *name,
-                                    mr_manifest_secret *out)
-{
-    return decode_one(json, len, name, dec_secret, clr_secret, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_user(const uint8_t *json, size_t len, const char *name,
-                                  mr_manifest_user *out)
-{
-    return decode_one(json, len, name, dec_user, clr_user, out, sizeof(*out));
-}
-
-mr_result mr_manifest_decode_tls_tag(const uint8_t *json, size_t len, const char *name,
-                                     mr_manifest_tls_tag *out)
-{
-    return decode_one(json, len, name, dec_tls_tag, clr_tls, out, sizeof(*out));
-}
-
-void mr_manifest_package_clear(mr_manifest_package *p)
-{
-    if (p) {
-        mr_manifest_package_free_(p);
-        memset(p, 0, sizeof(*p));
-    }
-}
-
-void mr_manifest_infra_clear(mr_manifest_infra *i)
-{
-    if (i) {
-        mr_manifest_infra_free_(i);
-        memset(i, 0, sizeof(*i));
-    }
-}
-
-void mr_manifest_marble_clear(mr_manifest_marble *m)
-{
-    if (m) {
-        mr_manifest_marble_free_(m);
-        memset(m, 0, sizeof(*m));
-    }
-}
-
-void mr_manifest_secret_clear(mr_manifest_secret *s)
-{
-    if (s) {
-        mr_manifest_secret_free_(s);
-        memset(s, 0, sizeof(*s));
-    }
-}
-
-void mr_manifest_user_clear(mr_manifest_user *u)
-{
-    if (u) {
-        mr_manifest_user_free_(u);
-        memset(u, 0, sizeof(*u));
-    }
-}
-
-void mr_manifest_tls_tag_clear(mr_manifest_tls_tag *t)
-{
-    if (t) {
-        mr_manifest_tls_tag_free_(t);
-        memset(t, 0, sizeof(*t));
-    }
+    return decode(json, len, out);
 }

@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/text.h"
 #include "manifest/manifest_int.h"
 
 typedef struct reader {
@@ -87,91 +88,6 @@ static mr_result syntax_error(reader *r, const char *context)
     MR_BAIL(MR_ERR_USAGE, "invalid character %s %s", q, context);
 }
 
-uint32_t mr_manifest_utf8_decode(const uint8_t *p, size_t avail, size_t *size)
-{
-    *size = 1;
-    if (avail == 0)
-        return 0xFFFD;
-    uint8_t c0 = p[0];
-    if (c0 < 0x80)
-        return c0;
-    size_t n;
-    uint32_t r, min;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c0 >= 0xC2 && c0 <= 0xDF) {
-        n = 2;
-        r = c0 & 0x1F;
-        min = 0x80;
-    } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-        n = 3;
-        r = c0 & 0x0F;
-        min = 0x800;
-        if (c0 == 0xE0)
-            lo = 0xA0;
-        if (c0 == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-        n = 4;
-        r = c0 & 0x07;
-        min = 0x10000;
-        if (c0 == 0xF0)
-            lo = 0x90;
-        if (c0 == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0xFFFD;
-    }
-    if (avail < n)
-        return 0xFFFD;
-    for (size_t i = 1; i < n; i++) {
-        uint8_t c = p[i];
-        if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF))
-            return 0xFFFD;
-        r = (r << 6) | (c & 0x3F);
-    }
-    if (r < min)
-        return 0xFFFD;
-    *size = n;
-    return r;
-}
-
-mr_result mr_manifest_utf8_append(mr_buf *b, uint32_t r)
-{
-    uint8_t t[4];
-    size_t n;
-    if (r < 0x80) {
-        t[0] = (uint8_t)r;
-        n = 1;
-    } else if (r < 0x800) {
-        t[0] = (uint8_t)(0xC0 | (r >> 6));
-        t[1] = (uint8_t)(0x80 | (r & 0x3F));
-        n = 2;
-    } else if (r < 0x10000) {
-        t[0] = (uint8_t)(0xE0 | (r >> 12));
-        t[1] = (uint8_t)(0x80 | ((r >> 6) & 0x3F));
-        t[2] = (uint8_t)(0x80 | (r & 0x3F));
-        n = 3;
-    } else {
-        t[0] = (uint8_t)(0xF0 | (r >> 18));
-        t[1] = (uint8_t)(0x80 | ((r >> 12) & 0x3F));
-        t[2] = (uint8_t)(0x80 | ((r >> 6) & 0x3F));
-        t[3] = (uint8_t)(0x80 | (r & 0x3F));
-        n = 4;
-    }
-    return mr_buf_append(b, t, n);
-}
-
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static mr_result read_u4(reader *r, uint32_t *out)
 {
     uint32_t v = 0;
@@ -179,7 +95,7 @@ static mr_result read_u4(reader *r, uint32_t *out)
         uint8_t c;
         if (!peek(r, &c))
             return syntax_error(r, "");
-        int h = hexval(c);
+        int h = mr_hex_digit(c);
         if (h < 0)
             return syntax_error(r, "in \\u hexadecimal character escape");
         v = (v << 4) | (uint32_t)h;
@@ -263,7 +179,7 @@ static mr_result read_string(reader *r, char **out, size_t *out_len)
             } else if (u >= 0xDC00 && u < 0xE000) {
                 u = 0xFFFD;
             }
-            MR_GUARD(mr_manifest_utf8_append(b, u));
+            MR_GUARD(mr_utf8_append(b, u));
             continue;
         }
         if (c < 0x80) {
@@ -277,9 +193,9 @@ static mr_result read_string(reader *r, char **out, size_t *out_len)
         mr_slice v;
         MR_GUARD(mr_cursor_view(&probe, avail < 4 ? avail : 4, &v));
         size_t n;
-        uint32_t rune = mr_manifest_utf8_decode(v.ptr, v.len, &n);
+        uint32_t rune = mr_utf8_decode(v.ptr, v.len, &n);
         if (rune == 0xFFFD && n == 1)
-            MR_GUARD(mr_manifest_utf8_append(b, 0xFFFD));
+            MR_GUARD(mr_utf8_append(b, 0xFFFD));
         else
             MR_GUARD(mr_buf_append(b, v.ptr, n));
         MR_GUARD(mr_cursor_skip(&r->cur, n));
@@ -496,7 +412,7 @@ static mr_result read_value(reader *r, mr_mj_node *n)
     }
 }
 
-mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr_mj_node *root)
+mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root)
 {
     mr_result res = MR_FAILURE;
     reader r = {0};
@@ -505,23 +421,13 @@ mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr
               len, MR_MANIFEST_MAX_SIZE);
     mr_cursor_init(&r.cur, in, len);
     mr_buf_init(&r.scratch, MR_MANIFEST_MAX_SIZE, 0);
-    if (!mr_ok(read_value(&r, root))) {
-        /* json.Decoder reports running out of input as io.EOF / io.ErrUnexpectedEOF */
-        if (lenient && strcmp(mr_error_get()->msg, "unexpected end of JSON input") == 0) {
-            mr_cursor_init(&r.cur, in, len);
-            skip_ws(&r);
-            mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "%s",
-                         mr_cursor_remaining(&r.cur) ? "unexpected EOF" : "EOF");
-        }
+    if (!mr_ok(read_value(&r, root)))
         goto out;
-    }
-    if (!lenient) {
-        skip_ws(&r);
-        uint8_t c;
-        if (peek(&r, &c)) {
-            MR_IGNORE(syntax_error(&r, "after top-level value"));
-            goto out;
-        }
+    skip_ws(&r);
+    uint8_t c;
+    if (peek(&r, &c)) {
+        MR_IGNORE(syntax_error(&r, "after top-level value"));
+        goto out;
     }
     res = MR_SUCCESS;
 out:

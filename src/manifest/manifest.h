@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The manifest: model, Go-compatible decoder, canonical encoder, consistency check, update
+ * The manifest: model, Go-compatible decoder, secret encoder, consistency check, update
  * rules and lookup helpers (spec coordinator.md §0.1, §0.2, §6, §8.1, §8.3, §12.2, §12.7).
  *
  * Decoding follows Go's encoding/json as MarbleRun uses it: field names match
@@ -273,61 +273,17 @@ typedef struct mr_manifest {
 /* Decodes a manifest (json.Unmarshal rules: one value, trailing data rejected). On success
  * *out owns a new manifest that also keeps a copy of the input and its fingerprint. */
 MR_API MR_RESULT mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest **out);
-/* Same, but like json.Decoder.Decode (v2 bodies): anything after the first value is ignored
- * and running out of input reads "EOF" / "unexpected EOF". raw/fingerprint still cover the
- * whole input. */
-MR_API MR_RESULT mr_manifest_decode_lenient(const uint8_t *json, size_t len, mr_manifest **out);
 MR_API void mr_manifest_free(mr_manifest *m);
-
-/* Single objects as stored by the Coordinator (`package:<name>`, `infrastructure:<name>`,
- * `marble:<name>`, `secret:<name>` with Cert as base64 DER, `TLS:<tag>`; the user decoder is
- * for the manifest User shape {Certificate, Roles}), with the same Go rules. *out is
- * overwritten (not freed first); name (may be NULL) becomes out->name. On success release it
- * with the matching *_clear; on failure *out is left zeroed. */
-MR_API MR_RESULT mr_manifest_decode_package(const uint8_t *json, size_t len, const char *name,
-                                            mr_manifest_package *out);
-MR_API MR_RESULT mr_manifest_decode_infra(const uint8_t *json, size_t len, const char *name,
-                                          mr_manifest_infra *out);
-MR_API MR_RESULT mr_manifest_decode_marble(const uint8_t *json, size_t len, const char *name,
-                                           mr_manifest_marble *out);
-MR_API MR_RESULT mr_manifest_decode_secret(const uint8_t *json, size_t len, const char *name,
-                                           mr_manifest_secret *out);
-MR_API MR_RESULT mr_manifest_decode_user(const uint8_t *json, size_t len, const char *name,
-                                         mr_manifest_user *out);
-MR_API MR_RESULT mr_manifest_decode_tls_tag(const uint8_t *json, size_t len, const char *name,
-                                            mr_manifest_tls_tag *out);
-/* Release what an element owns and zero it (NULL-safe). Private key bytes are wiped. Also for
- * elements the caller built itself, as long as every pointer came from mr_alloc. */
-MR_API void mr_manifest_package_clear(mr_manifest_package *p);
-MR_API void mr_manifest_infra_clear(mr_manifest_infra *i);
-MR_API void mr_manifest_marble_clear(mr_manifest_marble *m);
-MR_API void mr_manifest_secret_clear(mr_manifest_secret *s);
-MR_API void mr_manifest_user_clear(mr_manifest_user *u);
-MR_API void mr_manifest_tls_tag_clear(mr_manifest_tls_tag *t);
 
 /* Lower-case hex SHA-256 of exactly these bytes; out must hold 65 chars. */
 MR_API MR_RESULT mr_manifest_fingerprint(const uint8_t *data, size_t len, char out[65]);
 
-/* ---- canonical encoding (Go json.Marshal output, spec §0.1) ---- */
+/* ---- JSON encoding (Go json.Marshal output, spec §0.1) ---- */
 
-/* Each appends compact JSON to out. Fails (MR_ERR_USAGE "unknown encoding type: <e>") only
- * for a File whose Encoding is not string/base64/hex, as Go's File.MarshalJSON does. */
-MR_API MR_RESULT mr_manifest_encode(const mr_manifest *m, mr_buf *out);
-MR_API MR_RESULT mr_manifest_encode_package(const mr_manifest_package *p, mr_buf *out);
-MR_API MR_RESULT mr_manifest_encode_infra(const mr_manifest_infra *i, mr_buf *out);
-MR_API MR_RESULT mr_manifest_encode_marble(const mr_manifest_marble *mb, mr_buf *out);
-MR_API MR_RESULT mr_manifest_encode_tls_tag(const mr_manifest_tls_tag *t, mr_buf *out);
 /* Secret as stored (`secret:<name>`): Cert is base64 of the DER (cert.raw) or null. */
 MR_API MR_RESULT mr_manifest_encode_secret(const mr_manifest_secret *s, mr_buf *out);
-MR_API MR_RESULT mr_manifest_encode_user(const mr_manifest_user *u, mr_buf *out);
-MR_API MR_RESULT mr_manifest_encode_role(const mr_manifest_role *r, mr_buf *out);
-/* The stored user object `user:<name>` (§8.1): {"Name":…,"Certificate":b64 DER,"Permissions":
- * {"<perm>":{"PermissionID":"<perm>","ResourceID":{"<res>":true,…}},…}} with one permission per
- * distinct lower-cased action of the user's roles and the union of those roles' ResourceNames.
- * der is the user's certificate DER (mr_manifest_user_cert_der). */
-MR_API MR_RESULT mr_manifest_encode_user_record(const mr_manifest *m, const mr_manifest_user *u,
-                                                const uint8_t *der, size_t der_len, mr_buf *out);
-/* A JSON string with Go's HTML-safe escaping (also for map keys). */
+/* A JSON string with Go's HTML-safe escaping (also for map keys): mr_json_quote
+ * (common/text.h), which new code should call directly. */
 MR_API MR_RESULT mr_manifest_json_string(const char *s, size_t len, mr_buf *out);
 
 /* ---- consistency check (spec §6.10, §12.2) ---- */
@@ -358,13 +314,6 @@ MR_API MR_RESULT mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *ou
  * (replacing its content; out may be NULL). */
 MR_API MR_RESULT mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out);
 
-/* Parameters of a secret that is going to be generated (§7.2, 1.7.0+ texts): symmetric-key
- * size >0, multiple of 8, at most 8160 bytes ("invalid secret size: <s>"); cert-ecdsa
- * 224/256/384/521; cert-ed25519 size 0; cert-rsa 1024..16384 bits (Go's minimum; the upper
- * bound is ours); anything else, plain included, "secret <s> is invalid: unsupported secret
- * of type <t>". Call it only for secrets that are generated (not UserDefined). */
-MR_API MR_RESULT mr_manifest_check_secret_params(const mr_manifest_secret *s);
-
 /* ---- template dry run (spec §6.12.5) ---- */
 
 typedef enum mr_manifest_tpl_kind { MR_MANIFEST_TPL_FILE = 0, MR_MANIFEST_TPL_ENV } mr_manifest_tpl_kind;
@@ -393,13 +342,11 @@ MR_API MR_RESULT mr_manifest_dry_run(const mr_manifest *m, const struct mr_tmpl_
 /* ---- lookups ---- */
 
 MR_API const mr_manifest_package *mr_manifest_find_package(const mr_manifest *m, const char *name);
-MR_API const mr_manifest_marble *mr_manifest_find_marble(const mr_manifest *m, const char *name);
 MR_API const mr_manifest_secret *mr_manifest_find_secret(const mr_manifest *m, const char *name);
 MR_API const mr_manifest_user *mr_manifest_find_user(const mr_manifest *m, const char *name);
-MR_API const mr_manifest_role *mr_manifest_find_role(const mr_manifest *m, const char *name);
-MR_API const mr_manifest_tls_tag *mr_manifest_find_tls_tag(const mr_manifest *m, const char *name);
+MR_API const mr_manifest_marble *mr_manifest_find_marble(const mr_manifest *m, const char *name);
 MR_API const mr_manifest_infra *mr_manifest_find_infra(const mr_manifest *m, const char *name);
-
+MR_API const mr_manifest_tls_tag *mr_manifest_find_tls_tag(const mr_manifest *m, const char *name);
 /* Feature gate lookup, case-insensitive (e.g. "SignQuoteEndpoint"). */
 MR_API bool mr_manifest_feature_enabled(const mr_manifest *m, const char *gate);
 
@@ -432,9 +379,6 @@ MR_API bool mr_manifest_is_package_update(const mr_manifest *m);
 MR_API MR_RESULT mr_manifest_check_package_update(const mr_manifest *update,
                                                   const mr_manifest *current);
 
-/* Copies the SecurityVersion of every package in update into current (after the check). */
-MR_API void mr_manifest_apply_package_update(mr_manifest *current, const mr_manifest *update);
-
 /* Validation of a full update (§12.7 step 3): the consistency check of the new manifest,
  * failing with "invalid manifest: <reason>". */
 MR_API MR_RESULT mr_manifest_check_full_update(const mr_manifest *next,
@@ -444,18 +388,11 @@ MR_API MR_RESULT mr_manifest_check_full_update(const mr_manifest *next,
  * when 0, the number of users holding updatemanifest. */
 MR_API uint64_t mr_manifest_required_acks(const mr_manifest *current);
 
-/* Structural equality used when applying a full update. */
-MR_API bool mr_manifest_package_equal(const mr_manifest_package *a, const mr_manifest_package *b);
-MR_API bool mr_manifest_infra_equal(const mr_manifest_infra *a, const mr_manifest_infra *b);
-MR_API bool mr_manifest_marble_equal(const mr_manifest_marble *a, const mr_manifest_marble *b);
-/* Entries compared order-insensitively (sorted by Addr, then Port). */
-MR_API bool mr_manifest_tls_tag_equal(const mr_manifest_tls_tag *a, const mr_manifest_tls_tag *b);
-MR_API bool mr_manifest_user_equal(const mr_manifest_user *a, const mr_manifest_user *b);
-/* Type, Size, Shared, UserDefined, ValidFor. */
+/* Comparisons used when applying a full update (§12.11). Secret definitions: Type, Size,
+ * Shared, UserDefined, ValidFor. Recovery configuration: different key names/PEMs, or a
+ * different threshold (0 is the same as the number of keys). */
 MR_API bool mr_manifest_secret_definition_equal(const mr_manifest_secret *a,
                                                 const mr_manifest_secret *b);
-/* Recovery configuration changed: different key names/PEMs, or a different threshold (0 is
- * the same as the number of keys). */
 MR_API bool mr_manifest_recovery_changed(const mr_manifest *a, const mr_manifest *b);
 
 #endif

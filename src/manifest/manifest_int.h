@@ -35,16 +35,11 @@ typedef struct mr_mj_node {
     size_t nkids;
 } mr_mj_node;
 
-/* RFC 8259 parse of exactly one value. With lenient, bytes after the value are ignored (Go's
- * Decoder.Decode); otherwise only whitespace may follow. Errors use Go's scanner texts, e.g.
- * "invalid character 'x' looking for beginning of value", "unexpected end of JSON input". */
-MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, bool lenient, mr_mj_node *root);
+/* RFC 8259 parse of exactly one value (json.Unmarshal): only whitespace may follow. Errors use
+ * Go's scanner texts, e.g. "invalid character 'x' looking for beginning of value",
+ * "unexpected end of JSON input". */
+MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root);
 void mr_manifest_json_free(mr_mj_node *n);
-
-/* Decodes one UTF-8 sequence as Go's utf8.DecodeRune: invalid input gives U+FFFD, size 1. */
-uint32_t mr_manifest_utf8_decode(const uint8_t *p, size_t avail, size_t *size);
-/* Appends the UTF-8 encoding of r. */
-MR_RESULT mr_manifest_utf8_append(mr_buf *b, uint32_t r);
 
 /* Go's strings.ToLower for the ASCII range plus the two runes that lower to ASCII (U+0130,
  * U+212A); other bytes are copied. Writes a NUL-terminated copy into out (cap bytes). Returns

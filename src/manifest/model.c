@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "common/text.h"
 #include "manifest/manifest_int.h"
 
 /* ---- strings ---- */
@@ -39,7 +40,7 @@ bool mr_manifest_lower(const char *s, size_t len, char *out, size_t cap)
     size_t i = 0, o = 0;
     while (i < len) {
         size_t n;
-        uint32_t r = mr_manifest_utf8_decode(p + i, len - i, &n);
+        uint32_t r = mr_utf8_decode(p + i, len - i, &n);
         uint32_t l = lower_rune(r);
         if (l != r) {
             /* every rune that lowers differently lowers to ASCII */
@@ -80,8 +81,8 @@ bool mr_manifest_equal_fold(const char *a, size_t alen, const char *b, size_t bl
     size_t i = 0, j = 0;
     while (i < alen && j < blen) {
         size_t na, nb;
-        uint32_t ra = mr_manifest_utf8_decode(pa + i, alen - i, &na);
-        uint32_t rb = mr_manifest_utf8_decode(pb + j, blen - j, &nb);
+        uint32_t ra = mr_utf8_decode(pa + i, alen - i, &na);
+        uint32_t rb = mr_utf8_decode(pb + j, blen - j, &nb);
         if (fold_rune(ra) != fold_rune(rb))
             return false;
         i += na;
@@ -347,11 +348,6 @@ const mr_manifest_secret *mr_manifest_find_secret(const mr_manifest *m, const ch
 const mr_manifest_user *mr_manifest_find_user(const mr_manifest *m, const char *name)
 {
     return FIND(m->users, mr_manifest_user, name);
-}
-
-const mr_manifest_role *mr_manifest_find_role(const mr_manifest *m, const char *name)
-{
-    return FIND(m->roles, mr_manifest_role, name);
 }
 
 const mr_manifest_tls_tag *mr_manifest_find_tls_tag(const mr_manifest *m, const char *name)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 
 #define vec_push mr_tmpl_vec_push_
 
@@ -240,10 +241,7 @@ static mr_result p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *l
                 return p_fail(p, "invalid syntax");
             for (size_t k = 0; k < digits; k++) {
                 uint8_t h = s[i + 2 + k];
-                int d = h >= '0' && h <= '9'   ? h - '0'
-                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                               : -1;
+                int d = mr_hex_digit(h);
                 if (d < 0)
                     return p_fail(p, "invalid syntax");
                 v = (v << 4) | (uint32_t)d;
@@ -270,24 +268,7 @@ static mr_result p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *l
         }
         if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
             return p_fail(p, "invalid syntax");
-        uint8_t u[4];
-        size_t k = 0;
-        if (v < 0x80) {
-            u[k++] = (uint8_t)v;
-        } else if (v < 0x800) {
-            u[k++] = (uint8_t)(0xC0 | (v >> 6));
-            u[k++] = (uint8_t)(0x80 | (v & 0x3F));
-        } else if (v < 0x10000) {
-            u[k++] = (uint8_t)(0xE0 | (v >> 12));
-            u[k++] = (uint8_t)(0x80 | ((v >> 6) & 0x3F));
-            u[k++] = (uint8_t)(0x80 | (v & 0x3F));
-        } else {
-            u[k++] = (uint8_t)(0xF0 | (v >> 18));
-            u[k++] = (uint8_t)(0x80 | ((v >> 12) & 0x3F));
-            u[k++] = (uint8_t)(0x80 | ((v >> 6) & 0x3F));
-            u[k++] = (uint8_t)(0x80 | (v & 0x3F));
-        }
-        MR_GUARD(mr_buf_append(lits, u, k));
+        MR_GUARD(mr_utf8_append(lits, v));
     }
     *len = (uint32_t)(lits->len - *off);
     return MR_SUCCESS;
@@ -704,8 +685,6 @@ void mr_tmpl_free(mr_tmpl *t)
 }
 
 bool mr_tmpl_is_static(const mr_tmpl *t) { return t != NULL && !t->has_actions; }
-
-mr_tmpl_mode mr_tmpl_get_mode(const mr_tmpl *t) { return t->mode; }
 
 mr_result mr_tmpl_parse(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
                         mr_tmpl **out)

@@ -141,8 +141,6 @@ void mr_tmpl_free(mr_tmpl *t);
 
 /* True when the template has no actions except comments: rendering yields the text as is. */
 bool mr_tmpl_is_static(const mr_tmpl *t);
-mr_tmpl_mode mr_tmpl_get_mode(const mr_tmpl *t);
-
 enum {
     /* Dry run (§6.12.5): `.MarbleRun.*` take MarbleRun's dummy values whatever `data` says
      * (RootCA, CoordinatorRoot, CoordinatorIntermediate: Cert = 0x41; MarbleCert: Cert,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* growable arrays */
@@ -39,39 +40,6 @@ mr_result mr_tmpl_vec_push_(void **data, uint32_t *count, uint32_t *cap, size_t 
 /* characters */
 
 static bool is_space(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* Decodes one UTF-8 sequence at s[0..n). Invalid input yields U+FFFD with length 1. */
-static uint32_t utf8_decode(const uint8_t *s, size_t n, size_t *len)
-{
-    *len = 1;
-    if (n == 0)
-        return 0xFFFD;
-    uint8_t c = s[0];
-    if (c < 0x80)
-        return c;
-    size_t need;
-    uint32_t r, min;
-    if ((c & 0xE0) == 0xC0) {
-        need = 2, r = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        need = 3, r = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        need = 4, r = c & 0x07, min = 0x10000;
-    } else {
-        return 0xFFFD;
-    }
-    if (n < need)
-        return 0xFFFD;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0xFFFD;
-        r = (r << 6) | (s[i] & 0x3F);
-    }
-    if (r < min || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
-        return 0xFFFD;
-    *len = need;
-    return r;
-}
 
 /* Non-ASCII ranges that are neither letters nor digits in Unicode (punctuation, symbols,
  * spaces, combining marks, controls). Everything else above U+007F counts as a letter: a
@@ -120,7 +88,7 @@ static bool is_alnum_rune(uint32_t r)
 static mr_result append_rune_desc(mr_buf *b, const uint8_t *s, size_t n)
 {
     size_t len;
-    uint32_t r = utf8_decode(s, n, &len);
+    uint32_t r = mr_utf8_decode(s, n, &len);
     MR_GUARD(mr_buf_printf(b, "U+%04X", (unsigned)r));
     bool printable = (r >= 0x20 && r < 0x7F) || (r >= 0xA0 && is_print_rune(r));
     if (printable) {
@@ -155,7 +123,7 @@ mr_result mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes
             else
                 MR_GUARD(mr_buf_printf(b, "\\x%02x", c));
         } else {
-            uint32_t r = utf8_decode(s + i, n - i, &len);
+            uint32_t r = mr_utf8_decode(s + i, n - i, &len);
             if (r == 0xFFFD && len == 1)
                 MR_GUARD(mr_buf_printf(b, "\\x%02x", c));
             else if (!is_print_rune(r))
@@ -265,7 +233,7 @@ static uint32_t lx_peek_rune(const lexer *l, size_t *len)
         *len = 0;
         return (uint32_t)-1;
     }
-    return utf8_decode(l->src + l->pos, l->len - l->pos, len);
+    return mr_utf8_decode(l->src + l->pos, l->len - l->pos, len);
 }
 
 static void lx_alnum_run(lexer *l)

@@ -300,38 +300,6 @@ mr_result mr_manifest_check(const mr_manifest *m, const mr_manifest_check_opts *
 
 /* ---- secret generation parameters (§7.2, texts of 1.7.0+) ---- */
 
-mr_result mr_manifest_check_secret_params(const mr_manifest_secret *s)
-{
-    MR_ENSURE_REF(s);
-    const char *n = S(&s->name);
-    if (mr_manifest_mstr_eq_c(&s->type, "symmetric-key")) {
-        MR_ENSURE(s->size != 0 && s->size % 8 == 0, MR_ERR_USAGE, "invalid secret size: %s", n);
-        MR_ENSURE(s->size / 8 <= 8160, MR_ERR_USAGE, "invalid secret size: %s", n);
-        return MR_SUCCESS;
-    }
-    if (mr_manifest_mstr_eq_c(&s->type, "cert-ecdsa")) {
-        MR_ENSURE(s->size == 224 || s->size == 256 || s->size == 384 || s->size == 521, MR_ERR_USAGE,
-                  "invalid secret size for cert-ecdsa secret %s: unsupported size %llu: does not "
-                  "map to a supported curve",
-                  n, (unsigned long long)s->size);
-        return MR_SUCCESS;
-    }
-    if (mr_manifest_mstr_eq_c(&s->type, "cert-ed25519")) {
-        MR_ENSURE(s->size == 0, MR_ERR_USAGE,
-                  "invalid secret size for cert-ed25519 secret %s: none is expected, got: %llu", n,
-                  (unsigned long long)s->size);
-        return MR_SUCCESS;
-    }
-    if (mr_manifest_mstr_eq_c(&s->type, "cert-rsa")) {
-        MR_ENSURE(s->size >= 1024 && s->size <= 16384, MR_ERR_USAGE,
-                  "crypto/rsa: %llu-bit keys are insecure (see "
-                  "https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)",
-                  (unsigned long long)s->size);
-        return MR_SUCCESS;
-    }
-    MR_BAIL(MR_ERR_USAGE, "secret %s is invalid: unsupported secret of type %s", n, S(&s->type));
-}
-
 /* ---- template dry run ---- */
 
 static mr_result dry_run_one(mr_manifest_tpl_check_fn check, void *ctx, mr_manifest_tpl_kind kind,
@@ -467,21 +435,6 @@ mr_result mr_manifest_check_package_update(const mr_manifest *update, const mr_m
     return MR_SUCCESS;
 }
 
-void mr_manifest_apply_package_update(mr_manifest *current, const mr_manifest *update)
-{
-    for (size_t i = 0; i < update->packages.count; i++) {
-        const mr_manifest_package *p = &update->packages.items[i];
-        const mr_manifest_package *found = mr_manifest_map_find(
-            current->packages.items, current->packages.count, sizeof(*found), S(&p->name),
-            p->name.len);
-        if (found == NULL || !p->has_security_version)
-            continue;
-        mr_manifest_package *orig = &current->packages.items[found - current->packages.items];
-        orig->has_security_version = true;
-        orig->security_version = p->security_version;
-    }
-}
-
 mr_result mr_manifest_check_full_update(const mr_manifest *next, const mr_manifest_check_opts *opts)
 {
     if (mr_ok(mr_manifest_check(next, opts)))
@@ -503,116 +456,6 @@ uint64_t mr_manifest_required_acks(const mr_manifest *current)
 }
 
 /* ---- equality ---- */
-
-static bool bytes_eq(const mr_mbytes *a, const mr_mbytes *b)
-{
-    return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
-}
-
-static bool list_eq_ordered(const mr_mstr_list *a, const mr_mstr_list *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++)
-        if (!mr_manifest_mstr_eq(&a->items[i], &b->items[i]))
-            return false;
-    return true;
-}
-
-/* Same elements with the same multiplicities, any order. */
-static bool list_eq_elements(const mr_mstr_list *a, const mr_mstr_list *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++) {
-        size_t ca = 0, cb = 0;
-        for (size_t j = 0; j < a->count; j++) {
-            ca += mr_manifest_mstr_eq(&a->items[i], &a->items[j]);
-            cb += mr_manifest_mstr_eq(&a->items[i], &b->items[j]);
-        }
-        if (ca != cb)
-            return false;
-    }
-    return true;
-}
-
-bool mr_manifest_package_equal(const mr_manifest_package *a, const mr_manifest_package *b)
-{
-    return a->debug == b->debug && mr_manifest_mstr_eq(&a->unique_id, &b->unique_id) &&
-           mr_manifest_mstr_eq(&a->signer_id, &b->signer_id) &&
-           a->has_product_id == b->has_product_id &&
-           (!a->has_product_id || a->product_id == b->product_id) &&
-           a->has_security_version == b->has_security_version &&
-           (!a->has_security_version || a->security_version == b->security_version) &&
-           list_eq_elements(&a->accepted_tcb_statuses, &b->accepted_tcb_statuses) &&
-           list_eq_elements(&a->accepted_advisories, &b->accepted_advisories);
-}
-
-bool mr_manifest_infra_equal(const mr_manifest_infra *a, const mr_manifest_infra *b)
-{
-    return bytes_eq(&a->cpusvn, &b->cpusvn) && bytes_eq(&a->root_ca, &b->root_ca) &&
-           a->has_qesvn == b->has_qesvn && (!a->has_qesvn || a->qesvn == b->qesvn) &&
-           a->has_pcesvn == b->has_pcesvn && (!a->has_pcesvn || a->pcesvn == b->pcesvn);
-}
-
-static bool file_map_eq(const mr_manifest_file_map *a, const mr_manifest_file_map *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++) {
-        const mr_manifest_file *x = &a->items[i], *y = &b->items[i];
-        if (!mr_manifest_mstr_eq(&x->name, &y->name) || !mr_manifest_mstr_eq(&x->data, &y->data) ||
-            !mr_manifest_mstr_eq(&x->encoding, &y->encoding) || x->no_templates != y->no_templates)
-            return false;
-    }
-    return true;
-}
-
-bool mr_manifest_marble_equal(const mr_manifest_marble *a, const mr_manifest_marble *b)
-{
-    return mr_manifest_mstr_eq(&a->package, &b->package) &&
-           a->max_activations == b->max_activations &&
-           list_eq_ordered(&a->parameters.argv, &b->parameters.argv) &&
-           file_map_eq(&a->parameters.files, &b->parameters.files) &&
-           file_map_eq(&a->parameters.env, &b->parameters.env) &&
-           list_eq_elements(&a->tls, &b->tls) &&
-           a->disable_secret_binding == b->disable_secret_binding;
-}
-
-static bool tls_entry_eq(const mr_manifest_tls_entry *x, const mr_manifest_tls_entry *y)
-{
-    return mr_manifest_mstr_eq(&x->addr, &y->addr) && mr_manifest_mstr_eq(&x->port, &y->port) &&
-           mr_manifest_mstr_eq(&x->cert, &y->cert) &&
-           x->disable_client_auth == y->disable_client_auth;
-}
-
-/* Order-insensitive: every entry of a occurs in b as often as in a. */
-static bool tls_list_eq(const mr_manifest_tls_list *a, const mr_manifest_tls_list *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++) {
-        size_t ca = 0, cb = 0;
-        for (size_t j = 0; j < a->count; j++) {
-            ca += tls_entry_eq(&a->items[i], &a->items[j]);
-            cb += tls_entry_eq(&a->items[i], &b->items[j]);
-        }
-        if (ca != cb)
-            return false;
-    }
-    return true;
-}
-
-bool mr_manifest_tls_tag_equal(const mr_manifest_tls_tag *a, const mr_manifest_tls_tag *b)
-{
-    return tls_list_eq(&a->outgoing, &b->outgoing) && tls_list_eq(&a->incoming, &b->incoming);
-}
-
-bool mr_manifest_user_equal(const mr_manifest_user *a, const mr_manifest_user *b)
-{
-    return mr_manifest_mstr_eq(&a->certificate, &b->certificate) &&
-           list_eq_elements(&a->roles, &b->roles);
-}
 
 bool mr_manifest_secret_definition_equal(const mr_manifest_secret *a, const mr_manifest_secret *b)
 {

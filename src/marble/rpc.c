@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 #include "marble/marble_int.h"
 
 #define GRPC_MSG_MAX 1024
@@ -43,24 +44,21 @@ mr_result mr_marble_curl_init(void)
 
 void mr_marble_grpc_percent_decode(const char *in, size_t len, char *out, size_t out_size)
 {
-    size_t o = 0;
+    mr_buf b;
     if (out_size == 0)
         return;
-    for (size_t i = 0; i < len && o + 1 < out_size; i++) {
-        char c = in[i];
-        if (c == '%' && i + 2 < len) {
-            char hex[3] = {in[i + 1], in[i + 2], '\0'};
-            char *end = NULL;
-            unsigned long v = strtoul(hex, &end, 16);
-            if (end == hex + 2 && v != 0) {
-                out[o++] = (char)v;
-                i += 2;
-                continue;
-            }
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
+    mr_buf_init(&b, 0, 0);
+    /* as grpc-go (a '%' without two hex digits stays), but "%00" stays too: out is a C
+     * string */
+    size_t n = 0;
+    if (mr_ok(mr_percent_decode(in, len, MR_PCT_NO_NUL, &b)))
+        n = b.len < out_size - 1 ? b.len : out_size - 1;
+    else
+        mr_error_clear();
+    if (n > 0)
+        memcpy(out, b.data, n);
+    out[n] = '\0';
+    mr_buf_free(&b);
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)

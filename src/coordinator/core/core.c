@@ -33,8 +33,6 @@ int mr_core_state(mr_core *c)
     return s;
 }
 
-bool mr_core_simulation(const mr_core *c) { return c->simulation; }
-
 static mr_result copy_config(mr_core *c, const mr_core_config *cfg)
 {
     c->cfg = *cfg;

@@ -78,8 +78,6 @@ void mr_core_free(mr_core *c);
 int mr_core_state(mr_core *c);
 /* The /status message of a state code (spec §2); NULL for 0. */
 const char *mr_core_state_message(int state);
-bool mr_core_simulation(const mr_core *c);
-
 /* Certificate and key for a TLS listener (spec §3.5): client API = root cert + root key;
  * mesh = marble root cert + intermediate key. New references; the caller frees them. */
 MR_RESULT mr_core_client_identity(mr_core *c, X509 **cert, EVP_PKEY **key);
@@ -223,9 +221,4 @@ MR_RESULT mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], 
  * users". The user name is copied into name; a name that does not fit in size fails
  * authentication instead of being shortened. */
 MR_RESULT mr_core_auth_user(mr_core *c, mr_slice leaf, char *name, size_t size);
-/* True iff the user holds permission perm ("readsecret", "writesecret",
- * "updatesecurityversion", "updatemanifest") on every resource in resources[0..n). */
-bool mr_core_user_permitted(mr_core *c, const char *user, const char *perm,
-                            const char *const *resources, size_t n);
-
 #endif

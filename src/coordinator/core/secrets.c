@@ -320,7 +320,6 @@ mr_result core_secret_generate(const core_gen_ctx *g, const mr_manifest_secret *
     return MR_SUCCESS;
 }
 
-bool core_secret_is_generated(const mr_manifest_secret *d) { return !d->user_defined; }
 bool core_secret_is_symmetric(const mr_manifest_secret *d)
 {
     return strcmp(type_of(d), "symmetric-key") == 0;

@@ -21,7 +21,6 @@ typedef struct core_gen_ctx {
  * Errors carry MarbleRun's texts (spec §7.2, 1.7.0+ wording). */
 MR_RESULT core_secret_generate(const core_gen_ctx *g, const mr_manifest_secret *d,
                                time_t keep_not_after, core_secret *out);
-bool core_secret_is_generated(const mr_manifest_secret *d);
 bool core_secret_is_symmetric(const mr_manifest_secret *d);
 
 #endif

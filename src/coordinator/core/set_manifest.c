@@ -78,13 +78,6 @@ typedef struct dry_ctx {
     mr_tmpl_data data;
 } dry_ctx;
 
-static mr_result dry_check(void *arg, mr_manifest_tpl_kind kind, const char *text, size_t len)
-{
-    dry_ctx *d = arg;
-    return mr_tmpl_check(MR_TMPL_NAME, (const uint8_t *)text, len,
-                         kind == MR_MANIFEST_TPL_FILE ? MR_TMPL_FILES : MR_TMPL_ENV, &d->data);
-}
-
 static void fill_tmpl_secret(mr_tmpl_secret *ts, const mr_manifest_secret *def, const core_secret *v)
 {
     ts->type = def->type.ptr;
@@ -121,7 +114,7 @@ mr_result core_dry_run(const mr_manifest *m, const core_secret_set *set)
     d.data.secrets_ctx = &d.table;
     d.data.previous_secrets = mr_tmpl_table_lookup;
     d.data.previous_ctx = &d.table;
-    mr_result r = mr_manifest_template_dry_run(m, dry_check, &d);
+    mr_result r = mr_manifest_dry_run(m, &d.data);
     mr_free(d.entries);
     return r;
 }

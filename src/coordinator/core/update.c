@@ -290,30 +290,6 @@ static int user_index(const pending *p, const char *user)
 
 /* ---- applying a full update ---- */
 
-static bool secret_def_changed(const mr_manifest_secret *a, const mr_manifest_secret *b)
-{
-    const char *ta = a->type.ptr ? a->type.ptr : "", *tb = b->type.ptr ? b->type.ptr : "";
-    return strcmp(ta, tb) != 0 || a->size != b->size || a->shared != b->shared ||
-           a->user_defined != b->user_defined || a->valid_for != b->valid_for;
-}
-
-static bool recovery_changed(const mr_manifest *a, const mr_manifest *b)
-{
-    if (a->recovery_keys.count != b->recovery_keys.count)
-        return true;
-    for (size_t i = 0; i < a->recovery_keys.count; i++) {
-        const mr_manifest_recovery_key *x = &a->recovery_keys.items[i], *y = &b->recovery_keys.items[i];
-        if (x->name.len != y->name.len || x->pem.len != y->pem.len ||
-            (x->name.len && memcmp(x->name.ptr, y->name.ptr, x->name.len) != 0) ||
-            (x->pem.len && memcmp(x->pem.ptr, y->pem.ptr, x->pem.len) != 0))
-            return true;
-    }
-    uint64_t n = a->recovery_keys.count;
-    uint64_t ta = a->config.recovery_threshold == 0 ? n : a->config.recovery_threshold;
-    uint64_t tb = b->config.recovery_threshold == 0 ? n : b->config.recovery_threshold;
-    return ta != tb;
-}
-
 /* Secrets of the next manifest (§12.11): kept, re-created or regenerated; previous values
  * written to previousSecret:*. */
 static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, const core_gen_ctx *g_shared,
@@ -340,7 +316,7 @@ static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, co
         const mr_manifest_secret *d = &next->secrets.items[i];
         const char *name = d->name.ptr != NULL ? d->name.ptr : "";
         const core_secret *old = core_secret_find(&e->secrets, name);
-        bool changed = old == NULL || secret_def_changed(old->def, d);
+        bool changed = old == NULL || !mr_manifest_secret_definition_equal(old->def, d);
         core_secret *s = &all->items[all->count];
         if (d->user_defined) {
             if (changed || !old->has_value) {
@@ -385,7 +361,7 @@ static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, 
     mr_buf_init(&sig, 0, 0);
     mr_buf_init(&lines, 0, 0);
     mr_buf_init(&jfp, 0, 0);
-    bool new_recovery = recovery_changed(e->manifest, next);
+    bool new_recovery = mr_manifest_recovery_changed(e->manifest, next);
     MR_GUARD_OUT(mr_store_begin(c->store, &t));
     const uint8_t *root_secret = e->root_secret;
     if (next->config.rotate_root_secret) {

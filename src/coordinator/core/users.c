@@ -26,13 +26,3 @@ mr_result mr_core_auth_user(mr_core *c, mr_slice leaf, char *name, size_t size)
     MR_ENSURE(found, MR_ERR_AUTH, "unauthorized user: client certificate did not match any MarbleRun users");
     return MR_SUCCESS;
 }
-
-bool mr_core_user_permitted(mr_core *c, const char *user, const char *perm,
-                            const char *const *resources, size_t n)
-{
-    core_epoch *e = core_epoch_get(c);
-    bool ok = e->manifest != NULL &&
-              mr_manifest_user_permitted(e->manifest, user, perm, resources, n);
-    core_epoch_put(e);
-    return ok;
-}

@@ -9,12 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +19,10 @@
 #include "common/alloc.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "coordinator/store/store.h"
+#include "crypto/aead.h"
+#include "crypto/kdf.h"
+#include "crypto/rand.h"
 
 #define SEALED_KEY "sealed_key"
 #define SEALED_KEY_TMP "sealed_key.tmp"
@@ -32,6 +31,7 @@
 #define DEK_FILE_LEN 68 /* 8 header + 12 nonce + 32 ciphertext + 16 tag */
 #define KEK_LEN 32
 #define SGX_KEY_LEN 16
+#define DEK_AAD_LEN (8 + sizeof(AAD_LABEL) - 1)
 #define DEFAULT_GRAMINE_DIR "/dev/attestation/keys"
 
 static const char AAD_LABEL[] = "MarbleRun-C sealed state key v1";
@@ -164,38 +164,11 @@ static void set_reason(mr_sealer *s, const char *fmt, ...)
 /* ------------------------------------------------------------------------------------------ */
 /* KEK providers                                                                              */
 
-/* OSSL_PARAM wants a non-const pointer for input it only reads. */
-static void *param_ptr(const void *p)
-{
-    void *q;
-    memcpy(&q, &p, sizeof(q));
-    return q;
-}
-
 static mr_result hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, uint8_t *out)
 {
-    mr_result res = MR_FAILURE;
     static const char salt[] = "MarbleRun-C KEK";
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *c = NULL;
-    MR_ENSURE_OUT(kdf != NULL, MR_ERR_INTERNAL, "HKDF unavailable");
-    c = EVP_KDF_CTX_new(kdf);
-    MR_ENSURE_ALLOC_OUT(c);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, param_ptr("SHA256"), 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, param_ptr(ikm), ikm_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, param_ptr(salt),
-                                          sizeof(salt) - 1),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, param_ptr(info),
-                                          strlen(info)),
-        OSSL_PARAM_construct_end(),
-    };
-    MR_GUARD_OSSL_OUT(EVP_KDF_derive(c, out, KEK_LEN, params), MR_ERR_INTERNAL, "HKDF failed");
-    res = MR_SUCCESS;
-out:
-    EVP_KDF_CTX_free(c);
-    EVP_KDF_free(kdf);
-    return res;
+    return mr_hkdf_sha256_raw(MR_SLICE(ikm, ikm_len), MR_SLICE(salt, sizeof(salt) - 1),
+                              MR_SLICE_STR(info), out, KEK_LEN);
 }
 
 static mr_result create_kek_file(const char *path)
@@ -203,7 +176,7 @@ static mr_result create_kek_file(const char *path)
     uint8_t key[KEK_LEN];
     mr_result res = MR_FAILURE;
     int fd = -1;
-    MR_GUARD_OSSL_OUT(RAND_bytes(key, sizeof(key)), MR_ERR_INTERNAL, "random key failed");
+    MR_GUARD_OUT(mr_crypto_random_key(key, sizeof(key)));
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     MR_ENSURE_OUT(fd >= 0, MR_ERR_IO, "creating the key file %s failed: %s", path,
                   strerror(errno));
@@ -272,41 +245,11 @@ static int provider_for(const mr_sealer *s)
 /* ------------------------------------------------------------------------------------------ */
 /* sealed_key                                                                                 */
 
-static mr_result dek_gcm(bool enc, const uint8_t *kek, const uint8_t *hdr, const uint8_t *nonce,
-                         const uint8_t *in, uint8_t *out, uint8_t *tag, bool *auth_failed)
+/* AAD = the 8 header bytes || AAD_LABEL */
+static void dek_aad(const uint8_t *hdr, uint8_t aad[DEK_AAD_LEN])
 {
-    mr_result res = MR_FAILURE;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int l = 0;
-    *auth_failed = false;
-    MR_ENSURE_ALLOC_OUT(c);
-    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc ? 1 : 0),
-                      MR_ERR_INTERNAL, "AES-GCM failed");
-    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 12, NULL), MR_ERR_INTERNAL,
-                      "AES-GCM failed");
-    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, NULL, NULL, kek, nonce, -1), MR_ERR_INTERNAL,
-                      "AES-GCM failed");
-    MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, NULL, &l, hdr, 8), MR_ERR_INTERNAL, "AES-GCM failed");
-    MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, NULL, &l, (const uint8_t *)AAD_LABEL,
-                                       (int)sizeof(AAD_LABEL) - 1),
-                      MR_ERR_INTERNAL, "AES-GCM failed");
-    MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, out, &l, in, MR_STORE_DEK_LEN), MR_ERR_INTERNAL,
-                      "AES-GCM failed");
-    if (!enc)
-        MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag), MR_ERR_INTERNAL,
-                          "AES-GCM failed");
-    if (EVP_CipherFinal_ex(c, out + MR_STORE_DEK_LEN, &l) != 1) {
-        ERR_clear_error();
-        *auth_failed = true;
-        MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed key failed authentication");
-    }
-    if (enc)
-        MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag), MR_ERR_INTERNAL,
-                          "AES-GCM failed");
-    res = MR_SUCCESS;
-out:
-    EVP_CIPHER_CTX_free(c);
-    return res;
+    memcpy(aad, hdr, 8);
+    memcpy(aad + 8, AAD_LABEL, sizeof(AAD_LABEL) - 1);
 }
 
 /* Writes sealed_key for the installed DEK with the current provider/mode; removes it when
@@ -315,8 +258,8 @@ static mr_result seal_dek(mr_sealer *s)
 {
     mr_result res = MR_FAILURE;
     uint8_t *kek = NULL;
-    uint8_t file[DEK_FILE_LEN];
-    bool unavailable = false, auth = false;
+    uint8_t file[DEK_FILE_LEN], aad[DEK_AAD_LEN];
+    bool unavailable = false;
     char path[PATH_MAX];
     MR_ENSURE_OUT(s->dek != NULL, MR_ERR_STATE, "no state key installed");
     if (s->kind == MR_KEK_NONE || s->mode == MR_SEAL_MODE_DISABLED) {
@@ -327,7 +270,7 @@ static mr_result seal_dek(mr_sealer *s)
         goto out;
     }
     int prov = provider_for(s);
-    kek = mr_secret_alloc(KEK_LEN + MR_STORE_DEK_LEN + 16);
+    kek = mr_secret_alloc(KEK_LEN);
     MR_ENSURE_ALLOC_OUT(kek);
     MR_GUARD_OUT(get_kek(s, prov, true, kek, &unavailable));
     MR_ENSURE_OUT(!unavailable, MR_ERR_IO, "cannot seal the state key: %s", s->reason);
@@ -336,12 +279,14 @@ static mr_result seal_dek(mr_sealer *s)
     file[5] = 0;
     file[6] = (uint8_t)prov;
     file[7] = 0;
-    MR_GUARD_OSSL_OUT(RAND_bytes(file + 8, 12), MR_ERR_INTERNAL, "random nonce failed");
-    MR_GUARD_OUT(dek_gcm(true, kek, file, file + 8, s->dek, file + 20, file + 52, &auth));
+    dek_aad(file, aad);
+    MR_GUARD_OUT(mr_crypto_random(file + 8, MR_AEAD_NONCE_LEN));
+    MR_GUARD_OUT(mr_aead_encrypt(MR_SLICE(kek, KEK_LEN), file + 8, MR_SLICE(aad, sizeof(aad)),
+                                 MR_SLICE(s->dek, MR_STORE_DEK_LEN), file + 20, file + 52));
     MR_GUARD_OUT(write_atomic(s->dir, SEALED_KEY, SEALED_KEY_TMP, file, sizeof(file)));
     res = MR_SUCCESS;
 out:
-    mr_secret_free(kek, KEK_LEN + MR_STORE_DEK_LEN + 16);
+    mr_secret_free(kek, KEK_LEN);
     return res;
 }
 
@@ -349,9 +294,9 @@ out:
 static mr_result unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
 {
     mr_result res = MR_FAILURE;
-    uint8_t file[DEK_FILE_LEN];
+    uint8_t file[DEK_FILE_LEN], aad[DEK_AAD_LEN];
     uint8_t *kek = NULL, *dek = NULL;
-    bool missing = false, wrong = false, auth = false;
+    bool missing = false, wrong = false;
     char path[PATH_MAX];
     *unavailable = true;
     if (s->kind == MR_KEK_NONE) {
@@ -384,7 +329,7 @@ static mr_result unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
         goto out;
     }
     kek = mr_secret_alloc(KEK_LEN);
-    dek = mr_secret_alloc(MR_STORE_DEK_LEN + 16);
+    dek = mr_secret_alloc(MR_STORE_DEK_LEN);
     MR_ENSURE_ALLOC_OUT(kek);
     MR_ENSURE_ALLOC_OUT(dek);
     bool kek_missing = false;
@@ -393,8 +338,10 @@ static mr_result unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
         res = MR_SUCCESS;
         goto out;
     }
-    if (!mr_ok(dek_gcm(false, kek, file, file + 8, file + 20, dek, file + 52, &auth))) {
-        if (!auth)
+    dek_aad(file, aad);
+    if (!mr_ok(mr_aead_decrypt(MR_SLICE(kek, KEK_LEN), file + 8, MR_SLICE(aad, sizeof(aad)),
+                               MR_SLICE(file + 20, MR_STORE_DEK_LEN), file + 52, dek))) {
+        if (mr_error_get()->cat != MR_ERR_AUTH)
             goto out;
         mr_error_clear();
         snprintf(s->reason, sizeof(s->reason),
@@ -411,7 +358,7 @@ static mr_result unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
 out:
     OPENSSL_cleanse(file, sizeof(file));
     mr_secret_free(kek, KEK_LEN);
-    mr_secret_free(dek, MR_STORE_DEK_LEN + 16);
+    mr_secret_free(dek, MR_STORE_DEK_LEN);
     return res;
 }
 
@@ -577,7 +524,7 @@ mr_result mr_sealer_load(mr_sealer *s, const mr_store_options *opts, mr_seal_out
     *outcome = MR_SEAL_LOADED;
     res = MR_SUCCESS;
 out:
-    mr_secret_free(dek, MR_STORE_DEK_LEN + 16);
+    mr_secret_free(dek, MR_STORE_DEK_LEN);
     return res;
 }
 
@@ -586,8 +533,7 @@ mr_result mr_sealer_create(mr_sealer *s, const mr_store_options *opts, mr_store 
     mr_result res = MR_FAILURE;
     uint8_t *dek = mr_secret_alloc(MR_STORE_DEK_LEN);
     MR_ENSURE_ALLOC_OUT(dek);
-    MR_GUARD_OSSL_OUT(RAND_priv_bytes(dek, MR_STORE_DEK_LEN), MR_ERR_INTERNAL,
-                      "generating the state key failed");
+    MR_GUARD_OUT(mr_crypto_random_key(dek, MR_STORE_DEK_LEN));
     /* Old state first: a crash in between then leaves "no state" rather than a new key next
      * to an old state. */
     MR_GUARD_OUT(mr_store_embedded_remove(s->dir));

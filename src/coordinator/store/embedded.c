@@ -7,14 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
@@ -24,6 +17,10 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "coordinator/store/internal.h"
+#include "crypto/aead.h"
+#include "crypto/hash.h"
+#include "crypto/kdf.h"
+#include "crypto/rand.h"
 
 #define SNAP_NAME "state.snap"
 #define SNAP_TMP "state.snap.tmp"
@@ -75,148 +72,46 @@ struct emb {
     mr_buf recbuf;  /* record being sealed (reused) */
     _Atomic uint64_t fsyncs, bytes_written, batches, compactions;
     uint64_t torn_dropped;
-    EVP_MAC_CTX *hmac; /* HMAC-SHA-256 keyed with the header MAC key */
+    mr_hmac_sha256 *hmac; /* keyed with the header MAC key */
 };
 
 #define DEK(e) ((e)->keys)
 #define HKEY(e) ((e)->keys + 32)
 
 /* ------------------------------------------------------------------------------------------ */
-/* crypto helpers (OpenSSL EVP directly)                                                      */
+/* crypto helpers (src/crypto: algorithms fetched once per process)                           */
 
-/* OSSL_PARAM wants a non-const pointer for input it only reads. */
-static void *param_ptr(const void *p)
+/* AES-256-GCM with the DEK; decryption failures of any kind are reported by the callers as
+ * corruption. */
+static mr_result gcm_seal(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                          const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
-    void *q;
-    memcpy(&q, &p, sizeof(q));
-    return q;
+    return mr_aead_encrypt(MR_SLICE(DEK(e), 32), nonce, MR_SLICE(aad, aad_len),
+                           MR_SLICE(in, len), out, tag);
 }
 
-/* Algorithms fetched once per process: OpenSSL 3's implicit fetch on every EVP_sha256() /
- * EVP_aes_256_gcm() / HMAC() call costs more than sealing a small record. */
-static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
-static EVP_MD *alg_sha256;
-static EVP_CIPHER *alg_gcm;
-static EVP_MAC *alg_hmac;
-
-static void algs_init(void)
+static mr_result gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                          const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out)
 {
-    alg_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    alg_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-    alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
-static const EVP_MD *md_sha256(void)
-{
-    pthread_once(&algs_once, algs_init);
-    return alg_sha256 != NULL ? alg_sha256 : EVP_sha256();
-}
-
-static const EVP_CIPHER *cipher_gcm(void)
-{
-    pthread_once(&algs_once, algs_init);
-    return alg_gcm != NULL ? alg_gcm : EVP_aes_256_gcm();
-}
-
-static mr_result sha256(const uint8_t *p, size_t n, uint8_t out[32])
-{
-    MR_ENSURE(EVP_Digest(p, n, out, NULL, md_sha256(), NULL) == 1, MR_ERR_INTERNAL,
-              "SHA-256 failed");
-    return MR_SUCCESS;
-}
-
-static mr_result gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
-                     size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
-{
-    mr_result res = MR_FAILURE;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int outl = 0;
-    MR_ENSURE_ALLOC_OUT(c);
-    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, cipher_gcm(), NULL, NULL, NULL, enc ? 1 : 0),
-                      MR_ERR_INTERNAL, "AES-GCM init failed");
-    MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL),
-                      MR_ERR_INTERNAL, "AES-GCM init failed");
-    MR_GUARD_OSSL_OUT(EVP_CipherInit_ex(c, NULL, NULL, key, nonce, -1), MR_ERR_INTERNAL,
-                      "AES-GCM init failed");
-    if (aad_len > 0)
-        MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, NULL, &outl, aad, (int)aad_len), MR_ERR_INTERNAL,
-                          "AES-GCM failed");
-    /* in chunks: EVP takes int lengths */
-    for (size_t off = 0; off < len;) {
-        size_t chunk = len - off > (1u << 30) ? (1u << 30) : len - off;
-        MR_GUARD_OSSL_OUT(EVP_CipherUpdate(c, out + off, &outl, in + off, (int)chunk),
-                          MR_ERR_INTERNAL, "AES-GCM failed");
-        off += chunk;
-    }
-    if (!enc)
-        MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag),
-                          MR_ERR_INTERNAL, "AES-GCM failed");
-    if (EVP_CipherFinal_ex(c, out + len, &outl) != 1) {
-        ERR_clear_error();
-        MR_BAIL_OUT(MR_ERR_PROTOCOL, "authentication failed");
-    }
-    if (enc)
-        MR_GUARD_OSSL_OUT(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag),
-                          MR_ERR_INTERNAL, "AES-GCM failed");
-    res = MR_SUCCESS;
-out:
-    EVP_CIPHER_CTX_free(c);
-    return res;
+    return mr_aead_decrypt(MR_SLICE(DEK(e), 32), nonce, MR_SLICE(aad, aad_len),
+                           MR_SLICE(in, len), tag, out);
 }
 
 /* Called under the store lock (or while loading): one MAC context per store suffices. */
 static mr_result header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
 {
     uint8_t full[32];
-    size_t len = 0;
-    mr_result res = MR_FAILURE;
-    MR_GUARD_OSSL_OUT(EVP_MAC_init(e->hmac, NULL, 0, NULL), MR_ERR_INTERNAL, "HMAC failed");
-    MR_GUARD_OSSL_OUT(EVP_MAC_update(e->hmac, aad, REC_AAD_LEN), MR_ERR_INTERNAL, "HMAC failed");
-    MR_GUARD_OSSL_OUT(EVP_MAC_final(e->hmac, full, &len, sizeof(full)), MR_ERR_INTERNAL,
-                      "HMAC failed");
-    memcpy(out, full, REC_MAC_LEN);
-    res = MR_SUCCESS;
-out:
+    mr_result res = mr_hmac_sha256_mac(e->hmac, MR_SLICE(aad, REC_AAD_LEN), full);
+    if (mr_ok(res))
+        memcpy(out, full, REC_MAC_LEN);
     OPENSSL_cleanse(full, sizeof(full));
     return res;
 }
 
-static mr_result hmac_setup(emb *e)
-{
-    pthread_once(&algs_once, algs_init);
-    MR_ENSURE(alg_hmac != NULL, MR_ERR_INTERNAL, "HMAC unavailable");
-    e->hmac = EVP_MAC_CTX_new(alg_hmac);
-    MR_ENSURE_ALLOC(e->hmac);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, param_ptr("SHA256"), 0),
-        OSSL_PARAM_construct_end(),
-    };
-    MR_GUARD_OSSL(EVP_MAC_init(e->hmac, HKEY(e), 32, params), MR_ERR_INTERNAL,
-                  "HMAC key setup failed");
-    return MR_SUCCESS;
-}
-
 static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
 {
-    mr_result res = MR_FAILURE;
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *c = NULL;
-    MR_ENSURE_OUT(kdf != NULL, MR_ERR_INTERNAL, "HKDF unavailable");
-    c = EVP_KDF_CTX_new(kdf);
-    MR_ENSURE_ALLOC_OUT(c);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, param_ptr("SHA256"), 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, param_ptr(dek), 32),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, param_ptr(HMAC_INFO),
-                                          sizeof(HMAC_INFO) - 1),
-        OSSL_PARAM_construct_end(),
-    };
-    MR_GUARD_OSSL_OUT(EVP_KDF_derive(c, out, 32, params), MR_ERR_INTERNAL, "HKDF failed");
-    res = MR_SUCCESS;
-out:
-    EVP_KDF_CTX_free(c);
-    EVP_KDF_free(kdf);
-    return res;
+    return mr_hkdf_sha256_raw(MR_SLICE(dek, 32), MR_SLICE(NULL, 0),
+                              MR_SLICE(HMAC_INFO, sizeof(HMAC_INFO) - 1), out, 32);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -328,12 +223,12 @@ static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
     MR_GUARD(mr_buf_append_u32le(rec, (uint32_t)payload->len));
     MR_GUARD(header_mac(e, rec->data, mac));
     MR_GUARD(mr_buf_append(rec, mac, sizeof(mac)));
-    MR_GUARD_OSSL(RAND_bytes(nonce, NONCE_LEN), MR_ERR_INTERNAL, "random nonce failed");
+    MR_GUARD(mr_crypto_random(nonce, NONCE_LEN));
     MR_GUARD(mr_buf_append(rec, nonce, sizeof(nonce)));
     size_t ct_off = rec->len;
     rec->len += payload->len; /* reserved above */
-    MR_GUARD(gcm(true, DEK(e), nonce, rec->data, REC_AAD_LEN, payload->data, payload->len,
-                 rec->data + ct_off, tag));
+    MR_GUARD(gcm_seal(e, nonce, rec->data, REC_AAD_LEN, payload->data, payload->len,
+                      rec->data + ct_off, tag));
     MR_GUARD(mr_buf_append(rec, tag, TAG_LEN));
     return MR_SUCCESS;
 }
@@ -345,7 +240,7 @@ mr_result emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
     MR_ENSURE_OUT(rev == e->pseq + 1, MR_ERR_INTERNAL, "internal error: record out of order");
     MR_GUARD_OUT(encode_payload(ops, n, &e->scratch));
     MR_GUARD_OUT(build_record(e, rev, e->pdigest, &e->scratch, &e->recbuf));
-    MR_GUARD_OUT(sha256(e->recbuf.data, e->recbuf.len, d));
+    MR_GUARD_OUT(mr_sha256(e->recbuf.data, e->recbuf.len, d));
     MR_GUARD_OUT(mr_buf_append(&e->pending, e->recbuf.data, e->recbuf.len));
     e->pseq = rev;
     memcpy(e->pdigest, d, 32);
@@ -437,7 +332,7 @@ void emb_free(emb *e)
         close(e->logfd);
     if (e->dirfd >= 0)
         close(e->dirfd);
-    EVP_MAC_CTX_free(e->hmac);
+    mr_hmac_sha256_free(e->hmac);
     mr_secret_free(e->keys, 64);
     mr_buf_free(&e->pending);
     mr_buf_free(&e->scratch);
@@ -482,12 +377,12 @@ static mr_result build_snapshot(emb *e, kv *k, mr_buf *file)
     MR_GUARD_OUT(mr_buf_append_u16le(file, 0));
     MR_GUARD_OUT(mr_buf_append_u64le(file, k->durable_rev));
     MR_GUARD_OUT(mr_buf_append_u64le(file, p.len));
-    MR_GUARD_OSSL_OUT(RAND_bytes(nonce, NONCE_LEN), MR_ERR_INTERNAL, "random nonce failed");
+    MR_GUARD_OUT(mr_crypto_random(nonce, NONCE_LEN));
     MR_GUARD_OUT(mr_buf_append(file, nonce, NONCE_LEN));
     size_t ct_off = file->len;
     file->len += p.len;
-    MR_GUARD_OUT(gcm(true, DEK(e), nonce, file->data, SNAP_AAD_LEN, p.data, p.len,
-                     file->data + ct_off, tag));
+    MR_GUARD_OUT(gcm_seal(e, nonce, file->data, SNAP_AAD_LEN, p.data, p.len,
+                          file->data + ct_off, tag));
     MR_GUARD_OUT(mr_buf_append(file, tag, TAG_LEN));
     res = MR_SUCCESS;
 out:
@@ -505,7 +400,7 @@ mr_result emb_compact(emb *e, kv *k, bool *broken)
     *broken = false;
     mr_buf_init(&file, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD, 0);
     MR_GUARD_OUT(build_snapshot(e, k, &file));
-    MR_GUARD_OUT(sha256(file.data, file.len, d));
+    MR_GUARD_OUT(mr_sha256(file.data, file.len, d));
     fd = openat(e->dirfd, SNAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     MR_ENSURE_OUT(fd >= 0, MR_ERR_IO, "creating %s failed: %s", SNAP_TMP, strerror(errno));
     MR_GUARD_OUT(write_all(e, fd, file.data, file.len, 0, "the state snapshot"));
@@ -635,10 +530,8 @@ static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
     MR_GUARD_OUT(mr_cursor_view(&c, (size_t)plen, &ct));
     MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
     MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen));
-    uint8_t tagbuf[TAG_LEN];
-    memcpy(tagbuf, tag.ptr, TAG_LEN);
-    if (!mr_ok(gcm(false, DEK(e), nonce.ptr, file->data, SNAP_AAD_LEN, ct.ptr, ct.len, p.data,
-                   tagbuf)))
+    if (!mr_ok(gcm_open(e, nonce.ptr, file->data, SNAP_AAD_LEN, ct.ptr, ct.len, tag.ptr,
+                        p.data)))
         MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot failed authentication "
                                      "(wrong state key or modified file)");
     p.len = (size_t)plen;
@@ -749,10 +642,8 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
         MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
         mr_buf_reset(&p);
         MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen + 1));
-        uint8_t tagbuf[TAG_LEN];
-        memcpy(tagbuf, tag.ptr, TAG_LEN);
-        if (!mr_ok(gcm(false, DEK(e), nonce.ptr, hdr.ptr, REC_AAD_LEN, ct.ptr, ct.len, p.data,
-                       tagbuf)))
+        if (!mr_ok(gcm_open(e, nonce.ptr, hdr.ptr, REC_AAD_LEN, ct.ptr, ct.len, tag.ptr,
+                            p.data)))
             MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: log record %zu failed "
                         "authentication", idx);
         p.len = plen;
@@ -762,7 +653,7 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
             corrupt_context(what);
             goto out;
         }
-        MR_GUARD_OUT(sha256(log->data + off, c.pos - off, digest));
+        MR_GUARD_OUT(mr_sha256(log->data + off, c.pos - off, digest));
         seq = rseq;
         valid = c.pos;
         idx++;
@@ -851,7 +742,7 @@ mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek
     MR_ENSURE_ALLOC_OUT(e->keys);
     memcpy(DEK(e), dek, 32);
     MR_GUARD_OUT(derive_hkey(dek, HKEY(e)));
-    MR_GUARD_OUT(hmac_setup(e));
+    MR_GUARD_OUT(mr_hmac_sha256_new(MR_SLICE(HKEY(e), 32), &e->hmac));
     if (opts != NULL) {
         e->io = opts->io;
         e->no_fsync = opts->no_fsync;
@@ -869,9 +760,9 @@ mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek
     MR_GUARD_OUT(read_file(e->dirfd, SNAP_NAME, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD, &snap, &exists));
     if (exists) {
         MR_GUARD_OUT(load_snapshot(e, k, &snap, &snap_rev));
-        MR_GUARD_OUT(sha256(snap.data, snap.len, snap_digest));
+        MR_GUARD_OUT(mr_sha256(snap.data, snap.len, snap_digest));
     } else {
-        MR_GUARD_OUT(sha256((const uint8_t *)GENESIS_LABEL, sizeof(GENESIS_LABEL) - 1,
+        MR_GUARD_OUT(mr_sha256((const uint8_t *)GENESIS_LABEL, sizeof(GENESIS_LABEL) - 1,
                             snap_digest));
     }
     e->logfd = openat(e->dirfd, LOG_NAME, O_RDWR | O_CLOEXEC | O_NOFOLLOW);

@@ -760,7 +760,9 @@ static void test_policy_package(void **state)
     MR_ASSERT_FAIL(mr_policy_check_package(&c, &p), MR_ERR_ATTESTATION, "{Debug:false");
     p.debug = true;
     MR_ASSERT_OK(mr_policy_check_package(&c, &p));
-    MR_ASSERT_OK(mr_policy_check(&c, &p)); /* SWHardeningNeeded accepted by default */
+    /* SWHardeningNeeded accepted by default */
+    MR_ASSERT_OK(mr_policy_check_tcb(&c, p.accepted_tcb_statuses, p.accepted_tcb_status_count,
+                                     p.accepted_advisories, p.accepted_advisory_count, NULL));
     fixture_free(&f);
 }
 

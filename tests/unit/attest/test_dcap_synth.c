@@ -23,6 +23,7 @@
 #include "attest/ossl.h"
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "crypto/hash.h"
 #include "test_dcap.h"
 
 #define WHEN "2025-07-04T10:28:44Z"
@@ -210,7 +211,8 @@ static void build_quote(synth *s, int version, uint16_t outer_type, uint16_t cer
                      1);
     assert_int_equal(publen, 65);
     memcpy(qe, s->real.qe_report.ptr, 384);
-    MR_ASSERT_OK(mr_ossl_sha256_2(att_pub + 1, 64, auth, 32, qe + 320));
+    const mr_slice bound[] = {MR_SLICE(att_pub + 1, 64), MR_SLICE(auth, 32)};
+    MR_ASSERT_OK(mr_sha256_v(bound, 2, qe + 320));
     memset(qe + 352, 0, 32);
     sign_raw(s->leaf_key, qe, 384, qe_sig);
 

@@ -166,7 +166,6 @@ static void test_open_and_quote(void **state)
     char fp[65];
     (void)state;
     fx_open(&f, "[]", false);
-    assert_true(mr_core_simulation(f.c));
     assert_string_equal(mr_core_state_message(MR_STATE_ACCEPTING_MANIFEST),
                         "Coordinator is ready to accept a manifest.");
     mr_buf_init(&chain, 0, 0);
@@ -481,14 +480,6 @@ static void test_users(void **state)
                    "unauthorized user");
     mr_buf_free(&other);
 
-    const char *pw[] = {"password"}, *fixed[] = {"fixedKey"}, *both[] = {"password", "fixedKey"};
-    assert_true(mr_core_user_permitted(f.c, "admin", "readsecret", pw, 1));
-    assert_true(mr_core_user_permitted(f.c, "admin", "writesecret", pw, 1));
-    assert_true(mr_core_user_permitted(f.c, "admin", "readsecret", both, 2));
-    assert_false(mr_core_user_permitted(f.c, "admin", "writesecret", fixed, 1));
-    assert_false(mr_core_user_permitted(f.c, "admin", "writesecret", both, 2));
-    assert_false(mr_core_user_permitted(f.c, "admin", "updatemanifest", pw, 1));
-    assert_false(mr_core_user_permitted(f.c, "stranger", "readsecret", pw, 1));
     fx_close(&f);
 }
 

@@ -15,33 +15,28 @@
 
 /* ---- rand / hash ---- */
 
-static void test_random_and_ct_equal(void **state)
+static void test_random(void **state)
 {
     (void)state;
     uint8_t a[32] = {0}, b[32] = {0}, zero[32] = {0};
     MR_ASSERT_OK(mr_crypto_random(a, sizeof(a)));
     MR_ASSERT_OK(mr_crypto_random(b, sizeof(b)));
-    assert_false(mr_crypto_ct_equal(a, b, sizeof(a)));
-    assert_false(mr_crypto_ct_equal(a, zero, sizeof(a)));
-    assert_true(mr_crypto_ct_equal(a, a, sizeof(a)));
-    assert_true(mr_crypto_ct_equal(NULL, NULL, 0));
+    assert_memory_not_equal(a, b, sizeof(a));
+    assert_memory_not_equal(a, zero, sizeof(a));
+    MR_ASSERT_OK(mr_crypto_random_key(a, sizeof(a)));
+    assert_memory_not_equal(a, b, sizeof(a));
+    assert_memory_not_equal(a, zero, sizeof(a));
     MR_ASSERT_OK(mr_crypto_random(NULL, 0));
-    mr_crypto_wipe(a, sizeof(a));
-    assert_memory_equal(a, zero, sizeof(a));
-    mr_crypto_wipe(NULL, 5);
+    MR_ASSERT_OK(mr_crypto_random_key(NULL, 0));
 }
 
 static void test_sha(void **state)
 {
     (void)state;
-    uint8_t d256[MR_SHA256_LEN], d384[MR_SHA384_LEN];
+    uint8_t d256[MR_SHA256_LEN];
     MR_ASSERT_OK(mr_sha256("abc", 3, d256));
     assert_hex_equal(d256, sizeof(d256),
                      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    MR_ASSERT_OK(mr_sha384("abc", 3, d384));
-    assert_hex_equal(d384, sizeof(d384),
-                     "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
-                     "8086072ba1e7cc2358baeca134c825a7");
     mr_slice parts[] = {MR_SLICE("a", 1), MR_SLICE("", 0), MR_SLICE("bc", 2)};
     uint8_t dv[MR_SHA256_LEN];
     MR_ASSERT_OK(mr_sha256_v(parts, 3, dv));
@@ -49,6 +44,46 @@ static void test_sha(void **state)
     MR_ASSERT_OK(mr_sha256("", 0, d256));
     assert_hex_equal(d256, sizeof(d256),
                      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    MR_ASSERT_OK(mr_sha256(NULL, 0, dv));
+    assert_memory_equal(dv, d256, sizeof(dv));
+    MR_ASSERT_OK(mr_sha256_v(NULL, 0, dv));
+    assert_memory_equal(dv, d256, sizeof(dv));
+}
+
+/* RFC 4231 test cases 1, 2 and 6 (key longer than the block size); one context reused. */
+static void test_hmac_sha256(void **state)
+{
+    (void)state;
+    uint8_t mac[MR_SHA256_LEN], k_case1[20], k_case6[131];
+    memset(k_case1, 0x0b, sizeof(k_case1));
+    memset(k_case6, 0xaa, sizeof(k_case6));
+    mr_hmac_sha256 *h = NULL;
+    MR_ASSERT_OK(mr_hmac_sha256_new(MR_SLICE(k_case1, sizeof(k_case1)), &h));
+    for (int round = 0; round < 2; round++) {
+        MR_ASSERT_OK(mr_hmac_sha256_mac(h, MR_SLICE_STR("Hi There"), mac));
+        assert_hex_equal(mac, sizeof(mac),
+                         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    }
+    mr_hmac_sha256_free(h);
+    MR_ASSERT_OK(mr_hmac_sha256_new(MR_SLICE_STR("Jefe"), &h));
+    MR_ASSERT_OK(mr_hmac_sha256_mac(h, MR_SLICE_STR("what do ya want for nothing?"), mac));
+    assert_hex_equal(mac, sizeof(mac),
+                     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    mr_hmac_sha256_free(h);
+    MR_ASSERT_OK(mr_hmac_sha256_new(MR_SLICE(k_case6, sizeof(k_case6)), &h));
+    MR_ASSERT_OK(mr_hmac_sha256_mac(
+        h, MR_SLICE_STR("Test Using Larger Than Block-Size Key - Hash Key First"), mac));
+    assert_hex_equal(mac, sizeof(mac),
+                     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    mr_hmac_sha256_free(h);
+    mr_hmac_sha256_free(NULL);
+    /* allocation failure */
+    h = NULL;
+    mr_alloc_fail_after(0);
+    MR_ASSERT_FAIL(mr_hmac_sha256_new(MR_SLICE_STR("Jefe"), &h), MR_ERR_INTERNAL,
+                   "out of memory");
+    mr_alloc_fail_reset();
+    assert_null(h);
 }
 
 /* ---- AES-256-GCM ---- */
@@ -85,24 +120,30 @@ static const gcm_vector gcm_vectors[] = {
 static void check_gcm_vector(const gcm_vector *v)
 {
     mr_buf key = hexbuf(v->key), iv = hexbuf(v->iv), pt = hexbuf(v->pt), aad = hexbuf(v->aad);
-    mr_buf sealed = plain_buf(), opened = secret_buf();
-    MR_ASSERT_OK(mr_aead_seal(mr_buf_slice(&key), iv.data, mr_buf_slice(&aad),
-                              mr_buf_slice(&pt), &sealed));
-    assert_int_equal(sealed.len, MR_AEAD_OVERHEAD + pt.len);
-    assert_memory_equal(sealed.data, iv.data, MR_AEAD_NONCE_LEN);
-    assert_hex_equal(sealed.data + MR_AEAD_NONCE_LEN, pt.len, v->ct);
-    assert_hex_equal(sealed.data + MR_AEAD_NONCE_LEN + pt.len, MR_AEAD_TAG_LEN, v->tag);
-    MR_ASSERT_OK(mr_aead_open(mr_buf_slice(&key), mr_buf_slice(&aad), mr_buf_slice(&sealed),
-                              &opened));
-    assert_int_equal(opened.len, pt.len);
+    uint8_t ct[64], back[64], tag[MR_AEAD_TAG_LEN];
+    assert_true(pt.len <= sizeof(ct));
+    MR_ASSERT_OK(mr_aead_encrypt(mr_buf_slice(&key), iv.data, mr_buf_slice(&aad),
+                                 mr_buf_slice(&pt), ct, tag));
+    assert_hex_equal(ct, pt.len, v->ct);
+    assert_hex_equal(tag, sizeof(tag), v->tag);
+    MR_ASSERT_OK(mr_aead_decrypt(mr_buf_slice(&key), iv.data, mr_buf_slice(&aad),
+                                 MR_SLICE(ct, pt.len), tag, back));
     if (pt.len > 0)
-        assert_memory_equal(opened.data, pt.data, pt.len);
+        assert_memory_equal(back, pt.data, pt.len);
+    /* in place */
+    if (pt.len > 0) {
+        memcpy(back, pt.data, pt.len);
+        MR_ASSERT_OK(mr_aead_encrypt(mr_buf_slice(&key), iv.data, mr_buf_slice(&aad),
+                                     MR_SLICE(back, pt.len), back, tag));
+        assert_hex_equal(back, pt.len, v->ct);
+        MR_ASSERT_OK(mr_aead_decrypt(mr_buf_slice(&key), iv.data, mr_buf_slice(&aad),
+                                     MR_SLICE(back, pt.len), tag, back));
+        assert_memory_equal(back, pt.data, pt.len);
+    }
     mr_buf_free(&key);
     mr_buf_free(&iv);
     mr_buf_free(&pt);
     mr_buf_free(&aad);
-    mr_buf_free(&sealed);
-    mr_buf_free(&opened);
 }
 
 static void test_aead_vectors(void **state)
@@ -112,67 +153,60 @@ static void test_aead_vectors(void **state)
         check_gcm_vector(&gcm_vectors[i]);
 }
 
+/* nonce || ciphertext || tag, as the store's and the sealed key's file formats lay it out */
 static void test_aead_tamper(void **state)
 {
     (void)state;
-    uint8_t key[32];
+    uint8_t key[32], sealed[MR_AEAD_NONCE_LEN + 14 + MR_AEAD_TAG_LEN], out[14];
+    static const uint8_t zero[14];
+    uint8_t *nonce = sealed, *ct = sealed + MR_AEAD_NONCE_LEN, *tag = ct + 14;
     MR_ASSERT_OK(mr_crypto_random(key, sizeof(key)));
+    MR_ASSERT_OK(mr_crypto_random(nonce, MR_AEAD_NONCE_LEN));
     mr_slice k = MR_SLICE(key, sizeof(key)), aad = MR_SLICE_STR("header");
-    mr_buf sealed = plain_buf(), out = secret_buf();
-    MR_ASSERT_OK(mr_aead_seal(k, NULL, aad, MR_SLICE_STR("attack at dawn"), &sealed));
-    MR_ASSERT_OK(mr_aead_open(k, aad, mr_buf_slice(&sealed), &out));
-    assert_int_equal(out.len, 14);
-    assert_memory_equal(out.data, "attack at dawn", 14);
-    /* every single bit flip anywhere (nonce, ciphertext, tag) is detected */
-    for (size_t bit = 0; bit < sealed.len * 8; bit++) {
-        sealed.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        mr_buf_reset(&out);
-        MR_ASSERT_FAIL(mr_aead_open(k, aad, mr_buf_slice(&sealed), &out), MR_ERR_AUTH,
+    MR_ASSERT_OK(mr_aead_encrypt(k, nonce, aad, MR_SLICE_STR("attack at dawn"), ct, tag));
+    MR_ASSERT_OK(mr_aead_decrypt(k, nonce, aad, MR_SLICE(ct, 14), tag, out));
+    assert_memory_equal(out, "attack at dawn", 14);
+    /* every single bit flip anywhere (nonce, ciphertext, tag) is detected, and the output
+     * is wiped */
+    for (size_t bit = 0; bit < sizeof(sealed) * 8; bit++) {
+        sealed[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        memcpy(out, "attack at dawn", 14);
+        MR_ASSERT_FAIL(mr_aead_decrypt(k, nonce, aad, MR_SLICE(ct, 14), tag, out), MR_ERR_AUTH,
                        "message authentication failed");
-        assert_int_equal(out.len, 0);
-        sealed.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        assert_memory_equal(out, zero, sizeof(out));
+        sealed[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
-    MR_ASSERT_FAIL(mr_aead_open(k, MR_SLICE_STR("Header"), mr_buf_slice(&sealed), &out),
+    MR_ASSERT_FAIL(mr_aead_decrypt(k, nonce, MR_SLICE_STR("Header"), MR_SLICE(ct, 14), tag, out),
+                   MR_ERR_AUTH, "authentication failed");
+    MR_ASSERT_FAIL(mr_aead_decrypt(k, nonce, MR_SLICE(NULL, 0), MR_SLICE(ct, 14), tag, out),
                    MR_ERR_AUTH, "authentication failed");
     key[0] ^= 1;
-    MR_ASSERT_FAIL(mr_aead_open(k, aad, mr_buf_slice(&sealed), &out), MR_ERR_AUTH,
+    MR_ASSERT_FAIL(mr_aead_decrypt(k, nonce, aad, MR_SLICE(ct, 14), tag, out), MR_ERR_AUTH,
                    "authentication failed");
-    /* two seals of the same input use different nonces */
-    mr_buf again = plain_buf();
-    MR_ASSERT_OK(mr_aead_seal(k, NULL, aad, MR_SLICE_STR("attack at dawn"), &again));
-    assert_memory_not_equal(again.data, sealed.data, MR_AEAD_NONCE_LEN);
-    mr_buf_free(&again);
-    mr_buf_free(&sealed);
-    mr_buf_free(&out);
 }
 
 static void test_aead_bad_input(void **state)
 {
     (void)state;
-    uint8_t key[32] = {0};
-    mr_buf out = secret_buf();
-    MR_ASSERT_FAIL(mr_aead_seal(MR_SLICE(key, 16), NULL, MR_SLICE(NULL, 0), MR_SLICE("x", 1),
-                                &out),
+    uint8_t key[32] = {0}, nonce[MR_AEAD_NONCE_LEN] = {0}, tag[MR_AEAD_TAG_LEN] = {0}, out[4];
+    MR_ASSERT_FAIL(mr_aead_encrypt(MR_SLICE(key, 16), nonce, MR_SLICE(NULL, 0), MR_SLICE("x", 1),
+                                   out, tag),
                    MR_ERR_USAGE, "32-byte key");
-    MR_ASSERT_FAIL(mr_aead_open(MR_SLICE(key, 32), MR_SLICE(NULL, 0), MR_SLICE(key, 27), &out),
-                   MR_ERR_USAGE, "too short");
-    MR_ASSERT_FAIL(mr_aead_open(MR_SLICE(key, 31), MR_SLICE(NULL, 0), MR_SLICE(key, 28), &out),
+    MR_ASSERT_FAIL(mr_aead_decrypt(MR_SLICE(key, 31), nonce, MR_SLICE(NULL, 0), MR_SLICE("x", 1),
+                                   tag, out),
                    MR_ERR_USAGE, "32-byte key");
-    /* an output buffer with a small maximum: oversized input */
-    mr_buf small;
-    mr_buf_init(&small, 16, 0);
-    MR_ASSERT_FAIL(mr_aead_seal(MR_SLICE(key, 32), NULL, MR_SLICE(NULL, 0), MR_SLICE(key, 32),
-                                &small),
+    MR_ASSERT_FAIL(mr_aead_encrypt(MR_SLICE(key, 32), nonce, MR_SLICE(NULL, 0),
+                                   MR_SLICE(key, MR_AEAD_MAX_INPUT + 1), out, tag),
                    MR_ERR_USAGE, "too large");
-    /* allocation failure */
-    mr_alloc_fail_after(0);
-    MR_ASSERT_FAIL(mr_aead_seal(MR_SLICE(key, 32), NULL, MR_SLICE(NULL, 0), MR_SLICE(key, 32),
-                                &out),
-                   MR_ERR_INTERNAL, "out of memory");
-    mr_alloc_fail_reset();
-    assert_int_equal(out.len, 0);
-    mr_buf_free(&out);
-    mr_buf_free(&small);
+    MR_ASSERT_FAIL(mr_aead_decrypt(MR_SLICE(key, 32), nonce, MR_SLICE(key, MR_AEAD_MAX_INPUT + 1),
+                                   MR_SLICE(NULL, 0), tag, out),
+                   MR_ERR_USAGE, "too large");
+    /* empty plaintext and AAD: only the tag */
+    MR_ASSERT_OK(mr_aead_encrypt(MR_SLICE(key, 32), nonce, MR_SLICE(NULL, 0), MR_SLICE(NULL, 0),
+                                 out, tag));
+    assert_hex_equal(tag, sizeof(tag), "530f8afbc74536b9a963b4f1c4cb738b");
+    MR_ASSERT_OK(mr_aead_decrypt(MR_SLICE(key, 32), nonce, MR_SLICE(NULL, 0), MR_SLICE(NULL, 0),
+                                 tag, out));
 }
 
 /* ---- HKDF ---- */
@@ -180,9 +214,15 @@ static void test_aead_bad_input(void **state)
 static void check_hkdf(mr_buf ikm, mr_buf salt, mr_buf info, size_t len, const char *okm)
 {
     mr_buf out = secret_buf();
+    uint8_t raw[128];
     MR_ASSERT_OK(mr_hkdf_sha256(mr_buf_slice(&ikm), mr_buf_slice(&salt), mr_buf_slice(&info),
                                 len, &out));
     assert_hex_equal(out.data, out.len, okm);
+    /* the caller-memory form gives the same bytes */
+    assert_true(len <= sizeof(raw));
+    MR_ASSERT_OK(mr_hkdf_sha256_raw(mr_buf_slice(&ikm), mr_buf_slice(&salt), mr_buf_slice(&info),
+                                    raw, len));
+    assert_hex_equal(raw, len, okm);
     mr_buf_free(&out);
     mr_buf_free(&ikm);
     mr_buf_free(&salt);
@@ -226,6 +266,10 @@ static void test_hkdf_limits(void **state)
     MR_ASSERT_FAIL(mr_hkdf_sha256(ikm, none, none, 8161, &out), MR_ERR_USAGE, "out of range");
     MR_ASSERT_OK(mr_hkdf_sha256(ikm, none, none, 8160, &out));
     assert_int_equal(out.len, 8160);
+    uint8_t raw[4] = {1, 2, 3, 4};
+    MR_ASSERT_FAIL(mr_hkdf_sha256_raw(ikm, none, none, raw, 0), MR_ERR_USAGE, "out of range");
+    MR_ASSERT_FAIL(mr_hkdf_sha256_raw(ikm, none, none, raw, 8161), MR_ERR_USAGE,
+                   "out of range");
     /* deterministic; salt changes the output */
     mr_buf a = secret_buf(), b = secret_buf();
     MR_ASSERT_OK(mr_hkdf_sha256(ikm, MR_SLICE_STR("uuid-name"), none, 32, &a));
@@ -471,8 +515,9 @@ static void test_shamir_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_and_ct_equal),
+        cmocka_unit_test(test_random),
         cmocka_unit_test(test_sha),
+        cmocka_unit_test(test_hmac_sha256),
         cmocka_unit_test(test_aead_vectors),
         cmocka_unit_test(test_aead_tamper),
         cmocka_unit_test(test_aead_bad_input),

@@ -8,6 +8,7 @@
 #include "common/alloc.h"
 #include "crypto/internal.h"
 #include "crypto/key.h"
+#include "crypto/p256.h"
 
 static const mr_key_type all_types[] = {MR_KEY_EC_P224, MR_KEY_EC_P256, MR_KEY_EC_P384,
                                         MR_KEY_EC_P521, MR_KEY_RSA,     MR_KEY_ED25519};
@@ -278,6 +279,41 @@ static void test_raw_ecdsa(void **state)
     mr_buf_free(&r2);
 }
 
+/* The fixed-width forms of DCAP quotes: raw public point out and back in, raw signatures. */
+static void test_raw_p256_sign_verify(void **state)
+{
+    (void)state;
+    EVP_PKEY *p256 = keys[1], *pub = NULL;
+    uint8_t xy[MR_P256_RAW_PUB_LEN], sig[MR_P256_RAW_SIG_LEN];
+    mr_slice msg = MR_SLICE_STR("quote body");
+    MR_ASSERT_OK(mr_key_p256_to_raw(p256, xy));
+    MR_ASSERT_OK(mr_key_p256_from_raw(MR_SLICE(xy, sizeof(xy)), &pub));
+    assert_true(mr_key_public_equal(pub, p256));
+    MR_ASSERT_OK(mr_ecdsa_p256_sign_raw(p256, msg, sig));
+    MR_ASSERT_OK(mr_ecdsa_p256_verify_raw(pub, msg, MR_SLICE(sig, sizeof(sig))));
+    /* the DER form of the same signature verifies with the generic call */
+    mr_buf der = plain_buf();
+    MR_ASSERT_OK(mr_ecdsa_sig_raw_to_der(MR_SLICE(sig, sizeof(sig)), &der));
+    MR_ASSERT_OK(mr_key_verify(pub, msg, mr_buf_slice(&der)));
+    MR_ASSERT_FAIL(mr_ecdsa_p256_verify_raw(pub, MR_SLICE_STR("quote bodY"),
+                                            MR_SLICE(sig, sizeof(sig))),
+                   MR_ERR_AUTH, "signature verification failed");
+    sig[5] ^= 0x40;
+    MR_ASSERT_FAIL(mr_ecdsa_p256_verify_raw(pub, msg, MR_SLICE(sig, sizeof(sig))), MR_ERR_AUTH,
+                   "signature verification failed");
+    MR_ASSERT_FAIL(mr_ecdsa_p256_verify_raw(pub, msg, MR_SLICE(sig, 63)), MR_ERR_USAGE,
+                   "64 bytes");
+    memset(sig, 0, sizeof(sig)); /* r = s = 0 */
+    MR_ASSERT_FAIL(mr_ecdsa_p256_verify_raw(pub, msg, MR_SLICE(sig, sizeof(sig))), MR_ERR_AUTH,
+                   "signature verification failed");
+    /* keys that are not P-256 */
+    for (size_t i = 0; i < MR_ARRAY_LEN(all_types); i++)
+        if (all_types[i] != MR_KEY_EC_P256)
+            MR_ASSERT_FAIL(mr_key_p256_to_raw(keys[i], xy), MR_ERR_USAGE, "P-256 key needed");
+    EVP_PKEY_free(pub);
+    mr_buf_free(&der);
+}
+
 static void test_ec_scalar(void **state)
 {
     (void)state;
@@ -398,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_rsa_1024_rejected),
         cmocka_unit_test(test_sign_verify),
         cmocka_unit_test(test_raw_ecdsa),
+        cmocka_unit_test(test_raw_p256_sign_verify),
         cmocka_unit_test(test_ec_scalar),
         cmocka_unit_test(test_ec_der_matches_openssl),
         cmocka_unit_test(test_key_alloc_failures),

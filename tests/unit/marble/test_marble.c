@@ -780,6 +780,12 @@ static void test_grpc_framing(void **state)
     assert_string_equal(out, "a b:c%");
     mr_marble_grpc_percent_decode("%zz%00", 6, out, sizeof(out));
     assert_string_equal(out, "%zz%00");
+    /* only two hex digits make an escape (grpc-go's ParseUint: no sign, no space) */
+    mr_marble_grpc_percent_decode("% f%+f%-1%4", 11, out, sizeof(out));
+    assert_string_equal(out, "% f%+f%-1%4");
+    char small[4];
+    mr_marble_grpc_percent_decode("%41%42%43%44", 12, small, sizeof(small));
+    assert_string_equal(small, "ABC");
 }
 
 static void test_config_from_env(void **state)

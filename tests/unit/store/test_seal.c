@@ -225,6 +225,61 @@ static void write_sgx_key(const char *gdir, const char *name, uint8_t fill)
     st_write(gdir, name, k, sizeof(k));
 }
 
+/* Copies the files of fixture directory src (relative to the source tree) into dst. */
+static void copy_fixture(const char *src, const char *dst, const char *const *names, size_t n)
+{
+    char from[1024];
+    const char *root = getenv("MR_SOURCE_DIR");
+    snprintf(from, sizeof(from), "%s/tests/fixtures/sealed-v1/%s", root != NULL ? root : ".", src);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        uint8_t *data = st_read(from, names[i], &len);
+        st_write(dst, names[i], data, len);
+        mr_free(data);
+    }
+}
+
+static void check_fixture_content(mr_store *st)
+{
+    check_value(st, "a", "one");
+    check_value(st, "b", "22");
+    check_value(st, "c", "333");
+    check_value(st, "d", "4444");
+    check_value(st, "e", "");
+    check_value(st, "f", "sixth");
+}
+
+/* State sealed by an earlier build (tests/fixtures/sealed-v1) loads with this one. */
+static void test_reads_earlier_state(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"kek", "sealed_key", "state.snap", "state.log"};
+    char *dir = st_mkdtemp();
+    mr_store *st = NULL;
+    copy_fixture("file", dir, files, MR_ARRAY_LEN(files));
+    mr_sealer *s = open_sealer(dir, NULL, NULL);
+    assert_int_equal(load(s, &st), MR_SEAL_LOADED);
+    check_fixture_content(st);
+    mr_store_close(st);
+    mr_sealer_free(s);
+    st_rmdir(dir);
+
+    char *base = st_mkdtemp(), gdir[1024], keys[1024];
+    const char *root = getenv("MR_SOURCE_DIR");
+    st_path(gdir, sizeof(gdir), base, "seal");
+    assert_int_equal(mkdir(gdir, 0700), 0);
+    copy_fixture("gramine/state", gdir, files + 1, MR_ARRAY_LEN(files) - 1);
+    snprintf(keys, sizeof(keys), "%s/tests/fixtures/sealed-v1/gramine/keys",
+             root != NULL ? root : ".");
+    s = open_sealer(gdir, "gramine", keys);
+    assert_int_equal(load(s, &st), MR_SEAL_LOADED);
+    assert_int_equal(mr_sealer_mode(s), MR_SEAL_MODE_PRODUCT_KEY);
+    check_fixture_content(st);
+    mr_store_close(st);
+    mr_sealer_free(s);
+    st_rmdir(base);
+}
+
 static void test_gramine_provider(void **state)
 {
     (void)state;
@@ -391,6 +446,7 @@ static const struct CMUnitTest seal_tests[] = {
     cmocka_unit_test(test_kek_none),
     cmocka_unit_test(test_bad_kek_spec),
     cmocka_unit_test(test_gramine_provider),
+    cmocka_unit_test(test_reads_earlier_state),
     cmocka_unit_test(test_seal_mode_disabled),
     cmocka_unit_test(test_sealed_key_tampered),
     cmocka_unit_test(test_default_dir_from_env),
