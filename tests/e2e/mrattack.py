@@ -146,6 +146,46 @@ class ConnFlood(threading.Thread):
         self.join(timeout=30)
 
 
+class FloodProcess:
+    """ConnFloods run in a child process: the attacker's own threads must not hold the GIL of
+    the process whose clients the test measures (a real client is not slowed by the attacker
+    on its own CPU). `stats()` after stop() gives the floods' counters."""
+
+    def __init__(self, floods_args):
+        import multiprocessing as mp
+        ctx = mp.get_context("fork")
+        self._stop = ctx.Event()
+        self._q = ctx.Queue()
+        self._p = ctx.Process(target=self._run, args=(floods_args, self._stop, self._q), daemon=True)
+        self._stats = None
+
+    @staticmethod
+    def _run(floods_args, stop, q):
+        raise_nofile(20000)
+        floods = [ConnFlood(*a, **kw) for a, kw in floods_args]
+        for f in floods:
+            f.start()
+        stop.wait(max(f.duration for f in floods))
+        for f in floods:
+            f.stop()
+        q.put({k: sum(getattr(f, k) for f in floods)
+               for k in ("opened", "closed_by_peer", "failed", "peak_open")})
+
+    def start(self):
+        self._p.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        try:
+            self._stats = self._q.get(timeout=60)
+        finally:
+            self._p.join(timeout=30)
+            if self._p.is_alive():
+                self._p.kill()
+        return self._stats
+
+
 def _h1_upload_head(path, size, host="localhost"):
     return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {size}\r\n\r\n").encode()

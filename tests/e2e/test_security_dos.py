@@ -13,7 +13,7 @@ import grpc
 import pytest
 import requests
 
-from mrattack import (ConnFlood, StalledH2Streams, StalledUploads, raise_nofile, rss_kib)
+from mrattack import (FloodProcess, StalledH2Streams, StalledUploads, raise_nofile, rss_kib)
 from mrharness import MRSIGNER, Coordinator, Marble, SoftSGX
 
 MIB = 1 << 20
@@ -87,11 +87,9 @@ def test_raw_connection_flood_on_both_listeners(tmp_path, softsgx):
     # 4,200 TCP connections that never start a handshake, on the client API and on the mesh
     # API each, reopened as soon as they are closed, from one address
     c = running(tmp_path, softsgx)
-    floods = [ConnFlood("127.0.0.1", port, 4200, source="127.0.0.2", duration=60)
-              for port in (c.client_port, c.mesh_port)]
+    flood = FloodProcess([(("127.0.0.1", port, 4200), {"source": "127.0.0.2", "duration": 60})
+                          for port in (c.client_port, c.mesh_port)]).start()
     try:
-        for f in floods:
-            f.start()
         time.sleep(3)
         ok = activate_many(c, softsgx)
         assert ok >= 32, f"only {ok} of 40 activations succeeded under the flood"
@@ -102,27 +100,27 @@ def test_raw_connection_flood_on_both_listeners(tmp_path, softsgx):
                           reason="source") > 0
             assert metric(c, "marblerun_server_connections", listener=lst) <= 256 + 8
     finally:
-        for f in floods:
-            f.stop()
+        flood.stop()
         c.stop()
 
 
 def test_idle_tls_flood(tmp_path, softsgx):
     # completed TLS handshakes left idle, from one address
     c = running(tmp_path, softsgx)
-    flood = ConnFlood("127.0.0.1", c.client_port, 4090, source="127.0.0.2", tls=True, duration=60)
+    flood = FloodProcess([(("127.0.0.1", c.client_port, 4090),
+                           {"source": "127.0.0.2", "tls": True, "duration": 60})]).start()
+    stats = None
     try:
-        flood.start()
         time.sleep(5)
-        assert flood.opened >= 200  # the handshakes really completed
         ok = activate_many(c, softsgx)
         assert ok >= 32, f"only {ok} of 40 activations succeeded under the flood"
         assert status_ok(c)
         assert metric(c, "marblerun_server_connections_refused_total", listener="client",
                       reason="source") > 0
     finally:
-        flood.stop()
+        stats = flood.stop()
         c.stop()
+    assert stats["opened"] >= 200, stats  # the handshakes really completed
 
 
 def test_flood_from_many_addresses_evicts_idle_connections(tmp_path, softsgx):
@@ -130,11 +128,9 @@ def test_flood_from_many_addresses_evicts_idle_connections(tmp_path, softsgx):
     # makes room by closing the longest-idle (never handshaken) connections
     c = running(tmp_path, softsgx, EDG_COORDINATOR_MESH_MAX_CONNS="600",
                 EDG_COORDINATOR_CLIENT_MAX_CONNS="600")
-    floods = [ConnFlood("127.0.0.1", port, 100, source=f"127.0.0.{10 + i}", duration=60)
-              for i in range(30) for port in (c.mesh_port, c.client_port)]
+    flood = FloodProcess([(("127.0.0.1", port, 100), {"source": f"127.0.0.{10 + i}", "duration": 60})
+                          for i in range(30) for port in (c.mesh_port, c.client_port)]).start()
     try:
-        for f in floods:
-            f.start()
         time.sleep(3)
         ok = activate_many(c, softsgx)
         assert ok >= 32, f"only {ok} of 40 activations succeeded under the flood"
@@ -142,8 +138,7 @@ def test_flood_from_many_addresses_evicts_idle_connections(tmp_path, softsgx):
         assert metric(c, "marblerun_server_connections_evicted_total", listener="mesh") > 0
         assert metric(c, "marblerun_server_connections", listener="mesh") <= 600
     finally:
-        for f in floods:
-            f.stop()
+        flood.stop()
         c.stop()
 
 
