@@ -92,10 +92,9 @@ MR_RESULT mr_marble_curl_init(void);
  * "rpc error: code = <Name> desc = <message>". */
 MR_RESULT mr_marble_rpc_unary(const mr_marble_rpc_opts *o, const char *path, mr_slice request,
                               mr_buf *response);
-/* The gRPC framing of a response body: exactly one uncompressed message. */
+/* The gRPC framing of a response body: exactly one uncompressed message of at most
+ * MR_MARBLE_RESP_MAX bytes (common/grpc.h, "response" texts). */
 MR_RESULT mr_marble_grpc_unframe(mr_slice body, mr_slice *msg);
-/* "%XX" decoding of grpc-message into out (NUL-terminated, truncated to out_size). */
-void mr_marble_grpc_percent_decode(const char *in, size_t len, char *out, size_t out_size);
 
 /* ---- parameters (§1.4 steps 9, 10) ---- */
 

@@ -659,3 +659,56 @@ def test_per_source_connection_limit(build_dir, certs, tmp_path, pb):
         for s in held:
             s.close()
         assert d.stop() == 0
+
+
+def _h2_grpc_call(port, certs, payload, extra_headers=()):
+    """One raw gRPC call with the h2 library (no client-side deadline logic): the response
+    trailers as a dict."""
+    import h2.config
+    import h2.connection
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    ctx.load_cert_chain(certs["client"], certs["client_key"])
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20)) as t:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        hdrs = [(":method", "POST"), (":path", "/rpc.Marble/Activate"), (":scheme", "https"),
+                (":authority", "localhost"), ("content-type", "application/grpc"),
+                ("te", "trailers"), *extra_headers]
+        conn.send_headers(1, hdrs)
+        conn.send_data(1, b"\0" + len(payload).to_bytes(4, "big") + payload, end_stream=True)
+        t.sendall(conn.data_to_send())
+        got = {}
+        while True:
+            data = t.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                name = type(ev).__name__
+                if name in ("ResponseReceived", "TrailersReceived"):
+                    got.update({k.decode(): v.decode() for k, v in ev.headers})
+                if name == "StreamEnded":
+                    return got
+            t.sendall(conn.data_to_send())
+        return got
+
+
+def test_grpc_timeout(build_dir, certs, tmp_path, pb):
+    msgs, _ = pb
+    d = Daemon(build_dir, certs, tmp_path, "--workers", "1")
+    try:
+        req = msgs.ActivationReq(UUID="u").SerializeToString()
+        assert _h2_grpc_call(d.mesh, certs, req, [("grpc-timeout", "10S")])["grpc-status"] == "0"
+        bad = _h2_grpc_call(d.mesh, certs, req, [("grpc-timeout", "10x")])
+        assert bad["grpc-status"] == "13" and "malformed grpc-timeout" in bad["grpc-message"]
+        # the only worker is busy for a second: a call that allows 100 ms is not started
+        slow = threading.Thread(target=lambda: curl("--http1.1", d.url("/slow")))
+        slow.start()
+        time.sleep(0.2)
+        late = _h2_grpc_call(d.mesh, certs, req, [("grpc-timeout", "100m")])
+        slow.join()
+        assert late["grpc-status"] == "4" and late["grpc-message"] == "context deadline exceeded"
+    finally:
+        assert d.stop() == 0

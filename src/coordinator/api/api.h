@@ -8,9 +8,14 @@
 #ifndef MR_COORDINATOR_API_H
 #define MR_COORDINATOR_API_H
 
-#include "coordinator/core/core.h"
-#include "coordinator/server/server.h"
+#include <stddef.h>
 
+#include "common/result.h"
+
+/* The api plugs its handlers into a server (coordinator/server, a reusable layer that knows
+ * nothing of the api) and calls the core; this header needs only their names. */
+typedef struct mr_core mr_core;
+typedef struct mr_srv mr_srv;
 typedef struct mr_api mr_api;
 
 typedef struct mr_api_config {

@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 
 #include "coordinator/api/api.h"
+#include "coordinator/core/core.h"
+#include "coordinator/server/server.h"
 #include "coordinator/api/json.h"
 
 /* One successful activation for /events (spec §11.2), kept in a bounded ring. */

@@ -7,7 +7,7 @@
 
 #include "common/codec.h"
 #include "common/jsonf.h"
-#include "manifest/manifest.h"
+#include "common/text.h"
 
 mr_result jw_key(mr_buf *b, bool *first, const char *key)
 {
@@ -20,7 +20,7 @@ mr_result jw_key(mr_buf *b, bool *first, const char *key)
 
 mr_result jw_str(mr_buf *b, const char *s) { return jw_strn(b, s, strlen(s)); }
 
-mr_result jw_strn(mr_buf *b, const char *s, size_t n) { return mr_manifest_json_string(s, n, b); }
+mr_result jw_strn(mr_buf *b, const char *s, size_t n) { return mr_json_quote(b, s, n); }
 
 mr_result jw_b64(mr_buf *b, const uint8_t *data, size_t n)
 {

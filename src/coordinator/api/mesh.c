@@ -4,6 +4,7 @@
 
 #include "common/alloc.h"
 #include "coordinator/api/api_int.h"
+#include "proto/coordinator.pb-c.h"
 
 typedef struct resp_msg {
     Rpc__ActivationResp resp;
@@ -66,7 +67,7 @@ static void h_activate(mr_srv_request *r, void *arg)
     mr_slice body = mr_srv_req_body(r);
     Rpc__ActivationReq *req = rpc__activation_req__unpack(NULL, body.len, body.ptr);
     if (req == NULL) {
-        mr_srv_grpc_fail(r, 13, "grpc: error unmarshalling request: invalid protobuf message");
+        mr_srv_grpc_fail(r, MR_GRPC_INTERNAL, "grpc: error unmarshalling request: invalid protobuf message");
         return;
     }
     mr_core_activation_req creq = {
@@ -83,7 +84,7 @@ static void h_activate(mr_srv_request *r, void *arg)
     if (!mr_ok(mr_core_activate(a->cfg.core, &creq, &resp))) {
         mr_srv_grpc_fail_from(r, mr_error_get());
     } else if (!mr_ok(build_resp(&resp, &msg))) {
-        mr_srv_grpc_fail(r, 13, "out of memory");
+        mr_srv_grpc_fail(r, MR_GRPC_INTERNAL, "out of memory");
     } else {
         api_count_activation(a, req->marbletype, req->uuid, true);
         mr_srv_resp_mark_secret(r); /* keys and secrets of the marble */

@@ -11,8 +11,6 @@
 #define H2_WINDOW ((int32_t)1 << 20)
 #define H2_CONN_WINDOW ((int32_t)16 << 20)
 
-enum { GRPC_RESOURCE_EXHAUSTED = 8 };
-
 static void arm_timer(mr_srv_conn *c, unsigned ms)
 {
     if (c->timer == NULL)
@@ -138,7 +136,7 @@ static void overflow(mr_srv_request *r)
     r->overflow = true;
     mr_srv_body_drop(r);
     if (r->grpc) {
-        r->grpc_err_code = GRPC_RESOURCE_EXHAUSTED;
+        r->grpc_err_code = MR_GRPC_RESOURCE_EXHAUSTED;
         snprintf(r->grpc_err_msg, sizeof(r->grpc_err_msg),
                  "grpc: received message larger than max (%zu vs. %zu)", r->body_max - 5,
                  r->body_max - 5);
@@ -150,17 +148,15 @@ static void check_grpc_len(mr_srv_request *r)
     if (!r->grpc || r->overflow || r->budget_refused || r->body.len < 5 || r->body_len != 0 ||
         r->grpc_len_known)
         return;
-    mr_cursor cur;
     uint8_t flag = 0;
     uint32_t len = 0;
-    mr_cursor_init(&cur, r->body.data, r->body.len);
-    if (!mr_ok(mr_cursor_u8(&cur, &flag)) || !mr_ok(mr_cursor_u32be(&cur, &len)))
+    if (!mr_grpc_frame_header(mr_buf_slice(&r->body), &flag, &len))
         return;
     size_t max = r->body_max - 5;
     if ((size_t)len > max) {
         r->overflow = true;
         mr_srv_body_drop(r);
-        r->grpc_err_code = GRPC_RESOURCE_EXHAUSTED;
+        r->grpc_err_code = MR_GRPC_RESOURCE_EXHAUSTED;
         snprintf(r->grpc_err_msg, sizeof(r->grpc_err_msg),
                  "grpc: received message larger than max (%u vs. %zu)", len, max);
         return;

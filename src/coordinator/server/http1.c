@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP/1.1 request heads, chunked bodies, header lists and path escaping. Pure code. */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 #include "coordinator/server/internal.h"
 
 /* ---- header lists ---- */
@@ -236,7 +238,7 @@ static mr_result apply_header(mr_h1_head *out, const mr_srv_hdr *h, int *status)
     if (strcmp(h->name, "content-length") == 0)
         return mr_h1_parse_content_length(MR_SLICE(h->value, strlen(h->value)), &out->content_length);
     if (strcmp(h->name, "transfer-encoding") == 0) {
-        /* Only "chunked" (possibly listed with identity) is supported, as Go does. */
+        /* Only exactly "chunked" is taken; any other coding gets 501, as from Go. */
         *status = 501;
         MR_ENSURE(strcasecmp(h->value, "chunked") == 0, MR_ERR_USAGE,
                   "unsupported transfer encoding");
@@ -337,17 +339,6 @@ enum {
 
 #define CH_LINE_MAX 4096
 
-static int hexval(uint8_t b)
-{
-    if (b >= '0' && b <= '9')
-        return b - '0';
-    if (b >= 'a' && b <= 'f')
-        return b - 'a' + 10;
-    if (b >= 'A' && b <= 'F')
-        return b - 'A' + 10;
-    return -1;
-}
-
 static mr_result chunk_size_end(mr_h1_chunked *c)
 {
     MR_ENSURE(c->line_len > 0, MR_ERR_PROTOCOL, "malformed chunked encoding");
@@ -360,7 +351,7 @@ static mr_result chunk_byte(mr_h1_chunked *c, uint8_t b)
 {
     switch (c->state) {
     case CH_SIZE: {
-        int v = hexval(b);
+        int v = mr_hex_digit(b);
         if (v >= 0) {
             MR_ENSURE(c->remaining < ((uint64_t)1 << 56), MR_ERR_PROTOCOL, "chunk too large");
             c->remaining = c->remaining * 16 + (uint64_t)v;
@@ -452,22 +443,12 @@ MR_RESULT mr_h1_chunked_feed(mr_h1_chunked *c, mr_slice in, mr_buf *body, size_t
 
 MR_RESULT mr_srv_path_unescape(const char *in, size_t n, mr_buf *out)
 {
-    mr_cursor c;
-    mr_cursor_init(&c, in, n);
-    while (mr_cursor_remaining(&c) > 0) {
-        uint8_t b;
-        MR_GUARD(mr_cursor_u8(&c, &b));
-        if (b == '%') {
-            uint8_t h[2] = {0, 0};
-            MR_ENSURE(mr_ok(mr_cursor_read(&c, h, 2)), MR_ERR_PROTOCOL, "invalid URL escape");
-            int hi = hexval(h[0]), lo = hexval(h[1]);
-            MR_ENSURE(hi >= 0 && lo >= 0, MR_ERR_PROTOCOL, "invalid URL escape");
-            b = (uint8_t)(hi * 16 + lo);
-        }
-        MR_ENSURE(b != 0, MR_ERR_PROTOCOL, "invalid NUL in URL path");
-        MR_GUARD(mr_buf_append_u8(out, b));
-    }
-    return mr_buf_nul_terminate(out);
+    if (mr_ok(mr_percent_decode(in, n, MR_PCT_STRICT | MR_PCT_NO_NUL, out)))
+        return MR_SUCCESS;
+    /* the text is Go's; a malformed path is the peer's protocol error */
+    char msg[MR_ERR_MSG_MAX];
+    (void)snprintf(msg, sizeof(msg), "%s", mr_error_get()->msg);
+    MR_BAIL(MR_ERR_PROTOCOL, "%s", msg);
 }
 
 static bool path_keep(uint8_t b)

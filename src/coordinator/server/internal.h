@@ -14,6 +14,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include "common/grpc.h"
 #include "coordinator/server/server.h"
 
 #define MR_SRV_MAX_LISTENERS 8
@@ -81,7 +82,6 @@ MR_RESULT mr_srv_path_escape(const char *in, mr_buf *out);
 
 /* ---- metrics ---- */
 
-#define MR_SRV_GRPC_CODES 17
 #define MR_SRV_HTTP_SLOTS 24
 #define MR_SRV_DUR_BUCKETS 7
 #define MR_SRV_SIZE_BUCKETS 5
@@ -91,7 +91,7 @@ typedef struct mr_srv_grpc_metrics {
     char service[64];
     char method[64];
     atomic_ullong started;
-    atomic_ullong handled[MR_SRV_GRPC_CODES];
+    atomic_ullong handled[MR_GRPC_CODES];
     atomic_ullong msg_received;
     atomic_ullong msg_sent;
 } mr_srv_grpc_metrics;
@@ -164,7 +164,6 @@ typedef struct mr_srv_job {
     void (*fn)(void *arg);
     void *arg;
     struct mr_srv_job *next;
-    bool owned; /* allocated by mr_srv_submit, freed by the pool */
 } mr_srv_job;
 
 
@@ -258,6 +257,7 @@ struct mr_srv_request {
     bool withheld;          /* the route's precheck declined the body: read and dropped */
     bool budget_refused;    /* the body budget was spent: answered 503 / RESOURCE_EXHAUSTED */
     bool grpc_len_known;    /* gRPC: the message length was read and its memory charged */
+    uint64_t deadline_ns;   /* gRPC: from grpc-timeout (mr_srv_now_ns clock); 0 = none */
     bool grpc;
     bool grpc_frame_error;  /* error decided while receiving (size, compression) */
     int grpc_err_code;

@@ -63,7 +63,7 @@ void mr_srv_http_observe(mr_srv_http_metrics *m, const char *method, int code, d
 
 void mr_srv_grpc_observe(mr_srv_grpc_metrics *m, int code, bool received, bool sent)
 {
-    if (code < 0 || code >= MR_SRV_GRPC_CODES)
+    if (code < 0 || code >= MR_GRPC_CODES)
         code = 2;
     atomic_fetch_add_explicit(&m->handled[code], 1, memory_order_relaxed);
     if (received)
@@ -140,9 +140,9 @@ MR_RESULT mr_srv_render_grpc(mr_srv_grpc_metrics *const *g, size_t n, mr_buf *ou
         for (size_t i = 0; i < n; i++) {
             const mr_srv_grpc_metrics *m = g[i];
             if (f == 0) {
-                for (int c = 0; c < MR_SRV_GRPC_CODES; c++)
+                for (int c = 0; c < MR_GRPC_CODES; c++)
                     MR_GUARD(mr_srv_prom_sample(out, fam[f][0], (double)ld(&m->handled[c]),
-                                                "grpc_code", mr_srv_grpc_code_name(c),
+                                                "grpc_code", mr_grpc_code_name(c),
                                                 "grpc_method", m->method, "grpc_service",
                                                 m->service, "grpc_type", "unary", MR_SRV_PROM_END));
                 continue;

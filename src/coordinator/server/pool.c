@@ -32,11 +32,9 @@ static void *worker_main(void *arg)
         if (p->head == NULL)
             p->tail = NULL;
         pthread_mutex_unlock(&p->lock);
-        bool owned = job->owned;
+        /* the job lives in its request, which fn may complete (and so free) */
         void (*fn)(void *) = job->fn;
         void *fn_arg = job->arg;
-        if (owned)
-            mr_free(job);
         fn(fn_arg);
         mr_error_clear();
     }

@@ -8,12 +8,6 @@
 #include "common/log.h"
 #include "coordinator/server/internal.h"
 
-enum {
-    GRPC_UNIMPLEMENTED = 12,
-    GRPC_INTERNAL = 13,
-    GRPC_RESOURCE_EXHAUSTED = 8,
-};
-
 uint64_t mr_srv_now_ns(void)
 {
     struct timespec ts;
@@ -68,10 +62,8 @@ MR_RESULT mr_srv_request_take_leaf(mr_srv_request *r, const mr_srv_conn *c)
 
 const char *mr_srv_req_method(const mr_srv_request *r) { return r->method; }
 const char *mr_srv_req_path(const mr_srv_request *r) { return r->path; }
-const char *mr_srv_req_target(const mr_srv_request *r) { return r->target; }
 const char *mr_srv_req_query(const mr_srv_request *r) { return r->query; }
 mr_srv_proto mr_srv_req_proto(const mr_srv_request *r) { return r->proto; }
-mr_srv_listener_kind mr_srv_req_listener(const mr_srv_request *r) { return r->listener; }
 mr_slice mr_srv_req_peer_leaf(const mr_srv_request *r) { return mr_buf_slice(&r->leaf); }
 bool mr_srv_req_body_withheld(const mr_srv_request *r) { return r->withheld; }
 
@@ -142,7 +134,7 @@ void mr_srv_resp_send_buf(mr_srv_request *r, int status, const char *content_typ
     }
     if (r->grpc) {
         mr_buf_free(body);
-        mr_srv_grpc_fail(r, GRPC_INTERNAL, "handler sent an HTTP response to a gRPC call");
+        mr_srv_grpc_fail(r, MR_GRPC_INTERNAL, "handler sent an HTTP response to a gRPC call");
         return;
     }
     r->status = status;
@@ -218,8 +210,8 @@ void mr_srv_grpc_reply(mr_srv_request *r, mr_slice msg)
     mr_buf_free(&r->resp_body);
     if (r->secret_body)
         r->resp_body.flags |= MR_BUF_SECRET;
-    if (!mr_ok(mr_srv_grpc_frame_encode(&r->resp_body, msg))) {
-        mr_srv_grpc_fail(r, GRPC_INTERNAL, "out of memory");
+    if (!mr_ok(mr_grpc_frame_encode(&r->resp_body, msg))) {
+        mr_srv_grpc_fail(r, MR_GRPC_INTERNAL, "out of memory");
         return;
     }
     complete(r);
@@ -232,7 +224,7 @@ void mr_srv_grpc_reply_msg(mr_srv_request *r, const ProtobufCMessage *msg)
     bool secret = r->secret_body; /* r may be freed once the reply completes it */
     uint8_t *p = secret ? mr_secret_alloc(cap) : mr_alloc(cap);
     if (p == NULL) {
-        mr_srv_grpc_fail(r, GRPC_INTERNAL, "out of memory");
+        mr_srv_grpc_fail(r, MR_GRPC_INTERNAL, "out of memory");
         return;
     }
     size_t w = protobuf_c_message_pack(msg, p);
@@ -250,11 +242,12 @@ void mr_srv_grpc_fail(mr_srv_request *r, int code, const char *msg)
         return;
     mr_buf_init(&enc, 0, 0);
     r->status = 200;
-    r->grpc_code = code == 0 ? 2 /* UNKNOWN: a failure must not look like success */ : code;
+    r->grpc_code = code == MR_GRPC_OK ? MR_GRPC_UNKNOWN /* a failure must not look like success */
+                                      : code;
     mr_buf_free(&r->resp_body);
     mr_free(r->grpc_msg);
     r->grpc_msg = NULL;
-    if (msg != NULL && msg[0] != '\0' && mr_ok(mr_srv_grpc_percent_encode(&enc, msg))) {
+    if (msg != NULL && msg[0] != '\0' && mr_ok(mr_grpc_percent_encode(&enc, msg))) {
         size_t len = 0;
         r->grpc_msg = (char *)mr_buf_steal(&enc, &len);
     }
@@ -277,10 +270,15 @@ bool mr_srv_req_abandoned(const mr_srv_request *r)
 static void run_handler(void *arg)
 {
     mr_srv_request *r = arg;
+    if (r->deadline_ns != 0 && mr_srv_now_ns() >= r->deadline_ns) {
+        /* the client has stopped waiting: do not start the work (grpc-go's text) */
+        mr_srv_grpc_fail(r, MR_GRPC_DEADLINE_EXCEEDED, "context deadline exceeded");
+        return;
+    }
     if (mr_srv_req_abandoned(r)) {
         /* Nobody is waiting (e.g. a stream reset right after it was opened): skip the work. */
         if (r->grpc)
-            mr_srv_grpc_fail(r, 1 /* CANCELLED */, "client went away");
+            mr_srv_grpc_fail(r, MR_GRPC_CANCELLED, "client went away");
         else
             mr_srv_resp_send(r, 499, NULL, (mr_slice){0});
         return;
@@ -303,7 +301,7 @@ static void invoke(mr_srv_request *r)
     if (overloaded) {
         /* The handlers are far behind: refuse new work instead of queueing without bound. */
         if (r->grpc)
-            mr_srv_grpc_fail(r, 14 /* UNAVAILABLE */, "server overloaded, retry later");
+            mr_srv_grpc_fail(r, MR_GRPC_UNAVAILABLE, "server overloaded, retry later");
         else
             mr_srv_reply_error(r, 503, "server overloaded, retry later");
         return;
@@ -314,7 +312,6 @@ static void invoke(mr_srv_request *r)
     }
     r->job.fn = run_handler;
     r->job.arg = r;
-    r->job.owned = false;
     mr_srv_pool_push(r->srv->pool, &r->job);
 }
 
@@ -371,7 +368,7 @@ static const mr_srv_route_ent *grpc_lookup(mr_srv_request *r, const mr_srv_route
         char msg[300];
         snprintf(msg, sizeof(msg), "malformed method name: \"%.200s\"", p);
         begin(r);
-        mr_srv_grpc_fail(r, GRPC_UNIMPLEMENTED, msg);
+        mr_srv_grpc_fail(r, MR_GRPC_UNIMPLEMENTED, msg);
         return NULL;
     }
     size_t svc_len = (size_t)(slash - (p + 1));
@@ -392,7 +389,7 @@ static const mr_srv_route_ent *grpc_lookup(mr_srv_request *r, const mr_srv_route
         snprintf(msg, sizeof(msg), "unknown service %.*s", (int)(svc_len > 100 ? 100 : svc_len),
                  p + 1);
     begin(r);
-    mr_srv_grpc_fail(r, GRPC_UNIMPLEMENTED, msg);
+    mr_srv_grpc_fail(r, MR_GRPC_UNIMPLEMENTED, msg);
     return NULL;
 }
 
@@ -418,7 +415,7 @@ static void dispatch_grpc(mr_srv_request *r, const mr_srv_router *rt)
     atomic_fetch_add(&ent->gm->started, 1);
     if (r->budget_refused) {
         begin(r);
-        mr_srv_grpc_fail(r, GRPC_RESOURCE_EXHAUSTED, MR_SRV_BUDGET_TEXT);
+        mr_srv_grpc_fail(r, MR_GRPC_RESOURCE_EXHAUSTED, MR_SRV_BUDGET_TEXT);
         return;
     }
     if (r->overflow) {
@@ -426,22 +423,23 @@ static void dispatch_grpc(mr_srv_request *r, const mr_srv_router *rt)
         mr_srv_grpc_fail(r, r->grpc_err_code, r->grpc_err_msg);
         return;
     }
-    mr_slice msg;
-    int code = 0;
-    mr_error_clear();
-    if (!mr_ok(mr_srv_grpc_frame_parse(mr_buf_slice(&r->body), r->srv->limits.max_grpc_msg_bytes,
-                                       &msg, &code))) {
-        const char *enc = mr_srv_hdrs_get(&r->hdrs, "grpc-encoding");
-        char text[MR_ERR_MSG_MAX + 64];
-        snprintf(text, sizeof(text), "%s", mr_error_get()->msg);
-        if (code == GRPC_INTERNAL && enc != NULL && strcmp(enc, "identity") != 0 &&
-            strstr(text, "compressed") != NULL) {
-            code = GRPC_UNIMPLEMENTED;
-            snprintf(text, sizeof(text),
-                     "grpc: Decompressor is not installed for grpc-encoding \"%.64s\"", enc);
+    const char *timeout = mr_srv_hdrs_get(&r->hdrs, "grpc-timeout");
+    uint64_t ms = 0;
+    if (timeout != NULL) {
+        if (!mr_ok(mr_grpc_timeout_parse(timeout, &ms))) {
+            begin(r);
+            mr_srv_grpc_fail(r, MR_GRPC_INTERNAL, mr_error_get()->msg);
+            return;
         }
+        r->deadline_ns = r->start_ns + ms * 1000000ull;
+    }
+    mr_slice msg;
+    mr_grpc_code code = MR_GRPC_OK;
+    if (!mr_ok(mr_grpc_frame_parse(mr_buf_slice(&r->body), r->srv->limits.max_grpc_msg_bytes,
+                                   "request", mr_srv_hdrs_get(&r->hdrs, "grpc-encoding"), &msg,
+                                   &code))) {
         begin(r);
-        mr_srv_grpc_fail(r, code, text);
+        mr_srv_grpc_fail(r, (int)code, mr_error_get()->msg);
         return;
     }
     r->body_off = 5;

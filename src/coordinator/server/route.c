@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 #include "coordinator/server/internal.h"
 
 MR_RESULT mr_srv_router_add(mr_srv_router *rt, const char *method, const char *path,
@@ -83,40 +84,11 @@ out:
 
 /* ---- query strings ---- */
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Go's QueryUnescape of s[0:n] into out (NUL-terminated). */
+/* Go's QueryUnescape of s[0:n] into out (NUL-terminated). A decoded NUL is refused: the values
+ * are used as C strings (a name must not end early). */
 static mr_result query_unescape(const char *s, size_t n, mr_buf *out)
 {
-    mr_cursor c;
-    mr_cursor_init(&c, s, n);
-    while (mr_cursor_remaining(&c) > 0) {
-        uint8_t b;
-        MR_GUARD(mr_cursor_u8(&c, &b));
-        if (b == '+') {
-            b = ' ';
-        } else if (b == '%') {
-            char h[2] = {0, 0};
-            size_t have = mr_cursor_remaining(&c) < 2 ? mr_cursor_remaining(&c) : 2;
-            MR_GUARD(mr_cursor_read(&c, h, have));
-            int hi = have > 0 ? hexv(h[0]) : -1;
-            int lo = have > 1 ? hexv(h[1]) : -1;
-            MR_ENSURE(hi >= 0 && lo >= 0, MR_ERR_USAGE, "invalid URL escape \"%%%.*s\"",
-                      (int)have, h);
-            b = (uint8_t)(hi * 16 + lo);
-        }
-        MR_GUARD(mr_buf_append_u8(out, b));
-    }
-    return mr_buf_nul_terminate(out);
+    return mr_percent_decode(s, n, MR_PCT_STRICT | MR_PCT_PLUS_SPACE | MR_PCT_NO_NUL, out);
 }
 
 static mr_result list_push(mr_srv_strlist *l, mr_buf *val)

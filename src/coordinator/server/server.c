@@ -483,17 +483,6 @@ MR_RESULT mr_srv_metrics_render(const mr_srv *s, mr_buf *out)
     return mr_srv_render_budgets(s, out);
 }
 
-MR_RESULT mr_srv_submit(mr_srv *s, void (*fn)(void *arg), void *arg)
-{
-    mr_srv_job *job = mr_calloc(1, sizeof(*job));
-    MR_ENSURE_ALLOC(job);
-    job->fn = fn;
-    job->arg = arg;
-    job->owned = true;
-    mr_srv_pool_push(s->pool, job);
-    return MR_SUCCESS;
-}
-
 /* ---- life cycle ---- */
 
 static void init_threads(void)

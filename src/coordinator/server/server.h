@@ -62,8 +62,8 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common/buf.h"
+#include "common/grpc.h"
 #include "common/result.h"
-#include "proto/coordinator.pb-c.h" /* generated from proto/coordinator.proto */
 
 typedef struct mr_srv mr_srv;
 typedef struct mr_srv_request mr_srv_request;
@@ -161,16 +161,11 @@ MR_API MR_RESULT mr_srv_handle_signals(mr_srv *s);
 /* Asks the loop to stop. Any thread; not async-signal-safe. */
 MR_API void mr_srv_stop(mr_srv *s);
 
-/* Runs fn(arg) on a worker thread (for handlers that split their work). */
-MR_API MR_RESULT mr_srv_submit(mr_srv *s, void (*fn)(void *arg), void *arg);
-
 /* ---- request (read-only; valid until completed) ---- */
 
 MR_API const char *mr_srv_req_method(const mr_srv_request *r);
 /* The decoded path ("/status"). */
 MR_API const char *mr_srv_req_path(const mr_srv_request *r);
-/* The raw request target as sent ("/secrets?s=a&s=b"). */
-MR_API const char *mr_srv_req_target(const mr_srv_request *r);
 /* The raw query string without '?', "" when there is none. */
 MR_API const char *mr_srv_req_query(const mr_srv_request *r);
 /* First value of a header (name case-insensitive), or NULL. */
@@ -186,7 +181,6 @@ MR_API bool mr_srv_req_body_withheld(const mr_srv_request *r);
  * this layer can authenticate on them (docs/security.md). */
 MR_API mr_slice mr_srv_req_peer_leaf(const mr_srv_request *r);
 MR_API mr_srv_proto mr_srv_req_proto(const mr_srv_request *r);
-MR_API mr_srv_listener_kind mr_srv_req_listener(const mr_srv_request *r);
 /* True once the client has gone away (connection closed or stream reset). Long handlers may
  * check it and stop early; they must still complete the request. Any thread. */
 MR_API bool mr_srv_req_abandoned(const mr_srv_request *r);
@@ -221,14 +215,12 @@ MR_API void mr_srv_reply_fail(mr_srv_request *r, int status, const char *data_js
 MR_API void mr_srv_grpc_reply(mr_srv_request *r, mr_slice msg);
 /* gRPC: serialises a protobuf-c message and answers with it. */
 MR_API void mr_srv_grpc_reply_msg(mr_srv_request *r, const ProtobufCMessage *msg);
-/* gRPC: a failure with status code (google.rpc.Code) and message. */
+/* gRPC: a failure with a status code (mr_grpc_code, common/grpc.h) and message. */
 MR_API void mr_srv_grpc_fail(mr_srv_request *r, int code, const char *msg);
 MR_API void mr_srv_grpc_fail_from(mr_srv_request *r, const mr_error *e);
 
 /* ---- pure helpers (no server needed; unit-tested) ---- */
 
-/* JSON string literal with Go's HTML-safe escaping; invalid UTF-8 becomes U+FFFD. */
-MR_API MR_RESULT mr_srv_json_quote(mr_buf *out, const char *s, size_t n);
 MR_API MR_RESULT mr_srv_jsend_success(mr_buf *out, const char *data_json);
 MR_API MR_RESULT mr_srv_jsend_error(mr_buf *out, const char *msg);
 MR_API MR_RESULT mr_srv_jsend_fail(mr_buf *out, const char *data_json, const char *msg);
@@ -247,17 +239,7 @@ MR_API MR_RESULT mr_srv_query_values(const char *query, const char *key, bool st
                                      mr_srv_strlist *out);
 MR_API void mr_srv_strlist_free(mr_srv_strlist *l);
 
-/* gRPC percent-encoding of grpc-message (bytes outside 0x20..0x7E and '%' become %XX). */
-MR_API MR_RESULT mr_srv_grpc_percent_encode(mr_buf *out, const char *msg);
-MR_API MR_RESULT mr_srv_grpc_percent_decode(mr_buf *out, const char *msg);
-/* Parses one length-prefixed gRPC message that must fill `in` exactly. On failure *code is
- * the gRPC status to answer with and the error slot holds its message. */
-MR_API MR_RESULT mr_srv_grpc_frame_parse(mr_slice in, size_t max_msg, mr_slice *msg,
-                                         int *code);
-MR_API MR_RESULT mr_srv_grpc_frame_encode(mr_buf *out, mr_slice msg);
-/* The code's name as grpc-go prints it and go-grpc-middleware labels metrics with
- * ("OK", "Canceled", "PermissionDenied", ...); "Unknown" outside 0..16. */
-MR_API const char *mr_srv_grpc_code_name(int code);
+/* gRPC framing, codes and grpc-message encoding: common/grpc.h. */
 
 /* ---- metrics (spec §11.1) ---- */
 

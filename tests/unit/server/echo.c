@@ -17,9 +17,11 @@
 #include <openssl/pem.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 #include "common/codec.h"
 #include "common/log.h"
 #include "coordinator/server/server.h"
+#include "proto/coordinator.pb-c.h"
 
 typedef struct echo_cert {
     X509 *cert[2];
@@ -90,16 +92,16 @@ static mr_result echo_json(mr_srv_request *r, mr_buf *j)
     mr_srv_strlist s = {0};
     const char *m = mr_srv_req_method(r);
     MR_GUARD(mr_buf_append_str(j, "{\"method\":"));
-    MR_GUARD(mr_srv_json_quote(j, m, strlen(m)));
+    MR_GUARD(mr_json_quote(j, m, strlen(m)));
     MR_GUARD(mr_buf_append_str(j, ",\"path\":"));
-    MR_GUARD(mr_srv_json_quote(j, mr_srv_req_path(r), strlen(mr_srv_req_path(r))));
+    MR_GUARD(mr_json_quote(j, mr_srv_req_path(r), strlen(mr_srv_req_path(r))));
     MR_GUARD(mr_buf_printf(j, ",\"proto\":\"%s\",\"s\":[",
                            mr_srv_req_proto(r) == MR_SRV_PROTO_HTTP2 ? "HTTP/2" : "HTTP/1.1"));
     MR_GUARD(mr_srv_query_values(mr_srv_req_query(r), "s", false, &s));
     for (size_t i = 0; i < s.n; i++) {
         mr_result ok = mr_buf_append_str(j, i ? "," : "");
         if (mr_ok(ok))
-            ok = mr_srv_json_quote(j, s.v[i], strlen(s.v[i]));
+            ok = mr_json_quote(j, s.v[i], strlen(s.v[i]));
         if (!mr_ok(ok)) {
             mr_srv_strlist_free(&s);
             return MR_FAILURE;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/text.h"
 #include "coordinator/server/internal.h"
 
 static void noop_handler(mr_srv_request *r, void *arg)
@@ -167,7 +168,7 @@ static void check_quote(const char *in, size_t n, const char *want)
 {
     mr_buf b;
     mr_buf_init(&b, 0, 0);
-    MR_ASSERT_OK(mr_srv_json_quote(&b, in, n));
+    MR_ASSERT_OK(mr_json_quote(&b, in, n));
     if (strcmp(bufstr(&b), want) != 0)
         fail_msg("quote: got %s want %s", bufstr(&b), want);
     mr_buf_free(&b);
@@ -222,71 +223,6 @@ static void test_jsend(void **state)
 }
 
 /* ---- gRPC framing ---- */
-
-static void test_grpc_frame(void **state)
-{
-    (void)state;
-    mr_buf b;
-    mr_slice msg;
-    int code = -1;
-    mr_buf_init(&b, 0, 0);
-    MR_ASSERT_OK(mr_srv_grpc_frame_encode(&b, MR_SLICE("abc", 3)));
-    assert_int_equal(b.len, 8);
-    assert_memory_equal(b.data, "\0\0\0\0\3abc", 8);
-    MR_ASSERT_OK(mr_srv_grpc_frame_parse(mr_buf_slice(&b), 16, &msg, &code));
-    assert_int_equal(code, 0);
-    assert_int_equal(msg.len, 3);
-    assert_memory_equal(msg.ptr, "abc", 3);
-
-    /* empty message is fine */
-    MR_ASSERT_OK(mr_srv_grpc_frame_parse(MR_SLICE("\0\0\0\0\0", 5), 16, &msg, &code));
-    assert_int_equal(msg.len, 0);
-
-    /* truncated header, truncated body, trailing bytes */
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("\0\0\0", 3), 16, &msg, &code),
-                   MR_ERR_PROTOCOL, "complete message");
-    assert_int_equal(code, 13);
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("", 0), 16, &msg, &code), MR_ERR_PROTOCOL,
-                   "complete message");
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("\0\0\0\0\4abc", 8), 16, &msg, &code),
-                   MR_ERR_PROTOCOL, "complete message");
-    assert_int_equal(code, 13);
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("\0\0\0\0\2abc", 8), 16, &msg, &code),
-                   MR_ERR_PROTOCOL, "more than one");
-    /* oversized: RESOURCE_EXHAUSTED with grpc-go's text */
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("\0\0\0\0\x11", 5), 16, &msg, &code),
-                   MR_ERR_USAGE, "grpc: received message larger than max (17 vs. 16)");
-    assert_int_equal(code, 8);
-    /* compressed and unknown flags */
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("\1\0\0\0\0", 5), 16, &msg, &code),
-                   MR_ERR_PROTOCOL, "compressed flag set");
-    assert_int_equal(code, 13);
-    MR_ASSERT_FAIL(mr_srv_grpc_frame_parse(MR_SLICE("\2\0\0\0\0", 5), 16, &msg, &code),
-                   MR_ERR_PROTOCOL, "unexpected payload format 2");
-    mr_buf_free(&b);
-
-    assert_string_equal(mr_srv_grpc_code_name(0), "OK");
-    assert_string_equal(mr_srv_grpc_code_name(12), "Unimplemented");
-    assert_string_equal(mr_srv_grpc_code_name(16), "Unauthenticated");
-    assert_string_equal(mr_srv_grpc_code_name(99), "Unknown");
-}
-
-static void test_grpc_percent(void **state)
-{
-    (void)state;
-    mr_buf b, d;
-    mr_buf_init(&b, 0, 0);
-    mr_buf_init(&d, 0, 0);
-    MR_ASSERT_OK(mr_srv_grpc_percent_encode(&b, "denied: 100% wrong\n\xc3\xbc" "bel ~"));
-    assert_string_equal(bufstr(&b), "denied: 100%25 wrong%0A%C3%BCbel ~");
-    MR_ASSERT_OK(mr_srv_grpc_percent_decode(&d, bufstr(&b)));
-    assert_string_equal(bufstr(&d), "denied: 100% wrong\n\xc3\xbc" "bel ~");
-    mr_buf_reset(&d);
-    MR_ASSERT_OK(mr_srv_grpc_percent_decode(&d, "50%zz %4"));
-    assert_string_equal(bufstr(&d), "50%zz %4");
-    mr_buf_free(&b);
-    mr_buf_free(&d);
-}
 
 /* ---- HTTP/1 heads and chunked bodies ---- */
 
@@ -803,7 +739,6 @@ int main(void)
         cmocka_unit_test(test_path_clean),     cmocka_unit_test(test_router),
         cmocka_unit_test(test_path_unescape),  cmocka_unit_test(test_query),
         cmocka_unit_test(test_json_quote),     cmocka_unit_test(test_jsend),
-        cmocka_unit_test(test_grpc_frame),     cmocka_unit_test(test_grpc_percent),
         cmocka_unit_test(test_h1_head),        cmocka_unit_test(test_h1_head_limits),
         cmocka_unit_test(test_chunked),        cmocka_unit_test(test_metrics_render),
         cmocka_unit_test(test_virtual_h1),     cmocka_unit_test(test_virtual_h2_grpc),
