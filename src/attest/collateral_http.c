@@ -253,10 +253,12 @@ static mr_result make_ssl(const fetch *f, const target *t, SSL **out)
 {
     mr_result res = MR_FAILURE;
     SSL *ssl = SSL_new(f->ssl_ctx);
+    char sni[HOST_MAX]; /* the macro below takes a non-const pointer */
 
     MR_ENSURE_OUT(ssl != NULL, MR_ERR_INTERNAL, "out of memory");
+    snprintf(sni, sizeof(sni), "%s", t->host);
     if (!t->host_is_ip)
-        MR_GUARD_OSSL_OUT((int)SSL_set_tlsext_host_name(ssl, t->host), MR_ERR_USAGE,
+        MR_GUARD_OSSL_OUT((int)SSL_set_tlsext_host_name(ssl, sni), MR_ERR_USAGE,
                           "host name %s cannot be sent as TLS server name", t->host);
     if (f->o->verify_tls) {
         if (t->host_is_ip) {
