@@ -124,6 +124,8 @@ static mr_result parse_url(const char *url, target *t)
     const char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *ui = NULL;
     size_t hl = 0;
     int n = 0;
+    bool v6 = false;
+    char port_sfx[8] = "";
     unsigned char ip[16];
 
     memset(t, 0, sizeof(*t));
@@ -148,10 +150,11 @@ static mr_result parse_url(const char *url, target *t)
     if (t->port == -1)
         t->port = t->tls ? 443 : 80;
     MR_ENSURE_OUT(t->port > 0 && t->port <= 65535, MR_ERR_USAGE, "URL with an invalid port");
-    n = snprintf(t->host_hdr, sizeof(t->host_hdr), strchr(t->host, ':') != NULL ? "[%s]" : "%s",
-                 t->host);
     if (t->port != (t->tls ? 443 : 80))
-        n = snprintf(t->host_hdr + n, sizeof(t->host_hdr) - (size_t)n, ":%d", t->port);
+        snprintf(port_sfx, sizeof(port_sfx), ":%d", t->port);
+    v6 = strchr(t->host, ':') != NULL;
+    snprintf(t->host_hdr, sizeof(t->host_hdr), "%s%s%s%s", v6 ? "[" : "", t->host, v6 ? "]" : "",
+             port_sfx);
     path = evhttp_uri_get_path(u);
     query = evhttp_uri_get_query(u);
     n = snprintf(t->path, sizeof(t->path), "%s%s%s", path != NULL && path[0] != '\0' ? path : "/",
