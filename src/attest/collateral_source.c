@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -174,6 +175,26 @@ out:
     return res;
 }
 
+/* The fetcher connects directly. Say so when the environment names a proxy that a libcurl
+ * based client would have used for this URL (NO_PROXY is not evaluated: a warning too many
+ * is harmless). */
+static void warn_proxy_env(const char *base_url)
+{
+    bool tls = strncmp(base_url, "https://", 8) == 0;
+    const char *const names[] = {tls ? "https_proxy" : "http_proxy", tls ? "HTTPS_PROXY" : NULL,
+                                 "all_proxy", "ALL_PROXY"};
+
+    for (size_t i = 0; i < MR_ARRAY_LEN(names); i++) {
+        const char *v = names[i] != NULL ? getenv(names[i]) : NULL;
+        if (v != NULL && v[0] != '\0') {
+            MR_LOG_WARN("collateral is fetched from the PCCS directly; the proxy in the "
+                        "environment is not used",
+                        MR_F_STR("variable", names[i]));
+            return;
+        }
+    }
+}
+
 mr_result mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
                                     mr_collateral_source **out)
 {
@@ -187,6 +208,7 @@ mr_result mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
     while (n > 0 && s->where[n - 1] == '/')
         s->where[--n] = '\0';
     s->insecure_tls = insecure_tls;
+    warn_proxy_env(base_url);
     *out = s;
     return MR_SUCCESS;
 }
