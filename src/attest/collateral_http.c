@@ -382,6 +382,16 @@ static mr_result attempt_error(const fetch *f, struct evhttp_connection *evcon, 
     MR_BAIL(MR_ERR_IO, "cannot connect to %s port %d", addr, port);
 }
 
+/* Runs what a freed connection left queued. Deferred bufferevent callbacks (an event that
+ * arrived with the last bytes, say) hold a reference on the bufferevent; event_base_free
+ * would drop them unrun, and the bufferevent, its SSL and the SSL_CTX would leak. */
+static void drain(struct event_base *base)
+{
+    for (int i = 0; i < 32 && event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0; i++)
+        if (event_base_loop(base, EVLOOP_NONBLOCK) < 0)
+            break;
+}
+
 static mr_result attempt(fetch *f, const target *t, const char *addr, int family,
                          unsigned budget_ms, bool *next)
 {
@@ -459,6 +469,7 @@ out:
         bufferevent_free(bev);
     SSL_free(ssl);
     f->ssl = NULL;
+    drain(f->base);
     return res;
 }
 
