@@ -32,6 +32,10 @@ if(MR_FUZZ)
   add_compile_definitions(MR_SANITIZED=1 MR_FUZZING=1)
 endif()
 
+# Only libraries that a binary really uses end up in its DT_NEEDED list (every loaded library
+# is trusted code in an enclave; see tests/e2e/test_linkage.py).
+add_link_options(-Wl,--as-needed)
+
 # Reproducible output: no build timestamps anywhere; archives without dates.
 set(CMAKE_C_ARCHIVE_CREATE "<CMAKE_AR> qcD <TARGET> <LINK_FLAGS> <OBJECTS>")
 set(CMAKE_C_ARCHIVE_APPEND "<CMAKE_AR> qD <TARGET> <LINK_FLAGS> <OBJECTS>")

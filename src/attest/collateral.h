@@ -18,8 +18,9 @@
  *
  * Sources: a file (one collateral set), a directory (every .json file in it and every
  * <subdir>/collateral.json,
- * one set per TEE type and FMSPC) or a PCCS/PCS base URL (v4 API, fetched with libcurl
- * and cached in memory per TEE type, FMSPC and PCK CA until the earliest nextUpdate).
+ * one set per TEE type and FMSPC) or a PCCS/PCS base URL (v4 API, fetched with
+ * collateral_http.h -- libevent's evhttp over OpenSSL, 30 s per document, no redirects -- and
+ * cached in memory per TEE type, FMSPC and PCK CA until the earliest nextUpdate).
  * Sources are thread-safe; a cached set is never re-fetched while it is valid.
  */
 #ifndef MR_ATTEST_COLLATERAL_H

@@ -5,13 +5,14 @@
  */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
+#include "attest/collateral_http.h"
 #include "attest/collateral_int.h"
 #include "attest/ossl.h"
 #include "common/alloc.h"
@@ -21,6 +22,8 @@
 
 #define MAX_ENTRIES 1024
 #define HTTP_MAX ((size_t)4 << 20)
+#define HTTP_HEADERS_MAX ((size_t)300 * 1024) /* libcurl's cap on a response's headers */
+#define HTTP_TIMEOUT_MS 30000u                /* the whole fetch, connecting included */
 
 enum { SRC_FILE, SRC_DIR, SRC_PCCS };
 
@@ -172,6 +175,26 @@ out:
     return res;
 }
 
+/* The fetcher connects directly. Say so when the environment names a proxy that a libcurl
+ * based client would have used for this URL (NO_PROXY is not evaluated: a warning too many
+ * is harmless). */
+static void warn_proxy_env(const char *base_url)
+{
+    bool tls = strncmp(base_url, "https://", 8) == 0;
+    const char *const names[] = {tls ? "https_proxy" : "http_proxy", tls ? "HTTPS_PROXY" : NULL,
+                                 "all_proxy", "ALL_PROXY"};
+
+    for (size_t i = 0; i < MR_ARRAY_LEN(names); i++) {
+        const char *v = names[i] != NULL ? getenv(names[i]) : NULL;
+        if (v != NULL && v[0] != '\0') {
+            MR_LOG_WARN("collateral is fetched from the PCCS directly; the proxy in the "
+                        "environment is not used",
+                        MR_F_STR("variable", names[i]));
+            return;
+        }
+    }
+}
+
 mr_result mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
                                     mr_collateral_source **out)
 {
@@ -185,6 +208,7 @@ mr_result mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
     while (n > 0 && s->where[n - 1] == '/')
         s->where[--n] = '\0';
     s->insecure_tls = insecure_tls;
+    warn_proxy_env(base_url);
     *out = s;
     return MR_SUCCESS;
 }
@@ -220,14 +244,6 @@ typedef struct http_resp {
     const char *chain_hdr[3];
 } http_resp;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    http_resp *r = ud;
-    if (!mr_ok(mr_buf_append(&r->body, p, sz * n)))
-        return 0;
-    return sz * n;
-}
-
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -239,65 +255,48 @@ static int hexval(char c)
     return -1;
 }
 
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+/* An issuer chain header: the value, URL-decoded (%XX only, '+' stays), replaces what an
+ * earlier chain header gave. */
+static mr_result on_header(void *arg, const char *name, const char *value)
 {
-    http_resp *r = ud;
-    size_t len = sz * n;
+    http_resp *r = arg;
+    size_t len = strlen(value);
 
     for (int h = 0; h < 3 && r->chain_hdr[h] != NULL; h++) {
-        size_t hl = strlen(r->chain_hdr[h]);
-        if (len > hl + 1 && strncasecmp(p, r->chain_hdr[h], hl) == 0 && p[hl] == ':') {
-            size_t i = hl + 1;
-            mr_buf_reset(&r->chain);
-            while (i < len && (p[i] == ' ' || p[i] == '\t'))
-                i++;
-            for (; i < len && p[i] != '\r' && p[i] != '\n'; i++) {
-                uint8_t c = (uint8_t)p[i];
-                if (c == '%' && i + 2 < len && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-                    c = (uint8_t)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                }
-                if (!mr_ok(mr_buf_append_u8(&r->chain, c)))
-                    return 0;
+        if (strcasecmp(name, r->chain_hdr[h]) != 0)
+            continue;
+        mr_buf_reset(&r->chain);
+        for (size_t i = 0; i < len; i++) {
+            uint8_t c = (uint8_t)value[i];
+            if (c == '%' && i + 2 < len && hexval(value[i + 1]) >= 0 &&
+                hexval(value[i + 2]) >= 0) {
+                c = (uint8_t)(hexval(value[i + 1]) * 16 + hexval(value[i + 2]));
+                i += 2;
             }
+            MR_GUARD(mr_buf_append_u8(&r->chain, c));
         }
     }
-    return len;
+    return MR_SUCCESS;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
+/* GET url into r; anything but 200 is an error. PCCS's certificate is checked unless the
+ * source was made with insecure_tls (see mr_collateral_source_from_config). */
 static mr_result http_get(const mr_collateral_source *s, const char *url, http_resp *r)
 {
-    mr_result res = MR_FAILURE;
-    CURL *h = NULL;
-    CURLcode rc;
-    long status = 0;
+    int status = 0;
+    mr_http_get_opts o = {.verify_tls = !s->insecure_tls,
+                          .timeout_ms = HTTP_TIMEOUT_MS,
+                          .max_headers = HTTP_HEADERS_MAX,
+                          .max_body = HTTP_MAX,
+                          .on_header = on_header,
+                          .arg = r};
 
-    pthread_once(&curl_once, curl_init);
-    h = curl_easy_init();
-    MR_ENSURE_ALLOC(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (s->insecure_tls) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    if (!mr_ok(mr_http_get(&o, url, &status, &r->body))) {
+        mr_error_prefix("fetching %s", url);
+        return MR_FAILURE;
     }
-    rc = curl_easy_perform(h);
-    MR_ENSURE_OUT(rc == CURLE_OK, MR_ERR_IO, "fetching %s: %s", url, curl_easy_strerror(rc));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    MR_ENSURE_OUT(status == 200, MR_ERR_IO, "fetching %s: HTTP status %ld", url, status);
-    res = MR_SUCCESS;
-out:
-    curl_easy_cleanup(h);
-    return res;
+    MR_ENSURE(status == 200, MR_ERR_IO, "fetching %s: HTTP status %d", url, status);
+    return MR_SUCCESS;
 }
 
 static void resp_init(http_resp *r, const char *h1, const char *h2)

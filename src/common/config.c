@@ -66,7 +66,9 @@ static const mr_config_var vars[] = {
      "root is logged loudly."},
     {"EDG_ATTESTATION_COLLATERAL", NULL, "all",
      "File or directory with DCAP collateral (TCB Info, QE Identity, CRLs) in JSON."},
-    {"EDG_ATTESTATION_PCCS_URL", NULL, "all", "Base URL of a PCCS or Intel PCS to fetch collateral."},
+    {"EDG_ATTESTATION_PCCS_URL", NULL, "all",
+     "Base URL of a PCCS or Intel PCS to fetch collateral (TLS certificate checked for Intel's "
+     "PCS only; connected to directly, http_proxy/https_proxy are not used)."},
     {"EDG_SOFTSGX_DIR", NULL, "all", "softsgx (tests only): directory made by marblerun-softsgx init."},
     {"EDG_SOFTSGX_MRENCLAVE", NULL, "all", "softsgx: MRENCLAVE (hex) of quotes made in-process."},
     {"EDG_SOFTSGX_MRSIGNER", NULL, "all", "softsgx: MRSIGNER (hex) of quotes made in-process."},

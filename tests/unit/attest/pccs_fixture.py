@@ -4,15 +4,19 @@
 Serves the collateral of two test vectors (an SGX one and a TDX one) in the shape of the
 Intel PCS v4 API: signed JSON bodies with URL-encoded issuer-chain headers, DER PCK CRLs and
 PCCS's hex-encoded /rootcacrl. Usage: pccs_fixture.py <vector dir> <sgx vector> <tdx vector>
-<port file>; it writes the chosen port to <port file> once it listens.
+<port file> [--tls <dir>]; it writes the chosen port to <port file> once it listens. With
+--tls it speaks HTTPS with a self-signed certificate (made in <dir>), as a PCCS usually does.
 """
 import json
 import os
+import ssl
+import subprocess
 import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 base, sgx_name, tdx_name, port_file = sys.argv[1:5]
+tls_dir = sys.argv[6] if len(sys.argv) > 6 and sys.argv[5] == "--tls" else None
 
 
 def load(name):
@@ -80,6 +84,16 @@ class H(BaseHTTPRequestHandler):
 
 
 srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+if tls_dir is not None:
+    cert, key = os.path.join(tls_dir, "pccs.pem"), os.path.join(tls_dir, "pccs.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key,
+                    "-out", cert], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(port_file + ".tmp", "w", encoding="utf-8") as f:
     f.write(str(srv.server_address[1]))
 os.rename(port_file + ".tmp", port_file)

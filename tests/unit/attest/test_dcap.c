@@ -823,28 +823,28 @@ static void test_policy_tcb(void **state)
 
 extern char **environ;
 
-static void test_pccs(void **state)
+/* Starts pccs_fixture.py (over HTTPS with a self-signed certificate made in tls_dir when that
+ * is not NULL); false when python3 or the sources are not there (the test is skipped). */
+static bool start_pccs(const char *tls_dir, char *url, size_t url_len, pid_t *pid)
 {
     const char *src_dir = getenv("MR_SOURCE_DIR");
-    char script[1024], vdir[1024], port_file[256], url[128], portbuf[16] = {0};
-    pid_t pid = 0;
-    mr_collateral_source *src = NULL;
-    fixture f;
-    mr_attest_claims c;
+    char script[1024], vdir[1024], port_file[256], portbuf[16] = {0}, tls[256] = {0};
     FILE *pf = NULL;
-    (void)state;
 
-    if (src_dir == NULL || access("/usr/bin/python3", X_OK) != 0) {
-        print_message("  MR_SOURCE_DIR or python3 missing\n");
+    if (src_dir == NULL || access("/usr/bin/python3", X_OK) != 0 ||
+        (tls_dir != NULL && access("/usr/bin/openssl", X_OK) != 0)) {
+        print_message("  MR_SOURCE_DIR, python3 or openssl missing\n");
         skip(); /* counted as skipped, not passed */
     }
     snprintf(script, sizeof(script), "%s/tests/unit/attest/pccs_fixture.py", src_dir);
     mr_test_vector_path(vdir, sizeof(vdir), "");
     snprintf(port_file, sizeof(port_file), "/tmp/mr-pccs-port-%d", (int)getpid());
     unlink(port_file);
+    if (tls_dir != NULL)
+        snprintf(tls, sizeof(tls), "%s", tls_dir);
     char *argv[] = {"/usr/bin/python3", script, vdir, "sgx-v3-phala", "tdx-v4-phala",
-                    port_file, NULL};
-    assert_int_equal(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+                    port_file, tls_dir != NULL ? "--tls" : NULL, tls, NULL};
+    assert_int_equal(posix_spawn(pid, argv[0], NULL, NULL, argv, environ), 0);
     for (int i = 0; i < 200 && pf == NULL; i++) {
         pf = fopen(port_file, "r");
         if (pf == NULL)
@@ -854,7 +854,21 @@ static void test_pccs(void **state)
     assert_non_null(fgets(portbuf, sizeof(portbuf), pf));
     fclose(pf);
     unlink(port_file);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%s/", portbuf);
+    snprintf(url, url_len, "%s://127.0.0.1:%s/", tls_dir != NULL ? "https" : "http", portbuf);
+    return true;
+}
+
+static void test_pccs(void **state)
+{
+    char url[128];
+    pid_t pid = 0;
+    mr_collateral_source *src = NULL;
+    fixture f;
+    mr_attest_claims c;
+    (void)state;
+
+    if (!start_pccs(NULL, url, sizeof(url), &pid))
+        return;
     MR_ASSERT_OK(mr_collateral_source_pccs(url, false, &src));
 
     fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
@@ -885,6 +899,55 @@ static void test_pccs(void **state)
                    "collateral: fetching http://127.0.0.1:");
     fixture_free(&f);
     mr_collateral_source_free(src);
+}
+
+/* A PCCS over HTTPS with a self-signed certificate: accepted without TLS verification (what
+ * EDG_ATTESTATION_PCCS_URL does for anything but Intel's PCS), refused with it. */
+static void test_pccs_https(void **state)
+{
+    char url[128], dir[64];
+    pid_t pid = 0;
+    mr_collateral_source *src = NULL, *strict = NULL;
+    mr_dcap_collateral *col = NULL;
+    const uint8_t no_fmspc[6] = {0};
+    fixture f;
+    mr_attest_claims c;
+    (void)state;
+
+    snprintf(dir, sizeof(dir), "/tmp/mr-pccs-tls-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    if (!start_pccs(dir, url, sizeof(url), &pid)) {
+        rmdir(dir);
+        return;
+    }
+    MR_ASSERT_OK(mr_collateral_source_pccs(url, true, &src));
+    fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
+    f.opts.collateral = NULL;
+    f.opts.source = src;
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    assert_int_equal(c.tcb.status, MR_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED);
+    /* an unknown platform: the PCCS answers 404 */
+    MR_ASSERT_FAIL(mr_collateral_source_get(src, false, no_fmspc, "platform",
+                                            td_time("2025-07-04T10:28:44Z"), &col),
+                   MR_ERR_IO, "/sgx/certification/v4/tcb?fmspc=000000000000: HTTP status 404");
+    /* with verification against the system store, the self-signed certificate is refused */
+    MR_ASSERT_OK(mr_collateral_source_pccs(url, false, &strict));
+    f.opts.source = strict;
+    MR_ASSERT_FAIL(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c), MR_ERR_IO,
+                   "TLS: the server certificate was not accepted: self-signed certificate");
+    fixture_free(&f);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    mr_collateral_source_free(strict);
+    mr_collateral_source_free(src);
+    {
+        char p[128];
+        snprintf(p, sizeof(p), "%s/pccs.pem", dir);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/pccs.key", dir);
+        unlink(p);
+        rmdir(dir);
+    }
 }
 
 /* ---- environment set-up and concurrent use ---- */
@@ -1051,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_roots),
         cmocka_unit_test(test_sources),
         cmocka_unit_test(test_pccs),
+        cmocka_unit_test(test_pccs_https),
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_policy_package),
