@@ -32,6 +32,7 @@
 #include <openssl/x509v3.h>
 
 #include "attest/collateral_http.h"
+#include "common/text.h"
 
 #define MAX_ADDRS 16
 #define HOST_MAX 256
@@ -67,53 +68,28 @@ typedef struct fetch {
 
 /* ---- URL ----------------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) onto out at *len (bounded by cap). */
-static mr_result pct_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = (uint8_t)s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            c = (uint8_t)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        }
-        MR_ENSURE(*len < cap, MR_ERR_USAGE, "user information in the URL is too long");
-        out[(*len)++] = c;
-    }
-    return MR_SUCCESS;
-}
-
 /* user[:password] as curl sends it: both parts percent-decoded, "Basic base64(user:pw)". */
 static mr_result basic_auth(const char *userinfo, target *t)
 {
     mr_result res = MR_FAILURE;
-    uint8_t plain[USERINFO_MAX + 1];
-    size_t n = 0, len = strlen(userinfo);
+    mr_buf plain;
+    size_t len = strlen(userinfo);
     const char *colon = memchr(userinfo, ':', len);
     size_t ulen = colon != NULL ? (size_t)(colon - userinfo) : len;
 
+    /* decoding never lengthens: user + ':' + password + the decoder's NUL fit */
+    mr_buf_init(&plain, USERINFO_MAX + 2, MR_BUF_SECRET);
     MR_ENSURE_OUT(len <= USERINFO_MAX, MR_ERR_USAGE, "user information in the URL is too long");
-    MR_GUARD_OUT(pct_decode(userinfo, ulen, plain, sizeof(plain), &n));
-    MR_ENSURE_OUT(n < sizeof(plain), MR_ERR_USAGE, "user information in the URL is too long");
-    plain[n++] = ':';
+    MR_GUARD_OUT(mr_percent_decode(userinfo, ulen, 0, &plain));
+    MR_GUARD_OUT(mr_buf_append_u8(&plain, ':'));
     if (colon != NULL)
-        MR_GUARD_OUT(pct_decode(colon + 1, len - ulen - 1, plain, sizeof(plain), &n));
+        MR_GUARD_OUT(mr_percent_decode(colon + 1, len - ulen - 1, 0, &plain));
     memcpy(t->auth, "Basic ", 6);
     /* 4 * ceil(513 / 3) + 1 = 689 bytes fit after the prefix */
-    EVP_EncodeBlock((unsigned char *)t->auth + 6, plain, (int)n);
+    EVP_EncodeBlock((unsigned char *)t->auth + 6, plain.data, (int)plain.len);
     res = MR_SUCCESS;
 out:
-    OPENSSL_cleanse(plain, sizeof(plain));
+    mr_buf_free(&plain);
     return res;
 }
 

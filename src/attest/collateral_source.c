@@ -19,6 +19,7 @@
 #include "common/codec.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/text.h"
 
 #define MAX_ENTRIES 1024
 #define HTTP_MAX ((size_t)4 << 20)
@@ -244,17 +245,6 @@ typedef struct http_resp {
     const char *chain_hdr[3];
 } http_resp;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* An issuer chain header: the value, URL-decoded (%XX only, '+' stays), replaces what an
  * earlier chain header gave. */
 static mr_result on_header(void *arg, const char *name, const char *value)
@@ -266,15 +256,7 @@ static mr_result on_header(void *arg, const char *name, const char *value)
         if (strcasecmp(name, r->chain_hdr[h]) != 0)
             continue;
         mr_buf_reset(&r->chain);
-        for (size_t i = 0; i < len; i++) {
-            uint8_t c = (uint8_t)value[i];
-            if (c == '%' && i + 2 < len && hexval(value[i + 1]) >= 0 &&
-                hexval(value[i + 2]) >= 0) {
-                c = (uint8_t)(hexval(value[i + 1]) * 16 + hexval(value[i + 2]));
-                i += 2;
-            }
-            MR_GUARD(mr_buf_append_u8(&r->chain, c));
-        }
+        MR_GUARD(mr_percent_decode(value, len, 0, &r->chain));
     }
     return MR_SUCCESS;
 }
@@ -353,7 +335,7 @@ static mr_result crl_doc(json_t *doc, const http_resp *r, const char *field)
 
     mr_buf_init(&hex, 2 * HTTP_MAX, 0);
     for (size_t i = 0; i < n && is_hex; i++)
-        is_hex = hexval((char)p[i]) >= 0;
+        is_hex = mr_hex_digit(p[i]) >= 0;
     if (is_hex) {
         MR_GUARD_OUT(mr_buf_set(&hex, p, n));
     } else if (n > 10 && memcmp(p, "-----BEGIN", 10) == 0) {
