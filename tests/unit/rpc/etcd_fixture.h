@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Starts and stops single-member etcd servers (Debian's etcd-server) for unit tests. */
+#ifndef MR_TEST_ETCD_FIXTURE_H
+#define MR_TEST_ETCD_FIXTURE_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct etcd_fixture {
+    pid_t pid;
+    char dir[128];
+    char port[16];
+} etcd_fixture;
+
+extern char **environ;
+
+static int etcd_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+        abort();
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int etcd_try_connect(const char *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)strtoul(port, NULL, 10))};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* 0 when started; -1 when the etcd binary is missing (the caller skips). */
+static int etcd_start(etcd_fixture *f)
+{
+    if (access("/usr/bin/etcd", X_OK) != 0)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/mr-etcd-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        abort();
+    int cport = etcd_free_port(), pport = etcd_free_port();
+    char curl[64], purl[64], cluster[96];
+    snprintf(f->port, sizeof(f->port), "%d", cport);
+    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
+    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
+    snprintf(cluster, sizeof(cluster), "t=%s", purl);
+    char *argv[] = {"/usr/bin/etcd", "--name", "t", "--data-dir", f->dir,
+                    "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                    "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                    "--initial-cluster", cluster, "--log-level", "error",
+                    "--logger", "zap", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", 1, 0);
+    if (posix_spawn(&f->pid, argv[0], &fa, NULL, argv, environ) != 0)
+        abort();
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 200 && !etcd_try_connect(f->port); i++)
+        usleep(50 * 1000);
+    usleep(300 * 1000); /* the member elects itself leader */
+    return 0;
+}
+
+static void etcd_stop(etcd_fixture *f)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGKILL);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+    }
+    if (strncmp(f->dir, "/tmp/mr-etcd-", 13) == 0) {
+        char *argv[] = {"/bin/rm", "-rf", f->dir, NULL};
+        pid_t pid = 0;
+        if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) == 0)
+            waitpid(pid, NULL, 0);
+    }
+}
+
+#endif
