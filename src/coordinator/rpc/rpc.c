@@ -466,6 +466,17 @@ out:
 
 bool mr_rpc_usable(const mr_rpc_conn *c) { return c != NULL && !c->broken && !c->goaway; }
 
+bool mr_rpc_alive(mr_rpc_conn *c)
+{
+    if (!mr_rpc_usable(c))
+        return false;
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    bool pending = (c->ssl != NULL && SSL_pending(c->ssl) > 0) || poll(&p, 1, 0) > 0;
+    if (pending && !mr_ok(pump(c, mr_rpc_now_ms())))
+        mr_error_clear(); /* pump marked it broken */
+    return mr_rpc_usable(c);
+}
+
 X509 *mr_rpc_peer_cert(const mr_rpc_conn *c)
 {
     return c != NULL && c->ssl != NULL ? SSL_get1_peer_certificate(c->ssl) : NULL;

@@ -58,6 +58,10 @@ MR_RESULT mr_rpc_connect(const mr_rpc_target *t, uint64_t deadline_ms, mr_rpc_co
 void mr_rpc_close(mr_rpc_conn *c);
 /* False after a transport error or once the server sent GOAWAY: open a new connection. */
 bool mr_rpc_usable(const mr_rpc_conn *c);
+/* Takes in, without waiting, whatever the server sent on an idle connection (a GOAWAY, the
+ * end of the connection when the server died) and then answers mr_rpc_usable: check a
+ * pooled connection before sending a request that must not be sent twice. */
+bool mr_rpc_alive(mr_rpc_conn *c);
 /* The connected peer's certificate (a new reference; NULL without TLS). */
 X509 *mr_rpc_peer_cert(const mr_rpc_conn *c);
 

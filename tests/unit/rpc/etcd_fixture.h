@@ -22,7 +22,7 @@ typedef struct etcd_fixture {
 
 extern char **environ;
 
-static int etcd_free_port(void)
+static inline int etcd_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -35,7 +35,7 @@ static int etcd_free_port(void)
     return port;
 }
 
-static int etcd_try_connect(const char *port)
+static inline int etcd_try_connect(const char *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
@@ -47,7 +47,7 @@ static int etcd_try_connect(const char *port)
 }
 
 /* 0 when started; -1 when the etcd binary is missing (the caller skips). */
-static int etcd_start(etcd_fixture *f)
+static inline int etcd_start(etcd_fixture *f)
 {
     if (access("/usr/bin/etcd", X_OK) != 0)
         return -1;
@@ -78,7 +78,7 @@ static int etcd_start(etcd_fixture *f)
     return 0;
 }
 
-static void etcd_stop(etcd_fixture *f)
+static inline void etcd_stop(etcd_fixture *f)
 {
     if (f->pid > 0) {
         kill(f->pid, SIGKILL);
@@ -91,6 +91,87 @@ static void etcd_stop(etcd_fixture *f)
         if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) == 0)
             waitpid(pid, NULL, 0);
     }
+}
+
+/* ---- a three-member cluster ---- */
+
+typedef struct etcd_cluster {
+    etcd_fixture m[3];
+    int peer_port[3];
+    char endpoints[256];
+    char initial[512];
+} etcd_cluster;
+
+static inline void etcd_member_spawn(etcd_cluster *cl, int i)
+{
+    etcd_fixture *f = &cl->m[i];
+    char name[8], curl[64], purl[64];
+    snprintf(name, sizeof(name), "m%d", i);
+    snprintf(curl, sizeof(curl), "http://127.0.0.1:%s", f->port);
+    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", cl->peer_port[i]);
+    char *argv[] = {"/usr/bin/etcd", "--name", name, "--data-dir", f->dir,
+                    "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                    "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                    "--initial-cluster", cl->initial, "--initial-cluster-state", "new",
+                    "--heartbeat-interval", "50", "--election-timeout", "500",
+                    "--log-level", "error", "--logger", "zap", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", 1, 0);
+    if (posix_spawn(&f->pid, argv[0], &fa, NULL, argv, environ) != 0)
+        abort();
+    posix_spawn_file_actions_destroy(&fa);
+}
+
+static inline int etcd_cluster_start(etcd_cluster *cl)
+{
+    if (access("/usr/bin/etcd", X_OK) != 0)
+        return -1;
+    size_t off = 0, eoff = 0;
+    for (int i = 0; i < 3; i++) {
+        etcd_fixture *f = &cl->m[i];
+        snprintf(f->dir, sizeof(f->dir), "/tmp/mr-etcd-XXXXXX");
+        if (mkdtemp(f->dir) == NULL)
+            abort();
+        snprintf(f->port, sizeof(f->port), "%d", etcd_free_port());
+        cl->peer_port[i] = etcd_free_port();
+        off += (size_t)snprintf(cl->initial + off, sizeof(cl->initial) - off, "%sm%d=http://127.0.0.1:%d",
+                                i ? "," : "", i, cl->peer_port[i]);
+        eoff += (size_t)snprintf(cl->endpoints + eoff, sizeof(cl->endpoints) - eoff,
+                                 "%shttp://127.0.0.1:%s", i ? "," : "", f->port);
+    }
+    for (int i = 0; i < 3; i++)
+        etcd_member_spawn(cl, i);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 200 && !etcd_try_connect(cl->m[i].port); k++)
+            usleep(50 * 1000);
+    usleep(1500 * 1000); /* a leader is elected */
+    return 0;
+}
+
+/* Restarts a member that was killed (same data directory). */
+static inline void etcd_member_restart(etcd_cluster *cl, int i)
+{
+    cl->m[i].pid = 0;
+    etcd_member_spawn(cl, i);
+    for (int k = 0; k < 200 && !etcd_try_connect(cl->m[i].port); k++)
+        usleep(50 * 1000);
+}
+
+static inline void etcd_member_kill(etcd_cluster *cl, int i)
+{
+    if (cl->m[i].pid > 0) {
+        kill(cl->m[i].pid, SIGKILL);
+        waitpid(cl->m[i].pid, NULL, 0);
+        cl->m[i].pid = 0;
+    }
+}
+
+static inline void etcd_cluster_stop(etcd_cluster *cl)
+{
+    for (int i = 0; i < 3; i++)
+        etcd_stop(&cl->m[i]);
 }
 
 #endif
