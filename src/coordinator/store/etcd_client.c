@@ -276,7 +276,7 @@ static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempoten
     uint64_t deadline = mr_rpc_now_ms() + e->timeout_ms;
     pconn *p = acquire(e, deadline);
     MR_ENSURE(p != NULL, MR_ERR_IO, "etcd unavailable: every connection is busy");
-    mr_result r = MR_FAILURE;
+    mr_result r;
     for (int attempt = 0;; attempt++) {
         if (!mr_rpc_alive(p->c)) {
             mr_rpc_close(p->c);
