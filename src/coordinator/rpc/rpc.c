@@ -397,9 +397,14 @@ static mr_result tls_start(mr_rpc_conn *c, const mr_rpc_target *t, uint64_t dead
         int ok = is_ip(t->verify_name) ? X509_VERIFY_PARAM_set1_ip_asc(vp, t->verify_name)
                                        : X509_VERIFY_PARAM_set1_host(vp, t->verify_name, 0);
         MR_ENSURE(ok == 1, MR_ERR_INTERNAL, "rpc: TLS set-up failed");
-        if (!is_ip(t->verify_name))
-            MR_ENSURE(SSL_set_tlsext_host_name(c->ssl, t->verify_name) == 1, MR_ERR_INTERNAL,
+        if (!is_ip(t->verify_name)) {
+            /* the macro casts its argument to void *: hand it a mutable copy */
+            char sni[HOST_MAX];
+            MR_ENSURE(strlen(t->verify_name) < sizeof(sni), MR_ERR_USAGE, "rpc: name too long");
+            (void)snprintf(sni, sizeof(sni), "%s", t->verify_name);
+            MR_ENSURE(SSL_set_tlsext_host_name(c->ssl, sni) == 1, MR_ERR_INTERNAL,
                       "rpc: TLS set-up failed");
+        }
     }
     for (;;) {
         int rv = SSL_connect(c->ssl);
