@@ -269,6 +269,13 @@ static void release(mr_etcd *e, pconn *p)
     pthread_mutex_unlock(&e->mu);
 }
 
+static bool refused(mr_grpc_code c)
+{
+    return c == MR_GRPC_INVALID_ARGUMENT || c == MR_GRPC_FAILED_PRECONDITION ||
+           c == MR_GRPC_RESOURCE_EXHAUSTED || c == MR_GRPC_OUT_OF_RANGE ||
+           c == MR_GRPC_PERMISSION_DENIED || c == MR_GRPC_UNAUTHENTICATED;
+}
+
 /* One call on a pooled connection. Idempotent calls move on to the next member when one is
  * down or answers UNAVAILABLE (no leader, a restarting member) until the deadline. */
 static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempotent, mr_buf *resp)
@@ -277,6 +284,7 @@ static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempoten
     pconn *p = acquire(e, deadline);
     MR_ENSURE(p != NULL, MR_ERR_IO, "etcd unavailable: every connection is busy");
     mr_result r;
+    mr_grpc_code last = MR_GRPC_UNAVAILABLE;
     for (int attempt = 0;; attempt++) {
         if (!mr_rpc_alive(p->c)) {
             mr_rpc_close(p->c);
@@ -288,6 +296,7 @@ static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempoten
         mr_grpc_code st = MR_GRPC_OK;
         mr_buf_reset(resp);
         r = mr_rpc_call(p->c, path, req, RESP_MAX, deadline, resp, &st);
+        last = st;
         if (mr_ok(r))
             break;
         bool retry = idempotent && (st == MR_GRPC_UNAVAILABLE || !mr_rpc_usable(p->c)) &&
@@ -303,10 +312,14 @@ static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempoten
     }
     if (!mr_ok(r)) {
         /* whatever kept etcd from answering (no member, no quorum, its own deadline), the
-         * store sees one thing: etcd is unavailable now */
+         * store sees one thing: etcd is unavailable now; a request etcd refuses outright
+         * (too many operations, too large) is an error of ours or of etcd's limits */
         char msg[MR_ERR_MSG_MAX];
         (void)snprintf(msg, sizeof(msg), "%s", mr_error_get()->msg);
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "etcd unavailable: %s", msg);
+        if (refused(last))
+            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "etcd refused the request: %s", msg);
+        else
+            mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "etcd unavailable: %s", msg);
     }
     release(e, p);
     return r;

@@ -969,6 +969,12 @@ mr_result mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out)
     return s->vt->begin(s, flags, out);
 }
 
+mr_result mr_store_sync(mr_store *s, uint64_t *state_rev)
+{
+    *state_rev = 0;
+    return s->vt->sync != NULL ? s->vt->sync(s, state_rev) : MR_SUCCESS;
+}
+
 mr_result mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *found)
 {
     MR_ENSURE_REF(t);

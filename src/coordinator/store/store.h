@@ -115,6 +115,8 @@ typedef struct mr_store_vtbl {
     void (*abort)(mr_store_txn *t);
     void (*stats)(mr_store *s, mr_store_stats *out);
     void (*close)(mr_store *s);
+    /* Shared backends only (NULL for local ones): see mr_store_sync. */
+    MR_RESULT (*sync)(mr_store *s, uint64_t *state_rev);
 } mr_store_vtbl;
 
 /* Every backend's store and transaction objects start with these headers. */
@@ -176,6 +178,13 @@ MR_RESULT mr_store_scan(mr_store_txn *t, const char *prefix, mr_store_list *out)
 MR_RESULT mr_store_commit(mr_store_txn *t);
 /* Discards and frees the transaction. NULL-safe. */
 void mr_store_abort(mr_store_txn *t);
+
+/* Brings this instance's view up to every commit made (by any instance sharing the store)
+ * before the call, and gives the revision of the newest change outside the backend's volatile
+ * prefixes: a caller that caches state derived from the store rebuilds it when that number
+ * moved. Local backends are always current and answer 0. A shared backend that cannot reach
+ * its peers fails (MR_ERR_IO) rather than vouch for a stale view. */
+MR_RESULT mr_store_sync(mr_store *s, uint64_t *state_rev);
 
 /* Convenience: one-key transactions. */
 MR_RESULT mr_store_get1(mr_store *s, const char *key, mr_buf *value, bool *found);

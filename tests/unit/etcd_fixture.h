@@ -64,7 +64,8 @@ static inline int etcd_start(etcd_fixture *f)
                     "--listen-client-urls", curl, "--advertise-client-urls", curl,
                     "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
                     "--initial-cluster", cluster, "--log-level", "error",
-                    "--logger", "zap", NULL};
+                    "--logger", "zap", "--max-txn-ops", "4096",
+                    "--max-request-bytes", "33554432", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
@@ -114,7 +115,8 @@ static inline void etcd_member_spawn(etcd_cluster *cl, int i)
                     "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
                     "--initial-cluster", cl->initial, "--initial-cluster-state", "new",
                     "--heartbeat-interval", "50", "--election-timeout", "500",
-                    "--log-level", "error", "--logger", "zap", NULL};
+                    "--log-level", "error", "--logger", "zap", "--max-txn-ops", "4096",
+                    "--max-request-bytes", "33554432", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 1, 0);
