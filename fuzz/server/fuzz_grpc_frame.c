@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* gRPC message framing, grpc-message decoding, the ActivationReq decoder and query strings. */
+/* gRPC message framing, grpc-message encoding and decoding, the ActivationReq decoder, JSON
+ * string quoting, path cleaning and query strings. */
 #include <stdio.h>
 #include <string.h>
 

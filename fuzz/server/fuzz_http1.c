@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mr_h1_head_free(&h);
     }
     /* and a connection on the client and plain listeners */
-    fz_feed(fz_client >= 0 ? fz_client : 0, MR_SRV_PROTO_HTTP1, data, size);
+    fz_init();
+    fz_feed(fz_client, MR_SRV_PROTO_HTTP1, data, size);
     fz_feed(fz_plain, MR_SRV_PROTO_HTTP1, data, size);
     return 0;
 }

@@ -40,32 +40,35 @@ static bool fz_precheck(const mr_srv_request *r, void *arg)
     return mr_srv_req_header(r, "x-take") != NULL;
 }
 
-static void fz_init(void)
+static MR_RESULT fz_setup(void)
 {
-    if (fz_srv != NULL)
-        return;
     mr_srv_limits lim;
     mr_srv_limits_default(&lim);
     lim.max_header_bytes = 4096;
     lim.max_body_bytes = 4096;
     lim.max_grpc_msg_bytes = 2048;
     lim.h2_max_streams = 16;
+    MR_GUARD(mr_srv_new(&lim, 1, &fz_srv));
+    MR_GUARD(mr_srv_listen_virtual(fz_srv, MR_SRV_LISTENER_CLIENT, &fz_client));
+    MR_GUARD(mr_srv_listen_virtual(fz_srv, MR_SRV_LISTENER_MESH, &fz_mesh));
+    MR_GUARD(mr_srv_listen_virtual(fz_srv, MR_SRV_LISTENER_PLAIN, &fz_plain));
+    MR_GUARD(mr_srv_route(fz_srv, fz_client, "GET", "/status", MR_SRV_ROUTE_INLINE, fz_echo, NULL));
+    MR_GUARD(mr_srv_route(fz_srv, fz_client, "POST", "/manifest", MR_SRV_ROUTE_INLINE, fz_echo,
+                          NULL));
+    MR_GUARD(mr_srv_route(fz_srv, fz_client, "POST", "/secrets", MR_SRV_ROUTE_INLINE, fz_echo,
+                          NULL));
+    MR_GUARD(mr_srv_route_body(fz_srv, fz_client, "POST", "/secrets", 4096, fz_precheck));
+    MR_GUARD(mr_srv_route(fz_srv, fz_plain, "GET", "/metrics", MR_SRV_ROUTE_INLINE, fz_echo, NULL));
+    return mr_srv_grpc_method(fz_srv, fz_mesh, "rpc.Marble", "Activate", MR_SRV_ROUTE_INLINE,
+                              fz_grpc, NULL);
+}
+
+static void fz_init(void)
+{
+    if (fz_srv != NULL)
+        return;
     mr_log_init(MR_LOG_FATAL, MR_LOG_JSON);
-    if (!mr_ok(mr_srv_new(&lim, 1, &fz_srv)) ||
-        !mr_ok(mr_srv_listen_virtual(fz_srv, MR_SRV_LISTENER_CLIENT, &fz_client)) ||
-        !mr_ok(mr_srv_listen_virtual(fz_srv, MR_SRV_LISTENER_MESH, &fz_mesh)) ||
-        !mr_ok(mr_srv_listen_virtual(fz_srv, MR_SRV_LISTENER_PLAIN, &fz_plain)) ||
-        !mr_ok(mr_srv_route(fz_srv, fz_client, "GET", "/status", MR_SRV_ROUTE_INLINE, fz_echo,
-                            NULL)) ||
-        !mr_ok(mr_srv_route(fz_srv, fz_client, "POST", "/manifest", MR_SRV_ROUTE_INLINE,
-                            fz_echo, NULL)) ||
-        !mr_ok(mr_srv_route(fz_srv, fz_client, "POST", "/secrets", MR_SRV_ROUTE_INLINE,
-                            fz_echo, NULL)) ||
-        !mr_ok(mr_srv_route_body(fz_srv, fz_client, "POST", "/secrets", 4096, fz_precheck)) ||
-        !mr_ok(mr_srv_route(fz_srv, fz_plain, "GET", "/metrics", MR_SRV_ROUTE_INLINE, fz_echo,
-                            NULL)) ||
-        !mr_ok(mr_srv_grpc_method(fz_srv, fz_mesh, "rpc.Marble", "Activate",
-                                  MR_SRV_ROUTE_INLINE, fz_grpc, NULL)))
+    if (!mr_ok(fz_setup()))
         abort();
 }
 

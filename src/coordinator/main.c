@@ -49,7 +49,7 @@ typedef struct daemon {
 } daemon_t;
 
 /* EDG_COORDINATOR_DNS_NAMES: split on ',' without trimming (spec §1.1). */
-static mr_result split_dns(daemon_t *d)
+static MR_RESULT split_dns(daemon_t *d)
 {
     d->dns_buf = mr_strdup(mr_config_get("EDG_COORDINATOR_DNS_NAMES"));
     MR_ENSURE_ALLOC(d->dns_buf);
@@ -70,7 +70,7 @@ static bool simulation_requested(void)
     return mr_config_bool("EDG_COORDINATOR_SIMULATION") || mr_config_bool("OE_SIMULATION");
 }
 
-static mr_result open_attestation(daemon_t *d)
+static MR_RESULT open_attestation(daemon_t *d)
 {
     if (!simulation_requested()) {
         MR_GUARD(mr_issuer_open(NULL, &d->issuer));
@@ -86,39 +86,41 @@ static mr_result open_attestation(daemon_t *d)
     return MR_SUCCESS;
 }
 
-static mr_result client_cert(void *arg, X509 **cert, EVP_PKEY **key)
+static MR_RESULT client_cert(void *arg, X509 **cert, EVP_PKEY **key)
 {
     return mr_core_client_identity(arg, cert, key);
 }
 
-static mr_result mesh_cert(void *arg, X509 **cert, EVP_PKEY **key)
+static MR_RESULT mesh_cert(void *arg, X509 **cert, EVP_PKEY **key)
 {
     return mr_core_mesh_identity(arg, cert, key);
 }
 
-static mr_result startup_manifest(daemon_t *d)
+static MR_RESULT startup_manifest(daemon_t *d)
 {
+    mr_result res = MR_FAILURE;
     const char *path = mr_config_get("EDG_STARTUP_MANIFEST");
     if (path == NULL)
         return MR_SUCCESS;
     mr_buf m;
     mr_core_recovery_secrets secrets = {0};
     mr_buf_init(&m, MANIFEST_MAX, 0);
-    mr_result r = mr_file_read(path, MANIFEST_MAX, &m);
-    if (mr_ok(r))
-        r = mr_core_set_manifest(d->core, m.data, m.len, &secrets);
-    if (!mr_ok(r))
-        mr_error_prefix("applying EDG_STARTUP_MANIFEST %s", path);
-    else if (secrets.count > 0)
+    MR_GUARD_OUT(mr_file_read(path, MANIFEST_MAX, &m));
+    MR_GUARD_OUT(mr_core_set_manifest(d->core, m.data, m.len, &secrets));
+    if (secrets.count > 0)
         MR_LOG_WARN("the startup manifest defines recovery keys, but its recovery secrets are "
                     "only returned by POST /manifest; they are not shown here");
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
+        mr_error_prefix("applying EDG_STARTUP_MANIFEST %s", path);
     mr_core_recovery_secrets_free(&secrets);
     mr_buf_free(&m);
-    return r;
+    return res;
 }
 
 /* The network layer's limits under hostile load (docs/security.md). */
-static mr_result server_limits(mr_srv_limits *l)
+static MR_RESULT server_limits(mr_srv_limits *l)
 {
     uint64_t client = 0, mesh = 0, per_source = 0, handshake = 0, idle = 0, budget = 0;
     MR_GUARD(mr_config_u64("EDG_COORDINATOR_CLIENT_MAX_CONNS", &client));
@@ -147,7 +149,7 @@ static mr_result server_limits(mr_srv_limits *l)
     return MR_SUCCESS;
 }
 
-static mr_result serve(daemon_t *d)
+static MR_RESULT serve(daemon_t *d)
 {
     int client = -1, mesh = -1, metrics = -1;
     const char *prom = mr_config_get("EDG_COORDINATOR_PROMETHEUS_ADDR");
@@ -171,7 +173,7 @@ static mr_result serve(daemon_t *d)
     return mr_srv_run(d->srv, true);
 }
 
-static mr_result run(daemon_t *d)
+static MR_RESULT run(daemon_t *d)
 {
     mr_key_type curve = MR_KEY_EC_P256;
     const char *c = mr_config_get("EDG_COORDINATOR_KEY_CURVE");

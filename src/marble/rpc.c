@@ -31,7 +31,7 @@ static CURLcode g_curl_init_rc = CURLE_OK;
 
 static void curl_init_once(void) { g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-mr_result mr_marble_curl_init(void)
+MR_RESULT mr_marble_curl_init(void)
 {
     (void)pthread_once(&g_curl_once, curl_init_once);
     MR_ENSURE(g_curl_init_rc == CURLE_OK, MR_ERR_INTERNAL, "libcurl initialisation failed");
@@ -105,7 +105,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-mr_result mr_marble_grpc_unframe(mr_slice body, mr_slice *msg)
+MR_RESULT mr_marble_grpc_unframe(mr_slice body, mr_slice *msg)
 {
     mr_grpc_code code = MR_GRPC_OK;
     return mr_grpc_frame_parse(body, MR_MARBLE_RESP_MAX, "response", NULL, msg, &code);
@@ -134,7 +134,7 @@ static void *unconst(const void *p)
 
 /* The transfer: HTTP/2 over TLS with the client certificate from memory, the request body,
  * gRPC's request headers, and our callbacks collecting body and trailers. */
-static mr_result configure(CURL *h, const mr_marble_rpc_opts *o, const char *url,
+static MR_RESULT configure(CURL *h, const mr_marble_rpc_opts *o, const char *url,
                            const mr_buf *framed, struct curl_slist *hdrs, call *c, char *err)
 {
     struct curl_blob cert = {.data = unconst(o->cert_pem.ptr), .len = o->cert_pem.len,
@@ -168,7 +168,7 @@ static mr_result configure(CURL *h, const mr_marble_rpc_opts *o, const char *url
     return MR_SUCCESS;
 }
 
-static mr_result request_headers(struct curl_slist **hdrs)
+static MR_RESULT request_headers(struct curl_slist **hdrs)
 {
     static const char *const headers[] = {"content-type: application/grpc", "te: trailers",
                                           "user-agent: marblerun-c-premain",
@@ -182,7 +182,7 @@ static mr_result request_headers(struct curl_slist **hdrs)
 }
 
 /* The outcome of the transfer as grpc-go's client reports it ("rpc error: code = ..."). */
-static mr_result outcome(CURL *h, CURLcode rc, const call *c, const char *err)
+static MR_RESULT outcome(CURL *h, CURLcode rc, const call *c, const char *err)
 {
     if (rc != CURLE_OK) {
         MR_ENSURE(!c->too_large, MR_ERR_PROTOCOL, "rpc error: code = ResourceExhausted "
@@ -212,7 +212,7 @@ static mr_result outcome(CURL *h, CURLcode rc, const call *c, const char *err)
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_rpc_unary(const mr_marble_rpc_opts *o, const char *path, mr_slice request,
+MR_RESULT mr_marble_rpc_unary(const mr_marble_rpc_opts *o, const char *path, mr_slice request,
                               mr_buf *response)
 {
     mr_result res = MR_FAILURE;

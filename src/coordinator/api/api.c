@@ -36,6 +36,14 @@ void api_fail(mr_srv_request *r, int status)
     mr_srv_reply_fail(r, status, NULL, mr_error_get()->msg);
 }
 
+void api_client_error(mr_srv_request *r, bool v2, int status)
+{
+    if (v2)
+        api_fail(r, status);
+    else
+        api_error(r, status);
+}
+
 bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size)
 {
     if (mr_ok(mr_core_auth_user(a->cfg.core, mr_srv_req_peer_leaf(r), name, size))) {
@@ -45,10 +53,7 @@ bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size)
         mr_srv_reply_error(r, 503, API_RETRY_TEXT);
         return false;
     }
-    if (v2)
-        api_fail(r, 401);
-    else
-        api_error(r, 401);
+    api_client_error(r, v2, 401);
     return false;
 }
 
@@ -78,7 +83,7 @@ static bool pre_manifest(const mr_srv_request *r, void *arg)
 
 /* Routes that take more than the server's small default; all others keep it (64 KiB), and
  * GET routes take no body. */
-static mr_result register_bodies(mr_api *a)
+static MR_RESULT register_bodies(mr_api *a)
 {
     static const struct {
         const char *path;
@@ -171,51 +176,57 @@ void api_count_activation(mr_api *a, const char *type, const char *uuid, bool su
     pthread_mutex_unlock(&a->series_mu);
 }
 
-mr_result mr_api_new(const mr_api_config *cfg, mr_api **out)
+static MR_RESULT register_all(mr_api *a)
 {
+    if (a->cfg.client_listener >= 0) {
+        MR_GUARD(api_register_rest(a));
+        MR_GUARD(api_register_secrets(a));
+        MR_GUARD(api_register_updates(a));
+        MR_GUARD(api_register_extras(a));
+        MR_GUARD(api_register_recovery(a));
+        MR_GUARD(register_bodies(a));
+    }
+    if (a->cfg.mesh_listener >= 0)
+        MR_GUARD(api_register_mesh(a));
+    if (a->cfg.metrics_listener >= 0)
+        MR_GUARD(api_register_observe(a));
+    return MR_SUCCESS;
+}
+
+MR_RESULT mr_api_new(const mr_api_config *cfg, mr_api **out)
+{
+    mr_result res = MR_FAILURE;
     mr_api *a = mr_calloc(1, sizeof(*a));
     MR_ENSURE_ALLOC(a);
     a->cfg = *cfg;
-    a->ev_cap = cfg->max_events != 0 ? cfg->max_events : 1000;
-    a->events = mr_calloc(a->ev_cap, sizeof(api_event));
-    if (a->events == NULL) {
-        mr_free(a);
-        MR_BAIL(MR_ERR_INTERNAL, "out of memory");
-    }
-    for (size_t i = 0; i < a->ev_cap; i++)
-        mr_buf_init(&a->events[i].quote, 64 << 10, 0);
     pthread_mutex_init(&a->ev_mu, NULL);
     pthread_mutex_init(&a->series_mu, NULL);
+    a->ev_cap = cfg->max_events != 0 ? cfg->max_events : 1000;
+    a->events = mr_calloc(a->ev_cap, sizeof(api_event));
     a->series = mr_calloc(API_SERIES_MAX, sizeof(api_series));
     a->series_index = mr_calloc(API_SERIES_SLOTS, sizeof(uint16_t));
+    MR_ENSURE_OUT(a->events != NULL && a->series != NULL && a->series_index != NULL,
+                  MR_ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < a->ev_cap; i++)
+        mr_buf_init(&a->events[i].quote, 64 << 10, 0);
     if (RAND_bytes((unsigned char *)&a->series_seed, sizeof(a->series_seed)) != 1)
         a->series_seed = (uint64_t)time(NULL);
-    if (a->series == NULL || a->series_index == NULL) {
-        mr_api_free(a);
-        MR_BAIL(MR_ERR_INTERNAL, "out of memory");
-    }
     (void)snprintf(a->version, sizeof(a->version), "%s", cfg->version ? cfg->version : "");
     (void)snprintf(a->commit, sizeof(a->commit), "%s", cfg->commit ? cfg->commit : "");
-    if ((cfg->client_listener >= 0 && !mr_ok(api_register_rest(a))) ||
-        (cfg->client_listener >= 0 && !mr_ok(api_register_secrets(a))) ||
-        (cfg->client_listener >= 0 && !mr_ok(api_register_updates(a))) ||
-        (cfg->client_listener >= 0 && !mr_ok(api_register_extras(a))) ||
-        (cfg->client_listener >= 0 && !mr_ok(api_register_recovery(a))) ||
-        (cfg->client_listener >= 0 && !mr_ok(register_bodies(a))) ||
-        (cfg->mesh_listener >= 0 && !mr_ok(api_register_mesh(a))) ||
-        (cfg->metrics_listener >= 0 && !mr_ok(api_register_observe(a)))) {
-        mr_api_free(a);
-        return MR_FAILURE;
-    }
+    MR_GUARD_OUT(register_all(a));
     *out = a;
-    return MR_SUCCESS;
+    a = NULL;
+    res = MR_SUCCESS;
+out:
+    mr_api_free(a);
+    return res;
 }
 
 void mr_api_free(mr_api *a)
 {
     if (a == NULL)
         return;
-    for (size_t i = 0; i < a->ev_cap; i++)
+    for (size_t i = 0; a->events != NULL && i < a->ev_cap; i++)
         mr_buf_free(&a->events[i].quote);
     mr_free(a->events);
     mr_free(a->series);

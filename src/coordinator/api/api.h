@@ -29,7 +29,8 @@ typedef struct mr_api_config {
     const char *commit;
 } mr_api_config;
 
-/* Registers every route. The api object must outlive the server loop. */
+/* Registers every route. The api object must outlive the server: until mr_srv_free returns,
+ * its workers may still run handlers. */
 MR_RESULT mr_api_new(const mr_api_config *cfg, mr_api **out);
 void mr_api_free(mr_api *a);
 

@@ -64,7 +64,8 @@ void api_count_activation(mr_api *a, const char *type, const char *uuid, bool su
 #define API_RETRY_TEXT "the server state changed while the request was received; retry"
 
 /* Authenticates the request's TLS leaf as a manifest user (spec §4.4). On failure the request
- * is completed with 401 (v1 error / v2 fail envelope) and false is returned. */
+ * is completed with 401 (v1 error / v2 fail envelope) and false is returned; so it is, with
+ * 503 API_RETRY_TEXT, when the body was withheld for a leaf that is a user's by now. */
 bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size);
 /* The core's state takes POST /manifest (recovery or accepting a manifest). */
 bool api_accepts_manifest(mr_api *a);
@@ -77,5 +78,7 @@ void api_error(mr_srv_request *r, int status);
 void api_reply(mr_srv_request *r, mr_result res, mr_buf *data);
 /* v2 client errors: the fail envelope with the current error text. */
 void api_fail(mr_srv_request *r, int status);
+/* A client error with the current error text: api_fail for v2, else api_error. */
+void api_client_error(mr_srv_request *r, bool v2, int status);
 
 #endif

@@ -8,6 +8,52 @@
 #include "common/jsonf.h"
 #include "coordinator/api/api_int.h"
 
+/* base64 of the quote as submitted, NUL-terminated (the signature covers it). */
+static MR_RESULT quote_b64(const mr_buf *quote, mr_buf *b64)
+{
+    MR_GUARD(mr_b64_encode_buf(quote->data, quote->len, MR_B64_STD, b64));
+    return mr_buf_nul_terminate(b64);
+}
+
+/* {"sgxQuote":"<the current error text>"}, NUL-terminated. */
+static MR_RESULT refusal_json(mr_buf *out)
+{
+    MR_GUARD(mr_buf_append_str(out, "{\"sgxQuote\":"));
+    MR_GUARD(jw_str(out, mr_error_get()->msg));
+    MR_GUARD(mr_buf_append_u8(out, '}'));
+    return mr_buf_nul_terminate(out);
+}
+
+/* The core did not sign: 403 when the feature is off, 400 (fail, with the reason as data)
+ * when the quote does not verify, else 500. */
+static void refuse_quote(mr_srv_request *r)
+{
+    if (mr_error_get()->cat == MR_ERR_AUTH) {
+        api_error(r, 403);
+        return;
+    }
+    if (mr_error_get()->cat != MR_ERR_ATTESTATION) {
+        api_error(r, 500);
+        return;
+    }
+    mr_buf data;
+    mr_buf_init(&data, 0, 0);
+    if (mr_ok(refusal_json(&data)))
+        mr_srv_reply_fail(r, 400, (const char *)data.data, "quote verification failed");
+    else
+        api_error(r, 500);
+    mr_buf_free(&data);
+}
+
+static MR_RESULT signed_json(const char *status, const mr_buf *sig, mr_buf *out)
+{
+    MR_GUARD(mr_buf_append_str(out, "{\"tcbStatus\":"));
+    MR_GUARD(jw_str(out, status));
+    MR_GUARD(mr_buf_append_str(out, ",\"verificationSignature\":"));
+    MR_GUARD(jw_b64(out, sig->data, sig->len));
+    return mr_buf_append_u8(out, '}');
+}
+
 static void h_sign_quote(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
@@ -23,36 +69,16 @@ static void h_sign_quote(mr_srv_request *r, void *arg)
         mr_srv_reply_fail(r, 400, "{\"sgxQuote\":\"failed to parse JSON data\"}", mr_error_get()->msg);
         goto out;
     }
-    if (!mr_ok(mr_b64_encode_buf(quote.data, quote.len, MR_B64_STD, &b64)) ||
-        !mr_ok(mr_buf_nul_terminate(&b64))) {
+    if (!mr_ok(quote_b64(&quote, &b64))) {
         api_error(r, 500);
         goto out;
     }
     if (!mr_ok(mr_core_sign_quote(a->cfg.core, quote.data, quote.len, (const char *)b64.data, status,
                                   sizeof(status), &sig))) {
-        if (mr_error_get()->cat == MR_ERR_AUTH) {
-            api_error(r, 403);
-        } else if (mr_error_get()->cat == MR_ERR_ATTESTATION) {
-            mr_buf data;
-            mr_buf_init(&data, 0, 0);
-            if (mr_ok(mr_buf_append_str(&data, "{\"sgxQuote\":")) &&
-                mr_ok(jw_str(&data, mr_error_get()->msg)) && mr_ok(mr_buf_append_u8(&data, '}')) &&
-                mr_ok(mr_buf_nul_terminate(&data)))
-                mr_srv_reply_fail(r, 400, (const char *)data.data, "quote verification failed");
-            else
-                api_error(r, 500);
-            mr_buf_free(&data);
-        } else {
-            api_error(r, 500);
-        }
+        refuse_quote(r);
         goto out;
     }
-    if (mr_ok(mr_buf_append_str(&out, "{\"tcbStatus\":")) && mr_ok(jw_str(&out, status)) &&
-        mr_ok(mr_buf_append_str(&out, ",\"verificationSignature\":")) &&
-        mr_ok(jw_b64(&out, sig.data, sig.len)) && mr_ok(mr_buf_append_u8(&out, '}')))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, signed_json(status, &sig, &out), &out);
 out:
     mr_buf_free(&quote);
     mr_buf_free(&b64);
@@ -60,12 +86,31 @@ out:
     mr_buf_free(&out);
 }
 
+/* {"name": string, "value": non-negative integer}, either absent or null (spec §12.6); *root
+ * holds what *counter points into. */
+static MR_RESULT read_counter(mr_slice body, json_t **root, const char **counter, uint64_t *value)
+{
+    json_error_t err;
+    *root = json_loadb((const char *)body.ptr, body.len, JSON_DISABLE_EOF_CHECK, &err);
+    MR_ENSURE(*root != NULL, MR_ERR_USAGE, "%s", err.text);
+    json_t *name = json_is_object(*root) ? mr_json_field(*root, "name") : NULL;
+    json_t *v = json_is_object(*root) ? mr_json_field(*root, "value") : NULL;
+    bool name_ok = name == NULL || json_is_string(name) || json_is_null(name);
+    bool value_ok = v == NULL || json_is_null(v) ||
+                    (json_is_integer(v) && json_integer_value(v) >= 0);
+    MR_ENSURE(json_is_object(*root) && name_ok && value_ok, MR_ERR_USAGE, "invalid request body");
+    *counter = json_is_string(name) ? json_string_value(name) : "";
+    *value = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    return MR_SUCCESS;
+}
+
 static void h_counter(mr_srv_request *r, void *arg)
 {
     mr_api *a = arg;
     char type[256];
     uint8_t uuid[16];
-    uint64_t prev = 0;
+    uint64_t prev = 0, value = 0;
+    const char *counter = NULL;
     json_t *root = NULL;
     mr_buf out;
     mr_buf_init(&out, 0, 0);
@@ -73,19 +118,11 @@ static void h_counter(mr_srv_request *r, void *arg)
         api_fail(r, 401);
         goto out;
     }
-    json_error_t err;
-    mr_slice body = mr_srv_req_body(r);
-    root = json_loadb((const char *)body.ptr, body.len, JSON_DISABLE_EOF_CHECK, &err);
-    json_t *name = root != NULL && json_is_object(root) ? mr_json_field(root, "name") : NULL;
-    json_t *value = root != NULL && json_is_object(root) ? mr_json_field(root, "value") : NULL;
-    if (root == NULL || !json_is_object(root) || (name != NULL && !json_is_string(name) && !json_is_null(name)) ||
-        (value != NULL && !json_is_null(value) && (!json_is_integer(value) || json_integer_value(value) < 0))) {
-        mr_srv_reply_fail(r, 400, NULL, root == NULL ? err.text : "invalid request body");
+    if (!mr_ok(read_counter(mr_srv_req_body(r), &root, &counter, &value))) {
+        api_fail(r, 400);
         goto out;
     }
-    const char *counter = json_is_string(name) ? json_string_value(name) : "";
-    uint64_t v = json_is_integer(value) ? (uint64_t)json_integer_value(value) : 0;
-    if (!mr_ok(mr_core_counter(a->cfg.core, type, uuid, counter, v, &prev))) {
+    if (!mr_ok(mr_core_counter(a->cfg.core, type, uuid, counter, value, &prev))) {
         api_error(r, mr_error_get()->cat == MR_ERR_AUTH ? 403 : 500);
         goto out;
     }
@@ -95,7 +132,7 @@ out:
     mr_buf_free(&out);
 }
 
-mr_result api_register_extras(mr_api *a)
+MR_RESULT api_register_extras(mr_api *a)
 {
     MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, "POST", "/api/v2/sign-quote", 0,
                           h_sign_quote, a));

@@ -30,5 +30,4 @@ MR_RESULT jr_b64_field(mr_slice body, const char *field, mr_buf *out, bool *pres
  * whitespace follows. For bodies that must not carry anything after their object. */
 MR_RESULT jr_no_trailing(mr_slice body, size_t consumed);
 
-
 #endif

@@ -24,7 +24,7 @@ static void resp_msg_free(resp_msg *m)
 }
 
 /* Builds the protobuf view of the core's answer; the bytes are borrowed from `a`. */
-static mr_result build_resp(const mr_core_activation_resp *a, resp_msg *m)
+static MR_RESULT build_resp(const mr_core_activation_resp *a, resp_msg *m)
 {
     memset(m, 0, sizeof(*m));
     rpc__activation_resp__init(&m->resp);
@@ -96,7 +96,7 @@ static void h_activate(mr_srv_request *r, void *arg)
     rpc__activation_req__free_unpacked(req, NULL);
 }
 
-mr_result api_register_mesh(mr_api *a)
+MR_RESULT api_register_mesh(mr_api *a)
 {
     return mr_srv_grpc_method(a->cfg.srv, a->cfg.mesh_listener, "rpc.Marble", "Activate", 0,
                               h_activate, a);

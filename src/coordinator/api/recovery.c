@@ -12,96 +12,122 @@
 #define RECOVER_BODY_MAX 20480 /* 1.9: http.MaxBytesReader limit of the handler */
 #define SHAMIR_SHARE_LEN 33
 
-static void h_public_key(mr_srv_request *r, void *arg)
+static MR_RESULT build_public_key(mr_api *a, mr_buf *out)
 {
-    mr_api *a = arg;
-    mr_buf der, out;
+    mr_result res = MR_FAILURE;
+    mr_buf der;
     bool first = true;
     mr_buf_init(&der, 0, 0);
-    mr_buf_init(&out, 0, 0);
-    mr_result res = mr_core_recovery_public_key(a->cfg.core, &der);
-    if (mr_ok(res))
-        res = mr_buf_append_u8(&out, '{');
-    if (mr_ok(res))
-        res = jw_key(&out, &first, "algorithm");
-    if (mr_ok(res))
-        res = jw_str(&out, "RSA");
-    if (mr_ok(res))
-        res = jw_key(&out, &first, "ephemeralPublicKey");
-    if (mr_ok(res))
-        res = jw_b64(&out, der.data, der.len);
-    if (mr_ok(res))
-        res = mr_buf_append_u8(&out, '}');
-    api_reply(r, res, &out);
+    MR_GUARD_OUT(mr_core_recovery_public_key(a->cfg.core, &der));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+    MR_GUARD_OUT(jw_key(out, &first, "algorithm"));
+    MR_GUARD_OUT(jw_str(out, "RSA"));
+    MR_GUARD_OUT(jw_key(out, &first, "ephemeralPublicKey"));
+    MR_GUARD_OUT(jw_b64(out, der.data, der.len));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&der);
+    return res;
+}
+
+static void h_public_key(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    api_reply(r, build_public_key(arg, &out), &out);
     mr_buf_free(&out);
 }
 
-/* Reads the two fields like json.Decoder on a body cut at the read limit. */
-static mr_result read_body(mr_slice body, mr_buf *secret, mr_buf *sig)
+static MR_RESULT read_fields(mr_slice body, mr_buf *secret, mr_buf *sig)
 {
     bool present = false;
-    mr_slice cut = MR_SLICE(body.ptr, body.len > RECOVER_BODY_MAX ? RECOVER_BODY_MAX : body.len);
-    mr_result r = jr_b64_field(cut, "recoverySecret", secret, &present);
-    if (mr_ok(r))
-        r = jr_b64_field(cut, "recoverySecretSignature", sig, &present);
-    if (!mr_ok(r) && body.len > RECOVER_BODY_MAX)
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "http: request body too large");
-    return r;
+    MR_GUARD(jr_b64_field(body, "recoverySecret", secret, &present));
+    return jr_b64_field(body, "recoverySecretSignature", sig, &present);
 }
 
-static void h_recover(mr_srv_request *r, void *arg)
+/* Reads the two fields like json.Decoder on a body cut at the read limit. */
+static MR_RESULT read_body(mr_slice body, mr_buf *secret, mr_buf *sig)
 {
-    mr_api *a = arg;
-    mr_buf secret, plain, sig, out;
-    int remaining = -1;
+    bool cut = body.len > RECOVER_BODY_MAX;
+    if (mr_ok(read_fields(MR_SLICE(body.ptr, cut ? RECOVER_BODY_MAX : body.len), secret, sig)))
+        return MR_SUCCESS;
+    /* what the reader reports when a decoder runs into the limit */
+    MR_ENSURE(!cut, MR_ERR_USAGE, "http: request body too large");
+    return MR_FAILURE;
+}
+
+/* A secret of any other length than a key's or a share's was encrypted with the ephemeral
+ * key: *use is then the decrypted one in plain. */
+static MR_RESULT plain_secret(mr_api *a, mr_buf *secret, mr_buf *plain, mr_buf **use)
+{
+    size_t n = secret->len;
+    *use = secret;
+    if (n == 16 || n == 32 || n == SHAMIR_SHARE_LEN)
+        return MR_SUCCESS;
+    if (!mr_ok(mr_core_recovery_decrypt(a->cfg.core, mr_buf_slice(secret), plain))) {
+        mr_error_prefix("failed to decrypt recovery secret");
+        return MR_FAILURE;
+    }
+    *use = plain;
+    return MR_SUCCESS;
+}
+
+static MR_RESULT recover_json(int remaining, mr_buf *out)
+{
     bool first = true;
+    MR_GUARD(mr_buf_append_u8(out, '{'));
+    MR_GUARD(jw_key(out, &first, "remaining"));
+    MR_GUARD(jw_int(out, remaining));
+    MR_GUARD(jw_key(out, &first, "message"));
+    if (remaining == 0)
+        MR_GUARD(jw_str(out, "Recovery successful."));
+    else
+        MR_GUARD(mr_buf_printf(out, "\"Secret was processed successfully. Upload the next "
+                                    "secret. Remaining secrets: %d\"",
+                               remaining));
+    return mr_buf_append_u8(out, '}');
+}
+
+/* On failure *status is 400 (the body or the secret was bad) or 500 (the core refused). */
+static MR_RESULT build_recover(mr_api *a, mr_slice body, int *status, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf secret, plain, sig;
+    mr_buf *use = NULL;
+    int remaining = -1;
     mr_buf_init(&secret, 0, MR_BUF_SECRET);
     mr_buf_init(&plain, 0, MR_BUF_SECRET);
     mr_buf_init(&sig, 0, 0);
-    mr_buf_init(&out, 0, 0);
-    if (!mr_ok(read_body(mr_srv_req_body(r), &secret, &sig))) {
-        api_fail(r, 400);
-        goto out;
-    }
-    mr_buf *use = &secret;
-    size_t n = secret.len;
-    if (n != 16 && n != 32 && n != SHAMIR_SHARE_LEN) {
-        /* anything else was encrypted with the ephemeral key */
-        if (!mr_ok(mr_core_recovery_decrypt(a->cfg.core, mr_buf_slice(&secret), &plain))) {
-            mr_error_prefix("failed to decrypt recovery secret");
-            api_fail(r, 400);
-            goto out;
-        }
-        use = &plain;
-    }
-    if (!mr_ok(mr_core_recover(a->cfg.core, mr_buf_slice(use), mr_buf_slice(&sig), &remaining))) {
-        api_error(r, 500);
-        goto out;
-    }
-    mr_result res = mr_buf_append_u8(&out, '{');
-    if (mr_ok(res))
-        res = jw_key(&out, &first, "remaining");
-    if (mr_ok(res))
-        res = jw_int(&out, remaining);
-    if (mr_ok(res))
-        res = jw_key(&out, &first, "message");
-    if (mr_ok(res) && remaining == 0)
-        res = jw_str(&out, "Recovery successful.");
-    else if (mr_ok(res))
-        res = mr_buf_printf(&out, "\"Secret was processed successfully. Upload the next secret. "
-                                  "Remaining secrets: %d\"", remaining);
-    if (mr_ok(res))
-        res = mr_buf_append_u8(&out, '}');
-    api_reply(r, res, &out);
+    *status = 400;
+    MR_GUARD_OUT(read_body(body, &secret, &sig));
+    MR_GUARD_OUT(plain_secret(a, &secret, &plain, &use));
+    *status = 500;
+    MR_GUARD_OUT(mr_core_recover(a->cfg.core, mr_buf_slice(use), mr_buf_slice(&sig), &remaining));
+    MR_GUARD_OUT(recover_json(remaining, out));
+    res = MR_SUCCESS;
 out:
     mr_buf_free(&secret);
     mr_buf_free(&plain);
     mr_buf_free(&sig);
+    return res;
+}
+
+static void h_recover(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    int status = 500;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(build_recover(arg, mr_srv_req_body(r), &status, &out)))
+        api_success(r, &out);
+    else if (status == 400)
+        api_fail(r, 400);
+    else
+        api_error(r, 500);
     mr_buf_free(&out);
 }
 
-mr_result api_register_recovery(mr_api *a)
+MR_RESULT api_register_recovery(mr_api *a)
 {
     MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, "GET", "/api/v2/recover/public-key",
                           0, h_public_key, a));

@@ -15,7 +15,7 @@
 
 /* ---- status ---- */
 
-static mr_result status_json(mr_api *a, bool v2, mr_buf *out)
+static MR_RESULT status_json(mr_api *a, bool v2, mr_buf *out)
 {
     int s = mr_core_state(a->cfg.core);
     const char *msg = mr_core_state_message(s);
@@ -42,33 +42,29 @@ static void h_status_v2(mr_srv_request *r, void *arg) { status(r, arg, true); }
 
 /* ---- GET manifest ---- */
 
-static mr_result manifest_json(mr_api *a, bool v2, mr_buf *out, bool *present)
+static MR_RESULT manifest_json(mr_api *a, bool v2, mr_buf *out, bool *present)
 {
+    mr_result res = MR_FAILURE;
     mr_buf raw, sig;
     char fp[65];
     bool first = true;
     mr_buf_init(&raw, 0, 0);
     mr_buf_init(&sig, 0, 0);
-    mr_result r = mr_core_manifest(a->cfg.core, &raw, &sig, fp, present);
-    if (mr_ok(r))
-        r = mr_buf_append_u8(out, '{');
-    if (mr_ok(r))
-        r = jw_key(out, &first, v2 ? "manifestSignatureRootECDSA" : "ManifestSignatureRootECDSA");
-    if (mr_ok(r))
-        r = jw_b64(out, *present ? sig.data : NULL, sig.len);
-    if (mr_ok(r))
-        r = jw_key(out, &first, v2 ? "manifestFingerprint" : "ManifestSignature");
-    if (mr_ok(r))
-        r = jw_str(out, fp);
-    if (mr_ok(r))
-        r = jw_key(out, &first, v2 ? "manifest" : "Manifest");
-    if (mr_ok(r))
-        r = jw_b64(out, *present ? raw.data : NULL, raw.len);
-    if (mr_ok(r))
-        r = mr_buf_append_u8(out, '}');
+    MR_GUARD_OUT(mr_core_manifest(a->cfg.core, &raw, &sig, fp, present));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+    MR_GUARD_OUT(jw_key(out, &first,
+                        v2 ? "manifestSignatureRootECDSA" : "ManifestSignatureRootECDSA"));
+    MR_GUARD_OUT(jw_b64(out, *present ? sig.data : NULL, sig.len));
+    MR_GUARD_OUT(jw_key(out, &first, v2 ? "manifestFingerprint" : "ManifestSignature"));
+    MR_GUARD_OUT(jw_str(out, fp));
+    MR_GUARD_OUT(jw_key(out, &first, v2 ? "manifest" : "Manifest"));
+    MR_GUARD_OUT(jw_b64(out, *present ? raw.data : NULL, raw.len));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&raw);
     mr_buf_free(&sig);
-    return r;
+    return res;
 }
 
 static void h_manifest_get_v1(mr_srv_request *r, void *arg)
@@ -103,7 +99,7 @@ static void h_manifest_get_v2(mr_srv_request *r, void *arg)
 /* ---- POST manifest ---- */
 
 /* {"RecoverySecrets":{name:b64,...}}; with allow_null and no secrets: nothing (null data). */
-static mr_result recovery_json(const mr_core_recovery_secrets *s, bool allow_null, mr_buf *out,
+static MR_RESULT recovery_json(const mr_core_recovery_secrets *s, bool allow_null, mr_buf *out,
                                bool *is_null)
 {
     *is_null = allow_null && s->count == 0;
@@ -169,29 +165,26 @@ static void h_manifest_post_v2(mr_srv_request *r, void *arg)
 
 /* ---- quote ---- */
 
-static mr_result quote_json(mr_api *a, bool v2, const mr_buf *nonce, mr_buf *out)
+static MR_RESULT quote_json(mr_api *a, bool v2, const mr_buf *nonce, mr_buf *out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf chain, quote;
     bool has = false, first = true;
     mr_buf_init(&chain, 0, 0);
     mr_buf_init(&quote, 0, 0);
-    mr_result r = mr_core_quote(a->cfg.core, nonce ? nonce->data : NULL, nonce ? nonce->len : 0,
-                                &chain, &quote, &has);
-    if (mr_ok(r))
-        r = mr_buf_append_u8(out, '{');
-    if (mr_ok(r))
-        r = jw_key(out, &first, v2 ? "cert" : "Cert");
-    if (mr_ok(r))
-        r = jw_strn(out, (const char *)chain.data, chain.len);
-    if (mr_ok(r))
-        r = jw_key(out, &first, v2 ? "quote" : "Quote");
-    if (mr_ok(r))
-        r = jw_b64(out, has ? quote.data : NULL, quote.len);
-    if (mr_ok(r))
-        r = mr_buf_append_u8(out, '}');
+    MR_GUARD_OUT(mr_core_quote(a->cfg.core, nonce ? nonce->data : NULL, nonce ? nonce->len : 0,
+                               &chain, &quote, &has));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+    MR_GUARD_OUT(jw_key(out, &first, v2 ? "cert" : "Cert"));
+    MR_GUARD_OUT(jw_strn(out, (const char *)chain.data, chain.len));
+    MR_GUARD_OUT(jw_key(out, &first, v2 ? "quote" : "Quote"));
+    MR_GUARD_OUT(jw_b64(out, has ? quote.data : NULL, quote.len));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&chain);
     mr_buf_free(&quote);
-    return r;
+    return res;
 }
 
 static void h_quote_v1(mr_srv_request *r, void *arg)
@@ -202,29 +195,55 @@ static void h_quote_v1(mr_srv_request *r, void *arg)
     mr_buf_free(&out);
 }
 
-static void h_quote_v2(mr_srv_request *r, void *arg)
+/* The nonce query parameter, base64url (none: *with false). */
+static MR_RESULT read_nonce(const char *query, mr_buf *nonce, bool *with, int *status)
 {
+    mr_result res = MR_FAILURE;
     mr_srv_strlist nonces = {0};
-    mr_buf nonce, out;
-    mr_buf_init(&nonce, 4096, 0);
-    mr_buf_init(&out, 0, 0);
-    bool with_nonce = false;
-    if (!mr_ok(mr_srv_query_values(mr_srv_req_query(r), "nonce", false, &nonces))) {
-        api_error(r, 500);
-        goto out;
-    }
+    *with = false;
+    *status = 500;
+    MR_GUARD_OUT(mr_srv_query_values(query, "nonce", false, &nonces));
     if (nonces.n > 0 && nonces.v[0][0] != '\0') {
-        with_nonce = true;
-        if (!mr_ok(mr_b64_decode_buf(nonces.v[0], strlen(nonces.v[0]), MR_B64_URL, 0, &nonce))) {
+        *with = true;
+        *status = 400;
+        if (!mr_ok(mr_b64_decode_buf(nonces.v[0], strlen(nonces.v[0]), MR_B64_URL, 0, nonce))) {
             mr_error_prefix("invalid query: bad nonce format");
-            api_fail(r, 400);
             goto out;
         }
     }
-    api_reply(r, quote_json(arg, true, with_nonce ? &nonce : NULL, &out), &out);
+    res = MR_SUCCESS;
 out:
     mr_srv_strlist_free(&nonces);
+    return res;
+}
+
+/* On failure *status is 400 (a bad nonce) or 500. */
+static MR_RESULT build_quote_v2(mr_api *a, const char *query, int *status, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf nonce;
+    bool with_nonce = false;
+    mr_buf_init(&nonce, 4096, 0);
+    MR_GUARD_OUT(read_nonce(query, &nonce, &with_nonce, status));
+    *status = 500;
+    MR_GUARD_OUT(quote_json(a, true, with_nonce ? &nonce : NULL, out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&nonce);
+    return res;
+}
+
+static void h_quote_v2(mr_srv_request *r, void *arg)
+{
+    mr_buf out;
+    int status = 500;
+    mr_buf_init(&out, 0, 0);
+    if (mr_ok(build_quote_v2(arg, mr_srv_req_query(r), &status, &out)))
+        api_success(r, &out);
+    else if (status == 400)
+        api_fail(r, 400);
+    else
+        api_error(r, 500);
     mr_buf_free(&out);
 }
 
@@ -236,7 +255,7 @@ static void h_recover_v1(mr_srv_request *r, void *arg)
     mr_srv_reply_error(r, 410, V1_RECOVER_GONE);
 }
 
-mr_result api_register_rest(mr_api *a)
+MR_RESULT api_register_rest(mr_api *a)
 {
     static const struct {
         const char *method, *path;

@@ -13,6 +13,27 @@
 
 /* ---- GET ---- */
 
+/* The names of a GET: at least one, at most MAX_NAMES, none empty (upstream's texts). */
+static MR_RESULT check_names(const mr_srv_strlist *names)
+{
+    MR_ENSURE(names->n > 0, MR_ERR_USAGE,
+              "invalid query: endpoint requires at least one query parameter");
+    MR_ENSURE(names->n <= MAX_NAMES, MR_ERR_USAGE, "invalid query: more than %d secrets requested",
+              MAX_NAMES);
+    for (size_t i = 0; i < names->n; i++)
+        MR_ENSURE(names->v[i][0] != '\0', MR_ERR_USAGE,
+                  "malformed query string: empty query parameter");
+    return MR_SUCCESS;
+}
+
+/* {"secrets":<map>} (v2). */
+static MR_RESULT v2_secrets(const mr_buf *map, mr_buf *out)
+{
+    MR_GUARD(mr_buf_append_str(out, "{\"secrets\":"));
+    MR_GUARD(mr_buf_append(out, map->data, map->len));
+    return mr_buf_append_u8(out, '}');
+}
+
 static void get_secrets(mr_srv_request *r, mr_api *a, bool v2)
 {
     char user[API_USER_MAX];
@@ -22,47 +43,24 @@ static void get_secrets(mr_srv_request *r, mr_api *a, bool v2)
     mr_buf_init(&data, 0, MR_BUF_SECRET);
     if (!api_user(a, r, v2, user, sizeof(user)))
         goto out;
-    if (!mr_ok(mr_srv_query_values(mr_srv_req_query(r), "s", false, &names)))
-        goto internal;
-    if (names.n == 0) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                     "invalid query: endpoint requires at least one query parameter");
-        goto client_error;
+    if (!mr_ok(mr_srv_query_values(mr_srv_req_query(r), "s", false, &names))) {
+        api_error(r, 500);
+        goto out;
     }
-    if (names.n > MAX_NAMES) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "invalid query: more than %d secrets requested",
-                     MAX_NAMES);
-        goto client_error;
+    if (!mr_ok(check_names(&names))) {
+        api_client_error(r, v2, 400);
+        goto out;
     }
-    for (size_t i = 0; i < names.n; i++)
-        if (names.v[i][0] == '\0') {
-            mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                         "malformed query string: empty query parameter");
-            goto client_error;
-        }
     if (!mr_ok(mr_core_get_secrets(a->cfg.core, user, (const char *const *)names.v, names.n,
                                    &out))) {
         api_error(r, v2 ? 500 : 400);
         goto out;
     }
     mr_srv_resp_mark_secret(r);
-    if (v2) {
-        if (!mr_ok(mr_buf_append_str(&data, "{\"secrets\":")) ||
-            !mr_ok(mr_buf_append(&data, out.data, out.len)) || !mr_ok(mr_buf_append_u8(&data, '}')))
-            goto internal;
-        api_success(r, &data);
-    } else {
-        api_success(r, &out);
-    }
-    goto out;
-client_error:
     if (v2)
-        api_fail(r, 400);
+        api_reply(r, v2_secrets(&out, &data), &data);
     else
-        api_error(r, 400);
-    goto out;
-internal:
-    api_error(r, 500);
+        api_success(r, &out);
 out:
     mr_srv_strlist_free(&names);
     mr_buf_free(&out);
@@ -88,7 +86,7 @@ static void uploads_free(uploads *u)
 }
 
 /* Finds a field by Go's rules (exact, else case-insensitive). */
-static mr_result bytes_field(json_t *obj, const char *name, const char *secret, bool allow_object,
+static MR_RESULT bytes_field(json_t *obj, const char *name, const char *secret, bool allow_object,
                              bool *has, mr_buf *dst)
 {
     json_t *v = mr_json_field(obj, name);
@@ -110,7 +108,7 @@ static mr_result bytes_field(json_t *obj, const char *name, const char *secret, 
     return MR_SUCCESS;
 }
 
-static mr_result parse_uploads(json_t *map, uploads *u)
+static MR_RESULT parse_uploads(json_t *map, uploads *u)
 {
     const char *name;
     json_t *v;
@@ -139,11 +137,51 @@ static mr_result parse_uploads(json_t *map, uploads *u)
     return MR_SUCCESS;
 }
 
+/* The "secrets" member of a v2 body as a new reference (absent or null: an empty map, for "no
+ * new secrets defined" from the core). */
+static MR_RESULT v2_map(json_t *root, mr_slice body, size_t consumed, json_t **map)
+{
+    /* Unlike upstream's json.Decoder, nothing may follow the object: a body that carries
+     * private keys is taken exactly or not at all (docs/security.md). */
+    MR_GUARD(jr_no_trailing(body, consumed));
+    json_t *m = json_is_object(root) ? mr_json_field(root, "secrets") : NULL;
+    if (m == NULL || json_is_null(m))
+        m = json_object();
+    else
+        json_incref(m);
+    MR_ENSURE_ALLOC(m);
+    *map = m;
+    return MR_SUCCESS;
+}
+
+/* The map of uploads in a POST body as a new reference in *map: v1 the body itself, v2 its
+ * "secrets" member. */
+static MR_RESULT upload_map(mr_slice body, bool v2, json_t **map)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)body.ptr, body.len, v2 ? JSON_DISABLE_EOF_CHECK : 0,
+                              &jerr);
+    MR_ENSURE(root != NULL, MR_ERR_USAGE, "%s",
+              body.len == 0 ? "unexpected end of JSON input" : jerr.text);
+    if (!v2) {
+        *map = root;
+        return MR_SUCCESS;
+    }
+    mr_result res = v2_map(root, body, (size_t)jerr.position, map);
+    json_decref(root);
+    return res;
+}
+
+static MR_RESULT read_uploads(mr_slice body, bool v2, json_t **map, uploads *u)
+{
+    MR_GUARD(upload_map(body, v2, map));
+    return parse_uploads(*map, u);
+}
+
 static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
 {
     char user[API_USER_MAX];
-    json_error_t jerr;
-    json_t *root = NULL;
+    json_t *map = NULL; /* the uploads borrow their names from it */
     uploads *u = mr_calloc(1, sizeof(*u));
     if (u == NULL) {
         mr_srv_reply_error(r, 500, "out of memory");
@@ -151,34 +189,10 @@ static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
     }
     if (!api_user(a, r, v2, user, sizeof(user)))
         goto out;
-    mr_slice body = mr_srv_req_body(r);
-    root = json_loadb((const char *)body.ptr, body.len, v2 ? JSON_DISABLE_EOF_CHECK : 0, &jerr);
-    /* Unlike upstream's json.Decoder, nothing may follow the object: a body that carries
-     * private keys is taken exactly or not at all (docs/security.md). */
-    if (root != NULL && v2 && !mr_ok(jr_no_trailing(body, (size_t)jerr.position))) {
-        api_fail(r, 400);
-        goto out;
-    }
-    json_t *map = root;
-    if (root != NULL && v2) {
-        map = json_is_object(root) ? mr_json_field(root, "secrets") : NULL;
-        if (map == NULL || json_is_null(map))
-            map = json_object(); /* absent map: "no new secrets defined" from the core */
-        else
-            json_incref(map);
-        json_decref(root);
-        root = map;
-    }
-    if (root == NULL) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "%s", body.len == 0 ? "unexpected end of JSON input" : jerr.text);
-    }
-    if (root == NULL || !mr_ok(parse_uploads(map, u))) {
-        if (v2) {
-            api_fail(r, 400);
-        } else {
+    if (!mr_ok(read_uploads(mr_srv_req_body(r), v2, &map, u))) {
+        if (!v2)
             mr_error_prefix("unmarshaling secret manifest");
-            api_error(r, 400);
-        }
+        api_client_error(r, v2, 400);
         goto out;
     }
     if (!mr_ok(mr_core_set_secrets(a->cfg.core, user, u->items, u->n)))
@@ -186,7 +200,7 @@ static void post_secrets(mr_srv_request *r, mr_api *a, bool v2)
     else
         api_success(r, NULL);
 out:
-    json_decref(root);
+    json_decref(map);
     uploads_free(u);
     mr_free(u);
 }
@@ -194,7 +208,7 @@ out:
 static void h_post_v1(mr_srv_request *r, void *arg) { post_secrets(r, arg, false); }
 static void h_post_v2(mr_srv_request *r, void *arg) { post_secrets(r, arg, true); }
 
-mr_result api_register_secrets(mr_api *a)
+MR_RESULT api_register_secrets(mr_api *a)
 {
     int l = a->cfg.client_listener;
     MR_GUARD(mr_srv_route(a->cfg.srv, l, "GET", "/secrets", 0, h_get_v1, a));

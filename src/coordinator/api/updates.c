@@ -9,12 +9,10 @@
 #define ALL_ACKED "All users have acknowledged the update manifest. Update successfully applied"
 #define CANCELLED "Update successfully cancelled"
 
-static int status_of(bool v2_or_other_500)
-{
-    return mr_error_get()->cat == MR_ERR_NOT_FOUND ? 404 : (v2_or_other_500 ? 500 : 400);
-}
+/* The status of a refused acknowledgment or cancel: 404 when there is no update. */
+static int refusal_status(void) { return mr_error_get()->cat == MR_ERR_NOT_FOUND ? 404 : 500; }
 
-static mr_result users_json(const mr_core_update_result *u, mr_buf *out)
+static MR_RESULT users_json(const mr_core_update_result *u, mr_buf *out)
 {
     if (u->n_missing_users == 0)
         return mr_buf_append_str(out, "null");
@@ -27,7 +25,7 @@ static mr_result users_json(const mr_core_update_result *u, mr_buf *out)
     return mr_buf_append_u8(out, ']');
 }
 
-static mr_result recovery_field(const mr_core_update_result *u, mr_buf *out)
+static MR_RESULT recovery_field(const mr_core_update_result *u, mr_buf *out)
 {
     if (!u->applied || u->recovery.count == 0)
         return MR_SUCCESS;
@@ -41,7 +39,7 @@ static mr_result recovery_field(const mr_core_update_result *u, mr_buf *out)
 }
 
 /* "<n> users still need to acknowledge the update manifest" (singular for 1). */
-static mr_result still_need(uint64_t n, mr_buf *out)
+static MR_RESULT still_need(uint64_t n, mr_buf *out)
 {
     return mr_buf_printf(out, "%llu %s to acknowledge the update manifest", (unsigned long long)n,
                          n == 1 ? "user still needs" : "users still need");
@@ -49,48 +47,51 @@ static mr_result still_need(uint64_t n, mr_buf *out)
 
 /* ---- log ---- */
 
-static void h_log_v1(mr_srv_request *r, void *arg)
+/* v2: the lines of the log (without the final line ending) as an array of strings. */
+static MR_RESULT log_lines(const mr_buf *log, mr_buf *out)
 {
-    mr_api *a = arg;
-    mr_buf log, out;
+    MR_GUARD(mr_buf_append_str(out, "{\"updateLog\":["));
+    size_t end = log->len;
+    while (end > 0 && (log->data[end - 1] == '\n' || log->data[end - 1] == ' '))
+        end--;
+    for (size_t start = 0, n = 0; start < end; n++) {
+        const uint8_t *nl = memchr(log->data + start, '\n', end - start);
+        size_t stop = nl != NULL ? (size_t)(nl - log->data) : end;
+        if (n > 0)
+            MR_GUARD(mr_buf_append_u8(out, ','));
+        MR_GUARD(jw_strn(out, (const char *)log->data + start, stop - start));
+        start = stop + 1;
+    }
+    return mr_buf_append_str(out, "]}");
+}
+
+/* The update log: v1 as one string, v2 as its lines. */
+static MR_RESULT build_log(mr_api *a, bool v2, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf log;
     mr_buf_init(&log, 0, 0);
-    mr_buf_init(&out, 0, 0);
-    if (mr_ok(mr_core_update_log(a->cfg.core, &log)) &&
-        mr_ok(jw_strn(&out, (const char *)log.data, log.len)))
-        api_success(r, &out);
+    MR_GUARD_OUT(mr_core_update_log(a->cfg.core, &log));
+    if (v2)
+        MR_GUARD_OUT(log_lines(&log, out));
     else
-        api_error(r, 500);
+        MR_GUARD_OUT(jw_strn(out, (const char *)log.data, log.len));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&log);
+    return res;
+}
+
+static void update_log(mr_srv_request *r, mr_api *a, bool v2)
+{
+    mr_buf out;
+    mr_buf_init(&out, 0, 0);
+    api_reply(r, build_log(a, v2, &out), &out);
     mr_buf_free(&out);
 }
 
-static void h_log_v2(mr_srv_request *r, void *arg)
-{
-    mr_api *a = arg;
-    mr_buf log, out;
-    mr_buf_init(&log, 0, 0);
-    mr_buf_init(&out, 0, 0);
-    mr_result res = mr_core_update_log(a->cfg.core, &log);
-    if (mr_ok(res))
-        res = mr_buf_append_str(&out, "{\"updateLog\":[");
-    size_t end = log.len;
-    while (end > 0 && (log.data[end - 1] == '\n' || log.data[end - 1] == ' '))
-        end--;
-    for (size_t start = 0, n = 0; mr_ok(res) && start < end; n++) {
-        const uint8_t *nl = memchr(log.data + start, '\n', end - start);
-        size_t stop = nl != NULL ? (size_t)(nl - log.data) : end;
-        if (n > 0)
-            res = mr_buf_append_u8(&out, ',');
-        if (mr_ok(res))
-            res = jw_strn(&out, (const char *)log.data + start, stop - start);
-        start = stop + 1;
-    }
-    if (mr_ok(res))
-        res = mr_buf_append_str(&out, "]}");
-    api_reply(r, res, &out);
-    mr_buf_free(&log);
-    mr_buf_free(&out);
-}
+static void h_log_v1(mr_srv_request *r, void *arg) { update_log(r, arg, false); }
+static void h_log_v2(mr_srv_request *r, void *arg) { update_log(r, arg, true); }
 
 /* ---- apply / start ---- */
 
@@ -107,6 +108,15 @@ static void h_update_v1(mr_srv_request *r, void *arg)
     else
         api_error(r, 400);
     mr_core_update_result_free(&u);
+}
+
+static MR_RESULT update_json(const mr_core_update_result *u, mr_buf *out)
+{
+    MR_GUARD(mr_buf_printf(out, "{\"missingAcknowledgments\":%llu,\"missingUsers\":",
+                           (unsigned long long)u->missing));
+    MR_GUARD(users_json(u, out));
+    MR_GUARD(recovery_field(u, out));
+    return mr_buf_append_u8(out, '}');
 }
 
 static void h_update_v2(mr_srv_request *r, void *arg)
@@ -129,13 +139,7 @@ static void h_update_v2(mr_srv_request *r, void *arg)
         api_error(r, 500);
         goto out;
     }
-    if (mr_ok(mr_buf_printf(&out, "{\"missingAcknowledgments\":%llu,\"missingUsers\":",
-                            (unsigned long long)u.missing)) &&
-        mr_ok(users_json(&u, &out)) && mr_ok(recovery_field(&u, &out)) &&
-        mr_ok(mr_buf_append_u8(&out, '}')))
-        api_success(r, &out);
-    else
-        api_error(r, 500);
+    api_reply(r, update_json(&u, &out), &out);
 out:
     mr_core_update_result_free(&u);
     mr_buf_free(&m);
@@ -144,32 +148,28 @@ out:
 
 /* ---- pending ---- */
 
-static mr_result pending_json(mr_api *a, mr_buf *out)
+static MR_RESULT pending_json(mr_api *a, mr_buf *out)
 {
+    mr_result res = MR_FAILURE;
     mr_core_update_result u;
     mr_buf raw;
     bool first = true;
+    memset(&u, 0, sizeof(u));
     mr_buf_init(&raw, 0, 0);
-    mr_result r = mr_core_update_pending(a->cfg.core, &raw, &u);
-    if (mr_ok(r))
-        r = mr_buf_append_u8(out, '{');
-    if (mr_ok(r))
-        r = jw_key(out, &first, "manifest");
-    if (mr_ok(r))
-        r = jw_b64(out, raw.data != NULL ? raw.data : (const uint8_t *)"", raw.len);
-    if (mr_ok(r))
-        r = mr_buf_append_str(out, ",\"message\":\"");
-    if (mr_ok(r))
-        r = still_need(u.missing, out);
-    if (mr_ok(r))
-        r = mr_buf_append_str(out, "\",\"missingUsers\":");
-    if (mr_ok(r))
-        r = users_json(&u, out);
-    if (mr_ok(r))
-        r = mr_buf_append_u8(out, '}');
+    MR_GUARD_OUT(mr_core_update_pending(a->cfg.core, &raw, &u));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+    MR_GUARD_OUT(jw_key(out, &first, "manifest"));
+    MR_GUARD_OUT(jw_b64(out, raw.data != NULL ? raw.data : (const uint8_t *)"", raw.len));
+    MR_GUARD_OUT(mr_buf_append_str(out, ",\"message\":\""));
+    MR_GUARD_OUT(still_need(u.missing, out));
+    MR_GUARD_OUT(mr_buf_append_str(out, "\",\"missingUsers\":"));
+    MR_GUARD_OUT(users_json(&u, out));
+    MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+    res = MR_SUCCESS;
+out:
     mr_core_update_result_free(&u);
     mr_buf_free(&raw);
-    return r;
+    return res;
 }
 
 static void h_pending(mr_srv_request *r, void *arg)
@@ -187,7 +187,7 @@ static void h_pending(mr_srv_request *r, void *arg)
 
 /* ---- acknowledge ---- */
 
-static mr_result ack_message(const mr_core_update_result *u, bool v2, mr_buf *out)
+static MR_RESULT ack_message(const mr_core_update_result *u, bool v2, mr_buf *out)
 {
     if (u->applied || u->missing == 0)
         return mr_buf_append_str(out, ALL_ACKED);
@@ -202,15 +202,42 @@ static mr_result ack_message(const mr_core_update_result *u, bool v2, mr_buf *ou
     return MR_SUCCESS;
 }
 
+/* v1: the message as a string; v2: an object with the missing users and, once the update
+ * is applied, the recovery secrets. */
+static MR_RESULT ack_json(const mr_core_update_result *u, bool v2, mr_buf *out)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf msg;
+    bool first = true;
+    mr_buf_init(&msg, 0, 0);
+    MR_GUARD_OUT(ack_message(u, v2, &msg));
+    if (!v2) {
+        MR_GUARD_OUT(jw_strn(out, (const char *)msg.data, msg.len));
+    } else {
+        MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
+        MR_GUARD_OUT(jw_key(out, &first, "message"));
+        MR_GUARD_OUT(jw_strn(out, (const char *)msg.data, msg.len));
+        MR_GUARD_OUT(mr_buf_append_str(out, ",\"missingUsers\":"));
+        MR_GUARD_OUT(users_json(u, out));
+        MR_GUARD_OUT(mr_buf_printf(out, ",\"missingAcknowledgments\":%llu",
+                                   (unsigned long long)u->missing));
+        MR_GUARD_OUT(recovery_field(u, out));
+        MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
+    }
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&msg);
+    return res;
+}
+
 static void ack(mr_srv_request *r, mr_api *a, bool v2)
 {
     char user[API_USER_MAX];
     mr_core_update_result u;
-    mr_buf m, msg, out;
+    mr_buf m, out;
     bool present = false;
     memset(&u, 0, sizeof(u));
     mr_buf_init(&m, 0, 0);
-    mr_buf_init(&msg, 0, 0);
     mr_buf_init(&out, 0, 0);
     if (!api_user(a, r, v2, user, sizeof(user)))
         goto out;
@@ -224,35 +251,13 @@ static void ack(mr_srv_request *r, mr_api *a, bool v2)
         goto out;
     }
     if (!mr_ok(mr_core_update_ack(a->cfg.core, user, m.data, m.len, &u))) {
-        api_error(r, status_of(true));
+        api_error(r, refusal_status());
         goto out;
     }
-    mr_result res = ack_message(&u, v2, &msg);
-    if (mr_ok(res) && !v2) {
-        res = jw_strn(&out, (const char *)msg.data, msg.len);
-    } else if (mr_ok(res)) {
-        bool first = true;
-        res = mr_buf_append_u8(&out, '{');
-        if (mr_ok(res))
-            res = jw_key(&out, &first, "message");
-        if (mr_ok(res))
-            res = jw_strn(&out, (const char *)msg.data, msg.len);
-        if (mr_ok(res))
-            res = mr_buf_append_str(&out, ",\"missingUsers\":");
-        if (mr_ok(res))
-            res = users_json(&u, &out);
-        if (mr_ok(res))
-            res = mr_buf_printf(&out, ",\"missingAcknowledgments\":%llu", (unsigned long long)u.missing);
-        if (mr_ok(res))
-            res = recovery_field(&u, &out);
-        if (mr_ok(res))
-            res = mr_buf_append_u8(&out, '}');
-    }
-    api_reply(r, res, &out);
+    api_reply(r, ack_json(&u, v2, &out), &out);
 out:
     mr_core_update_result_free(&u);
     mr_buf_free(&m);
-    mr_buf_free(&msg);
     mr_buf_free(&out);
 }
 
@@ -269,7 +274,7 @@ static void cancel(mr_srv_request *r, mr_api *a, bool v2)
     if (!api_user(a, r, v2, user, sizeof(user)))
         goto out;
     if (!mr_ok(mr_core_update_cancel(a->cfg.core, user))) {
-        api_error(r, status_of(true));
+        api_error(r, refusal_status());
         goto out;
     }
     api_reply(r, mr_buf_append_str(&out, v2 ? "{\"message\":\"" CANCELLED "\"}" : "\"" CANCELLED "\""), &out);
@@ -280,7 +285,7 @@ out:
 static void h_cancel_v1(mr_srv_request *r, void *arg) { cancel(r, arg, false); }
 static void h_cancel_v2(mr_srv_request *r, void *arg) { cancel(r, arg, true); }
 
-mr_result api_register_updates(mr_api *a)
+MR_RESULT api_register_updates(mr_api *a)
 {
     static const struct {
         const char *method, *path;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Admission of connections per listener and source address, eviction of idle connections,
- * and the request-body memory budget (internal.h explains the rules). Loop thread only. */
+ * and the request-body memory budget (internal.h explains the rules). Loop thread only, but
+ * for mr_srv_render_budgets (atomic counters, any thread). */
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,7 +38,7 @@ static size_t bucket_of(const mr_srv_sources *t, int listener, uint8_t family,
     return (size_t)(h & (t->nbuckets - 1));
 }
 
-static mr_result sources_grow(mr_srv_sources *t)
+static MR_RESULT sources_grow(mr_srv_sources *t)
 {
     size_t n = t->nbuckets == 0 ? 256 : t->nbuckets * 2;
     mr_srv_source **b = mr_calloc(n, sizeof(*b)); /* NOLINT(bugprone-sizeof-expression) */

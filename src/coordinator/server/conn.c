@@ -83,7 +83,7 @@ void mr_srv_conn_close(mr_srv_conn *c)
     if (c == NULL || c->closed)
         return;
     teardown(c);
-    if (!c->virtual_conn) /* the fuzz harness frees virtual connections itself */
+    if (!c->virtual_conn) /* their owner frees virtual connections (mr_srv_conn_free_virtual) */
         release(c);
 }
 
@@ -115,22 +115,22 @@ void mr_srv_conn_free_virtual(mr_srv_conn *c)
     release(c);
 }
 
+/* The JSend error answer of early_response, serialised into out. */
+static MR_RESULT early_answer(mr_srv_request *r, int status, const char *msg, struct evbuffer *out)
+{
+    r->status = status;
+    MR_GUARD(mr_srv_jsend_error(&r->resp_body, msg));
+    MR_GUARD(mr_srv_resp_header(r, "content-type", "text/plain; charset=utf-8"));
+    MR_GUARD(mr_srv_resp_header(r, "x-content-type-options", "nosniff"));
+    return mr_srv_h1_serialize(r, false, false, out);
+}
+
 /* Sends a response the server itself decided on (no handler) and finishes the exchange. */
 static void early_response(mr_srv_conn *c, int status, const char *msg, uint64_t discard)
 {
     mr_srv_request *r = mr_srv_request_new(c->srv, c);
-    bool ok = r != NULL;
-    if (ok) {
-        mr_buf b;
-        mr_buf_init(&b, 0, 0);
-        r->status = status;
-        ok = mr_ok(mr_srv_jsend_error(&b, msg)) &&
-             mr_ok(mr_srv_resp_header(r, "content-type", "text/plain; charset=utf-8")) &&
-             mr_ok(mr_srv_resp_header(r, "x-content-type-options", "nosniff"));
-        r->resp_body = b;
-        ok = ok && mr_ok(mr_srv_h1_serialize(r, false, false, c->out));
-        mr_srv_request_free(r);
-    }
+    bool ok = r != NULL && mr_ok(early_answer(r, status, msg, c->out));
+    mr_srv_request_free(r);
     if (c->h1_req != NULL) {
         mr_srv_request_free(c->h1_req);
         c->h1_req = NULL;
@@ -148,10 +148,8 @@ static void early_response(mr_srv_conn *c, int status, const char *msg, uint64_t
         mr_srv_conn_close(c);
 }
 
-static mr_result build_request(mr_srv_conn *c, mr_srv_request *r)
+static MR_RESULT build_request(mr_srv_conn *c, mr_srv_request *r)
 {
-    mr_buf path;
-    mr_buf_init(&path, 0, 0);
     r->proto = MR_SRV_PROTO_HTTP1;
     r->method = c->head.method;
     r->target = c->head.target;
@@ -159,18 +157,7 @@ static mr_result build_request(mr_srv_conn *c, mr_srv_request *r)
     c->head.method = NULL;
     c->head.target = NULL;
     memset(&c->head.hdrs, 0, sizeof(c->head.hdrs));
-    MR_ENSURE(r->target[0] == '/', MR_ERR_PROTOCOL, "invalid request target");
-    const char *q = strchr(r->target, '?');
-    size_t plen = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
-    r->query = q != NULL ? q + 1 : "";
-    if (!mr_ok(mr_srv_path_unescape(r->target, plen, &path))) {
-        mr_buf_free(&path);
-        return MR_FAILURE;
-    }
-    size_t len = 0;
-    r->path = (char *)mr_buf_steal(&path, &len);
-    MR_ENSURE_ALLOC(r->path);
-    return mr_srv_request_take_leaf(r, c);
+    return mr_srv_request_take_target(r, c);
 }
 
 static void h1_request_done(mr_srv_conn *c)
@@ -504,6 +491,12 @@ static void on_write(struct bufferevent *bev, void *arg)
     mr_srv_conn_after_write(arg);
 }
 
+static MR_RESULT start_tls_conn(mr_srv_conn *c, SSL *ssl, bool h2)
+{
+    MR_GUARD(mr_srv_tls_peer_leaf(ssl, &c->leaf));
+    return mr_srv_conn_start(c, h2 ? MR_SRV_PROTO_HTTP2 : MR_SRV_PROTO_HTTP1);
+}
+
 static void handshake_done(mr_srv_conn *c)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -516,8 +509,7 @@ static void handshake_done(mr_srv_conn *c)
         mr_srv_conn_close(c);
         return;
     }
-    if (!mr_ok(mr_srv_tls_peer_leaf(ssl, &c->leaf)) ||
-        !mr_ok(mr_srv_conn_start(c, h2 ? MR_SRV_PROTO_HTTP2 : MR_SRV_PROTO_HTTP1))) {
+    if (!mr_ok(start_tls_conn(c, ssl, h2))) {
         MR_LOG_WARN("cannot start connection", MR_F_ERR());
         mr_srv_conn_close(c);
         return;

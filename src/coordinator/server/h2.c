@@ -73,7 +73,6 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     r->proto = MR_SRV_PROTO_HTTP2;
     r->stream_id = f->hd.stream_id;
-    r->listener = c->lst->kind;
     r->grpc = c->lst->kind == MR_SRV_LISTENER_MESH;
     r->body_max = r->grpc ? c->srv->limits.max_grpc_msg_bytes + 5 : c->srv->limits.max_body_bytes;
     if (nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, r) != 0) {
@@ -197,20 +196,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
  * buffered. */
 static void headers_done(mr_srv_conn *c, mr_srv_request *r, bool ended)
 {
-    if (r->method == NULL || r->target == NULL || r->target[0] != '/') {
-        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
-        return;
-    }
-    mr_buf path;
-    mr_buf_init(&path, 0, 0);
-    const char *q = strchr(r->target, '?');
-    size_t plen = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
-    r->query = q != NULL ? q + 1 : "";
-    size_t len = 0;
-    if (!mr_ok(mr_srv_path_unescape(r->target, plen, &path)) ||
-        (r->path = (char *)mr_buf_steal(&path, &len)) == NULL ||
-        !mr_ok(mr_srv_request_take_leaf(r, c))) {
-        mr_buf_free(&path);
+    if (r->method == NULL || !mr_ok(mr_srv_request_take_target(r, c))) {
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_PROTOCOL_ERROR);
         return;
     }

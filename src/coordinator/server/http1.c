@@ -96,7 +96,7 @@ MR_RESULT mr_h1_find_head_end(mr_slice in, size_t max, size_t *scanned, size_t *
 }
 
 /* Next line without its line ending. Fails when no '\n' is left. */
-static mr_result read_line(mr_cursor *c, mr_slice *line)
+static MR_RESULT read_line(mr_cursor *c, mr_slice *line)
 {
     mr_cursor probe = *c;
     size_t n = 0;
@@ -134,7 +134,7 @@ static bool token_ok(mr_slice s)
 }
 
 /* Splits at the first `sep`; fails when there is none. */
-static mr_result split_at(mr_cursor *c, uint8_t sep, mr_slice *before)
+static MR_RESULT split_at(mr_cursor *c, uint8_t sep, mr_slice *before)
 {
     mr_cursor probe = *c;
     size_t n = 0;
@@ -170,7 +170,7 @@ static bool slice_eq_ci(mr_slice s, const char *lit)
     return s.len == n && strncasecmp((const char *)s.ptr, lit, n) == 0;
 }
 
-static mr_result parse_request_line(mr_slice line, mr_h1_head *out, int *status)
+static MR_RESULT parse_request_line(mr_slice line, mr_h1_head *out, int *status)
 {
     mr_cursor c;
     mr_cursor_init(&c, line.ptr, line.len);
@@ -199,7 +199,7 @@ static mr_result parse_request_line(mr_slice line, mr_h1_head *out, int *status)
     return MR_SUCCESS;
 }
 
-mr_result mr_h1_parse_content_length(mr_slice v, int64_t *out)
+MR_RESULT mr_h1_parse_content_length(mr_slice v, int64_t *out)
 {
     MR_ENSURE(v.len > 0 && v.len <= 18, MR_ERR_PROTOCOL, "bad Content-Length");
     int64_t n = 0;
@@ -233,7 +233,7 @@ static bool list_has(const char *list, const char *tok)
     return false;
 }
 
-static mr_result apply_header(mr_h1_head *out, const mr_srv_hdr *h, int *status)
+static MR_RESULT apply_header(mr_h1_head *out, const mr_srv_hdr *h, int *status)
 {
     if (strcmp(h->name, "content-length") == 0)
         return mr_h1_parse_content_length(MR_SLICE(h->value, strlen(h->value)), &out->content_length);
@@ -339,7 +339,7 @@ enum {
 
 #define CH_LINE_MAX 4096
 
-static mr_result chunk_size_end(mr_h1_chunked *c)
+static MR_RESULT chunk_size_end(mr_h1_chunked *c)
 {
     MR_ENSURE(c->line_len > 0, MR_ERR_PROTOCOL, "malformed chunked encoding");
     c->line_len = 0;
@@ -347,7 +347,7 @@ static mr_result chunk_size_end(mr_h1_chunked *c)
     return MR_SUCCESS;
 }
 
-static mr_result chunk_byte(mr_h1_chunked *c, uint8_t b)
+static MR_RESULT chunk_byte(mr_h1_chunked *c, uint8_t b)
 {
     switch (c->state) {
     case CH_SIZE: {
@@ -471,7 +471,7 @@ MR_RESULT mr_srv_path_escape(const char *in, mr_buf *out)
 }
 
 /* Go's path.Clean for a rooted path, written into out (which must be empty). */
-static mr_result clean_rooted(const char *p, size_t n, mr_buf *out)
+static MR_RESULT clean_rooted(const char *p, size_t n, mr_buf *out)
 {
     /* out always starts with '/'; segments are appended, ".." pops one. */
     MR_GUARD(mr_buf_append_u8(out, '/'));

@@ -235,7 +235,6 @@ struct mr_srv_request {
     mr_srv_conn *conn; /* loop thread only; NULL once the client is gone */
     int32_t stream_id; /* h2 */
     mr_srv_proto proto;
-    mr_srv_listener_kind listener;
     const mr_srv_route_ent *route;
 
     char *method;
@@ -259,8 +258,7 @@ struct mr_srv_request {
     bool grpc_len_known;    /* gRPC: the message length was read and its memory charged */
     uint64_t deadline_ns;   /* gRPC: from grpc-timeout (mr_srv_now_ns clock); 0 = none */
     bool grpc;
-    bool grpc_frame_error;  /* error decided while receiving (size, compression) */
-    int grpc_err_code;
+    int grpc_err_code;      /* overflow: the status decided while receiving */
     char grpc_err_msg[160];
 
     /* response, written by the handler */
@@ -287,8 +285,10 @@ struct mr_srv_request {
 
 mr_srv_request *mr_srv_request_new(mr_srv *s, mr_srv_conn *c);
 void mr_srv_request_free(mr_srv_request *r);
-/* Copies the connection's peer leaf certificate into the request. */
-MR_RESULT mr_srv_request_take_leaf(mr_srv_request *r, const mr_srv_conn *c);
+/* Once r->target is set: the query (inside target), the percent-decoded path and a copy of
+ * the connection's peer leaf certificate. Fails (MR_ERR_PROTOCOL) on a target that is not a
+ * path or does not decode; r->path is then NULL. */
+MR_RESULT mr_srv_request_take_target(mr_srv_request *r, const mr_srv_conn *c);
 /* Answer when the body budget is spent (503; gRPC RESOURCE_EXHAUSTED). */
 #define MR_SRV_BUDGET_TEXT "request body budget exhausted, retry later"
 /* Once the head of r is in (method, path, leaf set): *max is the most body bytes its route
@@ -322,7 +322,7 @@ typedef enum mr_srv_conn_state {
 struct mr_srv_conn {
     mr_srv *srv;
     mr_srv_listener *lst;
-    struct bufferevent *bev;  /* NULL for virtual connections (fuzzing) */
+    struct bufferevent *bev;  /* NULL for virtual connections (fuzzing, unit tests) */
     struct evbuffer *in;      /* input (bufferevent's or a standalone buffer) */
     struct evbuffer *out;     /* output */
     struct event *timer;
@@ -339,7 +339,6 @@ struct mr_srv_conn {
     size_t scanned;
     mr_srv_request *h1_req;
     mr_h1_head head;
-    bool have_head;
     bool keep_alive;
     bool head_only;
     int64_t body_left;     /* Content-Length still to read; -1 for chunked */
@@ -353,15 +352,17 @@ struct mr_srv_conn {
     unsigned h2_open_streams;
     bool h2_goaway;
     bool closed;
-    bool virtual_conn;     /* fuzzing: never freed by the protocol code */
+    bool virtual_conn;     /* fuzzing, unit tests: never freed by the protocol code */
 };
 
 mr_srv_conn *mr_srv_conn_new(mr_srv *s, mr_srv_listener *l, struct bufferevent *bev);
-/* Fuzzing: a connection without a socket. Input goes into c->in, output appears in c->out;
- * completions need the loop to run (event_base_loop(s->base, EVLOOP_NONBLOCK)). */
+/* Fuzzing and unit tests: a connection without a socket. Input goes into c->in, output
+ * appears in c->out; completions need the loop to run (event_base_loop(s->base,
+ * EVLOOP_NONBLOCK)). */
 mr_srv_conn *mr_srv_conn_new_virtual(mr_srv *s, int listener, mr_srv_proto proto);
 void mr_srv_conn_free_virtual(mr_srv_conn *c);
-/* Fuzzing: a listener that is not bound to a socket (routes can be added as usual). */
+/* Fuzzing and unit tests: a listener that is not bound to a socket (routes can be added as
+ * usual). */
 MR_RESULT mr_srv_listen_virtual(mr_srv *s, mr_srv_listener_kind kind, int *id);
 void mr_srv_conn_close(mr_srv_conn *c);
 /* Feeds whatever is in c->in to the protocol (loop thread). */

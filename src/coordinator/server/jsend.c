@@ -6,7 +6,7 @@
 #include "common/text.h"
 #include "coordinator/server/internal.h"
 
-static mr_result envelope(mr_buf *out, const char *status, const char *data_json,
+static MR_RESULT envelope(mr_buf *out, const char *status, const char *data_json,
                           const char *msg)
 {
     MR_GUARD(mr_buf_append_str(out, "{\"status\":\""));

@@ -79,7 +79,7 @@ MR_RESULT mr_srv_prom_family(mr_buf *out, const char *name, const char *type, co
     return mr_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static mr_result label_value(mr_buf *out, const char *v)
+static MR_RESULT label_value(mr_buf *out, const char *v)
 {
     for (const char *p = v; *p != '\0'; p++) {
         if (*p == '\\' || *p == '"')
@@ -92,7 +92,7 @@ static mr_result label_value(mr_buf *out, const char *v)
     return MR_SUCCESS;
 }
 
-static mr_result sample_v(mr_buf *out, const char *name, double value, va_list ap)
+static MR_RESULT sample_v(mr_buf *out, const char *name, double value, va_list ap)
 {
     MR_GUARD(mr_buf_append_str(out, name));
     const char *k = va_arg(ap, const char *);
@@ -158,7 +158,7 @@ MR_RESULT mr_srv_render_grpc(mr_srv_grpc_metrics *const *g, size_t n, mr_buf *ou
     return MR_SUCCESS;
 }
 
-static mr_result render_hist(mr_buf *out, const char *base, const mr_srv_hist *h,
+static MR_RESULT render_hist(mr_buf *out, const char *base, const mr_srv_hist *h,
                              const double *bounds, size_t nb, const char *method,
                              const char *path)
 {
@@ -193,7 +193,7 @@ static mr_result render_hist(mr_buf *out, const char *base, const mr_srv_hist *h
 
 #define HTTP_PREFIX "server_client_api_http_"
 
-static mr_result render_http_counts(mr_srv_http_metrics *const *h, size_t n, mr_buf *out)
+static MR_RESULT render_http_counts(mr_srv_http_metrics *const *h, size_t n, mr_buf *out)
 {
     MR_GUARD(mr_srv_prom_family(out, HTTP_PREFIX "request_total", "counter",
                                 "Total number of HTTP requests by status code and method."));

@@ -50,12 +50,42 @@ void mr_srv_request_free(mr_srv_request *r)
     mr_free(r);
 }
 
-MR_RESULT mr_srv_request_take_leaf(mr_srv_request *r, const mr_srv_conn *c)
+static MR_RESULT take_leaf(mr_srv_request *r, const mr_srv_conn *c)
 {
     mr_buf_init(&r->leaf, 0, 0);
     if (c->leaf.len == 0)
         return MR_SUCCESS;
     return mr_buf_append(&r->leaf, c->leaf.data, c->leaf.len);
+}
+
+static MR_RESULT decode_target(mr_srv_request *r, const mr_srv_conn *c)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf path;
+    mr_buf_init(&path, 0, 0);
+    const char *q = strchr(r->target, '?');
+    size_t plen = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
+    r->query = q != NULL ? q + 1 : "";
+    MR_GUARD_OUT(mr_srv_path_unescape(r->target, plen, &path));
+    size_t len = 0;
+    r->path = (char *)mr_buf_steal(&path, &len);
+    MR_ENSURE_ALLOC_OUT(r->path);
+    MR_GUARD_OUT(take_leaf(r, c));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&path);
+    return res;
+}
+
+MR_RESULT mr_srv_request_take_target(mr_srv_request *r, const mr_srv_conn *c)
+{
+    MR_ENSURE(r->target != NULL && r->target[0] == '/', MR_ERR_PROTOCOL,
+              "invalid request target");
+    if (mr_ok(decode_target(r, c)))
+        return MR_SUCCESS;
+    mr_free(r->path); /* a request without a path is one whose head was refused */
+    r->path = NULL;
+    return MR_FAILURE;
 }
 
 /* ---- accessors ---- */
@@ -315,18 +345,23 @@ static void invoke(mr_srv_request *r)
     mr_srv_pool_push(r->srv->pool, &r->job);
 }
 
+static MR_RESULT redirect_answer(mr_srv_request *r, const mr_buf *location, mr_buf *body)
+{
+    MR_GUARD(mr_srv_resp_header(r, "location", (const char *)location->data));
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
+        return MR_SUCCESS;
+    /* Go's http.Redirect body for GET and HEAD. */
+    MR_GUARD(mr_buf_append_str(body, "<a href=\""));
+    MR_GUARD(mr_buf_append(body, location->data, location->len));
+    return mr_buf_append_str(body, "\">Moved Permanently</a>.\n\n");
+}
+
 static void redirect(mr_srv_request *r, mr_buf *location)
 {
     mr_buf body;
     mr_buf_init(&body, 0, 0);
-    bool ok = mr_ok(mr_srv_resp_header(r, "location", (const char *)location->data));
-    if (ok && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
-        /* Go's http.Redirect body for GET and HEAD. */
-        ok = mr_ok(mr_buf_append_str(&body, "<a href=\"")) &&
-             mr_ok(mr_buf_append(&body, location->data, location->len)) &&
-             mr_ok(mr_buf_append_str(&body, "\">Moved Permanently</a>.\n\n"));
-    }
-    mr_srv_resp_send_buf(r, ok ? 301 : 500, "text/html; charset=utf-8", &body);
+    int status = mr_ok(redirect_answer(r, location, &body)) ? 301 : 500;
+    mr_srv_resp_send_buf(r, status, "text/html; charset=utf-8", &body);
 }
 
 static void dispatch_rest(mr_srv_request *r, const mr_srv_router *rt)
@@ -484,7 +519,6 @@ bool mr_srv_body_policy(mr_srv_request *r, int64_t known_len, size_t *max)
 void mr_srv_dispatch(mr_srv_request *r)
 {
     mr_srv_listener *l = r->conn->lst;
-    r->listener = l->kind;
     if (l->kind == MR_SRV_LISTENER_MESH) {
         r->grpc = true;
         dispatch_grpc(r, &l->router);

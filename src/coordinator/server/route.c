@@ -86,12 +86,12 @@ out:
 
 /* Go's QueryUnescape of s[0:n] into out (NUL-terminated). A decoded NUL is refused: the values
  * are used as C strings (a name must not end early). */
-static mr_result query_unescape(const char *s, size_t n, mr_buf *out)
+static MR_RESULT query_unescape(const char *s, size_t n, mr_buf *out)
 {
     return mr_percent_decode(s, n, MR_PCT_STRICT | MR_PCT_PLUS_SPACE | MR_PCT_NO_NUL, out);
 }
 
-static mr_result list_push(mr_srv_strlist *l, mr_buf *val)
+static MR_RESULT list_push(mr_srv_strlist *l, mr_buf *val)
 {
     char **nv = mr_realloc(l->v, (l->n + 1) * sizeof(*nv));
     MR_ENSURE_ALLOC(nv);
@@ -107,7 +107,7 @@ static mr_result list_push(mr_srv_strlist *l, mr_buf *val)
 }
 
 /* One "key=value" pair: appends the value when the key matches. */
-static mr_result query_pair(const char *p, size_t n, const char *key, mr_srv_strlist *out)
+static MR_RESULT query_pair(const char *p, size_t n, const char *key, mr_srv_strlist *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf k, v;

@@ -283,7 +283,7 @@ static void listener_budgets(const mr_srv *s, mr_srv_listener *l)
 }
 
 /* ":port" means every interface, as in Go. */
-static mr_result parse_addr(const char *addr, struct sockaddr_storage *ss, int *len)
+static MR_RESULT parse_addr(const char *addr, struct sockaddr_storage *ss, int *len)
 {
     char buf[300];
     MR_ENSURE(strlen(addr) < 256, MR_ERR_USAGE, "listen address too long");
@@ -310,12 +310,12 @@ static mr_result parse_addr(const char *addr, struct sockaddr_storage *ss, int *
     return MR_SUCCESS;
 }
 
-static struct evconnlistener *bind_listener(mr_srv *s, mr_srv_listener *l, const char *addr)
+static MR_RESULT bind_listener(mr_srv *s, mr_srv_listener *l, const char *addr,
+                               struct evconnlistener **out)
 {
     struct sockaddr_storage ss;
     int len = 0;
-    if (!mr_ok(parse_addr(addr, &ss, &len)))
-        return NULL;
+    MR_GUARD(parse_addr(addr, &ss, &len));
     unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
     struct evconnlistener *evl =
         evconnlistener_new_bind(s->base, on_accept, l, flags, 1024, (struct sockaddr *)&ss, len);
@@ -327,11 +327,8 @@ static struct evconnlistener *bind_listener(mr_srv *s, mr_srv_listener *l, const
             evl = evconnlistener_new_bind(s->base, on_accept, l, flags, 1024,
                                           (struct sockaddr *)&ss, len);
     }
-    if (evl == NULL) {
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "cannot listen on %s: %s", addr,
-                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        return NULL;
-    }
+    MR_ENSURE(evl != NULL, MR_ERR_IO, "cannot listen on %s: %s", addr,
+              evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     memset(&bound, 0, sizeof(bound));
@@ -340,7 +337,8 @@ static struct evconnlistener *bind_listener(mr_srv *s, mr_srv_listener *l, const
                             ? ((struct sockaddr_in6 *)&bound)->sin6_port
                             : ((struct sockaddr_in *)&bound)->sin_port);
     evconnlistener_set_error_cb(evl, on_accept_error);
-    return evl;
+    *out = evl;
+    return MR_SUCCESS;
 }
 
 MR_RESULT mr_srv_listen(mr_srv *s, mr_srv_listener_kind kind, const char *addr,
@@ -361,9 +359,7 @@ MR_RESULT mr_srv_listen(mr_srv *s, mr_srv_listener_kind kind, const char *addr,
     listener_budgets(s, l);
     if (kind != MR_SRV_LISTENER_PLAIN)
         MR_GUARD_OUT(mr_srv_tls_ctx_new(l, &l->ctx));
-    l->evl = bind_listener(s, l, addr);
-    if (l->evl == NULL)
-        goto out; /* bind_listener set the error */
+    MR_GUARD_OUT(bind_listener(s, l, addr, &l->evl));
     *id = l->id;
     s->lst[s->nlst++] = l;
     l = NULL;
@@ -397,7 +393,7 @@ uint16_t mr_srv_listener_port(const mr_srv *s, int id)
     return s->lst[id]->port;
 }
 
-static mr_result get_listener(mr_srv *s, int id, mr_srv_listener **l)
+static MR_RESULT get_listener(mr_srv *s, int id, mr_srv_listener **l)
 {
     MR_ENSURE(id >= 0 && (size_t)id < s->nlst, MR_ERR_USAGE, "no listener %d", id);
     *l = s->lst[id];
@@ -454,6 +450,7 @@ MR_RESULT mr_srv_route_body(mr_srv *s, int listener, const char *method, const c
 MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service, const char *method,
                              unsigned flags, mr_srv_handler_fn fn, void *arg)
 {
+    mr_result res = MR_FAILURE;
     mr_srv_listener *l = NULL;
     char path[256];
     MR_GUARD(get_listener(s, listener, &l));
@@ -466,14 +463,15 @@ MR_RESULT mr_srv_grpc_method(mr_srv *s, int listener, const char *service, const
     MR_ENSURE_ALLOC(gm);
     snprintf(gm->service, sizeof(gm->service), "%s", service);
     snprintf(gm->method, sizeof(gm->method), "%s", method);
-    if (!mr_ok(mr_srv_router_add(&l->router, "POST", path, flags, true, fn, arg))) {
-        mr_free(gm);
-        return MR_FAILURE;
-    }
+    MR_GUARD_OUT(mr_srv_router_add(&l->router, "POST", path, flags, true, fn, arg));
     l->router.v[l->router.n - 1].gm = gm;
     l->router.v[l->router.n - 1].max_body = s->limits.max_grpc_msg_bytes + 5;
     s->grpcm[s->ngrpcm++] = gm;
-    return MR_SUCCESS;
+    gm = NULL;
+    res = MR_SUCCESS;
+out:
+    mr_free(gm);
+    return res;
 }
 
 MR_RESULT mr_srv_metrics_render(const mr_srv *s, mr_buf *out)

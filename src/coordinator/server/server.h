@@ -105,7 +105,7 @@ void mr_srv_limits_default(mr_srv_limits *l);
 /* Certificate provider for a TLS listener. Called on the loop thread during every handshake.
  * On success *cert and *key are NEW references that the server releases. The key is used
  * only for the handshake; the server keeps no other copy. */
-typedef mr_result (*mr_srv_cert_fn)(void *arg, X509 **cert, EVP_PKEY **key);
+typedef MR_RESULT (*mr_srv_cert_fn)(void *arg, X509 **cert, EVP_PKEY **key);
 
 /* A request handler. See the thread rules above; `arg` is the route's argument. */
 typedef void (*mr_srv_handler_fn)(mr_srv_request *req, void *arg);

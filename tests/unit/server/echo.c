@@ -32,7 +32,7 @@ typedef struct echo_cert {
 
 static mr_srv *g_srv;
 
-static mr_result provide_cert(void *arg, X509 **cert, EVP_PKEY **key)
+static MR_RESULT provide_cert(void *arg, X509 **cert, EVP_PKEY **key)
 {
     echo_cert *ec = arg;
     unsigned i = atomic_load(&ec->current);
@@ -47,7 +47,7 @@ static mr_result provide_cert(void *arg, X509 **cert, EVP_PKEY **key)
     return MR_SUCCESS;
 }
 
-static mr_result load_cert(const char *cert_path, const char *key_path, echo_cert *ec,
+static MR_RESULT load_cert(const char *cert_path, const char *key_path, echo_cert *ec,
                            unsigned i)
 {
     FILE *f = fopen(cert_path, "r");
@@ -63,7 +63,7 @@ static mr_result load_cert(const char *cert_path, const char *key_path, echo_cer
     return MR_SUCCESS;
 }
 
-static mr_result load_certs(const char *c1, const char *k1, const char *c2, const char *k2,
+static MR_RESULT load_certs(const char *c1, const char *k1, const char *c2, const char *k2,
                             echo_cert *ec)
 {
     MR_GUARD(load_cert(c1, k1, ec, 0));
@@ -78,7 +78,7 @@ static void h_rotate(mr_srv_request *r, void *arg)
 }
 
 /* Appends the lower-case hex SHA-256 of data. */
-static mr_result sha256_hex(mr_slice data, mr_buf *out)
+static MR_RESULT sha256_hex(mr_slice data, mr_buf *out)
 {
     uint8_t md[32];
     unsigned len = 0;
@@ -87,7 +87,16 @@ static mr_result sha256_hex(mr_slice data, mr_buf *out)
     return mr_hex_encode_buf(md, sizeof(md), out);
 }
 
-static mr_result echo_json(mr_srv_request *r, mr_buf *j)
+static MR_RESULT quoted_list(const mr_srv_strlist *s, mr_buf *j)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        MR_GUARD(mr_buf_append_str(j, i ? "," : ""));
+        MR_GUARD(mr_json_quote(j, s->v[i], strlen(s->v[i])));
+    }
+    return MR_SUCCESS;
+}
+
+static MR_RESULT echo_json(mr_srv_request *r, mr_buf *j)
 {
     mr_srv_strlist s = {0};
     const char *m = mr_srv_req_method(r);
@@ -98,16 +107,9 @@ static mr_result echo_json(mr_srv_request *r, mr_buf *j)
     MR_GUARD(mr_buf_printf(j, ",\"proto\":\"%s\",\"s\":[",
                            mr_srv_req_proto(r) == MR_SRV_PROTO_HTTP2 ? "HTTP/2" : "HTTP/1.1"));
     MR_GUARD(mr_srv_query_values(mr_srv_req_query(r), "s", false, &s));
-    for (size_t i = 0; i < s.n; i++) {
-        mr_result ok = mr_buf_append_str(j, i ? "," : "");
-        if (mr_ok(ok))
-            ok = mr_json_quote(j, s.v[i], strlen(s.v[i]));
-        if (!mr_ok(ok)) {
-            mr_srv_strlist_free(&s);
-            return MR_FAILURE;
-        }
-    }
+    mr_result res = quoted_list(&s, j);
     mr_srv_strlist_free(&s);
+    MR_GUARD(res);
     MR_GUARD(mr_buf_printf(j, "],\"peer_certs\":%d,\"peer_cert_sha256\":",
                            mr_srv_req_peer_leaf(r).len > 0 ? 1 : 0));
     if (mr_srv_req_peer_leaf(r).len > 0) {
@@ -142,10 +144,12 @@ static void h_slow(mr_srv_request *r, void *arg)
     mr_srv_reply_success(r, "\"slow\"");
 }
 
+static MR_RESULT unauthorized(void) { MR_BAIL(MR_ERR_AUTH, "unauthorized user: <nobody> & co"); }
+
 static void h_error(mr_srv_request *r, void *arg)
 {
     (void)arg;
-    mr_error_set(MR_ERR_AUTH, __FILE__, __LINE__, "unauthorized user: <nobody> & co");
+    MR_IGNORE(unauthorized()); /* fails by design: the error it records is the answer */
     mr_srv_reply_error_from(r, mr_error_get());
 }
 
@@ -172,7 +176,7 @@ static void h_metrics(mr_srv_request *r, void *arg)
     mr_buf_free(&b);
 }
 
-static mr_result activate_resp(mr_srv_request *r, const Rpc__ActivationReq *req)
+static MR_RESULT activate_resp(mr_srv_request *r, const Rpc__ActivationReq *req)
 {
     mr_result res = MR_FAILURE;
     mr_buf hex;
@@ -252,7 +256,7 @@ static void h_guarded(mr_srv_request *r, void *arg)
     h_echo(r, arg);
 }
 
-static mr_result setup(mr_srv *s, const char *client, const char *mesh, const char *metrics,
+static MR_RESULT setup(mr_srv *s, const char *client, const char *mesh, const char *metrics,
                        echo_cert *ec)
 {
     int cl = -1, me = -1, pl = -1;

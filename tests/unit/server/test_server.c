@@ -222,11 +222,9 @@ static void test_jsend(void **state)
     mr_buf_free(&b);
 }
 
-/* ---- gRPC framing ---- */
-
 /* ---- HTTP/1 heads and chunked bodies ---- */
 
-static mr_result parse(const char *text, mr_h1_head *h, int *status)
+static MR_RESULT parse(const char *text, mr_h1_head *h, int *status)
 {
     size_t scanned = 0, len = 0;
     mr_slice in = MR_SLICE(text, strlen(text));
@@ -668,7 +666,7 @@ static void test_overload(void **state)
 
 /* ---- allocation failures ---- */
 
-static mr_result op_query(void *ctx)
+static MR_RESULT op_query(void *ctx)
 {
     mr_srv_strlist l = {0};
     (void)ctx;
@@ -680,46 +678,50 @@ static mr_result op_query(void *ctx)
     return MR_SUCCESS;
 }
 
-static mr_result op_jsend(void *ctx)
+static MR_RESULT op_jsend(void *ctx)
 {
+    static const char want[] = "{\"status\":\"fail\",\"data\":{},\"message\":\"m\\u003c\\u003e\"}\n";
+    mr_result res = MR_FAILURE;
     mr_buf b;
     (void)ctx;
     mr_buf_init(&b, 0, 0);
-    mr_result r = mr_srv_jsend_fail(&b, "{}", "m<>");
-    if (mr_ok(r))
-        r = mr_buf_nul_terminate(&b);
-    bool ok = !mr_ok(r) ||
-              strcmp((const char *)b.data,
-                     "{\"status\":\"fail\",\"data\":{},\"message\":\"m\\u003c\\u003e\"}\n") == 0;
+    MR_GUARD_OUT(mr_srv_jsend_fail(&b, "{}", "m<>"));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&b));
+    MR_ENSURE_OUT(strcmp((const char *)b.data, want) == 0, MR_ERR_USAGE, "wrong JSend text");
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&b);
-    MR_ENSURE(ok, MR_ERR_USAGE, "wrong JSend text");
-    return r;
+    return res;
 }
 
-static mr_result op_router(void *ctx)
+static MR_RESULT op_router(void *ctx)
 {
+    mr_result res = MR_FAILURE;
     mr_srv_router rt = {0};
     (void)ctx;
-    mr_result r = mr_srv_router_add(&rt, "GET", "/a", 0, false, noop_handler, NULL);
-    if (mr_ok(r))
-        r = mr_srv_router_add(&rt, "GET", "/b", 0, false, noop_handler, NULL);
-    bool ok = !mr_ok(r) || rt.n == 2;
+    MR_GUARD_OUT(mr_srv_router_add(&rt, "GET", "/a", 0, false, noop_handler, NULL));
+    MR_GUARD_OUT(mr_srv_router_add(&rt, "GET", "/b", 0, false, noop_handler, NULL));
+    MR_ENSURE_OUT(rt.n == 2, MR_ERR_USAGE, "wrong route count");
+    res = MR_SUCCESS;
+out:
     mr_srv_router_free(&rt);
-    MR_ENSURE(ok, MR_ERR_USAGE, "wrong route count");
-    return r;
+    return res;
 }
 
-static mr_result op_h1_head(void *ctx)
+static MR_RESULT op_h1_head(void *ctx)
 {
+    mr_result res = MR_FAILURE;
     mr_h1_head h;
     int st = 0;
     (void)ctx;
     memset(&h, 0, sizeof(h));
-    mr_result r = parse("GET /x HTTP/1.1\r\nHost: a\r\nA: b\r\n\r\n", &h, &st);
-    bool ok = !mr_ok(r) || (strcmp(h.method, "GET") == 0 && strcmp(h.target, "/x") == 0);
+    MR_GUARD_OUT(parse("GET /x HTTP/1.1\r\nHost: a\r\nA: b\r\n\r\n", &h, &st));
+    MR_ENSURE_OUT(strcmp(h.method, "GET") == 0 && strcmp(h.target, "/x") == 0, MR_ERR_USAGE,
+                  "wrong head");
+    res = MR_SUCCESS;
+out:
     mr_h1_head_free(&h);
-    MR_ENSURE(ok, MR_ERR_USAGE, "wrong head");
-    return r;
+    return res;
 }
 
 /* Every allocation of each operation fails once: a clean "out of memory" failure (internal
