@@ -108,7 +108,7 @@ static void storage_free(mr_buf *b)
 mr_result mr_buf_reserve(mr_buf *b, size_t extra)
 {
     size_t max = buf_max(b);
-    MR_ENSURE(b->len <= max && extra <= max - b->len, MR_ERR_USAGE,
+    MR_ENSURE(b->len <= max && extra <= max - b->len, MR_ERR_TOO_LARGE,
               "input too large (limit %zu bytes)", max);
     size_t want = b->len + extra;
     if (want <= b->cap && b->data != NULL)

@@ -8,8 +8,9 @@
  *  mr_cursor  a read cursor over borrowed bytes: every read checks the remaining size and
  *             fails (MR_ERR_PROTOCOL, "truncated ...") instead of overrunning.
  *  mr_buf     an owned, growable buffer with a maximum fixed at creation. Appending past the
- *             maximum fails (MR_ERR_USAGE, "... too large"). With MR_BUF_SECRET the storage
- *             comes from the secret allocator and is wiped when it moves, shrinks or is freed.
+ *             maximum fails (MR_ERR_TOO_LARGE, a refinement of MR_ERR_USAGE, "... too large").
+ *             With MR_BUF_SECRET the storage comes from the secret allocator and is wiped when
+ *             it moves, shrinks or is freed.
  *
  * A zero-initialised mr_buf is an empty buffer with no limit other than MR_BUF_MAX_DEFAULT.
  */

@@ -38,7 +38,7 @@ static uint32_t hex_val(uint32_t c, uint32_t *bad)
 
 mr_result mr_hex_encode_buf(const uint8_t *in, size_t len, mr_buf *out)
 {
-    MR_ENSURE(len <= (SIZE_MAX - 1) / 2, MR_ERR_USAGE, "input too large");
+    MR_ENSURE(len <= (SIZE_MAX - 1) / 2, MR_ERR_TOO_LARGE, "input too large");
     MR_GUARD(mr_buf_reserve(out, 2 * len));
     char *p = (char *)out->data + out->len;
     for (size_t i = 0; i < len; i++) {
@@ -116,7 +116,7 @@ size_t mr_b64_encoded_len(size_t len) { return (len + 2) / 3 * 4; }
 
 mr_result mr_b64_encode_buf(const uint8_t *in, size_t len, mr_b64_alphabet a, mr_buf *out)
 {
-    MR_ENSURE(len <= SIZE_MAX / 4 * 3 - 3, MR_ERR_USAGE, "input too large");
+    MR_ENSURE(len <= SIZE_MAX / 4 * 3 - 3, MR_ERR_TOO_LARGE, "input too large");
     size_t olen = mr_b64_encoded_len(len);
     MR_GUARD(mr_buf_reserve(out, olen));
     char *p = (char *)out->data + out->len;

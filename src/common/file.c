@@ -23,7 +23,7 @@ mr_result mr_file_read(const char *path, size_t max, mr_buf *out)
         MR_ENSURE_OUT(n >= 0, MR_ERR_IO, "read %s: %s", path, strerror(errno));
         if (n == 0)
             break;
-        MR_ENSURE_OUT(out->len - start + (size_t)n <= max, MR_ERR_USAGE,
+        MR_ENSURE_OUT(out->len - start + (size_t)n <= max, MR_ERR_TOO_LARGE,
                       "%s: file larger than %zu bytes", path, max);
         MR_GUARD_OUT(mr_buf_append(out, chunk, (size_t)n));
     }

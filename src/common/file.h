@@ -9,8 +9,9 @@
 #include "common/buf.h"
 #include "common/result.h"
 
-/* Appends the file's content to out. Fails (MR_ERR_IO, naming the path) if it cannot be read
- * or is larger than max bytes. Use an MR_BUF_SECRET buffer for key files. */
+/* Appends the file's content to out. Fails, naming the path, with MR_ERR_IO if it cannot be
+ * read and MR_ERR_TOO_LARGE if it is larger than max bytes. Use an MR_BUF_SECRET buffer for
+ * key files. */
 MR_RESULT mr_file_read(const char *path, size_t max, mr_buf *out);
 
 /* Writes data to path with the given mode, atomically: a temporary file in the same

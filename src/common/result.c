@@ -8,10 +8,37 @@
 
 static _Thread_local mr_error tls_err;
 
+/* The specific categories and their names; each maps like its class (see result.h). */
+static const struct {
+    mr_errcat cat;
+    const char *name;
+} specific[] = {
+    {MR_ERR_CONFLICT, "conflict"},
+    {MR_ERR_TOO_LARGE, "too-large"},
+    {MR_ERR_CORRUPT, "corrupt"},
+};
+
+static bool is_specific(mr_errcat cat)
+{
+    for (size_t i = 0; i < MR_ARRAY_LEN(specific); i++)
+        if (specific[i].cat == cat)
+            return true;
+    return false;
+}
+
+mr_errcat mr_errcat_class(mr_errcat cat)
+{
+    unsigned i = (unsigned)cat;
+    if (i < MR_ERR__COUNT)
+        return cat;
+    return is_specific(cat) ? (mr_errcat)(i & ((1u << MR_ERR_KIND_SHIFT) - 1)) : MR_ERR_INTERNAL;
+}
+
 MR_PRINTF(4, 0)
 static void set_va(mr_errcat cat, const char *file, int line, const char *fmt, va_list ap)
 {
-    tls_err.cat = cat;
+    tls_err.cat = mr_errcat_class(cat);
+    tls_err.kind = is_specific(cat) ? cat : tls_err.cat;
     tls_err.file = file;
     tls_err.line = line;
     if (vsnprintf(tls_err.msg, sizeof(tls_err.msg), fmt, ap) < 0)
@@ -70,7 +97,13 @@ void mr_error_restore(const mr_error *e) { tls_err = *e; }
 
 void mr_error_clear(void) { memset(&tls_err, 0, sizeof(tls_err)); }
 
-/* The one table that maps categories to the outside world. gRPC codes are the numeric
+bool mr_error_is(mr_errcat cat)
+{
+    return is_specific(cat) ? tls_err.kind == cat : tls_err.cat == mr_errcat_class(cat);
+}
+
+/* The one table that maps categories to the outside world (by class; a specific category
+ * maps like its class). gRPC codes are the numeric
  * values of google.rpc.Code. The CLI exits 1 on every error, as MarbleRun's does; usage
  * errors exit 1 too because cobra does. */
 static const struct {
@@ -88,15 +121,18 @@ static const struct {
     [MR_ERR_PROTOCOL] = {"protocol", 400, 3 /* INVALID_ARGUMENT */, 1},
     [MR_ERR_IO] = {"io", 500, 14 /* UNAVAILABLE */, 1},
     [MR_ERR_INTERNAL] = {"internal", 500, 13 /* INTERNAL */, 1},
+    [MR_ERR_UNAVAILABLE] = {"unavailable", 503, 14 /* UNAVAILABLE */, 1},
 };
 
-static unsigned idx(mr_errcat cat)
-{
-    unsigned i = (unsigned)cat;
-    return i < MR_ERR__COUNT ? i : (unsigned)MR_ERR_INTERNAL;
-}
+static unsigned idx(mr_errcat cat) { return (unsigned)mr_errcat_class(cat); }
 
-const char *mr_errcat_name(mr_errcat cat) { return cat_table[idx(cat)].name; }
+const char *mr_errcat_name(mr_errcat cat)
+{
+    for (size_t i = 0; i < MR_ARRAY_LEN(specific); i++)
+        if (specific[i].cat == cat)
+            return specific[i].name;
+    return cat_table[idx(cat)].name;
+}
 int mr_errcat_http(mr_errcat cat) { return cat_table[idx(cat)].http; }
 int mr_errcat_grpc(mr_errcat cat) { return cat_table[idx(cat)].grpc; }
 int mr_errcat_exit(mr_errcat cat) { return cat_table[idx(cat)].exit_code; }

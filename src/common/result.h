@@ -40,7 +40,14 @@ typedef struct mr_result {
 static inline bool mr_ok(mr_result r) { return r.ok_ == 1; }
 
 /* Error categories. Each maps mechanically to an HTTP status, a gRPC code and a CLI exit
- * code through mr_errcat_http(), mr_errcat_grpc() and mr_errcat_exit(). */
+ * code through mr_errcat_http(), mr_errcat_grpc() and mr_errcat_exit().
+ *
+ * The classes (MR_ERR_USAGE .. MR_ERR_UNAVAILABLE) decide the mapping. The specific
+ * categories below them name a cause a caller must branch on; each refines one class (its
+ * low byte) and maps exactly like it, so making an error more specific never changes what a
+ * client sees. mr_error.cat always holds the class, mr_error.kind the category as raised:
+ * branch with mr_error_is(), which understands both, never on the message text. */
+#define MR_ERR_KIND_SHIFT 8
 typedef enum mr_errcat {
     MR_ERR_NONE = 0,
     MR_ERR_USAGE,       /* the caller sent something invalid (bad request, bad flag) */
@@ -51,13 +58,23 @@ typedef enum mr_errcat {
     MR_ERR_PROTOCOL,    /* a peer spoke the wire protocol wrongly */
     MR_ERR_IO,          /* file system, network, or a store that could not be written */
     MR_ERR_INTERNAL,    /* a bug or resource exhaustion on our side */
-    MR_ERR__COUNT
+    MR_ERR_UNAVAILABLE, /* a backend or peer cannot be reached right now; a retry may work */
+    MR_ERR__COUNT,
+    /* specific categories (class | n << MR_ERR_KIND_SHIFT) */
+    /* optimistic concurrency lost: a commit saw a newer revision of what it read or wrote;
+     * redo the whole transaction on the new state */
+    MR_ERR_CONFLICT = MR_ERR_STATE | (1 << MR_ERR_KIND_SHIFT),
+    /* an input over its size limit (mr_buf's maximum, a store value, a secret, a file) */
+    MR_ERR_TOO_LARGE = MR_ERR_USAGE | (2 << MR_ERR_KIND_SHIFT),
+    /* stored or sealed data does not verify: corruption, tampering or the wrong key */
+    MR_ERR_CORRUPT = MR_ERR_PROTOCOL | (3 << MR_ERR_KIND_SHIFT),
 } mr_errcat;
 
 #define MR_ERR_MSG_MAX 512
 
 typedef struct mr_error {
-    mr_errcat cat;
+    mr_errcat cat;  /* the class: what the outside world sees */
+    mr_errcat kind; /* the category as raised (a specific one or the class itself) */
     const char *file; /* static string from __FILE__ (build-relative path) */
     int line;
     char msg[MR_ERR_MSG_MAX];
@@ -78,6 +95,12 @@ void mr_error_take(mr_error *out);
 void mr_error_restore(const mr_error *e);
 void mr_error_clear(void);
 
+/* True when the calling thread's error is of category `cat`: for a class, any error of that
+ * class (specific ones included); for a specific category, exactly that one. */
+bool mr_error_is(mr_errcat cat);
+
+/* The class of a category (itself for a class; MR_ERR_INTERNAL for unknown values). */
+mr_errcat mr_errcat_class(mr_errcat cat);
 const char *mr_errcat_name(mr_errcat cat);
 int mr_errcat_http(mr_errcat cat);
 int mr_errcat_grpc(mr_errcat cat);

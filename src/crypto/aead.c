@@ -12,7 +12,7 @@
 static MR_RESULT check_args(mr_slice key, mr_slice aad, size_t len)
 {
     MR_ENSURE(key.len == MR_AEAD_KEY_LEN, MR_ERR_USAGE, "AES-256-GCM needs a 32-byte key");
-    MR_ENSURE(len <= MR_AEAD_MAX_INPUT && aad.len <= MR_AEAD_MAX_INPUT, MR_ERR_USAGE,
+    MR_ENSURE(len <= MR_AEAD_MAX_INPUT && aad.len <= MR_AEAD_MAX_INPUT, MR_ERR_TOO_LARGE,
               "AES-256-GCM input too large");
     return MR_SUCCESS;
 }

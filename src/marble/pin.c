@@ -114,8 +114,75 @@ static bool is_hex32(const char *s)
 }
 
 
-/* The era-config style policy file. */
-static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, X509 *root)
+#define POLICY_TCB_MAX 16 /* AcceptedTCBStatuses entries of a policy file */
+
+/* True when the field is absent, null or was taken as a number. */
+static bool number_or_unset(json_t *pol, const char *key, bool taken)
+{
+    json_t *v = mr_json_field(pol, key);
+    return v == NULL || json_is_null(v) || taken;
+}
+
+/* The era-config style policy file as a package policy; the strings point into pol and the
+ * TCB statuses are stored in tcb[POLICY_TCB_MAX]. */
+static MR_RESULT parse_policy(const char *path, json_t *pol, mr_attest_package *pkg,
+                              const char **tcb)
+{
+    MR_ENSURE(json_is_object(pol), MR_ERR_USAGE, "EDG_MARBLE_COORDINATOR_POLICY %s: %s", path,
+              "not a JSON object");
+    pkg->unique_id = get_str_ci(pol, "UniqueID");
+    pkg->signer_id = get_str_ci(pol, "SignerID");
+    json_t *v = mr_json_field(pol, "ProductID");
+    if (json_is_integer(v)) {
+        pkg->has_product_id = true;
+        pkg->product_id = (uint64_t)json_integer_value(v);
+    }
+    v = mr_json_field(pol, "SecurityVersion");
+    if (json_is_integer(v)) {
+        pkg->has_security_version = true;
+        pkg->security_version = (uint64_t)json_integer_value(v);
+    }
+    pkg->debug = json_is_true(mr_json_field(pol, "Debug"));
+    v = mr_json_field(pol, "AcceptedTCBStatuses");
+    size_t n = 0;
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        if (!json_is_string(json_array_get(v, i)))
+            continue;
+        MR_ENSURE(n < POLICY_TCB_MAX, MR_ERR_USAGE,
+                  "EDG_MARBLE_COORDINATOR_POLICY: more than %d AcceptedTCBStatuses",
+                  POLICY_TCB_MAX);
+        tcb[n++] = json_string_value(json_array_get(v, i));
+    }
+    pkg->accepted_tcb_statuses = tcb;
+    pkg->accepted_tcb_status_count = n;
+    /* A policy that pins no measurement would accept any enclave: refuse it, and refuse
+     * identities that are not 32-byte hex values and numbers given with the wrong type. */
+    if (pkg->unique_id != NULL && pkg->unique_id[0] == '\0')
+        pkg->unique_id = NULL;
+    if (pkg->signer_id != NULL && pkg->signer_id[0] == '\0')
+        pkg->signer_id = NULL;
+    MR_ENSURE(pkg->unique_id != NULL || pkg->signer_id != NULL, MR_ERR_USAGE,
+              "EDG_MARBLE_COORDINATOR_POLICY: set UniqueID or SignerID");
+    MR_ENSURE(is_hex32(pkg->unique_id) && is_hex32(pkg->signer_id), MR_ERR_USAGE,
+              "EDG_MARBLE_COORDINATOR_POLICY: UniqueID and SignerID must be 64 hex digits");
+    MR_ENSURE(number_or_unset(pol, "ProductID", pkg->has_product_id) &&
+                  number_or_unset(pol, "SecurityVersion", pkg->has_security_version),
+              MR_ERR_USAGE,
+              "EDG_MARBLE_COORDINATOR_POLICY: ProductID and SecurityVersion must be numbers");
+    return MR_SUCCESS;
+}
+
+/* Attestation failures of the checks below name the step that refused. */
+static MR_RESULT pinning(mr_result r)
+{
+    if (!mr_ok(r) && mr_error_is(MR_ERR_ATTESTATION))
+        mr_error_prefix("Coordinator pinning");
+    return r;
+}
+
+/* The Coordinator's quote against the policy file: it verifies, satisfies the policy and
+ * binds SHA-256 of the root's DER. */
+static MR_RESULT check_policy(const mr_marble_config *cfg, const mr_buf *quote, X509 *root)
 {
     mr_result res = MR_FAILURE;
     mr_buf text;
@@ -124,7 +191,7 @@ static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, 
     mr_attest_options opts;
     mr_attest_claims claims;
     mr_attest_package pkg;
-    const char *tcb[16];
+    const char *tcb[POLICY_TCB_MAX];
     uint8_t digest[32];
     mr_buf der;
     bool env_loaded = false;
@@ -135,66 +202,27 @@ static mr_result check_policy(const mr_marble_config *cfg, const mr_buf *quote, 
     MR_GUARD_OUT(mr_file_read(cfg->pin_policy, POLICY_MAX, &text));
     json_error_t jerr;
     pol = json_loadb((const char *)text.data, text.len, 0, &jerr);
-    MR_ENSURE_OUT(json_is_object(pol), MR_ERR_USAGE, "EDG_MARBLE_COORDINATOR_POLICY %s: %s",
-                  cfg->pin_policy, pol == NULL ? jerr.text : "not a JSON object");
-    pkg.unique_id = get_str_ci(pol, "UniqueID");
-    pkg.signer_id = get_str_ci(pol, "SignerID");
-    json_t *v = mr_json_field(pol, "ProductID");
-    if (json_is_integer(v)) {
-        pkg.has_product_id = true;
-        pkg.product_id = (uint64_t)json_integer_value(v);
-    }
-    v = mr_json_field(pol, "SecurityVersion");
-    if (json_is_integer(v)) {
-        pkg.has_security_version = true;
-        pkg.security_version = (uint64_t)json_integer_value(v);
-    }
-    pkg.debug = json_is_true(mr_json_field(pol, "Debug"));
-    v = mr_json_field(pol, "AcceptedTCBStatuses");
-    size_t n = 0;
-    for (size_t i = 0; json_is_array(v) && i < json_array_size(v) && n < MR_ARRAY_LEN(tcb); i++)
-        if (json_is_string(json_array_get(v, i)))
-            tcb[n++] = json_string_value(json_array_get(v, i));
-    pkg.accepted_tcb_statuses = tcb;
-    pkg.accepted_tcb_status_count = n;
-    /* A policy that pins no measurement would accept any enclave: refuse it, and refuse
-     * identities that are not 32-byte hex values and numbers given with the wrong type. */
-    if (pkg.unique_id != NULL && pkg.unique_id[0] == '\0')
-        pkg.unique_id = NULL;
-    if (pkg.signer_id != NULL && pkg.signer_id[0] == '\0')
-        pkg.signer_id = NULL;
-    MR_ENSURE_OUT(pkg.unique_id != NULL || pkg.signer_id != NULL, MR_ERR_USAGE,
-                  "EDG_MARBLE_COORDINATOR_POLICY: set UniqueID or SignerID");
-    MR_ENSURE_OUT(is_hex32(pkg.unique_id) && is_hex32(pkg.signer_id), MR_ERR_USAGE,
-                  "EDG_MARBLE_COORDINATOR_POLICY: UniqueID and SignerID must be 64 hex digits");
-    MR_ENSURE_OUT((mr_json_field(pol, "ProductID") == NULL || json_is_null(mr_json_field(pol, "ProductID")) ||
-                   pkg.has_product_id) &&
-                      (mr_json_field(pol, "SecurityVersion") == NULL ||
-                       json_is_null(mr_json_field(pol, "SecurityVersion")) || pkg.has_security_version),
-                  MR_ERR_USAGE,
-                  "EDG_MARBLE_COORDINATOR_POLICY: ProductID and SecurityVersion must be numbers");
+    MR_ENSURE_OUT(pol != NULL, MR_ERR_USAGE, "EDG_MARBLE_COORDINATOR_POLICY %s: %s",
+                  cfg->pin_policy, jerr.text);
+    MR_GUARD_OUT(parse_policy(cfg->pin_policy, pol, &pkg, tcb));
     MR_ENSURE_OUT(quote->len > 0, MR_ERR_ATTESTATION,
                   "Coordinator pinning: the Coordinator sent no quote (simulation mode?)");
-
-    MR_GUARD_OUT(mr_attest_env_load(&env));
+    MR_GUARD_OUT(pinning(mr_attest_env_load(&env)));
     env_loaded = true;
     mr_attest_env_options(&env, &opts);
     if (!mr_ok(mr_dcap_verify(quote->data, quote->len, &opts, &claims))) {
         mr_error_prefix("Coordinator pinning: verifying the Coordinator's quote");
         goto out;
     }
-    MR_GUARD_OUT(mr_policy_check_tcb(&claims, pkg.accepted_tcb_statuses,
-                                     pkg.accepted_tcb_status_count, NULL, 0, NULL));
-    MR_GUARD_OUT(mr_policy_check_package(&claims, &pkg));
+    MR_GUARD_OUT(pinning(mr_policy_check_tcb(&claims, pkg.accepted_tcb_statuses,
+                                             pkg.accepted_tcb_status_count, NULL, 0, NULL)));
+    MR_GUARD_OUT(pinning(mr_policy_check_package(&claims, &pkg)));
     MR_GUARD_OUT(mr_x509_to_der(root, &der));
     MR_GUARD_OUT(mr_sha256(der.data, der.len, digest));
     MR_ENSURE_OUT(CRYPTO_memcmp(digest, claims.report_data, 32) == 0, MR_ERR_ATTESTATION,
                   "Coordinator pinning: the quote does not bind the Coordinator root");
     res = MR_SUCCESS;
 out:
-    if (!mr_ok(res) && mr_error_get()->cat == MR_ERR_ATTESTATION &&
-        strncmp(mr_error_get()->msg, "Coordinator pinning", 19) != 0)
-        mr_error_prefix("Coordinator pinning");
     json_decref(pol);
     if (env_loaded)
         mr_attest_env_free(&env);

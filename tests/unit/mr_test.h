@@ -23,14 +23,15 @@
                      mr_error_get()->file ? mr_error_get()->file : "?", mr_error_get()->line);\
     } while (0)
 
-/* The call must fail with the given category, and the message must contain `needle`. */
+/* The call must fail with the given category (mr_error_is: a class accepts its specific
+ * categories too), and the message must contain `needle`. */
 #define MR_ASSERT_FAIL(x, want_cat, needle)                                                        \
     do {                                                                                      \
         mr_error_clear();                                                                     \
         if (mr_ok(x))                                                                         \
             fail_msg("%s unexpectedly succeeded", #x);                                        \
-        if (mr_error_get()->cat != (want_cat))                                                     \
-            fail_msg("%s: category %s, want %s (%s)", #x, mr_errcat_name(mr_error_get()->cat),\
+        if (!mr_error_is(want_cat))                                                           \
+            fail_msg("%s: category %s, want %s (%s)", #x, mr_errcat_name(mr_error_get()->kind),\
                      mr_errcat_name(want_cat), mr_error_get()->msg);                               \
         if (strstr(mr_error_get()->msg, (needle)) == NULL)                                    \
             fail_msg("%s: message \"%s\" lacks \"%s\"", #x, mr_error_get()->msg, (needle));   \

@@ -632,11 +632,6 @@ static mr_result bump_counter(mr_core *c, const act *a, const char *type, const 
     return r;
 }
 
-static bool is_conflict(void)
-{
-    return mr_error_get()->cat == MR_ERR_STATE && strstr(mr_error_get()->msg, "conflict") != NULL;
-}
-
 static mr_result count_activation(mr_core *c, act *a, const char *type)
 {
     if (a->marble->max_activations == 0)
@@ -650,7 +645,7 @@ static mr_result count_activation(mr_core *c, act *a, const char *type)
         core_store_unlock(c);
         if (mr_ok(r))
             return MR_SUCCESS;
-        if (!is_conflict()) {
+        if (!mr_error_is(MR_ERR_CONFLICT)) {
             if (mr_error_get()->cat != MR_ERR_ATTESTATION)
                 (void)fail_with(MR_ERR_INTERNAL, "incrementing marble activations");
             return MR_FAILURE;

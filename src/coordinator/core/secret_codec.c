@@ -12,7 +12,7 @@ mr_result core_secret_encode(const core_secret *s, mr_buf *out)
     const mr_buf *parts[3] = {&s->cert_der, &s->priv, &s->pub};
     MR_GUARD(mr_buf_append_u64le(out, s->valid_for));
     for (size_t i = 0; i < 3; i++) {
-        MR_ENSURE(parts[i]->len <= SECRET_PART_MAX, MR_ERR_USAGE, "secret value too large");
+        MR_ENSURE(parts[i]->len <= SECRET_PART_MAX, MR_ERR_TOO_LARGE, "secret value too large");
         MR_GUARD(mr_buf_append_u32le(out, (uint32_t)parts[i]->len));
         MR_GUARD(mr_buf_append(out, parts[i]->data, parts[i]->len));
     }

@@ -171,7 +171,7 @@ static mr_result read_file(int dirfd, const char *name, uint64_t max, mr_buf *ou
     MR_ENSURE_OUT(fstat(fd, &st) == 0, MR_ERR_IO, "reading %s failed: %s", name,
                   strerror(errno));
     MR_ENSURE_OUT(S_ISREG(st.st_mode), MR_ERR_IO, "%s is not a regular file", name);
-    MR_ENSURE_OUT((uint64_t)st.st_size <= max, MR_ERR_PROTOCOL,
+    MR_ENSURE_OUT((uint64_t)st.st_size <= max, MR_ERR_CORRUPT,
                   "sealed state is corrupted: %s is too large", name);
     MR_GUARD_OUT(mr_buf_reserve(out, (size_t)st.st_size + 1));
     for (;;) {
@@ -183,7 +183,7 @@ static mr_result read_file(int dirfd, const char *name, uint64_t max, mr_buf *ou
         if (r == 0)
             break;
         out->len += (size_t)r;
-        MR_ENSURE_OUT(out->len <= max, MR_ERR_PROTOCOL,
+        MR_ENSURE_OUT(out->len <= max, MR_ERR_CORRUPT,
                       "sealed state is corrupted: %s is too large", name);
     }
     res = MR_SUCCESS;
@@ -448,7 +448,7 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* loading                                                                                    */
 
-#define CORRUPT(...) MR_BAIL(MR_ERR_PROTOCOL, "sealed state is corrupted: " __VA_ARGS__)
+#define CORRUPT(...) MR_BAIL(MR_ERR_CORRUPT, "sealed state is corrupted: " __VA_ARGS__)
 
 static mr_result read_kv(mr_cursor *c, mr_slice *key, bool with_value, mr_slice *val)
 {
@@ -498,12 +498,17 @@ static mr_result apply_payload(kv *k, const uint8_t *p, size_t len, uint64_t seq
     return MR_SUCCESS;
 }
 
-/* Parser errors from mr_cursor ("truncated ...") get the common prefix and a location. */
+/* Parser errors from mr_cursor ("truncated ...", class MR_ERR_PROTOCOL) become corruption
+ * with the common prefix and a location; the checks above say so themselves. */
 static void corrupt_context(const char *what)
 {
-    const mr_error *err = mr_error_get();
-    if (err->cat == MR_ERR_PROTOCOL && strncmp(err->msg, "sealed state", 12) != 0)
-        mr_error_prefix("sealed state is corrupted: %s", what);
+    if (!mr_error_is(MR_ERR_PROTOCOL) || mr_error_is(MR_ERR_CORRUPT))
+        return;
+    mr_error e;
+    mr_error_take(&e);
+    /* mr_error_set, not a macro: the error keeps the parser's location */
+    mr_error_set(MR_ERR_CORRUPT, e.file, e.line, "sealed state is corrupted: %s: %s", what,
+                 e.msg);
 }
 
 static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
@@ -519,20 +524,20 @@ static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
     if (!mr_ok(mr_cursor_view(&c, 4, &magic)) || !mr_ok(mr_cursor_u16le(&c, &version)) ||
         !mr_ok(mr_cursor_u16le(&c, &flags)) || !mr_ok(mr_cursor_u64le(&c, rev)) ||
         !mr_ok(mr_cursor_u64le(&c, &plen)))
-        MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot header truncated");
+        MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: snapshot header truncated");
     MR_ENSURE_OUT(CRYPTO_memcmp(magic.ptr, SNAP_MAGIC, 4) == 0 && version == FORMAT_VERSION &&
                       flags == 0,
-                  MR_ERR_PROTOCOL, "sealed state is corrupted: not a version-1 snapshot");
+                  MR_ERR_CORRUPT, "sealed state is corrupted: not a version-1 snapshot");
     MR_ENSURE_OUT(plen >= 8 && plen <= SNAP_PAYLOAD_MAX &&
                       mr_cursor_remaining(&c) == NONCE_LEN + plen + TAG_LEN,
-                  MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot length mismatch");
+                  MR_ERR_CORRUPT, "sealed state is corrupted: snapshot length mismatch");
     MR_GUARD_OUT(mr_cursor_view(&c, NONCE_LEN, &nonce));
     MR_GUARD_OUT(mr_cursor_view(&c, (size_t)plen, &ct));
     MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
     MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen));
     if (!mr_ok(gcm_open(e, nonce.ptr, file->data, SNAP_AAD_LEN, ct.ptr, ct.len, tag.ptr,
                         p.data)))
-        MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot failed authentication "
+        MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: snapshot failed authentication "
                                      "(wrong state key or modified file)");
     p.len = (size_t)plen;
     mr_cursor pc;
@@ -544,12 +549,12 @@ static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
         MR_GUARD_OUT(read_kv(&pc, &key, true, &val));
         MR_ENSURE_OUT(i == 0 || key_cmp((const char *)prev.ptr, prev.len,
                                         (const char *)key.ptr, key.len) < 0,
-                      MR_ERR_PROTOCOL, "sealed state is corrupted: snapshot keys out of order");
+                      MR_ERR_CORRUPT, "sealed state is corrupted: snapshot keys out of order");
         prev = key;
         MR_GUARD_OUT(kv_load_set(k, (const char *)key.ptr, key.len, val.ptr, val.len, false,
                                  *rev));
     }
-    MR_ENSURE_OUT(mr_cursor_remaining(&pc) == 0, MR_ERR_PROTOCOL,
+    MR_ENSURE_OUT(mr_cursor_remaining(&pc) == 0, MR_ERR_CORRUPT,
                   "sealed state is corrupted: trailing bytes in snapshot");
     k->durable_rev = k->assigned_rev = *rev;
     res = MR_SUCCESS;
@@ -600,7 +605,7 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
         MR_GUARD_OUT(mr_cursor_view(&c, REC_AAD_LEN, &hdr));
         MR_GUARD_OUT(mr_cursor_view(&c, REC_MAC_LEN, &mac));
         MR_GUARD_OUT(header_mac(e, hdr.ptr, want));
-        MR_ENSURE_OUT(CRYPTO_memcmp(want, mac.ptr, REC_MAC_LEN) == 0, MR_ERR_PROTOCOL,
+        MR_ENSURE_OUT(CRYPTO_memcmp(want, mac.ptr, REC_MAC_LEN) == 0, MR_ERR_CORRUPT,
                       "sealed state is corrupted: log record %zu (offset %zu) has a bad header "
                       "(modified, or not written with this state key)",
                       idx, off);
@@ -613,9 +618,9 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
         MR_GUARD_OUT(mr_cursor_u32le(&h, &plen));
         MR_ENSURE_OUT(CRYPTO_memcmp(magic.ptr, REC_MAGIC, 4) == 0 &&
                           version == FORMAT_VERSION && flags == 0,
-                      MR_ERR_PROTOCOL, "sealed state is corrupted: log record %zu has an "
+                      MR_ERR_CORRUPT, "sealed state is corrupted: log record %zu has an "
                       "unknown format", idx);
-        MR_ENSURE_OUT(plen <= REC_PAYLOAD_MAX, MR_ERR_PROTOCOL,
+        MR_ENSURE_OUT(plen <= REC_PAYLOAD_MAX, MR_ERR_CORRUPT,
                       "sealed state is corrupted: log record %zu is too large", idx);
         if (mr_cursor_remaining(&c) < (size_t)NONCE_LEN + plen + TAG_LEN)
             break; /* torn: the header made it to disk, the rest did not */
@@ -623,18 +628,18 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
             /* A log left over from before the last compaction (crash between the snapshot
              * rename and emptying the log) covers only revisions the snapshot contains. It is
              * verified on its own terms and then ignored. */
-            MR_ENSURE_OUT(rseq <= snap_rev, MR_ERR_PROTOCOL,
+            MR_ENSURE_OUT(rseq <= snap_rev, MR_ERR_CORRUPT,
                           "sealed state is corrupted: the log does not continue the snapshot "
                           "(snapshot replaced or log from another state)");
             stale = true;
             seq = rseq - 1;
             memcpy(digest, prevd.ptr, 32);
         }
-        MR_ENSURE_OUT(rseq == seq + 1, MR_ERR_PROTOCOL,
+        MR_ENSURE_OUT(rseq == seq + 1, MR_ERR_CORRUPT,
                       "sealed state is corrupted: log record %zu has sequence %llu, expected "
                       "%llu (record dropped, reordered or replayed)",
                       idx, (unsigned long long)rseq, (unsigned long long)(seq + 1));
-        MR_ENSURE_OUT(CRYPTO_memcmp(prevd.ptr, digest, 32) == 0, MR_ERR_PROTOCOL,
+        MR_ENSURE_OUT(CRYPTO_memcmp(prevd.ptr, digest, 32) == 0, MR_ERR_CORRUPT,
                       "sealed state is corrupted: log record %zu does not chain to its "
                       "predecessor", idx);
         MR_GUARD_OUT(mr_cursor_view(&c, NONCE_LEN, &nonce));
@@ -644,7 +649,7 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
         MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen + 1));
         if (!mr_ok(gcm_open(e, nonce.ptr, hdr.ptr, REC_AAD_LEN, ct.ptr, ct.len, tag.ptr,
                             p.data)))
-            MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: log record %zu failed "
+            MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: log record %zu failed "
                         "authentication", idx);
         p.len = plen;
         if (!mr_ok(apply_payload(stale ? NULL : k, p.data, p.len, rseq))) {
@@ -659,7 +664,7 @@ static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
         idx++;
     }
     if (stale) {
-        MR_ENSURE_OUT(seq == snap_rev, MR_ERR_PROTOCOL,
+        MR_ENSURE_OUT(seq == snap_rev, MR_ERR_CORRUPT,
                       "sealed state is corrupted: the log does not continue the snapshot "
                       "(stale log ends at %llu, snapshot is at %llu)",
                       (unsigned long long)seq, (unsigned long long)snap_rev);

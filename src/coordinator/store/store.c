@@ -515,7 +515,7 @@ static mr_result ws_set(kv_txn *t, const char *key, const uint8_t *value, size_t
     node *fresh = NULL;
     size_t klen = strlen(key);
     MR_ENSURE_OUT(del || value != NULL || len == 0, MR_ERR_USAGE, "store value is missing");
-    MR_ENSURE_OUT(len <= MR_STORE_VALUE_MAX, MR_ERR_USAGE, "store value too large");
+    MR_ENSURE_OUT(len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "store value too large");
     v = mr_calloc(1, sizeof(*v));
     MR_ENSURE_ALLOC_OUT(v);
     v->tomb = del;
@@ -848,7 +848,7 @@ static mr_result commit_locked(kv *k, kv_txn *t)
                   "the state store could not be written and is unusable until restart");
     if (t->doomed || !validate(t)) {
         k->conflicts++;
-        MR_BAIL_OUT(MR_ERR_STATE, "store transaction conflict: a key it used was changed by "
+        MR_BAIL_OUT(MR_ERR_CONFLICT, "store transaction conflict: a key it used was changed by "
                                   "another commit; retry the operation");
     }
     uint64_t rev = k->assigned_rev + 1;
@@ -884,7 +884,7 @@ static mr_result commit_readonly_latest(kv *k, kv_txn *t)
     }
     if (t->doomed) {
         k->conflicts++;
-        MR_BAIL(MR_ERR_STATE, "store transaction conflict: it read changes that could not be "
+        MR_BAIL(MR_ERR_CONFLICT, "store transaction conflict: it read changes that could not be "
                               "written; retry the operation");
     }
     return MR_SUCCESS;

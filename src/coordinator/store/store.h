@@ -12,7 +12,7 @@
  *  - A transaction reads a consistent snapshot at the revision that was the newest committed
  *    (durable) one when it began, plus its own uncommitted writes (multi-version concurrency;
  *    old versions are kept as long as a transaction can still see them).
- *  - Commit is optimistic: it fails with MR_ERR_STATE and a message containing "conflict" when
+ *  - Commit is optimistic: it fails with MR_ERR_CONFLICT (class MR_ERR_STATE) when
  *    any key the transaction read (get), wrote (put/delete) or enumerated (every key under a
  *    listed prefix, including keys created or deleted there) was changed by another commit
  *    after the transaction's revision — including commits still waiting for their fsync. A
@@ -30,11 +30,13 @@
  *    returns only after its record is written and fdatasync'ed; concurrent committers share one
  *    write + fdatasync (group commit). docs/state-format.md describes the files.
  *
- * Errors: MR_ERR_USAGE bad key/value/txn use; MR_ERR_STATE conflict (retry the whole
- * transaction); MR_ERR_IO file-system failures (the commit did not happen, memory is unchanged;
- * if the log cannot even be cut back, the store refuses all further commits with MR_ERR_IO
- * until it is reopened); MR_ERR_PROTOCOL the files on disk do not verify (tampering,
- * corruption, wrong key); MR_ERR_INTERNAL out of memory.
+ * Errors: MR_ERR_USAGE bad key/value/txn use (MR_ERR_TOO_LARGE for a value over
+ * MR_STORE_VALUE_MAX); MR_ERR_CONFLICT a newer revision got there first (retry the whole
+ * transaction); MR_ERR_IO file-system failures (the commit did not happen, memory is
+ * unchanged; if the log cannot even be cut back, the store refuses all further commits with
+ * MR_ERR_IO until it is reopened); MR_ERR_UNAVAILABLE a remote backend cannot be reached
+ * right now (none of the current backends); MR_ERR_CORRUPT the files on disk do not verify
+ * (tampering, corruption, wrong key); MR_ERR_INTERNAL out of memory.
  */
 #ifndef MR_COORDINATOR_STORE_H
 #define MR_COORDINATOR_STORE_H
@@ -135,7 +137,8 @@ MR_RESULT mr_store_open_memory(mr_store **out);
 /* Opens (creating when absent, mode 0700) the embedded store in `dir`, verifies and replays
  * the snapshot and the log with the state key `dek` (MR_STORE_DEK_LEN bytes; copied). A torn
  * last log record is ignored and cut off before the next write. Any other inconsistency fails
- * with MR_ERR_PROTOCOL and a message starting with "sealed state is corrupted"; I/O failures
+ * with MR_ERR_CORRUPT (class MR_ERR_PROTOCOL) and a message starting with "sealed state is
+ * corrupted"; I/O failures
  * fail with MR_ERR_IO. The directory is locked (flock) while the store is open: a second open,
  * from this or another process, fails with MR_ERR_STATE. opts may be NULL. */
 MR_RESULT mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
@@ -161,8 +164,8 @@ enum {
      * newest durable one). Lets read-modify-write transactions on a hot key (a counter) build on
      * each other and share one fsync instead of conflicting until each fsync ends. Such a
      * transaction must not act on what it read before its commit succeeds: the commit (also a
-     * read-only one) returns only when everything it read is durable, and fails with a
-     * "conflict" when that data was lost to a failed write. */
+     * read-only one) returns only when everything it read is durable, and fails with
+     * MR_ERR_CONFLICT when that data was lost to a failed write. */
     MR_STORE_TXN_LATEST = 1u << 0,
 };
 MR_RESULT mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out);

@@ -66,6 +66,77 @@ static void test_errcat_table(void **state)
     assert_string_equal(mr_errcat_name(MR_ERR_ATTESTATION), "attestation");
 }
 
+/* Every category's HTTP status, gRPC code and exit code. The specific categories answer
+ * exactly like their class, so what a client sees does not change when an error gets one. */
+static void test_errcat_mapping(void **state)
+{
+    (void)state;
+    static const struct {
+        mr_errcat cat;
+        const char *name;
+        mr_errcat cls;
+        int http, grpc, exit_code;
+    } want[] = {
+        {MR_ERR_NONE, "none", MR_ERR_NONE, 200, 0, 0},
+        {MR_ERR_USAGE, "usage", MR_ERR_USAGE, 400, 3, 1},
+        {MR_ERR_AUTH, "auth", MR_ERR_AUTH, 401, 16, 1},
+        {MR_ERR_NOT_FOUND, "not-found", MR_ERR_NOT_FOUND, 404, 5, 1},
+        {MR_ERR_STATE, "state", MR_ERR_STATE, 400, 9, 1},
+        {MR_ERR_ATTESTATION, "attestation", MR_ERR_ATTESTATION, 400, 7, 1},
+        {MR_ERR_PROTOCOL, "protocol", MR_ERR_PROTOCOL, 400, 3, 1},
+        {MR_ERR_IO, "io", MR_ERR_IO, 500, 14, 1},
+        {MR_ERR_INTERNAL, "internal", MR_ERR_INTERNAL, 500, 13, 1},
+        {MR_ERR_UNAVAILABLE, "unavailable", MR_ERR_UNAVAILABLE, 503, 14, 1},
+        {MR_ERR_CONFLICT, "conflict", MR_ERR_STATE, 400, 9, 1},
+        {MR_ERR_TOO_LARGE, "too-large", MR_ERR_USAGE, 400, 3, 1},
+        {MR_ERR_CORRUPT, "corrupt", MR_ERR_PROTOCOL, 400, 3, 1},
+        /* unknown values, also ones that look like a refinement, are internal errors */
+        {(mr_errcat)(MR_ERR_STATE | (7 << MR_ERR_KIND_SHIFT)), "internal", MR_ERR_INTERNAL, 500,
+         13, 1},
+    };
+    assert_int_equal(MR_ERR__COUNT, 10); /* a new class needs a row here */
+    for (size_t i = 0; i < MR_ARRAY_LEN(want); i++) {
+        assert_string_equal(mr_errcat_name(want[i].cat), want[i].name);
+        assert_int_equal(mr_errcat_class(want[i].cat), want[i].cls);
+        assert_int_equal(mr_errcat_http(want[i].cat), want[i].http);
+        assert_int_equal(mr_errcat_grpc(want[i].cat), want[i].grpc);
+        assert_int_equal(mr_errcat_exit(want[i].cat), want[i].exit_code);
+    }
+}
+
+static mr_result fails_with_conflict(void) { MR_BAIL(MR_ERR_CONFLICT, "store conflict"); }
+
+/* mr_error_is: a class matches its specific categories, a specific category only itself;
+ * the slot keeps both through prefix, take and restore. */
+static void test_error_is(void **state)
+{
+    (void)state;
+    mr_error_clear();
+    assert_true(mr_error_is(MR_ERR_NONE));
+    assert_false(mr_error_is(MR_ERR_STATE));
+    MR_ASSERT_FAIL(fails_with_conflict(), MR_ERR_CONFLICT, "store conflict");
+    assert_int_equal(mr_error_get()->cat, MR_ERR_STATE);
+    assert_int_equal(mr_error_get()->kind, MR_ERR_CONFLICT);
+    assert_true(mr_error_is(MR_ERR_STATE));
+    assert_false(mr_error_is(MR_ERR_TOO_LARGE));
+    assert_false(mr_error_is(MR_ERR_USAGE));
+    mr_error_prefix("committing");
+    mr_error e;
+    mr_error_take(&e);
+    assert_false(mr_error_is(MR_ERR_CONFLICT));
+    mr_error_restore(&e);
+    assert_true(mr_error_is(MR_ERR_CONFLICT));
+    assert_string_equal(mr_error_get()->msg, "committing: store conflict");
+    /* a plain class error is not any of its refinements */
+    MR_ASSERT_FAIL(fails_with_usage(), MR_ERR_USAGE, "bad thing");
+    assert_int_equal(mr_error_get()->kind, MR_ERR_USAGE);
+    assert_false(mr_error_is(MR_ERR_TOO_LARGE));
+    /* a value outside the enumeration is recorded as internal */
+    mr_error_set((mr_errcat)1234, __FILE__, __LINE__, "odd");
+    assert_int_equal(mr_error_get()->cat, MR_ERR_INTERNAL);
+    assert_true(mr_error_is(MR_ERR_INTERNAL));
+}
+
 /* ---- alloc ---- */
 
 /* The wiping allocator behaves like malloc/calloc/realloc/free for its users. */
@@ -165,11 +236,11 @@ static void test_buf_limits(void **state)
     MR_ASSERT_OK(mr_buf_append(&b, "12345", 5));
     MR_ASSERT_OK(mr_buf_printf(&b, "%d", 6789));
     assert_int_equal(b.len, 9);
-    MR_ASSERT_FAIL(mr_buf_append(&b, "ab", 2), MR_ERR_USAGE, "too large");
+    MR_ASSERT_FAIL(mr_buf_append(&b, "ab", 2), MR_ERR_TOO_LARGE, "too large");
     assert_int_equal(b.len, 9);
     MR_ASSERT_OK(mr_buf_append_u8(&b, 'x'));
     assert_memory_equal(b.data, "123456789x", 10);
-    MR_ASSERT_FAIL(mr_buf_reserve(&b, SIZE_MAX), MR_ERR_USAGE, "too large");
+    MR_ASSERT_FAIL(mr_buf_reserve(&b, SIZE_MAX), MR_ERR_TOO_LARGE, "too large");
     mr_buf_free(&b);
     assert_null(b.data);
 
@@ -535,6 +606,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_propagation),
         cmocka_unit_test(test_errcat_table),
+        cmocka_unit_test(test_errcat_mapping),
+        cmocka_unit_test(test_error_is),
         cmocka_unit_test(test_alloc_failure_injection),
         cmocka_unit_test(test_wipe_allocator),
         cmocka_unit_test(test_cursor),

@@ -47,6 +47,10 @@ static struct {
     int conflicts;
     int commits;
     const char *key;
+    /* counter commit: the next `fails` commits fail with fail_cat and fail_msg instead */
+    int fails;
+    mr_errcat fail_cat;
+    const char *fail_msg;
 } hk;
 
 static void hooks_reset(void) { memset(&hk, 0, sizeof(hk)); }
@@ -81,6 +85,12 @@ static void concurrent_write(mr_store *s, const char *key)
 static mr_result hook_store_commit(mr_store_txn *t)
 {
     hk.commits++;
+    if (hk.fails > 0) {
+        hk.fails--;
+        mr_store_abort(t);
+        mr_error_set(hk.fail_cat, __FILE__, __LINE__, "%s", hk.fail_msg);
+        return MR_FAILURE;
+    }
     if (hk.conflicts > 0) {
         hk.conflicts--;
         concurrent_write(t->store, hk.key);
@@ -449,6 +459,40 @@ static void test_counter_conflicts(void **state)
     fx_close(&f);
 }
 
+/* The counter commit is retried on the error's category, MR_ERR_CONFLICT, not on its text:
+ * a conflict worded differently is retried, a state error that mentions "conflict" is not. */
+static void test_counter_retry_on_code(void **state)
+{
+    fx f;
+    (void)state;
+    fx_open(&f, "[]", true);
+    hk.fails = 2;
+    hk.fail_cat = MR_ERR_CONFLICT;
+    hk.fail_msg = "a newer revision was committed first";
+    activate_ok(&f, "limited");
+    assert_int_equal(hk.commits, 3);
+    assert_int_equal(hk.fails, 0);
+
+    hk.commits = 0;
+    hk.fails = 1;
+    hk.fail_cat = MR_ERR_STATE;
+    hk.fail_msg = "store transaction conflict, but not MR_ERR_CONFLICT";
+    activate_fails(&f, "limited", MR_ERR_INTERNAL,
+                   "incrementing marble activations: store transaction conflict, but not");
+    assert_int_equal(hk.commits, 1);
+    /* a backend that cannot be reached is not retried either, and keeps nothing counted */
+    hk.commits = 0;
+    hk.fails = 1;
+    hk.fail_cat = MR_ERR_UNAVAILABLE;
+    hk.fail_msg = "etcd: connection refused";
+    activate_fails(&f, "limited", MR_ERR_INTERNAL,
+                   "incrementing marble activations: etcd: connection refused");
+    assert_int_equal(hk.commits, 1);
+    activate_ok(&f, "limited"); /* the second one counted */
+    activate_fails(&f, "limited", MR_ERR_ATTESTATION, "reached max activations count (2)");
+    fx_close(&f);
+}
+
 /* ---- users ---- */
 
 static void test_users(void **state)
@@ -599,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_open_and_quote),    cmocka_unit_test(test_set_manifest),
         cmocka_unit_test(test_activate),          cmocka_unit_test(test_max_activations),
         cmocka_unit_test(test_stale_epoch_redo),  cmocka_unit_test(test_counter_conflicts),
+        cmocka_unit_test(test_counter_retry_on_code),
         cmocka_unit_test(test_users),             cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_monotonic_counter),
     };

@@ -151,14 +151,14 @@ static void test_conflicts(void **state)
     get_str(a, "x", "0");
     MR_ASSERT_OK(mr_store_put(a, "y", (const uint8_t *)"1", 1));
     st_put(s, "x", "changed");
-    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_STATE, "conflict");
+    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_CONFLICT, "conflict");
     get1_str(s, "y", "0");
 
     /* blind write-write conflict */
     MR_ASSERT_OK(mr_store_begin(s, &a));
     MR_ASSERT_OK(mr_store_put(a, "y", (const uint8_t *)"a", 1));
     st_put(s, "y", "b");
-    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_STATE, "conflict");
+    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_CONFLICT, "conflict");
     get1_str(s, "y", "b");
 
     /* a key deleted by someone else */
@@ -166,7 +166,7 @@ static void test_conflicts(void **state)
     get_str(a, "y", "b");
     MR_ASSERT_OK(mr_store_put(a, "z", (const uint8_t *)"1", 1));
     st_del(s, "y");
-    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_STATE, "conflict");
+    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_CONFLICT, "conflict");
 
     /* phantom: a key created under a scanned prefix */
     MR_ASSERT_OK(mr_store_begin(s, &a));
@@ -174,14 +174,14 @@ static void test_conflicts(void **state)
     assert_int_equal(l.count, 0);
     MR_ASSERT_OK(mr_store_put(a, "count", (const uint8_t *)"0", 1));
     st_put(s, "user:new", "1");
-    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_STATE, "conflict");
+    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_CONFLICT, "conflict");
 
     /* a key read as absent and then created */
     MR_ASSERT_OK(mr_store_begin(s, &a));
     get_str(a, "fresh", NULL);
     MR_ASSERT_OK(mr_store_put(a, "other", (const uint8_t *)"1", 1));
     st_put(s, "fresh", "1");
-    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_STATE, "conflict");
+    MR_ASSERT_FAIL(mr_store_commit(a), MR_ERR_CONFLICT, "conflict");
 
     /* disjoint transactions both commit */
     MR_ASSERT_OK(mr_store_begin(s, &a));
@@ -569,8 +569,8 @@ static void test_latest_reads_pending(void **state)
             st_del(s, "derived");
         } else {
             assert_non_null(r);
-            MR_ASSERT_FAIL(mr_store_commit(ro), MR_ERR_STATE, "conflict");
-            MR_ASSERT_FAIL(mr_store_commit(rw), MR_ERR_STATE, "conflict");
+            MR_ASSERT_FAIL(mr_store_commit(ro), MR_ERR_CONFLICT, "conflict");
+            MR_ASSERT_FAIL(mr_store_commit(rw), MR_ERR_CONFLICT, "conflict");
             get1_str(s, "k", "pending2");
             get1_str(s, "derived", NULL);
         }
@@ -690,7 +690,7 @@ static void test_stale_log_after_crash(void **state)
     /* old log ending at 5 next to snapshot 6: not a stale log of this snapshot */
     st_write(dir, "state.log", log5, len);
     mr_store *bad = NULL;
-    MR_ASSERT_FAIL(mr_store_open_embedded(dir, st_dek, 32, NULL, &bad), MR_ERR_PROTOCOL,
+    MR_ASSERT_FAIL(mr_store_open_embedded(dir, st_dek, 32, NULL, &bad), MR_ERR_CORRUPT,
                    "does not continue the snapshot");
     mr_free(log5);
     st_rmdir(dir);
@@ -759,9 +759,9 @@ static void expect_corrupt(const char *dir, const char *what)
         mr_store_close(s);
         fail_msg("%s: tampered state loaded: %s", what, d);
     }
-    if (mr_error_get()->cat != MR_ERR_PROTOCOL ||
+    if (!mr_error_is(MR_ERR_CORRUPT) ||
         strstr(mr_error_get()->msg, "sealed state is corrupted") == NULL)
-        fail_msg("%s: unexpected error %s: %s", what, mr_errcat_name(mr_error_get()->cat),
+        fail_msg("%s: unexpected error %s: %s", what, mr_errcat_name(mr_error_get()->kind),
                  mr_error_get()->msg);
 }
 
@@ -910,7 +910,7 @@ static void test_tampering(void **state)
     uint8_t other[32];
     memcpy(other, st_dek, 32);
     other[0] ^= 1;
-    MR_ASSERT_FAIL(mr_store_open_embedded(dir, other, 32, NULL, &s), MR_ERR_PROTOCOL,
+    MR_ASSERT_FAIL(mr_store_open_embedded(dir, other, 32, NULL, &s), MR_ERR_CORRUPT,
                    "sealed state is corrupted");
     reload_check(dir, good);
 
