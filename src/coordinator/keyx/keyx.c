@@ -273,9 +273,9 @@ static mr_result ask_peer(asker *a, const char *host, const char *port)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(host, port, &hints, &res);
-    MR_ENSURE(rc == 0, MR_ERR_IO, "cannot resolve %s: %s", host, gai_strerror(rc));
+    MR_ENSURE(rc == 0, MR_ERR_UNAVAILABLE, "cannot resolve %s: %s", host, gai_strerror(rc));
     mr_result r = MR_FAILURE;
-    mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "%s has no address", host);
+    mr_error_set(MR_ERR_UNAVAILABLE, __FILE__, __LINE__, "%s has no address", host);
     for (const struct addrinfo *ai = res; ai != NULL && !mr_ok(r); ai = ai->ai_next) {
         char num[NI_MAXHOST];
         if (getnameinfo(ai->ai_addr, ai->ai_addrlen, num, sizeof(num), NULL, 0,
@@ -320,7 +320,7 @@ MR_RESULT mr_keyx_fetch(mr_keyx *k, const char *peers, unsigned timeout_ms,
             break;
         p = comma + 1;
     }
-    MR_BAIL_OUT(MR_ERR_IO, "no peer released the state key: %s", why);
+    MR_BAIL_OUT(MR_ERR_UNAVAILABLE, "no peer released the state key: %s", why);
 out:
     SSL_CTX_free(a.ctx);
     mr_buf_free(&a.req);

@@ -74,12 +74,12 @@ static mr_result wait_fd(int fd, short events, uint64_t deadline_ms)
 {
     for (;;) {
         int left = remaining(deadline_ms);
-        MR_ENSURE(left > 0, MR_ERR_IO, "rpc: deadline exceeded");
+        MR_ENSURE(left > 0, MR_ERR_UNAVAILABLE, "rpc: deadline exceeded");
         struct pollfd p = {.fd = fd, .events = events};
         int n = poll(&p, 1, left);
         if (n > 0)
             return MR_SUCCESS;
-        MR_ENSURE(n == 0 || errno == EINTR, MR_ERR_IO, "rpc: poll: %s", strerror(errno));
+        MR_ENSURE(n == 0 || errno == EINTR, MR_ERR_UNAVAILABLE, "rpc: poll: %s", strerror(errno));
     }
 }
 
@@ -93,7 +93,7 @@ static mr_result ssl_retry(mr_rpc_conn *c, int rv, uint64_t deadline_ms)
         return wait_fd(c->fd, POLLOUT, deadline_ms);
     unsigned long e = ERR_get_error();
     ERR_clear_error();
-    MR_BAIL(MR_ERR_IO, "rpc: TLS: %s",
+    MR_BAIL(MR_ERR_UNAVAILABLE, "rpc: TLS: %s",
             e != 0 ? ERR_reason_error_string(e) : err == SSL_ERROR_ZERO_RETURN ? "closed by peer"
                                                                               : "connection failed");
 }
@@ -119,7 +119,7 @@ static mr_result io_write(mr_rpc_conn *c, const uint8_t *p, size_t n, uint64_t d
         } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             MR_GUARD(wait_fd(c->fd, POLLOUT, deadline_ms));
         } else {
-            MR_BAIL(MR_ERR_IO, "rpc: send: %s", w == 0 ? "closed" : strerror(errno));
+            MR_BAIL(MR_ERR_UNAVAILABLE, "rpc: send: %s", w == 0 ? "closed" : strerror(errno));
         }
     }
     return MR_SUCCESS;
@@ -149,8 +149,8 @@ static mr_result io_read(mr_rpc_conn *c, uint8_t *p, size_t cap, uint64_t deadli
             *n = (size_t)r;
             return MR_SUCCESS;
         }
-        MR_ENSURE(r != 0, MR_ERR_IO, "rpc: connection closed by peer");
-        MR_ENSURE(errno == EAGAIN || errno == EINTR, MR_ERR_IO, "rpc: recv: %s", strerror(errno));
+        MR_ENSURE(r != 0, MR_ERR_UNAVAILABLE, "rpc: connection closed by peer");
+        MR_ENSURE(errno == EAGAIN || errno == EINTR, MR_ERR_UNAVAILABLE, "rpc: recv: %s", strerror(errno));
         if (remaining(deadline_ms) == 0)
             return MR_SUCCESS;
         if (!mr_ok(wait_fd(c->fd, POLLIN, deadline_ms)))
@@ -369,12 +369,12 @@ static mr_result dial(const mr_rpc_target *t, uint64_t deadline_ms, int *fd)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     int rc = getaddrinfo(t->host, t->port, &hints, &res);
-    MR_ENSURE(rc == 0, MR_ERR_IO, "rpc: cannot resolve %s: %s", t->host, gai_strerror(rc));
+    MR_ENSURE(rc == 0, MR_ERR_UNAVAILABLE, "rpc: cannot resolve %s: %s", t->host, gai_strerror(rc));
     *fd = -1;
     for (const struct addrinfo *ai = res; ai != NULL && *fd < 0; ai = ai->ai_next)
         *fd = connect_one(ai, deadline_ms);
     freeaddrinfo(res);
-    MR_ENSURE(*fd >= 0, MR_ERR_IO, "rpc: cannot connect to %s:%s", t->host, t->port);
+    MR_ENSURE(*fd >= 0, MR_ERR_UNAVAILABLE, "rpc: cannot connect to %s:%s", t->host, t->port);
     return MR_SUCCESS;
 }
 
@@ -569,13 +569,13 @@ static mr_result ended(const mr_rpc_stream *s, mr_grpc_code *status)
         g = s->http_status == 200 || s->http_status == 0 ? MR_GRPC_UNAVAILABLE : MR_GRPC_UNKNOWN;
         if (status != NULL)
             *status = (mr_grpc_code)g;
-        MR_BAIL(MR_ERR_IO, "rpc error: code = %s desc = stream closed without status "
+        MR_BAIL(MR_ERR_UNAVAILABLE, "rpc error: code = %s desc = stream closed without status "
                 "(HTTP %d, reset %u)", mr_grpc_code_name((int)g), s->http_status, s->rst);
     }
     if (status != NULL)
         *status = g > 16 ? MR_GRPC_UNKNOWN : (mr_grpc_code)g;
     MR_ENSURE(g == MR_GRPC_OK, g == MR_GRPC_UNAVAILABLE || g == MR_GRPC_DEADLINE_EXCEEDED
-                                   ? MR_ERR_IO
+                                   ? MR_ERR_UNAVAILABLE
                                    : MR_ERR_PROTOCOL,
               "rpc error: code = %s desc = %s", mr_grpc_code_name((int)g), s->grpc_msg);
     return MR_SUCCESS;
@@ -595,7 +595,7 @@ MR_RESULT mr_rpc_call(mr_rpc_conn *c, const char *path, mr_slice req, size_t max
     stream_init(&s, c, max_resp);
     if (status != NULL)
         *status = MR_GRPC_UNAVAILABLE;
-    MR_ENSURE_OUT(mr_rpc_usable(c), MR_ERR_IO, "rpc: connection is not usable");
+    MR_ENSURE_OUT(mr_rpc_usable(c), MR_ERR_UNAVAILABLE, "rpc: connection is not usable");
     MR_GUARD_OUT(mr_grpc_frame_encode(&s.out, req));
     s.end_out = true;
     MR_GUARD_OUT(submit(c, &s, path, deadline_ms));
@@ -607,7 +607,7 @@ MR_RESULT mr_rpc_call(mr_rpc_conn *c, const char *path, mr_slice req, size_t max
         if (!s.closed && remaining(deadline_ms) == 0) {
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
             transport_status(status, deadline_ms);
-            MR_BAIL_OUT(MR_ERR_IO, "rpc error: code = DeadlineExceeded desc = context deadline "
+            MR_BAIL_OUT(MR_ERR_UNAVAILABLE, "rpc error: code = DeadlineExceeded desc = context deadline "
                         "exceeded");
         }
     }
@@ -625,7 +625,7 @@ out:
 MR_RESULT mr_rpc_stream_open(mr_rpc_conn *c, const char *path, size_t max_msg,
                              mr_rpc_stream **out)
 {
-    MR_ENSURE(mr_rpc_usable(c), MR_ERR_IO, "rpc: connection is not usable");
+    MR_ENSURE(mr_rpc_usable(c), MR_ERR_UNAVAILABLE, "rpc: connection is not usable");
     mr_rpc_stream *s = mr_calloc(1, sizeof(*s));
     MR_ENSURE_ALLOC(s);
     stream_init(s, c, max_msg);
@@ -640,7 +640,7 @@ MR_RESULT mr_rpc_stream_open(mr_rpc_conn *c, const char *path, size_t max_msg,
 
 MR_RESULT mr_rpc_stream_send(mr_rpc_stream *s, mr_slice msg, uint64_t deadline_ms)
 {
-    MR_ENSURE(!s->closed, MR_ERR_IO, "rpc: stream closed");
+    MR_ENSURE(!s->closed, MR_ERR_UNAVAILABLE, "rpc: stream closed");
     MR_GUARD(mr_grpc_frame_encode(&s->out, msg));
     if (s->deferred) {
         s->deferred = false;

@@ -12,10 +12,10 @@
  * sent and received in order, as they arrive, on the one connection.
  *
  * Errors: a call whose server answered a non-OK grpc-status fails with the category that code
- * maps to (UNAVAILABLE and DEADLINE_EXCEEDED: MR_ERR_IO; others: MR_ERR_PROTOCOL) and
+ * maps to (UNAVAILABLE and DEADLINE_EXCEEDED: MR_ERR_UNAVAILABLE; others: MR_ERR_PROTOCOL) and
  * "rpc error: code = <Name> desc = <message>"; *status (when not NULL) holds the code, and
  * MR_GRPC_OK for a success. A transport failure (connect, TLS, reset, timeout) fails with
- * MR_ERR_IO, *status UNAVAILABLE or DEADLINE_EXCEEDED, and leaves the connection unusable
+ * MR_ERR_UNAVAILABLE, *status UNAVAILABLE or DEADLINE_EXCEEDED, and leaves the connection unusable
  * (mr_rpc_usable false): close it and connect again.
  *
  * Secrets: response messages may carry key material: they are received into wiping buffers

@@ -229,7 +229,7 @@ static mr_result dial(mr_etcd *e, uint64_t deadline_ms, mr_rpc_conn **out)
             return MR_SUCCESS;
         (void)snprintf(why, sizeof(why), "%s", mr_error_get()->msg);
     }
-    MR_BAIL(MR_ERR_IO, "%s", why);
+    MR_BAIL(MR_ERR_UNAVAILABLE, "%s", why);
 }
 
 static pconn *acquire(mr_etcd *e, uint64_t deadline_ms)
@@ -282,7 +282,7 @@ static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempoten
 {
     uint64_t deadline = mr_rpc_now_ms() + e->timeout_ms;
     pconn *p = acquire(e, deadline);
-    MR_ENSURE(p != NULL, MR_ERR_IO, "etcd unavailable: every connection is busy");
+    MR_ENSURE(p != NULL, MR_ERR_UNAVAILABLE, "etcd unavailable: every connection is busy");
     mr_result r;
     mr_grpc_code last = MR_GRPC_UNAVAILABLE;
     for (int attempt = 0;; attempt++) {
@@ -319,7 +319,7 @@ static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempoten
         if (refused(last))
             mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "etcd refused the request: %s", msg);
         else
-            mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "etcd unavailable: %s", msg);
+            mr_error_set(MR_ERR_UNAVAILABLE, __FILE__, __LINE__, "etcd unavailable: %s", msg);
     }
     release(e, p);
     return r;

@@ -9,7 +9,7 @@
  * host, and cert_file/key_file (PEM) are presented when given.
  *
  * Deadlines: every call finishes within timeout_ms (default 5 s). A call that finds no member
- * able to answer in time fails with MR_ERR_IO "etcd unavailable: ...". A transaction whose
+ * able to answer in time fails with MR_ERR_UNAVAILABLE "etcd unavailable: ...". A transaction whose
  * outcome is unknown (the connection broke after it was sent) is not retried: it fails the
  * same way, and the caller's next transaction compares against what is really stored.
  *

@@ -109,7 +109,7 @@ static mr_result open_value(mr_slice key, mr_slice ekey, mr_slice sealed, mr_buf
     if (!mr_ok(mr_aead_decrypt(key, sealed.ptr, mr_buf_slice(&aad),
                                MR_SLICE(sealed.ptr + MR_AEAD_NONCE_LEN, n),
                                sealed.ptr + MR_AEAD_NONCE_LEN + n, out->data + out->len)))
-        MR_BAIL_OUT(MR_ERR_PROTOCOL, "sealed state is corrupted: value of %.*s does not open",
+        MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: value of %.*s does not open",
                     (int)ekey.len, ekey.ptr);
     out->len += n;
     res = MR_SUCCESS;
@@ -404,7 +404,7 @@ static mr_result catch_up(estore *s)
         rc = pthread_cond_timedwait(&s->cv, &s->mu, &until);
     bool ok = s->applied >= rb.mod;
     pthread_mutex_unlock(&s->mu);
-    MR_ENSURE(ok, MR_ERR_IO, "etcd unavailable: the local replica is behind (watch %s)",
+    MR_ENSURE(ok, MR_ERR_UNAVAILABLE, "etcd unavailable: the local replica is behind (watch %s)",
               mr_etcd_watch_live(s->cli) ? "lagging" : "disconnected");
     return MR_SUCCESS;
 }
@@ -479,7 +479,7 @@ static mr_result e_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *f
     if (mr_ok(r) && *found)
         r = cv_decode(mr_buf_slice(&cv), &rev, &kind, &plain);
     if (mr_ok(r) && *found && kind == CV_CORRUPT) {
-        mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__,
+        mr_error_set(MR_ERR_CORRUPT, __FILE__, __LINE__,
                      "sealed state is corrupted: value of %s does not open", key);
         r = MR_FAILURE;
     }
@@ -539,7 +539,7 @@ static mr_result e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out
         mr_slice plain;
         mr_result r = cv_decode(raw.items[i].value, &rev, &kind, &plain);
         if (mr_ok(r) && kind == CV_CORRUPT) {
-            mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__,
+            mr_error_set(MR_ERR_CORRUPT, __FILE__, __LINE__,
                          "sealed state is corrupted: value of %s does not open", raw.items[i].key);
             r = MR_FAILURE;
         }
@@ -760,7 +760,7 @@ static mr_result e_commit(mr_store_txn *tx)
     else
         s->conflicts++;
     pthread_mutex_unlock(&s->mu);
-    MR_ENSURE_OUT(ok, MR_ERR_STATE, "store conflict: another commit changed what this "
+    MR_ENSURE_OUT(ok, MR_ERR_CONFLICT, "store conflict: another commit changed what this "
                   "transaction read");
     res = MR_SUCCESS;
 out:

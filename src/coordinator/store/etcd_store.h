@@ -6,7 +6,7 @@
  * Layout: every store key K lives at etcd key <prefix>K; its value is sealed on its own,
  * nonce(12) || AES-256-GCM(state key, value, AAD = "marblerun-c etcd v1" NUL <prefix>K) ||
  * tag(16), so a commit costs the same at 10 or 100k keys, a dump shows no plaintext, and a
- * value copied to another key fails on read (MR_ERR_PROTOCOL "sealed state is corrupted").
+ * value copied to another key fails on read (MR_ERR_CORRUPT "sealed state is corrupted").
  * Two keys of our own sit beside them (store keys may not start with byte 0x01):
  *   <prefix>\x01rev       written by every commit: its mod_revision is the newest commit;
  *   <prefix>\x01keycheck  a sealed constant: which state key this state belongs to.
@@ -16,15 +16,15 @@
  * of <prefix>\x01rev, then it waits until the watch has delivered that revision — and then
  * reads one consistent snapshot of it. So no transaction reads older state than what any
  * instance had committed when it began; when etcd cannot be reached (no quorum, a partition)
- * the transaction fails (MR_ERR_IO "etcd unavailable: ...") instead of reading a stale
+ * the transaction fails (MR_ERR_UNAVAILABLE "etcd unavailable: ...") instead of reading a stale
  * replica.
  *
  * Commits: one etcd Txn. Its compares are the mod_revision of every key the transaction read
  * (0 for a key it found absent) and, for every prefix it listed, that no key in it changed
  * after the snapshot; past MAX_COMPARES compares it compares <prefix>\x01rev instead (no commit
- * at all since the snapshot). Compares failing: MR_ERR_STATE "store conflict: ..." (retry the
- * whole transaction). A commit whose outcome is unknown (etcd went away after it was sent)
- * fails MR_ERR_IO and is not retried here.
+ * at all since the snapshot). Compares failing: MR_ERR_CONFLICT "store conflict: ..." (retry
+ * the whole transaction). A commit whose outcome is unknown (etcd went away after it was sent)
+ * fails MR_ERR_UNAVAILABLE and is not retried here.
  */
 #ifndef MR_COORDINATOR_STORE_ETCD_STORE_H
 #define MR_COORDINATOR_STORE_ETCD_STORE_H

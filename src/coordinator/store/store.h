@@ -186,7 +186,7 @@ void mr_store_abort(mr_store_txn *t);
  * before the call, and gives the revision of the newest change outside the backend's volatile
  * prefixes: a caller that caches state derived from the store rebuilds it when that number
  * moved. Local backends are always current and answer 0. A shared backend that cannot reach
- * its peers fails (MR_ERR_IO) rather than vouch for a stale view. */
+ * its peers fails (MR_ERR_UNAVAILABLE) rather than vouch for a stale view. */
 MR_RESULT mr_store_sync(mr_store *s, uint64_t *state_rev);
 
 /* Convenience: one-key transactions. */

@@ -156,7 +156,7 @@ static void test_conflicts(void **state)
     MR_ASSERT_OK(mr_store_get(ta, "x", &v, &found));
     MR_ASSERT_OK(mr_store_put1(b, "x", (const uint8_t *)"2", 1));
     MR_ASSERT_OK(mr_store_put(ta, "x", (const uint8_t *)"3", 1));
-    MR_ASSERT_FAIL(mr_store_commit(ta), MR_ERR_STATE, "store conflict");
+    MR_ASSERT_FAIL(mr_store_commit(ta), MR_ERR_CONFLICT, "store conflict");
     get_str(b, "x", "2");
     /* a listing, then a key created under the prefix elsewhere */
     mr_store_list l = {0};
@@ -166,7 +166,7 @@ static void test_conflicts(void **state)
     mr_store_list_free(&l);
     MR_ASSERT_OK(mr_store_put1(b, "p/2", (const uint8_t *)"2", 1));
     MR_ASSERT_OK(mr_store_put(ta, "elsewhere", (const uint8_t *)"e", 1));
-    MR_ASSERT_FAIL(mr_store_commit(ta), MR_ERR_STATE, "store conflict");
+    MR_ASSERT_FAIL(mr_store_commit(ta), MR_ERR_CONFLICT, "store conflict");
     /* a listing, then a listed key deleted elsewhere */
     MR_ASSERT_OK(mr_store_begin(a, &ta));
     MR_ASSERT_OK(mr_store_scan(ta, "p/", &l));
@@ -176,7 +176,7 @@ static void test_conflicts(void **state)
     MR_ASSERT_OK(mr_store_delete(tb, "p/1"));
     MR_ASSERT_OK(mr_store_commit(tb));
     MR_ASSERT_OK(mr_store_put(ta, "elsewhere", (const uint8_t *)"e", 1));
-    MR_ASSERT_FAIL(mr_store_commit(ta), MR_ERR_STATE, "store conflict");
+    MR_ASSERT_FAIL(mr_store_commit(ta), MR_ERR_CONFLICT, "store conflict");
     get_str(a, "elsewhere", NULL); /* nothing of the failed commits landed */
     /* own writes are read back inside the transaction and listed */
     MR_ASSERT_OK(mr_store_begin(a, &ta));
@@ -230,7 +230,7 @@ static void *bump(void *arg)
                 abort();
             if (mr_ok(mr_store_commit(t)))
                 break;
-            if (mr_error_get()->cat != MR_ERR_STATE)
+            if (!mr_error_is(MR_ERR_CONFLICT))
                 abort();
             atomic_fetch_add(j->conflicts, 1);
         }
@@ -327,7 +327,7 @@ static void test_sealing(void **state)
             usleep(20 * 1000);
     }
     assert_false(mr_ok(r));
-    assert_int_equal(mr_error_get()->cat, MR_ERR_PROTOCOL);
+    assert_true(mr_error_is(MR_ERR_CORRUPT));
     assert_non_null(strstr(mr_error_get()->msg, "sealed state is corrupted"));
     get_str(s, "secret:a", "TOP-SECRET-VALUE");
     mr_buf_free(&v);
@@ -363,7 +363,7 @@ static void test_many_reads(void **state)
         if (round == 0)
             MR_ASSERT_OK(mr_store_commit(t));
         else
-            MR_ASSERT_FAIL(mr_store_commit(t), MR_ERR_STATE, "store conflict");
+            MR_ASSERT_FAIL(mr_store_commit(t), MR_ERR_CONFLICT, "store conflict");
     }
     mr_store_close(a);
     mr_store_close(b);
@@ -378,9 +378,9 @@ static void test_unreachable(void **state)
     kill(g_etcd.pid, SIGSTOP);
     mr_store_txn *t = NULL;
     uint64_t t0 = mr_rpc_now_ms();
-    MR_ASSERT_FAIL(mr_store_begin(s, &t), MR_ERR_IO, "etcd unavailable");
+    MR_ASSERT_FAIL(mr_store_begin(s, &t), MR_ERR_UNAVAILABLE, "etcd unavailable");
     uint64_t rev = 0;
-    MR_ASSERT_FAIL(mr_store_sync(s, &rev), MR_ERR_IO, "etcd unavailable");
+    MR_ASSERT_FAIL(mr_store_sync(s, &rev), MR_ERR_UNAVAILABLE, "etcd unavailable");
     assert_true(mr_rpc_now_ms() - t0 < 6000);
     kill(g_etcd.pid, SIGCONT);
     get_str(s, "seed", "s"); /* and it serves again by itself */

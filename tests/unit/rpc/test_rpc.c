@@ -221,10 +221,10 @@ static void test_unreachable_and_deadline(void **state)
     mr_rpc_target t = {.host = "127.0.0.1", .port = port};
     mr_rpc_conn *c = NULL;
     uint64_t t0 = mr_rpc_now_ms();
-    MR_ASSERT_FAIL(mr_rpc_connect(&t, t0 + 2000, &c), MR_ERR_IO, "cannot connect");
+    MR_ASSERT_FAIL(mr_rpc_connect(&t, t0 + 2000, &c), MR_ERR_UNAVAILABLE, "cannot connect");
     assert_true(mr_rpc_now_ms() - t0 < 3000);
     t.host = "no-such-host.invalid";
-    MR_ASSERT_FAIL(mr_rpc_connect(&t, t0 + 2000, &c), MR_ERR_IO, "cannot resolve");
+    MR_ASSERT_FAIL(mr_rpc_connect(&t, t0 + 2000, &c), MR_ERR_UNAVAILABLE, "cannot resolve");
     /* a stopped server: the call fails within its deadline, the connection is then unusable */
     c = dial();
     kill(g_etcd.pid, SIGSTOP);
@@ -234,7 +234,7 @@ static void test_unreachable_and_deadline(void **state)
     t0 = mr_rpc_now_ms();
     MR_ASSERT_FAIL(mr_rpc_call(c, "/etcdserverpb.KV/Range", MR_SLICE("\x0a\x01x", 3), 1024,
                                t0 + 300, &resp, &st),
-                   MR_ERR_IO, "DeadlineExceeded");
+                   MR_ERR_UNAVAILABLE, "DeadlineExceeded");
     assert_int_equal(st, MR_GRPC_DEADLINE_EXCEEDED);
     assert_true(mr_rpc_now_ms() - t0 < 1500);
     kill(g_etcd.pid, SIGCONT);
