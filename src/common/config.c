@@ -37,6 +37,26 @@ static const mr_config_var vars[] = {
     {"EDG_COORDINATOR_STOP_GRACE_MS", "10000", "coordinator",
      "Milliseconds SIGTERM/SIGINT waits for in-flight requests before the remaining connections "
      "are closed (1..3600000); requests already being handled still finish before exit."},
+    /* A group of instances sharing one state (MarbleRun-C; docs/distributed.md) */
+    {"EDG_COORDINATOR_STORE", "embedded", "coordinator",
+     "Where the state lives: embedded (the seal directory) or etcd (shared by every instance "
+     "with the same etcd settings)."},
+    {"EDG_COORDINATOR_ETCD_ENDPOINTS", NULL, "coordinator",
+     "etcd store: comma-separated http:// or https:// URLs of the etcd members."},
+    {"EDG_COORDINATOR_ETCD_PREFIX", "/marblerun/", "coordinator",
+     "etcd store: key prefix of the shared state."},
+    {"EDG_COORDINATOR_ETCD_CA", NULL, "coordinator",
+     "etcd store: PEM file of the CA that signs the etcd members' certificates (https)."},
+    {"EDG_COORDINATOR_ETCD_CERT", NULL, "coordinator",
+     "etcd store: PEM client certificate presented to etcd (with EDG_COORDINATOR_ETCD_KEY)."},
+    {"EDG_COORDINATOR_ETCD_KEY", NULL, "coordinator",
+     "etcd store: PEM private key of EDG_COORDINATOR_ETCD_CERT."},
+    {"EDG_COORDINATOR_KEY_SERVER_ADDR", ":5433", "coordinator",
+     "etcd store: listen address of the key API (keypb.API) that hands the state key to peer "
+     "instances of the same enclave product."},
+    {"EDG_COORDINATOR_PEERS", NULL, "coordinator",
+     "etcd store: comma-separated host:port of the peers' key APIs (a host name stands for all "
+     "its addresses); asked for the state key when this instance has no sealed copy."},
     /* Limits under hostile load (MarbleRun-C; docs/security.md) */
     {"EDG_COORDINATOR_CLIENT_MAX_CONNS", "1024", "coordinator",
      "Connections the client API holds at once; when full, the longest-idle one is closed for "

@@ -151,7 +151,7 @@ static MR_RESULT server_limits(mr_srv_limits *l)
 
 static MR_RESULT serve(daemon_t *d)
 {
-    int client = -1, mesh = -1, metrics = -1;
+    int client = -1, mesh = -1, metrics = -1, keys = -1;
     const char *prom = mr_config_get("EDG_COORDINATOR_PROMETHEUS_ADDR");
     mr_srv_limits lim;
     MR_GUARD(server_limits(&lim));
@@ -163,12 +163,18 @@ static MR_RESULT serve(daemon_t *d)
                            mesh_cert, d->core, &mesh));
     if (prom != NULL)
         MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_PLAIN, prom, NULL, NULL, &metrics));
+    if (mr_core_shared(d->core))
+        MR_GUARD(mr_srv_listen(d->srv, MR_SRV_LISTENER_MESH,
+                               mr_config_get("EDG_COORDINATOR_KEY_SERVER_ADDR"),
+                               mr_core_key_identity, d->core, &keys));
     mr_api_config ac = {.core = d->core, .srv = d->srv, .client_listener = client,
                         .mesh_listener = mesh, .metrics_listener = metrics,
+                        .has_key_listener = keys >= 0, .key_listener = keys,
                         .version = MR_VERSION, .commit = MR_COMMIT};
     MR_GUARD(mr_api_new(&ac, &d->api));
     MR_LOG_INFO("Coordinator ready", MR_F_UINT("clientPort", mr_srv_listener_port(d->srv, client)),
                 MR_F_UINT("meshPort", mr_srv_listener_port(d->srv, mesh)),
+                MR_F_UINT("keyPort", keys >= 0 ? mr_srv_listener_port(d->srv, keys) : 0),
                 MR_F_INT("state", mr_core_state(d->core)));
     return mr_srv_run(d->srv, true);
 }
@@ -200,6 +206,19 @@ static MR_RESULT run(daemon_t *d)
         .verify = {.roots = d->roots, .source = d->collateral},
         .dev_mode = mr_config_bool("EDG_COORDINATOR_DEV_MODE"),
     };
+    mr_core_dist_config dist = {
+        .etcd_endpoints = mr_config_get("EDG_COORDINATOR_ETCD_ENDPOINTS"),
+        .etcd_prefix = mr_config_get("EDG_COORDINATOR_ETCD_PREFIX"),
+        .etcd_ca = mr_config_get("EDG_COORDINATOR_ETCD_CA"),
+        .etcd_cert = mr_config_get("EDG_COORDINATOR_ETCD_CERT"),
+        .etcd_key = mr_config_get("EDG_COORDINATOR_ETCD_KEY"),
+        .peers = mr_config_get("EDG_COORDINATOR_PEERS"),
+    };
+    const char *store = mr_config_get("EDG_COORDINATOR_STORE");
+    MR_ENSURE(strcmp(store, "embedded") == 0 || strcmp(store, "etcd") == 0, MR_ERR_USAGE,
+              "EDG_COORDINATOR_STORE must be embedded or etcd, not %s", store);
+    if (strcmp(store, "etcd") == 0)
+        cfg.dist = &dist;
     MR_GUARD(mr_core_open(&cfg, &d->core));
     MR_GUARD(startup_manifest(d));
     return serve(d);
@@ -219,6 +238,7 @@ static void usage(FILE *f)
           "  EDG_COORDINATOR_PROMETHEUS_ADDR  metrics listen address (default: none)\n"
           "  EDG_COORDINATOR_DNS_NAMES        SANs of the Coordinator certificates (default localhost)\n"
           "  EDG_COORDINATOR_SEAL_DIR         sealed state directory\n"
+          "  EDG_COORDINATOR_STORE            embedded (default) or etcd (docs/distributed.md)\n"
           "                                   (default ./marblerun-coordinator-data)\n"
           "  EDG_COORDINATOR_KEK              key-encryption key: gramine, file:<path> or none\n"
           "  EDG_COORDINATOR_KEY_CURVE        P-256 (default) or P-384\n"

@@ -144,3 +144,92 @@ def port_open(host, port):
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+class TcpProxy:
+    """127.0.0.1:<port> forwarded to 127.0.0.1:<target>. blackhole() keeps every connection
+    open but forwards nothing more (a partition as the Coordinator sees it: no answers, no
+    resets); heal() forwards again, from fresh connections."""
+
+    def __init__(self, target_port):
+        import threading
+        self.target = target_port
+        self.lock = threading.Lock()
+        self.conns = []
+        self.holed = False
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                holed = self.holed
+            if holed:  # accepted, never answered
+                with self.lock:
+                    self.conns.append((c, None))
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns.append((c, u))
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                while True:
+                    with self.lock:
+                        holed = self.holed
+                    if not holed:
+                        break
+                    time.sleep(0.05)  # hold the bytes: nothing gets through
+                    if self.closed:
+                        return
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def blackhole(self):
+        with self.lock:
+            self.holed = True
+
+    def heal(self):
+        with self.lock:
+            self.holed = False
+            conns, self.conns = self.conns, []
+        for c, u in conns:  # stalled connections are dropped; the client reconnects
+            for s in (c, u):
+                if s is not None:
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    s.close()
+
+    def close(self):
+        self.closed = True
+        self.heal()
+        self.sock.close()

@@ -63,7 +63,7 @@ bool api_user(mr_api *a, mr_srv_request *r, bool v2, char *name, size_t size)
  * before it reads anything, so the server need not hold the body of anyone else. */
 static bool pre_user(const mr_srv_request *r, void *arg)
 {
-    mr_api *a = arg;
+    const mr_api *a = ((const api_hook *)arg)->a;
     char name[API_USER_MAX];
     return mr_ok(mr_core_auth_user(a->cfg.core, mr_srv_req_peer_leaf(r), name, sizeof(name)));
 }
@@ -78,7 +78,7 @@ bool api_accepts_manifest(mr_api *a)
 static bool pre_manifest(const mr_srv_request *r, void *arg)
 {
     (void)r;
-    return api_accepts_manifest(arg);
+    return api_accepts_manifest(((const api_hook *)arg)->a);
 }
 
 /* Routes that take more than the server's small default; all others keep it (64 KiB), and
@@ -176,6 +176,63 @@ void api_count_activation(mr_api *a, const char *type, const char *uuid, bool su
     pthread_mutex_unlock(&a->series_mu);
 }
 
+/* ---- the shared state's freshness ---- */
+
+static void synced(mr_srv_request *r, void *arg)
+{
+    api_hook *h = arg;
+    if (!mr_ok(mr_core_sync(h->a->cfg.core))) {
+        if (h->grpc)
+            mr_srv_grpc_fail_from(r, mr_error_get());
+        else
+            mr_srv_reply_error(r, 503, mr_error_get()->msg);
+        return;
+    }
+    h->fn(r, h->a);
+}
+
+static void direct(mr_srv_request *r, void *arg)
+{
+    api_hook *h = arg;
+    h->fn(r, h->a);
+}
+
+/* The route's argument is always the hook (prechecks find the api through it); the handler
+ * runs directly, or after a sync when the state is shared — then on a worker, even where it
+ * would run inline: the loop thread must not wait for etcd. */
+static MR_RESULT hook(mr_api *a, mr_srv_handler_fn fn, bool grpc, unsigned *flags,
+                      api_hook **out, mr_srv_handler_fn *entry)
+{
+    MR_ENSURE(a->n_hooks < API_HOOKS_MAX, MR_ERR_INTERNAL, "too many API routes");
+    api_hook *h = &a->hooks[a->n_hooks++];
+    *h = (api_hook){.a = a, .fn = fn, .grpc = grpc};
+    *out = h;
+    bool shared = mr_core_shared(a->cfg.core);
+    if (shared)
+        *flags &= ~(unsigned)MR_SRV_ROUTE_INLINE;
+    *entry = shared ? synced : direct;
+    return MR_SUCCESS;
+}
+
+MR_RESULT api_route(mr_api *a, int listener, const char *method, const char *path,
+                    unsigned flags, mr_srv_handler_fn fn)
+{
+    api_hook *h = NULL;
+    mr_srv_handler_fn entry = NULL;
+    MR_GUARD(hook(a, fn, false, &flags, &h, &entry));
+    return mr_srv_route(a->cfg.srv, listener, method, path, flags, entry, h);
+}
+
+MR_RESULT api_grpc_method(mr_api *a, int listener, const char *service, const char *method,
+                          mr_srv_handler_fn fn)
+{
+    api_hook *h = NULL;
+    mr_srv_handler_fn entry = NULL;
+    unsigned flags = 0;
+    MR_GUARD(hook(a, fn, true, &flags, &h, &entry));
+    return mr_srv_grpc_method(a->cfg.srv, listener, service, method, flags, entry, h);
+}
+
 static MR_RESULT register_all(mr_api *a)
 {
     if (a->cfg.client_listener >= 0) {
@@ -190,6 +247,8 @@ static MR_RESULT register_all(mr_api *a)
         MR_GUARD(api_register_mesh(a));
     if (a->cfg.metrics_listener >= 0)
         MR_GUARD(api_register_observe(a));
+    if (a->cfg.has_key_listener)
+        MR_GUARD(api_register_keys(a));
     return MR_SUCCESS;
 }
 

@@ -8,6 +8,7 @@
 #ifndef MR_COORDINATOR_API_H
 #define MR_COORDINATOR_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/result.h"
@@ -24,6 +25,8 @@ typedef struct mr_api_config {
     int client_listener;  /* -1 = none */
     int mesh_listener;    /* -1 = none */
     int metrics_listener; /* -1 = none */
+    bool has_key_listener; /* the key API of a shared state on key_listener (MESH kind) */
+    int key_listener;
     size_t max_events;    /* activation events kept for /events; 0 = 1000 */
     const char *version;  /* for coordinator_version_info */
     const char *commit;

@@ -30,8 +30,18 @@ typedef struct api_series {
     unsigned long long success;
 } api_series;
 
+/* A route whose handler runs after the shared state is synced (api_route). */
+typedef struct api_hook {
+    mr_api *a;
+    mr_srv_handler_fn fn;
+    bool grpc;
+} api_hook;
+#define API_HOOKS_MAX 64
+
 struct mr_api {
     mr_api_config cfg;
+    api_hook hooks[API_HOOKS_MAX];
+    size_t n_hooks;
     pthread_mutex_t ev_mu;
     api_event *events;
     size_t ev_cap, ev_head, ev_count;
@@ -52,6 +62,16 @@ MR_RESULT api_register_extras(mr_api *a);
 MR_RESULT api_register_mesh(mr_api *a);
 MR_RESULT api_register_observe(mr_api *a);
 MR_RESULT api_register_recovery(mr_api *a);
+MR_RESULT api_register_keys(mr_api *a);
+
+/* mr_srv_route / mr_srv_grpc_method for the api's handlers (which get arg = a): with a shared
+ * state (etcd), the handler runs only once this instance's view is current; when it cannot be
+ * made current the request gets 503 / UNAVAILABLE with the reason. The route's own argument
+ * is the api_hook (route prechecks receive it). */
+MR_RESULT api_route(mr_api *a, int listener, const char *method, const char *path,
+                    unsigned flags, mr_srv_handler_fn fn);
+MR_RESULT api_grpc_method(mr_api *a, int listener, const char *service, const char *method,
+                          mr_srv_handler_fn fn);
 void api_record_event(mr_api *a, const char *type, const char *uuid, mr_slice quote);
 /* Counts an activation attempt (success = false) or a success for the series. */
 void api_count_activation(mr_api *a, const char *type, const char *uuid, bool success);

@@ -134,8 +134,6 @@ out:
 
 MR_RESULT api_register_extras(mr_api *a)
 {
-    MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, "POST", "/api/v2/sign-quote", 0,
-                          h_sign_quote, a));
-    return mr_srv_route(a->cfg.srv, a->cfg.client_listener, "POST", "/api/v2/monotonic-counter", 0,
-                        h_counter, a);
+    MR_GUARD(api_route(a, a->cfg.client_listener, "POST", "/api/v2/sign-quote", 0, h_sign_quote));
+    return api_route(a, a->cfg.client_listener, "POST", "/api/v2/monotonic-counter", 0, h_counter);
 }

@@ -98,6 +98,5 @@ static void h_activate(mr_srv_request *r, void *arg)
 
 MR_RESULT api_register_mesh(mr_api *a)
 {
-    return mr_srv_grpc_method(a->cfg.srv, a->cfg.mesh_listener, "rpc.Marble", "Activate", 0,
-                              h_activate, a);
+    return api_grpc_method(a, a->cfg.mesh_listener, "rpc.Marble", "Activate", h_activate);
 }

@@ -129,9 +129,8 @@ static void h_recover(mr_srv_request *r, void *arg)
 
 MR_RESULT api_register_recovery(mr_api *a)
 {
-    MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, "GET", "/api/v2/recover/public-key",
-                          0, h_public_key, a));
-    MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, "POST", "/api/v2/recover", 0,
-                          h_recover, a));
+    MR_GUARD(api_route(a, a->cfg.client_listener, "GET", "/api/v2/recover/public-key", 0,
+                       h_public_key));
+    MR_GUARD(api_route(a, a->cfg.client_listener, "POST", "/api/v2/recover", 0, h_recover));
     return MR_SUCCESS;
 }

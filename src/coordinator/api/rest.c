@@ -273,7 +273,7 @@ MR_RESULT api_register_rest(mr_api *a)
         {"POST", "/recover", h_recover_v1, MR_SRV_ROUTE_INLINE},
     };
     for (size_t i = 0; i < MR_ARRAY_LEN(routes); i++)
-        MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, routes[i].method,
-                              routes[i].path, routes[i].flags, routes[i].fn, a));
+        MR_GUARD(api_route(a, a->cfg.client_listener, routes[i].method, routes[i].path,
+                           routes[i].flags, routes[i].fn));
     return MR_SUCCESS;
 }

@@ -211,8 +211,8 @@ static void h_post_v2(mr_srv_request *r, void *arg) { post_secrets(r, arg, true)
 MR_RESULT api_register_secrets(mr_api *a)
 {
     int l = a->cfg.client_listener;
-    MR_GUARD(mr_srv_route(a->cfg.srv, l, "GET", "/secrets", 0, h_get_v1, a));
-    MR_GUARD(mr_srv_route(a->cfg.srv, l, "GET", "/api/v2/secrets", 0, h_get_v2, a));
-    MR_GUARD(mr_srv_route(a->cfg.srv, l, "POST", "/secrets", 0, h_post_v1, a));
-    return mr_srv_route(a->cfg.srv, l, "POST", "/api/v2/secrets", 0, h_post_v2, a);
+    MR_GUARD(api_route(a, l, "GET", "/secrets", 0, h_get_v1));
+    MR_GUARD(api_route(a, l, "GET", "/api/v2/secrets", 0, h_get_v2));
+    MR_GUARD(api_route(a, l, "POST", "/secrets", 0, h_post_v1));
+    return api_route(a, l, "POST", "/api/v2/secrets", 0, h_post_v2);
 }

@@ -303,7 +303,7 @@ MR_RESULT api_register_updates(mr_api *a)
         {"POST", "/api/v2/update-cancel", h_cancel_v2},
     };
     for (size_t i = 0; i < MR_ARRAY_LEN(routes); i++)
-        MR_GUARD(mr_srv_route(a->cfg.srv, a->cfg.client_listener, routes[i].method,
-                              routes[i].path, 0, routes[i].fn, a));
+        MR_GUARD(api_route(a, a->cfg.client_listener, routes[i].method, routes[i].path, 0,
+                           routes[i].fn));
     return MR_SUCCESS;
 }

@@ -55,9 +55,8 @@ static mr_result copy_config(mr_core *c, const mr_core_config *cfg)
     return MR_SUCCESS;
 }
 
-/* A fresh CA in a new memory store, in state `state` (2, or 1 for recovery mode). Nothing is
- * persisted before a manifest is set (spec §12.9, 1.5.0+). */
-static mr_result fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out)
+/* Nothing is persisted before a manifest is set (spec §12.9, 1.5.0+). */
+mr_result core_fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out)
 {
     mr_result res = MR_FAILURE;
     mr_store *store = NULL;
@@ -88,6 +87,8 @@ static mr_result load_or_create(mr_core *c, core_epoch **e)
     mr_seal_config sc = {.seal_dir = c->seal_dir, .kek = c->cfg.kek};
     mr_seal_outcome outcome = MR_SEAL_NO_STATE;
     mr_store *store = NULL;
+    if (c->cfg.dist != NULL)
+        return core_dist_load(c, e);
     MR_GUARD(mr_sealer_open(&sc, &c->sealer));
     MR_GUARD(mr_sealer_load(c->sealer, c->cfg.store_opts, &outcome, &store));
     if (outcome == MR_SEAL_LOADED) {
@@ -110,7 +111,7 @@ static mr_result load_or_create(mr_core *c, core_epoch **e)
                     MR_F_STR("reason", mr_sealer_reason(c->sealer)));
         state = MR_STATE_RECOVERY;
     }
-    MR_GUARD(fresh_state(c, state, &c->store, e));
+    MR_GUARD(core_fresh_state(c, state, &c->store, e));
     return core_epoch_quote(c, *e);
 }
 
@@ -147,6 +148,7 @@ void mr_core_free(mr_core *c)
 {
     if (c == NULL)
         return;
+    core_dist_free(c); /* stops the key fetch thread before anything it uses goes */
     core_epoch_put(c->epoch);
     core_recovery_free(c->recovery);
     mr_store_close(c->store);

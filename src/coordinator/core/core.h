@@ -48,6 +48,17 @@ enum {
     MR_STATE_ACCEPTING_MARBLES = 3,
 };
 
+/* A Coordinator instance of a group sharing one state in etcd (docs/distributed.md). */
+typedef struct mr_core_dist_config {
+    const char *etcd_endpoints; /* comma-separated http(s):// URLs */
+    const char *etcd_prefix;    /* NULL = "/marblerun/" */
+    const char *etcd_ca;        /* PEM paths for TLS to etcd; NULL = none */
+    const char *etcd_cert;
+    const char *etcd_key;
+    const char *peers;          /* key API peers, comma-separated host:port */
+    unsigned peer_timeout_ms;   /* for asking the peers at startup; 0 = 10 s */
+} mr_core_dist_config;
+
 typedef struct mr_core_config {
     /* Seal directory (created 0700). NULL = in-memory only (tests). */
     const char *seal_dir;
@@ -66,12 +77,32 @@ typedef struct mr_core_config {
     bool dev_mode;
     /* Store tuning (benchmarks/tests); NULL = defaults. */
     const struct mr_store_options *store_opts;
+    /* NULL: the embedded store in the seal directory. Else the state is shared in etcd; the
+     * seal directory keeps this instance's sealed copy of the state key. Borrowed. */
+    const mr_core_dist_config *dist;
 } mr_core_config;
 
 /* Opens the core: loads the sealed state or creates a fresh CA (spec §1.2 step 2), issues the
  * own quote. State afterwards: 1 (sealed state present but not usable), 2 (no manifest) or 3. */
 MR_RESULT mr_core_open(const mr_core_config *cfg, mr_core **out);
 void mr_core_free(mr_core *c);
+
+/* ---- a group of instances sharing one state (distributed.c) ---- */
+
+/* Makes this instance's view current with everything any instance committed before the call
+ * (call it first in every request that reads state). A no-op for the embedded store. Errors:
+ * MR_ERR_UNAVAILABLE when etcd cannot vouch for the view (no quorum, cut off). */
+MR_RESULT mr_core_sync(mr_core *c);
+/* True when the state is shared (etcd). */
+bool mr_core_shared(const mr_core *c);
+/* The key API (keypb.API/GetKeyEncryptionKey): when the requester (TLS leaf peer_leaf, quote
+ * in its request) may have it, appends the state key to key (MR_BUF_SECRET) and our quote over
+ * our key-API certificate to quote. Errors: MR_ERR_AUTH (the reason), MR_ERR_UNAVAILABLE (this
+ * instance holds no key: recovery mode). */
+MR_RESULT mr_core_share_key(mr_core *c, mr_slice quote, mr_slice peer_leaf, mr_buf *key,
+                            mr_buf *our_quote);
+/* The key API's TLS identity (new references), for its listener. */
+MR_RESULT mr_core_key_identity(void *core, X509 **cert, EVP_PKEY **key);
 
 /* ---- status, identities, quote ---- */
 

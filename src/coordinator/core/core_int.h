@@ -31,6 +31,7 @@
 #define P_ACTIVATIONS "activations:"
 #define P_COUNTER "monotonicCounter:"
 #define P_PKG_SVN "packageSecurityVersion:" /* SecurityVersion raised by package updates */
+#define K_GENERATION "stateGeneration"  /* shared state only: bumped by every state change */
 #define MARBLE_TYPE_OID "1.3.9903.2.1"        /* marble type extension of marble certificates */
 
 #define MR_ROOT_SECRET_LEN 32
@@ -100,6 +101,7 @@ typedef struct core_epoch {
     /* users (certificate DER per manifest user) */
     core_user *users;
     size_t n_users;
+    uint64_t generation; /* K_GENERATION (shared state; 0 otherwise) */
 } core_epoch;
 
 
@@ -118,6 +120,7 @@ struct mr_core {
     pthread_mutex_t counters_mu; /* monotonic counters */
     mr_sealer *sealer;
     struct core_recovery *recovery; /* recovery in progress (recovery.c); under `writer` */
+    struct core_dist *dist;     /* shared state (distributed.c); NULL for the embedded store */
 };
 
 /* ---- epochs (epoch.c) ---- */
@@ -155,6 +158,34 @@ MR_RESULT core_pki_create(mr_core *c, mr_store_txn *t);
  * the new marble root and intermediate key are returned (caller frees). */
 MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
                                        X509 **mroot, EVP_PKEY **key);
+
+/* ---- shared state (distributed.c) ---- */
+/* Startup with cfg.dist: the shared state's key from the seal dir, a peer or nobody (then
+ * recovery mode with a temporary CA); creates the state when etcd holds none. */
+MR_RESULT core_dist_load(mr_core *c, core_epoch **e);
+void core_dist_free(mr_core *c);
+/* SetManifest on the shared store: commits *next (a complete state built from the current one
+ * in state 2) if the shared state is still in that state; the loser of a race gets "server
+ * is not in expected state". */
+MR_RESULT core_dist_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
+                                      mr_core_recovery_secrets *out);
+/* New recovery secrets of the (unchanged) shared state key for m. */
+MR_RESULT core_dist_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out);
+/* In t: checks that the shared state is still the published epoch's (MR_ERR_CONFLICT when
+ * another instance changed it) and bumps its generation. */
+MR_RESULT core_dist_stamp(mr_core *c, mr_store_txn *t);
+/* After a failed attempt of a public writer call: true when it should run again (a conflict
+ * on the shared state, attempts left, and the view synced). */
+bool core_dist_retry(mr_core *c, int attempt);
+/* Recovery: does `key` open the shared state? *wrong when not; else *st is a store on it. */
+MR_RESULT core_dist_try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong);
+/* Recovery succeeded: this instance seals key and serves the state from st (taken over). */
+MR_RESULT core_dist_adopt(mr_core *c, mr_slice key, mr_store *st);
+/* The recovery data of the shared state (readable in recovery mode). */
+MR_RESULT core_dist_get_recovery_data(mr_core *c, mr_buf *json, bool *found);
+
+/* A fresh CA in a new memory store, in state `state` (2, or 1 for recovery mode) (core.c). */
+MR_RESULT core_fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out);
 
 /* ---- persistence (persist.c) ---- */
 /* Shared access to c->store for code that does not hold the writer mutex. */

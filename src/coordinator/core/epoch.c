@@ -292,6 +292,8 @@ mr_result core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out)
                                  &e->has_prev_root_secret);
     if (mr_ok(r))
         r = load_manifest(t, e);
+    if (mr_ok(r))
+        r = core_read_number(t, K_GENERATION, 10, "state generation", &e->generation);
     if (!mr_ok(r)) {
         epoch_free(e);
         return MR_FAILURE;

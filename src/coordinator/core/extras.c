@@ -102,11 +102,42 @@ mr_result mr_core_marble_auth(mr_core *c, mr_slice leaf, char *type, size_t tsiz
     return r;
 }
 
+#define COUNTER_ATTEMPTS 100
+
+/* One read-compare-write of a counter (store read lock held). */
+static mr_result counter_step(mr_core *c, const char *key, uint64_t value, mr_buf *cur,
+                              uint64_t *previous)
+{
+    mr_store_txn *t = NULL;
+    bool found = false;
+    *previous = 0;
+    mr_buf_reset(cur);
+    mr_result r = mr_store_begin(c->store, &t);
+    if (mr_ok(r))
+        r = mr_store_get(t, key, cur, &found);
+    if (mr_ok(r) && found && cur->len == 8) {
+        for (int i = 7; i >= 0; i--)
+            *previous = (*previous << 8) | cur->data[i];
+    }
+    if (mr_ok(r) && value > *previous) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(value >> (8 * i));
+        r = mr_store_put(t, key, le, sizeof(le));
+        if (mr_ok(r)) {
+            mr_store_txn *tc = t;
+            t = NULL;
+            r = mr_store_commit(tc);
+        }
+    }
+    mr_store_abort(t);
+    return r;
+}
+
 mr_result mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], const char *name,
                           uint64_t value, uint64_t *previous)
 {
     mr_result res = MR_FAILURE;
-    mr_store_txn *t = NULL;
     core_epoch *e = core_epoch_get(c);
     mr_buf key, cur;
     mr_buf_init(&key, 0, 0);
@@ -122,33 +153,18 @@ mr_result mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], 
     MR_GUARD_OUT(mr_buf_nul_terminate(&key));
     pthread_mutex_lock(&c->counters_mu);
     core_store_rdlock(c);
-    bool found = false;
-    mr_result r = mr_store_begin(c->store, &t);
-    if (mr_ok(r))
-        r = mr_store_get(t, (const char *)key.data, &cur, &found);
-    if (mr_ok(r) && found && cur.len == 8) {
-        for (int i = 7; i >= 0; i--)
-            *previous = (*previous << 8) | cur.data[i];
+    mr_result r = MR_FAILURE;
+    /* another instance of a shared state may bump the same counter: read again and retry */
+    for (int attempt = 0; attempt < COUNTER_ATTEMPTS; attempt++) {
+        r = counter_step(c, (const char *)key.data, value, &cur, previous);
+        if (mr_ok(r) || !mr_error_is(MR_ERR_CONFLICT))
+            break;
     }
-    if (mr_ok(r) && value > *previous) {
-        uint8_t le[8];
-        for (int i = 0; i < 8; i++)
-            le[i] = (uint8_t)(value >> (8 * i));
-        r = mr_store_put(t, (const char *)key.data, le, sizeof(le));
-        if (mr_ok(r)) {
-            mr_store_txn *tc = t;
-            t = NULL;
-            r = mr_store_commit(tc);
-        }
-    }
-    mr_store_abort(t);
-    t = NULL;
     core_store_unlock(c);
     pthread_mutex_unlock(&c->counters_mu);
     MR_GUARD_OUT(r);
     res = MR_SUCCESS;
 out:
-    mr_store_abort(t);
     mr_buf_free(&key);
     mr_buf_free(&cur);
     core_epoch_put(e);

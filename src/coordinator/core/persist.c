@@ -72,6 +72,10 @@ mr_result core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *p
  * to build it leaves the state unchanged; after the commit it is published. */
 mr_result core_commit_and_publish(mr_core *c, mr_store_txn *t)
 {
+    if (c->dist != NULL && !mr_ok(core_dist_stamp(c, t))) {
+        mr_store_abort(t);
+        return MR_FAILURE;
+    }
     core_epoch *prev = core_epoch_get(c), *e = NULL;
     mr_result r = core_epoch_from_txn(c, t, prev, &e);
     core_epoch_put(prev);
@@ -129,6 +133,8 @@ static mr_result seal_new(mr_core *c, const mr_manifest *m, mr_store *next, mr_s
 mr_result core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
                                  mr_core_recovery_secrets *out)
 {
+    if (c->dist != NULL)
+        return core_dist_persist_new_state(c, m, next, out);
     mr_store *emb = NULL, *old_copy = NULL;
     core_epoch *e = NULL, *prev = core_epoch_get(c);
     mr_result r = mr_store_open_memory(&old_copy);
@@ -165,6 +171,8 @@ mr_result core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **ne
  * counter) is lost between the copy and the switch. */
 mr_result core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
 {
+    if (c->dist != NULL) /* the shared state keeps its key (docs/distributed.md) */
+        return core_dist_rekey(c, m, out);
     mr_store *mem = NULL, *emb = NULL;
     core_epoch *e = NULL, *prev = core_epoch_get(c);
     pthread_rwlock_wrlock(&c->store_lock);

@@ -171,8 +171,8 @@ static mr_result remove_data(mr_core *c)
     return MR_SUCCESS;
 }
 
-mr_result core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
-                              mr_core_recovery_secrets *out)
+static mr_result issue(mr_core *c, const mr_manifest *m, mr_slice dek,
+                       mr_core_recovery_secrets *out, mr_buf *data)
 {
     mr_result res = MR_FAILURE;
     size_t n = m->recovery_keys.count;
@@ -186,7 +186,8 @@ mr_result core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
     core_recovery_free(c->recovery);
     c->recovery = NULL;
     if (n < 2) {
-        MR_GUARD_OUT(remove_data(c));
+        if (data == NULL)
+            MR_GUARD_OUT(remove_data(c));
         if (n == 0) {
             res = MR_SUCCESS;
             goto out;
@@ -211,7 +212,10 @@ mr_result core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
                                    &out->items[i]));
         out->count++;
     }
-    if (s != SCHEME_NONE)
+    if (s != SCHEME_NONE && data != NULL)
+        MR_GUARD_OUT(data_json(s, s == SCHEME_XOR ? (unsigned)n : (unsigned)t, (unsigned)n,
+                               &shares, share_len, data));
+    else if (s != SCHEME_NONE)
         MR_GUARD_OUT(write_data(c, s, s == SCHEME_XOR ? (unsigned)n : (unsigned)t, (unsigned)n,
                                 &shares, share_len));
     res = MR_SUCCESS;
@@ -220,6 +224,18 @@ out:
     if (!mr_ok(res))
         mr_core_recovery_secrets_free(out);
     return res;
+}
+
+mr_result core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
+                              mr_core_recovery_secrets *out)
+{
+    return issue(c, m, dek, out, NULL);
+}
+
+mr_result core_recovery_issue_shared(mr_core *c, const mr_manifest *m, mr_slice dek,
+                                     mr_core_recovery_secrets *out, mr_buf *data)
+{
+    return issue(c, m, dek, out, data);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -269,21 +285,38 @@ out:
     return res;
 }
 
-/* Reads <seal dir>/recovery_data once per recovery mode. Absent or unreadable data means
- * "no recovery data": the uploaded secret is then tried as the key itself. */
+/* Reads <seal dir>/recovery_data (a shared state: its meta entry) once per recovery mode.
+ * Absent or unreadable data means "no recovery data": the uploaded secret is then tried as
+ * the key itself. */
 static mr_result load_data(mr_core *c, core_recovery *r)
 {
     char path[PATH_MAX];
     mr_buf text;
     if (r->data_loaded)
         return MR_SUCCESS;
-    MR_GUARD(data_path(c, path, sizeof(path)));
-    if (access(path, F_OK) != 0) {
-        r->data_loaded = true;
-        return MR_SUCCESS;
-    }
     mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
-    mr_result rr = mr_file_read(path, RECOVERY_DATA_MAX, &text);
+    mr_result rr = MR_SUCCESS;
+    if (c->dist != NULL) {
+        bool found = false;
+        rr = core_dist_get_recovery_data(c, &text, &found);
+        if (mr_ok(rr) && !found) {
+            mr_buf_free(&text);
+            r->data_loaded = true;
+            return MR_SUCCESS;
+        }
+        if (!mr_ok(rr) && mr_error_is(MR_ERR_UNAVAILABLE)) { /* try again on the next upload */
+            mr_buf_free(&text);
+            return MR_FAILURE;
+        }
+    } else {
+        MR_GUARD(data_path(c, path, sizeof(path)));
+        if (access(path, F_OK) != 0) {
+            mr_buf_free(&text);
+            r->data_loaded = true;
+            return MR_SUCCESS;
+        }
+        rr = mr_file_read(path, RECOVERY_DATA_MAX, &text);
+    }
     if (mr_ok(rr))
         rr = parse_data(r, &text);
     mr_buf_free(&text);
@@ -414,6 +447,8 @@ static mr_result try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
     bool exists = false;
     *wrong = false;
     *st = NULL;
+    if (c->dist != NULL)
+        return core_dist_try_key(c, key, st, wrong);
     MR_GUARD(mr_store_embedded_exists(mr_sealer_dir(c->sealer), &exists));
     if (!exists) {
         *wrong = true;
@@ -548,6 +583,13 @@ static mr_result finish(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro
     mr_seal_outcome outcome = MR_SEAL_NO_STATE;
     MR_GUARD_OUT(load_manifest(ro, &m));
     MR_GUARD_OUT(check_signatures(r, m));
+    if (c->dist != NULL) { /* the store on the shared state becomes ours */
+        mr_store *shared = ro;
+        ro = NULL;
+        MR_GUARD_OUT(core_dist_adopt(c, key, shared));
+        res = MR_SUCCESS;
+        goto out;
+    }
     mr_store_close(ro);
     ro = NULL;
     /* the manifest's seal mode applies to the re-sealed key */

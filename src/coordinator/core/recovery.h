@@ -74,6 +74,10 @@ struct mr_manifest;
  * state and forgets any recovery in progress. Called with the writer mutex held. */
 MR_RESULT core_recovery_issue(mr_core *c, const struct mr_manifest *m, mr_slice dek,
                               mr_core_recovery_secrets *out);
+/* The same for a shared state: the recovery data goes to `data` (left empty when there is
+ * none) for the caller's commit instead of the seal dir. */
+MR_RESULT core_recovery_issue_shared(mr_core *c, const struct mr_manifest *m, mr_slice dek,
+                                     mr_core_recovery_secrets *out, mr_buf *data);
 /* Wipes and frees the recovery state of a core. NULL-safe. */
 void core_recovery_free(core_recovery *r);
 

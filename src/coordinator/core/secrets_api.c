@@ -192,7 +192,7 @@ static mr_result store_uploads(mr_core *c, const char *user, const core_secret_s
     return r;
 }
 
-mr_result mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
+static mr_result set_secrets_once(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
 {
     core_secret_set up = {0}, all = {0};
     mr_result res = MR_FAILURE;
@@ -234,4 +234,14 @@ out:
     core_epoch_put(e);
     pthread_mutex_unlock(&c->writer);
     return res;
+}
+
+/* Runs again after a conflict with another instance of a shared state. */
+mr_result mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
+{
+    for (int attempt = 0;; attempt++) {
+        mr_result r = set_secrets_once(c, user, s, n);
+        if (mr_ok(r) || !core_dist_retry(c, attempt))
+            return r;
+    }
 }

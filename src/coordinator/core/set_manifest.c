@@ -221,7 +221,11 @@ mr_result mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
                   MR_ERR_STATE, "server is not in expected state");
     MR_GUARD_OUT(validate(raw, len, &s));
     MR_GUARD_OUT(build_state(c, e, raw, len, &s));
-    MR_GUARD_OUT(prefixed(core_persist_new_state(c, s.m, &s.next, out), "sealing state"));
+    if (!mr_ok(core_persist_new_state(c, s.m, &s.next, out))) {
+        if (!mr_error_is(MR_ERR_STATE)) /* a lost race on a shared state keeps its text */
+            mr_error_prefix("sealing state");
+        goto out;
+    }
     res = MR_SUCCESS;
     MR_LOG_INFO("manifest set", MR_F_STR("fingerprint", s.m->fingerprint));
 out:

@@ -543,7 +543,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+static mr_result update_once(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                          mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -581,7 +581,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+static mr_result update_ack_once(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                              mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -645,7 +645,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update_cancel(mr_core *c, const char *user)
+static mr_result update_cancel_once(mr_core *c, const char *user)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
@@ -717,4 +717,36 @@ mr_result mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result 
     if (!mr_ok(r))
         mr_core_update_result_free(out);
     return r;
+}
+
+/* Runs again after a conflict with another instance of a shared state. */
+mr_result mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+                         mr_core_update_result *out)
+{
+    for (int attempt = 0;; attempt++) {
+        mr_result r = update_once(c, user, raw, len, out);
+        if (mr_ok(r) || !core_dist_retry(c, attempt))
+            return r;
+    }
+}
+
+/* Runs again after a conflict with another instance of a shared state. */
+mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+                             mr_core_update_result *out)
+{
+    for (int attempt = 0;; attempt++) {
+        mr_result r = update_ack_once(c, user, raw, len, out);
+        if (mr_ok(r) || !core_dist_retry(c, attempt))
+            return r;
+    }
+}
+
+/* Runs again after a conflict with another instance of a shared state. */
+mr_result mr_core_update_cancel(mr_core *c, const char *user)
+{
+    for (int attempt = 0;; attempt++) {
+        mr_result r = update_cancel_once(c, user);
+        if (mr_ok(r) || !core_dist_retry(c, attempt))
+            return r;
+    }
 }

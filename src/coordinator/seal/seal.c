@@ -605,3 +605,31 @@ mr_result mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode)
         return MR_SUCCESS;
     return seal_dek(s);
 }
+
+/* ---- shared stores ---- */
+
+mr_result mr_sealer_unseal_only(mr_sealer *s, bool *have)
+{
+    uint8_t *dek = NULL;
+    bool unavailable = true;
+    *have = false;
+    s->reason[0] = '\0';
+    MR_GUARD(unseal_dek(s, &dek, &unavailable));
+    if (unavailable)
+        return MR_SUCCESS;
+    install_dek(s, dek);
+    *have = true;
+    return MR_SUCCESS;
+}
+
+mr_result mr_sealer_adopt(mr_sealer *s, const uint8_t *dek, size_t len)
+{
+    MR_ENSURE(dek != NULL && len == MR_STORE_DEK_LEN, MR_ERR_USAGE, "state key must be %u bytes",
+              MR_STORE_DEK_LEN);
+    uint8_t *copy = mr_secret_alloc(MR_STORE_DEK_LEN);
+    MR_ENSURE_ALLOC(copy);
+    memcpy(copy, dek, MR_STORE_DEK_LEN);
+    install_dek(s, copy);
+    s->reason[0] = '\0';
+    return seal_dek(s);
+}

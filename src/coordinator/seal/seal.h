@@ -86,6 +86,16 @@ MR_RESULT mr_sealer_recover(mr_sealer *s, const uint8_t *dek, size_t len,
                             const mr_store_options *opts, mr_seal_outcome *outcome,
                             mr_store **store);
 
+/* ---- shared stores (etcd) ----
+ * The state key of a shared store is held by the store itself (its keycheck says which key
+ * opens it); this host keeps only its sealed copy in sealed_key. */
+/* Unseals sealed_key and installs the key; *have = false (with mr_sealer_reason) when there
+ * is none this host can unseal. */
+MR_RESULT mr_sealer_unseal_only(mr_sealer *s, bool *have);
+/* Installs a copy of dek (MR_STORE_DEK_LEN bytes, e.g. from a peer) and seals it for this host
+ * under the current mode (nothing is written for Disabled or KEK none). */
+MR_RESULT mr_sealer_adopt(mr_sealer *s, const uint8_t *dek, size_t len);
+
 /* Appends the installed DEK to `out`, which must be an MR_BUF_SECRET buffer. */
 MR_RESULT mr_sealer_export_dek(const mr_sealer *s, mr_buf *out);
 

@@ -47,6 +47,7 @@ struct mr_etcd {
     bool w_started;
     _Atomic bool w_stop;
     _Atomic bool w_live;
+    _Atomic bool w_kick; /* the stream is suspect: start a new one */
     mr_buf wkey, wend;
     int64_t wrev;
     mr_etcd_watch_fn wfn;
@@ -480,6 +481,11 @@ static void watch_session(mr_etcd *e)
         goto out;
     while (!e->w_stop) {
         bool got = false;
+        if (e->w_kick) { /* a reader waited for it in vain: the stream may hang silently */
+            e->w_kick = false;
+            mr_error_set(MR_ERR_UNAVAILABLE, __FILE__, __LINE__, "etcd: the watch fell behind");
+            break;
+        }
         mr_buf_reset(&msg);
         if (!mr_ok(mr_rpc_stream_recv(s, mr_rpc_now_ms() + WATCH_POLL_MS, &msg, &got, NULL)))
             break;
@@ -532,3 +538,5 @@ MR_RESULT mr_etcd_watch(mr_etcd *e, mr_slice key, mr_slice end, int64_t start_re
 }
 
 bool mr_etcd_watch_live(mr_etcd *e) { return e->w_live; }
+
+void mr_etcd_watch_kick(mr_etcd *e) { e->w_kick = true; }

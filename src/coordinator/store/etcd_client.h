@@ -60,6 +60,9 @@ MR_RESULT mr_etcd_watch(mr_etcd *e, mr_slice key, mr_slice end, int64_t start_re
                         mr_etcd_watch_fn fn, void *arg);
 /* True while the watch stream is connected and created. */
 bool mr_etcd_watch_live(mr_etcd *e);
+/* The watch is behind what a read showed: drop the stream and make a new one (a stalled
+ * connection may never report an error by itself). */
+void mr_etcd_watch_kick(mr_etcd *e);
 
 /* key + 1 at the last byte that is not 0xff: the end of the range of keys with this prefix. */
 MR_RESULT mr_etcd_prefix_end(mr_slice prefix, mr_buf *end);

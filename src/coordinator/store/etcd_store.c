@@ -49,6 +49,7 @@ typedef struct wr {
     char *key;
     mr_buf val;
     bool del;
+    bool plain; /* a public meta entry (mr_etcd_store_put_meta): written unsealed */
 } wr;
 
 typedef struct etxn {
@@ -162,6 +163,7 @@ static mr_result note_scan(etxn *t, const char *prefix)
 
 static mr_result note_write(etxn *t, const char *key, const uint8_t *v, size_t len, bool del)
 {
+    MR_ENSURE(len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "store value of %s too large", key);
     wr *w = NULL;
     for (size_t i = 0; i < t->n_writes && w == NULL; i++)
         if (strcmp(t->writes[i].key, key) == 0)
@@ -175,6 +177,7 @@ static mr_result note_write(etxn *t, const char *key, const uint8_t *v, size_t l
         t->n_writes++;
     }
     w->del = del;
+    w->plain = false;
     mr_buf_reset(&w->val);
     return del ? MR_SUCCESS : mr_buf_append(&w->val, v, len);
 }
@@ -404,6 +407,8 @@ static mr_result catch_up(estore *s)
         rc = pthread_cond_timedwait(&s->cv, &s->mu, &until);
     bool ok = s->applied >= rb.mod;
     pthread_mutex_unlock(&s->mu);
+    if (!ok)
+        mr_etcd_watch_kick(s->cli);
     MR_ENSURE(ok, MR_ERR_UNAVAILABLE, "etcd unavailable: the local replica is behind (watch %s)",
               mr_etcd_watch_live(s->cli) ? "lagging" : "disconnected");
     return MR_SUCCESS;
@@ -707,7 +712,9 @@ static mr_result build_ops(const etxn *t, txn_msg *m)
             Etcdserverpb__PutRequest *p = &m->puts[m->n_ops];
             etcdserverpb__put_request__init(p);
             p->key = bin_of(k);
-            if (i < t->n_writes) {
+            if (i < t->n_writes && t->writes[i].plain) {
+                p->value = bin_of(&t->writes[i].val);
+            } else if (i < t->n_writes) {
                 mr_buf *sv = &m->sealed[m->n_sealed++];
                 mr_buf_init(sv, 0, 0);
                 MR_GUARD(seal_value(MR_SLICE(s->key, MR_STORE_DEK_LEN), mr_buf_slice(k),
@@ -818,9 +825,69 @@ static const mr_store_vtbl etcd_vtbl = {
     .sync = e_sync,
 };
 
-/* ---- creation and opening ---- */
+/* ---- meta entries ---- */
 
 static const char *prefix_or_default(const char *p) { return p != NULL ? p : "/marblerun/"; }
+
+static mr_result meta_name(const char *name, mr_buf *out)
+{
+    MR_ENSURE(name[0] != '\0' && strlen(name) < 64, MR_ERR_USAGE, "invalid meta entry name");
+    MR_GUARD(mr_buf_append_u8(out, (uint8_t)META));
+    MR_GUARD(mr_buf_append_str(out, name));
+    return mr_buf_nul_terminate(out);
+}
+
+MR_RESULT mr_etcd_store_put_meta(mr_store_txn *tx, const char *name, const uint8_t *v, size_t len,
+                                 bool del)
+{
+    MR_ENSURE(tx != NULL && tx->store->vt == &etcd_vtbl, MR_ERR_USAGE,
+              "meta entries exist only in the etcd store");
+    MR_ENSURE(strcmp(name, "rev") != 0 && strcmp(name, "keycheck") != 0, MR_ERR_USAGE,
+              "meta entry %s is the store's own", name);
+    mr_buf k;
+    mr_buf_init(&k, 0, 0);
+    mr_result r = meta_name(name, &k);
+    etxn *t = (etxn *)tx;
+    if (mr_ok(r))
+        r = note_write(t, (const char *)k.data, v, len, del);
+    for (size_t i = 0; mr_ok(r) && i < t->n_writes; i++)
+        if (strcmp(t->writes[i].key, (const char *)k.data) == 0)
+            t->writes[i].plain = true;
+    mr_buf_free(&k);
+    return r;
+}
+
+typedef struct meta_read {
+    mr_buf *out;
+    bool found;
+} meta_read;
+
+static mr_result meta_kv(void *arg, const Etcdserverpb__KeyValue *kv)
+{
+    meta_read *m = arg;
+    m->found = true;
+    MR_ENSURE(kv->value.len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "meta entry too large");
+    return mr_buf_append(m->out, kv->value.data, kv->value.len);
+}
+
+MR_RESULT mr_etcd_store_get_meta(mr_etcd *cli, const char *prefix, const char *name,
+                                 mr_buf *value, bool *found)
+{
+    mr_buf k;
+    mr_buf_init(&k, 0, 0);
+    meta_read m = {.out = value};
+    mr_result r = mr_buf_append_str(&k, prefix_or_default(prefix));
+    if (mr_ok(r))
+        r = meta_name(name, &k);
+    if (mr_ok(r)) /* without the NUL */
+        r = mr_etcd_range(cli, MR_SLICE(k.data, k.len - 1), MR_SLICE("", 0), 0, meta_kv, &m, NULL);
+    mr_buf_free(&k);
+    *found = m.found;
+    return r;
+}
+
+/* ---- creation and opening ---- */
+
 
 typedef struct found {
     bool any;

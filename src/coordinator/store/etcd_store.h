@@ -59,6 +59,14 @@ MR_RESULT mr_etcd_store_create(mr_etcd *cli, const char *prefix, mr_slice key, m
 /* True when `key` is the state key of the state in the prefix (its keycheck opens). */
 MR_RESULT mr_etcd_store_check_key(mr_etcd *cli, const char *prefix, mr_slice key, bool *ok);
 
+/* Meta entries: <prefix>\x01<name>, written UNSEALED in the commit of t (a transaction of an
+ * etcd store; value NULL with del deletes it), for public data that must be readable without
+ * the state key (the recovery data: share hashes). Not part of the replica or of mr_store_*. */
+MR_RESULT mr_etcd_store_put_meta(mr_store_txn *t, const char *name, const uint8_t *v, size_t len,
+                                 bool del);
+MR_RESULT mr_etcd_store_get_meta(mr_etcd *cli, const char *prefix, const char *name,
+                                 mr_buf *value, bool *found);
+
 /* Opens the backend on a prefix holding state for `key` (MR_STORE_DEK_LEN bytes, copied into
  * secret memory): loads the replica and starts the watch. The store takes over cli. */
 MR_RESULT mr_store_open_etcd(mr_etcd *cli, mr_slice key, const mr_etcd_store_options *opts,
