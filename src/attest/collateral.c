@@ -82,7 +82,7 @@ static size_t skip_value(const char *s, size_t len, size_t i)
     return 0;
 }
 
-mr_result mr_json_raw_member(const char *json, size_t len, const char *key, mr_slice *out)
+MR_RESULT mr_json_raw_member(const char *json, size_t len, const char *key, mr_slice *out)
 {
     size_t klen = strlen(key);
     size_t i = skip_ws(json, len, 0);
@@ -113,7 +113,7 @@ mr_result mr_json_raw_member(const char *json, size_t len, const char *key, mr_s
 /* ---------------------------------------------------------------------------------------- */
 /* JSON field helpers                                                                         */
 
-static mr_result get_str(json_t *obj, const char *key, const char **s, size_t *len)
+static MR_RESULT get_str(json_t *obj, const char *key, const char **s, size_t *len)
 {
     json_t *v = json_object_get(obj, key);
     MR_ENSURE(json_is_string(v), MR_ERR_ATTESTATION, "field \"%s\" missing or not a string", key);
@@ -122,7 +122,7 @@ static mr_result get_str(json_t *obj, const char *key, const char **s, size_t *l
     return MR_SUCCESS;
 }
 
-static mr_result get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
+static MR_RESULT get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -132,7 +132,7 @@ static mr_result get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
     return MR_SUCCESS;
 }
 
-static mr_result get_uint(json_t *obj, const char *key, long long max, long long *out)
+static MR_RESULT get_uint(json_t *obj, const char *key, long long max, long long *out)
 {
     json_t *v = json_object_get(obj, key);
     MR_ENSURE(json_is_integer(v), MR_ERR_ATTESTATION, "field \"%s\" missing or not an integer",
@@ -142,7 +142,7 @@ static mr_result get_uint(json_t *obj, const char *key, long long max, long long
     return MR_SUCCESS;
 }
 
-static mr_result get_date(json_t *obj, const char *key, time_t *out)
+static MR_RESULT get_date(json_t *obj, const char *key, time_t *out)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -164,7 +164,7 @@ static void levels_free(mr_dcap_level *lv, size_t n)
 }
 
 /* tcbDate, tcbStatus, advisoryIDs of one level. */
-static mr_result parse_level_common(json_t *o, mr_dcap_level *lv)
+static MR_RESULT parse_level_common(json_t *o, mr_dcap_level *lv)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -198,7 +198,7 @@ static mr_result parse_level_common(json_t *o, mr_dcap_level *lv)
     return MR_SUCCESS;
 }
 
-static mr_result parse_isv_levels(json_t *arr, mr_dcap_level **out, size_t *count)
+static MR_RESULT parse_isv_levels(json_t *arr, mr_dcap_level **out, size_t *count)
 {
     mr_dcap_level *lv = NULL;
     size_t n = 0;
@@ -239,7 +239,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* TCB Info                                                                                   */
 
-static mr_result parse_components(json_t *arr, uint8_t out[16], const char *what)
+static MR_RESULT parse_components(json_t *arr, uint8_t out[16], const char *what)
 {
     MR_ENSURE(json_is_array(arr) && json_array_size(arr) == 16, MR_ERR_ATTESTATION,
               "%s must have 16 entries", what);
@@ -261,7 +261,7 @@ static int level_cmp(const mr_dcap_level *a, const mr_dcap_level *b)
     return memcmp(a->tdx, b->tdx, 16);
 }
 
-static mr_result parse_module(json_t *o, mr_dcap_module_id *m, bool with_levels)
+static MR_RESULT parse_module(json_t *o, mr_dcap_module_id *m, bool with_levels)
 {
     MR_ENSURE(json_is_object(o), MR_ERR_ATTESTATION, "TDX module identity is not an object");
     MR_GUARD(get_hex(o, "mrsigner", m->mrsigner, 48));
@@ -288,7 +288,7 @@ static void tcb_info_clear(mr_dcap_tcb_info *t)
     memset(t, 0, sizeof(*t));
 }
 
-static mr_result parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_level *lv)
+static MR_RESULT parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_level *lv)
 {
     json_t *tcb = json_object_get(o, "tcb");
     long long v = 0;
@@ -315,7 +315,7 @@ static mr_result parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_l
     return parse_level_common(o, lv);
 }
 
-static mr_result parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *t)
+static MR_RESULT parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *t)
 {
     mr_result res = MR_FAILURE;
     json_error_t jerr;
@@ -411,7 +411,7 @@ static void qe_identity_clear(mr_dcap_qe_identity *q)
     memset(q, 0, sizeof(*q));
 }
 
-static mr_result parse_qe_identity(const char *text, size_t len, mr_dcap_qe_identity *q)
+static MR_RESULT parse_qe_identity(const char *text, size_t len, mr_dcap_qe_identity *q)
 {
     mr_result res = MR_FAILURE;
     json_error_t jerr;
@@ -488,7 +488,7 @@ mr_dcap_collateral *mr_dcap_collateral_ref(const mr_dcap_collateral *cc)
 
 /* The signed text of "tcb_info"/"qe_identity": a JSON string holding the exact bytes, or
  * (tolerated) the object itself, whose raw span is then taken from the file text. */
-static mr_result signed_text(json_t *root, const char *json, size_t len, const char *key,
+static MR_RESULT signed_text(json_t *root, const char *json, size_t len, const char *key,
                              mr_buf *out)
 {
     json_t *v = json_object_get(root, key);
@@ -501,7 +501,7 @@ static mr_result signed_text(json_t *root, const char *json, size_t len, const c
     return mr_buf_set(out, raw.ptr, raw.len);
 }
 
-static mr_result sig_hex(json_t *root, const char *key, uint8_t out[64])
+static MR_RESULT sig_hex(json_t *root, const char *key, uint8_t out[64])
 {
     if (!mr_ok(get_hex(root, key, out, 64))) {
         mr_error_prefix("collateral");
@@ -510,7 +510,7 @@ static mr_result sig_hex(json_t *root, const char *key, uint8_t out[64])
     return MR_SUCCESS;
 }
 
-static mr_result chain_field(json_t *root, const char *key, bool required, STACK_OF(X509) **out)
+static MR_RESULT chain_field(json_t *root, const char *key, bool required, STACK_OF(X509) **out)
 {
     json_t *v = json_object_get(root, key);
 
@@ -529,7 +529,7 @@ static mr_result chain_field(json_t *root, const char *key, bool required, STACK
     return MR_SUCCESS;
 }
 
-static mr_result crl_field(json_t *root, const char *key, X509_CRL **out, time_t *this_upd,
+static MR_RESULT crl_field(json_t *root, const char *key, X509_CRL **out, time_t *this_upd,
                            time_t *next_upd)
 {
     mr_result res = MR_FAILURE;
@@ -567,7 +567,7 @@ out:
     return res;
 }
 
-mr_result mr_dcap_collateral_parse_json(const char *json, size_t len, mr_dcap_collateral **out)
+MR_RESULT mr_dcap_collateral_parse_json(const char *json, size_t len, mr_dcap_collateral **out)
 {
     mr_result res = MR_FAILURE;
     mr_dcap_collateral *c = NULL;
@@ -623,7 +623,7 @@ out:
     return res;
 }
 
-mr_result mr_dcap_collateral_load_file(const char *path, mr_dcap_collateral **out)
+MR_RESULT mr_dcap_collateral_load_file(const char *path, mr_dcap_collateral **out)
 {
     mr_result res = MR_FAILURE;
     FILE *f = fopen(path, "rb");
@@ -650,7 +650,7 @@ out:
 
 /* Verifies a signing chain (leaf first; self-issued copies of the root are ignored) with
  * the leaf CN required to be `cn`, then the signature over `text`. */
-static mr_result check_signed(STACK_OF(X509) *chain, const mr_attest_roots *roots,
+static MR_RESULT check_signed(STACK_OF(X509) *chain, const mr_attest_roots *roots,
                               const char *cn, const mr_buf *text, const uint8_t sig[64],
                               const char *what, time_t *nb, time_t *na)
 {
@@ -681,7 +681,7 @@ out:
     return res;
 }
 
-static mr_result check_root_crl_sig(X509_CRL *crl, const mr_attest_roots *roots)
+static MR_RESULT check_root_crl_sig(X509_CRL *crl, const mr_attest_roots *roots)
 {
     for (int i = 0; i < sk_X509_num(roots->certs); i++) {
         X509 *r = sk_X509_value(roots->certs, i);
@@ -694,7 +694,7 @@ static mr_result check_root_crl_sig(X509_CRL *crl, const mr_attest_roots *roots)
     MR_BAIL(MR_ERR_ATTESTATION, "Root CA CRL is not signed by a trusted root");
 }
 
-static mr_result check_window(const char *what, time_t from, time_t to, time_t when,
+static MR_RESULT check_window(const char *what, time_t from, time_t to, time_t when,
                               bool allow_expired)
 {
     char a[32], b[32], t[32];
@@ -707,7 +707,7 @@ static mr_result check_window(const char *what, time_t from, time_t to, time_t w
     MR_BAIL(MR_ERR_ATTESTATION, "%s is not valid at %s (valid %s to %s)", what, t, a, b);
 }
 
-mr_result mr_dcap_collateral_check(mr_dcap_collateral *c, const mr_attest_roots *roots,
+MR_RESULT mr_dcap_collateral_check(mr_dcap_collateral *c, const mr_attest_roots *roots,
                                    time_t when, unsigned flags)
 {
     mr_result res = MR_FAILURE;
@@ -737,7 +737,7 @@ out:
     return res;
 }
 
-mr_result mr_dcap_collateral_check_pck(mr_dcap_collateral *c, const mr_attest_roots *roots,
+MR_RESULT mr_dcap_collateral_check_pck(mr_dcap_collateral *c, const mr_attest_roots *roots,
                                        X509 *leaf, X509 *intermediate, time_t when,
                                        unsigned flags)
 {

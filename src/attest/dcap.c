@@ -36,7 +36,7 @@ static const uint8_t intel_qe_vendor[16] = {0x93, 0x9A, 0x72, 0x33, 0xF7, 0x9C, 
 /* ---------------------------------------------------------------------------------------- */
 /* Parsing (§1)                                                                               */
 
-mr_result mr_dcap_unwrap(const uint8_t *in, size_t len, mr_slice *quote)
+MR_RESULT mr_dcap_unwrap(const uint8_t *in, size_t len, mr_slice *quote)
 {
     mr_cursor c;
     uint32_t version = 0, type = 0;
@@ -59,7 +59,7 @@ mr_result mr_dcap_unwrap(const uint8_t *in, size_t len, mr_slice *quote)
 }
 
 /* QE report, its signature, auth data and the (inner) certification data. */
-static mr_result parse_qe_part(mr_cursor *c, mr_dcap_quote *q)
+static MR_RESULT parse_qe_part(mr_cursor *c, mr_dcap_quote *q)
 {
     uint16_t auth_len = 0;
     uint32_t cert_len = 0;
@@ -74,7 +74,7 @@ static mr_result parse_qe_part(mr_cursor *c, mr_dcap_quote *q)
     return MR_SUCCESS;
 }
 
-static mr_result parse_inner(const uint8_t *quote, size_t len, mr_dcap_quote *q)
+static MR_RESULT parse_inner(const uint8_t *quote, size_t len, mr_dcap_quote *q)
 {
     mr_cursor c, sig;
     uint32_t vendor_tee = 0, sig_len = 0, outer_len = 0;
@@ -148,7 +148,7 @@ static mr_result parse_inner(const uint8_t *quote, size_t len, mr_dcap_quote *q)
     return MR_SUCCESS;
 }
 
-mr_result mr_dcap_parse(const uint8_t *quote, size_t len, mr_dcap_quote *out)
+MR_RESULT mr_dcap_parse(const uint8_t *quote, size_t len, mr_dcap_quote *out)
 {
     if (!mr_ok(parse_inner(quote, len, out))) {
         mr_error e;
@@ -163,7 +163,7 @@ mr_result mr_dcap_parse(const uint8_t *quote, size_t len, mr_dcap_quote *out)
 }
 
 /* sgx_report_body_t (§1.2) */
-static mr_result parse_sgx_body(mr_slice body, mr_attest_sgx_claims *s, uint8_t rd[64])
+static MR_RESULT parse_sgx_body(mr_slice body, mr_attest_sgx_claims *s, uint8_t rd[64])
 {
     mr_cursor c;
 
@@ -194,7 +194,7 @@ static mr_result parse_sgx_body(mr_slice body, mr_attest_sgx_claims *s, uint8_t 
 }
 
 /* TD report 1.0 / 1.5 (§5.4) */
-static mr_result parse_td_body(mr_slice body, mr_attest_tdx_claims *t, uint8_t rd[64])
+static MR_RESULT parse_td_body(mr_slice body, mr_attest_tdx_claims *t, uint8_t rd[64])
 {
     mr_cursor c;
 
@@ -220,7 +220,7 @@ static mr_result parse_td_body(mr_slice body, mr_attest_tdx_claims *t, uint8_t r
     return MR_SUCCESS;
 }
 
-mr_result mr_dcap_quote_claims(const mr_dcap_quote *q, mr_attest_claims *out)
+MR_RESULT mr_dcap_quote_claims(const mr_dcap_quote *q, mr_attest_claims *out)
 {
     memset(out, 0, sizeof(*out));
     out->quote_version = q->version;
@@ -257,7 +257,7 @@ enum { HAVE_FMSPC = 1, HAVE_PCEID = 2, HAVE_PCESVN = 4, HAVE_COMPS = 8 };
 static const uint8_t sgx_ext_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d, 0x01, 0x0d, 0x01};
 
 /* One DER TLV; only low tag numbers and definite lengths (as DER requires). */
-static mr_result der_tlv(mr_cursor *c, uint8_t *tag, mr_cursor *val)
+static MR_RESULT der_tlv(mr_cursor *c, uint8_t *tag, mr_cursor *val)
 {
     uint8_t b = 0;
     size_t len = 0;
@@ -278,7 +278,7 @@ static mr_result der_tlv(mr_cursor *c, uint8_t *tag, mr_cursor *val)
     return mr_cursor_sub(c, len, val);
 }
 
-static mr_result der_uint(mr_cursor *v, uint8_t tag, unsigned max, unsigned *out)
+static MR_RESULT der_uint(mr_cursor *v, uint8_t tag, unsigned max, unsigned *out)
 {
     unsigned x = 0;
     size_t n = mr_cursor_remaining(v);
@@ -297,7 +297,7 @@ static mr_result der_uint(mr_cursor *v, uint8_t tag, unsigned max, unsigned *out
     return MR_SUCCESS;
 }
 
-static mr_result der_octets(mr_cursor *v, uint8_t tag, uint8_t *out, size_t n)
+static MR_RESULT der_octets(mr_cursor *v, uint8_t tag, uint8_t *out, size_t n)
 {
     MR_ENSURE(tag == 0x04 && mr_cursor_remaining(v) == n, MR_ERR_ATTESTATION,
               "expected an OCTET STRING of %zu bytes", n);
@@ -305,7 +305,7 @@ static mr_result der_octets(mr_cursor *v, uint8_t tag, uint8_t *out, size_t n)
 }
 
 /* Reads SEQUENCE { OID, value } and returns the OID's last arc below `prefix`. */
-static mr_result ext_item(mr_cursor *seq, const uint8_t *prefix, size_t plen, unsigned *arc,
+static MR_RESULT ext_item(mr_cursor *seq, const uint8_t *prefix, size_t plen, unsigned *arc,
                           uint8_t *vtag, mr_cursor *val)
 {
     uint8_t tag = 0;
@@ -324,7 +324,7 @@ static mr_result ext_item(mr_cursor *seq, const uint8_t *prefix, size_t plen, un
     return MR_SUCCESS;
 }
 
-static mr_result parse_tcb_seq(mr_cursor *v, pck_info *p)
+static MR_RESULT parse_tcb_seq(mr_cursor *v, pck_info *p)
 {
     uint8_t prefix[sizeof(sgx_ext_oid) + 1];
     unsigned seen = 0;
@@ -353,7 +353,7 @@ static mr_result parse_tcb_seq(mr_cursor *v, pck_info *p)
     return MR_SUCCESS;
 }
 
-static mr_result parse_pck_ext(X509 *leaf, pck_info *p)
+static MR_RESULT parse_pck_ext(X509 *leaf, pck_info *p)
 {
     ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
     int idx = -1;
@@ -462,7 +462,7 @@ static const mr_dcap_level *isv_level(const mr_dcap_level *lv, size_t n, unsigne
 }
 
 /* §2 step 7: TDX module identity. *module_level is NULL when the identity has no levels. */
-static mr_result check_tdx_module(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
+static MR_RESULT check_tdx_module(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
                                   const mr_dcap_level **module_level)
 {
     const mr_dcap_module_id *m = NULL;
@@ -499,7 +499,7 @@ static mr_result check_tdx_module(const mr_dcap_tcb_info *ti, const mr_attest_td
 }
 
 /* §2 step 10: QE identity. */
-static mr_result check_qe_identity(const mr_dcap_qe_identity *qi, bool tdx,
+static MR_RESULT check_qe_identity(const mr_dcap_qe_identity *qi, bool tdx,
                                    const mr_dcap_quote *q, const mr_dcap_level **qe_level,
                                    uint16_t *qe_svn)
 {
@@ -543,7 +543,7 @@ static bool config_needed(mr_tcb_status s)
  * would get after a relaunch) already reaches the newest level. Then a relaunch, not a
  * platform update, is what is needed. *out is left alone when the check does not apply.
  */
-static mr_result td_relaunch(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
+static MR_RESULT td_relaunch(const mr_dcap_tcb_info *ti, const mr_attest_tdx_claims *td,
                              mr_tcb_status qe, mr_tcb_status sgx, mr_tcb_status tdx,
                              mr_tcb_status module, mr_tcb_status *out)
 {
@@ -676,7 +676,7 @@ void mr_dcap_cache_clear(void)
 
 /* §2 steps 2-3 and the PCK extension: a verified chain for the quote's certification data
  * (from the cache or freshly verified). *leaf and *intermediate are new references. */
-static mr_result pck_chain(const mr_dcap_quote *q, const mr_attest_roots *roots, time_t when,
+static MR_RESULT pck_chain(const mr_dcap_quote *q, const mr_attest_roots *roots, time_t when,
                            pck_entry *out)
 {
     mr_result res = MR_FAILURE;
@@ -737,7 +737,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* Verification (§2)                                                                          */
 
-mr_result mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest_options *opts,
+MR_RESULT mr_dcap_verify(const uint8_t *input, size_t input_len, const mr_attest_options *opts,
                          mr_attest_claims *out)
 {
     mr_result res = MR_FAILURE;

@@ -107,7 +107,7 @@ const char *mr_softsgx_tcb_name(mr_softsgx_tcb t)
     return (unsigned)t < MR_SOFTSGX_TCB__COUNT ? PLATFORM[t].name : "?";
 }
 
-mr_result mr_softsgx_tcb_parse(const char *name, mr_softsgx_tcb *out)
+MR_RESULT mr_softsgx_tcb_parse(const char *name, mr_softsgx_tcb *out)
 {
     for (unsigned i = 0; i < MR_SOFTSGX_TCB__COUNT; i++) {
         if (name != NULL && strcasecmp(name, PLATFORM[i].name) == 0) {
@@ -127,7 +127,7 @@ const char *mr_softsgx_qe_tcb_name(mr_softsgx_qe_tcb t)
     return (unsigned)t < MR_SOFTSGX_QE__COUNT ? QE_LEVELS[t].status : "?";
 }
 
-mr_result mr_softsgx_qe_tcb_parse(const char *name, mr_softsgx_qe_tcb *out)
+MR_RESULT mr_softsgx_qe_tcb_parse(const char *name, mr_softsgx_qe_tcb *out)
 {
     for (unsigned i = 0; i < MR_SOFTSGX_QE__COUNT; i++) {
         if (name != NULL && strcasecmp(name, QE_LEVELS[i].status) == 0) {
@@ -141,7 +141,7 @@ mr_result mr_softsgx_qe_tcb_parse(const char *name, mr_softsgx_qe_tcb *out)
 
 /* ---- small DER writer (for the SGX extension; all lengths are short) ------------------ */
 
-static mr_result der_tlv(mr_buf *out, uint8_t tag, const uint8_t *content, size_t len)
+static MR_RESULT der_tlv(mr_buf *out, uint8_t tag, const uint8_t *content, size_t len)
 {
     MR_GUARD(mr_buf_append_u8(out, tag));
     if (len < 0x80) {
@@ -159,7 +159,7 @@ static mr_result der_tlv(mr_buf *out, uint8_t tag, const uint8_t *content, size_
 }
 
 /* DER of OID `prefix.arc` (prefix given as text). */
-static mr_result der_oid(mr_buf *out, const char *prefix, int arc)
+static MR_RESULT der_oid(mr_buf *out, const char *prefix, int arc)
 {
     char txt[64];
     unsigned char der[64];
@@ -181,7 +181,7 @@ out:
 }
 
 /* SEQUENCE { OID prefix.arc, <value TLV> } */
-static mr_result der_pair(mr_buf *out, const char *prefix, int arc, uint8_t tag,
+static MR_RESULT der_pair(mr_buf *out, const char *prefix, int arc, uint8_t tag,
                           const uint8_t *val, size_t len)
 {
     mr_buf inner;
@@ -213,7 +213,7 @@ static size_t int_content(uint16_t v, uint8_t out[3])
 /* The value of the SGX extension, laid out like Intel's PCK certificates: PPID, TCB (16
  * component SVNs, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX Type; certificates of the Platform CA
  * add PlatformInstanceID and Configuration (dynamicPlatform, cachedKeys, SMTEnabled). */
-static mr_result sgx_config_der(mr_buf *out)
+static MR_RESULT sgx_config_der(mr_buf *out)
 {
     mr_buf cfg, seq;
     mr_buf_init(&cfg, 4096, 0);
@@ -233,7 +233,7 @@ out:
     return res;
 }
 
-static mr_result sgx_extension_der(const uint8_t comps[16], uint16_t pcesvn,
+static MR_RESULT sgx_extension_der(const uint8_t comps[16], uint16_t pcesvn,
                                    const uint8_t ppid[16], const uint8_t *instance_id,
                                    mr_buf *out)
 {
@@ -276,14 +276,14 @@ out:
 
 /* ---- keys and certificates -------------------------------------------------------------- */
 
-static mr_result gen_key(EVP_PKEY **out)
+static MR_RESULT gen_key(EVP_PKEY **out)
 {
     *out = EVP_EC_gen("P-256");
     MR_ENSURE(*out != NULL, MR_ERR_INTERNAL, "cannot generate an EC P-256 key");
     return MR_SUCCESS;
 }
 
-static mr_result make_name(const char *cn, X509_NAME **out)
+static MR_RESULT make_name(const char *cn, X509_NAME **out)
 {
     X509_NAME *n = X509_NAME_new();
     MR_ENSURE_ALLOC(n);
@@ -300,7 +300,7 @@ static mr_result make_name(const char *cn, X509_NAME **out)
     return MR_SUCCESS;
 }
 
-static mr_result random_serial(ASN1_INTEGER *serial)
+static MR_RESULT random_serial(ASN1_INTEGER *serial)
 {
     uint8_t b[20];
     BIGNUM *bn = NULL;
@@ -318,7 +318,7 @@ out:
     return res;
 }
 
-static mr_result add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
+static MR_RESULT add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
 {
     X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
     MR_ENSURE(ext != NULL, MR_ERR_INTERNAL, "cannot build extension %s", OBJ_nid2sn(nid));
@@ -328,7 +328,7 @@ static mr_result add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value
     return MR_SUCCESS;
 }
 
-static mr_result add_sgx_ext(X509 *cert, const mr_buf *value)
+static MR_RESULT add_sgx_ext(X509 *cert, const mr_buf *value)
 {
     mr_result res = MR_FAILURE;
     ASN1_OBJECT *obj = OBJ_txt2obj(SGX_EXT_OID, 1);
@@ -362,7 +362,7 @@ typedef struct cert_spec {
     time_t not_before, not_after;
 } cert_spec;
 
-static mr_result make_cert(const cert_spec *s, X509 **out)
+static MR_RESULT make_cert(const cert_spec *s, X509 **out)
 {
     mr_result res = MR_FAILURE;
     X509 *c = X509_new();
@@ -404,7 +404,7 @@ out:
     return res;
 }
 
-static mr_result make_crl(X509 *issuer, EVP_PKEY *issuer_key, const ASN1_INTEGER *revoke,
+static MR_RESULT make_crl(X509 *issuer, EVP_PKEY *issuer_key, const ASN1_INTEGER *revoke,
                           time_t last, time_t next, mr_buf *der_out)
 {
     mr_result res = MR_FAILURE;
@@ -476,7 +476,7 @@ out:
 
 /* ---- output helpers ---------------------------------------------------------------------- */
 
-static mr_result cert_pem(X509 *c, mr_buf *out)
+static MR_RESULT cert_pem(X509 *c, mr_buf *out)
 {
     unsigned char *der = NULL;
     int len = i2d_X509(c, &der);
@@ -486,7 +486,7 @@ static mr_result cert_pem(X509 *c, mr_buf *out)
     return r;
 }
 
-static mr_result write_key(const char *dir, const char *name, EVP_PKEY *key)
+static MR_RESULT write_key(const char *dir, const char *name, EVP_PKEY *key)
 {
     mr_result res = MR_FAILURE;
     char path[4096];
@@ -505,14 +505,14 @@ out:
     return res;
 }
 
-static mr_result write_public(const char *dir, const char *name, const mr_buf *content)
+static MR_RESULT write_public(const char *dir, const char *name, const mr_buf *content)
 {
     char path[4096];
     MR_GUARD(mr_issuer_io_path(path, sizeof(path), dir, name));
     return mr_issuer_io_write_new(path, content->data, content->len, 0644);
 }
 
-static mr_result rfc3339(time_t t, char out[32])
+static MR_RESULT rfc3339(time_t t, char out[32])
 {
     struct tm tm;
     MR_ENSURE(gmtime_r(&t, &tm) != NULL, MR_ERR_INTERNAL, "time out of range");
@@ -521,7 +521,7 @@ static mr_result rfc3339(time_t t, char out[32])
     return MR_SUCCESS;
 }
 
-static mr_result hex_upper(const uint8_t *b, size_t n, mr_buf *out)
+static MR_RESULT hex_upper(const uint8_t *b, size_t n, mr_buf *out)
 {
     static const char digits[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
@@ -532,7 +532,7 @@ static mr_result hex_upper(const uint8_t *b, size_t n, mr_buf *out)
 }
 
 /* The exact tcbInfo text that gets signed (compact, field order as Intel's PCS v4). */
-static mr_result tcb_info_json(const char *issue, const char *next, mr_buf *out)
+static MR_RESULT tcb_info_json(const char *issue, const char *next, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out, "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"%s\","
                                 "\"nextUpdate\":\"%s\",\"fmspc\":\"",
@@ -558,7 +558,7 @@ static mr_result tcb_info_json(const char *issue, const char *next, mr_buf *out)
     return mr_buf_append_str(out, "]}");
 }
 
-static mr_result qe_identity_json(const char *issue, const char *next, const uint8_t mrsigner[32],
+static MR_RESULT qe_identity_json(const char *issue, const char *next, const uint8_t mrsigner[32],
                                   mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out,
@@ -581,7 +581,7 @@ static mr_result qe_identity_json(const char *issue, const char *next, const uin
     return mr_buf_append_str(out, "]}");
 }
 
-static mr_result sign_hex(EVP_PKEY *key, const mr_buf *msg, char hex[129])
+static MR_RESULT sign_hex(EVP_PKEY *key, const mr_buf *msg, char hex[129])
 {
     uint8_t sig[64];
     mr_buf h;
@@ -598,7 +598,7 @@ out:
     return res;
 }
 
-static mr_result set_str(json_t *obj, const char *key, const char *data, size_t len)
+static MR_RESULT set_str(json_t *obj, const char *key, const char *data, size_t len)
 {
     json_t *v = json_stringn(data, len);
     MR_ENSURE(v != NULL, MR_ERR_INTERNAL, "cannot build JSON for %s", key);
@@ -606,7 +606,7 @@ static mr_result set_str(json_t *obj, const char *key, const char *data, size_t 
     return MR_SUCCESS;
 }
 
-static mr_result set_hex(json_t *obj, const char *key, const uint8_t *b, size_t n)
+static MR_RESULT set_hex(json_t *obj, const char *key, const uint8_t *b, size_t n)
 {
     mr_buf h;
     mr_buf_init(&h, 0, 0);
@@ -617,7 +617,7 @@ static mr_result set_hex(json_t *obj, const char *key, const uint8_t *b, size_t 
     return r;
 }
 
-static mr_result write_json(const char *dir, const char *name, json_t *obj, mode_t mode)
+static MR_RESULT write_json(const char *dir, const char *name, json_t *obj, mode_t mode)
 {
     mr_result res = MR_FAILURE;
     char path[4096];
@@ -655,7 +655,7 @@ static void pki_free(pki *p)
     X509_free(p->pck);
 }
 
-static mr_result make_dirs(const char *dir)
+static MR_RESULT make_dirs(const char *dir)
 {
     char path[4096];
     MR_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, MR_ERR_IO, "cannot create %s: %s", dir,
@@ -667,7 +667,7 @@ static mr_result make_dirs(const char *dir)
     return MR_SUCCESS;
 }
 
-static mr_result make_pki(pki *p, const softsgx_platform *plat, const uint8_t comps[16],
+static MR_RESULT make_pki(pki *p, const softsgx_platform *plat, const uint8_t comps[16],
                           bool platform_ca, time_t nb, time_t na)
 {
     uint8_t ppid[16], instance_id[16];
@@ -710,7 +710,7 @@ out:
     return res;
 }
 
-static mr_result write_certs(const char *dir, const pki *p)
+static MR_RESULT write_certs(const char *dir, const pki *p)
 {
     mr_buf root, ca, tcb, pck, chain;
     mr_buf_init(&root, 0, 0);
@@ -746,7 +746,7 @@ out:
     return res;
 }
 
-static mr_result write_collateral(const char *dir, const pki *p, const softsgx_platform *plat,
+static MR_RESULT write_collateral(const char *dir, const pki *p, const softsgx_platform *plat,
                                   const mr_softsgx_init_opts *o, time_t nb, time_t na)
 {
     mr_result res = MR_FAILURE;
@@ -796,7 +796,7 @@ out:
     return res;
 }
 
-static mr_result write_state(const char *dir, const softsgx_platform *plat,
+static MR_RESULT write_state(const char *dir, const softsgx_platform *plat,
                              const mr_softsgx_init_opts *o)
 {
     mr_result res = MR_FAILURE;
@@ -827,7 +827,7 @@ out:
     return res;
 }
 
-mr_result mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
+MR_RESULT mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
 {
     mr_softsgx_init_opts o = {0};
     softsgx_platform plat = {0};

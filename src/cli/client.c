@@ -33,7 +33,7 @@ const char *mr_cli_json_str(json_t *obj, const char *key)
     return json_string_value(mr_cli_json_get(obj, key));
 }
 
-mr_result mr_cli_print_json(const json_t *v)
+MR_RESULT mr_cli_print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(4) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     MR_ENSURE(s != NULL, MR_ERR_INTERNAL, "encoding JSON failed");
@@ -75,7 +75,7 @@ static mr_errcat http_cat(long code)
     return MR_ERR_IO;
 }
 
-mr_result mr_cli_jsend_parse(const char *method, const char *url, long http_status,
+MR_RESULT mr_cli_jsend_parse(const char *method, const char *url, long http_status,
                              const uint8_t *body, size_t len, json_t **data)
 {
     json_error_t jerr;
@@ -118,7 +118,7 @@ mr_result mr_cli_jsend_parse(const char *method, const char *url, long http_stat
 /* ---------------------------------------------------------------------------------------- */
 /* Era config                                                                                 */
 
-static mr_result era_hex(const json_t *v, const char *name, uint8_t *out, size_t *out_len,
+static MR_RESULT era_hex(const json_t *v, const char *name, uint8_t *out, size_t *out_len,
                          bool *has)
 {
     if (v == NULL || json_is_null(v))
@@ -137,7 +137,7 @@ static mr_result era_hex(const json_t *v, const char *name, uint8_t *out, size_t
     return MR_SUCCESS;
 }
 
-static mr_result era_uint(const json_t *v, const char *name, uint64_t max, uint64_t *out)
+static MR_RESULT era_uint(const json_t *v, const char *name, uint64_t max, uint64_t *out)
 {
     if (v == NULL || json_is_null(v))
         return MR_SUCCESS;
@@ -149,7 +149,7 @@ static mr_result era_uint(const json_t *v, const char *name, uint64_t max, uint6
     return MR_SUCCESS;
 }
 
-static mr_result era_bool(const json_t *v, const char *name, bool *out)
+static MR_RESULT era_bool(const json_t *v, const char *name, bool *out)
 {
     if (v == NULL || json_is_null(v))
         return MR_SUCCESS;
@@ -159,7 +159,7 @@ static mr_result era_bool(const json_t *v, const char *name, bool *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_cli_era_parse(const char *json, size_t len, mr_cli_era *out)
+MR_RESULT mr_cli_era_parse(const char *json, size_t len, mr_cli_era *out)
 {
     mr_result res = MR_FAILURE;
     json_error_t jerr;
@@ -186,7 +186,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
+MR_RESULT mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
                            const uint8_t *root_der, size_t root_len, const char *nonce,
                            FILE *info)
 {
@@ -222,7 +222,7 @@ mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
 /* ---------------------------------------------------------------------------------------- */
 /* Files                                                                                      */
 
-mr_result mr_cli_write_file(const char *path, const void *data, size_t len)
+MR_RESULT mr_cli_write_file(const char *path, const void *data, size_t len)
 {
     mr_result res = MR_FAILURE;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -245,7 +245,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_write_new_file(const char *path, const void *data, size_t len)
+MR_RESULT mr_cli_write_new_file(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "open %s: %s", path, strerror(errno));
@@ -253,7 +253,7 @@ mr_result mr_cli_write_new_file(const char *path, const void *data, size_t len)
     return mr_cli_write_file(path, data, len);
 }
 
-mr_result mr_cli_cache_write(const char *path, const char *chain_pem, size_t len)
+MR_RESULT mr_cli_cache_write(const char *path, const char *chain_pem, size_t len)
 {
     MR_ENSURE(path != NULL && path[0] != '\0', MR_ERR_USAGE,
               "no certificate cache path: set --coordinator-cert, $XDG_CONFIG_HOME or $HOME");
@@ -269,7 +269,7 @@ mr_result mr_cli_cache_write(const char *path, const char *chain_pem, size_t len
 }
 
 /* Splits a PEM bundle into its CERTIFICATE blocks, each re-encoded as PEM into pems[]. */
-static mr_result split_pem(const uint8_t *pem, size_t len, mr_buf *pems, size_t max,
+static MR_RESULT split_pem(const uint8_t *pem, size_t len, mr_buf *pems, size_t max,
                            size_t *count)
 {
     mr_result res = MR_FAILURE;
@@ -296,7 +296,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_cache_read_root(const char *path, mr_buf *root_pem)
+MR_RESULT mr_cli_cache_read_root(const char *path, mr_buf *root_pem)
 {
     mr_result res = MR_FAILURE;
     mr_buf file, pems[8];
@@ -365,7 +365,7 @@ static const char *go_method(const char *m)
     return strcmp(m, "GET") == 0 ? "Get" : strcmp(m, "POST") == 0 ? "Post" : m;
 }
 
-mr_result mr_cli_http(const mr_cli_conn *c, const char *method, const char *path,
+MR_RESULT mr_cli_http(const mr_cli_conn *c, const char *method, const char *path,
                       const void *body, size_t body_len, const char *content_type, long *status,
                       mr_buf *resp)
 {
@@ -436,7 +436,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_path,
+MR_RESULT mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_path,
                      const json_t *v2_body, const char *v1_path, const void *v1_body,
                      size_t v1_len, const char *v1_ctype, json_t **data, bool *used_v1)
 {
@@ -476,7 +476,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* Trust                                                                                      */
 
-static mr_result set_host(mr_cli_conn *c, const char *host)
+static MR_RESULT set_host(mr_cli_conn *c, const char *host)
 {
     int n = snprintf(c->host, sizeof(c->host), "%s", host);
     MR_ENSURE(n > 0 && (size_t)n < sizeof(c->host), MR_ERR_USAGE, "address too long: %s", host);
@@ -485,7 +485,7 @@ static mr_result set_host(mr_cli_conn *c, const char *host)
     return MR_SUCCESS;
 }
 
-mr_result mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c)
+MR_RESULT mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c)
 {
     MR_GUARD(set_host(c, host));
     if (mr_cli_bool(cli, "insecure")) {
@@ -495,7 +495,7 @@ mr_result mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c
     return mr_cli_cache_read_root(mr_cli_str(cli, "coordinator-cert"), &c->anchor_pem);
 }
 
-static mr_result load_era(const mr_cli *cli, FILE *info, mr_cli_era *era)
+static MR_RESULT load_era(const mr_cli *cli, FILE *info, mr_cli_era *era)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;
@@ -535,7 +535,7 @@ static void print_advisories(const mr_attest_claims *cl, FILE *info)
 }
 
 /* §4.2 step 5 (v1.6.0+ behaviour). */
-static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *info)
+static MR_RESULT check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *info)
 {
     mr_tcb_status st = cl->tcb.status;
     if (st == MR_TCB_UP_TO_DATE)
@@ -565,7 +565,7 @@ static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *
     return MR_SUCCESS;
 }
 
-static mr_result verify_quote(const mr_cli *cli, const mr_cli_era *era, mr_cli_conn *c,
+static MR_RESULT verify_quote(const mr_cli *cli, const mr_cli_era *era, mr_cli_conn *c,
                               const mr_buf *root_der)
 {
     mr_result res = MR_FAILURE;
@@ -603,7 +603,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c)
+MR_RESULT mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c)
 {
     mr_result res = MR_FAILURE;
     json_t *data = NULL;
@@ -695,13 +695,13 @@ out:
     return res;
 }
 
-mr_result mr_cli_conn_save_cache(const mr_cli *cli, const mr_cli_conn *c)
+MR_RESULT mr_cli_conn_save_cache(const mr_cli *cli, const mr_cli_conn *c)
 {
     return mr_cli_cache_write(mr_cli_str(cli, "coordinator-cert"), (const char *)c->chain_pem.data,
                               c->chain_pem.len);
 }
 
-mr_result mr_cli_conn_save_quote(const mr_cli *cli, const mr_cli_conn *c)
+MR_RESULT mr_cli_conn_save_quote(const mr_cli *cli, const mr_cli_conn *c)
 {
     const char *path = mr_cli_str(cli, "save-sgx-quote");
     if (path[0] == '\0')
@@ -709,7 +709,7 @@ mr_result mr_cli_conn_save_quote(const mr_cli *cli, const mr_cli_conn *c)
     return mr_cli_write_file(path, c->quote.data, c->quote.len);
 }
 
-mr_result mr_cli_conn_client_auth(const mr_cli *cli, mr_cli_conn *c)
+MR_RESULT mr_cli_conn_client_auth(const mr_cli *cli, mr_cli_conn *c)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *key = NULL;

@@ -37,7 +37,7 @@ static const mr_flag verify_flags[] = {
     {NULL, 0, MR_FLAG_BOOL, NULL, NULL},
 };
 
-static mr_result parse_time(const char *s, time_t *out)
+static MR_RESULT parse_time(const char *s, time_t *out)
 {
     char *end = NULL;
     if (s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL) {
@@ -55,7 +55,7 @@ static mr_result parse_time(const char *s, time_t *out)
     return MR_SUCCESS;
 }
 
-static mr_result load_roots(const mr_cli *cli, mr_attest_roots **out)
+static MR_RESULT load_roots(const mr_cli *cli, mr_attest_roots **out)
 {
     const char *path = mr_cli_str(cli, "root-ca");
     if (path[0] == '\0')
@@ -69,7 +69,7 @@ static mr_result load_roots(const mr_cli *cli, mr_attest_roots **out)
     return r;
 }
 
-static mr_result open_source(const mr_cli *cli, mr_collateral_source **out)
+static MR_RESULT open_source(const mr_cli *cli, mr_collateral_source **out)
 {
     const char *coll = mr_cli_str(cli, "collateral");
     const char *pccs = mr_cli_str(cli, "pccs-url");
@@ -94,7 +94,7 @@ static mr_result open_source(const mr_cli *cli, mr_collateral_source **out)
 }
 
 /* The CLI's TCB policy for a verified quote (spec/marble-cli-k8s.md §4.2 step 5). */
-static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *c)
+static MR_RESULT check_tcb(const mr_cli *cli, const mr_attest_claims *c)
 {
     if (c->tcb.status == MR_TCB_UP_TO_DATE)
         return MR_SUCCESS;
@@ -219,7 +219,7 @@ static void print_text(const mr_attest_claims *c)
     printf("Collateral valid          : %s .. %s\n", from, to);
 }
 
-static mr_result print_json(json_t *o)
+static MR_RESULT print_json(json_t *o)
 {
     mr_buf b;
     mr_buf_init(&b, 0, 0);
@@ -233,7 +233,7 @@ static mr_result print_json(json_t *o)
     return r;
 }
 
-static mr_result run_verify(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;

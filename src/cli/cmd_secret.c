@@ -14,7 +14,7 @@
 #include "crypto/x509.h"
 
 /* --from-pem: {name: {Cert, Private}} from the PEM blocks of the file. */
-static mr_result secret_from_pem(const char *name, const mr_buf *file, json_t **out)
+static MR_RESULT secret_from_pem(const char *name, const mr_buf *file, json_t **out)
 {
     mr_result res = MR_FAILURE;
     mr_cursor cur;
@@ -58,7 +58,7 @@ out:
 }
 
 /* The JSON secrets file: an object of objects with the UserSecret fields. */
-static mr_result secret_from_json(const mr_buf *file, json_t **out)
+static MR_RESULT secret_from_json(const mr_buf *file, json_t **out)
 {
     json_error_t jerr;
     json_t *doc = json_loadb((const char *)file->data, file->len, 0, &jerr);
@@ -80,7 +80,7 @@ static mr_result secret_from_json(const mr_buf *file, json_t **out)
     return MR_SUCCESS;
 }
 
-static mr_result run_set(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_set(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -119,7 +119,7 @@ out:
 }
 
 /* Go's %v of a []byte: "[1 2 3]". */
-static mr_result print_bytes(const char *label, json_t *secret, const char *key)
+static MR_RESULT print_bytes(const char *label, json_t *secret, const char *key)
 {
     mr_buf b;
     mr_buf_init(&b, 0, MR_BUF_SECRET);
@@ -134,7 +134,7 @@ static mr_result print_bytes(const char *label, json_t *secret, const char *key)
     return r;
 }
 
-static mr_result print_cert(json_t *secret)
+static MR_RESULT print_cert(json_t *secret)
 {
     mr_buf der, pem;
     mr_buf_init(&der, 0, 0);
@@ -165,7 +165,7 @@ static mr_result print_cert(json_t *secret)
     return r;
 }
 
-static mr_result print_secret(const char *name, json_t *s)
+static MR_RESULT print_secret(const char *name, json_t *s)
 {
     const char *type = mr_cli_json_str(s, "Type");
     json_t *ud = mr_cli_json_get(s, "UserDefined");
@@ -191,7 +191,7 @@ static mr_result print_secret(const char *name, json_t *s)
     return print_bytes("Private Key:", s, "Private");
 }
 
-static mr_result run_get(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_get(mr_cli *cli, int argc, char **argv)
 {
     mr_result res = MR_FAILURE;
     mr_cli_conn c;

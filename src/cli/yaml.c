@@ -159,7 +159,7 @@ static json_t *scalar_to_json(const yaml_node_t *n)
     return json_stringn(s, n->data.scalar.length);
 }
 
-static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
+static MR_RESULT node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
                               json_t **out)
 {
     MR_ENSURE(n != NULL, MR_ERR_USAGE, "yaml: invalid node reference");
@@ -225,7 +225,7 @@ static int key_cmp(const void *a, const void *b)
 
 /* Writes v as encoding/json does: compact, object keys sorted bytewise, strings quoted by
  * mr_json_quote. Numbers keep jansson's formatting. */
-static mr_result emit_json(const json_t *v, mr_buf *out)
+static MR_RESULT emit_json(const json_t *v, mr_buf *out)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
@@ -272,7 +272,7 @@ static mr_result emit_json(const json_t *v, mr_buf *out)
     }
 }
 
-mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
+MR_RESULT mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     yaml_parser_t parser;
@@ -308,7 +308,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_manifest_load(const char *path, mr_buf *out)
+MR_RESULT mr_cli_manifest_load(const char *path, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;

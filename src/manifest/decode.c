@@ -79,7 +79,7 @@ static void type_error(dctx *c, mr_mj_node *n, const char *gotype, bool with_lit
 
 /* ---- primitives ---- */
 
-static mr_result mstr_set(mr_mstr *dst, const char *s, size_t len)
+static MR_RESULT mstr_set(mr_mstr *dst, const char *s, size_t len)
 {
     char *p = mr_alloc(len + 1);
     MR_ENSURE_ALLOC(p);
@@ -92,7 +92,7 @@ static mr_result mstr_set(mr_mstr *dst, const char *s, size_t len)
     return MR_SUCCESS;
 }
 
-static mr_result dec_bool(dctx *c, mr_mj_node *n, bool *out)
+static MR_RESULT dec_bool(dctx *c, mr_mj_node *n, bool *out)
 {
     if (n->kind == MR_MJ_BOOL)
         *out = n->boolean;
@@ -111,7 +111,7 @@ static void mstr_take(mr_mstr *dst, char **src, size_t len)
     *src = NULL;
 }
 
-static mr_result dec_string(dctx *c, mr_mj_node *n, mr_mstr *out)
+static MR_RESULT dec_string(dctx *c, mr_mj_node *n, mr_mstr *out)
 {
     if (n->kind == MR_MJ_STRING) {
         if (n->str != NULL) {
@@ -156,7 +156,7 @@ static bool parse_int(const char *s, size_t len, int64_t *out)
     return true;
 }
 
-static mr_result dec_uint(dctx *c, mr_mj_node *n, uint64_t max, const char *gotype,
+static MR_RESULT dec_uint(dctx *c, mr_mj_node *n, uint64_t max, const char *gotype,
                           uint64_t *out, bool *has)
 {
     if (n->kind == MR_MJ_NULL) {
@@ -177,7 +177,7 @@ static mr_result dec_uint(dctx *c, mr_mj_node *n, uint64_t max, const char *goty
     return MR_SUCCESS;
 }
 
-static mr_result dec_int(dctx *c, mr_mj_node *n, const char *gotype, int64_t *out)
+static MR_RESULT dec_int(dctx *c, mr_mj_node *n, const char *gotype, int64_t *out)
 {
     int64_t v;
     if (n->kind == MR_MJ_NULL)
@@ -192,7 +192,7 @@ static mr_result dec_int(dctx *c, mr_mj_node *n, const char *gotype, int64_t *ou
 }
 
 /* []byte: padded base64 string (CR/LF skipped), or an array of uint8 numbers. */
-static mr_result dec_bytes(dctx *c, mr_mj_node *n, const char *gotype, mr_mbytes *out)
+static MR_RESULT dec_bytes(dctx *c, mr_mj_node *n, const char *gotype, mr_mbytes *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf b;
@@ -234,7 +234,7 @@ out:
 
 /* Go decodes a JSON array into an existing slice element by element (so a repeated field
  * merges into the elements it already has), then truncates; `[]` gives a new empty slice. */
-static mr_result grow_vec(void **items, size_t *count, size_t want, size_t esz)
+static MR_RESULT grow_vec(void **items, size_t *count, size_t want, size_t esz)
 {
     if (want <= *count)
         return MR_SUCCESS;
@@ -246,7 +246,7 @@ static mr_result grow_vec(void **items, size_t *count, size_t want, size_t esz)
     return MR_SUCCESS;
 }
 
-static mr_result dec_str_list(dctx *c, mr_mj_node *n, mr_mstr_list *out)
+static MR_RESULT dec_str_list(dctx *c, mr_mj_node *n, mr_mstr_list *out)
 {
     if (n->kind == MR_MJ_NULL) {
         mr_manifest_mstr_list_free(out);
@@ -270,7 +270,7 @@ static mr_result dec_str_list(dctx *c, mr_mj_node *n, mr_mstr_list *out)
     return MR_SUCCESS;
 }
 
-static mr_result dec_int_list(dctx *c, mr_mj_node *n, const char *list_type,
+static MR_RESULT dec_int_list(dctx *c, mr_mj_node *n, const char *list_type,
                               const char *elem_type, mr_mint_list *out)
 {
     if (n->kind == MR_MJ_NULL || (n->kind == MR_MJ_ARRAY && n->nkids == 0)) {
@@ -301,7 +301,7 @@ static void oids_clear(mr_moid_list *l, size_t from)
     }
 }
 
-static mr_result dec_oid_list(dctx *c, mr_mj_node *n, mr_moid_list *out)
+static MR_RESULT dec_oid_list(dctx *c, mr_mj_node *n, mr_moid_list *out)
 {
     if (n->kind == MR_MJ_NULL || (n->kind == MR_MJ_ARRAY && n->nkids == 0)) {
         oids_clear(out, 0);
@@ -327,7 +327,7 @@ static mr_result dec_oid_list(dctx *c, mr_mj_node *n, mr_moid_list *out)
 
 /* ---- structs, maps, slices ---- */
 
-typedef mr_result (*field_fn)(dctx *c, mr_mj_node *v, void *obj);
+typedef MR_RESULT (*field_fn)(dctx *c, mr_mj_node *v, void *obj);
 
 typedef enum fkind {
     F_BOOL,
@@ -365,7 +365,7 @@ typedef struct field {
 
 static void *at(void *obj, size_t off) { return (unsigned char *)obj + off; }
 
-static mr_result dec_field(dctx *c, const field *f, mr_mj_node *v, void *obj)
+static MR_RESULT dec_field(dctx *c, const field *f, mr_mj_node *v, void *obj)
 {
     switch (f->kind) {
     case F_BOOL: return dec_bool(c, v, at(obj, f->off));
@@ -420,7 +420,7 @@ static bool key_matches(const mr_mstr *key, const char *name)
 }
 
 /* Decodes an object into the struct at obj, field by field, on top of its current content. */
-static mr_result dec_struct(dctx *c, mr_mj_node *n, void *obj, const char *sname,
+static MR_RESULT dec_struct(dctx *c, mr_mj_node *n, void *obj, const char *sname,
                             const char *gotype, const field *fields, size_t nfields)
 {
     if (n->kind == MR_MJ_NULL)
@@ -454,7 +454,7 @@ static mr_result dec_struct(dctx *c, mr_mj_node *n, void *obj, const char *sname
     return MR_SUCCESS;
 }
 
-typedef mr_result (*elem_fn)(dctx *c, mr_mj_node *v, void *elem);
+typedef MR_RESULT (*elem_fn)(dctx *c, mr_mj_node *v, void *elem);
 typedef void (*elem_free_fn)(void *elem);
 
 typedef struct gvec {
@@ -465,7 +465,7 @@ typedef struct gvec {
 
 /* map[string]T: null → nil; object → entries decoded into fresh zero values, each replacing
  * an entry of the same name (so repeated map fields merge). */
-static mr_result dec_map(dctx *c, mr_mj_node *n, gvec *map, size_t esz, elem_fn fn,
+static MR_RESULT dec_map(dctx *c, mr_mj_node *n, gvec *map, size_t esz, elem_fn fn,
                          elem_free_fn ff, const char *gotype)
 {
     unsigned char *items;
@@ -546,7 +546,7 @@ static mr_result dec_map(dctx *c, mr_mj_node *n, gvec *map, size_t esz, elem_fn 
 /* []T of structs: null → nil; array → replaced by freshly decoded elements. */
 /* []T of structs: null → nil; array → decoded into the existing elements (merging), then
  * truncated. */
-static mr_result dec_slice(dctx *c, mr_mj_node *n, gvec *vec, size_t esz, elem_fn fn,
+static MR_RESULT dec_slice(dctx *c, mr_mj_node *n, gvec *vec, size_t esz, elem_fn fn,
                            elem_free_fn ff, const char *gotype)
 {
     if (n->kind != MR_MJ_NULL && n->kind != MR_MJ_ARRAY) {
@@ -590,7 +590,7 @@ static const field package_fields[] = {
     FLD(mr_manifest_package, "AcceptedAdvisories", F_STRLIST, accepted_advisories, "[]string"),
 };
 
-static mr_result dec_package(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_package(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "PackageProperties", "quote.PackageProperties", package_fields,
                       MR_ARRAY_LEN(package_fields));
@@ -603,7 +603,7 @@ static const field infra_fields[] = {
     FLD(mr_manifest_infra, "RootCA", F_BYTES, root_ca, "[]uint8"),
 };
 
-static mr_result dec_infra(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_infra(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "InfrastructureProperties", "quote.InfrastructureProperties",
                       infra_fields, MR_ARRAY_LEN(infra_fields));
@@ -624,7 +624,7 @@ static const field file_fields[] = {
 };
 
 /* hex.DecodeString with Go's error texts (the first bad character wins over odd length). */
-static mr_result hex_decode_go(const char *s, size_t len, mr_buf *out)
+static MR_RESULT hex_decode_go(const char *s, size_t len, mr_buf *out)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -639,7 +639,7 @@ static mr_result hex_decode_go(const char *s, size_t len, mr_buf *out)
     return mr_hex_decode_buf(s, len, out);
 }
 
-static mr_result dec_file(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_file(dctx *c, mr_mj_node *v, void *e)
 {
     (void)c;
     mr_manifest_file *f = e;
@@ -702,14 +702,14 @@ static void file_free(void *e) { mr_manifest_file_free_(e); }
 
 /* ---- Marble ---- */
 
-static mr_result dec_files(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_files(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_marble *m = obj;
     return dec_map(c, v, (gvec *)(void *)&m->parameters.files, sizeof(mr_manifest_file), dec_file,
                    file_free, "map[string]manifest.File");
 }
 
-static mr_result dec_env(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_env(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_marble *m = obj;
     return dec_map(c, v, (gvec *)(void *)&m->parameters.env, sizeof(mr_manifest_file), dec_file,
@@ -722,7 +722,7 @@ static const field params_fields[] = {
     {"Argv", F_STRLIST, offsetof(mr_manifest_marble, parameters.argv), 0, "[]string", NULL},
 };
 
-static mr_result dec_params(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_params(dctx *c, mr_mj_node *v, void *obj)
 {
     return dec_struct(c, v, obj, "Parameters", "manifest.Parameters", params_fields,
                       MR_ARRAY_LEN(params_fields));
@@ -736,7 +736,7 @@ static const field marble_fields[] = {
     FLD(mr_manifest_marble, "DisableSecretBinding", F_BOOL, disable_secret_binding, "bool"),
 };
 
-static mr_result dec_marble(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_marble(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Marble", "manifest.Marble", marble_fields,
                       MR_ARRAY_LEN(marble_fields));
@@ -775,7 +775,7 @@ static bool isdig(const char *s, size_t len, size_t i) { return i < len && s[i] 
 
 /* The error time.Time.UnmarshalJSON reports for a string that is not strict RFC 3339: walks
  * the layout elements as time.Parse does, then applies parseStrictRFC3339's extra checks. */
-static mr_result time_error(const char *s, size_t len)
+static MR_RESULT time_error(const char *s, size_t len)
 {
     static const char *const elems[] = {"2006", "-", "01", "-", "02", "T", "15", ":",
                                         "04",   ":", "05", "Z07:00"};
@@ -881,7 +881,7 @@ static mr_result time_error(const char *s, size_t len)
             "\"", (int)len, s, (int)len, s);
 }
 
-static mr_result dec_time(mr_mj_node *v, mr_manifest_time *t)
+static MR_RESULT dec_time(mr_mj_node *v, mr_manifest_time *t)
 {
     if (v->kind == MR_MJ_NULL)
         return MR_SUCCESS;
@@ -894,19 +894,19 @@ static mr_result dec_time(mr_mj_node *v, mr_manifest_time *t)
     return MR_SUCCESS;
 }
 
-static mr_result dec_not_before(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_not_before(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     return dec_time(v, &((mr_manifest_cert *)obj)->not_before);
 }
 
-static mr_result dec_not_after(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_not_after(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     return dec_time(v, &((mr_manifest_cert *)obj)->not_after);
 }
 
-static mr_result dec_ip(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_ip(dctx *c, mr_mj_node *v, void *e)
 {
     mr_mbytes *ip = e;
     if (v->kind == MR_MJ_NULL)
@@ -939,14 +939,14 @@ static void bytes_elem_free(void *e)
     memset(b, 0, sizeof(*b));
 }
 
-static mr_result dec_ips(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_ips(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_cert *ct = obj;
     return dec_slice(c, v, (gvec *)(void *)&ct->ip_addresses, sizeof(mr_mbytes), dec_ip,
                      bytes_elem_free, "[]net.IP");
 }
 
-static mr_result dec_attr_value(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_attr_value(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     mr_manifest_attr *a = obj;
@@ -964,7 +964,7 @@ static const field attr_fields[] = {
     CUS("Value", dec_attr_value),
 };
 
-static mr_result dec_attr(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_attr(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "AttributeTypeAndValue", "pkix.AttributeTypeAndValue", attr_fields,
                       MR_ARRAY_LEN(attr_fields));
@@ -978,7 +978,7 @@ static void attr_free(void *e)
     memset(a, 0, sizeof(*a));
 }
 
-static mr_result dec_extra_names(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_extra_names(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_dn *d = obj;
     return dec_slice(c, v, (gvec *)(void *)&d->extra_names, sizeof(mr_manifest_attr), dec_attr,
@@ -998,14 +998,14 @@ static const field dn_fields[] = {
     CUS("ExtraNames", dec_extra_names),
 };
 
-static mr_result dec_subject(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_subject(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_cert *ct = obj;
     return dec_struct(c, v, &ct->subject, "Name", "pkix.Name", dn_fields, MR_ARRAY_LEN(dn_fields));
 }
 
 /* Issuer is always replaced by the Marble root's subject: decoded for type errors only. */
-static mr_result dec_issuer(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_issuer(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)obj;
     mr_manifest_cert tmp = {0};
@@ -1021,7 +1021,7 @@ static const field ext_fields[] = {
     FLD(mr_manifest_ext, "Value", F_BYTES, value, "[]uint8"),
 };
 
-static mr_result dec_ext(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_ext(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Extension", "pkix.Extension", ext_fields, MR_ARRAY_LEN(ext_fields));
 }
@@ -1034,7 +1034,7 @@ static void ext_free(void *e)
     memset(x, 0, sizeof(*x));
 }
 
-static mr_result dec_extra_exts(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_extra_exts(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_cert *ct = obj;
     return dec_slice(c, v, (gvec *)(void *)&ct->extra_extensions, sizeof(mr_manifest_ext), dec_ext,
@@ -1092,7 +1092,7 @@ static const field cert_fields[] = {
 #undef CF
 #undef IGN
 
-static mr_result dec_cert(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_cert(dctx *c, mr_mj_node *v, void *obj)
 {
     (void)c;
     mr_manifest_secret *s = obj;
@@ -1146,7 +1146,7 @@ static const field secret_fields[] = {
     FLD(mr_manifest_secret, "Public", F_BYTES, public_key, "manifest.PublicKey"),
 };
 
-static mr_result dec_secret(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_secret(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Secret", "manifest.Secret", secret_fields,
                       MR_ARRAY_LEN(secret_fields));
@@ -1157,7 +1157,7 @@ static const field user_fields[] = {
     FLD(mr_manifest_user, "Roles", F_STRLIST, roles, "[]string"),
 };
 
-static mr_result dec_user(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_user(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "User", "manifest.User", user_fields, MR_ARRAY_LEN(user_fields));
 }
@@ -1168,12 +1168,12 @@ static const field role_fields[] = {
     FLD(mr_manifest_role, "Actions", F_STRLIST, actions, "[]string"),
 };
 
-static mr_result dec_role(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_role(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "Role", "manifest.Role", role_fields, MR_ARRAY_LEN(role_fields));
 }
 
-static mr_result dec_reckey(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_reckey(dctx *c, mr_mj_node *v, void *e)
 {
     mr_manifest_recovery_key *k = e;
     return dec_string(c, v, &k->pem);
@@ -1186,7 +1186,7 @@ static const field tls_entry_fields[] = {
     FLD(mr_manifest_tls_entry, "DisableClientAuth", F_BOOL, disable_client_auth, "bool"),
 };
 
-static mr_result dec_tls_entry(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_tls_entry(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "TLSTagEntry", "manifest.TLSTagEntry", tls_entry_fields,
                       MR_ARRAY_LEN(tls_entry_fields));
@@ -1200,14 +1200,14 @@ static void tls_entry_free(void *e)
     mr_manifest_mstr_free(&t->cert);
 }
 
-static mr_result dec_outgoing(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_outgoing(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_tls_tag *t = obj;
     return dec_slice(c, v, (gvec *)(void *)&t->outgoing, sizeof(mr_manifest_tls_entry),
                      dec_tls_entry, tls_entry_free, "[]manifest.TLSTagEntry");
 }
 
-static mr_result dec_incoming(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_incoming(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest_tls_tag *t = obj;
     return dec_slice(c, v, (gvec *)(void *)&t->incoming, sizeof(mr_manifest_tls_entry),
@@ -1219,7 +1219,7 @@ static const field tls_tag_fields[] = {
     CUS("Incoming", dec_incoming),
 };
 
-static mr_result dec_tls_tag(dctx *c, mr_mj_node *v, void *e)
+static MR_RESULT dec_tls_tag(dctx *c, mr_mj_node *v, void *e)
 {
     return dec_struct(c, v, e, "TLStag", "manifest.TLStag", tls_tag_fields,
                       MR_ARRAY_LEN(tls_tag_fields));
@@ -1233,7 +1233,7 @@ static const field config_fields[] = {
     FLD(mr_manifest_config, "RotateRootSecret", F_BOOL, rotate_root_secret, "bool"),
 };
 
-static mr_result dec_config(dctx *c, mr_mj_node *v, void *obj)
+static MR_RESULT dec_config(dctx *c, mr_mj_node *v, void *obj)
 {
     mr_manifest *m = obj;
     return dec_struct(c, v, &m->config, "Config", "manifest.Config", config_fields,
@@ -1244,7 +1244,7 @@ static mr_result dec_config(dctx *c, mr_mj_node *v, void *obj)
 
 #define MAPFN(fname, member, T, efn, ffn, gt)                                                  \
     static void fname##_free(void *e) { ffn((T *)e); }                                        \
-    static mr_result fname(dctx *c, mr_mj_node *v, void *obj)                           \
+    static MR_RESULT fname(dctx *c, mr_mj_node *v, void *obj)                           \
     {                                                                                         \
         mr_manifest *m = obj;                                                                 \
         return dec_map(c, v, (gvec *)(void *)&m->member, sizeof(T), efn, fname##_free, gt);  \
@@ -1279,7 +1279,7 @@ static const field manifest_fields[] = {
     CUS("Config", dec_config),
 };
 
-static mr_result decode(const uint8_t *json, size_t len, mr_manifest **out)
+static MR_RESULT decode(const uint8_t *json, size_t len, mr_manifest **out)
 {
     mr_result res = MR_FAILURE;
     mr_mj_node root = {0};
@@ -1311,7 +1311,7 @@ out:
     return res;
 }
 
-mr_result mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest **out)
+MR_RESULT mr_manifest_decode(const uint8_t *json, size_t len, mr_manifest **out)
 {
     return decode(json, len, out);
 }

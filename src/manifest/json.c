@@ -78,7 +78,7 @@ static void quote_char(uint8_t c, char *out, size_t cap)
     }
 }
 
-static mr_result syntax_error(reader *r, const char *context)
+static MR_RESULT syntax_error(reader *r, const char *context)
 {
     uint8_t c;
     if (!peek(r, &c))
@@ -88,7 +88,7 @@ static mr_result syntax_error(reader *r, const char *context)
     MR_BAIL(MR_ERR_USAGE, "invalid character %s %s", q, context);
 }
 
-static mr_result read_u4(reader *r, uint32_t *out)
+static MR_RESULT read_u4(reader *r, uint32_t *out)
 {
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
@@ -106,7 +106,7 @@ static mr_result read_u4(reader *r, uint32_t *out)
 }
 
 /* Reads a string (cursor on the opening quote) into a new owned, NUL-terminated copy. */
-static mr_result read_string(reader *r, char **out, size_t *out_len)
+static MR_RESULT read_string(reader *r, char **out, size_t *out_len)
 {
     mr_buf *b = &r->scratch;
     mr_buf_reset(b);
@@ -212,7 +212,7 @@ static mr_result read_string(reader *r, char **out, size_t *out_len)
 
 static bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
-static mr_result read_number(reader *r, mr_mj_node *n)
+static MR_RESULT read_number(reader *r, mr_mj_node *n)
 {
     size_t start = r->cur.pos;
     uint8_t c = 0;
@@ -264,7 +264,7 @@ static mr_result read_number(reader *r, mr_mj_node *n)
     return MR_SUCCESS;
 }
 
-static mr_result read_literal(reader *r, const char *word)
+static MR_RESULT read_literal(reader *r, const char *word)
 {
     char ctx[48];
     advance(r); /* first letter already matched */
@@ -281,9 +281,9 @@ static mr_result read_literal(reader *r, const char *word)
     return MR_SUCCESS;
 }
 
-static mr_result read_value(reader *r, mr_mj_node *n);
+static MR_RESULT read_value(reader *r, mr_mj_node *n);
 
-static mr_result grow(mr_mj_node *n, size_t *cap, bool with_keys)
+static MR_RESULT grow(mr_mj_node *n, size_t *cap, bool with_keys)
 {
     if (n->nkids < *cap)
         return MR_SUCCESS;
@@ -300,7 +300,7 @@ static mr_result grow(mr_mj_node *n, size_t *cap, bool with_keys)
     return MR_SUCCESS;
 }
 
-static mr_result read_array(reader *r, mr_mj_node *n)
+static MR_RESULT read_array(reader *r, mr_mj_node *n)
 {
     size_t cap = 0;
     n->kind = MR_MJ_ARRAY;
@@ -332,7 +332,7 @@ static mr_result read_array(reader *r, mr_mj_node *n)
     }
 }
 
-static mr_result read_object(reader *r, mr_mj_node *n)
+static MR_RESULT read_object(reader *r, mr_mj_node *n)
 {
     size_t cap = 0;
     n->kind = MR_MJ_OBJECT;
@@ -377,7 +377,7 @@ static mr_result read_object(reader *r, mr_mj_node *n)
     }
 }
 
-static mr_result read_value(reader *r, mr_mj_node *n)
+static MR_RESULT read_value(reader *r, mr_mj_node *n)
 {
     skip_ws(r);
     uint8_t c;
@@ -412,7 +412,7 @@ static mr_result read_value(reader *r, mr_mj_node *n)
     }
 }
 
-mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root)
+MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root)
 {
     mr_result res = MR_FAILURE;
     reader r = {0};

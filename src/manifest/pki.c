@@ -26,7 +26,7 @@ static bool first_pem_block(const mr_mstr *text, mr_pem_block *blk)
     return found;
 }
 
-mr_result mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *out)
+MR_RESULT mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     X509 *x = NULL;
@@ -49,7 +49,7 @@ out:
     return res;
 }
 
-mr_result mr_manifest_check_user_certs(const mr_manifest *m)
+MR_RESULT mr_manifest_check_user_certs(const mr_manifest *m)
 {
     MR_ENSURE_REF(m);
     for (size_t i = 0; i < m->users.count; i++)
@@ -57,7 +57,7 @@ mr_result mr_manifest_check_user_certs(const mr_manifest *m)
     return MR_SUCCESS;
 }
 
-mr_result mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out)
+MR_RESULT mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *key = NULL;
@@ -83,7 +83,7 @@ out:
     return res;
 }
 
-mr_result mr_manifest_check_recovery_keys(const mr_manifest *m)
+MR_RESULT mr_manifest_check_recovery_keys(const mr_manifest *m)
 {
     MR_ENSURE_REF(m);
     for (size_t i = 0; i < m->recovery_keys.count; i++)

@@ -78,8 +78,8 @@ static uint32_t kid(const exec *x, const node *n, uint32_t i) { return x->t->kid
 /* errors */
 
 /* Go's state.errorf: "template: <name>:<line>:<col>: executing "<name>" at <<ctx>>: <msg>". */
-static mr_result x_fail(exec *x, const char *fmt, ...) MR_PRINTF(2, 3);
-static mr_result x_fail(exec *x, const char *fmt, ...)
+static MR_RESULT x_fail(exec *x, const char *fmt, ...) MR_PRINTF(2, 3);
+static MR_RESULT x_fail(exec *x, const char *fmt, ...)
 {
     char msg[MR_ERR_MSG_MAX];
     va_list ap;
@@ -115,7 +115,7 @@ static mr_result x_fail(exec *x, const char *fmt, ...)
 }
 
 /* Node text for messages like "can't give argument to non-function %s". */
-static mr_result x_fail_node(exec *x, const char *prefix, uint32_t idx)
+static MR_RESULT x_fail_node(exec *x, const char *prefix, uint32_t idx)
 {
     mr_buf s;
     mr_buf_init(&s, 0, 0);
@@ -257,7 +257,7 @@ static bool secret_field(const char *s, size_t n, val *v)
 
 /* Go's evalField for one name on receiver *v (replaced by the result). has_args: the field
  * is the last of a command that has arguments or a piped-in value. */
-static mr_result eval_field(exec *x, const span *name, bool has_args, val *v)
+static MR_RESULT eval_field(exec *x, const span *name, bool has_args, val *v)
 {
     const char *s = (const char *)x->t->src + name->off;
     size_t n = name->len;
@@ -322,7 +322,7 @@ static mr_result eval_field(exec *x, const span *name, bool has_args, val *v)
 }
 
 /* Go's evalFieldChain over names[from..] of node n; only the last one sees the arguments. */
-static mr_result eval_names(exec *x, const node *n, uint32_t from, bool has_args, val *v)
+static MR_RESULT eval_names(exec *x, const node *n, uint32_t from, bool has_args, val *v)
 {
     for (uint32_t i = from; i < n->nnames; i++)
         MR_GUARD(eval_field(x, &x->t->names[n->name0 + i], has_args && i + 1 == n->nnames, v));
@@ -332,7 +332,7 @@ static mr_result eval_names(exec *x, const node *n, uint32_t from, bool has_args
 /* ---------------------------------------------------------------------------------------- */
 /* functions */
 
-static mr_result to_scratch(exec *x, size_t off, val *out)
+static MR_RESULT to_scratch(exec *x, size_t off, val *out)
 {
     *out = (val){.kind = V_STRING, .scratch = true, .off = off,
                  .bytes = {.ptr = NULL, .len = x->scratch.len - off}};
@@ -350,7 +350,7 @@ static size_t encoded_len(uint8_t fn, const char *label, size_t n)
     return b + (b + 63) / 64 + 2 * strlen(label) + sizeof("-----BEGIN -----\n-----END -----\n") - 1;
 }
 
-static mr_result check_room(const exec *x, const mr_buf *dst, size_t need)
+static MR_RESULT check_room(const exec *x, const mr_buf *dst, size_t need)
 {
     if (need > x->out_max || dst->len > x->out_max - need) {
         mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
@@ -363,7 +363,7 @@ static mr_result check_room(const exec *x, const mr_buf *dst, size_t need)
 
 /* Where a function result goes: straight into the output for the action's last command
  * (no copy), else the scratch buffer. */
-static mr_result finish_result(exec *x, mr_buf *dst, size_t off, val *out)
+static MR_RESULT finish_result(exec *x, mr_buf *dst, size_t off, val *out)
 {
     if (dst == x->out) {
         *out = (val){.kind = V_EMITTED};
@@ -374,7 +374,7 @@ static mr_result finish_result(exec *x, mr_buf *dst, size_t off, val *out)
 
 /* PEM block as Go's pem.EncodeToMemory writes it (64-character lines), encoded in place in
  * dst: no temporary buffer, so rendering a key costs no extra (secret) allocation. */
-static mr_result pem_into(mr_buf *dst, const char *label, mr_slice der)
+static MR_RESULT pem_into(mr_buf *dst, const char *label, mr_slice der)
 {
     size_t start = dst->len;
     size_t b = mr_b64_encoded_len(der.len);
@@ -428,7 +428,7 @@ static const char *raw_bytes(const val *v, mr_slice *out)
     return out->len == 0 ? "tried to parse secret with empty value" : NULL;
 }
 
-static mr_result fn_pem(exec *x, mr_buf *dst, const val *v, val *out, const char **goerr)
+static MR_RESULT fn_pem(exec *x, mr_buf *dst, const val *v, val *out, const char **goerr)
 {
     const char *label;
     switch (v->kind) {
@@ -459,7 +459,7 @@ static mr_result fn_pem(exec *x, mr_buf *dst, const val *v, val *out, const char
     return finish_result(x, dst, off, out);
 }
 
-static mr_result fn_string(const val *v, val *out, const char **goerr)
+static MR_RESULT fn_string(const val *v, val *out, const char **goerr)
 {
     static const char *const only_plain =
         "only secrets of type plain are allowed to use string encoding for environment variables";
@@ -483,7 +483,7 @@ static mr_result fn_string(const val *v, val *out, const char **goerr)
     return MR_SUCCESS;
 }
 
-static mr_result fn_encode(exec *x, mr_buf *dst, uint8_t fn, const val *v, val *out,
+static MR_RESULT fn_encode(exec *x, mr_buf *dst, uint8_t fn, const val *v, val *out,
                            const char **goerr)
 {
     mr_slice raw;
@@ -563,7 +563,7 @@ static bool index_one(exec *x, val *item, const val *ix, const char **err)
     }
 }
 
-static mr_result call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size_t argc,
+static MR_RESULT call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size_t argc,
                          val *out, const char **goerr)
 {
     *goerr = NULL;
@@ -590,8 +590,8 @@ static mr_result call_fn(exec *x, mr_buf *dst, uint8_t fn, const val *argv, size
 /* ---------------------------------------------------------------------------------------- */
 /* evaluation */
 
-static mr_result eval_pipe(exec *x, uint32_t idx, val *out);
-static mr_result eval_arg(exec *x, uint32_t idx, val *out);
+static MR_RESULT eval_pipe(exec *x, uint32_t idx, val *out);
+static MR_RESULT eval_arg(exec *x, uint32_t idx, val *out);
 
 /* Go's validateType for a missing value: both interface{} and reflect.Value parameters can
  * be nil, so "no value" becomes nil. */
@@ -603,7 +603,7 @@ static void validate(val *v)
 
 /* Go's evalFunction + evalCall. `cmd` is the command node (== ident when the function
  * appears as an argument, without arguments of its own). */
-static mr_result eval_function(exec *x, uint32_t ident, uint32_t cmd, const val *final,
+static MR_RESULT eval_function(exec *x, uint32_t ident, uint32_t cmd, const val *final,
                                val *out)
 {
     const node *id = nd(x, ident);
@@ -633,7 +633,7 @@ static mr_result eval_function(exec *x, uint32_t ident, uint32_t cmd, const val 
     return MR_SUCCESS;
 }
 
-static mr_result not_a_function(exec *x, const node *cmd, const val *final)
+static MR_RESULT not_a_function(exec *x, const node *cmd, const val *final)
 {
     if (cmd != NULL && (cmd->nkids > 1 || final != NULL))
         return x_fail_node(x, "can't give argument to non-function ", kid(x, cmd, 0));
@@ -641,7 +641,7 @@ static mr_result not_a_function(exec *x, const node *cmd, const val *final)
 }
 
 /* $ with optional fields. cmd/final: when the variable starts a command. */
-static mr_result eval_var(exec *x, uint32_t idx, const node *cmd, const val *final, val *out)
+static MR_RESULT eval_var(exec *x, uint32_t idx, const node *cmd, const val *final, val *out)
 {
     const node *n = nd(x, idx);
     x->at = idx;
@@ -653,7 +653,7 @@ static mr_result eval_var(exec *x, uint32_t idx, const node *cmd, const val *fin
 }
 
 /* (pipeline).A.B or function.A: the base is evaluated as an argument of unknown type. */
-static mr_result eval_chain(exec *x, uint32_t idx, bool has_args, val *out)
+static MR_RESULT eval_chain(exec *x, uint32_t idx, bool has_args, val *out)
 {
     const node *n = nd(x, idx);
     x->at = idx;
@@ -681,7 +681,7 @@ static val literal(const exec *x, const node *n)
 
 /* Go's evalArg for parameters of type interface{} (secret functions) or reflect.Value
  * (index); both accept anything, including nil. */
-static mr_result eval_arg(exec *x, uint32_t idx, val *out)
+static MR_RESULT eval_arg(exec *x, uint32_t idx, val *out)
 {
     const node *n = nd(x, idx);
     x->at = idx;
@@ -717,7 +717,7 @@ static mr_result eval_arg(exec *x, uint32_t idx, val *out)
 }
 
 /* Go's evalCommand; final = the value piped in from the previous command, or NULL. */
-static mr_result eval_command(exec *x, uint32_t idx, const val *final, val *out)
+static MR_RESULT eval_command(exec *x, uint32_t idx, const val *final, val *out)
 {
     const node *cmd = nd(x, idx);
     uint32_t first = kid(x, cmd, 0);
@@ -748,7 +748,7 @@ static mr_result eval_command(exec *x, uint32_t idx, const val *final, val *out)
     return MR_SUCCESS;
 }
 
-static mr_result eval_pipe(exec *x, uint32_t idx, val *out)
+static MR_RESULT eval_pipe(exec *x, uint32_t idx, val *out)
 {
     const node *p = nd(x, idx);
     val cur = {.kind = V_NONE}, next;
@@ -766,7 +766,7 @@ static mr_result eval_pipe(exec *x, uint32_t idx, val *out)
 /* ---------------------------------------------------------------------------------------- */
 /* output */
 
-static mr_result emit(exec *x, mr_buf *out, const void *p, size_t n)
+static MR_RESULT emit(exec *x, mr_buf *out, const void *p, size_t n)
 {
     if (n > x->out_max || out->len > x->out_max - n) {
         mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
@@ -777,13 +777,13 @@ static mr_result emit(exec *x, mr_buf *out, const void *p, size_t n)
     return mr_buf_append(out, p, n);
 }
 
-static mr_result emit_str(exec *x, mr_buf *out, const char *s)
+static MR_RESULT emit_str(exec *x, mr_buf *out, const char *s)
 {
     return emit(x, out, s, strlen(s));
 }
 
 /* Go's fmt %v of a byte slice: [1 2 3]. */
-static mr_result emit_byte_list(exec *x, mr_buf *out, mr_slice b)
+static MR_RESULT emit_byte_list(exec *x, mr_buf *out, mr_slice b)
 {
     char num[8];
     mr_result res = MR_FAILURE;
@@ -799,7 +799,7 @@ out:
     return res;
 }
 
-static mr_result print_val(exec *x, uint32_t action, const val *v, mr_buf *out)
+static MR_RESULT print_val(exec *x, uint32_t action, const val *v, mr_buf *out)
 {
     char num[32];
     x->at = action;
@@ -835,7 +835,7 @@ static mr_result print_val(exec *x, uint32_t action, const val *v, mr_buf *out)
     }
 }
 
-mr_result mr_tmpl_render(const mr_tmpl *t, const mr_tmpl_data *data, unsigned flags,
+MR_RESULT mr_tmpl_render(const mr_tmpl *t, const mr_tmpl_data *data, unsigned flags,
                          mr_buf *out)
 {
     mr_result res = MR_FAILURE;
@@ -870,7 +870,7 @@ out:
     return res;
 }
 
-mr_result mr_tmpl_check(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
+MR_RESULT mr_tmpl_check(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
                         const mr_tmpl_data *data)
 {
     static const mr_tmpl_data no_data;
