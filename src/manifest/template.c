@@ -85,9 +85,7 @@ static MR_RESULT p_fail(parser *p, const char *fmt, ...)
     if (n < 0)
         msg[0] = '\0';
     const token *t = &p->toks[p->seen < p->ntoks ? p->seen : p->ntoks - 1];
-    mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "template: %s:%zu: %s", p->t->name,
-                 mr_tmpl_line_(p->t, t->pos), msg);
-    return MR_FAILURE;
+    MR_BAIL(MR_ERR_USAGE, "template: %s:%zu: %s", p->t->name, mr_tmpl_line_(p->t, t->pos), msg);
 }
 
 /* Go's item.String() for "unexpected %s in %s". */
@@ -314,6 +312,37 @@ out:
     return res;
 }
 
+/* "undefined variable $x" for a variable token other than "$"; always fails. */
+static MR_RESULT undefined_variable(parser *p, const token *t)
+{
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, p->t->src + t->pos, t->len, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    res = p_fail(p, "undefined variable %s", (const char *)q.data);
+out:
+    mr_buf_free(&q);
+    return res;
+}
+
+/* "unexpected . after term X" for a field access on a constant or dot; always fails. */
+static MR_RESULT unexpected_dot(parser *p, uint32_t term)
+{
+    mr_buf s, q;
+    mr_buf_init(&s, 0, 0);
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_node_string_(p->t, term, &s));
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, s.data, s.len, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    res = p_fail(p, "unexpected . after term %s", (const char *)q.data);
+out:
+    mr_buf_free(&s);
+    mr_buf_free(&q);
+    return res;
+}
+
 /* Go's Tree.term: one operand without trailing fields; *out = NONE when none starts here. */
 static MR_RESULT p_term(parser *p, uint32_t *out)
 {
@@ -335,17 +364,8 @@ static MR_RESULT p_term(parser *p, uint32_t *out)
         n.type = N_NIL;
         break;
     case TK_VAR:
-        if (t->len != 1) {
-            mr_buf q;
-            mr_buf_init(&q, 0, 0);
-            mr_result r = mr_tmpl_quote_(&q, p->t->src + t->pos, t->len, SIZE_MAX);
-            if (mr_ok(r))
-                r = mr_buf_nul_terminate(&q);
-            if (mr_ok(r))
-                MR_IGNORE(p_fail(p, "undefined variable %s", (const char *)q.data));
-            mr_buf_free(&q);
-            return MR_FAILURE;
-        }
+        if (t->len != 1)
+            return undefined_variable(p, t);
         n.type = N_VAR;
         n.name0 = p->t->nnames;
         n.nnames = 1;
@@ -410,21 +430,8 @@ static MR_RESULT p_operand(parser *p, uint32_t *out)
     case N_STR:
     case N_NUM:
     case N_NIL:
-    case N_DOT: {
-        mr_buf s, q;
-        mr_buf_init(&s, 0, 0);
-        mr_buf_init(&q, 0, 0);
-        mr_result r = mr_tmpl_node_string_(p->t, *out, &s);
-        if (mr_ok(r))
-            r = mr_tmpl_quote_(&q, s.data, s.len, SIZE_MAX);
-        if (mr_ok(r))
-            r = mr_buf_nul_terminate(&q);
-        if (mr_ok(r))
-            MR_IGNORE(p_fail(p, "unexpected . after term %s", (const char *)q.data));
-        mr_buf_free(&s);
-        mr_buf_free(&q);
-        return MR_FAILURE;
-    }
+    case N_DOT:
+        return unexpected_dot(p, *out);
     default:
         break;
     }
