@@ -315,55 +315,56 @@ static MR_RESULT parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_l
     return parse_level_common(o, lv);
 }
 
-static MR_RESULT parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *t)
+/* version, id, dates, FMSPC, PCE-ID, evaluation data number and TCB type */
+static MR_RESULT parse_tcb_header(json_t *root, mr_dcap_tcb_info *t)
 {
-    mr_result res = MR_FAILURE;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *levels = NULL, *ids = NULL, *mod = NULL, *idv = NULL;
     long long v = 0;
 
-    memset(t, 0, sizeof(*t));
-    MR_ENSURE_OUT(json_is_object(root), MR_ERR_ATTESTATION, "TCB Info is not a JSON object");
-    MR_GUARD_OUT(get_uint(root, "version", 100, &v));
+    MR_GUARD(get_uint(root, "version", 100, &v));
     t->version = (int)v;
-    MR_ENSURE_OUT(t->version == 2 || t->version == 3, MR_ERR_ATTESTATION,
-                  "TCB Info version %d not supported", t->version);
-    idv = json_object_get(root, "id");
+    MR_ENSURE(t->version == 2 || t->version == 3, MR_ERR_ATTESTATION,
+              "TCB Info version %d not supported", t->version);
     if (t->version == 3) {
         const char *s = NULL;
         size_t n = 0;
-        MR_GUARD_OUT(get_str(root, "id", &s, &n));
+        MR_GUARD(get_str(root, "id", &s, &n));
         if (n == 3 && memcmp(s, "TDX", 3) == 0)
             t->tdx = true;
         else
-            MR_ENSURE_OUT(n == 3 && memcmp(s, "SGX", 3) == 0, MR_ERR_ATTESTATION,
-                          "TCB Info id must be SGX or TDX");
+            MR_ENSURE(n == 3 && memcmp(s, "SGX", 3) == 0, MR_ERR_ATTESTATION,
+                      "TCB Info id must be SGX or TDX");
     } else {
-        MR_ENSURE_OUT(idv == NULL, MR_ERR_ATTESTATION, "TCB Info v2 must not carry an id");
+        MR_ENSURE(json_object_get(root, "id") == NULL, MR_ERR_ATTESTATION,
+                  "TCB Info v2 must not carry an id");
     }
-    MR_GUARD_OUT(get_date(root, "issueDate", &t->issue_date));
-    MR_GUARD_OUT(get_date(root, "nextUpdate", &t->next_update));
-    MR_GUARD_OUT(get_hex(root, "fmspc", t->fmspc, 6));
-    MR_GUARD_OUT(get_hex(root, "pceId", t->pceid, 2));
-    MR_GUARD_OUT(get_uint(root, "tcbEvaluationDataNumber", 0xffffffffLL, &v));
+    MR_GUARD(get_date(root, "issueDate", &t->issue_date));
+    MR_GUARD(get_date(root, "nextUpdate", &t->next_update));
+    MR_GUARD(get_hex(root, "fmspc", t->fmspc, 6));
+    MR_GUARD(get_hex(root, "pceId", t->pceid, 2));
+    MR_GUARD(get_uint(root, "tcbEvaluationDataNumber", 0xffffffffLL, &v));
     t->eval_num = (uint32_t)v;
     if (json_object_get(root, "tcbType") != NULL) {
-        MR_GUARD_OUT(get_uint(root, "tcbType", 100, &v));
-        MR_ENSURE_OUT(v == 0, MR_ERR_ATTESTATION, "TCB Info tcbType %lld not supported", v);
+        MR_GUARD(get_uint(root, "tcbType", 100, &v));
+        MR_ENSURE(v == 0, MR_ERR_ATTESTATION, "TCB Info tcbType %lld not supported", v);
     }
+    return MR_SUCCESS;
+}
 
-    levels = json_object_get(root, "tcbLevels");
-    MR_ENSURE_OUT(json_is_array(levels) && json_array_size(levels) > 0 &&
-                      json_array_size(levels) <= MAX_LEVELS,
-                  MR_ERR_ATTESTATION, "TCB Info tcbLevels missing or empty");
+/* tcbLevels, sorted in descending order as Intel's QVL keeps them */
+static MR_RESULT parse_tcb_levels(json_t *root, mr_dcap_tcb_info *t)
+{
+    json_t *levels = json_object_get(root, "tcbLevels");
+
+    MR_ENSURE(json_is_array(levels) && json_array_size(levels) > 0 &&
+                  json_array_size(levels) <= MAX_LEVELS,
+              MR_ERR_ATTESTATION, "TCB Info tcbLevels missing or empty");
     t->levels = mr_calloc(json_array_size(levels), sizeof(*t->levels));
-    MR_ENSURE_ALLOC_OUT(t->levels);
+    MR_ENSURE_ALLOC(t->levels);
     for (size_t i = 0; i < json_array_size(levels); i++) {
         t->level_count++; /* counted first so that a half-parsed level is freed */
-        MR_GUARD_OUT(parse_tcb_level(json_array_get(levels, i), t, &t->levels[i]));
+        MR_GUARD(parse_tcb_level(json_array_get(levels, i), t, &t->levels[i]));
     }
-    /* Descending order as Intel's QVL keeps them (stable insertion sort). */
+    /* stable insertion sort */
     for (size_t i = 1; i < t->level_count; i++) {
         for (size_t j = i; j > 0 && level_cmp(&t->levels[j - 1], &t->levels[j]) < 0; j--) {
             mr_dcap_level tmp = t->levels[j];
@@ -371,33 +372,53 @@ static MR_RESULT parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *
             t->levels[j - 1] = tmp;
         }
     }
+    return MR_SUCCESS;
+}
 
-    mod = json_object_get(root, "tdxModule");
-    if (t->tdx && mod != NULL) {
-        MR_GUARD_OUT(parse_module(mod, &t->module, false));
+/* TDX only: tdxModule and tdxModuleIdentities */
+static MR_RESULT parse_tdx_modules(json_t *root, mr_dcap_tcb_info *t)
+{
+    json_t *mod = json_object_get(root, "tdxModule");
+    json_t *ids = json_object_get(root, "tdxModuleIdentities");
+
+    if (!t->tdx)
+        return MR_SUCCESS;
+    if (mod != NULL) {
+        MR_GUARD(parse_module(mod, &t->module, false));
         t->has_module = true;
     }
-    ids = json_object_get(root, "tdxModuleIdentities");
-    if (t->tdx && ids != NULL) {
-        MR_ENSURE_OUT(json_is_array(ids) && json_array_size(ids) <= MAX_MODULE_IDS,
-                      MR_ERR_ATTESTATION, "tdxModuleIdentities must be an array");
-        if (json_array_size(ids) > 0) {
-            t->module_ids = mr_calloc(json_array_size(ids), sizeof(*t->module_ids));
-            MR_ENSURE_ALLOC_OUT(t->module_ids);
-        }
-        for (size_t i = 0; i < json_array_size(ids); i++) {
-            t->module_id_count++;
-            MR_GUARD_OUT(parse_module(json_array_get(ids, i), &t->module_ids[i], true));
-        }
+    if (ids == NULL)
+        return MR_SUCCESS;
+    MR_ENSURE(json_is_array(ids) && json_array_size(ids) <= MAX_MODULE_IDS, MR_ERR_ATTESTATION,
+              "tdxModuleIdentities must be an array");
+    if (json_array_size(ids) > 0) {
+        t->module_ids = mr_calloc(json_array_size(ids), sizeof(*t->module_ids));
+        MR_ENSURE_ALLOC(t->module_ids);
     }
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        t->module_id_count++;
+        MR_GUARD(parse_module(json_array_get(ids, i), &t->module_ids[i], true));
+    }
+    return MR_SUCCESS;
+}
+
+static MR_RESULT parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *t)
+{
+    mr_result res = MR_FAILURE;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    memset(t, 0, sizeof(*t));
+    MR_ENSURE_OUT(root != NULL, MR_ERR_ATTESTATION, "TCB Info is not valid JSON (line %d)",
+                  jerr.line);
+    MR_ENSURE_OUT(json_is_object(root), MR_ERR_ATTESTATION, "TCB Info is not a JSON object");
+    MR_GUARD_OUT(parse_tcb_header(root, t));
+    MR_GUARD_OUT(parse_tcb_levels(root, t));
+    MR_GUARD_OUT(parse_tdx_modules(root, t));
     res = MR_SUCCESS;
 out:
-    if (!mr_ok(res)) {
-        if (root == NULL)
-            mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                         "TCB Info is not valid JSON (line %d)", jerr.line);
+    if (!mr_ok(res))
         tcb_info_clear(t);
-    }
     json_decref(root);
     return res;
 }
@@ -544,9 +565,9 @@ static MR_RESULT crl_field(json_t *root, const char *key, X509_CRL **out, time_t
     }
     MR_ENSURE_OUT(json_is_string(v), MR_ERR_ATTESTATION, "collateral: \"%s\" must be hex", key);
     if (!mr_ok(mr_hex_decode_buf(json_string_value(v), json_string_length(v), &der))) {
-        if (mr_error_get()->cat != MR_ERR_INTERNAL) /* out of memory stays what it is */
-            mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                         "collateral: \"%s\" must be hex", key);
+        /* bad hex is the collateral's fault; out of memory stays what it is */
+        MR_ENSURE_OUT(mr_error_get()->cat == MR_ERR_INTERNAL, MR_ERR_ATTESTATION,
+                      "collateral: \"%s\" must be hex", key);
         goto out;
     }
     if (!mr_ok(mr_ossl_der_crl(der.data, der.len, out))) {
