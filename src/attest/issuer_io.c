@@ -95,15 +95,15 @@ MR_RESULT mr_issuer_io_path(char *out, size_t out_len, const char *a, const char
 
 MR_RESULT mr_issuer_oe_wrap(const uint8_t *quote, size_t quote_len, mr_buf *out)
 {
+    mr_result res = MR_FAILURE;
     size_t start = out->len;
-    mr_result r = mr_buf_append_u32le(out, 1);
-    if (mr_ok(r))
-        r = mr_buf_append_u32le(out, 2);
-    if (mr_ok(r))
-        r = mr_buf_append_u64le(out, (uint64_t)quote_len);
-    if (mr_ok(r))
-        r = mr_buf_append(out, quote, quote_len);
-    if (!mr_ok(r))
+    MR_GUARD_OUT(mr_buf_append_u32le(out, 1));
+    MR_GUARD_OUT(mr_buf_append_u32le(out, 2));
+    MR_GUARD_OUT(mr_buf_append_u64le(out, (uint64_t)quote_len));
+    MR_GUARD_OUT(mr_buf_append(out, quote, quote_len));
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
         out->len = start;
-    return r;
+    return res;
 }

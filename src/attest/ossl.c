@@ -124,9 +124,9 @@ MR_RESULT mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out
         mr_buf_reset(&der);
         if (!mr_ok(mr_b64_decode_buf((const char *)body.ptr, body.len, MR_B64_STD,
                                      MR_B64_IGNORE_NEWLINES, &der))) {
-            if (mr_error_get()->cat != MR_ERR_INTERNAL) /* out of memory stays what it is */
-                mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                             "certificate chain: bad base64 in PEM block");
+            /* bad base64 is the chain's fault; out of memory stays what it is */
+            MR_ENSURE_OUT(mr_error_get()->cat == MR_ERR_INTERNAL, MR_ERR_ATTESTATION,
+                          "certificate chain: bad base64 in PEM block");
             goto out;
         }
         MR_GUARD_OUT(mr_ossl_der_cert(der.data, der.len, &cert));

@@ -52,7 +52,8 @@ typedef struct vctx {
 } vctx;
 
 /* Re-files the current error (e.g. a cursor or PEM error) as an attestation failure of
- * `step`, keeping its text. */
+ * `step`, keeping its text. mr_error_set, not a macro: the error changes its category, which
+ * MR_BAIL and mr_error_prefix cannot do; the callers return the failure. */
 static void refile(const char *step)
 {
     char msg[MR_ERR_MSG_MAX];
