@@ -690,7 +690,7 @@ static MR_RESULT check_signed(STACK_OF(X509) *chain, const mr_attest_roots *root
         if (!mr_ossl_self_issued(c))
             MR_ENSURE_OUT(sk_X509_push(untrusted, c) > 0, MR_ERR_INTERNAL, "out of memory");
     }
-    if (!mr_ok(mr_ossl_verify_chain(leaf, untrusted, roots->certs, 0, false, NULL, nb, na))) {
+    if (!mr_ok(mr_ossl_verify_chain(leaf, untrusted, roots->certs, NULL, nb, na))) {
         mr_error_prefix("%s issuer chain", what);
         goto out;
     }

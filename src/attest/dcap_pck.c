@@ -283,8 +283,8 @@ static MR_RESULT pck_verify(const mr_dcap_quote *q, const mr_attest_roots *roots
             MR_ENSURE_OUT(sk_X509_push(untrusted, c) > 0, MR_ERR_INTERNAL, "out of memory");
     }
     MR_GUARD_OUT(in_step("PCK chain",
-                         mr_ossl_verify_chain(e->leaf, untrusted, roots->certs, 0, false,
-                                              &e->intermediate, &e->not_before, &e->not_after)));
+                         mr_ossl_verify_chain(e->leaf, untrusted, roots->certs, &e->intermediate,
+                                              &e->not_before, &e->not_after)));
     mr_ossl_subject_cn(e->intermediate, cn, sizeof(cn));
     if (strcmp(cn, "Intel SGX PCK Processor CA") == 0)
         e->processor_ca = true;

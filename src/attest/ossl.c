@@ -207,8 +207,8 @@ bool mr_ossl_self_issued(X509 *cert)
 }
 
 MR_RESULT mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
-                               time_t when, bool check_time, X509 **issuer_out,
-                               time_t *chain_not_before, time_t *chain_not_after)
+                               X509 **issuer_out, time_t *chain_not_before,
+                               time_t *chain_not_after)
 {
     mr_result res = MR_FAILURE;
     X509_STORE *store = NULL;
@@ -227,11 +227,7 @@ MR_RESULT mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X
     MR_GUARD_OSSL_OUT(X509_STORE_CTX_init(ctx, store, leaf, untrusted), MR_ERR_INTERNAL,
                       "certificate verification setup");
     param = X509_STORE_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_TRUSTED_FIRST);
-    if (check_time)
-        X509_VERIFY_PARAM_set_time(param, when);
-    else
-        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_NO_CHECK_TIME);
     if (X509_verify_cert(ctx) != 1) {
         err = X509_STORE_CTX_get_error(ctx);
         ERR_clear_error();

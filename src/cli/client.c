@@ -38,7 +38,7 @@ MR_RESULT mr_cli_print_json(const json_t *v)
     char *s = json_dumps(v, JSON_INDENT(4) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     MR_ENSURE(s != NULL, MR_ERR_INTERNAL, "encoding JSON failed");
     printf("%s\n", s);
-    free(s); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(s); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     return MR_SUCCESS;
 }
 
@@ -75,28 +75,26 @@ static mr_errcat http_cat(long code)
     return MR_ERR_IO;
 }
 
-MR_RESULT mr_cli_jsend_parse(const char *method, const char *url, long http_status,
-                             const uint8_t *body, size_t len, json_t **data)
+/* A 200 response: the JSend data (JSON null when there is none). */
+static MR_RESULT jsend_data(const char *method, const char *url, json_t *doc,
+                            const json_error_t *jerr, json_t **data)
 {
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
-    if (http_status == 200) {
-        if (!json_is_object(doc)) {
-            mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__, "%s %s: invalid response: %s",
-                         method, url, doc == NULL ? jerr.text : "not a JSON object");
-            json_decref(doc);
-            return MR_FAILURE;
-        }
-        json_t *d = mr_cli_json_get(doc, "data");
-        *data = d != NULL ? json_incref(d) : json_null();
-        json_decref(doc);
-        return MR_SUCCESS;
-    }
+    MR_ENSURE(json_is_object(doc), MR_ERR_PROTOCOL, "%s %s: invalid response: %s", method, url,
+              doc == NULL ? jerr->text : "not a JSON object");
+    json_t *d = mr_cli_json_get(doc, "data");
+    *data = d != NULL ? json_incref(d) : json_null();
+    return MR_SUCCESS;
+}
+
+/* Any other status: the error, with JSend's status and message, or the start of a body that
+ * is not JSend (a proxy, a plain-text error). Always fails. */
+static MR_RESULT jsend_error(const char *method, const char *url, long http_status,
+                             const uint8_t *body, size_t len, json_t *doc)
+{
     const char *st = json_is_object(doc) ? mr_cli_json_str(doc, "status") : NULL;
     const char *msg = json_is_object(doc) ? mr_cli_json_str(doc, "message") : NULL;
     char raw[256] = "";
     if (!json_is_object(doc)) {
-        /* not JSend (a proxy, a plain-text error): show the start of the body */
         size_t n = len < sizeof(raw) - 1 ? len : sizeof(raw) - 1;
         memcpy(raw, body, n);
         raw[n] = '\0';
@@ -104,15 +102,21 @@ MR_RESULT mr_cli_jsend_parse(const char *method, const char *url, long http_stat
             raw[--n] = '\0';
         msg = raw;
     }
-    if (http_status == 401)
-        mr_error_set(MR_ERR_AUTH, __FILE__, __LINE__, "%s %s: authorizing user: %s", method, url,
-                     msg != NULL ? msg : "");
-    else
-        mr_error_set(http_cat(http_status), __FILE__, __LINE__, "%s %s: %ld %s: %s: %s", method,
-                     url, http_status, status_text(http_status), st != NULL ? st : "",
-                     msg != NULL ? msg : "");
+    MR_ENSURE(http_status != 401, MR_ERR_AUTH, "%s %s: authorizing user: %s", method, url,
+              msg != NULL ? msg : "");
+    MR_BAIL(http_cat(http_status), "%s %s: %ld %s: %s: %s", method, url, http_status,
+            status_text(http_status), st != NULL ? st : "", msg != NULL ? msg : "");
+}
+
+MR_RESULT mr_cli_jsend_parse(const char *method, const char *url, long http_status,
+                             const uint8_t *body, size_t len, json_t **data)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
+    mr_result res = http_status == 200 ? jsend_data(method, url, doc, &jerr, data)
+                                       : jsend_error(method, url, http_status, body, len, doc);
     json_decref(doc);
-    return MR_FAILURE;
+    return res;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -236,12 +240,13 @@ MR_RESULT mr_cli_write_file(const char *path, const void *data, size_t len)
         MR_ENSURE_OUT(n > 0, MR_ERR_IO, "write %s: %s", path, strerror(errno));
         off += (size_t)n;
     }
+    int rc = close(fd);
+    fd = -1;
+    MR_ENSURE_OUT(rc == 0, MR_ERR_IO, "close %s: %s", path, strerror(errno));
     res = MR_SUCCESS;
 out:
-    if (fd >= 0 && close(fd) != 0 && mr_ok(res)) {
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "close %s: %s", path, strerror(errno));
-        res = MR_FAILURE;
-    }
+    if (fd >= 0)
+        close(fd);
     return res;
 }
 
@@ -468,7 +473,7 @@ MR_RESULT mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_pa
 out:
     if (body != NULL)
         OPENSSL_cleanse(body, blen); /* may carry recovery secrets or user secrets */
-    free(body); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(body); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     mr_buf_free(&resp);
     return res;
 }

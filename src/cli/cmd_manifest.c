@@ -192,7 +192,7 @@ static MR_RESULT consolidate(const mr_cli_conn *c, const mr_buf *raw, mr_buf *ou
     MR_GUARD_OUT(mr_buf_append_str(out, text));
     res = MR_SUCCESS;
 out:
-    free(text); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(text); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     json_decref(lines);
     json_decref(m);
     return res;
@@ -261,18 +261,26 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* signature, verify                                                                          */
 
+/* The hex SHA-256 of a manifest file (JSON or YAML, as it is sent). */
+static MR_RESULT manifest_hash(const char *path, char hex[65])
+{
+    mr_result res = MR_FAILURE;
+    mr_buf m;
+    mr_buf_init(&m, 0, 0);
+    MR_GUARD_OUT(mr_cli_manifest_load(path, &m));
+    MR_GUARD_OUT(mr_cli_sha256_hex(m.data, m.len, hex));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&m);
+    return res;
+}
+
 static MR_RESULT run_signature(mr_cli *cli, int argc, char **argv)
 {
     (void)cli;
     (void)argc;
-    mr_buf m;
     char hex[65] = "";
-    mr_buf_init(&m, 0, 0);
-    mr_result r = mr_cli_manifest_load(argv[0], &m);
-    if (mr_ok(r))
-        r = mr_cli_sha256_hex(m.data, m.len, hex);
-    mr_buf_free(&m);
-    MR_GUARD(r);
+    MR_GUARD(manifest_hash(argv[0], hex));
     printf("%s\n", hex);
     return MR_SUCCESS;
 }
@@ -281,15 +289,8 @@ static MR_RESULT run_signature(mr_cli *cli, int argc, char **argv)
 static MR_RESULT local_hash(const char *arg, char hex[65])
 {
     struct stat st;
-    if (stat(arg, &st) == 0) {
-        mr_buf m;
-        mr_buf_init(&m, 0, 0);
-        mr_result r = mr_cli_manifest_load(arg, &m);
-        if (mr_ok(r))
-            r = mr_cli_sha256_hex(m.data, m.len, hex);
-        mr_buf_free(&m);
-        return r;
-    }
+    if (stat(arg, &st) == 0)
+        return manifest_hash(arg, hex);
     MR_ENSURE(strlen(arg) == 64, MR_ERR_USAGE,
               "%s is not a file and of invalid length to be a signature (needs to be 32 bytes)",
               arg);

@@ -120,27 +120,30 @@ MR_RESULT mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out)
 
 static MR_RESULT props_from_elf_section(const char *path, const char *section, pkg_props *out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf file;
     mr_slice sec = {NULL, 0};
     mr_buf_init(&file, PKG_FILE_MAX, 0);
-    mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
-    if (mr_ok(r))
-        r = mr_cli_elf_section(mr_buf_slice(&file), section, &sec);
-    if (mr_ok(r))
-        r = mr_cli_sigstruct_parse(sec, out);
+    MR_GUARD_OUT(mr_file_read(path, PKG_FILE_MAX, &file));
+    MR_GUARD_OUT(mr_cli_elf_section(mr_buf_slice(&file), section, &sec));
+    MR_GUARD_OUT(mr_cli_sigstruct_parse(sec, out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&file);
-    return r;
+    return res;
 }
 
 static MR_RESULT props_from_file(const char *path, pkg_props *out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf file;
     mr_buf_init(&file, PKG_FILE_MAX, 0);
-    mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
-    if (mr_ok(r))
-        r = mr_cli_sigstruct_parse(mr_buf_slice(&file), out);
+    MR_GUARD_OUT(mr_file_read(path, PKG_FILE_MAX, &file));
+    MR_GUARD_OUT(mr_cli_sigstruct_parse(mr_buf_slice(&file), out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&file);
-    return r;
+    return res;
 }
 
 static bool is_dir(const char *p)

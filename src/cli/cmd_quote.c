@@ -60,13 +60,15 @@ static MR_RESULT load_roots(const mr_cli *cli, mr_attest_roots **out)
     const char *path = mr_cli_str(cli, "root-ca");
     if (path[0] == '\0')
         return mr_attest_roots_from_config(out);
+    mr_result res = MR_FAILURE;
     mr_buf pem;
     mr_buf_init(&pem, 0, 0);
-    mr_result r = mr_file_read(path, QUOTE_MAX, &pem);
-    if (mr_ok(r))
-        r = mr_attest_roots_from_pem((const char *)pem.data, pem.len, out);
+    MR_GUARD_OUT(mr_file_read(path, QUOTE_MAX, &pem));
+    MR_GUARD_OUT(mr_attest_roots_from_pem((const char *)pem.data, pem.len, out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&pem);
-    return r;
+    return res;
 }
 
 static MR_RESULT open_source(const mr_cli *cli, mr_collateral_source **out)
@@ -221,16 +223,17 @@ static void print_text(const mr_attest_claims *c)
 
 static MR_RESULT print_json(json_t *o)
 {
+    mr_result res = MR_FAILURE;
     mr_buf b;
     mr_buf_init(&b, 0, 0);
     size_t n = json_dumpb(o, NULL, 0, JSON_INDENT(2) | JSON_SORT_KEYS);
-    mr_result r = mr_buf_reserve(&b, n);
-    if (mr_ok(r)) {
-        b.len = json_dumpb(o, (char *)b.data, n, JSON_INDENT(2) | JSON_SORT_KEYS);
-        printf("%.*s\n", (int)b.len, (const char *)b.data);
-    }
+    MR_GUARD_OUT(mr_buf_reserve(&b, n));
+    b.len = json_dumpb(o, (char *)b.data, n, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%.*s\n", (int)b.len, (const char *)b.data);
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&b);
-    return r;
+    return res;
 }
 
 static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)

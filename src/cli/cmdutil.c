@@ -66,7 +66,7 @@ MR_RESULT mr_cli_save_recovery(const char *file, json_t *secrets)
     }
     res = MR_SUCCESS;
 out:
-    free(text); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(text); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     json_decref(doc);
     return res;
 }
