@@ -608,18 +608,84 @@ out:
     return res;
 }
 
+/* "/api/v2/quote", with the nonce (base64url) when one is given; NUL-terminated. */
+static MR_RESULT quote_path(const char *nonce, mr_buf *path)
+{
+    MR_GUARD(mr_buf_append_str(path, "/api/v2/quote"));
+    if (nonce[0] != '\0') {
+        MR_GUARD(mr_buf_append_str(path, "?nonce="));
+        MR_GUARD(mr_b64_encode_buf((const uint8_t *)nonce, strlen(nonce), MR_B64_URL, path));
+    }
+    return mr_buf_nul_terminate(path);
+}
+
+/* GETs the quote, from /quote when the Coordinator has no /api/v2, and its JSend data. */
+static MR_RESULT fetch_quote(mr_cli_conn *c, const char *nonce, const char *path, json_t **data)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf resp;
+    bool used_v1 = false;
+    long status = 0;
+    char url[600];
+
+    mr_buf_init(&resp, 0, 0);
+    MR_GUARD_OUT(mr_cli_http(c, "GET", path, NULL, 0, NULL, &status, &resp));
+    if (status == 405) {
+        MR_ENSURE_OUT(nonce[0] == '\0', MR_ERR_USAGE,
+                      "using custom nonce requires /api/v2, but the Coordinator does not "
+                      "support /api/v2");
+        used_v1 = true;
+        MR_GUARD_OUT(mr_cli_http(c, "GET", "/quote", NULL, 0, NULL, &status, &resp));
+    }
+    (void)snprintf(url, sizeof(url), "https://%s%s", c->host, used_v1 ? "/quote" : path);
+    MR_GUARD_OUT(mr_cli_jsend_parse("GET", url, status, resp.data, resp.len, data));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&resp);
+    return res;
+}
+
+/* The answer's certificate chain (pems[0] the intermediate, pems[1] the root, whose DER goes
+ * to root_der) and quote (into c->quote; none is fine). */
+static MR_RESULT read_quote_answer(json_t *data, mr_cli_conn *c, mr_buf *pems, size_t npems,
+                                   mr_buf *root_der)
+{
+    const char *cert = mr_cli_json_str(data, "cert");
+    const char *quote = mr_cli_json_str(data, "quote");
+    size_t count = 0;
+    mr_cursor cur;
+    mr_pem_block blk;
+    bool found = false;
+
+    MR_ENSURE(cert != NULL, MR_ERR_PROTOCOL,
+              "retrieving Coordinator certificate: no certificate in the answer");
+    MR_GUARD(split_pem((const uint8_t *)cert, strlen(cert), pems, npems, &count));
+    MR_ENSURE(count >= 2, MR_ERR_PROTOCOL,
+              "retrieving Coordinator certificate: expected intermediate and root "
+              "certificate, got %zu certificate(s)",
+              count);
+    if (quote != NULL && quote[0] != '\0' &&
+        !mr_ok(mr_b64_decode_buf(quote, strlen(quote), MR_B64_STD, 0, &c->quote))) {
+        mr_error_prefix("decoding the Coordinator's quote");
+        return MR_FAILURE;
+    }
+    mr_cursor_init(&cur, pems[1].data, pems[1].len);
+    blk.der = *root_der;
+    mr_result r = mr_pem_next(&cur, &blk, &found);
+    *root_der = blk.der; /* the buffer may have grown either way */
+    return r;
+}
+
 MR_RESULT mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c)
 {
     mr_result res = MR_FAILURE;
     json_t *data = NULL;
-    mr_buf path, pems[8], root_der, resp;
+    mr_buf path, pems[8], root_der;
     mr_cli_era era;
-    size_t count = 0;
     bool insecure = mr_cli_bool(cli, "insecure");
     memset(&era, 0, sizeof(era));
     mr_buf_init(&path, 0, 0);
     mr_buf_init(&root_der, 0, 0);
-    mr_buf_init(&resp, 0, 0);
     for (size_t i = 0; i < MR_ARRAY_LEN(pems); i++)
         mr_buf_init(&pems[i], 0, 0);
     MR_GUARD_OUT(set_host(c, host));
@@ -630,52 +696,9 @@ MR_RESULT mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c
     /* the quote is fetched without TLS verification; the quote vouches for the certificate */
     c->insecure = true;
     const char *nonce = mr_cli_str(cli, "nonce");
-    MR_GUARD_OUT(mr_buf_append_str(&path, "/api/v2/quote"));
-    if (nonce[0] != '\0') {
-        MR_GUARD_OUT(mr_buf_append_str(&path, "?nonce="));
-        MR_GUARD_OUT(mr_b64_encode_buf((const uint8_t *)nonce, strlen(nonce), MR_B64_URL, &path));
-    }
-    MR_GUARD_OUT(mr_buf_nul_terminate(&path));
-    bool used_v1 = false;
-    long status = 0;
-    char url[600];
-    MR_GUARD_OUT(mr_cli_http(c, "GET", (const char *)path.data, NULL, 0, NULL, &status, &resp));
-    if (status == 405) {
-        MR_ENSURE_OUT(nonce[0] == '\0', MR_ERR_USAGE,
-                      "using custom nonce requires /api/v2, but the Coordinator does not "
-                      "support /api/v2");
-        used_v1 = true;
-        MR_GUARD_OUT(mr_cli_http(c, "GET", "/quote", NULL, 0, NULL, &status, &resp));
-    }
-    (void)snprintf(url, sizeof(url), "https://%s%s", c->host,
-                   used_v1 ? "/quote" : (const char *)path.data);
-    MR_GUARD_OUT(mr_cli_jsend_parse("GET", url, status, resp.data, resp.len, &data));
-    const char *cert = mr_cli_json_str(data, "cert");
-    const char *quote = mr_cli_json_str(data, "quote");
-    MR_ENSURE_OUT(cert != NULL, MR_ERR_PROTOCOL,
-                  "retrieving Coordinator certificate: no certificate in the answer");
-    MR_GUARD_OUT(split_pem((const uint8_t *)cert, strlen(cert), pems, MR_ARRAY_LEN(pems),
-                           &count));
-    MR_ENSURE_OUT(count >= 2, MR_ERR_PROTOCOL,
-                  "retrieving Coordinator certificate: expected intermediate and root "
-                  "certificate, got %zu certificate(s)",
-                  count);
-    if (quote != NULL && quote[0] != '\0') {
-        mr_result r = mr_b64_decode_buf(quote, strlen(quote), MR_B64_STD, 0, &c->quote);
-        if (!mr_ok(r)) {
-            mr_error_prefix("decoding the Coordinator's quote");
-            goto out;
-        }
-    }
-    {
-        mr_cursor cur;
-        mr_pem_block blk;
-        bool found = false;
-        mr_cursor_init(&cur, pems[1].data, pems[1].len);
-        blk.der = root_der;
-        MR_GUARD_OUT(mr_pem_next(&cur, &blk, &found));
-        root_der = blk.der;
-    }
+    MR_GUARD_OUT(quote_path(nonce, &path));
+    MR_GUARD_OUT(fetch_quote(c, nonce, (const char *)path.data, &data));
+    MR_GUARD_OUT(read_quote_answer(data, c, pems, MR_ARRAY_LEN(pems), &root_der));
     if (insecure) {
         fprintf(c->info, "Warning: skipping quote verification\n");
     } else {
@@ -694,7 +717,6 @@ out:
     json_decref(data);
     mr_buf_free(&path);
     mr_buf_free(&root_der);
-    mr_buf_free(&resp);
     for (size_t i = 0; i < MR_ARRAY_LEN(pems); i++)
         mr_buf_free(&pems[i]);
     return res;
