@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * softsgx load + quote: makes v3 ECDSA quotes the way Intel's Quoting Enclave does, with the
- * test keys of a softsgx directory (see softsgx.h). FOR TESTS ONLY.
+ * softsgx load + quote: makes ECDSA quotes with the test keys of a softsgx directory (see
+ * softsgx.h): v3 the way Intel's Quoting Enclave does, and the synthetic SGX v4/v5 forms.
+ * FOR TESTS ONLY.
  */
 #include "attest/softsgx.h"
 
