@@ -56,12 +56,10 @@ out:
 static MR_RESULT x_fail_node(exec *x, const char *prefix, uint32_t idx)
 {
     mr_buf s;
-    mr_result res = MR_FAILURE;
     mr_buf_init(&s, 0, 0);
-    if (mr_ok(mr_tmpl_node_string_(x->t, idx, &s)) && mr_ok(mr_buf_nul_terminate(&s)))
-        res = mr_tmpl_x_fail_(x, "%s%s", prefix, (const char *)s.data);
-    else
-        res = mr_tmpl_x_fail_(x, "%s?", prefix);
+    bool named = mr_ok(mr_tmpl_node_string_(x->t, idx, &s)) && mr_ok(mr_buf_nul_terminate(&s));
+    mr_result res = named ? mr_tmpl_x_fail_(x, "%s%s", prefix, (const char *)s.data)
+                          : mr_tmpl_x_fail_(x, "%s?", prefix);
     mr_buf_free(&s);
     return res;
 }
