@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * DCAP collateral: JSON parsing (collateral file shape, TCB Info v2/v3, Enclave Identity v2),
- * the raw-span finder for signed JSON values, and the collateral checks of §2 steps 4-5.
+ * DCAP collateral: JSON parsing (collateral file shape, TCB Info v2/v3, Enclave Identity v2)
+ * and the raw-span finder for signed JSON values. The checks of §2 steps 4-5 are
+ * collateral_check.c.
  */
 #include "attest/collateral_int.h"
 
@@ -9,8 +10,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include "attest/ossl.h"
 #include "common/alloc.h"
@@ -82,7 +81,7 @@ static size_t skip_value(const char *s, size_t len, size_t i)
     return 0;
 }
 
-mr_result mr_json_raw_member(const char *json, size_t len, const char *key, mr_slice *out)
+MR_RESULT mr_json_raw_member(const char *json, size_t len, const char *key, mr_slice *out)
 {
     size_t klen = strlen(key);
     size_t i = skip_ws(json, len, 0);
@@ -113,7 +112,7 @@ mr_result mr_json_raw_member(const char *json, size_t len, const char *key, mr_s
 /* ---------------------------------------------------------------------------------------- */
 /* JSON field helpers                                                                         */
 
-static mr_result get_str(json_t *obj, const char *key, const char **s, size_t *len)
+static MR_RESULT get_str(json_t *obj, const char *key, const char **s, size_t *len)
 {
     json_t *v = json_object_get(obj, key);
     MR_ENSURE(json_is_string(v), MR_ERR_ATTESTATION, "field \"%s\" missing or not a string", key);
@@ -122,7 +121,7 @@ static mr_result get_str(json_t *obj, const char *key, const char **s, size_t *l
     return MR_SUCCESS;
 }
 
-static mr_result get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
+static MR_RESULT get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -132,7 +131,7 @@ static mr_result get_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
     return MR_SUCCESS;
 }
 
-static mr_result get_uint(json_t *obj, const char *key, long long max, long long *out)
+static MR_RESULT get_uint(json_t *obj, const char *key, long long max, long long *out)
 {
     json_t *v = json_object_get(obj, key);
     MR_ENSURE(json_is_integer(v), MR_ERR_ATTESTATION, "field \"%s\" missing or not an integer",
@@ -142,7 +141,7 @@ static mr_result get_uint(json_t *obj, const char *key, long long max, long long
     return MR_SUCCESS;
 }
 
-static mr_result get_date(json_t *obj, const char *key, time_t *out)
+static MR_RESULT get_date(json_t *obj, const char *key, time_t *out)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -164,7 +163,7 @@ static void levels_free(mr_dcap_level *lv, size_t n)
 }
 
 /* tcbDate, tcbStatus, advisoryIDs of one level. */
-static mr_result parse_level_common(json_t *o, mr_dcap_level *lv)
+static MR_RESULT parse_level_common(json_t *o, mr_dcap_level *lv)
 {
     const char *s = NULL;
     size_t len = 0;
@@ -198,7 +197,7 @@ static mr_result parse_level_common(json_t *o, mr_dcap_level *lv)
     return MR_SUCCESS;
 }
 
-static mr_result parse_isv_levels(json_t *arr, mr_dcap_level **out, size_t *count)
+static MR_RESULT parse_isv_levels(json_t *arr, mr_dcap_level **out, size_t *count)
 {
     mr_dcap_level *lv = NULL;
     size_t n = 0;
@@ -239,7 +238,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* TCB Info                                                                                   */
 
-static mr_result parse_components(json_t *arr, uint8_t out[16], const char *what)
+static MR_RESULT parse_components(json_t *arr, uint8_t out[16], const char *what)
 {
     MR_ENSURE(json_is_array(arr) && json_array_size(arr) == 16, MR_ERR_ATTESTATION,
               "%s must have 16 entries", what);
@@ -261,7 +260,7 @@ static int level_cmp(const mr_dcap_level *a, const mr_dcap_level *b)
     return memcmp(a->tdx, b->tdx, 16);
 }
 
-static mr_result parse_module(json_t *o, mr_dcap_module_id *m, bool with_levels)
+static MR_RESULT parse_module(json_t *o, mr_dcap_module_id *m, bool with_levels)
 {
     MR_ENSURE(json_is_object(o), MR_ERR_ATTESTATION, "TDX module identity is not an object");
     MR_GUARD(get_hex(o, "mrsigner", m->mrsigner, 48));
@@ -288,7 +287,7 @@ static void tcb_info_clear(mr_dcap_tcb_info *t)
     memset(t, 0, sizeof(*t));
 }
 
-static mr_result parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_level *lv)
+static MR_RESULT parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_level *lv)
 {
     json_t *tcb = json_object_get(o, "tcb");
     long long v = 0;
@@ -315,55 +314,56 @@ static mr_result parse_tcb_level(json_t *o, const mr_dcap_tcb_info *t, mr_dcap_l
     return parse_level_common(o, lv);
 }
 
-static mr_result parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *t)
+/* version, id, dates, FMSPC, PCE-ID, evaluation data number and TCB type */
+static MR_RESULT parse_tcb_header(json_t *root, mr_dcap_tcb_info *t)
 {
-    mr_result res = MR_FAILURE;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *levels = NULL, *ids = NULL, *mod = NULL, *idv = NULL;
     long long v = 0;
 
-    memset(t, 0, sizeof(*t));
-    MR_ENSURE_OUT(json_is_object(root), MR_ERR_ATTESTATION, "TCB Info is not a JSON object");
-    MR_GUARD_OUT(get_uint(root, "version", 100, &v));
+    MR_GUARD(get_uint(root, "version", 100, &v));
     t->version = (int)v;
-    MR_ENSURE_OUT(t->version == 2 || t->version == 3, MR_ERR_ATTESTATION,
-                  "TCB Info version %d not supported", t->version);
-    idv = json_object_get(root, "id");
+    MR_ENSURE(t->version == 2 || t->version == 3, MR_ERR_ATTESTATION,
+              "TCB Info version %d not supported", t->version);
     if (t->version == 3) {
         const char *s = NULL;
         size_t n = 0;
-        MR_GUARD_OUT(get_str(root, "id", &s, &n));
+        MR_GUARD(get_str(root, "id", &s, &n));
         if (n == 3 && memcmp(s, "TDX", 3) == 0)
             t->tdx = true;
         else
-            MR_ENSURE_OUT(n == 3 && memcmp(s, "SGX", 3) == 0, MR_ERR_ATTESTATION,
-                          "TCB Info id must be SGX or TDX");
+            MR_ENSURE(n == 3 && memcmp(s, "SGX", 3) == 0, MR_ERR_ATTESTATION,
+                      "TCB Info id must be SGX or TDX");
     } else {
-        MR_ENSURE_OUT(idv == NULL, MR_ERR_ATTESTATION, "TCB Info v2 must not carry an id");
+        MR_ENSURE(json_object_get(root, "id") == NULL, MR_ERR_ATTESTATION,
+                  "TCB Info v2 must not carry an id");
     }
-    MR_GUARD_OUT(get_date(root, "issueDate", &t->issue_date));
-    MR_GUARD_OUT(get_date(root, "nextUpdate", &t->next_update));
-    MR_GUARD_OUT(get_hex(root, "fmspc", t->fmspc, 6));
-    MR_GUARD_OUT(get_hex(root, "pceId", t->pceid, 2));
-    MR_GUARD_OUT(get_uint(root, "tcbEvaluationDataNumber", 0xffffffffLL, &v));
+    MR_GUARD(get_date(root, "issueDate", &t->issue_date));
+    MR_GUARD(get_date(root, "nextUpdate", &t->next_update));
+    MR_GUARD(get_hex(root, "fmspc", t->fmspc, 6));
+    MR_GUARD(get_hex(root, "pceId", t->pceid, 2));
+    MR_GUARD(get_uint(root, "tcbEvaluationDataNumber", 0xffffffffLL, &v));
     t->eval_num = (uint32_t)v;
     if (json_object_get(root, "tcbType") != NULL) {
-        MR_GUARD_OUT(get_uint(root, "tcbType", 100, &v));
-        MR_ENSURE_OUT(v == 0, MR_ERR_ATTESTATION, "TCB Info tcbType %lld not supported", v);
+        MR_GUARD(get_uint(root, "tcbType", 100, &v));
+        MR_ENSURE(v == 0, MR_ERR_ATTESTATION, "TCB Info tcbType %lld not supported", v);
     }
+    return MR_SUCCESS;
+}
 
-    levels = json_object_get(root, "tcbLevels");
-    MR_ENSURE_OUT(json_is_array(levels) && json_array_size(levels) > 0 &&
-                      json_array_size(levels) <= MAX_LEVELS,
-                  MR_ERR_ATTESTATION, "TCB Info tcbLevels missing or empty");
+/* tcbLevels, sorted in descending order as Intel's QVL keeps them */
+static MR_RESULT parse_tcb_levels(json_t *root, mr_dcap_tcb_info *t)
+{
+    json_t *levels = json_object_get(root, "tcbLevels");
+
+    MR_ENSURE(json_is_array(levels) && json_array_size(levels) > 0 &&
+                  json_array_size(levels) <= MAX_LEVELS,
+              MR_ERR_ATTESTATION, "TCB Info tcbLevels missing or empty");
     t->levels = mr_calloc(json_array_size(levels), sizeof(*t->levels));
-    MR_ENSURE_ALLOC_OUT(t->levels);
+    MR_ENSURE_ALLOC(t->levels);
     for (size_t i = 0; i < json_array_size(levels); i++) {
         t->level_count++; /* counted first so that a half-parsed level is freed */
-        MR_GUARD_OUT(parse_tcb_level(json_array_get(levels, i), t, &t->levels[i]));
+        MR_GUARD(parse_tcb_level(json_array_get(levels, i), t, &t->levels[i]));
     }
-    /* Descending order as Intel's QVL keeps them (stable insertion sort). */
+    /* stable insertion sort */
     for (size_t i = 1; i < t->level_count; i++) {
         for (size_t j = i; j > 0 && level_cmp(&t->levels[j - 1], &t->levels[j]) < 0; j--) {
             mr_dcap_level tmp = t->levels[j];
@@ -371,33 +371,53 @@ static mr_result parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *
             t->levels[j - 1] = tmp;
         }
     }
+    return MR_SUCCESS;
+}
 
-    mod = json_object_get(root, "tdxModule");
-    if (t->tdx && mod != NULL) {
-        MR_GUARD_OUT(parse_module(mod, &t->module, false));
+/* TDX only: tdxModule and tdxModuleIdentities */
+static MR_RESULT parse_tdx_modules(json_t *root, mr_dcap_tcb_info *t)
+{
+    json_t *mod = json_object_get(root, "tdxModule");
+    json_t *ids = json_object_get(root, "tdxModuleIdentities");
+
+    if (!t->tdx)
+        return MR_SUCCESS;
+    if (mod != NULL) {
+        MR_GUARD(parse_module(mod, &t->module, false));
         t->has_module = true;
     }
-    ids = json_object_get(root, "tdxModuleIdentities");
-    if (t->tdx && ids != NULL) {
-        MR_ENSURE_OUT(json_is_array(ids) && json_array_size(ids) <= MAX_MODULE_IDS,
-                      MR_ERR_ATTESTATION, "tdxModuleIdentities must be an array");
-        if (json_array_size(ids) > 0) {
-            t->module_ids = mr_calloc(json_array_size(ids), sizeof(*t->module_ids));
-            MR_ENSURE_ALLOC_OUT(t->module_ids);
-        }
-        for (size_t i = 0; i < json_array_size(ids); i++) {
-            t->module_id_count++;
-            MR_GUARD_OUT(parse_module(json_array_get(ids, i), &t->module_ids[i], true));
-        }
+    if (ids == NULL)
+        return MR_SUCCESS;
+    MR_ENSURE(json_is_array(ids) && json_array_size(ids) <= MAX_MODULE_IDS, MR_ERR_ATTESTATION,
+              "tdxModuleIdentities must be an array");
+    if (json_array_size(ids) > 0) {
+        t->module_ids = mr_calloc(json_array_size(ids), sizeof(*t->module_ids));
+        MR_ENSURE_ALLOC(t->module_ids);
     }
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        t->module_id_count++;
+        MR_GUARD(parse_module(json_array_get(ids, i), &t->module_ids[i], true));
+    }
+    return MR_SUCCESS;
+}
+
+static MR_RESULT parse_tcb_info(const char *text, size_t len, mr_dcap_tcb_info *t)
+{
+    mr_result res = MR_FAILURE;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    memset(t, 0, sizeof(*t));
+    MR_ENSURE_OUT(root != NULL, MR_ERR_ATTESTATION, "TCB Info is not valid JSON (line %d)",
+                  jerr.line);
+    MR_ENSURE_OUT(json_is_object(root), MR_ERR_ATTESTATION, "TCB Info is not a JSON object");
+    MR_GUARD_OUT(parse_tcb_header(root, t));
+    MR_GUARD_OUT(parse_tcb_levels(root, t));
+    MR_GUARD_OUT(parse_tdx_modules(root, t));
     res = MR_SUCCESS;
 out:
-    if (!mr_ok(res)) {
-        if (root == NULL)
-            mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                         "TCB Info is not valid JSON (line %d)", jerr.line);
+    if (!mr_ok(res))
         tcb_info_clear(t);
-    }
     json_decref(root);
     return res;
 }
@@ -411,7 +431,7 @@ static void qe_identity_clear(mr_dcap_qe_identity *q)
     memset(q, 0, sizeof(*q));
 }
 
-static mr_result parse_qe_identity(const char *text, size_t len, mr_dcap_qe_identity *q)
+static MR_RESULT parse_qe_identity(const char *text, size_t len, mr_dcap_qe_identity *q)
 {
     mr_result res = MR_FAILURE;
     json_error_t jerr;
@@ -488,7 +508,7 @@ mr_dcap_collateral *mr_dcap_collateral_ref(const mr_dcap_collateral *cc)
 
 /* The signed text of "tcb_info"/"qe_identity": a JSON string holding the exact bytes, or
  * (tolerated) the object itself, whose raw span is then taken from the file text. */
-static mr_result signed_text(json_t *root, const char *json, size_t len, const char *key,
+static MR_RESULT signed_text(json_t *root, const char *json, size_t len, const char *key,
                              mr_buf *out)
 {
     json_t *v = json_object_get(root, key);
@@ -501,7 +521,7 @@ static mr_result signed_text(json_t *root, const char *json, size_t len, const c
     return mr_buf_set(out, raw.ptr, raw.len);
 }
 
-static mr_result sig_hex(json_t *root, const char *key, uint8_t out[64])
+static MR_RESULT sig_hex(json_t *root, const char *key, uint8_t out[64])
 {
     if (!mr_ok(get_hex(root, key, out, 64))) {
         mr_error_prefix("collateral");
@@ -510,7 +530,7 @@ static mr_result sig_hex(json_t *root, const char *key, uint8_t out[64])
     return MR_SUCCESS;
 }
 
-static mr_result chain_field(json_t *root, const char *key, bool required, STACK_OF(X509) **out)
+static MR_RESULT chain_field(json_t *root, const char *key, bool required, STACK_OF(X509) **out)
 {
     json_t *v = json_object_get(root, key);
 
@@ -529,7 +549,7 @@ static mr_result chain_field(json_t *root, const char *key, bool required, STACK
     return MR_SUCCESS;
 }
 
-static mr_result crl_field(json_t *root, const char *key, X509_CRL **out, time_t *this_upd,
+static MR_RESULT crl_field(json_t *root, const char *key, X509_CRL **out, time_t *this_upd,
                            time_t *next_upd)
 {
     mr_result res = MR_FAILURE;
@@ -544,9 +564,9 @@ static mr_result crl_field(json_t *root, const char *key, X509_CRL **out, time_t
     }
     MR_ENSURE_OUT(json_is_string(v), MR_ERR_ATTESTATION, "collateral: \"%s\" must be hex", key);
     if (!mr_ok(mr_hex_decode_buf(json_string_value(v), json_string_length(v), &der))) {
-        if (mr_error_get()->cat != MR_ERR_INTERNAL) /* out of memory stays what it is */
-            mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                         "collateral: \"%s\" must be hex", key);
+        /* bad hex is the collateral's fault; out of memory stays what it is */
+        MR_ENSURE_OUT(mr_error_get()->cat == MR_ERR_INTERNAL, MR_ERR_ATTESTATION,
+                      "collateral: \"%s\" must be hex", key);
         goto out;
     }
     if (!mr_ok(mr_ossl_der_crl(der.data, der.len, out))) {
@@ -567,7 +587,7 @@ out:
     return res;
 }
 
-mr_result mr_dcap_collateral_parse_json(const char *json, size_t len, mr_dcap_collateral **out)
+MR_RESULT mr_dcap_collateral_parse_json(const char *json, size_t len, mr_dcap_collateral **out)
 {
     mr_result res = MR_FAILURE;
     mr_dcap_collateral *c = NULL;
@@ -623,7 +643,7 @@ out:
     return res;
 }
 
-mr_result mr_dcap_collateral_load_file(const char *path, mr_dcap_collateral **out)
+MR_RESULT mr_dcap_collateral_load_file(const char *path, mr_dcap_collateral **out)
 {
     mr_result res = MR_FAILURE;
     FILE *f = fopen(path, "rb");
@@ -643,142 +663,4 @@ out:
     fclose(f);
     mr_buf_free(&b);
     return res;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Checks (§2 steps 4-5)                                                                      */
-
-/* Verifies a signing chain (leaf first; self-issued copies of the root are ignored) with
- * the leaf CN required to be `cn`, then the signature over `text`. */
-static mr_result check_signed(STACK_OF(X509) *chain, const mr_attest_roots *roots,
-                              const char *cn, const mr_buf *text, const uint8_t sig[64],
-                              const char *what, time_t *nb, time_t *na)
-{
-    mr_result res = MR_FAILURE;
-    STACK_OF(X509) *untrusted = sk_X509_new_null();
-    X509 *leaf = sk_X509_value(chain, 0);
-    char name[128];
-
-    MR_ENSURE_ALLOC_OUT(untrusted);
-    MR_ENSURE_OUT(leaf != NULL, MR_ERR_ATTESTATION, "%s issuer chain is empty", what);
-    mr_ossl_subject_cn(leaf, name, sizeof(name));
-    MR_ENSURE_OUT(strcmp(name, cn) == 0, MR_ERR_ATTESTATION,
-                  "%s signing certificate CN is \"%s\", want \"%s\"", what, name, cn);
-    for (int i = 1; i < sk_X509_num(chain); i++) {
-        X509 *c = sk_X509_value(chain, i);
-        if (!mr_ossl_self_issued(c))
-            MR_ENSURE_OUT(sk_X509_push(untrusted, c) > 0, MR_ERR_INTERNAL, "out of memory");
-    }
-    if (!mr_ok(mr_ossl_verify_chain(leaf, untrusted, roots->certs, 0, false, NULL, nb, na))) {
-        mr_error_prefix("%s issuer chain", what);
-        goto out;
-    }
-    MR_GUARD_OUT(mr_ossl_verify_raw_sig(X509_get0_pubkey(leaf), text->data, text->len, sig,
-                                        what));
-    res = MR_SUCCESS;
-out:
-    sk_X509_free(untrusted);
-    return res;
-}
-
-static mr_result check_root_crl_sig(X509_CRL *crl, const mr_attest_roots *roots)
-{
-    for (int i = 0; i < sk_X509_num(roots->certs); i++) {
-        X509 *r = sk_X509_value(roots->certs, i);
-        if (X509_NAME_cmp(X509_get_subject_name(r), X509_CRL_get_issuer(crl)) != 0)
-            continue;
-        if (X509_CRL_verify(crl, X509_get0_pubkey(r)) == 1)
-            return MR_SUCCESS;
-    }
-    ERR_clear_error();
-    MR_BAIL(MR_ERR_ATTESTATION, "Root CA CRL is not signed by a trusted root");
-}
-
-static mr_result check_window(const char *what, time_t from, time_t to, time_t when,
-                              bool allow_expired)
-{
-    char a[32], b[32], t[32];
-
-    if (when >= from && (when <= to || allow_expired))
-        return MR_SUCCESS;
-    mr_ossl_fmt_time(from, a, sizeof(a));
-    mr_ossl_fmt_time(to, b, sizeof(b));
-    mr_ossl_fmt_time(when, t, sizeof(t));
-    MR_BAIL(MR_ERR_ATTESTATION, "%s is not valid at %s (valid %s to %s)", what, t, a, b);
-}
-
-mr_result mr_dcap_collateral_check(mr_dcap_collateral *c, const mr_attest_roots *roots,
-                                   time_t when, unsigned flags)
-{
-    mr_result res = MR_FAILURE;
-    bool expired_ok = (flags & MR_ATTEST_ALLOW_EXPIRED_COLLATERAL) != 0;
-
-    pthread_mutex_lock(&c->lock);
-    if (c->sig_ok_roots != roots->id) {
-        MR_GUARD_OUT(check_signed(c->tcb_chain, roots, "Intel SGX TCB Signing",
-                                  &c->tcb_info_text, c->tcb_info_sig, "TCB Info signature",
-                                  &c->tcb_chain_nb, &c->tcb_chain_na));
-        MR_GUARD_OUT(check_signed(c->qe_chain, roots, "Intel SGX TCB Signing",
-                                  &c->qe_identity_text, c->qe_identity_sig,
-                                  "QE Identity signature", &c->qe_chain_nb, &c->qe_chain_na));
-        c->sig_ok_roots = roots->id;
-    }
-    pthread_mutex_unlock(&c->lock);
-    MR_GUARD(check_window("TCB Info signing certificate chain", c->tcb_chain_nb,
-                          c->tcb_chain_na, when, false));
-    MR_GUARD(check_window("QE Identity signing certificate chain", c->qe_chain_nb,
-                          c->qe_chain_na, when, false));
-    MR_GUARD(check_window("TCB Info", c->tcb.issue_date, c->tcb.next_update, when, expired_ok));
-    MR_GUARD(check_window("QE Identity", c->qe.issue_date, c->qe.next_update, when,
-                          expired_ok));
-    return MR_SUCCESS;
-out:
-    pthread_mutex_unlock(&c->lock);
-    return res;
-}
-
-mr_result mr_dcap_collateral_check_pck(mr_dcap_collateral *c, const mr_attest_roots *roots,
-                                       X509 *leaf, X509 *intermediate, time_t when,
-                                       unsigned flags)
-{
-    X509_REVOKED *rev = NULL;
-    bool expired_ok = (flags & MR_ATTEST_ALLOW_EXPIRED_COLLATERAL) != 0;
-    bool cached = false;
-
-    if (c->root_crl != NULL) {
-        pthread_mutex_lock(&c->lock);
-        cached = c->root_crl_ok_roots == roots->id;
-        pthread_mutex_unlock(&c->lock);
-        if (!cached) {
-            MR_GUARD(check_root_crl_sig(c->root_crl, roots));
-            pthread_mutex_lock(&c->lock);
-            c->root_crl_ok_roots = roots->id;
-            pthread_mutex_unlock(&c->lock);
-        }
-        MR_GUARD(check_window("Root CA CRL", c->root_crl_this, c->root_crl_next, when,
-                              expired_ok));
-        MR_ENSURE(X509_CRL_get0_by_cert(c->root_crl, &rev, intermediate) != 1,
-                  MR_ERR_ATTESTATION, "the PCK CA certificate is revoked (Root CA CRL)");
-    }
-    if (c->pck_crl == NULL)
-        return MR_SUCCESS;
-    MR_ENSURE(X509_NAME_cmp(X509_CRL_get_issuer(c->pck_crl), X509_get_issuer_name(leaf)) == 0,
-              MR_ERR_ATTESTATION, "PCK CRL issuer differs from the PCK certificate issuer");
-    pthread_mutex_lock(&c->lock);
-    cached = c->pck_crl_ok_issuer != NULL && X509_cmp(c->pck_crl_ok_issuer, intermediate) == 0;
-    pthread_mutex_unlock(&c->lock);
-    if (!cached) {
-        if (X509_CRL_verify(c->pck_crl, X509_get0_pubkey(intermediate)) != 1) {
-            ERR_clear_error();
-            MR_BAIL(MR_ERR_ATTESTATION, "PCK CRL is not signed by the PCK CA");
-        }
-        pthread_mutex_lock(&c->lock);
-        if (c->pck_crl_ok_issuer == NULL && X509_up_ref(intermediate) == 1)
-            c->pck_crl_ok_issuer = intermediate;
-        pthread_mutex_unlock(&c->lock);
-    }
-    MR_GUARD(check_window("PCK CRL", c->pck_crl_this, c->pck_crl_next, when, expired_ok));
-    MR_ENSURE(X509_CRL_get0_by_cert(c->pck_crl, &rev, leaf) != 1, MR_ERR_ATTESTATION,
-              "the PCK certificate is revoked");
-    return MR_SUCCESS;
 }

@@ -8,7 +8,7 @@
 #include "attest/dcap.h"
 #include "common/log.h"
 
-mr_result mr_attest_env_load(mr_attest_env *out)
+MR_RESULT mr_attest_env_load(mr_attest_env *out)
 {
     memset(out, 0, sizeof(*out));
     MR_GUARD(mr_attest_roots_from_config(&out->roots));

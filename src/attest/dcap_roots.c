@@ -48,7 +48,7 @@ bool mr_tcb_status_parse(const char *name, size_t len, mr_tcb_status *out)
 
 static atomic_ulong next_roots_id = 1;
 
-static mr_result roots_new(mr_attest_roots **out)
+static MR_RESULT roots_new(mr_attest_roots **out)
 {
     mr_attest_roots *r = mr_calloc(1, sizeof(*r));
     MR_ENSURE_ALLOC(r);
@@ -71,7 +71,7 @@ void mr_attest_roots_free(mr_attest_roots *r)
 }
 
 /* Takes ownership of cert. */
-static mr_result roots_add(mr_attest_roots *r, X509 *cert, bool quiet)
+static MR_RESULT roots_add(mr_attest_roots *r, X509 *cert, bool quiet)
 {
     uint8_t h[32];
 
@@ -91,7 +91,7 @@ static mr_result roots_add(mr_attest_roots *r, X509 *cert, bool quiet)
     return MR_SUCCESS;
 }
 
-mr_result mr_attest_roots_from_der(const uint8_t *der, size_t len, mr_attest_roots **out)
+MR_RESULT mr_attest_roots_from_der(const uint8_t *der, size_t len, mr_attest_roots **out)
 {
     mr_attest_roots *r = NULL;
     X509 *cert = NULL;
@@ -109,7 +109,7 @@ mr_result mr_attest_roots_from_der(const uint8_t *der, size_t len, mr_attest_roo
     return MR_SUCCESS;
 }
 
-mr_result mr_attest_roots_from_pem(const char *pem, size_t len, mr_attest_roots **out)
+MR_RESULT mr_attest_roots_from_pem(const char *pem, size_t len, mr_attest_roots **out)
 {
     mr_result res = MR_FAILURE;
     STACK_OF(X509) *sk = NULL;
@@ -172,7 +172,7 @@ const mr_attest_roots *mr_attest_roots_intel(void)
 
 bool mr_attest_roots_is_intel(const mr_attest_roots *r) { return r != NULL && r->intel; }
 
-mr_result mr_attest_roots_from_config(mr_attest_roots **out)
+MR_RESULT mr_attest_roots_from_config(mr_attest_roots **out)
 {
     mr_result res = MR_FAILURE;
     const char *path = mr_config_get("EDG_ATTESTATION_ROOT_CA");

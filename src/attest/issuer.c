@@ -60,7 +60,7 @@ const char *mr_issuer_kind_name(mr_issuer_kind k)
 
 mr_issuer_kind mr_issuer_get_kind(const mr_issuer *is) { return is->kind; }
 
-static mr_result dev_path(const mr_issuer *is, const char *path, char out[PATH_MAX_LEN])
+static MR_RESULT dev_path(const mr_issuer *is, const char *path, char out[PATH_MAX_LEN])
 {
     int n = snprintf(out, PATH_MAX_LEN, "%s%s", is->root, path);
     MR_ENSURE(n > 0 && n < PATH_MAX_LEN, MR_ERR_USAGE, "device path too long: %s%s", is->root,
@@ -81,7 +81,7 @@ static bool exists(const mr_issuer *is, const char *path, bool want_dir, bool re
 
 /* ---- selection ---------------------------------------------------------------------------- */
 
-static mr_result detect(mr_issuer *is)
+static MR_RESULT detect(mr_issuer *is)
 {
     if (mr_config_bool("OE_SIMULATION")) {
         is->kind = MR_ISSUER_SIMULATION;
@@ -104,7 +104,7 @@ static mr_result detect(mr_issuer *is)
     return MR_SUCCESS;
 }
 
-static mr_result parse_mode(const char *mode, mr_issuer *is, bool *is_auto)
+static MR_RESULT parse_mode(const char *mode, mr_issuer *is, bool *is_auto)
 {
     static const struct {
         const char *name;
@@ -129,7 +129,7 @@ static mr_result parse_mode(const char *mode, mr_issuer *is, bool *is_auto)
             mode);
 }
 
-static mr_result open_softsgx(mr_issuer *is)
+static MR_RESULT open_softsgx(mr_issuer *is)
 {
     const char *dir = mr_config_get("EDG_SOFTSGX_DIR");
     MR_ENSURE(dir != NULL, MR_ERR_USAGE,
@@ -143,7 +143,7 @@ static mr_result open_softsgx(mr_issuer *is)
     return MR_SUCCESS;
 }
 
-mr_result mr_issuer_open(const mr_issuer_opts *opts, mr_issuer **out)
+MR_RESULT mr_issuer_open(const mr_issuer_opts *opts, mr_issuer **out)
 {
     mr_result res = MR_FAILURE;
     bool is_auto = false;
@@ -190,7 +190,7 @@ void mr_issuer_free(mr_issuer *is)
 
 /* Checks that the evidence carries our report data: a device that hands back a stale or
  * foreign quote is caught here instead of at the relying party. */
-static mr_result check_report_data(mr_cursor *c, size_t offset, const uint8_t rd[64],
+static MR_RESULT check_report_data(mr_cursor *c, size_t offset, const uint8_t rd[64],
                                    const char *source)
 {
     mr_slice got;
@@ -204,7 +204,7 @@ static mr_result check_report_data(mr_cursor *c, size_t offset, const uint8_t rd
 
 /* Checks that bytes look like a DCAP quote of the expected TEE for our report data (not a
  * full parse: the verifier on the other side does that). */
-static mr_result check_dcap(const uint8_t *q, size_t len, bool tdx, const uint8_t rd[64],
+static MR_RESULT check_dcap(const uint8_t *q, size_t len, bool tdx, const uint8_t rd[64],
                             const char *source)
 {
     mr_cursor c;
@@ -227,7 +227,7 @@ static mr_result check_dcap(const uint8_t *q, size_t len, bool tdx, const uint8_
     return check_report_data(&c, body + (tdx ? 520 : 320), rd, source);
 }
 
-static mr_result read_u64_file(const char *path, uint64_t *out)
+static MR_RESULT read_u64_file(const char *path, uint64_t *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf b;
@@ -249,7 +249,7 @@ out:
 }
 
 /* Reads a small text attribute into out (NUL-terminated, trailing newline removed). */
-static mr_result read_word(const char *path, char *out, size_t out_len)
+static MR_RESULT read_word(const char *path, char *out, size_t out_len)
 {
     mr_result res = MR_FAILURE;
     mr_buf b;
@@ -269,7 +269,7 @@ out:
 
 /* ---- gramine ------------------------------------------------------------------------------ */
 
-static mr_result issue_gramine(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
+static MR_RESULT issue_gramine(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     char path[PATH_MAX_LEN];
@@ -309,7 +309,7 @@ typedef struct occlum_gen_quote_arg {
 _Static_assert(SGXIOC_GET_DCAP_QUOTE_SIZE == 0x80047307u, "Occlum ioctl number");
 _Static_assert(SGXIOC_GEN_DCAP_QUOTE == 0xC0187308u, "Occlum ioctl number");
 
-static mr_result issue_occlum(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
+static MR_RESULT issue_occlum(mr_issuer *is, const uint8_t rd[64], mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     char path[PATH_MAX_LEN];
@@ -350,7 +350,7 @@ out:
 
 static atomic_uint tsm_counter;
 
-static mr_result tsm_entry_name(char *out, size_t out_len)
+static MR_RESULT tsm_entry_name(char *out, size_t out_len)
 {
     uint8_t r[4];
     MR_GUARD_OSSL(RAND_bytes(r, sizeof(r)), MR_ERR_INTERNAL, "RAND_bytes failed");
@@ -362,7 +362,7 @@ static mr_result tsm_entry_name(char *out, size_t out_len)
 }
 
 /* Appends the SNP certificate table when the entry has a non-empty auxblob. */
-static mr_result tsm_aux(const char *entry, mr_buf *aux)
+static MR_RESULT tsm_aux(const char *entry, mr_buf *aux)
 {
     char path[PATH_MAX_LEN];
     MR_GUARD(mr_issuer_io_path(path, sizeof(path), entry, "auxblob"));
@@ -371,7 +371,7 @@ static mr_result tsm_aux(const char *entry, mr_buf *aux)
     return mr_issuer_io_read(path, QUOTE_MAX, aux);
 }
 
-static mr_result tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[64], mr_buf *out,
+static MR_RESULT tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[64], mr_buf *out,
                              mr_buf *aux, mr_tee_type *tee)
 {
     mr_result res = MR_FAILURE;
@@ -425,7 +425,7 @@ out:
     return res;
 }
 
-static mr_result issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_buf *aux,
+static MR_RESULT issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_buf *aux,
                            mr_tee_type *tee)
 {
     char base[PATH_MAX_LEN], name[64], entry[PATH_MAX_LEN];
@@ -444,13 +444,13 @@ static mr_result issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_
 
 /* ---- issue -------------------------------------------------------------------------------- */
 
-mr_result mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
+MR_RESULT mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
                           mr_buf *out, mr_tee_type *tee)
 {
     return mr_issuer_issue_ex(is, report_data, report_data_len, out, NULL, tee);
 }
 
-mr_result mr_issuer_issue_ex(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
+MR_RESULT mr_issuer_issue_ex(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
                              mr_buf *out, mr_buf *aux, mr_tee_type *tee)
 {
     uint8_t rd[64] = {0};

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-mr_result mr_issuer_io_read(const char *path, size_t max, mr_buf *out)
+MR_RESULT mr_issuer_io_read(const char *path, size_t max, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -39,7 +39,7 @@ out:
     return res;
 }
 
-mr_result mr_issuer_io_write_existing(const char *path, const void *data, size_t len)
+MR_RESULT mr_issuer_io_write_existing(const char *path, const void *data, size_t len)
 {
     mr_result res = MR_FAILURE;
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -60,7 +60,7 @@ out:
     return res;
 }
 
-mr_result mr_issuer_io_write_new(const char *path, const void *data, size_t len, mode_t mode)
+MR_RESULT mr_issuer_io_write_new(const char *path, const void *data, size_t len, mode_t mode)
 {
     mr_result res = MR_FAILURE;
     const uint8_t *p = data;
@@ -86,24 +86,24 @@ out:
     return res;
 }
 
-mr_result mr_issuer_io_path(char *out, size_t out_len, const char *a, const char *b)
+MR_RESULT mr_issuer_io_path(char *out, size_t out_len, const char *a, const char *b)
 {
     int n = snprintf(out, out_len, "%s/%s", a, b);
     MR_ENSURE(n > 0 && (size_t)n < out_len, MR_ERR_USAGE, "path too long: %s/%s", a, b);
     return MR_SUCCESS;
 }
 
-mr_result mr_issuer_oe_wrap(const uint8_t *quote, size_t quote_len, mr_buf *out)
+MR_RESULT mr_issuer_oe_wrap(const uint8_t *quote, size_t quote_len, mr_buf *out)
 {
+    mr_result res = MR_FAILURE;
     size_t start = out->len;
-    mr_result r = mr_buf_append_u32le(out, 1);
-    if (mr_ok(r))
-        r = mr_buf_append_u32le(out, 2);
-    if (mr_ok(r))
-        r = mr_buf_append_u64le(out, (uint64_t)quote_len);
-    if (mr_ok(r))
-        r = mr_buf_append(out, quote, quote_len);
-    if (!mr_ok(r))
+    MR_GUARD_OUT(mr_buf_append_u32le(out, 1));
+    MR_GUARD_OUT(mr_buf_append_u32le(out, 2));
+    MR_GUARD_OUT(mr_buf_append_u64le(out, (uint64_t)quote_len));
+    MR_GUARD_OUT(mr_buf_append(out, quote, quote_len));
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
         out->len = start;
-    return r;
+    return res;
 }

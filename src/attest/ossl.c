@@ -15,7 +15,7 @@
 #include "crypto/p256.h"
 
 /* The current error, when of category `from`, becomes an attestation error (same text). */
-static mr_result as_attestation(mr_errcat from)
+static MR_RESULT as_attestation(mr_errcat from)
 {
     mr_error e;
     if (mr_error_get()->cat == from) {
@@ -26,14 +26,14 @@ static mr_result as_attestation(mr_errcat from)
     return MR_FAILURE;
 }
 
-mr_result mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out)
+MR_RESULT mr_ossl_p256_from_raw(const uint8_t xy[64], EVP_PKEY **out)
 {
     if (mr_ok(mr_key_p256_from_raw(MR_SLICE(xy, MR_P256_RAW_PUB_LEN), out)))
         return MR_SUCCESS;
     return as_attestation(MR_ERR_USAGE);
 }
 
-mr_result mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
+MR_RESULT mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
                                  const uint8_t sig[64], const char *what)
 {
     static const char unusable[] = "cannot verify with this key";
@@ -48,7 +48,7 @@ mr_result mr_ossl_verify_raw_sig(EVP_PKEY *key, const uint8_t *msg, size_t len,
     return MR_FAILURE;
 }
 
-mr_result mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out)
+MR_RESULT mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out)
 {
     const unsigned char *p = der;
     X509 *c = NULL;
@@ -64,7 +64,7 @@ mr_result mr_ossl_der_cert(const uint8_t *der, size_t len, X509 **out)
     return MR_SUCCESS;
 }
 
-mr_result mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out)
+MR_RESULT mr_ossl_der_crl(const uint8_t *der, size_t len, X509_CRL **out)
 {
     const unsigned char *p = der;
     X509_CRL *c = NULL;
@@ -97,7 +97,7 @@ static bool seek(mr_cursor *c, const char *needle)
 }
 
 /* Certificates are public: decode the PEM bodies into ordinary (not locked) memory. */
-mr_result mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out)
+MR_RESULT mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out)
 {
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
     static const char end[] = "-----END CERTIFICATE-----";
@@ -124,9 +124,9 @@ mr_result mr_ossl_pem_certs(const uint8_t *pem, size_t len, STACK_OF(X509) **out
         mr_buf_reset(&der);
         if (!mr_ok(mr_b64_decode_buf((const char *)body.ptr, body.len, MR_B64_STD,
                                      MR_B64_IGNORE_NEWLINES, &der))) {
-            if (mr_error_get()->cat != MR_ERR_INTERNAL) /* out of memory stays what it is */
-                mr_error_set(MR_ERR_ATTESTATION, __FILE__, __LINE__,
-                             "certificate chain: bad base64 in PEM block");
+            /* bad base64 is the chain's fault; out of memory stays what it is */
+            MR_ENSURE_OUT(mr_error_get()->cat == MR_ERR_INTERNAL, MR_ERR_ATTESTATION,
+                          "certificate chain: bad base64 in PEM block");
             goto out;
         }
         MR_GUARD_OUT(mr_ossl_der_cert(der.data, der.len, &cert));
@@ -144,7 +144,7 @@ out:
     return res;
 }
 
-mr_result mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out)
+MR_RESULT mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out)
 {
     struct tm tm;
 
@@ -154,7 +154,7 @@ mr_result mr_ossl_asn1_time(const ASN1_TIME *t, time_t *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_ossl_rfc3339(const char *s, size_t len, time_t *out)
+MR_RESULT mr_ossl_rfc3339(const char *s, size_t len, time_t *out)
 {
     mr_rfc3339_time t;
     switch (mr_rfc3339_parse(s, len, MR_RFC3339_UTC_LENIENT, &t)) {
@@ -189,7 +189,7 @@ void mr_ossl_subject_cn(X509 *cert, char *out, size_t cap)
     /* a CN with an embedded NUL is cut there, which only makes name checks stricter */
 }
 
-mr_result mr_ossl_spki_sha256(X509 *cert, uint8_t out[32])
+MR_RESULT mr_ossl_spki_sha256(X509 *cert, uint8_t out[32])
 {
     unsigned char *der = NULL;
     int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
@@ -206,9 +206,9 @@ bool mr_ossl_self_issued(X509 *cert)
     return X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) == 0;
 }
 
-mr_result mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
-                               time_t when, bool check_time, X509 **issuer_out,
-                               time_t *chain_not_before, time_t *chain_not_after)
+MR_RESULT mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X509) *roots,
+                               X509 **issuer_out, time_t *chain_not_before,
+                               time_t *chain_not_after)
 {
     mr_result res = MR_FAILURE;
     X509_STORE *store = NULL;
@@ -227,11 +227,7 @@ mr_result mr_ossl_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, STACK_OF(X
     MR_GUARD_OSSL_OUT(X509_STORE_CTX_init(ctx, store, leaf, untrusted), MR_ERR_INTERNAL,
                       "certificate verification setup");
     param = X509_STORE_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_TRUSTED_FIRST);
-    if (check_time)
-        X509_VERIFY_PARAM_set_time(param, when);
-    else
-        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_NO_CHECK_TIME);
     if (X509_verify_cert(ctx) != 1) {
         err = X509_STORE_CTX_get_error(ctx);
         ERR_clear_error();

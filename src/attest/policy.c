@@ -21,7 +21,7 @@ static void hex_lower(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-mr_result mr_policy_check_cert_binding(const mr_attest_claims *c, const uint8_t *cert_der,
+MR_RESULT mr_policy_check_cert_binding(const mr_attest_claims *c, const uint8_t *cert_der,
                                        size_t cert_len)
 {
     uint8_t h[32];
@@ -48,7 +48,7 @@ static void props(char *out, size_t cap, bool debug, const char *uid, const char
              debug ? "true" : "false", uid ? uid : "", sid ? sid : "", pidbuf, svnbuf);
 }
 
-mr_result mr_policy_check_package(const mr_attest_claims *c, const mr_attest_package *p)
+MR_RESULT mr_policy_check_package(const mr_attest_claims *c, const mr_attest_package *p)
 {
     char uid[65], sid[65];
     char want[256], got[256];
@@ -86,7 +86,7 @@ static bool listed(const char *const *list, size_t n, const char *s)
     return false;
 }
 
-mr_result mr_policy_check_tcb(const mr_attest_claims *c, const char *const *accepted,
+MR_RESULT mr_policy_check_tcb(const mr_attest_claims *c, const char *const *accepted,
                               size_t accepted_count, const char *const *advisories,
                               size_t advisory_count, bool *warned)
 {

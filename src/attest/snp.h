@@ -161,7 +161,7 @@ MR_RESULT mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out);
  *         anchor itself. When no ASK is given, the compiled-in ASK of the product is used
  *         (VCEK only; a VLEK needs its ASVK in the evidence).
  *  chain2: optional: one more certificate source, same rules as chain (a certificate
- *         table gives the ASK and the ARK as two separate DER blobs). 
+ *         table gives the ASK and the ARK as two separate DER blobs).
  *  crl:   optional: AMD's KDS CRL (DER or PEM), issued by the ARK and listing revoked
  *         ASKs/ASVKs. When given it must name the anchoring ARK as issuer, be signed by it,
  *         be current at T (thisUpdate <= T <= nextUpdate, nextUpdate present), and must not

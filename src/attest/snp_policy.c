@@ -8,7 +8,7 @@
 
 #include "attest/snp.h"
 
-static mr_result check_flags(const mr_snp_policy *pol, const mr_snp_report *r)
+static MR_RESULT check_flags(const mr_snp_policy *pol, const mr_snp_report *r)
 {
     MR_ENSURE(pol->allow_debug || (r->policy & MR_SNP_POLICY_DEBUG) == 0, MR_ERR_ATTESTATION,
               "SNP policy: the guest policy allows debugging");
@@ -21,7 +21,7 @@ static mr_result check_flags(const mr_snp_policy *pol, const mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-static mr_result check_tcb(const mr_snp_policy *pol, const mr_snp_report *r)
+static MR_RESULT check_tcb(const mr_snp_policy *pol, const mr_snp_report *r)
 {
     if (!pol->check_min_tcb)
         return MR_SUCCESS;
@@ -37,7 +37,7 @@ static mr_result check_tcb(const mr_snp_policy *pol, const mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-static mr_result check_measurement(const mr_snp_policy *pol, const mr_snp_report *r)
+static MR_RESULT check_measurement(const mr_snp_policy *pol, const mr_snp_report *r)
 {
     if (pol->n_measurements == 0) {
         MR_ENSURE(pol->allow_any_measurement, MR_ERR_ATTESTATION,
@@ -60,7 +60,7 @@ static bool zero_from(const uint8_t *p, size_t from, size_t len)
     return acc == 0;
 }
 
-static mr_result check_data(const mr_snp_policy *pol, const mr_snp_report *r)
+static MR_RESULT check_data(const mr_snp_policy *pol, const mr_snp_report *r)
 {
     if (pol->report_data != NULL) {
         size_t n = pol->report_data_len;
@@ -84,7 +84,7 @@ static mr_result check_data(const mr_snp_policy *pol, const mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-mr_result mr_snp_policy_check(const mr_snp_policy *pol, const mr_snp_claims *claims)
+MR_RESULT mr_snp_policy_check(const mr_snp_policy *pol, const mr_snp_claims *claims)
 {
     MR_ENSURE_REF(pol);
     MR_ENSURE_REF(claims);

@@ -34,7 +34,7 @@ void mr_snp_tcb_decode(uint64_t raw, mr_snp_tcb *out)
     out->ucode = (uint8_t)((raw >> 56) & 0xff);
 }
 
-static mr_result read_tcb(mr_cursor *c, mr_snp_tcb *out)
+static MR_RESULT read_tcb(mr_cursor *c, mr_snp_tcb *out)
 {
     uint64_t raw = 0;
     MR_GUARD(mr_cursor_u64le(c, &raw));
@@ -43,7 +43,7 @@ static mr_result read_tcb(mr_cursor *c, mr_snp_tcb *out)
 }
 
 /* Consumes n bytes that the ABI reserves and requires to be zero. */
-static mr_result expect_zero(mr_cursor *c, size_t n)
+static MR_RESULT expect_zero(mr_cursor *c, size_t n)
 {
     size_t at = c->pos;
     mr_slice v;
@@ -54,14 +54,14 @@ static mr_result expect_zero(mr_cursor *c, size_t n)
     return MR_SUCCESS;
 }
 
-static mr_result expect_at(const mr_cursor *c, size_t off)
+static MR_RESULT expect_at(const mr_cursor *c, size_t off)
 {
     MR_ENSURE(c->pos == off, MR_ERR_INTERNAL, "internal error: SNP report walk at 0x%03zx, want 0x%03zx",
               c->pos, off);
     return MR_SUCCESS;
 }
 
-static mr_result parse_header(mr_cursor *c, mr_snp_report *r)
+static MR_RESULT parse_header(mr_cursor *c, mr_snp_report *r)
 {
     MR_GUARD(mr_cursor_u32le(c, &r->version));
     MR_ENSURE(r->version >= MR_SNP_MIN_VERSION && r->version <= MR_SNP_MAX_VERSION,
@@ -88,7 +88,7 @@ static mr_result parse_header(mr_cursor *c, mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-static mr_result parse_digests(mr_cursor *c, mr_snp_report *r)
+static MR_RESULT parse_digests(mr_cursor *c, mr_snp_report *r)
 {
     MR_GUARD(expect_at(c, OFF_REPORT_DATA));
     MR_GUARD(mr_cursor_read(c, r->report_data, sizeof(r->report_data)));
@@ -101,7 +101,7 @@ static mr_result parse_digests(mr_cursor *c, mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-static mr_result parse_platform(mr_cursor *c, mr_snp_report *r)
+static MR_RESULT parse_platform(mr_cursor *c, mr_snp_report *r)
 {
     MR_GUARD(expect_at(c, OFF_REPORTED_TCB));
     MR_GUARD(read_tcb(c, &r->reported_tcb));
@@ -138,7 +138,7 @@ static mr_result parse_platform(mr_cursor *c, mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-static mr_result parse_signature(mr_cursor *c, mr_snp_report *r)
+static MR_RESULT parse_signature(mr_cursor *c, mr_snp_report *r)
 {
     MR_GUARD(expect_at(c, OFF_SIGNATURE));
     MR_GUARD(mr_cursor_read(c, r->sig_r, sizeof(r->sig_r)));
@@ -148,7 +148,7 @@ static mr_result parse_signature(mr_cursor *c, mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-mr_result mr_snp_report_parse(const uint8_t *data, size_t len, mr_snp_report *out)
+MR_RESULT mr_snp_report_parse(const uint8_t *data, size_t len, mr_snp_report *out)
 {
     MR_ENSURE_REF(out);
     MR_ENSURE(data != NULL || len == 0, MR_ERR_INTERNAL, "internal error: data is NULL");
@@ -171,7 +171,7 @@ mr_result mr_snp_report_parse(const uint8_t *data, size_t len, mr_snp_report *ou
 
 #define RSP_REPORT_OFFSET 0x20u
 
-mr_result mr_snp_report_from_rsp(mr_slice rsp, mr_slice *report)
+MR_RESULT mr_snp_report_from_rsp(mr_slice rsp, mr_slice *report)
 {
     MR_ENSURE_REF(report);
     mr_cursor c;
@@ -228,7 +228,7 @@ static bool all_zero(const uint8_t *p, size_t n)
     return acc == 0;
 }
 
-static mr_result cert_entry(mr_slice blob, mr_cursor *c, mr_snp_cert_table *t, bool *done)
+static MR_RESULT cert_entry(mr_slice blob, mr_cursor *c, mr_snp_cert_table *t, bool *done)
 {
     uint8_t guid[16];
     uint32_t off = 0;
@@ -258,7 +258,7 @@ static mr_result cert_entry(mr_slice blob, mr_cursor *c, mr_snp_cert_table *t, b
     return MR_SUCCESS;
 }
 
-mr_result mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out)
+MR_RESULT mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out)
 {
     MR_ENSURE_REF(out);
     mr_snp_cert_table t;
@@ -274,7 +274,7 @@ mr_result mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_snp_evidence_from_tsm(mr_slice report, const mr_snp_cert_table *certs,
+MR_RESULT mr_snp_evidence_from_tsm(mr_slice report, const mr_snp_cert_table *certs,
                                    mr_snp_evidence *out)
 {
     MR_ENSURE_REF(certs);

@@ -52,7 +52,8 @@ typedef struct vctx {
 } vctx;
 
 /* Re-files the current error (e.g. a cursor or PEM error) as an attestation failure of
- * `step`, keeping its text. */
+ * `step`, keeping its text. mr_error_set, not a macro: the error changes its category, which
+ * MR_BAIL and mr_error_prefix cannot do; the callers return the failure. */
 static void refile(const char *step)
 {
     char msg[MR_ERR_MSG_MAX];
@@ -73,7 +74,7 @@ static bool looks_like_pem(mr_slice in)
     return in.len - i >= sizeof(begin) - 1 && memcmp(in.ptr + i, begin, sizeof(begin) - 1) == 0;
 }
 
-static mr_result der_to_x509(mr_slice der, const char *what, X509 **out)
+static MR_RESULT der_to_x509(mr_slice der, const char *what, X509 **out)
 {
     mr_result res = MR_FAILURE;
     const unsigned char *p = der.ptr;
@@ -93,7 +94,7 @@ out:
     return res;
 }
 
-static mr_result push_cert(STACK_OF(X509) *sk, mr_slice der, const char *what)
+static MR_RESULT push_cert(STACK_OF(X509) *sk, mr_slice der, const char *what)
 {
     mr_result res = MR_FAILURE;
     X509 *x = NULL;
@@ -109,7 +110,7 @@ out:
 }
 
 /* Appends the certificates in `in` (concatenated PEM blocks, or one DER certificate). */
-static mr_result load_certs(mr_slice in, const char *what, STACK_OF(X509) *sk)
+static MR_RESULT load_certs(mr_slice in, const char *what, STACK_OF(X509) *sk)
 {
     mr_result res = MR_FAILURE;
     mr_pem_block blk;
@@ -142,7 +143,7 @@ out:
     return res;
 }
 
-static mr_result load_one(mr_slice in, const char *what, X509 **out)
+static MR_RESULT load_one(mr_slice in, const char *what, X509 **out)
 {
     mr_result res = MR_FAILURE;
     STACK_OF(X509) *sk = sk_X509_new_null();
@@ -171,7 +172,7 @@ static bool same_key(X509 *a, X509 *b)
 
 /* ---- anchors ---- */
 
-static mr_result spki_sha256(X509 *x, uint8_t out[32])
+static MR_RESULT spki_sha256(X509 *x, uint8_t out[32])
 {
     unsigned char *der = NULL;
     int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
@@ -183,7 +184,7 @@ static mr_result spki_sha256(X509 *x, uint8_t out[32])
     return MR_SUCCESS;
 }
 
-static mr_result load_builtin_anchor(const mr_snp_root *r, anchor *a)
+static MR_RESULT load_builtin_anchor(const mr_snp_root *r, anchor *a)
 {
     uint8_t pin[32];
     MR_GUARD(load_one(MR_SLICE(r->ark_pem, strlen(r->ark_pem)), "compiled-in ARK", &a->ark));
@@ -196,7 +197,7 @@ static mr_result load_builtin_anchor(const mr_snp_root *r, anchor *a)
     return MR_SUCCESS;
 }
 
-static mr_result load_anchors(vctx *v, const mr_snp_verify_opts *o)
+static MR_RESULT load_anchors(vctx *v, const mr_snp_verify_opts *o)
 {
     if (o->test_root.len > 0) {
         MR_GUARD(load_one(o->test_root, "test root", &v->anchors[0].ark));
@@ -226,7 +227,7 @@ static const anchor *anchor_for_key(const vctx *v, X509 *x)
 
 /* Sorts the caller's chain certificates: ARK copies are checked and dropped, the rest
  * become untrusted intermediates. */
-static mr_result sort_chain(vctx *v, STACK_OF(X509) *given)
+static MR_RESULT sort_chain(vctx *v, STACK_OF(X509) *given)
 {
     mr_result res = MR_FAILURE;
     X509 *x = NULL;
@@ -254,7 +255,7 @@ out:
 
 /* ---- chain ---- */
 
-static mr_result run_x509_verify(vctx *v, X509_STORE *store, STACK_OF(X509) *untrusted)
+static MR_RESULT run_x509_verify(vctx *v, X509_STORE *store, STACK_OF(X509) *untrusted)
 {
     mr_result res = MR_FAILURE;
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -282,7 +283,7 @@ out:
     return res;
 }
 
-static mr_result verify_chain(vctx *v)
+static MR_RESULT verify_chain(vctx *v)
 {
     mr_result res = MR_FAILURE;
     X509_STORE *store = X509_STORE_new();
@@ -311,7 +312,7 @@ out:
 
 /* ---- VEK key and extensions ---- */
 
-static mr_result check_vek_key(const vctx *v)
+static MR_RESULT check_vek_key(const vctx *v)
 {
     EVP_PKEY *k = X509_get0_pubkey(v->vek);
     char group[32] = "";
@@ -334,7 +335,7 @@ typedef struct kds_ext {
     char product[32];
 } kds_ext;
 
-static mr_result ext_uint8(const ASN1_OCTET_STRING *os, const char *what, uint8_t *out)
+static MR_RESULT ext_uint8(const ASN1_OCTET_STRING *os, const char *what, uint8_t *out)
 {
     const unsigned char *p = ASN1_STRING_get0_data(os);
     int n = ASN1_STRING_length(os);
@@ -350,7 +351,7 @@ static mr_result ext_uint8(const ASN1_OCTET_STRING *os, const char *what, uint8_
     return MR_SUCCESS;
 }
 
-static mr_result ext_product(const ASN1_OCTET_STRING *os, kds_ext *k)
+static MR_RESULT ext_product(const ASN1_OCTET_STRING *os, kds_ext *k)
 {
     const unsigned char *p = ASN1_STRING_get0_data(os);
     int n = ASN1_STRING_length(os);
@@ -372,7 +373,7 @@ static mr_result ext_product(const ASN1_OCTET_STRING *os, kds_ext *k)
 }
 
 /* hwID: KDS has served both the 64 raw bytes and a DER OCTET STRING around them. */
-static mr_result ext_hwid(const ASN1_OCTET_STRING *os, const mr_snp_report *r)
+static MR_RESULT ext_hwid(const ASN1_OCTET_STRING *os, const mr_snp_report *r)
 {
     const unsigned char *p = ASN1_STRING_get0_data(os);
     int n = ASN1_STRING_length(os);
@@ -391,7 +392,7 @@ static mr_result ext_hwid(const ASN1_OCTET_STRING *os, const mr_snp_report *r)
     return MR_SUCCESS;
 }
 
-static mr_result one_ext(X509_EXTENSION *e, const mr_snp_report *r, kds_ext *k)
+static MR_RESULT one_ext(X509_EXTENSION *e, const mr_snp_report *r, kds_ext *k)
 {
     char oid[64];
     int n = OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object(e), 1);
@@ -423,7 +424,7 @@ static mr_result one_ext(X509_EXTENSION *e, const mr_snp_report *r, kds_ext *k)
 }
 
 /* The product name says "Milan-B0", "Genoa", ...; it must agree with the root. */
-static mr_result check_product(const kds_ext *k, mr_snp_product used)
+static MR_RESULT check_product(const kds_ext *k, mr_snp_product used)
 {
     static const struct {
         const char *prefix;
@@ -439,7 +440,7 @@ static mr_result check_product(const kds_ext *k, mr_snp_product used)
     return MR_SUCCESS;
 }
 
-static mr_result check_extensions(const vctx *v, mr_snp_claims *cl)
+static MR_RESULT check_extensions(const vctx *v, mr_snp_claims *cl)
 {
     const mr_snp_report *r = v->report;
     kds_ext k;
@@ -480,7 +481,7 @@ static mr_result check_extensions(const vctx *v, mr_snp_claims *cl)
 
 /* ---- report signature ---- */
 
-static mr_result check_signature(const vctx *v, const uint8_t *report)
+static MR_RESULT check_signature(const vctx *v, const uint8_t *report)
 {
     mr_result res = MR_FAILURE;
     ECDSA_SIG *sig = ECDSA_SIG_new();
@@ -515,7 +516,7 @@ out:
 
 /* ---- CRL ---- */
 
-static mr_result load_crl(mr_slice in, X509_CRL **out)
+static MR_RESULT load_crl(mr_slice in, X509_CRL **out)
 {
     mr_result res = MR_FAILURE;
     X509_CRL *crl = NULL;
@@ -548,7 +549,7 @@ out:
     return res;
 }
 
-static mr_result check_crl(const vctx *v, mr_slice in)
+static MR_RESULT check_crl(const vctx *v, mr_slice in)
 {
     mr_result res = MR_FAILURE;
     X509_CRL *crl = NULL;
@@ -597,7 +598,7 @@ static time_t asn1_to_time(const ASN1_TIME *a)
     return timegm(&tm);
 }
 
-static mr_result load_evidence(vctx *v, const mr_snp_evidence *ev, const mr_snp_verify_opts *o)
+static MR_RESULT load_evidence(vctx *v, const mr_snp_evidence *ev, const mr_snp_verify_opts *o)
 {
     mr_result res = MR_FAILURE;
     STACK_OF(X509) *given = sk_X509_new_null();
@@ -618,7 +619,7 @@ out:
     return res;
 }
 
-mr_result mr_snp_verify(const mr_snp_evidence *ev, const mr_snp_verify_opts *opts,
+MR_RESULT mr_snp_verify(const mr_snp_evidence *ev, const mr_snp_verify_opts *opts,
                         mr_snp_claims *out)
 {
     mr_result res = MR_FAILURE;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * softsgx load + quote: makes v3 ECDSA quotes the way Intel's Quoting Enclave does, with the
- * test keys of a softsgx directory (see softsgx.h). FOR TESTS ONLY.
+ * softsgx load + quote: makes ECDSA quotes with the test keys of a softsgx directory (see
+ * softsgx.h): v3 the way Intel's Quoting Enclave does, and the synthetic SGX v4/v5 forms.
+ * FOR TESTS ONLY.
  */
 #include "attest/softsgx.h"
 
@@ -59,7 +60,7 @@ typedef struct report_fields {
 } report_fields;
 
 /* Appends an sgx_report_body_t (384 bytes, spec §1.2) field by field. */
-static mr_result append_report_body(mr_buf *b, const report_fields *f)
+static MR_RESULT append_report_body(mr_buf *b, const report_fields *f)
 {
     MR_GUARD(mr_buf_append(b, f->cpusvn, 16));
     MR_GUARD(mr_buf_append_u32le(b, f->miscselect));
@@ -82,7 +83,7 @@ static mr_result append_report_body(mr_buf *b, const report_fields *f)
 
 /* ---- load -------------------------------------------------------------------------------- */
 
-static mr_result read_key(const char *dir, const char *name, EVP_PKEY **out)
+static MR_RESULT read_key(const char *dir, const char *name, EVP_PKEY **out)
 {
     mr_result res = MR_FAILURE;
     char path[4096];
@@ -111,7 +112,7 @@ out:
     return res;
 }
 
-static mr_result json_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
+static MR_RESULT json_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
 {
     const char *s = json_string_value(json_object_get(obj, key));
     MR_ENSURE(s != NULL, MR_ERR_IO, "softsgx state: missing \"%s\"", key);
@@ -119,7 +120,7 @@ static mr_result json_hex(json_t *obj, const char *key, uint8_t *out, size_t n)
     return MR_SUCCESS;
 }
 
-static mr_result json_u16(json_t *obj, const char *key, uint16_t *out)
+static MR_RESULT json_u16(json_t *obj, const char *key, uint16_t *out)
 {
     json_t *v = json_object_get(obj, key);
     MR_ENSURE(json_is_integer(v) && json_integer_value(v) >= 0 &&
@@ -129,7 +130,7 @@ static mr_result json_u16(json_t *obj, const char *key, uint16_t *out)
     return MR_SUCCESS;
 }
 
-static mr_result read_state(const char *dir, softsgx_platform *plat)
+static MR_RESULT read_state(const char *dir, softsgx_platform *plat)
 {
     mr_result res = MR_FAILURE;
     char path[4096];
@@ -157,7 +158,7 @@ out:
 
 /* QE report (with REPORTDATA = SHA-256(attestation key || auth data) || zeros), signed by
  * the PCK key: the certification of the attestation key (spec §1.7). */
-static mr_result certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
+static MR_RESULT certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
 {
     mr_result res = MR_FAILURE;
     uint8_t rd[64] = {0};
@@ -190,7 +191,7 @@ out:
     return res;
 }
 
-mr_result mr_softsgx_load(const char *dir, mr_softsgx **out)
+MR_RESULT mr_softsgx_load(const char *dir, mr_softsgx **out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *pck_key = NULL;
@@ -235,7 +236,7 @@ void mr_softsgx_free(mr_softsgx *s)
 
 /* ---- identity from the environment ---------------------------------------------------- */
 
-static mr_result env_hex32(const char *name, uint8_t out[32])
+static MR_RESULT env_hex32(const char *name, uint8_t out[32])
 {
     const char *v = mr_config_get(name);
     memset(out, 0, 32);
@@ -247,7 +248,7 @@ static mr_result env_hex32(const char *name, uint8_t out[32])
     return MR_SUCCESS;
 }
 
-static mr_result env_u16(const char *name, uint16_t *out)
+static MR_RESULT env_u16(const char *name, uint16_t *out)
 {
     uint64_t v = 0;
     MR_GUARD(mr_config_u64(name, &v));
@@ -256,7 +257,7 @@ static mr_result env_u16(const char *name, uint16_t *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_softsgx_identity_from_env(mr_softsgx_identity *out)
+MR_RESULT mr_softsgx_identity_from_env(mr_softsgx_identity *out)
 {
     mr_softsgx_identity id = {0};
     MR_GUARD(env_hex32("EDG_SOFTSGX_MRENCLAVE", id.mrenclave));
@@ -272,7 +273,7 @@ mr_result mr_softsgx_identity_from_env(mr_softsgx_identity *out)
 
 /* QE report, its signature, auth data and the type-5 PEM chain: the part of the signature
  * data that v3 carries directly and v4/v5 wrap in certification data type 6. */
-static mr_result append_qe_part(const mr_softsgx *s, mr_buf *q)
+static MR_RESULT append_qe_part(const mr_softsgx *s, mr_buf *q)
 {
     MR_GUARD(mr_buf_append(q, s->qe_report, sizeof(s->qe_report)));
     MR_GUARD(mr_buf_append(q, s->qe_report_sig, sizeof(s->qe_report_sig)));
@@ -283,14 +284,14 @@ static mr_result append_qe_part(const mr_softsgx *s, mr_buf *q)
     return mr_buf_append(q, s->chain.data, s->chain.len);
 }
 
-mr_result mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
+MR_RESULT mr_softsgx_quote(const mr_softsgx *s, const mr_softsgx_identity *id,
                            const uint8_t *report_data, size_t report_data_len, bool oe_header,
                            mr_buf *out)
 {
     return mr_softsgx_quote_version(s, 3, id, report_data, report_data_len, oe_header, out);
 }
 
-mr_result mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
+MR_RESULT mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
                                    const mr_softsgx_identity *id, const uint8_t *report_data,
                                    size_t report_data_len, bool oe_header, mr_buf *out)
 {

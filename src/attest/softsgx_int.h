@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Internals shared by softsgx_pki.c (init) and softsgx.c (load, quote). Not installed. */
+/* Internals shared by softsgx_pki.c (init), softsgx_x509.c (the TEST certificates of init) and
+ * softsgx.c (load, quote). Not installed. */
 #ifndef MR_ATTEST_SOFTSGX_INT_H
 #define MR_ATTEST_SOFTSGX_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "common/buf.h"
+#include "common/result.h"
 
 /* File names inside a softsgx directory. */
 #define SOFTSGX_ROOT_CA "root-ca.pem"
@@ -33,5 +42,27 @@ typedef struct softsgx_platform {
     uint8_t cpusvn[16];
     uint16_t pcesvn;
 } softsgx_platform;
+
+/* FMSPC and PCE-ID of the softsgx platform (softsgx_pki.c; the FMSPC is not one of Intel's). */
+extern const uint8_t mr_softsgx_fmspc_[6];
+extern const uint8_t mr_softsgx_pce_id_[2];
+
+/* The keys and certificates of a softsgx directory (all owned). */
+typedef struct softsgx_pki {
+    EVP_PKEY *root_key, *ca_key, *tcb_key, *pck_key, *att_key;
+    X509 *root, *ca, *tcb, *pck;
+} softsgx_pki;
+
+/* New P-256 keys and the TEST hierarchy, valid from nb to na: the root CA, the PCK Platform
+ * CA (platform_ca) or Processor CA, the TCB signing certificate and the PCK certificate with
+ * the SGX extension (TCB components comps, the platform's PCESVN). On failure *p may hold
+ * part of it: free it with mr_softsgx_pki_free_ either way. */
+MR_RESULT mr_softsgx_pki_make_(softsgx_pki *p, const softsgx_platform *plat,
+                               const uint8_t comps[16], bool platform_ca, time_t nb, time_t na);
+void mr_softsgx_pki_free_(softsgx_pki *p);
+/* A DER CRL issued by `issuer` (two random serials, plus `revoke` when given), appended to
+ * der_out. */
+MR_RESULT mr_softsgx_crl_der_(X509 *issuer, EVP_PKEY *issuer_key, const ASN1_INTEGER *revoke,
+                              time_t last, time_t next, mr_buf *der_out);
 
 #endif

@@ -1,19 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * softsgx init: builds the TEST PKI, the CRLs and the signed collateral of a softsgx
- * directory (see softsgx.h). Everything here is for tests; nothing is Intel's.
+ * softsgx init: the TCB levels, the signed collateral and the files of a softsgx directory
+ * (see softsgx.h); the TEST certificates and CRLs are made by softsgx_x509.c. Everything here
+ * is for tests; nothing is Intel's.
  */
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/bn.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,22 +24,9 @@
 #include "common/codec.h"
 #include "crypto/p256.h"
 
-#define TEST_ORG "MarbleRun-C softsgx TEST (not Intel Corporation)"
-#define TEST_OU "TEST ONLY - never trust quotes chaining to this CA"
-#define ROOT_CN "MarbleRun-C softsgx TEST Root CA - not Intel"
-/* The verifier classifies certificates by Intel's common names, so the non-root
- * certificates carry them; organisation and unit say TEST. */
-#define PROCESSOR_CA_CN "Intel SGX PCK Processor CA"
-#define PLATFORM_CA_CN "Intel SGX PCK Platform CA"
-#define PCK_CN "Intel SGX PCK Certificate"
-#define TCB_SIGNING_CN "Intel SGX TCB Signing"
-#define PCK_CRL_URL "https://softsgx.invalid/sgx/certification/v4/pckcrl?ca="
-#define ROOT_CRL_URL "https://softsgx.invalid/SoftSGXTestRootCA.der"
-#define SGX_EXT_OID "1.2.840.113741.1.13.1"
-
 /* FMSPC and PCE-ID of the softsgx platform (the FMSPC is not one of Intel's). */
-static const uint8_t FMSPC[6] = {0x5a, 0xf7, 0x5a, 0xf7, 0x00, 0x00};
-static const uint8_t PCE_ID[2] = {0x00, 0x00};
+const uint8_t mr_softsgx_fmspc_[6] = {0x5a, 0xf7, 0x5a, 0xf7, 0x00, 0x00};
+const uint8_t mr_softsgx_pce_id_[2] = {0x00, 0x00};
 enum { PCESVN = 13, TCB_EVAL_NUMBER = 17, QE_ISVPRODID = 1, DEFAULT_VALID_DAYS = 30 };
 
 /* ---- TCB levels -------------------------------------------------------------------------
@@ -107,7 +91,7 @@ const char *mr_softsgx_tcb_name(mr_softsgx_tcb t)
     return (unsigned)t < MR_SOFTSGX_TCB__COUNT ? PLATFORM[t].name : "?";
 }
 
-mr_result mr_softsgx_tcb_parse(const char *name, mr_softsgx_tcb *out)
+MR_RESULT mr_softsgx_tcb_parse(const char *name, mr_softsgx_tcb *out)
 {
     for (unsigned i = 0; i < MR_SOFTSGX_TCB__COUNT; i++) {
         if (name != NULL && strcasecmp(name, PLATFORM[i].name) == 0) {
@@ -127,7 +111,7 @@ const char *mr_softsgx_qe_tcb_name(mr_softsgx_qe_tcb t)
     return (unsigned)t < MR_SOFTSGX_QE__COUNT ? QE_LEVELS[t].status : "?";
 }
 
-mr_result mr_softsgx_qe_tcb_parse(const char *name, mr_softsgx_qe_tcb *out)
+MR_RESULT mr_softsgx_qe_tcb_parse(const char *name, mr_softsgx_qe_tcb *out)
 {
     for (unsigned i = 0; i < MR_SOFTSGX_QE__COUNT; i++) {
         if (name != NULL && strcasecmp(name, QE_LEVELS[i].status) == 0) {
@@ -139,344 +123,9 @@ mr_result mr_softsgx_qe_tcb_parse(const char *name, mr_softsgx_qe_tcb *out)
             name != NULL ? name : "");
 }
 
-/* ---- small DER writer (for the SGX extension; all lengths are short) ------------------ */
-
-static mr_result der_tlv(mr_buf *out, uint8_t tag, const uint8_t *content, size_t len)
-{
-    MR_GUARD(mr_buf_append_u8(out, tag));
-    if (len < 0x80) {
-        MR_GUARD(mr_buf_append_u8(out, (uint8_t)len));
-    } else if (len <= 0xff) {
-        MR_GUARD(mr_buf_append_u8(out, 0x81));
-        MR_GUARD(mr_buf_append_u8(out, (uint8_t)len));
-    } else {
-        MR_ENSURE(len <= 0xffff, MR_ERR_INTERNAL, "DER element too long");
-        MR_GUARD(mr_buf_append_u8(out, 0x82));
-        MR_GUARD(mr_buf_append_u8(out, (uint8_t)(len >> 8)));
-        MR_GUARD(mr_buf_append_u8(out, (uint8_t)len));
-    }
-    return mr_buf_append(out, content, len);
-}
-
-/* DER of OID `prefix.arc` (prefix given as text). */
-static mr_result der_oid(mr_buf *out, const char *prefix, int arc)
-{
-    char txt[64];
-    unsigned char der[64];
-    ASN1_OBJECT *obj = NULL;
-    int n = arc > 0 ? snprintf(txt, sizeof(txt), "%s.%d", prefix, arc)
-                    : snprintf(txt, sizeof(txt), "%s", prefix);
-    MR_ENSURE(n > 0 && (size_t)n < sizeof(txt), MR_ERR_INTERNAL, "OID too long");
-    obj = OBJ_txt2obj(txt, 1);
-    MR_ENSURE(obj != NULL, MR_ERR_INTERNAL, "bad OID %s", txt);
-    size_t len = OBJ_length(obj);
-    mr_result res = MR_FAILURE;
-    MR_ENSURE_OUT(len > 0 && len <= sizeof(der), MR_ERR_INTERNAL, "bad OID %s", txt);
-    memcpy(der, OBJ_get0_data(obj), len);
-    MR_GUARD_OUT(der_tlv(out, 0x06, der, len));
-    res = MR_SUCCESS;
-out:
-    ASN1_OBJECT_free(obj);
-    return res;
-}
-
-/* SEQUENCE { OID prefix.arc, <value TLV> } */
-static mr_result der_pair(mr_buf *out, const char *prefix, int arc, uint8_t tag,
-                          const uint8_t *val, size_t len)
-{
-    mr_buf inner;
-    mr_buf_init(&inner, 4096, 0);
-    mr_result res = MR_FAILURE;
-    MR_GUARD_OUT(der_oid(&inner, prefix, arc));
-    MR_GUARD_OUT(der_tlv(&inner, tag, val, len));
-    MR_GUARD_OUT(der_tlv(out, 0x30, inner.data, inner.len));
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&inner);
-    return res;
-}
-
-/* The content octets of a DER INTEGER holding v (0..65535): minimal big-endian, with a
- * leading zero octet when the top bit would otherwise make it negative. */
-static size_t int_content(uint16_t v, uint8_t out[3])
-{
-    uint8_t be[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    size_t skip = be[0] == 0 ? 1 : 0; /* keep at least one octet */
-    size_t n = 0;
-    if (be[skip] & 0x80)
-        out[n++] = 0;
-    for (size_t i = skip; i < 2; i++)
-        out[n++] = be[i];
-    return n;
-}
-
-/* The value of the SGX extension, laid out like Intel's PCK certificates: PPID, TCB (16
- * component SVNs, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX Type; certificates of the Platform CA
- * add PlatformInstanceID and Configuration (dynamicPlatform, cachedKeys, SMTEnabled). */
-static mr_result sgx_config_der(mr_buf *out)
-{
-    mr_buf cfg, seq;
-    mr_buf_init(&cfg, 4096, 0);
-    mr_buf_init(&seq, 4096, 0);
-    mr_result res = MR_FAILURE;
-    char prefix[] = SGX_EXT_OID ".7";
-    const uint8_t yes = 0xff;
-    for (int i = 1; i <= 3; i++)
-        MR_GUARD_OUT(der_pair(&cfg, prefix, i, 0x01, &yes, 1));
-    MR_GUARD_OUT(der_oid(&seq, SGX_EXT_OID, 7));
-    MR_GUARD_OUT(der_tlv(&seq, 0x30, cfg.data, cfg.len));
-    MR_GUARD_OUT(der_tlv(out, 0x30, seq.data, seq.len));
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&cfg);
-    mr_buf_free(&seq);
-    return res;
-}
-
-static mr_result sgx_extension_der(const uint8_t comps[16], uint16_t pcesvn,
-                                   const uint8_t ppid[16], const uint8_t *instance_id,
-                                   mr_buf *out)
-{
-    mr_buf seq, tcb, tcbseq;
-    mr_buf_init(&seq, 8192, 0);
-    mr_buf_init(&tcb, 8192, 0);
-    mr_buf_init(&tcbseq, 8192, 0);
-    mr_result res = MR_FAILURE;
-    char tcb_prefix[] = SGX_EXT_OID ".2";
-    uint8_t iv[3];
-
-    MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 1, 0x04, ppid, 16));
-    for (int i = 0; i < 16; i++) {
-        size_t n = int_content(comps[i], iv);
-        MR_GUARD_OUT(der_pair(&tcb, tcb_prefix, i + 1, 0x02, iv, n));
-    }
-    size_t n = int_content(pcesvn, iv);
-    MR_GUARD_OUT(der_pair(&tcb, tcb_prefix, 17, 0x02, iv, n));
-    MR_GUARD_OUT(der_pair(&tcb, tcb_prefix, 18, 0x04, comps, 16));
-    /* SEQUENCE { OID .2, SEQUENCE { ...tcb... } } */
-    MR_GUARD_OUT(der_oid(&tcbseq, SGX_EXT_OID, 2));
-    MR_GUARD_OUT(der_tlv(&tcbseq, 0x30, tcb.data, tcb.len));
-    MR_GUARD_OUT(der_tlv(&seq, 0x30, tcbseq.data, tcbseq.len));
-    MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 3, 0x04, PCE_ID, sizeof(PCE_ID)));
-    MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 4, 0x04, FMSPC, sizeof(FMSPC)));
-    const uint8_t sgx_type = instance_id != NULL ? 1 : 0; /* Scalable : Standard */
-    MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 5, 0x0a, &sgx_type, 1));
-    if (instance_id != NULL) {
-        MR_GUARD_OUT(der_pair(&seq, SGX_EXT_OID, 6, 0x04, instance_id, 16));
-        MR_GUARD_OUT(sgx_config_der(&seq));
-    }
-    MR_GUARD_OUT(der_tlv(out, 0x30, seq.data, seq.len));
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&seq);
-    mr_buf_free(&tcb);
-    mr_buf_free(&tcbseq);
-    return res;
-}
-
-/* ---- keys and certificates -------------------------------------------------------------- */
-
-static mr_result gen_key(EVP_PKEY **out)
-{
-    *out = EVP_EC_gen("P-256");
-    MR_ENSURE(*out != NULL, MR_ERR_INTERNAL, "cannot generate an EC P-256 key");
-    return MR_SUCCESS;
-}
-
-static mr_result make_name(const char *cn, X509_NAME **out)
-{
-    X509_NAME *n = X509_NAME_new();
-    MR_ENSURE_ALLOC(n);
-    if (X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                   0) != 1 ||
-        X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)TEST_ORG, -1,
-                                   -1, 0) != 1 ||
-        X509_NAME_add_entry_by_txt(n, "OU", MBSTRING_UTF8, (const unsigned char *)TEST_OU, -1,
-                                   -1, 0) != 1) {
-        X509_NAME_free(n);
-        MR_BAIL(MR_ERR_INTERNAL, "cannot build a certificate name");
-    }
-    *out = n;
-    return MR_SUCCESS;
-}
-
-static mr_result random_serial(ASN1_INTEGER *serial)
-{
-    uint8_t b[20];
-    BIGNUM *bn = NULL;
-    mr_result res = MR_FAILURE;
-    MR_GUARD_OSSL_OUT(RAND_bytes(b, sizeof(b)), MR_ERR_INTERNAL, "RAND_bytes failed");
-    b[0] &= 0x7f; /* positive */
-    b[0] |= 0x01; /* and 20 bytes long, like Intel's */
-    bn = BN_bin2bn(b, sizeof(b), NULL);
-    MR_ENSURE_ALLOC_OUT(bn);
-    MR_ENSURE_OUT(BN_to_ASN1_INTEGER(bn, serial) != NULL, MR_ERR_INTERNAL,
-                  "cannot set a serial number");
-    res = MR_SUCCESS;
-out:
-    BN_free(bn);
-    return res;
-}
-
-static mr_result add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    MR_ENSURE(ext != NULL, MR_ERR_INTERNAL, "cannot build extension %s", OBJ_nid2sn(nid));
-    int ok = X509_add_ext(cert, ext, -1);
-    X509_EXTENSION_free(ext);
-    MR_ENSURE(ok == 1, MR_ERR_INTERNAL, "cannot add extension %s", OBJ_nid2sn(nid));
-    return MR_SUCCESS;
-}
-
-static mr_result add_sgx_ext(X509 *cert, const mr_buf *value)
-{
-    mr_result res = MR_FAILURE;
-    ASN1_OBJECT *obj = OBJ_txt2obj(SGX_EXT_OID, 1);
-    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-    X509_EXTENSION *ext = NULL;
-    MR_ENSURE_ALLOC_OUT(obj);
-    MR_ENSURE_ALLOC_OUT(os);
-    MR_GUARD_OSSL_OUT(ASN1_OCTET_STRING_set(os, value->data, (int)value->len), MR_ERR_INTERNAL,
-                      "cannot build the SGX extension");
-    ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os); /* non-critical, as Intel's */
-    MR_ENSURE_ALLOC_OUT(ext);
-    MR_GUARD_OSSL_OUT(X509_add_ext(cert, ext, -1), MR_ERR_INTERNAL,
-                      "cannot add the SGX extension");
-    res = MR_SUCCESS;
-out:
-    X509_EXTENSION_free(ext);
-    ASN1_OCTET_STRING_free(os);
-    ASN1_OBJECT_free(obj);
-    return res;
-}
-
-typedef struct cert_spec {
-    const char *cn;
-    EVP_PKEY *key;        /* subject key */
-    X509 *issuer;         /* NULL = self-signed */
-    EVP_PKEY *issuer_key; /* signing key */
-    const char *basic_constraints;
-    const char *key_usage;
-    const char *crl_dp; /* NULL = none */
-    const mr_buf *sgx_ext;
-    time_t not_before, not_after;
-} cert_spec;
-
-static mr_result make_cert(const cert_spec *s, X509 **out)
-{
-    mr_result res = MR_FAILURE;
-    X509 *c = X509_new();
-    X509_NAME *name = NULL;
-    X509V3_CTX ctx;
-    MR_ENSURE_ALLOC_OUT(c);
-    MR_GUARD_OSSL_OUT(X509_set_version(c, X509_VERSION_3), MR_ERR_INTERNAL, "X509_set_version");
-    MR_GUARD_OUT(random_serial(X509_get_serialNumber(c)));
-    MR_GUARD_OUT(make_name(s->cn, &name));
-    MR_GUARD_OSSL_OUT(X509_set_subject_name(c, name), MR_ERR_INTERNAL, "set subject");
-    MR_GUARD_OSSL_OUT(
-        X509_set_issuer_name(c, s->issuer ? X509_get_subject_name(s->issuer) : name),
-        MR_ERR_INTERNAL, "set issuer");
-    MR_ENSURE_OUT(ASN1_TIME_set(X509_getm_notBefore(c), s->not_before) != NULL &&
-                      ASN1_TIME_set(X509_getm_notAfter(c), s->not_after) != NULL,
-                  MR_ERR_INTERNAL, "cannot set the validity");
-    MR_GUARD_OSSL_OUT(X509_set_pubkey(c, s->key), MR_ERR_INTERNAL, "set public key");
-    X509V3_set_ctx(&ctx, s->issuer ? s->issuer : c, c, NULL, NULL, 0);
-    MR_GUARD_OUT(add_ext(c, &ctx, NID_subject_key_identifier, "hash"));
-    MR_GUARD_OUT(add_ext(c, &ctx, NID_authority_key_identifier, "keyid:always"));
-    if (s->crl_dp != NULL) {
-        char dp[256];
-        int n = snprintf(dp, sizeof(dp), "URI:%s", s->crl_dp);
-        MR_ENSURE_OUT(n > 0 && (size_t)n < sizeof(dp), MR_ERR_INTERNAL, "CRL URL too long");
-        MR_GUARD_OUT(add_ext(c, &ctx, NID_crl_distribution_points, dp));
-    }
-    MR_GUARD_OUT(add_ext(c, &ctx, NID_key_usage, s->key_usage));
-    MR_GUARD_OUT(add_ext(c, &ctx, NID_basic_constraints, s->basic_constraints));
-    if (s->sgx_ext != NULL)
-        MR_GUARD_OUT(add_sgx_ext(c, s->sgx_ext));
-    MR_ENSURE_OUT(X509_sign(c, s->issuer_key, EVP_sha256()) > 0, MR_ERR_INTERNAL,
-                  "cannot sign the certificate %s", s->cn);
-    *out = c;
-    c = NULL;
-    res = MR_SUCCESS;
-out:
-    X509_NAME_free(name);
-    X509_free(c);
-    return res;
-}
-
-static mr_result make_crl(X509 *issuer, EVP_PKEY *issuer_key, const ASN1_INTEGER *revoke,
-                          time_t last, time_t next, mr_buf *der_out)
-{
-    mr_result res = MR_FAILURE;
-    X509_CRL *crl = X509_CRL_new();
-    ASN1_TIME *t = ASN1_TIME_new();
-    ASN1_INTEGER *num = ASN1_INTEGER_new();
-    X509_REVOKED *rv = NULL;
-    ASN1_INTEGER *fake = NULL;
-    AUTHORITY_KEYID *akid = NULL;
-    unsigned char *der = NULL;
-    MR_ENSURE_ALLOC_OUT(crl);
-    MR_ENSURE_ALLOC_OUT(t);
-    MR_ENSURE_ALLOC_OUT(num);
-    MR_GUARD_OSSL_OUT(X509_CRL_set_version(crl, X509_CRL_VERSION_2), MR_ERR_INTERNAL, "CRL");
-    MR_GUARD_OSSL_OUT(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)),
-                      MR_ERR_INTERNAL, "CRL issuer");
-    MR_ENSURE_OUT(ASN1_TIME_set(t, last) != NULL, MR_ERR_INTERNAL, "CRL time");
-    MR_GUARD_OSSL_OUT(X509_CRL_set1_lastUpdate(crl, t), MR_ERR_INTERNAL, "CRL lastUpdate");
-    MR_ENSURE_OUT(ASN1_TIME_set(t, next) != NULL, MR_ERR_INTERNAL, "CRL time");
-    MR_GUARD_OSSL_OUT(X509_CRL_set1_nextUpdate(crl, t), MR_ERR_INTERNAL, "CRL nextUpdate");
-    MR_ENSURE_OUT(ASN1_TIME_set(t, last) != NULL, MR_ERR_INTERNAL, "CRL time");
-    /* Real CRLs are never empty: list two serials nobody holds, plus `revoke` if given. */
-    for (int i = 0; i < 3; i++) {
-        if (i < 2) {
-            fake = ASN1_INTEGER_new();
-            MR_ENSURE_ALLOC_OUT(fake);
-            MR_GUARD_OUT(random_serial(fake));
-        } else if (revoke != NULL) {
-            fake = ASN1_INTEGER_dup(revoke);
-            MR_ENSURE_ALLOC_OUT(fake);
-        } else {
-            break;
-        }
-        rv = X509_REVOKED_new();
-        MR_ENSURE_ALLOC_OUT(rv);
-        MR_GUARD_OSSL_OUT(X509_REVOKED_set_serialNumber(rv, fake), MR_ERR_INTERNAL, "CRL");
-        MR_GUARD_OSSL_OUT(X509_REVOKED_set_revocationDate(rv, t), MR_ERR_INTERNAL, "CRL");
-        MR_GUARD_OSSL_OUT(X509_CRL_add0_revoked(crl, rv), MR_ERR_INTERNAL, "CRL");
-        rv = NULL;
-        ASN1_INTEGER_free(fake);
-        fake = NULL;
-    }
-    MR_GUARD_OSSL_OUT(ASN1_INTEGER_set(num, 1), MR_ERR_INTERNAL, "CRL number");
-    MR_GUARD_OSSL_OUT(X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0), MR_ERR_INTERNAL,
-                      "CRL number");
-    akid = AUTHORITY_KEYID_new();
-    MR_ENSURE_ALLOC_OUT(akid);
-    akid->keyid = ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(issuer));
-    MR_ENSURE_ALLOC_OUT(akid->keyid);
-    MR_GUARD_OSSL_OUT(X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0, 0),
-                      MR_ERR_INTERNAL, "CRL authority key identifier");
-    MR_GUARD_OSSL_OUT(X509_CRL_sort(crl), MR_ERR_INTERNAL, "CRL sort");
-    MR_ENSURE_OUT(X509_CRL_sign(crl, issuer_key, EVP_sha256()) > 0, MR_ERR_INTERNAL,
-                  "cannot sign the CRL");
-    int len = i2d_X509_CRL(crl, &der);
-    MR_ENSURE_OUT(len > 0, MR_ERR_INTERNAL, "cannot encode the CRL");
-    MR_GUARD_OUT(mr_buf_append(der_out, der, (size_t)len));
-    res = MR_SUCCESS;
-out:
-    OPENSSL_free(der);
-    AUTHORITY_KEYID_free(akid);
-    X509_REVOKED_free(rv);
-    ASN1_INTEGER_free(fake);
-    ASN1_INTEGER_free(num);
-    ASN1_TIME_free(t);
-    X509_CRL_free(crl);
-    return res;
-}
-
 /* ---- output helpers ---------------------------------------------------------------------- */
 
-static mr_result cert_pem(X509 *c, mr_buf *out)
+static MR_RESULT cert_pem(X509 *c, mr_buf *out)
 {
     unsigned char *der = NULL;
     int len = i2d_X509(c, &der);
@@ -486,7 +135,7 @@ static mr_result cert_pem(X509 *c, mr_buf *out)
     return r;
 }
 
-static mr_result write_key(const char *dir, const char *name, EVP_PKEY *key)
+static MR_RESULT write_key(const char *dir, const char *name, EVP_PKEY *key)
 {
     mr_result res = MR_FAILURE;
     char path[4096];
@@ -505,14 +154,14 @@ out:
     return res;
 }
 
-static mr_result write_public(const char *dir, const char *name, const mr_buf *content)
+static MR_RESULT write_public(const char *dir, const char *name, const mr_buf *content)
 {
     char path[4096];
     MR_GUARD(mr_issuer_io_path(path, sizeof(path), dir, name));
     return mr_issuer_io_write_new(path, content->data, content->len, 0644);
 }
 
-static mr_result rfc3339(time_t t, char out[32])
+static MR_RESULT rfc3339(time_t t, char out[32])
 {
     struct tm tm;
     MR_ENSURE(gmtime_r(&t, &tm) != NULL, MR_ERR_INTERNAL, "time out of range");
@@ -521,7 +170,7 @@ static mr_result rfc3339(time_t t, char out[32])
     return MR_SUCCESS;
 }
 
-static mr_result hex_upper(const uint8_t *b, size_t n, mr_buf *out)
+static MR_RESULT hex_upper(const uint8_t *b, size_t n, mr_buf *out)
 {
     static const char digits[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
@@ -532,14 +181,14 @@ static mr_result hex_upper(const uint8_t *b, size_t n, mr_buf *out)
 }
 
 /* The exact tcbInfo text that gets signed (compact, field order as Intel's PCS v4). */
-static mr_result tcb_info_json(const char *issue, const char *next, mr_buf *out)
+static MR_RESULT tcb_info_json(const char *issue, const char *next, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out, "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"%s\","
                                 "\"nextUpdate\":\"%s\",\"fmspc\":\"",
                            issue, next));
-    MR_GUARD(hex_upper(FMSPC, sizeof(FMSPC), out));
+    MR_GUARD(hex_upper(mr_softsgx_fmspc_, sizeof(mr_softsgx_fmspc_), out));
     MR_GUARD(mr_buf_append_str(out, "\",\"pceId\":\""));
-    MR_GUARD(hex_upper(PCE_ID, sizeof(PCE_ID), out));
+    MR_GUARD(hex_upper(mr_softsgx_pce_id_, sizeof(mr_softsgx_pce_id_), out));
     MR_GUARD(mr_buf_printf(out, "\",\"tcbType\":0,\"tcbEvaluationDataNumber\":%d,\"tcbLevels\":[",
                            TCB_EVAL_NUMBER));
     for (size_t i = 0; i < MR_ARRAY_LEN(LEVELS); i++) {
@@ -558,7 +207,7 @@ static mr_result tcb_info_json(const char *issue, const char *next, mr_buf *out)
     return mr_buf_append_str(out, "]}");
 }
 
-static mr_result qe_identity_json(const char *issue, const char *next, const uint8_t mrsigner[32],
+static MR_RESULT qe_identity_json(const char *issue, const char *next, const uint8_t mrsigner[32],
                                   mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out,
@@ -581,7 +230,7 @@ static mr_result qe_identity_json(const char *issue, const char *next, const uin
     return mr_buf_append_str(out, "]}");
 }
 
-static mr_result sign_hex(EVP_PKEY *key, const mr_buf *msg, char hex[129])
+static MR_RESULT sign_hex(EVP_PKEY *key, const mr_buf *msg, char hex[129])
 {
     uint8_t sig[64];
     mr_buf h;
@@ -598,7 +247,7 @@ out:
     return res;
 }
 
-static mr_result set_str(json_t *obj, const char *key, const char *data, size_t len)
+static MR_RESULT set_str(json_t *obj, const char *key, const char *data, size_t len)
 {
     json_t *v = json_stringn(data, len);
     MR_ENSURE(v != NULL, MR_ERR_INTERNAL, "cannot build JSON for %s", key);
@@ -606,18 +255,20 @@ static mr_result set_str(json_t *obj, const char *key, const char *data, size_t 
     return MR_SUCCESS;
 }
 
-static mr_result set_hex(json_t *obj, const char *key, const uint8_t *b, size_t n)
+static MR_RESULT set_hex(json_t *obj, const char *key, const uint8_t *b, size_t n)
 {
+    mr_result res = MR_FAILURE;
     mr_buf h;
     mr_buf_init(&h, 0, 0);
-    mr_result r = mr_hex_encode_buf(b, n, &h);
-    if (mr_ok(r))
-        r = set_str(obj, key, (const char *)h.data, h.len);
+    MR_GUARD_OUT(mr_hex_encode_buf(b, n, &h));
+    MR_GUARD_OUT(set_str(obj, key, (const char *)h.data, h.len));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&h);
-    return r;
+    return res;
 }
 
-static mr_result write_json(const char *dir, const char *name, json_t *obj, mode_t mode)
+static MR_RESULT write_json(const char *dir, const char *name, json_t *obj, mode_t mode)
 {
     mr_result res = MR_FAILURE;
     char path[4096];
@@ -637,25 +288,7 @@ out:
 
 /* ---- init ---------------------------------------------------------------------------------- */
 
-typedef struct pki {
-    EVP_PKEY *root_key, *ca_key, *tcb_key, *pck_key, *att_key;
-    X509 *root, *ca, *tcb, *pck;
-} pki;
-
-static void pki_free(pki *p)
-{
-    EVP_PKEY_free(p->root_key);
-    EVP_PKEY_free(p->ca_key);
-    EVP_PKEY_free(p->tcb_key);
-    EVP_PKEY_free(p->pck_key);
-    EVP_PKEY_free(p->att_key);
-    X509_free(p->root);
-    X509_free(p->ca);
-    X509_free(p->tcb);
-    X509_free(p->pck);
-}
-
-static mr_result make_dirs(const char *dir)
+static MR_RESULT make_dirs(const char *dir)
 {
     char path[4096];
     MR_ENSURE(mkdir(dir, 0700) == 0 || errno == EEXIST, MR_ERR_IO, "cannot create %s: %s", dir,
@@ -667,50 +300,7 @@ static mr_result make_dirs(const char *dir)
     return MR_SUCCESS;
 }
 
-static mr_result make_pki(pki *p, const softsgx_platform *plat, const uint8_t comps[16],
-                          bool platform_ca, time_t nb, time_t na)
-{
-    uint8_t ppid[16], instance_id[16];
-    char crl_url[128];
-    mr_buf ext;
-    mr_buf_init(&ext, 8192, 0);
-    mr_result res = MR_FAILURE;
-    MR_GUARD_OUT(gen_key(&p->root_key));
-    MR_GUARD_OUT(gen_key(&p->ca_key));
-    MR_GUARD_OUT(gen_key(&p->tcb_key));
-    MR_GUARD_OUT(gen_key(&p->pck_key));
-    MR_GUARD_OUT(gen_key(&p->att_key));
-    const cert_spec root = {ROOT_CN, p->root_key, NULL, p->root_key,
-                            "critical,CA:TRUE,pathlen:1", "critical,keyCertSign,cRLSign",
-                            ROOT_CRL_URL, NULL, nb, na};
-    MR_GUARD_OUT(make_cert(&root, &p->root));
-    int n = snprintf(crl_url, sizeof(crl_url), "%s%s&encoding=der", PCK_CRL_URL,
-                     platform_ca ? "platform" : "processor");
-    MR_ENSURE_OUT(n > 0 && (size_t)n < sizeof(crl_url), MR_ERR_INTERNAL, "CRL URL too long");
-    const cert_spec ca = {platform_ca ? PLATFORM_CA_CN : PROCESSOR_CA_CN, p->ca_key, p->root, p->root_key,
-                          "critical,CA:TRUE,pathlen:0", "critical,keyCertSign,cRLSign",
-                          ROOT_CRL_URL, NULL, nb, na};
-    MR_GUARD_OUT(make_cert(&ca, &p->ca));
-    const cert_spec tcb = {TCB_SIGNING_CN, p->tcb_key, p->root, p->root_key, "critical,CA:FALSE",
-                           "critical,digitalSignature,nonRepudiation", ROOT_CRL_URL, NULL,
-                           nb, na};
-    MR_GUARD_OUT(make_cert(&tcb, &p->tcb));
-    MR_GUARD_OSSL_OUT(RAND_bytes(ppid, sizeof(ppid)), MR_ERR_INTERNAL, "RAND_bytes failed");
-    MR_GUARD_OSSL_OUT(RAND_bytes(instance_id, sizeof(instance_id)), MR_ERR_INTERNAL,
-                      "RAND_bytes failed");
-    MR_GUARD_OUT(sgx_extension_der(comps, plat->pcesvn, ppid, platform_ca ? instance_id : NULL,
-                                   &ext));
-    const cert_spec pck = {PCK_CN, p->pck_key, p->ca, p->ca_key, "critical,CA:FALSE",
-                           "critical,digitalSignature,nonRepudiation", crl_url, &ext,
-                           nb, na};
-    MR_GUARD_OUT(make_cert(&pck, &p->pck));
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&ext);
-    return res;
-}
-
-static mr_result write_certs(const char *dir, const pki *p)
+static MR_RESULT write_certs(const char *dir, const softsgx_pki *p)
 {
     mr_buf root, ca, tcb, pck, chain;
     mr_buf_init(&root, 0, 0);
@@ -746,8 +336,9 @@ out:
     return res;
 }
 
-static mr_result write_collateral(const char *dir, const pki *p, const softsgx_platform *plat,
-                                  const mr_softsgx_init_opts *o, time_t nb, time_t na)
+static MR_RESULT write_collateral(const char *dir, const softsgx_pki *p,
+                                  const softsgx_platform *plat, const mr_softsgx_init_opts *o,
+                                  time_t nb, time_t na)
 {
     mr_result res = MR_FAILURE;
     char issue[32], next[32], tcb_sig[129], qe_sig[129];
@@ -766,9 +357,10 @@ static mr_result write_collateral(const char *dir, const pki *p, const softsgx_p
     MR_GUARD_OUT(cert_pem(p->root, &ca_chain));
     MR_GUARD_OUT(cert_pem(p->tcb, &tcb_chain));
     MR_GUARD_OUT(cert_pem(p->root, &tcb_chain));
-    MR_GUARD_OUT(make_crl(p->root, p->root_key, NULL, nb, na, &root_crl));
-    MR_GUARD_OUT(make_crl(p->ca, p->ca_key, o->revoke_pck ? X509_get0_serialNumber(p->pck) : NULL,
-                          nb, na, &pck_crl));
+    MR_GUARD_OUT(mr_softsgx_crl_der_(p->root, p->root_key, NULL, nb, na, &root_crl));
+    MR_GUARD_OUT(mr_softsgx_crl_der_(p->ca, p->ca_key,
+                                     o->revoke_pck ? X509_get0_serialNumber(p->pck) : NULL, nb,
+                                     na, &pck_crl));
     MR_GUARD_OUT(tcb_info_json(issue, next, &tcb_info));
     MR_GUARD_OUT(qe_identity_json(issue, next, plat->qe_mrsigner, &qe_id));
     MR_GUARD_OUT(sign_hex(p->tcb_key, &tcb_info, tcb_sig));
@@ -796,7 +388,7 @@ out:
     return res;
 }
 
-static mr_result write_state(const char *dir, const softsgx_platform *plat,
+static MR_RESULT write_state(const char *dir, const softsgx_platform *plat,
                              const mr_softsgx_init_opts *o)
 {
     mr_result res = MR_FAILURE;
@@ -819,7 +411,7 @@ static mr_result write_state(const char *dir, const softsgx_platform *plat,
     MR_GUARD_OUT(set_hex(obj, "qe_mrsigner", plat->qe_mrsigner, 32));
     MR_GUARD_OUT(set_hex(obj, "qe_id", plat->qe_id, 16));
     MR_GUARD_OUT(set_hex(obj, "cpusvn", plat->cpusvn, 16));
-    MR_GUARD_OUT(set_hex(obj, "fmspc", FMSPC, sizeof(FMSPC)));
+    MR_GUARD_OUT(set_hex(obj, "fmspc", mr_softsgx_fmspc_, sizeof(mr_softsgx_fmspc_)));
     MR_GUARD_OUT(write_json(dir, SOFTSGX_STATE, obj, 0600));
     res = MR_SUCCESS;
 out:
@@ -827,11 +419,11 @@ out:
     return res;
 }
 
-mr_result mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
+MR_RESULT mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
 {
     mr_softsgx_init_opts o = {0};
     softsgx_platform plat = {0};
-    pki p = {0};
+    softsgx_pki p = {0};
     mr_result res = MR_FAILURE;
     if (opts != NULL)
         o = *opts;
@@ -857,12 +449,12 @@ mr_result mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
     MR_GUARD_OSSL_OUT(RAND_bytes(plat.qe_id, 16), MR_ERR_INTERNAL, "RAND_bytes failed");
 
     MR_GUARD_OUT(make_dirs(dir));
-    MR_GUARD_OUT(make_pki(&p, &plat, comps, o.platform_ca, nb, na));
+    MR_GUARD_OUT(mr_softsgx_pki_make_(&p, &plat, comps, o.platform_ca, nb, na));
     MR_GUARD_OUT(write_certs(dir, &p));
     MR_GUARD_OUT(write_collateral(dir, &p, &plat, &o, nb, na));
     MR_GUARD_OUT(write_state(dir, &plat, &o));
     res = MR_SUCCESS;
 out:
-    pki_free(&p);
+    mr_softsgx_pki_free_(&p);
     return res;
 }

@@ -32,7 +32,7 @@ static const mr_flag help_flag = {"help", 'h', MR_FLAG_BOOL, "false", NULL};
 /* ---------------------------------------------------------------------------------------- */
 /* flag table of a command path                                                               */
 
-static mr_result add_flag(mr_cli *cli, const mr_flag *f)
+static MR_RESULT add_flag(mr_cli *cli, const mr_flag *f)
 {
     for (size_t i = 0; i < cli->nflags; i++)
         if (strcmp(cli->flags[i].def->name, f->name) == 0)
@@ -42,7 +42,7 @@ static mr_result add_flag(mr_cli *cli, const mr_flag *f)
     return MR_SUCCESS;
 }
 
-static mr_result collect_flags(mr_cli *cli)
+static MR_RESULT collect_flags(mr_cli *cli)
 {
     const mr_cmd *leaf = cli->path[cli->depth - 1];
     cli->nflags = 0;
@@ -83,7 +83,7 @@ static const flag_val *lookup(const mr_cli *cli, const char *name)
 /* ---------------------------------------------------------------------------------------- */
 /* setting values                                                                             */
 
-static mr_result parse_bool(const char *v, bool *out)
+static MR_RESULT parse_bool(const char *v, bool *out)
 {
     static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
     static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
@@ -100,7 +100,7 @@ static mr_result parse_bool(const char *v, bool *out)
     MR_BAIL(MR_ERR_USAGE, "strconv.ParseBool: parsing \"%s\": invalid syntax", v);
 }
 
-static mr_result append_list(flag_val *fv, const char *v)
+static MR_RESULT append_list(flag_val *fv, const char *v)
 {
     /* pflag's string slices split on commas (CSV), and repeated flags append. */
     const char *p = v;
@@ -131,7 +131,7 @@ static void clear_value(flag_val *fv)
     fv->count = 0;
 }
 
-static mr_result set_value(flag_val *fv, const char *v, const char *spelled)
+static MR_RESULT set_value(flag_val *fv, const char *v, const char *spelled)
 {
     if (fv->def->type == MR_FLAG_BOOL) {
         bool b;
@@ -155,7 +155,7 @@ static mr_result set_value(flag_val *fv, const char *v, const char *spelled)
 }
 
 /* Parses one flag argument at argv[*i]; may consume argv[*i + 1]. */
-static mr_result parse_flag(mr_cli *cli, int argc, char **argv, int *i)
+static MR_RESULT parse_flag(mr_cli *cli, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     char spelled[96];
@@ -192,7 +192,7 @@ static mr_result parse_flag(mr_cli *cli, int argc, char **argv, int *i)
     return MR_SUCCESS;
 }
 
-static mr_result set_defaults(mr_cli *cli)
+static MR_RESULT set_defaults(mr_cli *cli)
 {
     for (size_t i = 0; i < cli->nflags; i++) {
         flag_val *fv = &cli->flags[i];
@@ -251,7 +251,7 @@ static void build_path_string(mr_cli *cli)
 }
 
 /* Walks the arguments, descending into subcommands named before the first positional. */
-static mr_result find_command(mr_cli *cli, int argc, char **argv)
+static MR_RESULT find_command(mr_cli *cli, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -394,7 +394,7 @@ static void free_cli(mr_cli *cli)
         clear_value(&cli->flags[i]);
 }
 
-static mr_result check_args(const mr_cmd *c, int n)
+static MR_RESULT check_args(const mr_cmd *c, int n)
 {
     if (c->max_args == 0 && n > 0 && has_subs(c))
         return MR_SUCCESS; /* reported as unknown command by the caller */
@@ -410,7 +410,7 @@ static mr_result check_args(const mr_cmd *c, int n)
 
 /* Separates flags from positionals for the selected command; positionals are collected in
  * order into pos (which has room for argc entries). */
-static mr_result parse_all(mr_cli *cli, int argc, char **argv, char **pos, int *npos)
+static MR_RESULT parse_all(mr_cli *cli, int argc, char **argv, char **pos, int *npos)
 {
     size_t depth_seen = 1;
     bool flags_done = false;

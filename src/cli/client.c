@@ -33,12 +33,12 @@ const char *mr_cli_json_str(json_t *obj, const char *key)
     return json_string_value(mr_cli_json_get(obj, key));
 }
 
-mr_result mr_cli_print_json(const json_t *v)
+MR_RESULT mr_cli_print_json(const json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(4) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     MR_ENSURE(s != NULL, MR_ERR_INTERNAL, "encoding JSON failed");
     printf("%s\n", s);
-    free(s); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(s); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     return MR_SUCCESS;
 }
 
@@ -75,28 +75,26 @@ static mr_errcat http_cat(long code)
     return MR_ERR_IO;
 }
 
-mr_result mr_cli_jsend_parse(const char *method, const char *url, long http_status,
-                             const uint8_t *body, size_t len, json_t **data)
+/* A 200 response: the JSend data (JSON null when there is none). */
+static MR_RESULT jsend_data(const char *method, const char *url, json_t *doc,
+                            const json_error_t *jerr, json_t **data)
 {
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
-    if (http_status == 200) {
-        if (!json_is_object(doc)) {
-            mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__, "%s %s: invalid response: %s",
-                         method, url, doc == NULL ? jerr.text : "not a JSON object");
-            json_decref(doc);
-            return MR_FAILURE;
-        }
-        json_t *d = mr_cli_json_get(doc, "data");
-        *data = d != NULL ? json_incref(d) : json_null();
-        json_decref(doc);
-        return MR_SUCCESS;
-    }
+    MR_ENSURE(json_is_object(doc), MR_ERR_PROTOCOL, "%s %s: invalid response: %s", method, url,
+              doc == NULL ? jerr->text : "not a JSON object");
+    json_t *d = mr_cli_json_get(doc, "data");
+    *data = d != NULL ? json_incref(d) : json_null();
+    return MR_SUCCESS;
+}
+
+/* Any other status: the error, with JSend's status and message, or the start of a body that
+ * is not JSend (a proxy, a plain-text error). Always fails. */
+static MR_RESULT jsend_error(const char *method, const char *url, long http_status,
+                             const uint8_t *body, size_t len, json_t *doc)
+{
     const char *st = json_is_object(doc) ? mr_cli_json_str(doc, "status") : NULL;
     const char *msg = json_is_object(doc) ? mr_cli_json_str(doc, "message") : NULL;
     char raw[256] = "";
     if (!json_is_object(doc)) {
-        /* not JSend (a proxy, a plain-text error): show the start of the body */
         size_t n = len < sizeof(raw) - 1 ? len : sizeof(raw) - 1;
         memcpy(raw, body, n);
         raw[n] = '\0';
@@ -104,21 +102,27 @@ mr_result mr_cli_jsend_parse(const char *method, const char *url, long http_stat
             raw[--n] = '\0';
         msg = raw;
     }
-    if (http_status == 401)
-        mr_error_set(MR_ERR_AUTH, __FILE__, __LINE__, "%s %s: authorizing user: %s", method, url,
-                     msg != NULL ? msg : "");
-    else
-        mr_error_set(http_cat(http_status), __FILE__, __LINE__, "%s %s: %ld %s: %s: %s", method,
-                     url, http_status, status_text(http_status), st != NULL ? st : "",
-                     msg != NULL ? msg : "");
+    MR_ENSURE(http_status != 401, MR_ERR_AUTH, "%s %s: authorizing user: %s", method, url,
+              msg != NULL ? msg : "");
+    MR_BAIL(http_cat(http_status), "%s %s: %ld %s: %s: %s", method, url, http_status,
+            status_text(http_status), st != NULL ? st : "", msg != NULL ? msg : "");
+}
+
+MR_RESULT mr_cli_jsend_parse(const char *method, const char *url, long http_status,
+                             const uint8_t *body, size_t len, json_t **data)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)body, len, JSON_DECODE_ANY, &jerr);
+    mr_result res = http_status == 200 ? jsend_data(method, url, doc, &jerr, data)
+                                       : jsend_error(method, url, http_status, body, len, doc);
     json_decref(doc);
-    return MR_FAILURE;
+    return res;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Era config                                                                                 */
 
-static mr_result era_hex(const json_t *v, const char *name, uint8_t *out, size_t *out_len,
+static MR_RESULT era_hex(const json_t *v, const char *name, uint8_t *out, size_t *out_len,
                          bool *has)
 {
     if (v == NULL || json_is_null(v))
@@ -137,7 +141,7 @@ static mr_result era_hex(const json_t *v, const char *name, uint8_t *out, size_t
     return MR_SUCCESS;
 }
 
-static mr_result era_uint(const json_t *v, const char *name, uint64_t max, uint64_t *out)
+static MR_RESULT era_uint(const json_t *v, const char *name, uint64_t max, uint64_t *out)
 {
     if (v == NULL || json_is_null(v))
         return MR_SUCCESS;
@@ -149,7 +153,7 @@ static mr_result era_uint(const json_t *v, const char *name, uint64_t max, uint6
     return MR_SUCCESS;
 }
 
-static mr_result era_bool(const json_t *v, const char *name, bool *out)
+static MR_RESULT era_bool(const json_t *v, const char *name, bool *out)
 {
     if (v == NULL || json_is_null(v))
         return MR_SUCCESS;
@@ -159,7 +163,7 @@ static mr_result era_bool(const json_t *v, const char *name, bool *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_cli_era_parse(const char *json, size_t len, mr_cli_era *out)
+MR_RESULT mr_cli_era_parse(const char *json, size_t len, mr_cli_era *out)
 {
     mr_result res = MR_FAILURE;
     json_error_t jerr;
@@ -186,7 +190,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
+MR_RESULT mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
                            const uint8_t *root_der, size_t root_len, const char *nonce,
                            FILE *info)
 {
@@ -222,7 +226,7 @@ mr_result mr_cli_era_check(const mr_cli_era *era, const mr_cli_report *rep,
 /* ---------------------------------------------------------------------------------------- */
 /* Files                                                                                      */
 
-mr_result mr_cli_write_file(const char *path, const void *data, size_t len)
+MR_RESULT mr_cli_write_file(const char *path, const void *data, size_t len)
 {
     mr_result res = MR_FAILURE;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -236,16 +240,17 @@ mr_result mr_cli_write_file(const char *path, const void *data, size_t len)
         MR_ENSURE_OUT(n > 0, MR_ERR_IO, "write %s: %s", path, strerror(errno));
         off += (size_t)n;
     }
+    int rc = close(fd);
+    fd = -1;
+    MR_ENSURE_OUT(rc == 0, MR_ERR_IO, "close %s: %s", path, strerror(errno));
     res = MR_SUCCESS;
 out:
-    if (fd >= 0 && close(fd) != 0 && mr_ok(res)) {
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "close %s: %s", path, strerror(errno));
-        res = MR_FAILURE;
-    }
+    if (fd >= 0)
+        close(fd);
     return res;
 }
 
-mr_result mr_cli_write_new_file(const char *path, const void *data, size_t len)
+MR_RESULT mr_cli_write_new_file(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "open %s: %s", path, strerror(errno));
@@ -253,7 +258,7 @@ mr_result mr_cli_write_new_file(const char *path, const void *data, size_t len)
     return mr_cli_write_file(path, data, len);
 }
 
-mr_result mr_cli_cache_write(const char *path, const char *chain_pem, size_t len)
+MR_RESULT mr_cli_cache_write(const char *path, const char *chain_pem, size_t len)
 {
     MR_ENSURE(path != NULL && path[0] != '\0', MR_ERR_USAGE,
               "no certificate cache path: set --coordinator-cert, $XDG_CONFIG_HOME or $HOME");
@@ -269,7 +274,7 @@ mr_result mr_cli_cache_write(const char *path, const char *chain_pem, size_t len
 }
 
 /* Splits a PEM bundle into its CERTIFICATE blocks, each re-encoded as PEM into pems[]. */
-static mr_result split_pem(const uint8_t *pem, size_t len, mr_buf *pems, size_t max,
+static MR_RESULT split_pem(const uint8_t *pem, size_t len, mr_buf *pems, size_t max,
                            size_t *count)
 {
     mr_result res = MR_FAILURE;
@@ -296,7 +301,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_cache_read_root(const char *path, mr_buf *root_pem)
+MR_RESULT mr_cli_cache_read_root(const char *path, mr_buf *root_pem)
 {
     mr_result res = MR_FAILURE;
     mr_buf file, pems[8];
@@ -365,7 +370,7 @@ static const char *go_method(const char *m)
     return strcmp(m, "GET") == 0 ? "Get" : strcmp(m, "POST") == 0 ? "Post" : m;
 }
 
-mr_result mr_cli_http(const mr_cli_conn *c, const char *method, const char *path,
+MR_RESULT mr_cli_http(const mr_cli_conn *c, const char *method, const char *path,
                       const void *body, size_t body_len, const char *content_type, long *status,
                       mr_buf *resp)
 {
@@ -436,7 +441,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_path,
+MR_RESULT mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_path,
                      const json_t *v2_body, const char *v1_path, const void *v1_body,
                      size_t v1_len, const char *v1_ctype, json_t **data, bool *used_v1)
 {
@@ -468,7 +473,7 @@ mr_result mr_cli_api(const mr_cli_conn *c, const char *method, const char *v2_pa
 out:
     if (body != NULL)
         OPENSSL_cleanse(body, blen); /* may carry recovery secrets or user secrets */
-    free(body); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(body); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     mr_buf_free(&resp);
     return res;
 }
@@ -476,7 +481,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* Trust                                                                                      */
 
-static mr_result set_host(mr_cli_conn *c, const char *host)
+static MR_RESULT set_host(mr_cli_conn *c, const char *host)
 {
     int n = snprintf(c->host, sizeof(c->host), "%s", host);
     MR_ENSURE(n > 0 && (size_t)n < sizeof(c->host), MR_ERR_USAGE, "address too long: %s", host);
@@ -485,7 +490,7 @@ static mr_result set_host(mr_cli_conn *c, const char *host)
     return MR_SUCCESS;
 }
 
-mr_result mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c)
+MR_RESULT mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c)
 {
     MR_GUARD(set_host(c, host));
     if (mr_cli_bool(cli, "insecure")) {
@@ -495,7 +500,7 @@ mr_result mr_cli_conn_cached(const mr_cli *cli, const char *host, mr_cli_conn *c
     return mr_cli_cache_read_root(mr_cli_str(cli, "coordinator-cert"), &c->anchor_pem);
 }
 
-static mr_result load_era(const mr_cli *cli, FILE *info, mr_cli_era *era)
+static MR_RESULT load_era(const mr_cli *cli, FILE *info, mr_cli_era *era)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;
@@ -535,7 +540,7 @@ static void print_advisories(const mr_attest_claims *cl, FILE *info)
 }
 
 /* §4.2 step 5 (v1.6.0+ behaviour). */
-static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *info)
+static MR_RESULT check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *info)
 {
     mr_tcb_status st = cl->tcb.status;
     if (st == MR_TCB_UP_TO_DATE)
@@ -565,7 +570,7 @@ static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *cl, FILE *
     return MR_SUCCESS;
 }
 
-static mr_result verify_quote(const mr_cli *cli, const mr_cli_era *era, mr_cli_conn *c,
+static MR_RESULT verify_quote(const mr_cli *cli, const mr_cli_era *era, mr_cli_conn *c,
                               const mr_buf *root_der)
 {
     mr_result res = MR_FAILURE;
@@ -603,18 +608,84 @@ out:
     return res;
 }
 
-mr_result mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c)
+/* "/api/v2/quote", with the nonce (base64url) when one is given; NUL-terminated. */
+static MR_RESULT quote_path(const char *nonce, mr_buf *path)
+{
+    MR_GUARD(mr_buf_append_str(path, "/api/v2/quote"));
+    if (nonce[0] != '\0') {
+        MR_GUARD(mr_buf_append_str(path, "?nonce="));
+        MR_GUARD(mr_b64_encode_buf((const uint8_t *)nonce, strlen(nonce), MR_B64_URL, path));
+    }
+    return mr_buf_nul_terminate(path);
+}
+
+/* GETs the quote, from /quote when the Coordinator has no /api/v2, and its JSend data. */
+static MR_RESULT fetch_quote(mr_cli_conn *c, const char *nonce, const char *path, json_t **data)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf resp;
+    bool used_v1 = false;
+    long status = 0;
+    char url[600];
+
+    mr_buf_init(&resp, 0, 0);
+    MR_GUARD_OUT(mr_cli_http(c, "GET", path, NULL, 0, NULL, &status, &resp));
+    if (status == 405) {
+        MR_ENSURE_OUT(nonce[0] == '\0', MR_ERR_USAGE,
+                      "using custom nonce requires /api/v2, but the Coordinator does not "
+                      "support /api/v2");
+        used_v1 = true;
+        MR_GUARD_OUT(mr_cli_http(c, "GET", "/quote", NULL, 0, NULL, &status, &resp));
+    }
+    (void)snprintf(url, sizeof(url), "https://%s%s", c->host, used_v1 ? "/quote" : path);
+    MR_GUARD_OUT(mr_cli_jsend_parse("GET", url, status, resp.data, resp.len, data));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&resp);
+    return res;
+}
+
+/* The answer's certificate chain (pems[0] the intermediate, pems[1] the root, whose DER goes
+ * to root_der) and quote (into c->quote; none is fine). */
+static MR_RESULT read_quote_answer(json_t *data, mr_cli_conn *c, mr_buf *pems, size_t npems,
+                                   mr_buf *root_der)
+{
+    const char *cert = mr_cli_json_str(data, "cert");
+    const char *quote = mr_cli_json_str(data, "quote");
+    size_t count = 0;
+    mr_cursor cur;
+    mr_pem_block blk;
+    bool found = false;
+
+    MR_ENSURE(cert != NULL, MR_ERR_PROTOCOL,
+              "retrieving Coordinator certificate: no certificate in the answer");
+    MR_GUARD(split_pem((const uint8_t *)cert, strlen(cert), pems, npems, &count));
+    MR_ENSURE(count >= 2, MR_ERR_PROTOCOL,
+              "retrieving Coordinator certificate: expected intermediate and root "
+              "certificate, got %zu certificate(s)",
+              count);
+    if (quote != NULL && quote[0] != '\0' &&
+        !mr_ok(mr_b64_decode_buf(quote, strlen(quote), MR_B64_STD, 0, &c->quote))) {
+        mr_error_prefix("decoding the Coordinator's quote");
+        return MR_FAILURE;
+    }
+    mr_cursor_init(&cur, pems[1].data, pems[1].len);
+    blk.der = *root_der;
+    mr_result r = mr_pem_next(&cur, &blk, &found);
+    *root_der = blk.der; /* the buffer may have grown either way */
+    return r;
+}
+
+MR_RESULT mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c)
 {
     mr_result res = MR_FAILURE;
     json_t *data = NULL;
-    mr_buf path, pems[8], root_der, resp;
+    mr_buf path, pems[8], root_der;
     mr_cli_era era;
-    size_t count = 0;
     bool insecure = mr_cli_bool(cli, "insecure");
     memset(&era, 0, sizeof(era));
     mr_buf_init(&path, 0, 0);
     mr_buf_init(&root_der, 0, 0);
-    mr_buf_init(&resp, 0, 0);
     for (size_t i = 0; i < MR_ARRAY_LEN(pems); i++)
         mr_buf_init(&pems[i], 0, 0);
     MR_GUARD_OUT(set_host(c, host));
@@ -625,52 +696,9 @@ mr_result mr_cli_conn_attest(const mr_cli *cli, const char *host, mr_cli_conn *c
     /* the quote is fetched without TLS verification; the quote vouches for the certificate */
     c->insecure = true;
     const char *nonce = mr_cli_str(cli, "nonce");
-    MR_GUARD_OUT(mr_buf_append_str(&path, "/api/v2/quote"));
-    if (nonce[0] != '\0') {
-        MR_GUARD_OUT(mr_buf_append_str(&path, "?nonce="));
-        MR_GUARD_OUT(mr_b64_encode_buf((const uint8_t *)nonce, strlen(nonce), MR_B64_URL, &path));
-    }
-    MR_GUARD_OUT(mr_buf_nul_terminate(&path));
-    bool used_v1 = false;
-    long status = 0;
-    char url[600];
-    MR_GUARD_OUT(mr_cli_http(c, "GET", (const char *)path.data, NULL, 0, NULL, &status, &resp));
-    if (status == 405) {
-        MR_ENSURE_OUT(nonce[0] == '\0', MR_ERR_USAGE,
-                      "using custom nonce requires /api/v2, but the Coordinator does not "
-                      "support /api/v2");
-        used_v1 = true;
-        MR_GUARD_OUT(mr_cli_http(c, "GET", "/quote", NULL, 0, NULL, &status, &resp));
-    }
-    (void)snprintf(url, sizeof(url), "https://%s%s", c->host,
-                   used_v1 ? "/quote" : (const char *)path.data);
-    MR_GUARD_OUT(mr_cli_jsend_parse("GET", url, status, resp.data, resp.len, &data));
-    const char *cert = mr_cli_json_str(data, "cert");
-    const char *quote = mr_cli_json_str(data, "quote");
-    MR_ENSURE_OUT(cert != NULL, MR_ERR_PROTOCOL,
-                  "retrieving Coordinator certificate: no certificate in the answer");
-    MR_GUARD_OUT(split_pem((const uint8_t *)cert, strlen(cert), pems, MR_ARRAY_LEN(pems),
-                           &count));
-    MR_ENSURE_OUT(count >= 2, MR_ERR_PROTOCOL,
-                  "retrieving Coordinator certificate: expected intermediate and root "
-                  "certificate, got %zu certificate(s)",
-                  count);
-    if (quote != NULL && quote[0] != '\0') {
-        mr_result r = mr_b64_decode_buf(quote, strlen(quote), MR_B64_STD, 0, &c->quote);
-        if (!mr_ok(r)) {
-            mr_error_prefix("decoding the Coordinator's quote");
-            goto out;
-        }
-    }
-    {
-        mr_cursor cur;
-        mr_pem_block blk;
-        bool found = false;
-        mr_cursor_init(&cur, pems[1].data, pems[1].len);
-        blk.der = root_der;
-        MR_GUARD_OUT(mr_pem_next(&cur, &blk, &found));
-        root_der = blk.der;
-    }
+    MR_GUARD_OUT(quote_path(nonce, &path));
+    MR_GUARD_OUT(fetch_quote(c, nonce, (const char *)path.data, &data));
+    MR_GUARD_OUT(read_quote_answer(data, c, pems, MR_ARRAY_LEN(pems), &root_der));
     if (insecure) {
         fprintf(c->info, "Warning: skipping quote verification\n");
     } else {
@@ -689,19 +717,18 @@ out:
     json_decref(data);
     mr_buf_free(&path);
     mr_buf_free(&root_der);
-    mr_buf_free(&resp);
     for (size_t i = 0; i < MR_ARRAY_LEN(pems); i++)
         mr_buf_free(&pems[i]);
     return res;
 }
 
-mr_result mr_cli_conn_save_cache(const mr_cli *cli, const mr_cli_conn *c)
+MR_RESULT mr_cli_conn_save_cache(const mr_cli *cli, const mr_cli_conn *c)
 {
     return mr_cli_cache_write(mr_cli_str(cli, "coordinator-cert"), (const char *)c->chain_pem.data,
                               c->chain_pem.len);
 }
 
-mr_result mr_cli_conn_save_quote(const mr_cli *cli, const mr_cli_conn *c)
+MR_RESULT mr_cli_conn_save_quote(const mr_cli *cli, const mr_cli_conn *c)
 {
     const char *path = mr_cli_str(cli, "save-sgx-quote");
     if (path[0] == '\0')
@@ -709,7 +736,7 @@ mr_result mr_cli_conn_save_quote(const mr_cli *cli, const mr_cli_conn *c)
     return mr_cli_write_file(path, c->quote.data, c->quote.len);
 }
 
-mr_result mr_cli_conn_client_auth(const mr_cli *cli, mr_cli_conn *c)
+MR_RESULT mr_cli_conn_client_auth(const mr_cli *cli, mr_cli_conn *c)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *key = NULL;

@@ -26,7 +26,7 @@ static bool has_entries(json_t *o) { return json_is_object(o) && json_object_siz
 /* ---------------------------------------------------------------------------------------- */
 /* set                                                                                        */
 
-static mr_result run_set(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_set(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -80,7 +80,7 @@ static void remote_manifest_clear(remote_manifest *r)
     r->signature = NULL;
 }
 
-static mr_result fetch_manifest(const mr_cli_conn *c, remote_manifest *out)
+static MR_RESULT fetch_manifest(const mr_cli_conn *c, remote_manifest *out)
 {
     mr_result res = MR_FAILURE;
     json_t *data = NULL;
@@ -102,7 +102,7 @@ out:
 }
 
 /* Fetches the update log as lines (v2 array, or the v1 string split on newlines). */
-static mr_result fetch_log(const mr_cli_conn *c, json_t **lines)
+static MR_RESULT fetch_log(const mr_cli_conn *c, json_t **lines)
 {
     mr_result res = MR_FAILURE;
     json_t *data = NULL, *arr = json_array();
@@ -159,7 +159,7 @@ static void remove_nil(json_t *v)
 }
 
 /* -u: the manifest with the package SecurityVersions from the update log. */
-static mr_result consolidate(const mr_cli_conn *c, const mr_buf *raw, mr_buf *out)
+static MR_RESULT consolidate(const mr_cli_conn *c, const mr_buf *raw, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     json_t *m = NULL, *lines = NULL;
@@ -192,13 +192,13 @@ static mr_result consolidate(const mr_cli_conn *c, const mr_buf *raw, mr_buf *ou
     MR_GUARD_OUT(mr_buf_append_str(out, text));
     res = MR_SUCCESS;
 out:
-    free(text); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(text); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     json_decref(lines);
     json_decref(m);
     return res;
 }
 
-static mr_result run_get(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_get(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -261,35 +261,36 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* signature, verify                                                                          */
 
-static mr_result run_signature(mr_cli *cli, int argc, char **argv)
+/* The hex SHA-256 of a manifest file (JSON or YAML, as it is sent). */
+static MR_RESULT manifest_hash(const char *path, char hex[65])
+{
+    mr_result res = MR_FAILURE;
+    mr_buf m;
+    mr_buf_init(&m, 0, 0);
+    MR_GUARD_OUT(mr_cli_manifest_load(path, &m));
+    MR_GUARD_OUT(mr_cli_sha256_hex(m.data, m.len, hex));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&m);
+    return res;
+}
+
+static MR_RESULT run_signature(mr_cli *cli, int argc, char **argv)
 {
     (void)cli;
     (void)argc;
-    mr_buf m;
     char hex[65] = "";
-    mr_buf_init(&m, 0, 0);
-    mr_result r = mr_cli_manifest_load(argv[0], &m);
-    if (mr_ok(r))
-        r = mr_cli_sha256_hex(m.data, m.len, hex);
-    mr_buf_free(&m);
-    MR_GUARD(r);
+    MR_GUARD(manifest_hash(argv[0], hex));
     printf("%s\n", hex);
     return MR_SUCCESS;
 }
 
 /* The local hash: of the file when it exists, else the argument as a 64-digit hex hash. */
-static mr_result local_hash(const char *arg, char hex[65])
+static MR_RESULT local_hash(const char *arg, char hex[65])
 {
     struct stat st;
-    if (stat(arg, &st) == 0) {
-        mr_buf m;
-        mr_buf_init(&m, 0, 0);
-        mr_result r = mr_cli_manifest_load(arg, &m);
-        if (mr_ok(r))
-            r = mr_cli_sha256_hex(m.data, m.len, hex);
-        mr_buf_free(&m);
-        return r;
-    }
+    if (stat(arg, &st) == 0)
+        return manifest_hash(arg, hex);
     MR_ENSURE(strlen(arg) == 64, MR_ERR_USAGE,
               "%s is not a file and of invalid length to be a signature (needs to be 32 bytes)",
               arg);
@@ -303,7 +304,7 @@ static mr_result local_hash(const char *arg, char hex[65])
     return MR_SUCCESS;
 }
 
-static mr_result run_verify(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -342,7 +343,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* log                                                                                        */
 
-static mr_result run_log(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_log(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -400,7 +401,7 @@ static void print_users(json_t *users, const char *sep)
 
 /* New recovery secrets from an update: saved like `manifest set`; base64 printed if that
  * fails, so they are not lost. */
-static mr_result handle_update_recovery(const mr_cli *cli, json_t *data)
+static MR_RESULT handle_update_recovery(const mr_cli *cli, json_t *data)
 {
     json_t *secrets = mr_cli_json_get(data, "recoverySecrets");
     if (!has_entries(secrets))
@@ -416,7 +417,7 @@ static mr_result handle_update_recovery(const mr_cli *cli, json_t *data)
     return MR_SUCCESS;
 }
 
-static mr_result run_update_apply(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_update_apply(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -460,7 +461,7 @@ out:
     return res;
 }
 
-static mr_result run_update_ack(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_update_ack(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -492,7 +493,7 @@ out:
     return res;
 }
 
-static mr_result run_update_cancel(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_update_cancel(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -514,7 +515,7 @@ out:
     return res;
 }
 
-static mr_result run_update_get(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_update_get(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;

@@ -28,7 +28,7 @@ static const uint8_t header2[16] = {0x01, 0x01, 0, 0, 0x60, 0, 0, 0, 0x60, 0, 0,
 typedef mr_cli_pkg_props pkg_props;
 
 /* Finds the SIGSTRUCT header in data and decodes the structure that starts there. */
-mr_result mr_cli_sigstruct_parse(mr_slice data, mr_cli_pkg_props *out)
+MR_RESULT mr_cli_sigstruct_parse(mr_slice data, mr_cli_pkg_props *out)
 {
     size_t at = 0;
     bool found = false;
@@ -62,7 +62,7 @@ mr_result mr_cli_sigstruct_parse(mr_slice data, mr_cli_pkg_props *out)
 }
 
 /* The contents of the named section of a 64-bit little-endian ELF file (borrowed). */
-mr_result mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out)
+MR_RESULT mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out)
 {
     mr_cursor c, h;
     mr_slice v;
@@ -118,29 +118,32 @@ mr_result mr_cli_elf_section(mr_slice file, const char *name, mr_slice *out)
     MR_BAIL(MR_ERR_USAGE, "section %s not found", name);
 }
 
-static mr_result props_from_elf_section(const char *path, const char *section, pkg_props *out)
+static MR_RESULT props_from_elf_section(const char *path, const char *section, pkg_props *out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf file;
     mr_slice sec = {NULL, 0};
     mr_buf_init(&file, PKG_FILE_MAX, 0);
-    mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
-    if (mr_ok(r))
-        r = mr_cli_elf_section(mr_buf_slice(&file), section, &sec);
-    if (mr_ok(r))
-        r = mr_cli_sigstruct_parse(sec, out);
+    MR_GUARD_OUT(mr_file_read(path, PKG_FILE_MAX, &file));
+    MR_GUARD_OUT(mr_cli_elf_section(mr_buf_slice(&file), section, &sec));
+    MR_GUARD_OUT(mr_cli_sigstruct_parse(sec, out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&file);
-    return r;
+    return res;
 }
 
-static mr_result props_from_file(const char *path, pkg_props *out)
+static MR_RESULT props_from_file(const char *path, pkg_props *out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf file;
     mr_buf_init(&file, PKG_FILE_MAX, 0);
-    mr_result r = mr_file_read(path, PKG_FILE_MAX, &file);
-    if (mr_ok(r))
-        r = mr_cli_sigstruct_parse(mr_buf_slice(&file), out);
+    MR_GUARD_OUT(mr_file_read(path, PKG_FILE_MAX, &file));
+    MR_GUARD_OUT(mr_cli_sigstruct_parse(mr_buf_slice(&file), out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&file);
-    return r;
+    return res;
 }
 
 static bool is_dir(const char *p)
@@ -155,7 +158,7 @@ static bool has_suffix(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-static mr_result gramine(const char *path, pkg_props *out)
+static MR_RESULT gramine(const char *path, pkg_props *out)
 {
     if (!is_dir(path)) {
         MR_ENSURE(has_suffix(path, ".sig"), MR_ERR_USAGE, "%s is not a .sig file", path);
@@ -179,7 +182,7 @@ static mr_result gramine(const char *path, pkg_props *out)
     return props_from_file(found, out);
 }
 
-static mr_result occlum(const char *path, pkg_props *out)
+static MR_RESULT occlum(const char *path, pkg_props *out)
 {
     if (!is_dir(path))
         return props_from_elf_section(path, ".note.sgxmeta", out);
@@ -206,7 +209,7 @@ static void print_props(const char *what, const char *path, const pkg_props *p)
     printf("SecurityVersion (ISVSVN)  : %u\n", p->isvsvn);
 }
 
-static mr_result run_package_info(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_package_info(mr_cli *cli, int argc, char **argv)
 {
     (void)cli;
     (void)argc;

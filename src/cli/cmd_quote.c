@@ -37,7 +37,7 @@ static const mr_flag verify_flags[] = {
     {NULL, 0, MR_FLAG_BOOL, NULL, NULL},
 };
 
-static mr_result parse_time(const char *s, time_t *out)
+static MR_RESULT parse_time(const char *s, time_t *out)
 {
     char *end = NULL;
     if (s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL) {
@@ -55,21 +55,23 @@ static mr_result parse_time(const char *s, time_t *out)
     return MR_SUCCESS;
 }
 
-static mr_result load_roots(const mr_cli *cli, mr_attest_roots **out)
+static MR_RESULT load_roots(const mr_cli *cli, mr_attest_roots **out)
 {
     const char *path = mr_cli_str(cli, "root-ca");
     if (path[0] == '\0')
         return mr_attest_roots_from_config(out);
+    mr_result res = MR_FAILURE;
     mr_buf pem;
     mr_buf_init(&pem, 0, 0);
-    mr_result r = mr_file_read(path, QUOTE_MAX, &pem);
-    if (mr_ok(r))
-        r = mr_attest_roots_from_pem((const char *)pem.data, pem.len, out);
+    MR_GUARD_OUT(mr_file_read(path, QUOTE_MAX, &pem));
+    MR_GUARD_OUT(mr_attest_roots_from_pem((const char *)pem.data, pem.len, out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&pem);
-    return r;
+    return res;
 }
 
-static mr_result open_source(const mr_cli *cli, mr_collateral_source **out)
+static MR_RESULT open_source(const mr_cli *cli, mr_collateral_source **out)
 {
     const char *coll = mr_cli_str(cli, "collateral");
     const char *pccs = mr_cli_str(cli, "pccs-url");
@@ -94,7 +96,7 @@ static mr_result open_source(const mr_cli *cli, mr_collateral_source **out)
 }
 
 /* The CLI's TCB policy for a verified quote (spec/marble-cli-k8s.md §4.2 step 5). */
-static mr_result check_tcb(const mr_cli *cli, const mr_attest_claims *c)
+static MR_RESULT check_tcb(const mr_cli *cli, const mr_attest_claims *c)
 {
     if (c->tcb.status == MR_TCB_UP_TO_DATE)
         return MR_SUCCESS;
@@ -219,21 +221,22 @@ static void print_text(const mr_attest_claims *c)
     printf("Collateral valid          : %s .. %s\n", from, to);
 }
 
-static mr_result print_json(json_t *o)
+static MR_RESULT print_json(json_t *o)
 {
+    mr_result res = MR_FAILURE;
     mr_buf b;
     mr_buf_init(&b, 0, 0);
     size_t n = json_dumpb(o, NULL, 0, JSON_INDENT(2) | JSON_SORT_KEYS);
-    mr_result r = mr_buf_reserve(&b, n);
-    if (mr_ok(r)) {
-        b.len = json_dumpb(o, (char *)b.data, n, JSON_INDENT(2) | JSON_SORT_KEYS);
-        printf("%.*s\n", (int)b.len, (const char *)b.data);
-    }
+    MR_GUARD_OUT(mr_buf_reserve(&b, n));
+    b.len = json_dumpb(o, (char *)b.data, n, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%.*s\n", (int)b.len, (const char *)b.data);
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&b);
-    return r;
+    return res;
 }
 
-static mr_result run_verify(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;

@@ -20,7 +20,7 @@
 #include "crypto/key.h"
 #include "crypto/rsa.h"
 
-static mr_result no_pkcs11(const mr_cli *cli)
+static MR_RESULT no_pkcs11(const mr_cli *cli)
 {
     static const char *const p11[] = {"pkcs11-config", "pkcs11-key-id", "pkcs11-key-label"};
     for (size_t i = 0; i < MR_ARRAY_LEN(p11); i++)
@@ -32,7 +32,7 @@ static mr_result no_pkcs11(const mr_cli *cli)
 }
 
 /* The RSA private key of -k/--key (PKCS#8 or PKCS#1 PEM). */
-static mr_result load_key(const mr_cli *cli, bool required, EVP_PKEY **out)
+static MR_RESULT load_key(const mr_cli *cli, bool required, EVP_PKEY **out)
 {
     mr_result res = MR_FAILURE;
     mr_buf pem;
@@ -67,7 +67,7 @@ static bool plain_len(size_t n) { return n == 16 || n == 32; }
 
 /* Reads the recovery secret file; when it is not a plain 16/32-byte secret and a key is given,
  * decrypts it with RSA-OAEP-SHA256. */
-static mr_result load_secret(const char *path, EVP_PKEY *key, mr_buf *out)
+static MR_RESULT load_secret(const char *path, EVP_PKEY *key, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf raw;
@@ -86,7 +86,7 @@ out:
 }
 
 /* POST /api/v2/recover and the result lines. */
-static mr_result upload(const mr_cli_conn *c, const mr_buf *secret, const mr_buf *sig)
+static MR_RESULT upload(const mr_cli_conn *c, const mr_buf *secret, const mr_buf *sig)
 {
     mr_result res = MR_FAILURE;
     json_t *body = NULL, *data = NULL;
@@ -121,7 +121,7 @@ out:
     return res;
 }
 
-static mr_result run_recover(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_recover(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -146,7 +146,7 @@ out:
     return res;
 }
 
-static mr_result run_recover_sig(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_recover_sig(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -170,7 +170,7 @@ out:
 }
 
 /* Writes to -o with O_EXCL, or prints when -o is not set (public-key only). */
-static mr_result emit_new(const mr_cli *cli, const void *data, size_t len, bool may_print)
+static MR_RESULT emit_new(const mr_cli *cli, const void *data, size_t len, bool may_print)
 {
     const char *path = mr_cli_str(cli, "output");
     if (path[0] == '\0') {
@@ -181,7 +181,7 @@ static mr_result emit_new(const mr_cli *cli, const void *data, size_t len, bool 
     return mr_cli_write_new_file(path, data, len);
 }
 
-static mr_result run_public_key(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_public_key(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -210,7 +210,7 @@ out:
     return res;
 }
 
-static mr_result run_encrypt(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_encrypt(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -240,7 +240,7 @@ out:
     return res;
 }
 
-static mr_result run_sign(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_sign(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;

@@ -14,7 +14,7 @@
 #include "crypto/x509.h"
 
 /* --from-pem: {name: {Cert, Private}} from the PEM blocks of the file. */
-static mr_result secret_from_pem(const char *name, const mr_buf *file, json_t **out)
+static MR_RESULT secret_from_pem(const char *name, const mr_buf *file, json_t **out)
 {
     mr_result res = MR_FAILURE;
     mr_cursor cur;
@@ -58,29 +58,29 @@ out:
 }
 
 /* The JSON secrets file: an object of objects with the UserSecret fields. */
-static mr_result secret_from_json(const mr_buf *file, json_t **out)
+static MR_RESULT secret_from_json(const mr_buf *file, json_t **out)
 {
+    mr_result res = MR_FAILURE;
     json_error_t jerr;
     json_t *doc = json_loadb((const char *)file->data, file->len, 0, &jerr);
-    if (!json_is_object(doc)) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "unmarshaling secrets: %s",
-                     doc == NULL ? jerr.text : "not a JSON object");
-        json_decref(doc);
-        return MR_FAILURE;
-    }
     const char *k;
     json_t *v;
+
+    MR_ENSURE_OUT(json_is_object(doc), MR_ERR_USAGE, "unmarshaling secrets: %s",
+                  doc == NULL ? jerr.text : "not a JSON object");
     json_object_foreach(doc, k, v) {
-        if (!json_is_object(v)) {
-            json_decref(doc);
-            MR_BAIL(MR_ERR_USAGE, "unmarshaling secrets: secret %s is not an object", k);
-        }
+        MR_ENSURE_OUT(json_is_object(v), MR_ERR_USAGE,
+                      "unmarshaling secrets: secret %s is not an object", k);
     }
     *out = doc;
-    return MR_SUCCESS;
+    doc = NULL;
+    res = MR_SUCCESS;
+out:
+    json_decref(doc);
+    return res;
 }
 
-static mr_result run_set(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_set(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -108,7 +108,7 @@ static mr_result run_set(mr_cli *cli, int argc, char **argv)
 out:
     if (v1 != NULL)
         OPENSSL_cleanse(v1, strlen(v1));
-    free(v1); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(v1); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     json_decref(body);
     mr_cli_json_wipe(secrets);
     json_decref(secrets);
@@ -119,53 +119,59 @@ out:
 }
 
 /* Go's %v of a []byte: "[1 2 3]". */
-static mr_result print_bytes(const char *label, json_t *secret, const char *key)
+static MR_RESULT print_bytes(const char *label, json_t *secret, const char *key)
 {
+    mr_result res = MR_FAILURE;
     mr_buf b;
     mr_buf_init(&b, 0, MR_BUF_SECRET);
-    mr_result r = mr_cli_json_b64_member(secret, key, &b);
-    if (mr_ok(r)) {
-        printf("\t%-14s[", label);
-        for (size_t i = 0; i < b.len; i++)
-            printf("%s%u", i ? " " : "", b.data[i]);
-        printf("]\n");
-    }
+    MR_GUARD_OUT(mr_cli_json_b64_member(secret, key, &b));
+    printf("\t%-14s[", label);
+    for (size_t i = 0; i < b.len; i++)
+        printf("%s%u", i ? " " : "", b.data[i]);
+    printf("]\n");
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&b);
-    return r;
+    return res;
 }
 
-static mr_result print_cert(json_t *secret)
+/* PEM lines, the first after the label, the others indented under it. */
+static void print_pem_lines(const mr_buf *pem)
 {
+    const char *p = (const char *)pem->data;
+    const char *end = p + pem->len;
+    bool first = true;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        printf("%s%.*s\n", first ? "" : "\t\t", (int)n, p);
+        first = false;
+        p += n + 1;
+    }
+}
+
+static MR_RESULT print_cert(json_t *secret)
+{
+    mr_result res = MR_FAILURE;
     mr_buf der, pem;
     mr_buf_init(&der, 0, 0);
     mr_buf_init(&pem, 0, 0);
-    mr_result r = mr_cli_json_b64_member(secret, "Cert", &der);
-    if (mr_ok(r) && der.len > 0)
-        r = mr_pem_encode_buf("CERTIFICATE", der.data, der.len, &pem);
-    if (mr_ok(r)) {
-        printf("\t%-14s", "Certificate:");
-        if (pem.len > 0) {
-            /* the PEM lines, indented under the label */
-            const char *p = (const char *)pem.data;
-            const char *end = p + pem.len;
-            bool first = true;
-            while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t)(end - p));
-                size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
-                printf("%s%.*s\n", first ? "" : "\t\t", (int)n, p);
-                first = false;
-                p += n + 1;
-            }
-        } else {
-            printf("<nil>\n");
-        }
-    }
+    MR_GUARD_OUT(mr_cli_json_b64_member(secret, "Cert", &der));
+    if (der.len > 0)
+        MR_GUARD_OUT(mr_pem_encode_buf("CERTIFICATE", der.data, der.len, &pem));
+    printf("\t%-14s", "Certificate:");
+    if (pem.len > 0)
+        print_pem_lines(&pem);
+    else
+        printf("<nil>\n");
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&der);
     mr_buf_free(&pem);
-    return r;
+    return res;
 }
 
-static mr_result print_secret(const char *name, json_t *s)
+static MR_RESULT print_secret(const char *name, json_t *s)
 {
     const char *type = mr_cli_json_str(s, "Type");
     json_t *ud = mr_cli_json_get(s, "UserDefined");
@@ -191,7 +197,7 @@ static mr_result print_secret(const char *name, json_t *s)
     return print_bytes("Private Key:", s, "Private");
 }
 
-static mr_result run_get(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_get(mr_cli *cli, int argc, char **argv)
 {
     mr_result res = MR_FAILURE;
     mr_cli_conn c;
@@ -239,7 +245,7 @@ static mr_result run_get(mr_cli *cli, int argc, char **argv)
 out:
     if (text != NULL)
         OPENSSL_cleanse(text, strlen(text));
-    free(text); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(text); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     mr_cli_json_wipe(data);
     json_decref(data);
     mr_buf_free(&query);

@@ -10,7 +10,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* status                                                                                     */
 
-static mr_result run_status(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_status(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     mr_result res = MR_FAILURE;
@@ -67,7 +67,7 @@ const mr_cmd mr_cmd_status = {
 
 enum which { ROOT, INTERMEDIATE, CHAIN };
 
-static mr_result run_cert(mr_cli *cli, char **argv, enum which w)
+static MR_RESULT run_cert(mr_cli *cli, char **argv, enum which w)
 {
     mr_result res = MR_FAILURE;
     mr_cli_conn c;
@@ -134,19 +134,19 @@ out:
     return res;
 }
 
-static mr_result run_root(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_root(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     return run_cert(cli, argv, ROOT);
 }
 
-static mr_result run_intermediate(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_intermediate(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     return run_cert(cli, argv, INTERMEDIATE);
 }
 
-static mr_result run_chain(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_chain(mr_cli *cli, int argc, char **argv)
 {
     (void)argc;
     return run_cert(cli, argv, CHAIN);

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 
-static mr_result run_version(mr_cli *cli, int argc, char **argv)
+static MR_RESULT run_version(mr_cli *cli, int argc, char **argv)
 {
     (void)cli;
     (void)argc;

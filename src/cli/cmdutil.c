@@ -23,7 +23,7 @@ json_t *mr_cli_json_b64(const void *data, size_t len)
     return s;
 }
 
-mr_result mr_cli_json_b64_member(json_t *obj, const char *key, mr_buf *out)
+MR_RESULT mr_cli_json_b64_member(json_t *obj, const char *key, mr_buf *out)
 {
     json_t *v = mr_cli_json_get(obj, key);
     if (v == NULL || json_is_null(v))
@@ -37,7 +37,7 @@ mr_result mr_cli_json_b64_member(json_t *obj, const char *key, mr_buf *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_cli_sha256_hex(const void *data, size_t len, char hex[65])
+MR_RESULT mr_cli_sha256_hex(const void *data, size_t len, char hex[65])
 {
     static const char digits[] = "0123456789abcdef";
     uint8_t h[MR_SHA256_LEN];
@@ -50,7 +50,7 @@ mr_result mr_cli_sha256_hex(const void *data, size_t len, char hex[65])
     return MR_SUCCESS;
 }
 
-mr_result mr_cli_save_recovery(const char *file, json_t *secrets)
+MR_RESULT mr_cli_save_recovery(const char *file, json_t *secrets)
 {
     mr_result res = MR_FAILURE;
     json_t *doc = json_pack("{sO}", "RecoverySecrets", secrets);
@@ -66,12 +66,12 @@ mr_result mr_cli_save_recovery(const char *file, json_t *secrets)
     }
     res = MR_SUCCESS;
 out:
-    free(text); /* check-source: allow alloc -- jansson's allocation */
+    mr_wipe_free(text); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
     json_decref(doc);
     return res;
 }
 
-mr_result mr_cli_require_flag(const mr_cli *cli, const char *name)
+MR_RESULT mr_cli_require_flag(const mr_cli *cli, const char *name)
 {
     const char *v = mr_cli_str(cli, name);
     MR_ENSURE(v != NULL && v[0] != '\0', MR_ERR_USAGE, "required flag(s) \"%s\" not set", name);

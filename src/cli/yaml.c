@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Manifest loading: JSON byte-for-byte, or YAML converted to JSON the way MarbleRun's CLI does
- * it (sigs.k8s.io/yaml over yaml.v2: YAML 1.1 scalar resolution, duplicate keys rejected, the
- * JSON written by encoding/json: compact, object keys sorted, strings quoted by
- * mr_json_quote: <, > and &, control characters, U+2028/U+2029 escaped).
+ * Manifest loading: a file that is JSON is taken byte-for-byte; YAML is converted to JSON the
+ * way MarbleRun's CLI does it (sigs.k8s.io/yaml over yaml.v2: YAML 1.1 scalar resolution of
+ * plain scalars, quoted scalars are strings, duplicate keys rejected, aliases expanded up to
+ * YAML_NODES_MAX nodes) and written as encoding/json writes it: compact, object keys sorted,
+ * strings quoted by mr_json_quote. Numbers are printed by jansson: integers as Go prints
+ * them, but floating-point numbers with 17 significant digits ("0.10000000000000001" where Go
+ * writes 0.1, "1.0" where it writes 1).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -159,63 +162,79 @@ static json_t *scalar_to_json(const yaml_node_t *n)
     return json_stringn(s, n->data.scalar.length);
 }
 
-static mr_result node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
+static MR_RESULT node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
+                              json_t **out);
+
+/* A sequence becomes an array. */
+static MR_RESULT seq_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
+                             json_t **out)
+{
+    mr_result res = MR_FAILURE;
+    json_t *v = json_array();
+
+    MR_ENSURE_ALLOC(v);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        json_t *e = NULL;
+        MR_GUARD_OUT(node_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, budget, &e));
+        json_array_append_new(v, e);
+    }
+    *out = v;
+    v = NULL;
+    res = MR_SUCCESS;
+out:
+    json_decref(v);
+    return res;
+}
+
+/* A mapping becomes an object: scalar keys only, each at most once. */
+static MR_RESULT map_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
+                             json_t **out)
+{
+    mr_result res = MR_FAILURE;
+    json_t *v = json_object();
+
+    MR_ENSURE_ALLOC(v);
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        json_t *e = NULL;
+        MR_ENSURE_OUT(k != NULL && k->type == YAML_SCALAR_NODE, MR_ERR_USAGE,
+                      "yaml: only scalar mapping keys are supported");
+        const char *key = (const char *)k->data.scalar.value;
+        MR_ENSURE_OUT(json_object_get(v, key) == NULL, MR_ERR_USAGE,
+                      "yaml: line %zu: key \"%s\" already set in map", k->start_mark.line + 1,
+                      key);
+        MR_GUARD_OUT(
+            node_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, budget, &e));
+        json_object_set_new(v, key, e);
+    }
+    *out = v;
+    v = NULL;
+    res = MR_SUCCESS;
+out:
+    json_decref(v);
+    return res;
+}
+
+static MR_RESULT node_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, size_t *budget,
                               json_t **out)
 {
     MR_ENSURE(n != NULL, MR_ERR_USAGE, "yaml: invalid node reference");
     MR_ENSURE(depth < YAML_DEPTH_MAX, MR_ERR_USAGE, "yaml: document nested too deeply");
     MR_ENSURE(*budget > 0, MR_ERR_USAGE, "yaml: document expands to too many nodes");
     (*budget)--;
-    json_t *v = NULL;
     switch (n->type) {
     case YAML_SCALAR_NODE:
-        v = scalar_to_json(n);
-        MR_ENSURE(v != NULL, MR_ERR_USAGE, "yaml: invalid UTF-8 in a scalar");
-        break;
+        *out = scalar_to_json(n);
+        MR_ENSURE(*out != NULL, MR_ERR_USAGE, "yaml: invalid UTF-8 in a scalar");
+        return MR_SUCCESS;
     case YAML_SEQUENCE_NODE:
-        v = json_array();
-        MR_ENSURE_ALLOC(v);
-        for (yaml_node_item_t *it = n->data.sequence.items.start;
-             it < n->data.sequence.items.top; it++) {
-            json_t *e = NULL;
-            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, *it), depth + 1, budget, &e))) {
-                json_decref(v);
-                return MR_FAILURE;
-            }
-            json_array_append_new(v, e);
-        }
-        break;
+        return seq_to_json(doc, n, depth, budget, out);
     case YAML_MAPPING_NODE:
-        v = json_object();
-        MR_ENSURE_ALLOC(v);
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *k = yaml_document_get_node(doc, p->key);
-            json_t *e = NULL;
-            if (k == NULL || k->type != YAML_SCALAR_NODE) {
-                json_decref(v);
-                MR_BAIL(MR_ERR_USAGE, "yaml: only scalar mapping keys are supported");
-            }
-            const char *key = (const char *)k->data.scalar.value;
-            if (json_object_get(v, key) != NULL) {
-                mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                             "yaml: line %zu: key \"%s\" already set in map",
-                             k->start_mark.line + 1, key);
-                json_decref(v);
-                return MR_FAILURE;
-            }
-            if (!mr_ok(node_to_json(doc, yaml_document_get_node(doc, p->value), depth + 1, budget, &e))) {
-                json_decref(v);
-                return MR_FAILURE;
-            }
-            json_object_set_new(v, key, e);
-        }
-        break;
+        return map_to_json(doc, n, depth, budget, out);
     default:
         MR_BAIL(MR_ERR_USAGE, "yaml: empty document");
     }
-    *out = v;
-    return MR_SUCCESS;
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -225,7 +244,7 @@ static int key_cmp(const void *a, const void *b)
 
 /* Writes v as encoding/json does: compact, object keys sorted bytewise, strings quoted by
  * mr_json_quote. Numbers keep jansson's formatting. */
-static mr_result emit_json(const json_t *v, mr_buf *out)
+static MR_RESULT emit_json(const json_t *v, mr_buf *out)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
@@ -266,13 +285,13 @@ static mr_result emit_json(const json_t *v, mr_buf *out)
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         MR_ENSURE_ALLOC(text);
         mr_result r = mr_buf_append_str(out, text);
-        free(text); /* check-source: allow alloc -- jansson's allocation */
+        mr_wipe_free(text); /* jansson allocates with mr_wipe_malloc (common/alloc.c) */
         return r;
     }
     }
 }
 
-mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
+MR_RESULT mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     yaml_parser_t parser;
@@ -283,12 +302,9 @@ mr_result mr_cli_yaml_to_json(const uint8_t *yaml, size_t len, mr_buf *out)
                   "yaml parser initialisation failed");
     have_parser = true;
     yaml_parser_set_input_string(&parser, yaml, len);
-    if (yaml_parser_load(&parser, &doc) != 1) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "yaml: line %zu: %s",
-                     parser.problem_mark.line + 1,
-                     parser.problem != NULL ? parser.problem : "invalid document");
-        goto out;
-    }
+    MR_ENSURE_OUT(yaml_parser_load(&parser, &doc) == 1, MR_ERR_USAGE, "yaml: line %zu: %s",
+                  parser.problem_mark.line + 1,
+                  parser.problem != NULL ? parser.problem : "invalid document");
     have_doc = true;
     yaml_node_t *top = yaml_document_get_root_node(&doc);
     if (top == NULL) {
@@ -308,7 +324,7 @@ out:
     return res;
 }
 
-mr_result mr_cli_manifest_load(const char *path, mr_buf *out)
+MR_RESULT mr_cli_manifest_load(const char *path, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;

@@ -27,14 +27,14 @@ static const mr_tmpl_secret *placeholder_lookup(void *ctx, const char *name, siz
     return &d->placeholders[s - d->m->secrets.items];
 }
 
-static mr_result check_one(void *ctx, mr_manifest_tpl_kind kind, const char *text, size_t len)
+static MR_RESULT check_one(void *ctx, mr_manifest_tpl_kind kind, const char *text, size_t len)
 {
     const dry_ctx *d = ctx;
     return mr_tmpl_check(MR_TMPL_NAME, (const uint8_t *)text, len,
                          kind == MR_MANIFEST_TPL_FILE ? MR_TMPL_FILES : MR_TMPL_ENV, d->data);
 }
 
-mr_result mr_manifest_dry_run(const mr_manifest *m, const struct mr_tmpl_data *data)
+MR_RESULT mr_manifest_dry_run(const mr_manifest *m, const struct mr_tmpl_data *data)
 {
     mr_result res = MR_FAILURE;
     dry_ctx d = {.m = m, .data = data};

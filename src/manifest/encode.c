@@ -13,14 +13,14 @@
 #include "common/text.h"
 #include "manifest/manifest_int.h"
 
-mr_result mr_manifest_json_string(const char *s, size_t len, mr_buf *out)
+MR_RESULT mr_manifest_json_string(const char *s, size_t len, mr_buf *out)
 {
     return mr_json_quote(out, s, len);
 }
 
-static mr_result put_str(mr_buf *o, const mr_mstr *s) { return mr_manifest_json_string(s->ptr, s->len, o); }
+static MR_RESULT put_str(mr_buf *o, const mr_mstr *s) { return mr_manifest_json_string(s->ptr, s->len, o); }
 
-static mr_result put_key(mr_buf *o, const char *k, bool first)
+static MR_RESULT put_key(mr_buf *o, const char *k, bool first)
 {
     MR_GUARD(mr_buf_append_u8(o, first ? '{' : ','));
     MR_GUARD(mr_buf_append_u8(o, '"'));
@@ -28,11 +28,11 @@ static mr_result put_key(mr_buf *o, const char *k, bool first)
     return mr_buf_append_str(o, "\":");
 }
 
-static mr_result put_bool(mr_buf *o, bool b) { return mr_buf_append_str(o, b ? "true" : "false"); }
+static MR_RESULT put_bool(mr_buf *o, bool b) { return mr_buf_append_str(o, b ? "true" : "false"); }
 
-static mr_result put_u64(mr_buf *o, uint64_t v) { return mr_buf_printf(o, "%" PRIu64, v); }
+static MR_RESULT put_u64(mr_buf *o, uint64_t v) { return mr_buf_printf(o, "%" PRIu64, v); }
 
-static mr_result put_bytes(mr_buf *o, const mr_mbytes *b)
+static MR_RESULT put_bytes(mr_buf *o, const mr_mbytes *b)
 {
     if (!b->present)
         return mr_buf_append_str(o, "null");
@@ -41,7 +41,7 @@ static mr_result put_bytes(mr_buf *o, const mr_mbytes *b)
     return mr_buf_append_u8(o, '"');
 }
 
-mr_result mr_manifest_encode_secret(const mr_manifest_secret *s, mr_buf *o)
+MR_RESULT mr_manifest_encode_secret(const mr_manifest_secret *s, mr_buf *o)
 {
     MR_GUARD(put_key(o, "Type", true));
     MR_GUARD(put_str(o, &s->type));

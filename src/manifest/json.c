@@ -78,7 +78,7 @@ static void quote_char(uint8_t c, char *out, size_t cap)
     }
 }
 
-static mr_result syntax_error(reader *r, const char *context)
+static MR_RESULT syntax_error(reader *r, const char *context)
 {
     uint8_t c;
     if (!peek(r, &c))
@@ -88,7 +88,7 @@ static mr_result syntax_error(reader *r, const char *context)
     MR_BAIL(MR_ERR_USAGE, "invalid character %s %s", q, context);
 }
 
-static mr_result read_u4(reader *r, uint32_t *out)
+static MR_RESULT read_u4(reader *r, uint32_t *out)
 {
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
@@ -105,101 +105,121 @@ static mr_result read_u4(reader *r, uint32_t *out)
     return MR_SUCCESS;
 }
 
+/* A run of printable ASCII without quote or backslash (the common case), copied at once. */
+static MR_RESULT read_plain_run(reader *r, mr_buf *b)
+{
+    mr_slice run = rest(r);
+    size_t k = 0;
+    while (k < run.len && run.ptr[k] >= 0x20 && run.ptr[k] < 0x80 && run.ptr[k] != '"' &&
+           run.ptr[k] != '\\')
+        k++;
+    if (k) {
+        MR_GUARD(mr_buf_append(b, run.ptr, k));
+        MR_GUARD(mr_cursor_skip(&r->cur, k));
+    }
+    return MR_SUCCESS;
+}
+
+/* \uXXXX, cursor after the 'u'. A high surrogate combines only with an immediately following
+ * \uDC00-DFFF; a lone surrogate becomes U+FFFD. */
+static MR_RESULT read_unicode_escape(reader *r, mr_buf *b)
+{
+    uint32_t u;
+    MR_GUARD(read_u4(r, &u));
+    if (u >= 0xD800 && u < 0xDC00) {
+        mr_cursor save = r->cur;
+        uint8_t c1, c2;
+        bool paired = false;
+        if (peek(r, &c1) && c1 == '\\') {
+            advance(r);
+            if (peek(r, &c2) && c2 == 'u') {
+                advance(r);
+                uint32_t lo;
+                MR_GUARD(read_u4(r, &lo));
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                    paired = true;
+                }
+            }
+        }
+        if (!paired) {
+            r->cur = save;
+            u = 0xFFFD;
+        }
+    } else if (u >= 0xDC00 && u < 0xE000) {
+        u = 0xFFFD;
+    }
+    return mr_utf8_append(b, u);
+}
+
+/* An escape sequence, cursor on the backslash. */
+static MR_RESULT read_escape(reader *r, mr_buf *b)
+{
+    uint8_t c, e = 0;
+    advance(r);
+    if (!peek(r, &c))
+        return syntax_error(r, "");
+    switch (c) {
+    case '"': e = '"'; break;
+    case '\\': e = '\\'; break;
+    case '/': e = '/'; break;
+    case 'b': e = '\b'; break;
+    case 'f': e = '\f'; break;
+    case 'n': e = '\n'; break;
+    case 'r': e = '\r'; break;
+    case 't': e = '\t'; break;
+    case 'u': break;
+    default: return syntax_error(r, "in string escape code");
+    }
+    advance(r);
+    if (c == 'u')
+        return read_unicode_escape(r, b);
+    return mr_buf_append_u8(b, e);
+}
+
+/* A byte of 0x80 or more: a valid UTF-8 sequence is copied, an invalid byte is replaced by
+ * U+FFFD. */
+static MR_RESULT read_utf8(reader *r, mr_buf *b)
+{
+    mr_cursor probe = r->cur;
+    size_t avail = mr_cursor_remaining(&probe);
+    mr_slice v;
+    MR_GUARD(mr_cursor_view(&probe, avail < 4 ? avail : 4, &v));
+    size_t n;
+    uint32_t rune = mr_utf8_decode(v.ptr, v.len, &n);
+    if (rune == 0xFFFD && n == 1)
+        MR_GUARD(mr_utf8_append(b, 0xFFFD));
+    else
+        MR_GUARD(mr_buf_append(b, v.ptr, n));
+    return mr_cursor_skip(&r->cur, n);
+}
+
 /* Reads a string (cursor on the opening quote) into a new owned, NUL-terminated copy. */
-static mr_result read_string(reader *r, char **out, size_t *out_len)
+static MR_RESULT read_string(reader *r, char **out, size_t *out_len)
 {
     mr_buf *b = &r->scratch;
+    uint8_t c = 0;
+
     mr_buf_reset(b);
     advance(r); /* opening quote */
     for (;;) {
-        /* fast path: a run of printable ASCII without quote or backslash */
-        mr_slice run = rest(r);
-        size_t k = 0;
-        while (k < run.len && run.ptr[k] >= 0x20 && run.ptr[k] < 0x80 && run.ptr[k] != '"' &&
-               run.ptr[k] != '\\')
-            k++;
-        if (k) {
-            MR_GUARD(mr_buf_append(b, run.ptr, k));
-            MR_GUARD(mr_cursor_skip(&r->cur, k));
-        }
-        uint8_t c;
+        MR_GUARD(read_plain_run(r, b));
         if (!peek(r, &c))
             return syntax_error(r, "");
-        if (c == '"') {
-            advance(r);
+        if (c == '"')
             break;
-        }
         if (c < 0x20)
             return syntax_error(r, "in string literal");
         if (c == '\\') {
-            advance(r);
-            if (!peek(r, &c))
-                return syntax_error(r, "");
-            uint8_t e = 0;
-            switch (c) {
-            case '"': e = '"'; break;
-            case '\\': e = '\\'; break;
-            case '/': e = '/'; break;
-            case 'b': e = '\b'; break;
-            case 'f': e = '\f'; break;
-            case 'n': e = '\n'; break;
-            case 'r': e = '\r'; break;
-            case 't': e = '\t'; break;
-            case 'u': break;
-            default: return syntax_error(r, "in string escape code");
-            }
-            advance(r);
-            if (c != 'u') {
-                MR_GUARD(mr_buf_append_u8(b, e));
-                continue;
-            }
-            uint32_t u;
-            MR_GUARD(read_u4(r, &u));
-            if (u >= 0xD800 && u < 0xDC00) {
-                /* a high surrogate combines only with an immediately following \uDC00-DFFF */
-                mr_cursor save = r->cur;
-                uint8_t c1, c2;
-                bool paired = false;
-                if (peek(r, &c1) && c1 == '\\') {
-                    advance(r);
-                    if (peek(r, &c2) && c2 == 'u') {
-                        advance(r);
-                        uint32_t lo;
-                        MR_GUARD(read_u4(r, &lo));
-                        if (lo >= 0xDC00 && lo < 0xE000) {
-                            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                            paired = true;
-                        }
-                    }
-                }
-                if (!paired) {
-                    r->cur = save;
-                    u = 0xFFFD;
-                }
-            } else if (u >= 0xDC00 && u < 0xE000) {
-                u = 0xFFFD;
-            }
-            MR_GUARD(mr_utf8_append(b, u));
-            continue;
-        }
-        if (c < 0x80) {
+            MR_GUARD(read_escape(r, b));
+        } else if (c < 0x80) {
             MR_GUARD(mr_buf_append_u8(b, c));
             advance(r);
-            continue;
+        } else {
+            MR_GUARD(read_utf8(r, b));
         }
-        /* multi-byte: copy valid sequences, replace invalid bytes by U+FFFD */
-        mr_cursor probe = r->cur;
-        size_t avail = mr_cursor_remaining(&probe);
-        mr_slice v;
-        MR_GUARD(mr_cursor_view(&probe, avail < 4 ? avail : 4, &v));
-        size_t n;
-        uint32_t rune = mr_utf8_decode(v.ptr, v.len, &n);
-        if (rune == 0xFFFD && n == 1)
-            MR_GUARD(mr_utf8_append(b, 0xFFFD));
-        else
-            MR_GUARD(mr_buf_append(b, v.ptr, n));
-        MR_GUARD(mr_cursor_skip(&r->cur, n));
     }
+    advance(r); /* closing quote */
     char *s = mr_alloc(b->len + 1);
     MR_ENSURE_ALLOC(s);
     if (b->len)
@@ -212,7 +232,7 @@ static mr_result read_string(reader *r, char **out, size_t *out_len)
 
 static bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
-static mr_result read_number(reader *r, mr_mj_node *n)
+static MR_RESULT read_number(reader *r, mr_mj_node *n)
 {
     size_t start = r->cur.pos;
     uint8_t c = 0;
@@ -264,7 +284,7 @@ static mr_result read_number(reader *r, mr_mj_node *n)
     return MR_SUCCESS;
 }
 
-static mr_result read_literal(reader *r, const char *word)
+static MR_RESULT read_literal(reader *r, const char *word)
 {
     char ctx[48];
     advance(r); /* first letter already matched */
@@ -281,9 +301,9 @@ static mr_result read_literal(reader *r, const char *word)
     return MR_SUCCESS;
 }
 
-static mr_result read_value(reader *r, mr_mj_node *n);
+static MR_RESULT read_value(reader *r, mr_mj_node *n);
 
-static mr_result grow(mr_mj_node *n, size_t *cap, bool with_keys)
+static MR_RESULT grow(mr_mj_node *n, size_t *cap, bool with_keys)
 {
     if (n->nkids < *cap)
         return MR_SUCCESS;
@@ -300,7 +320,7 @@ static mr_result grow(mr_mj_node *n, size_t *cap, bool with_keys)
     return MR_SUCCESS;
 }
 
-static mr_result read_array(reader *r, mr_mj_node *n)
+static MR_RESULT read_array(reader *r, mr_mj_node *n)
 {
     size_t cap = 0;
     n->kind = MR_MJ_ARRAY;
@@ -332,7 +352,7 @@ static mr_result read_array(reader *r, mr_mj_node *n)
     }
 }
 
-static mr_result read_object(reader *r, mr_mj_node *n)
+static MR_RESULT read_object(reader *r, mr_mj_node *n)
 {
     size_t cap = 0;
     n->kind = MR_MJ_OBJECT;
@@ -377,7 +397,7 @@ static mr_result read_object(reader *r, mr_mj_node *n)
     }
 }
 
-static mr_result read_value(reader *r, mr_mj_node *n)
+static MR_RESULT read_value(reader *r, mr_mj_node *n)
 {
     skip_ws(r);
     uint8_t c;
@@ -412,7 +432,17 @@ static mr_result read_value(reader *r, mr_mj_node *n)
     }
 }
 
-mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root)
+/* Only whitespace may follow the value. */
+static MR_RESULT read_end(reader *r)
+{
+    uint8_t c;
+    skip_ws(r);
+    if (peek(r, &c))
+        return syntax_error(r, "after top-level value");
+    return MR_SUCCESS;
+}
+
+MR_RESULT mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root)
 {
     mr_result res = MR_FAILURE;
     reader r = {0};
@@ -421,14 +451,8 @@ mr_result mr_manifest_json_parse(const uint8_t *in, size_t len, mr_mj_node *root
               len, MR_MANIFEST_MAX_SIZE);
     mr_cursor_init(&r.cur, in, len);
     mr_buf_init(&r.scratch, MR_MANIFEST_MAX_SIZE, 0);
-    if (!mr_ok(read_value(&r, root)))
-        goto out;
-    skip_ws(&r);
-    uint8_t c;
-    if (peek(&r, &c)) {
-        MR_IGNORE(syntax_error(&r, "after top-level value"));
-        goto out;
-    }
+    MR_GUARD_OUT(read_value(&r, root));
+    MR_GUARD_OUT(read_end(&r));
     res = MR_SUCCESS;
 out:
     mr_buf_free(&r.scratch);

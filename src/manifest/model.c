@@ -374,7 +374,7 @@ bool mr_manifest_feature_enabled(const mr_manifest *m, const char *gate)
 
 /* ---- fingerprint ---- */
 
-mr_result mr_manifest_fingerprint(const uint8_t *data, size_t len, char out[65])
+MR_RESULT mr_manifest_fingerprint(const uint8_t *data, size_t len, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * SetManifest checks that need X.509: user certificates (§8.1, Go GenerateUsers) and recovery
- * public keys (§6.8, PEM "PUBLIC KEY" with an RSA key). The only file of the module that
- * parses DER with OpenSSL directly.
+ * public keys (§6.8, PEM "PUBLIC KEY" with an RSA key). The other file of the module that
+ * parses DER with OpenSSL is decode_cert.c (a Secret's base64 DER certificate).
  */
 #include <string.h>
 
@@ -12,28 +12,30 @@
 #include "common/codec.h"
 #include "manifest/manifest_int.h"
 
-/* Go's pem.Decode: the first well-formed block, or none. */
-static bool first_pem_block(const mr_mstr *text, mr_pem_block *blk)
+/* The first PEM block of text (text before it is skipped, as Go's pem.Decode does). *found
+ * is false when there is none or when it is malformed (unterminated, bad base64), where Go
+ * would go on to look for a later block. Fails only when out of memory. */
+static MR_RESULT first_pem_block(const mr_mstr *text, mr_pem_block *blk, bool *found)
 {
     mr_cursor c;
-    bool found = false;
     mr_cursor_init(&c, text->ptr, text->len);
-    if (!mr_ok(mr_pem_next(&c, blk, &found))) {
-        if (mr_error_get()->cat != MR_ERR_INTERNAL)
-            mr_error_clear();
-        return false;
-    }
-    return found;
+    *found = false;
+    if (mr_ok(mr_pem_next(&c, blk, found)))
+        return MR_SUCCESS;
+    *found = false;
+    MR_ENSURE(mr_error_get()->cat != MR_ERR_INTERNAL, MR_ERR_INTERNAL, "out of memory");
+    mr_error_clear();
+    return MR_SUCCESS;
 }
 
-mr_result mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *out)
+MR_RESULT mr_manifest_user_cert_der(const mr_manifest_user *u, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     X509 *x = NULL;
     mr_pem_block blk = {0};
     mr_buf_init(&blk.der, 0, 0);
-    bool found = first_pem_block(&u->certificate, &blk);
-    MR_ENSURE_OUT(found || mr_error_get()->cat != MR_ERR_INTERNAL, MR_ERR_INTERNAL, "out of memory");
+    bool found = false;
+    MR_GUARD_OUT(first_pem_block(&u->certificate, &blk, &found));
     MR_ENSURE_OUT(found, MR_ERR_USAGE, "received invalid certificate for user %s",
                   u->name.ptr ? u->name.ptr : "");
     const unsigned char *p = blk.der.data;
@@ -49,7 +51,7 @@ out:
     return res;
 }
 
-mr_result mr_manifest_check_user_certs(const mr_manifest *m)
+MR_RESULT mr_manifest_check_user_certs(const mr_manifest *m)
 {
     MR_ENSURE_REF(m);
     for (size_t i = 0; i < m->users.count; i++)
@@ -57,14 +59,14 @@ mr_result mr_manifest_check_user_certs(const mr_manifest *m)
     return MR_SUCCESS;
 }
 
-mr_result mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out)
+MR_RESULT mr_manifest_recovery_key_der(const mr_manifest_recovery_key *k, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *key = NULL;
     mr_pem_block blk = {0};
     mr_buf_init(&blk.der, 0, 0);
-    bool found = first_pem_block(&k->pem, &blk);
-    MR_ENSURE_OUT(found || mr_error_get()->cat != MR_ERR_INTERNAL, MR_ERR_INTERNAL, "out of memory");
+    bool found = false;
+    MR_GUARD_OUT(first_pem_block(&k->pem, &blk, &found));
     MR_ENSURE_OUT(found && strcmp(blk.label, "PUBLIC KEY") == 0, MR_ERR_USAGE,
                   "given PEM data is not a public key");
     const unsigned char *p = blk.der.data;
@@ -83,7 +85,7 @@ out:
     return res;
 }
 
-mr_result mr_manifest_check_recovery_keys(const mr_manifest *m)
+MR_RESULT mr_manifest_check_recovery_keys(const mr_manifest *m)
 {
     MR_ENSURE_REF(m);
     for (size_t i = 0; i < m->recovery_keys.count; i++)

@@ -74,8 +74,8 @@ size_t mr_tmpl_line_(const mr_tmpl *t, size_t pos)
 }
 
 /* Go's Tree.errorf: "template: <name>:<line>: <msg>", line of the furthest token. */
-static mr_result p_fail(parser *p, const char *fmt, ...) MR_PRINTF(2, 3);
-static mr_result p_fail(parser *p, const char *fmt, ...)
+static MR_RESULT p_fail(parser *p, const char *fmt, ...) MR_PRINTF(2, 3);
+static MR_RESULT p_fail(parser *p, const char *fmt, ...)
 {
     char msg[MR_ERR_MSG_MAX];
     va_list ap;
@@ -85,13 +85,11 @@ static mr_result p_fail(parser *p, const char *fmt, ...)
     if (n < 0)
         msg[0] = '\0';
     const token *t = &p->toks[p->seen < p->ntoks ? p->seen : p->ntoks - 1];
-    mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__, "template: %s:%zu: %s", p->t->name,
-                 mr_tmpl_line_(p->t, t->pos), msg);
-    return MR_FAILURE;
+    MR_BAIL(MR_ERR_USAGE, "template: %s:%zu: %s", p->t->name, mr_tmpl_line_(p->t, t->pos), msg);
 }
 
 /* Go's item.String() for "unexpected %s in %s". */
-static mr_result token_desc(parser *p, const token *t, mr_buf *b)
+static MR_RESULT token_desc(parser *p, const token *t, mr_buf *b)
 {
     const uint8_t *s = p->t->src + t->pos;
     switch (t->type) {
@@ -115,7 +113,7 @@ static mr_result token_desc(parser *p, const token *t, mr_buf *b)
     return mr_tmpl_quote_(b, s, t->len, SIZE_MAX);
 }
 
-static mr_result p_unexpected(parser *p, const token *t, const char *context)
+static MR_RESULT p_unexpected(parser *p, const token *t, const char *context)
 {
     mr_buf d;
     mr_buf_init(&d, 0, 0);
@@ -140,13 +138,13 @@ out:
     return res;
 }
 
-static mr_result p_node(parser *p, const node *n, uint32_t *out)
+static MR_RESULT p_node(parser *p, const node *n, uint32_t *out)
 {
     *out = p->t->nnodes;
     return vec_push((void **)&p->t->nodes, &p->t->nnodes, &p->t->capnodes, sizeof(node), n);
 }
 
-static mr_result p_kids(parser *p, const uint32_t *kids, uint32_t n, uint32_t *first)
+static MR_RESULT p_kids(parser *p, const uint32_t *kids, uint32_t n, uint32_t *first)
 {
     *first = p->t->nkids;
     for (uint32_t i = 0; i < n; i++)
@@ -155,20 +153,20 @@ static mr_result p_kids(parser *p, const uint32_t *kids, uint32_t n, uint32_t *f
     return MR_SUCCESS;
 }
 
-static mr_result p_name(parser *p, uint32_t off, uint32_t len)
+static MR_RESULT p_name(parser *p, uint32_t off, uint32_t len)
 {
     span s = {.off = off, .len = len};
     return vec_push((void **)&p->t->names, &p->t->nnames, &p->t->capnames, sizeof(span), &s);
 }
 
-static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out);
+static MR_RESULT p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out);
 
 static const char *const UNSUPPORTED_FUNCS[] = {
     "and", "call", "html", "js", "len", "not", "or", "print", "printf", "println",
     "urlquery", "eq", "ne", "lt", "le", "gt", "ge", "slice", NULL};
 
 /* Resolves a function name for the template's mode; fails like Go for unknown names. */
-static mr_result p_function(parser *p, const token *t, uint8_t *fn)
+static MR_RESULT p_function(parser *p, const token *t, uint8_t *fn)
 {
     const char *s = (const char *)p->t->src + t->pos;
     size_t n = t->len;
@@ -206,7 +204,7 @@ out:
 }
 
 /* Decodes a Go string literal (strconv.Unquote) into the literal pool. */
-static mr_result p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *len)
+static MR_RESULT p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *len)
 {
     mr_buf *lits = &p->t->lits;
     const uint8_t *s = p->t->src + t->pos;
@@ -275,7 +273,7 @@ static mr_result p_unquote(parser *p, const token *t, uint32_t *off, uint32_t *l
 }
 
 /* Number constants: decimal integers that fit int64 only. */
-static mr_result p_number(parser *p, const token *t, int64_t *out)
+static MR_RESULT p_number(parser *p, const token *t, int64_t *out)
 {
     const uint8_t *s = p->t->src + t->pos;
     size_t n = t->len, i = 0;
@@ -314,8 +312,39 @@ out:
     return res;
 }
 
+/* "undefined variable $x" for a variable token other than "$"; always fails. */
+static MR_RESULT undefined_variable(parser *p, const token *t)
+{
+    mr_buf q;
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, p->t->src + t->pos, t->len, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    res = p_fail(p, "undefined variable %s", (const char *)q.data);
+out:
+    mr_buf_free(&q);
+    return res;
+}
+
+/* "unexpected . after term X" for a field access on a constant or dot; always fails. */
+static MR_RESULT unexpected_dot(parser *p, uint32_t term)
+{
+    mr_buf s, q;
+    mr_buf_init(&s, 0, 0);
+    mr_buf_init(&q, 0, 0);
+    mr_result res = MR_FAILURE;
+    MR_GUARD_OUT(mr_tmpl_node_string_(p->t, term, &s));
+    MR_GUARD_OUT(mr_tmpl_quote_(&q, s.data, s.len, SIZE_MAX));
+    MR_GUARD_OUT(mr_buf_nul_terminate(&q));
+    res = p_fail(p, "unexpected . after term %s", (const char *)q.data);
+out:
+    mr_buf_free(&s);
+    mr_buf_free(&q);
+    return res;
+}
+
 /* Go's Tree.term: one operand without trailing fields; *out = NONE when none starts here. */
-static mr_result p_term(parser *p, uint32_t *out)
+static MR_RESULT p_term(parser *p, uint32_t *out)
 {
     const token *t = p_next_nonspace(p);
     node n = {.pos = t->pos, .src_off = t->pos, .src_len = t->len};
@@ -335,17 +364,8 @@ static mr_result p_term(parser *p, uint32_t *out)
         n.type = N_NIL;
         break;
     case TK_VAR:
-        if (t->len != 1) {
-            mr_buf q;
-            mr_buf_init(&q, 0, 0);
-            mr_result r = mr_tmpl_quote_(&q, p->t->src + t->pos, t->len, SIZE_MAX);
-            if (mr_ok(r))
-                r = mr_buf_nul_terminate(&q);
-            if (mr_ok(r))
-                MR_IGNORE(p_fail(p, "undefined variable %s", (const char *)q.data));
-            mr_buf_free(&q);
-            return MR_FAILURE;
-        }
+        if (t->len != 1)
+            return undefined_variable(p, t);
         n.type = N_VAR;
         n.name0 = p->t->nnames;
         n.nnames = 1;
@@ -386,7 +406,7 @@ static mr_result p_term(parser *p, uint32_t *out)
 }
 
 /* Go's Tree.operand: a term followed by field accesses. */
-static mr_result p_operand(parser *p, uint32_t *out)
+static MR_RESULT p_operand(parser *p, uint32_t *out)
 {
     MR_GUARD(p_term(p, out));
     if (*out == NONE || p_peek(p)->type != TK_FIELD)
@@ -410,21 +430,8 @@ static mr_result p_operand(parser *p, uint32_t *out)
     case N_STR:
     case N_NUM:
     case N_NIL:
-    case N_DOT: {
-        mr_buf s, q;
-        mr_buf_init(&s, 0, 0);
-        mr_buf_init(&q, 0, 0);
-        mr_result r = mr_tmpl_node_string_(p->t, *out, &s);
-        if (mr_ok(r))
-            r = mr_tmpl_quote_(&q, s.data, s.len, SIZE_MAX);
-        if (mr_ok(r))
-            r = mr_buf_nul_terminate(&q);
-        if (mr_ok(r))
-            MR_IGNORE(p_fail(p, "unexpected . after term %s", (const char *)q.data));
-        mr_buf_free(&s);
-        mr_buf_free(&q);
-        return MR_FAILURE;
-    }
+    case N_DOT:
+        return unexpected_dot(p, *out);
     default:
         break;
     }
@@ -434,7 +441,7 @@ static mr_result p_operand(parser *p, uint32_t *out)
     return p_node(p, &chain, out);
 }
 
-static mr_result p_command(parser *p, uint32_t *out)
+static MR_RESULT p_command(parser *p, uint32_t *out)
 {
     uint32_t args[MAX_ARGS] = {0};
     uint32_t nargs = 0;
@@ -469,7 +476,7 @@ static bool non_executable(uint8_t type)
     return type == N_BOOL || type == N_DOT || type == N_NIL || type == N_NUM || type == N_STR;
 }
 
-static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out)
+static MR_RESULT p_pipeline(parser *p, const char *context, tok_type end, uint32_t *out)
 {
     uint32_t cmds[MAX_CMDS] = {0};
     uint32_t ncmds = 0;
@@ -527,7 +534,7 @@ static mr_result p_pipeline(parser *p, const char *context, tok_type end, uint32
 /* Keywords outside a pipeline. Go would accept if/range/with/define/template/block; we do
  * not implement them. A stray end/else and break/continue fail as in Go (there is never an
  * enclosing if or range). */
-static mr_result p_keyword(parser *p, const token *t)
+static MR_RESULT p_keyword(parser *p, const token *t)
 {
     const char *w = (const char *)p->t->src + t->pos;
     int n = (int)t->len;
@@ -552,7 +559,7 @@ static mr_result p_keyword(parser *p, const token *t)
                   "and the secret functions)", n, w);
 }
 
-static mr_result p_action(parser *p, uint32_t *out)
+static MR_RESULT p_action(parser *p, uint32_t *out)
 {
     const token *t = p_next_nonspace(p);
     if (t->type == TK_KEYWORD)
@@ -565,7 +572,7 @@ static mr_result p_action(parser *p, uint32_t *out)
     return p_node(p, &a, out);
 }
 
-static mr_result parse_all(parser *p)
+static MR_RESULT parse_all(parser *p)
 {
     uint32_t *top = NULL;
     uint32_t ntop = 0, captop = 0;
@@ -600,7 +607,7 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* node strings (Go's Node.String, used in error contexts) */
 
-static mr_result names_string(const mr_tmpl *t, const node *n, uint32_t from, mr_buf *b)
+static MR_RESULT names_string(const mr_tmpl *t, const node *n, uint32_t from, mr_buf *b)
 {
     for (uint32_t i = from; i < n->nnames; i++) {
         const span *s = &t->names[n->name0 + i];
@@ -610,7 +617,7 @@ static mr_result names_string(const mr_tmpl *t, const node *n, uint32_t from, mr
     return MR_SUCCESS;
 }
 
-mr_result mr_tmpl_node_string_(const mr_tmpl *t, uint32_t idx, mr_buf *b)
+MR_RESULT mr_tmpl_node_string_(const mr_tmpl *t, uint32_t idx, mr_buf *b)
 {
     const node *n = &t->nodes[idx];
     switch (n->type) {
@@ -686,7 +693,7 @@ void mr_tmpl_free(mr_tmpl *t)
 
 bool mr_tmpl_is_static(const mr_tmpl *t) { return t != NULL && !t->has_actions; }
 
-mr_result mr_tmpl_parse(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
+MR_RESULT mr_tmpl_parse(const char *name, const uint8_t *src, size_t len, mr_tmpl_mode mode,
                         mr_tmpl **out)
 {
     mr_result res = MR_FAILURE;

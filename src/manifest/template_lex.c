@@ -20,7 +20,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* growable arrays */
 
-mr_result mr_tmpl_vec_push_(void **data, uint32_t *count, uint32_t *cap, size_t elem,
+MR_RESULT mr_tmpl_vec_push_(void **data, uint32_t *count, uint32_t *cap, size_t elem,
                             const void *item)
 {
     if (*count == *cap) {
@@ -85,7 +85,7 @@ static bool is_alnum_rune(uint32_t r)
 }
 
 /* Appends Go's %#U rendering of a rune: U+0041 'A' (quote omitted for non-printables). */
-static mr_result append_rune_desc(mr_buf *b, const uint8_t *s, size_t n)
+static MR_RESULT append_rune_desc(mr_buf *b, const uint8_t *s, size_t n)
 {
     size_t len;
     uint32_t r = mr_utf8_decode(s, n, &len);
@@ -102,7 +102,7 @@ static mr_result append_rune_desc(mr_buf *b, const uint8_t *s, size_t n)
     return MR_SUCCESS;
 }
 
-mr_result mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes)
+MR_RESULT mr_tmpl_quote_(mr_buf *b, const uint8_t *s, size_t n, size_t max_runes)
 {
     MR_GUARD(mr_buf_append_u8(b, '"'));
     size_t runes = 0;
@@ -158,7 +158,7 @@ static bool lx_has(const lexer *l, size_t i, const char *s)
     return i <= l->len && l->len - i >= n && memcmp(l->src + i, s, n) == 0;
 }
 
-static mr_result lx_emit_at(lexer *l, tok_type type, size_t start, size_t end)
+static MR_RESULT lx_emit_at(lexer *l, tok_type type, size_t start, size_t end)
 {
     token t = {.type = (uint8_t)type, .pos = (uint32_t)start, .len = (uint32_t)(end - start)};
     MR_GUARD(mr_tmpl_vec_push_((void **)&l->toks, &l->ntoks, &l->cap, sizeof(token), &t));
@@ -166,12 +166,12 @@ static mr_result lx_emit_at(lexer *l, tok_type type, size_t start, size_t end)
     return MR_SUCCESS;
 }
 
-static mr_result lx_emit(lexer *l, tok_type type) { return lx_emit_at(l, type, l->start, l->pos); }
+static MR_RESULT lx_emit(lexer *l, tok_type type) { return lx_emit_at(l, type, l->start, l->pos); }
 
 /* Records a lexical error (Go's l.errorf): an error token at the current token start. The
  * caller stops lexing. */
-static mr_result lx_error(lexer *l, const char *fmt, ...) MR_PRINTF(2, 3);
-static mr_result lx_error(lexer *l, const char *fmt, ...)
+static MR_RESULT lx_error(lexer *l, const char *fmt, ...) MR_PRINTF(2, 3);
+static MR_RESULT lx_error(lexer *l, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
@@ -183,7 +183,7 @@ static mr_result lx_error(lexer *l, const char *fmt, ...)
     return lx_emit_at(l, TK_ERROR, l->start, l->start);
 }
 
-static mr_result lx_error_rune(lexer *l, const char *prefix, size_t at)
+static MR_RESULT lx_error_rune(lexer *l, const char *prefix, size_t at)
 {
     MR_GUARD(mr_buf_append_str(&l->errmsg, prefix));
     MR_GUARD(append_rune_desc(&l->errmsg, l->src + at, l->len - at));
@@ -248,7 +248,7 @@ static void lx_alnum_run(lexer *l)
 }
 
 /* After a run of alphanumerics: Go insists on a terminator ("bad character %#U"). */
-static mr_result lx_finish_word(lexer *l, tok_type type, bool *stop)
+static MR_RESULT lx_finish_word(lexer *l, tok_type type, bool *stop)
 {
     if (!lx_at_terminator(l)) {
         *stop = true;
@@ -260,7 +260,7 @@ static mr_result lx_finish_word(lexer *l, tok_type type, bool *stop)
 static const char *const KEYWORDS[] = {"block", "break",  "continue", "define", "else", "end",
                                        "if",    "range",  "template", "with",   NULL};
 
-static mr_result lx_identifier(lexer *l, bool *stop)
+static MR_RESULT lx_identifier(lexer *l, bool *stop)
 {
     lx_alnum_run(l);
     if (!lx_at_terminator(l)) {
@@ -329,7 +329,7 @@ static bool lx_scan_number(lexer *l)
     return true;
 }
 
-static mr_result lx_bad_number(lexer *l)
+static MR_RESULT lx_bad_number(lexer *l)
 {
     mr_buf q;
     mr_buf_init(&q, 0, 0);
@@ -342,7 +342,7 @@ out:
     return res;
 }
 
-static mr_result lx_number(lexer *l, bool *stop)
+static MR_RESULT lx_number(lexer *l, bool *stop)
 {
     if (!lx_scan_number(l)) {
         *stop = true;
@@ -359,7 +359,7 @@ static mr_result lx_number(lexer *l, bool *stop)
     return lx_emit(l, TK_NUMBER);
 }
 
-static mr_result lx_quote(lexer *l, bool *stop)
+static MR_RESULT lx_quote(lexer *l, bool *stop)
 {
     for (;;) {
         int c = lx_at(l, l->pos++);
@@ -377,7 +377,7 @@ static mr_result lx_quote(lexer *l, bool *stop)
     }
 }
 
-static mr_result lx_raw_quote(lexer *l, bool *stop)
+static MR_RESULT lx_raw_quote(lexer *l, bool *stop)
 {
     for (;;) {
         int c = lx_at(l, l->pos++);
@@ -390,7 +390,7 @@ static mr_result lx_raw_quote(lexer *l, bool *stop)
     }
 }
 
-static mr_result lx_char(lexer *l, bool *stop)
+static MR_RESULT lx_char(lexer *l, bool *stop)
 {
     for (;;) {
         int c = lx_at(l, l->pos++);
@@ -409,7 +409,7 @@ static mr_result lx_char(lexer *l, bool *stop)
 }
 
 /* Go's lexRightDelim at l->pos (d = 2 or 4 from lx_right_delim). */
-static mr_result lx_rdelim(lexer *l, size_t d)
+static MR_RESULT lx_rdelim(lexer *l, size_t d)
 {
     size_t at = l->pos + (d == 4 ? 2 : 0);
     l->pos += d;
@@ -422,7 +422,7 @@ static mr_result lx_rdelim(lexer *l, size_t d)
 
 /* Go's lexSpace, including the special case of a single space that belongs to " -}}": Go
  * then goes straight to the delimiter, without the open-paren check. */
-static mr_result lx_space(lexer *l, bool *done)
+static MR_RESULT lx_space(lexer *l, bool *done)
 {
     size_t n = 0;
     while (is_space(lx_at(l, l->pos))) {
@@ -440,7 +440,7 @@ static mr_result lx_space(lexer *l, bool *done)
 }
 
 /* One step inside an action. Sets *done at the right delimiter, *stop on an error. */
-static mr_result lx_inside(lexer *l, bool *done, bool *stop)
+static MR_RESULT lx_inside(lexer *l, bool *done, bool *stop)
 {
     size_t d = lx_right_delim(l, l->pos);
     if (d != 0) {
@@ -521,7 +521,7 @@ static mr_result lx_inside(lexer *l, bool *done, bool *stop)
 }
 
 /* A comment starting at l->pos ("/" "*"). Go's lexComment. */
-static mr_result lx_comment(lexer *l, bool *stop)
+static MR_RESULT lx_comment(lexer *l, bool *stop)
 {
     const uint8_t *e = NULL;
     size_t from = l->pos + 2;
@@ -557,7 +557,7 @@ static size_t find_left_delim(const lexer *l, size_t from)
 }
 
 /* Text up to the next "{{" (trimmed when the delimiter carries "- "), then the delimiter. */
-static mr_result lx_text(lexer *l, bool *eof, bool *stop)
+static MR_RESULT lx_text(lexer *l, bool *eof, bool *stop)
 {
     size_t d = find_left_delim(l, l->pos);
     if (d == l->len) {
@@ -586,7 +586,7 @@ static mr_result lx_text(lexer *l, bool *eof, bool *stop)
     return MR_SUCCESS;
 }
 
-mr_result mr_tmpl_lex_(const uint8_t *src, size_t len, token **toks, uint32_t *ntoks,
+MR_RESULT mr_tmpl_lex_(const uint8_t *src, size_t len, token **toks, uint32_t *ntoks,
                        mr_buf *errmsg)
 {
     lexer l = {.src = src, .len = len};

@@ -25,7 +25,7 @@ static bool action_is(const mr_mstr *action, const char *want)
     return strcmp(low, want) == 0;
 }
 
-static mr_result missing_value(bool debug, const char *field, const mr_mstr *pkg)
+static MR_RESULT missing_value(bool debug, const char *field, const mr_mstr *pkg)
 {
     if (debug) {
         MR_LOG_WARN("Manifest misses value for a package identity field. This is not accepted in "
@@ -36,7 +36,7 @@ static mr_result missing_value(bool debug, const char *field, const mr_mstr *pkg
     MR_BAIL(MR_ERR_USAGE, "manifest misses value for %s in package %s", field, S(pkg));
 }
 
-static mr_result check_marbles(const mr_manifest *m)
+static MR_RESULT check_marbles(const mr_manifest *m)
 {
     for (size_t i = 0; i < m->marbles.count; i++) {
         const mr_manifest_marble *mb = &m->marbles.items[i];
@@ -74,7 +74,7 @@ static mr_result check_marbles(const mr_manifest *m)
     return MR_SUCCESS;
 }
 
-static mr_result check_tls(const mr_manifest *m)
+static MR_RESULT check_tls(const mr_manifest *m)
 {
     for (size_t i = 0; i < m->tls.count; i++) {
         const mr_manifest_tls_tag *t = &m->tls.items[i];
@@ -105,7 +105,7 @@ static mr_result check_tls(const mr_manifest *m)
     return MR_SUCCESS;
 }
 
-static mr_result check_users(const mr_manifest *m)
+static MR_RESULT check_users(const mr_manifest *m)
 {
     for (size_t i = 0; i < m->users.count; i++) {
         const mr_manifest_user *u = &m->users.items[i];
@@ -140,7 +140,7 @@ static void join_list(const mr_mstr_list *l, char *out, size_t cap)
     }
 }
 
-static mr_result check_roles(const mr_manifest *m)
+static MR_RESULT check_roles(const mr_manifest *m)
 {
     for (size_t i = 0; i < m->roles.count; i++) {
         const mr_manifest_role *r = &m->roles.items[i];
@@ -208,7 +208,7 @@ static bool is_cert_type(const mr_mstr *t)
            mr_manifest_mstr_eq_c(t, "cert-ecdsa");
 }
 
-static mr_result check_secrets(const mr_manifest *m)
+static MR_RESULT check_secrets(const mr_manifest *m)
 {
     for (size_t i = 0; i < m->secrets.count; i++) {
         const mr_manifest_secret *s = &m->secrets.items[i];
@@ -252,7 +252,7 @@ static uint64_t manifest_updaters(const mr_manifest *m)
     return n;
 }
 
-static mr_result check_config(const mr_manifest *m, const mr_manifest_check_opts *opts)
+static MR_RESULT check_config(const mr_manifest *m, const mr_manifest_check_opts *opts)
 {
     const mr_manifest_config *c = &m->config;
     uint64_t updaters = manifest_updaters(m);
@@ -285,7 +285,7 @@ static mr_result check_config(const mr_manifest *m, const mr_manifest_check_opts
     return MR_SUCCESS;
 }
 
-mr_result mr_manifest_check(const mr_manifest *m, const mr_manifest_check_opts *opts)
+MR_RESULT mr_manifest_check(const mr_manifest *m, const mr_manifest_check_opts *opts)
 {
     MR_ENSURE_REF(m);
     MR_ENSURE(m->packages.count > 0, MR_ERR_USAGE, "no allowed packages defined");
@@ -302,7 +302,7 @@ mr_result mr_manifest_check(const mr_manifest *m, const mr_manifest_check_opts *
 
 /* ---- template dry run ---- */
 
-static mr_result dry_run_one(mr_manifest_tpl_check_fn check, void *ctx, mr_manifest_tpl_kind kind,
+static MR_RESULT dry_run_one(mr_manifest_tpl_check_fn check, void *ctx, mr_manifest_tpl_kind kind,
                              const mr_manifest_file *f, const mr_mstr *marble)
 {
     if (check == NULL || f->no_templates)
@@ -318,7 +318,7 @@ static mr_result dry_run_one(mr_manifest_tpl_check_fn check, void *ctx, mr_manif
     return MR_FAILURE;
 }
 
-mr_result mr_manifest_template_dry_run(const mr_manifest *m, mr_manifest_tpl_check_fn check,
+MR_RESULT mr_manifest_template_dry_run(const mr_manifest *m, mr_manifest_tpl_check_fn check,
                                        void *ctx)
 {
     MR_ENSURE_REF(m);
@@ -381,7 +381,7 @@ bool mr_manifest_user_permitted(const mr_manifest *m, const char *user, const ch
     return true;
 }
 
-mr_result mr_manifest_update_users(const mr_manifest *m, const mr_manifest_user ***out,
+MR_RESULT mr_manifest_update_users(const mr_manifest *m, const mr_manifest_user ***out,
                                    size_t *count)
 {
     *out = NULL;
@@ -412,7 +412,7 @@ bool mr_manifest_is_package_update(const mr_manifest *m)
            m->tls.count == 0;
 }
 
-mr_result mr_manifest_check_package_update(const mr_manifest *update, const mr_manifest *current)
+MR_RESULT mr_manifest_check_package_update(const mr_manifest *update, const mr_manifest *current)
 {
     MR_ENSURE_REF(update);
     MR_ENSURE_REF(current);
@@ -435,7 +435,7 @@ mr_result mr_manifest_check_package_update(const mr_manifest *update, const mr_m
     return MR_SUCCESS;
 }
 
-mr_result mr_manifest_check_full_update(const mr_manifest *next, const mr_manifest_check_opts *opts)
+MR_RESULT mr_manifest_check_full_update(const mr_manifest *next, const mr_manifest_check_opts *opts)
 {
     if (mr_ok(mr_manifest_check(next, opts)))
         return MR_SUCCESS;

@@ -148,90 +148,95 @@ typedef struct args {
     const char *out;
 } args;
 
+/* An option of init (into a->init); false when c is none. */
+static bool init_option(int c, args *a)
+{
+    switch (c) {
+    case OPT_TCB:
+        if (!mr_ok(mr_softsgx_tcb_parse(optarg, &a->init.tcb_status)))
+            die_usage(mr_error_get()->msg);
+        break;
+    case OPT_QE_TCB:
+        if (!mr_ok(mr_softsgx_qe_tcb_parse(optarg, &a->init.qe_status)))
+            die_usage(mr_error_get()->msg);
+        break;
+    case OPT_DAYS:
+        a->init.valid_days = (unsigned)parse_num("--valid-days", optarg, 36500);
+        if (a->init.valid_days == 0)
+            die_usage("--valid-days must be at least 1");
+        break;
+    case OPT_REVOKE:
+        a->init.revoke_pck = true;
+        break;
+    case OPT_PCK_CA:
+        if (strcmp(optarg, "platform") == 0)
+            a->init.platform_ca = true;
+        else if (strcmp(optarg, "processor") != 0)
+            die_usage("--pck-ca must be processor or platform");
+        break;
+    case OPT_TIME:
+        /* up to 9999-12-31, minus the validity period */
+        a->init.now = (time_t)parse_num("--time", optarg, 253402300799UL - 36500UL * 86400);
+        if (a->init.now < 86400)
+            die_usage("--time is too early");
+        break;
+    default:
+        return false;
+    }
+    a->init_only_flag = true;
+    return true;
+}
+
+/* An option of quote (the identity, report data and output); false when c is none. */
+static bool quote_option(int c, args *a)
+{
+    switch (c) {
+    case OPT_RD:
+        parse_hex("--report-data", optarg, a->rd, sizeof(a->rd), &a->rd_len);
+        a->have_rd = true;
+        break;
+    case OPT_MRENCLAVE:
+        parse_hex("--mrenclave", optarg, a->id.mrenclave, 32, NULL);
+        break;
+    case OPT_MRSIGNER:
+        parse_hex("--mrsigner", optarg, a->id.mrsigner, 32, NULL);
+        break;
+    case OPT_PRODID:
+        a->id.isvprodid = (uint16_t)parse_num("--isvprodid", optarg, 65535);
+        break;
+    case OPT_SVN:
+        a->id.isvsvn = (uint16_t)parse_num("--isvsvn", optarg, 65535);
+        break;
+    case OPT_DEBUG:
+        a->id.debug = true;
+        break;
+    case OPT_RAW:
+        a->raw = true;
+        break;
+    case OPT_OUT:
+        a->out = optarg;
+        break;
+    case OPT_VERSION:
+        a->version = (uint16_t)parse_num("--quote-version", optarg, 5);
+        if (a->version < 3)
+            die_usage("--quote-version must be 3, 4 or 5");
+        break;
+    default:
+        return false;
+    }
+    a->quote_only_flag = true;
+    return true;
+}
+
 static void parse_args(int argc, char **argv, args *a)
 {
     int c;
     while ((c = getopt_long(argc, argv, "h", OPTS, NULL)) != -1) {
-        switch (c) {
-        case OPT_TCB:
-            if (!mr_ok(mr_softsgx_tcb_parse(optarg, &a->init.tcb_status)))
-                die_usage(mr_error_get()->msg);
-            a->init_only_flag = true;
-            break;
-        case OPT_QE_TCB:
-            if (!mr_ok(mr_softsgx_qe_tcb_parse(optarg, &a->init.qe_status)))
-                die_usage(mr_error_get()->msg);
-            a->init_only_flag = true;
-            break;
-        case OPT_DAYS:
-            a->init.valid_days = (unsigned)parse_num("--valid-days", optarg, 36500);
-            if (a->init.valid_days == 0)
-                die_usage("--valid-days must be at least 1");
-            a->init_only_flag = true;
-            break;
-        case OPT_REVOKE:
-            a->init.revoke_pck = true;
-            a->init_only_flag = true;
-            break;
-        case OPT_PCK_CA:
-            if (strcmp(optarg, "platform") == 0)
-                a->init.platform_ca = true;
-            else if (strcmp(optarg, "processor") != 0)
-                die_usage("--pck-ca must be processor or platform");
-            a->init_only_flag = true;
-            break;
-        case OPT_TIME:
-            /* up to 9999-12-31, minus the validity period */
-            a->init.now = (time_t)parse_num("--time", optarg, 253402300799UL - 36500UL * 86400);
-            if (a->init.now < 86400)
-                die_usage("--time is too early");
-            a->init_only_flag = true;
-            break;
-        case OPT_RD:
-            parse_hex("--report-data", optarg, a->rd, sizeof(a->rd), &a->rd_len);
-            a->have_rd = true;
-            a->quote_only_flag = true;
-            break;
-        case OPT_MRENCLAVE:
-            parse_hex("--mrenclave", optarg, a->id.mrenclave, 32, NULL);
-            a->quote_only_flag = true;
-            break;
-        case OPT_MRSIGNER:
-            parse_hex("--mrsigner", optarg, a->id.mrsigner, 32, NULL);
-            a->quote_only_flag = true;
-            break;
-        case OPT_PRODID:
-            a->id.isvprodid = (uint16_t)parse_num("--isvprodid", optarg, 65535);
-            a->quote_only_flag = true;
-            break;
-        case OPT_SVN:
-            a->id.isvsvn = (uint16_t)parse_num("--isvsvn", optarg, 65535);
-            a->quote_only_flag = true;
-            break;
-        case OPT_DEBUG:
-            a->id.debug = true;
-            a->quote_only_flag = true;
-            break;
-        case OPT_RAW:
-            a->raw = true;
-            a->quote_only_flag = true;
-            break;
-        case OPT_OUT:
-            a->out = optarg;
-            a->quote_only_flag = true;
-            break;
-        case OPT_VERSION:
-            a->version = (uint16_t)parse_num("--quote-version", optarg, 5);
-            if (a->version < 3)
-                die_usage("--quote-version must be 3, 4 or 5");
-            a->quote_only_flag = true;
-            break;
-        case OPT_HELP:
-        case 'h':
+        if (init_option(c, a) || quote_option(c, a))
+            continue;
+        if (c == OPT_HELP || c == 'h')
             exit(fputs(USAGE, stdout) < 0 ? 1 : 0);
-        default:
-            die_usage("bad option");
-        }
+        die_usage("bad option");
     }
 }
 
