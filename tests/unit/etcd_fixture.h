@@ -4,6 +4,7 @@
 #define MR_TEST_ETCD_FIXTURE_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,6 +22,39 @@ typedef struct etcd_fixture {
 } etcd_fixture;
 
 extern char **environ;
+
+/* SIGSTOP, then waits until every thread of pid is stopped: the signal is asynchronous, and a
+ * thread still running could answer one more request. */
+static inline void etcd_freeze(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    for (int round = 0; round < 400; round++) {
+        int running = 0;
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[384], buf[256];
+            snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+            FILE *f = fopen(path, "r");
+            size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+            if (f != NULL)
+                fclose(f);
+            buf[n] = '\0';
+            const char *rp = strrchr(buf, ')'); /* "pid (comm) S ..." */
+            if (rp != NULL && rp[1] == ' ' && rp[2] != 'T' && rp[2] != 't')
+                running++;
+        }
+        if (d != NULL)
+            closedir(d);
+        if (running == 0)
+            return;
+        usleep(5 * 1000);
+    }
+}
 
 static inline int etcd_free_port(void)
 {

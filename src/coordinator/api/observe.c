@@ -1,9 +1,47 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The plain metrics listener: /metrics (Prometheus text), /events, /healthz, /readyz. */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/codec.h"
 #include "coordinator/api/api_int.h"
+#include "coordinator/store/store.h"
+
+/* Store commits; with a shared store also their round trips as a histogram. */
+static MR_RESULT store_lines(mr_api *a, mr_buf *out)
+{
+    mr_store_stats st;
+    mr_core_store_stats(a->cfg.core, &st);
+    MR_GUARD(mr_srv_prom_family(out, "marblerun_store_commits_total", "counter",
+                                "Writing store commits"));
+    MR_GUARD(mr_srv_prom_sample(out, "marblerun_store_commits_total", (double)st.commits,
+                                MR_SRV_PROM_END));
+    MR_GUARD(mr_srv_prom_family(out, "marblerun_store_conflicts_total", "counter",
+                                "Store commits refused because what they read had changed"));
+    MR_GUARD(mr_srv_prom_sample(out, "marblerun_store_conflicts_total", (double)st.conflicts,
+                                MR_SRV_PROM_END));
+    if (!mr_core_shared(a->cfg.core))
+        return MR_SUCCESS;
+    const char *h = "marblerun_store_commit_duration_seconds";
+    MR_GUARD(mr_srv_prom_family(out, h, "histogram",
+                                "Round trips of writing commits to the shared store"));
+    uint64_t cum = 0;
+    double bound = MR_STORE_LAT_BASE_US;
+    for (size_t k = 0; k < MR_STORE_LAT_BUCKETS; k++) {
+        char le[32];
+        cum += st.commit_lat[k];
+        if (k + 1 < MR_STORE_LAT_BUCKETS)
+            (void)snprintf(le, sizeof(le), "%.6f", bound / 1e6);
+        else
+            (void)snprintf(le, sizeof(le), "+Inf");
+        MR_GUARD(mr_buf_printf(out, "%s_bucket{le=\"%s\"} %llu\n", h, le,
+                               (unsigned long long)cum));
+        bound *= 1.4142135623730951;
+    }
+    MR_GUARD(mr_buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", h,
+                           (double)st.commit_lat_sum_us / 1e6, h, (unsigned long long)cum));
+    return MR_SUCCESS;
+}
 
 /* The activation counters per (type, UUID); the caller holds series_mu. */
 static MR_RESULT series_lines(const mr_api *a, mr_buf *out)
@@ -43,7 +81,8 @@ static MR_RESULT build_metrics(mr_api *a, mr_buf *out)
     MR_GUARD(mr_srv_prom_family(out, "coordinator_state", "gauge", "State of the Coordinator"));
     MR_GUARD(mr_srv_prom_sample(out, "coordinator_state", state, MR_SRV_PROM_END));
     MR_GUARD(activation_series(a, out));
-    return mr_srv_metrics_render(a->cfg.srv, out);
+    MR_GUARD(mr_srv_metrics_render(a->cfg.srv, out));
+    return store_lines(a, out); /* ours, after upstream's families */
 }
 
 static void h_metrics(mr_srv_request *r, void *arg)

@@ -95,6 +95,9 @@ void mr_core_free(mr_core *c);
 MR_RESULT mr_core_sync(mr_core *c);
 /* True when the state is shared (etcd). */
 bool mr_core_shared(const mr_core *c);
+/* The current store's counters (mr_store_stats of coordinator/store/store.h). */
+struct mr_store_stats;
+void mr_core_store_stats(mr_core *c, struct mr_store_stats *out);
 /* The key API (keypb.API/GetKeyEncryptionKey): when the requester (TLS leaf peer_leaf, quote
  * in its request) may have it, appends the state key to key (MR_BUF_SECRET) and our quote over
  * our key-API certificate to quote. Errors: MR_ERR_AUTH (the reason), MR_ERR_UNAVAILABLE (this

@@ -64,6 +64,13 @@ static const char *const volatile_prefixes[] = {P_ACTIVATIONS, P_COUNTER, P_UPDA
 
 bool mr_core_shared(const mr_core *c) { return c->dist != NULL; }
 
+void mr_core_store_stats(mr_core *c, mr_store_stats *out)
+{
+    core_store_rdlock(c);
+    mr_store_stats_get(c->store, out);
+    core_store_unlock(c);
+}
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;

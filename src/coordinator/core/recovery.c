@@ -285,6 +285,20 @@ out:
     return res;
 }
 
+mr_result core_recovery_data_check(const uint8_t *json, size_t len)
+{
+    core_recovery r;
+    mr_buf text;
+    memset(&r, 0, sizeof(r));
+    mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
+    mr_result res = mr_buf_set(&text, json, len);
+    if (mr_ok(res))
+        res = parse_data(&r, &text);
+    forget_data(&r);
+    mr_buf_free(&text);
+    return res;
+}
+
 /* Reads <seal dir>/recovery_data (a shared state: its meta entry) once per recovery mode.
  * Absent or unreadable data means "no recovery data": the uploaded secret is then tried as
  * the key itself. */

@@ -78,6 +78,9 @@ MR_RESULT core_recovery_issue(mr_core *c, const struct mr_manifest *m, mr_slice 
  * none) for the caller's commit instead of the seal dir. */
 MR_RESULT core_recovery_issue_shared(mr_core *c, const struct mr_manifest *m, mr_slice dek,
                                      mr_core_recovery_secrets *out, mr_buf *data);
+/* Parses recovery data as read back in recovery mode (outside bytes: the seal dir, or the
+ * shared store's meta entry) and forgets it; for tests and fuzzing. */
+MR_RESULT core_recovery_data_check(const uint8_t *json, size_t len);
 /* Wipes and frees the recovery state of a core. NULL-safe. */
 void core_recovery_free(core_recovery *r);
 

@@ -38,6 +38,8 @@ typedef struct estore {
     size_t n_vol;
     unsigned sync_ms;
     uint64_t commits, conflicts;
+    uint64_t lat[MR_STORE_LAT_BUCKETS];
+    uint64_t lat_sum_us;
 } estore;
 
 typedef struct rd {
@@ -729,6 +731,26 @@ static mr_result build_ops(const etxn *t, txn_msg *m)
     return MR_SUCCESS;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The bucket of a round trip (see MR_STORE_LAT_BUCKETS). Lock held. */
+static void note_latency(estore *s, uint64_t us)
+{
+    size_t k = 0;
+    double bound = MR_STORE_LAT_BASE_US;
+    while (k + 1 < MR_STORE_LAT_BUCKETS && (double)us > bound) {
+        k++;
+        bound *= 1.4142135623730951;
+    }
+    s->lat[k]++;
+    s->lat_sum_us += us;
+}
+
 static mr_result e_commit(mr_store_txn *tx)
 {
     etxn *t = (etxn *)tx;
@@ -760,8 +782,11 @@ static mr_result e_commit(mr_store_txn *tx)
     req.success = m.opsp;
     bool ok = false;
     int64_t rev = 0;
+    uint64_t t0 = mono_us();
     MR_GUARD_OUT(mr_etcd_txn(s->cli, &req, &ok, &rev));
+    uint64_t took = mono_us() - t0;
     pthread_mutex_lock(&s->mu);
+    note_latency(s, took);
     if (ok)
         s->commits++;
     else
@@ -789,6 +814,8 @@ static void e_stats(mr_store *st, mr_store_stats *out)
     out->keys = cs.keys;
     out->commits = s->commits;
     out->conflicts = s->conflicts;
+    memcpy(out->commit_lat, s->lat, sizeof(out->commit_lat));
+    out->commit_lat_sum_us = s->lat_sum_us;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -91,6 +91,11 @@ typedef struct mr_store_options {
     const mr_store_io_hooks *io; /* tests only; NULL = real system calls */
 } mr_store_options;
 
+/* Commit latency buckets (shared backends): upper bounds MR_STORE_LAT_BASE_US * 2^(k/2) µs
+ * for k < MR_STORE_LAT_BUCKETS - 1, the last one unbounded. */
+#define MR_STORE_LAT_BUCKETS 24
+#define MR_STORE_LAT_BASE_US 100.0
+
 typedef struct mr_store_stats {
     uint64_t revision;         /* newest committed revision */
     uint64_t keys;             /* live keys at that revision */
@@ -103,6 +108,10 @@ typedef struct mr_store_stats {
     uint64_t log_records;      /* records in the current log */
     uint64_t compactions;
     uint64_t torn_bytes_dropped; /* bytes of a torn last record found at load */
+    /* shared backends: writing commits by round-trip time (successful or conflicting) and
+     * the total of those times */
+    uint64_t commit_lat[MR_STORE_LAT_BUCKETS];
+    uint64_t commit_lat_sum_us;
 } mr_store_stats;
 
 /* ---- backend interface ---- */

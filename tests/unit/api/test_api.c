@@ -612,6 +612,10 @@ static void test_events_and_series(void **state)
                      "coordinator_marble_activations_success_total{type=\"app\",uuid=\"uuid-1\"} 1\n"
                      "# HELP grpc_server_handled_total "))
         fail_msg("metrics: %s", r.body);
+    /* the store's counters follow upstream's families */
+    assert_non_null(strstr(r.body, "\n# TYPE marblerun_store_commits_total counter\n"
+                                   "marblerun_store_commits_total "));
+    assert_non_null(strstr(r.body, "\nmarblerun_store_conflicts_total 0\n"));
     resp_free(&r);
     fx_close(&f);
 }

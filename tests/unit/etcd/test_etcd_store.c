@@ -375,7 +375,7 @@ static void test_unreachable(void **state)
     char prefix[32];
     new_prefix(prefix, sizeof(prefix));
     mr_store *s = open_store(prefix);
-    kill(g_etcd.pid, SIGSTOP);
+    etcd_freeze(g_etcd.pid);
     mr_store_txn *t = NULL;
     uint64_t t0 = mr_rpc_now_ms();
     MR_ASSERT_FAIL(mr_store_begin(s, &t), MR_ERR_UNAVAILABLE, "etcd unavailable");

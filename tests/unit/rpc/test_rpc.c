@@ -227,7 +227,7 @@ static void test_unreachable_and_deadline(void **state)
     MR_ASSERT_FAIL(mr_rpc_connect(&t, t0 + 2000, &c), MR_ERR_UNAVAILABLE, "cannot resolve");
     /* a stopped server: the call fails within its deadline, the connection is then unusable */
     c = dial();
-    kill(g_etcd.pid, SIGSTOP);
+    etcd_freeze(g_etcd.pid);
     mr_buf resp;
     mr_buf_init(&resp, 0, 0);
     mr_grpc_code st = MR_GRPC_OK;
