@@ -57,6 +57,7 @@ typedef struct wr {
 typedef struct etxn {
     mr_store_txn base;
     estore *s;
+    bool latest; /* MR_STORE_TXN_LATEST: the replica as it is, validated by the commit */
     mr_store_txn *ct; /* snapshot of the replica, with our own writes mirrored in */
     int64_t snap;
     rd *reads;
@@ -450,12 +451,17 @@ static void txn_free(etxn *t)
 static mr_result e_begin(mr_store *st, unsigned flags, mr_store_txn **out)
 {
     estore *s = (estore *)st;
-    (void)flags; /* every transaction reads the newest committed state */
-    MR_GUARD(catch_up(s));
+    /* A transaction reads what every instance had committed when it began — except a LATEST
+     * one: its commit validates all it read (compares), so the replica as it stands will do
+     * and the round trip to etcd is saved (activation counters: the request synced already). */
+    bool latest = (flags & MR_STORE_TXN_LATEST) != 0;
+    if (!latest)
+        MR_GUARD(catch_up(s));
     etxn *t = mr_calloc(1, sizeof(*t));
     MR_ENSURE_ALLOC(t);
     t->base.store = st;
     t->s = s;
+    t->latest = latest;
     pthread_mutex_lock(&s->mu);
     mr_result r = mr_store_begin(s->cache, &t->ct);
     t->snap = s->applied;
@@ -691,6 +697,8 @@ static mr_result build_compares(const etxn *t, txn_msg *m)
 static mr_result build_ops(const etxn *t, txn_msg *m)
 {
     const estore *s = t->s;
+    if (t->n_writes == 0) /* a LATEST read-only commit: the compares alone */
+        return MR_SUCCESS;
     for (size_t i = 0; i <= t->n_writes; i++) {
         Etcdserverpb__RequestOp *op = &m->ops[m->n_ops];
         etcdserverpb__request_op__init(op);
@@ -758,8 +766,8 @@ static mr_result e_commit(mr_store_txn *tx)
     mr_result res = MR_FAILURE;
     txn_msg m;
     memset(&m, 0, sizeof(m));
-    if (t->n_writes == 0) { /* a consistent snapshot: nothing to check */
-        txn_free(t);
+    if (t->n_writes == 0 && (!t->latest || t->n_reads + t->n_scans == 0)) {
+        txn_free(t); /* a consistent snapshot of a fresh replica: nothing to check */
         return MR_SUCCESS;
     }
     size_t nc = t->n_reads + t->n_scans + 1, no = t->n_writes + 1;

@@ -369,6 +369,57 @@ static void test_many_reads(void **state)
     mr_store_close(b);
 }
 
+/* LATEST transactions read the replica without a round trip; their commit (also a read-only
+ * one) validates what they read. */
+static void test_latest(void **state)
+{
+    (void)state;
+    char prefix[32];
+    new_prefix(prefix, sizeof(prefix));
+    mr_store *a = open_store(prefix), *b = open_store(prefix);
+    MR_ASSERT_OK(mr_store_put1(a, "k", (const uint8_t *)"1", 1));
+    get_str(b, "k", "1"); /* b's replica has it */
+    mr_store_txn *t = NULL;
+    mr_buf v;
+    mr_buf_init(&v, 0, MR_BUF_SECRET);
+    bool found = false;
+    /* read-only: a change of what it read after its snapshot fails its commit */
+    MR_ASSERT_OK(mr_store_begin_ex(b, MR_STORE_TXN_LATEST, &t));
+    MR_ASSERT_OK(mr_store_get(t, "k", &v, &found));
+    assert_true(found);
+    MR_ASSERT_OK(mr_store_put1(a, "k", (const uint8_t *)"2", 1));
+    MR_ASSERT_FAIL(mr_store_commit(t), MR_ERR_CONFLICT, "store conflict");
+    /* read-only and nothing changed: it commits */
+    get_str(b, "k", "2");
+    MR_ASSERT_OK(mr_store_begin_ex(b, MR_STORE_TXN_LATEST, &t));
+    mr_buf_reset(&v);
+    MR_ASSERT_OK(mr_store_get(t, "k", &v, &found));
+    MR_ASSERT_OK(mr_store_commit(t));
+    /* read-modify-write: retried until it builds on the newest value */
+    for (int i = 0; i < 3; i++) {
+        for (int attempt = 0;; attempt++) {
+            assert_true(attempt < 100);
+            MR_ASSERT_OK(mr_store_begin_ex(b, MR_STORE_TXN_LATEST, &t));
+            mr_buf_reset(&v);
+            MR_ASSERT_OK(mr_store_get(t, "n", &v, &found));
+            uint8_t next = (uint8_t)(found ? v.data[0] + 1 : 1);
+            if (i == 1 && attempt == 0) /* another writer in between */
+                MR_ASSERT_OK(mr_store_put1(a, "n", (const uint8_t *)"\x10", 1));
+            MR_ASSERT_OK(mr_store_put(t, "n", &next, 1));
+            if (mr_ok(mr_store_commit(t)))
+                break;
+            assert_true(mr_error_is(MR_ERR_CONFLICT));
+            mr_error_clear();
+        }
+    }
+    mr_buf_reset(&v);
+    MR_ASSERT_OK(mr_store_get1(a, "n", &v, &found));
+    assert_true(found && v.len == 1 && v.data[0] == 0x12); /* 1, then 0x10 + 1, then + 1 */
+    mr_buf_free(&v);
+    mr_store_close(a);
+    mr_store_close(b);
+}
+
 static void test_unreachable(void **state)
 {
     (void)state;
@@ -393,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_create_race_and_keycheck),
         cmocka_unit_test(test_two_instances),
         cmocka_unit_test(test_conflicts),
+        cmocka_unit_test(test_latest),
         cmocka_unit_test(test_concurrent_counter),
         cmocka_unit_test(test_sealing),
         cmocka_unit_test(test_many_reads),
