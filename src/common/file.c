@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-mr_result mr_file_read(const char *path, size_t max, mr_buf *out)
+MR_RESULT mr_file_read(const char *path, size_t max, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     size_t start = out->len;
@@ -35,7 +35,7 @@ out:
     return res;
 }
 
-static mr_result write_all(int fd, const uint8_t *p, size_t len, const char *path)
+static MR_RESULT write_all(int fd, const uint8_t *p, size_t len, const char *path)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -48,12 +48,12 @@ static mr_result write_all(int fd, const uint8_t *p, size_t len, const char *pat
     return MR_SUCCESS;
 }
 
-static mr_result io_fail(const char *op, const char *path)
+static MR_RESULT io_fail(const char *op, const char *path)
 {
     MR_BAIL(MR_ERR_IO, "%s %s: %s", op, path, strerror(errno));
 }
 
-static mr_result write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
+static MR_RESULT write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
@@ -85,7 +85,7 @@ static void fsync_parent(const char *path)
     }
 }
 
-mr_result mr_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+MR_RESULT mr_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
     char tmp[PATH_MAX];
     int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -101,7 +101,7 @@ mr_result mr_file_write_atomic(const char *path, const void *data, size_t len, m
     return MR_SUCCESS;
 }
 
-mr_result mr_mkdir_p(const char *path, mode_t mode)
+MR_RESULT mr_mkdir_p(const char *path, mode_t mode)
 {
     char p[PATH_MAX];
     int n = snprintf(p, sizeof(p), "%s", path);

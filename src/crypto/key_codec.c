@@ -67,7 +67,7 @@ static int encode_pkcs8(const EVP_PKEY *key, unsigned char **enc)
     return len;
 }
 
-mr_result mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len;
@@ -83,7 +83,7 @@ mr_result mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *
     return take_encoding(enc, len, out);
 }
 
-mr_result mr_key_public_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_public_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len;
@@ -113,14 +113,14 @@ out:
     return res;
 }
 
-mr_result mr_key_private_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_private_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     MR_ENSURE((out->flags & MR_BUF_SECRET) != 0, MR_ERR_INTERNAL,
               "private key material needs a secret buffer");
     return to_pem(key, fmt, true, out);
 }
 
-mr_result mr_key_public_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_public_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     return to_pem(key, fmt, false, out);
 }
@@ -179,12 +179,12 @@ out:
     return res;
 }
 
-mr_result mr_key_private_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
+MR_RESULT mr_key_private_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
 {
     return key_from_der(der, fmt, true, out);
 }
 
-mr_result mr_key_public_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
+MR_RESULT mr_key_public_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
 {
     return key_from_der(der, fmt, false, out);
 }
@@ -211,12 +211,12 @@ out:
     return res;
 }
 
-mr_result mr_key_private_from_pem(mr_slice pem, EVP_PKEY **out)
+MR_RESULT mr_key_private_from_pem(mr_slice pem, EVP_PKEY **out)
 {
     return key_from_pem(pem, true, out);
 }
 
-mr_result mr_key_public_from_pem(mr_slice pem, EVP_PKEY **out)
+MR_RESULT mr_key_public_from_pem(mr_slice pem, EVP_PKEY **out)
 {
     return key_from_pem(pem, false, out);
 }

@@ -31,7 +31,7 @@ static MR_RESULT oaep_ctx(EVP_PKEY *key, bool encrypt, EVP_PKEY_CTX **out)
     return MR_SUCCESS;
 }
 
-mr_result mr_rsa_oaep_encrypt(EVP_PKEY *pub, mr_slice plaintext, mr_buf *out)
+MR_RESULT mr_rsa_oaep_encrypt(EVP_PKEY *pub, mr_slice plaintext, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY_CTX *ctx = NULL;
@@ -51,7 +51,7 @@ out:
     return res;
 }
 
-mr_result mr_rsa_oaep_decrypt(EVP_PKEY *priv, mr_slice ciphertext, mr_buf *out)
+MR_RESULT mr_rsa_oaep_decrypt(EVP_PKEY *priv, mr_slice ciphertext, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY_CTX *ctx = NULL;
@@ -75,13 +75,13 @@ out:
     return res;
 }
 
-mr_result mr_rsa_sign_pkcs1_sha256(EVP_PKEY *priv, mr_slice msg, mr_buf *sig)
+MR_RESULT mr_rsa_sign_pkcs1_sha256(EVP_PKEY *priv, mr_slice msg, mr_buf *sig)
 {
     MR_GUARD(need_rsa(priv));
     return mr_key_sign(priv, msg, sig); /* RSA keys sign with PKCS#1 v1.5 + SHA-256 */
 }
 
-mr_result mr_rsa_verify_pkcs1_sha256(EVP_PKEY *pub, mr_slice msg, mr_slice sig)
+MR_RESULT mr_rsa_verify_pkcs1_sha256(EVP_PKEY *pub, mr_slice msg, mr_slice sig)
 {
     MR_GUARD(need_rsa(pub));
     return mr_key_verify(pub, msg, sig);

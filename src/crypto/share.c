@@ -22,7 +22,7 @@ static MR_RESULT check_secret(mr_slice secret)
 
 /* ---- XOR ---- */
 
-mr_result mr_xor_split(mr_slice secret, unsigned n, mr_buf *shares)
+MR_RESULT mr_xor_split(mr_slice secret, unsigned n, mr_buf *shares)
 {
     size_t start = shares->len;
     size_t len = secret.len;
@@ -57,7 +57,7 @@ static MR_RESULT check_shares(const mr_slice *shares, size_t count, size_t min_l
     return MR_SUCCESS;
 }
 
-mr_result mr_xor_combine(const mr_slice *shares, size_t count, mr_buf *secret)
+MR_RESULT mr_xor_combine(const mr_slice *shares, size_t count, mr_buf *secret)
 {
     MR_GUARD(need_secret_buf(secret));
     MR_GUARD(check_shares(shares, count, 1));
@@ -143,7 +143,7 @@ static MR_RESULT split_byte(uint8_t s, unsigned t, unsigned n, const uint8_t *xs
     return r;
 }
 
-mr_result mr_shamir_split(mr_slice secret, unsigned t, unsigned n, mr_buf *shares)
+MR_RESULT mr_shamir_split(mr_slice secret, unsigned t, unsigned n, mr_buf *shares)
 {
     uint8_t xs[MR_SHARE_MAX];
     size_t start = shares->len;
@@ -188,7 +188,7 @@ static MR_RESULT lagrange_at_zero(const mr_slice *shares, size_t count, uint8_t 
     return MR_SUCCESS;
 }
 
-mr_result mr_shamir_combine(const mr_slice *shares, size_t count, mr_buf *secret)
+MR_RESULT mr_shamir_combine(const mr_slice *shares, size_t count, mr_buf *secret)
 {
     uint8_t basis[MR_SHARE_MAX];
     MR_GUARD(need_secret_buf(secret));

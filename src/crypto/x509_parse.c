@@ -11,7 +11,7 @@
 
 #define MR_CHAIN_MAX 32
 
-mr_result mr_x509_from_der(mr_slice der, X509 **out)
+MR_RESULT mr_x509_from_der(mr_slice der, X509 **out)
 {
     const unsigned char *p = der.ptr;
     X509 *x = NULL;
@@ -28,7 +28,7 @@ mr_result mr_x509_from_der(mr_slice der, X509 **out)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_from_pem(mr_slice pem, X509 **out)
+MR_RESULT mr_x509_from_pem(mr_slice pem, X509 **out)
 {
     mr_buf der;
     MR_GUARD(mr_pem_first(pem, "CERTIFICATE", MR_X509_DER_MAX, &der));
@@ -58,7 +58,7 @@ static MR_RESULT next_cert(mr_cursor *c, X509 **x)
     return r;
 }
 
-mr_result mr_x509_chain_from_pem(mr_slice pem, STACK_OF(X509) **out)
+MR_RESULT mr_x509_chain_from_pem(mr_slice pem, STACK_OF(X509) **out)
 {
     mr_result res = MR_FAILURE;
     STACK_OF(X509) *chain = sk_X509_new_null();
@@ -85,7 +85,7 @@ out:
     return res;
 }
 
-mr_result mr_x509_to_der(X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_to_der(X509 *cert, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len = i2d_X509(cert, &enc);
@@ -98,7 +98,7 @@ mr_result mr_x509_to_der(X509 *cert, mr_buf *out)
     return r;
 }
 
-mr_result mr_x509_to_pem(X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_to_pem(X509 *cert, mr_buf *out)
 {
     mr_buf der;
     mr_buf_init(&der, 0, 0);
@@ -108,7 +108,7 @@ mr_result mr_x509_to_pem(X509 *cert, mr_buf *out)
     return r;
 }
 
-mr_result mr_x509_sha256(X509 *cert, uint8_t out[32])
+MR_RESULT mr_x509_sha256(X509 *cert, uint8_t out[32])
 {
     unsigned int len = 0;
     MR_GUARD_OSSL(X509_digest(cert, EVP_sha256(), out, &len), MR_ERR_INTERNAL,
@@ -116,7 +116,7 @@ mr_result mr_x509_sha256(X509 *cert, uint8_t out[32])
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_spki_der(X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &enc);
@@ -131,7 +131,7 @@ mr_result mr_x509_spki_der(X509 *cert, mr_buf *out)
 
 /* ---- accessors ---- */
 
-mr_result mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)
+MR_RESULT mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)
 {
     EVP_PKEY *key = X509_get0_pubkey(cert);
     ERR_clear_error();
@@ -141,7 +141,7 @@ mr_result mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_subject_cn(const X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_subject_cn(const X509 *cert, mr_buf *out)
 {
     const X509_NAME *name = X509_get_subject_name(cert);
     int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
@@ -158,12 +158,12 @@ mr_result mr_x509_subject_cn(const X509 *cert, mr_buf *out)
     return mr_buf_nul_terminate(out);
 }
 
-mr_result mr_x509_subject(const X509 *cert, mr_x509_name *out)
+MR_RESULT mr_x509_subject(const X509 *cert, mr_x509_name *out)
 {
     return mr_x509_name_read(X509_get_subject_name(cert), out);
 }
 
-mr_result mr_x509_sans(const X509 *cert, mr_x509_san_list *out)
+MR_RESULT mr_x509_sans(const X509 *cert, mr_x509_san_list *out)
 {
     int crit = 0;
     GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
@@ -181,7 +181,7 @@ static MR_RESULT to_time_t(const ASN1_TIME *t, time_t *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_validity(const X509 *cert, time_t *not_before, time_t *not_after)
+MR_RESULT mr_x509_validity(const X509 *cert, time_t *not_before, time_t *not_after)
 {
     MR_GUARD(to_time_t(X509_get0_notBefore(cert), not_before));
     MR_GUARD(to_time_t(X509_get0_notAfter(cert), not_after));
@@ -201,7 +201,7 @@ mr_slice mr_x509_aki(X509 *cert) { return octets(X509_get0_authority_key_id(cert
 
 bool mr_x509_is_ca(X509 *cert) { return (X509_get_extension_flags(cert) & EXFLAG_CA) != 0; }
 
-mr_result mr_x509_extension(const X509 *cert, const char *oid, mr_slice *value, bool *critical,
+MR_RESULT mr_x509_extension(const X509 *cert, const char *oid, mr_slice *value, bool *critical,
                             bool *found)
 {
     ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
@@ -220,7 +220,7 @@ mr_result mr_x509_extension(const X509 *cert, const char *oid, mr_slice *value, 
 
 /* ---- CRLs ---- */
 
-mr_result mr_x509_crl_from_der(mr_slice der, X509_CRL **out)
+MR_RESULT mr_x509_crl_from_der(mr_slice der, X509_CRL **out)
 {
     const unsigned char *p = der.ptr;
     X509_CRL *crl = NULL;

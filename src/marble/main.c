@@ -47,7 +47,7 @@ static double now_ms(void)
 }
 
 /* The file to execute: `name` itself when it contains '/', else the first executable in PATH. */
-static mr_result resolve(const char *name, char *out, size_t out_size)
+static MR_RESULT resolve(const char *name, char *out, size_t out_size)
 {
     MR_ENSURE(name[0] != '\0', MR_ERR_USAGE, "the program to execute has an empty name");
     if (strchr(name, '/') != NULL) {

@@ -40,14 +40,14 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /* PEM text from the variable, or the content of the file it names. */
-static mr_result load_pem_or_file(const char *v, mr_buf *out)
+static MR_RESULT load_pem_or_file(const char *v, mr_buf *out)
 {
     if (strstr(v, "-----BEGIN") != NULL)
         return mr_buf_set(out, v, strlen(v));
     return mr_file_read(v, ANSWER_MAX, out);
 }
 
-static mr_result fetch_quote(const mr_marble_config *cfg, const mr_buf *root_pem, mr_buf *body)
+static MR_RESULT fetch_quote(const mr_marble_config *cfg, const mr_buf *root_pem, mr_buf *body)
 {
     mr_result res = MR_FAILURE;
     CURL *h = NULL;
@@ -231,7 +231,7 @@ out:
     return res;
 }
 
-static mr_result pin_string(X509 *inter, char *pin_out, size_t pin_size)
+static MR_RESULT pin_string(X509 *inter, char *pin_out, size_t pin_size)
 {
     mr_buf spki, b64;
     uint8_t d[32];
@@ -254,7 +254,7 @@ static mr_result pin_string(X509 *inter, char *pin_out, size_t pin_size)
     return r;
 }
 
-mr_result mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,
+MR_RESULT mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,
                                      char *pin_out, size_t pin_size)
 {
     mr_result res = MR_FAILURE;
@@ -310,7 +310,7 @@ out:
     return res;
 }
 
-mr_result mr_marble_pin_coordinator(const mr_marble_config *cfg, char *pin_out,
+MR_RESULT mr_marble_pin_coordinator(const mr_marble_config *cfg, char *pin_out,
                                     size_t pin_size)
 {
     mr_result res = MR_FAILURE;

@@ -13,13 +13,13 @@
 
 #define UUID_FILE_MAX 4096 /* far more than any accepted form; longer files fail on length */
 
-mr_result mr_marble_uuid_parse_file(const uint8_t *data, size_t len, mr_uuid *out)
+MR_RESULT mr_marble_uuid_parse_file(const uint8_t *data, size_t len, mr_uuid *out)
 {
     /* Go's uuid.UnmarshalText: the exact bytes, no trimming. */
     return mr_uuid_parse((const char *)data, len, out);
 }
 
-static mr_result create_file(const char *path, mr_uuid *out)
+static MR_RESULT create_file(const char *path, mr_uuid *out)
 {
     mr_uuid u;
     char text[MR_UUID_TEXT_LEN + 1];
@@ -40,7 +40,7 @@ static mr_result create_file(const char *path, mr_uuid *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
+MR_RESULT mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
 {
     mr_result res = MR_FAILURE;
     mr_buf content;

@@ -33,7 +33,7 @@ int mr_core_state(mr_core *c)
     return s;
 }
 
-static mr_result copy_config(mr_core *c, const mr_core_config *cfg)
+static MR_RESULT copy_config(mr_core *c, const mr_core_config *cfg)
 {
     c->cfg = *cfg;
     if (c->cfg.curve == MR_KEY_NONE)
@@ -57,7 +57,7 @@ static mr_result copy_config(mr_core *c, const mr_core_config *cfg)
 
 /* A fresh CA in a new memory store, in state `state` (2, or 1 for recovery mode). Nothing is
  * persisted before a manifest is set (spec §12.9, 1.5.0+). */
-static mr_result fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out)
+static MR_RESULT fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out)
 {
     mr_result res = MR_FAILURE;
     mr_store *store = NULL;
@@ -83,7 +83,7 @@ out:
 /* Startup (spec §1.2 step 2 with 1.5+ semantics): a usable sealed state is loaded; without
  * one a fresh CA lives in memory (state 2); a sealed state that cannot be opened sends the
  * Coordinator into recovery mode (state 1) with a temporary CA. */
-static mr_result load_or_create(mr_core *c, core_epoch **e)
+static MR_RESULT load_or_create(mr_core *c, core_epoch **e)
 {
     mr_seal_config sc = {.seal_dir = c->seal_dir, .kek = c->cfg.kek};
     mr_seal_outcome outcome = MR_SEAL_NO_STATE;
@@ -114,7 +114,7 @@ static mr_result load_or_create(mr_core *c, core_epoch **e)
     return core_epoch_quote(c, *e);
 }
 
-mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
+MR_RESULT mr_core_open(const mr_core_config *cfg, mr_core **out)
 {
     mr_core *c = mr_calloc(1, sizeof(*c));
     core_epoch *e = NULL;
@@ -164,7 +164,7 @@ void mr_core_free(mr_core *c)
 
 /* ---- identities ---- */
 
-static mr_result identity(mr_core *c, bool mesh, X509 **cert, EVP_PKEY **key)
+static MR_RESULT identity(mr_core *c, bool mesh, X509 **cert, EVP_PKEY **key)
 {
     core_epoch *e = core_epoch_get(c);
     mr_result r = MR_SUCCESS;
@@ -181,19 +181,19 @@ static mr_result identity(mr_core *c, bool mesh, X509 **cert, EVP_PKEY **key)
     return r;
 }
 
-mr_result mr_core_client_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
+MR_RESULT mr_core_client_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
 {
     return identity(c, false, cert, key);
 }
 
-mr_result mr_core_mesh_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
+MR_RESULT mr_core_mesh_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
 {
     return identity(c, true, cert, key);
 }
 
 /* ---- quote ---- */
 
-static mr_result nonce_quote(mr_core *c, const core_epoch *e, const uint8_t *nonce, size_t n,
+static MR_RESULT nonce_quote(mr_core *c, const core_epoch *e, const uint8_t *nonce, size_t n,
                              mr_buf *quote)
 {
     uint8_t rd[64] = {0};
@@ -207,7 +207,7 @@ static mr_result nonce_quote(mr_core *c, const core_epoch *e, const uint8_t *non
     return MR_SUCCESS;
 }
 
-mr_result mr_core_quote(mr_core *c, const uint8_t *nonce, size_t nonce_len, mr_buf *chain_pem,
+MR_RESULT mr_core_quote(mr_core *c, const uint8_t *nonce, size_t nonce_len, mr_buf *chain_pem,
                         mr_buf *quote, bool *has_quote)
 {
     mr_result res = MR_FAILURE;
@@ -230,7 +230,7 @@ out:
     return res;
 }
 
-mr_result mr_core_manifest(mr_core *c, mr_buf *raw, mr_buf *signature, char fingerprint[65],
+MR_RESULT mr_core_manifest(mr_core *c, mr_buf *raw, mr_buf *signature, char fingerprint[65],
                            bool *present)
 {
     core_epoch *e = core_epoch_get(c);

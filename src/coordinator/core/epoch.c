@@ -96,7 +96,7 @@ void core_epoch_publish(mr_core *c, core_epoch *e)
 
 /* ---- loading ---- */
 
-static mr_result load_cert(mr_store_txn *t, const char *key, X509 **out)
+static MR_RESULT load_cert(mr_store_txn *t, const char *key, X509 **out)
 {
     mr_buf der;
     mr_buf_init(&der, 0, 0);
@@ -109,7 +109,7 @@ static mr_result load_cert(mr_store_txn *t, const char *key, X509 **out)
     return r;
 }
 
-static mr_result load_key(mr_store_txn *t, const char *key, EVP_PKEY **out)
+static MR_RESULT load_key(mr_store_txn *t, const char *key, EVP_PKEY **out)
 {
     mr_buf der;
     mr_buf_init(&der, 0, MR_BUF_SECRET);
@@ -122,12 +122,12 @@ static mr_result load_key(mr_store_txn *t, const char *key, EVP_PKEY **out)
     return r;
 }
 
-static mr_result bad_value(const char *key)
+static MR_RESULT bad_value(const char *key)
 {
     MR_BAIL(MR_ERR_PROTOCOL, "stored value %s is malformed", key);
 }
 
-static mr_result load_state_code(mr_store_txn *t, int *state)
+static MR_RESULT load_state_code(mr_store_txn *t, int *state)
 {
     mr_buf v;
     bool found = false;
@@ -142,7 +142,7 @@ static mr_result load_state_code(mr_store_txn *t, int *state)
     return r;
 }
 
-static mr_result load_pki(mr_store_txn *t, core_epoch *e)
+static MR_RESULT load_pki(mr_store_txn *t, core_epoch *e)
 {
     MR_GUARD(load_cert(t, K_ROOT_CERT, &e->root_cert));
     MR_GUARD(load_cert(t, K_INTER_CERT, &e->inter_cert));
@@ -161,7 +161,7 @@ static mr_result load_pki(mr_store_txn *t, core_epoch *e)
     return mr_sha256(e->root_der.data, e->root_der.len, e->root_hash);
 }
 
-static mr_result load_optional_secret(mr_store_txn *t, const char *key, uint8_t *out, bool *has)
+static MR_RESULT load_optional_secret(mr_store_txn *t, const char *key, uint8_t *out, bool *has)
 {
     mr_buf v;
     mr_buf_init(&v, 0, MR_BUF_SECRET);
@@ -177,7 +177,7 @@ static mr_result load_optional_secret(mr_store_txn *t, const char *key, uint8_t 
 }
 
 /* Parses every File/Env template of every marble once (NoTemplates entries stay NULL). */
-static mr_result parse_templates(core_epoch *e)
+static MR_RESULT parse_templates(core_epoch *e)
 {
     const mr_manifest *m = e->manifest;
     e->tmpl = mr_calloc(m->marbles.count, sizeof(core_marble_tmpl));
@@ -204,7 +204,7 @@ static mr_result parse_templates(core_epoch *e)
     return MR_SUCCESS;
 }
 
-static mr_result load_users(core_epoch *e)
+static MR_RESULT load_users(core_epoch *e)
 {
     const mr_manifest *m = e->manifest;
     e->users = mr_calloc(m->users.count, sizeof(core_user));
@@ -220,7 +220,7 @@ static mr_result load_users(core_epoch *e)
 }
 
 /* Package updates raise SecurityVersion without touching the stored manifest bytes. */
-static mr_result apply_svn_overrides(mr_store_txn *t, mr_manifest *m)
+static MR_RESULT apply_svn_overrides(mr_store_txn *t, mr_manifest *m)
 {
     mr_store_list list = {0};
     size_t plen = strlen(P_PKG_SVN);
@@ -251,7 +251,7 @@ static mr_result apply_svn_overrides(mr_store_txn *t, mr_manifest *m)
     return r;
 }
 
-static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
+static MR_RESULT load_manifest(mr_store_txn *t, core_epoch *e)
 {
     bool found = false;
     mr_buf_init(&e->manifest_raw, 0, 0);
@@ -275,7 +275,7 @@ static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
     return MR_SUCCESS;
 }
 
-mr_result core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out)
+MR_RESULT core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out)
 {
     (void)c;
     core_epoch *e = mr_calloc(1, sizeof(*e));
@@ -300,7 +300,7 @@ mr_result core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out)
     return MR_SUCCESS;
 }
 
-mr_result core_epoch_quote(mr_core *c, core_epoch *e)
+MR_RESULT core_epoch_quote(mr_core *c, core_epoch *e)
 {
     mr_buf_reset(&e->quote);
     if (c->simulation)

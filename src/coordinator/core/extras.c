@@ -11,14 +11,14 @@
 #include "crypto/x509.h"
 
 
-static mr_result feature(core_epoch *e, const char *gate)
+static MR_RESULT feature(core_epoch *e, const char *gate)
 {
     MR_ENSURE(e->manifest != NULL && mr_manifest_feature_enabled(e->manifest, gate), MR_ERR_AUTH,
               "%s feature is not enabled in the manifest", gate);
     return MR_SUCCESS;
 }
 
-mr_result mr_core_sign_quote(mr_core *c, const uint8_t *quote, size_t len, const char *quote_b64,
+MR_RESULT mr_core_sign_quote(mr_core *c, const uint8_t *quote, size_t len, const char *quote_b64,
                              char *status, size_t status_size, mr_buf *sig)
 {
     mr_result res = MR_FAILURE;
@@ -51,7 +51,7 @@ out:
 }
 
 /* §12.6: the leaf is verified against the current marble root only. */
-static mr_result auth_one(core_epoch *e, mr_slice der, char *type, size_t tsize, mr_uuid *uuid)
+static MR_RESULT auth_one(core_epoch *e, mr_slice der, char *type, size_t tsize, mr_uuid *uuid)
 {
     X509 *cert = NULL;
     mr_buf cn;
@@ -81,7 +81,7 @@ static mr_result auth_one(core_epoch *e, mr_slice der, char *type, size_t tsize,
     return r;
 }
 
-mr_result mr_core_marble_auth(mr_core *c, mr_slice leaf, char *type, size_t tsize,
+MR_RESULT mr_core_marble_auth(mr_core *c, mr_slice leaf, char *type, size_t tsize,
                               uint8_t uuid[16])
 {
     core_epoch *e = core_epoch_get(c);
@@ -102,7 +102,7 @@ mr_result mr_core_marble_auth(mr_core *c, mr_slice leaf, char *type, size_t tsiz
     return r;
 }
 
-mr_result mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], const char *name,
+MR_RESULT mr_core_counter(mr_core *c, const char *type, const uint8_t uuid[16], const char *name,
                           uint64_t value, uint64_t *previous)
 {
     mr_result res = MR_FAILURE;

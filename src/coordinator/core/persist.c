@@ -13,7 +13,7 @@ static int cmp_secret(const void *a, const void *b)
     return strcmp(((const core_secret *)a)->name, ((const core_secret *)b)->name);
 }
 
-mr_result core_secret_set_sort(core_secret_set *set)
+MR_RESULT core_secret_set_sort(core_secret_set *set)
 {
     if (set->count > 1)
         qsort(set->items, set->count, sizeof(core_secret), cmp_secret);
@@ -35,7 +35,7 @@ mr_seal_mode core_seal_mode(const mr_manifest *m)
 
 /* Builds the epoch seen by transaction t, carrying over the own quote when the root is
  * unchanged or issuing a new one. */
-mr_result core_epoch_from_txn(mr_core *c, mr_store_txn *t, const core_epoch *prev, core_epoch **out)
+MR_RESULT core_epoch_from_txn(mr_core *c, mr_store_txn *t, const core_epoch *prev, core_epoch **out)
 {
     core_epoch *e = NULL;
     MR_GUARD(core_epoch_load(c, t, &e));
@@ -58,7 +58,7 @@ mr_result core_epoch_from_txn(mr_core *c, mr_store_txn *t, const core_epoch *pre
     return MR_SUCCESS;
 }
 
-mr_result core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *prev,
+MR_RESULT core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *prev,
                                 core_epoch **out)
 {
     mr_store_txn *t = NULL;
@@ -70,7 +70,7 @@ mr_result core_epoch_from_store(mr_core *c, mr_store *store, const core_epoch *p
 
 /* The next epoch is built from the transaction's own view before it commits, so a failure
  * to build it leaves the state unchanged; after the commit it is published. */
-mr_result core_commit_and_publish(mr_core *c, mr_store_txn *t)
+MR_RESULT core_commit_and_publish(mr_core *c, mr_store_txn *t)
 {
     core_epoch *prev = core_epoch_get(c), *e = NULL;
     mr_result r = core_epoch_from_txn(c, t, prev, &e);
@@ -101,7 +101,7 @@ void core_store_replace(mr_core *c, mr_store *next)
 
 /* Seals `next` as the new state: a fresh state key, the old sealed files replaced, everything
  * copied into the new embedded store, and recovery secrets for the manifest's keys. */
-static mr_result seal_new(mr_core *c, const mr_manifest *m, mr_store *next, mr_store **emb,
+static MR_RESULT seal_new(mr_core *c, const mr_manifest *m, mr_store *next, mr_store **emb,
                           mr_core_recovery_secrets *out)
 {
     mr_buf dek;
@@ -126,7 +126,7 @@ static mr_result seal_new(mr_core *c, const mr_manifest *m, mr_store *next, mr_s
  * by the caller before this point. If sealing fails anyway, the Coordinator keeps serving the
  * state it had (from an in-memory copy), logs loudly that it is no longer persisted, and the
  * request fails. */
-mr_result core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
+MR_RESULT core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
                                  mr_core_recovery_secrets *out)
 {
     mr_store *emb = NULL, *old_copy = NULL;
@@ -163,7 +163,7 @@ mr_result core_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **ne
 /* A new state key for the current state (recovery keys changed in a full update). Readers are
  * held off for the whole copy-and-replace so that no concurrent commit (an activation
  * counter) is lost between the copy and the switch. */
-mr_result core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
+MR_RESULT core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
 {
     mr_store *mem = NULL, *emb = NULL;
     core_epoch *e = NULL, *prev = core_epoch_get(c);
@@ -202,7 +202,7 @@ mr_result core_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets 
     return r;
 }
 
-mr_result core_read_number(mr_store_txn *t, const char *key, int base, const char *what,
+MR_RESULT core_read_number(mr_store_txn *t, const char *key, int base, const char *what,
                            uint64_t *value)
 {
     mr_buf v;

@@ -26,7 +26,7 @@ typedef struct ca_sans {
     size_t n_ips;
 } ca_sans;
 
-static mr_result build_sans(char *const *names, size_t n, bool keep_extra_ips, ca_sans *s)
+static MR_RESULT build_sans(char *const *names, size_t n, bool keep_extra_ips, ca_sans *s)
 {
     memset(s, 0, sizeof(*s));
     MR_GUARD(mr_ip_parse("127.0.0.1", &s->ips[s->n_ips++]));
@@ -69,7 +69,7 @@ static void ca_template(mr_x509_template *t, mr_x509_attr *cn, char *cn_buf, siz
 
 /* New intermediate key; intermediate signed by root; marble root self-signed. With
  * out_mroot/out_key the new marble root and key are handed to the caller. */
-static mr_result make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root_key,
+static MR_RESULT make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root_key,
                                     const ca_sans *s, mr_store_txn *t, X509 **out_mroot,
                                     EVP_PKEY **out_key)
 {
@@ -100,7 +100,7 @@ out:
     return res;
 }
 
-mr_result core_pki_create(mr_core *c, mr_store_txn *t)
+MR_RESULT core_pki_create(mr_core *c, mr_store_txn *t)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *root_key = NULL;
@@ -128,7 +128,7 @@ out:
     return res;
 }
 
-mr_result core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
+MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
                                        X509 **mroot, EVP_PKEY **key)
 {
     /* The new pair gets the root's DNS names and only the default IPs (spec §3.3, §13 #13). */
@@ -142,7 +142,7 @@ mr_result core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store
     return r;
 }
 
-mr_result core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
+MR_RESULT core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
                                             X509 **mroot, EVP_PKEY **key)
 {
     mr_x509_san_list root_sans = {0};

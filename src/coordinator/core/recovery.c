@@ -86,7 +86,7 @@ void core_recovery_free(core_recovery *r)
     mr_free(r);
 }
 
-static mr_result get_state(mr_core *c, core_recovery **out)
+static MR_RESULT get_state(mr_core *c, core_recovery **out)
 {
     if (c->recovery == NULL) {
         c->recovery = mr_calloc(1, sizeof(core_recovery));
@@ -97,7 +97,7 @@ static mr_result get_state(mr_core *c, core_recovery **out)
     return MR_SUCCESS;
 }
 
-static mr_result data_path(mr_core *c, char *out, size_t size)
+static MR_RESULT data_path(mr_core *c, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s/%s", mr_sealer_dir(c->sealer), MR_RECOVERY_DATA_FILE);
     MR_ENSURE(n > 0 && (size_t)n < size, MR_ERR_USAGE, "seal directory path too long");
@@ -107,7 +107,7 @@ static mr_result data_path(mr_core *c, char *out, size_t size)
 /* ------------------------------------------------------------------------------------------ */
 /* issuing                                                                                    */
 
-static mr_result encrypt_share(const mr_manifest_recovery_key *k, mr_slice share,
+static MR_RESULT encrypt_share(const mr_manifest_recovery_key *k, mr_slice share,
                                mr_core_recovery_secret *out)
 {
     mr_buf der;
@@ -130,7 +130,7 @@ out:
 }
 
 /* {"version":1,"scheme":"xor"|"shamir","threshold":t,"keys":n,"shareHashes":{"<hex>":true}} */
-static mr_result data_json(scheme s, unsigned t, unsigned n, const mr_buf *shares,
+static MR_RESULT data_json(scheme s, unsigned t, unsigned n, const mr_buf *shares,
                            size_t share_len, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out, "{\"version\":1,\"scheme\":\"%s\",\"threshold\":%u,\"keys\":%u,"
@@ -146,7 +146,7 @@ static mr_result data_json(scheme s, unsigned t, unsigned n, const mr_buf *share
     return mr_buf_append_str(out, "}}\n");
 }
 
-static mr_result write_data(mr_core *c, scheme s, unsigned t, unsigned n, const mr_buf *shares,
+static MR_RESULT write_data(mr_core *c, scheme s, unsigned t, unsigned n, const mr_buf *shares,
                             size_t share_len)
 {
     char path[PATH_MAX];
@@ -162,7 +162,7 @@ static mr_result write_data(mr_core *c, scheme s, unsigned t, unsigned n, const 
     return r;
 }
 
-static mr_result remove_data(mr_core *c)
+static MR_RESULT remove_data(mr_core *c)
 {
     char path[PATH_MAX];
     MR_GUARD(data_path(c, path, sizeof(path)));
@@ -171,7 +171,7 @@ static mr_result remove_data(mr_core *c)
     return MR_SUCCESS;
 }
 
-mr_result core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
+MR_RESULT core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
                               mr_core_recovery_secrets *out)
 {
     mr_result res = MR_FAILURE;
@@ -225,7 +225,7 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* recovery data                                                                              */
 
-static mr_result parse_data(core_recovery *r, const mr_buf *text)
+static MR_RESULT parse_data(core_recovery *r, const mr_buf *text)
 {
     json_error_t err;
     mr_result res = MR_FAILURE;
@@ -271,7 +271,7 @@ out:
 
 /* Reads <seal dir>/recovery_data once per recovery mode. Absent or unreadable data means
  * "no recovery data": the uploaded secret is then tried as the key itself. */
-static mr_result load_data(mr_core *c, core_recovery *r)
+static MR_RESULT load_data(mr_core *c, core_recovery *r)
 {
     char path[PATH_MAX];
     mr_buf text;
@@ -300,7 +300,7 @@ static mr_result load_data(mr_core *c, core_recovery *r)
 /* ------------------------------------------------------------------------------------------ */
 /* ephemeral key                                                                              */
 
-static mr_result require_recovery_state(mr_core *c)
+static MR_RESULT require_recovery_state(mr_core *c)
 {
     core_epoch *e = core_epoch_get(c);
     int s = e->state;
@@ -309,7 +309,7 @@ static mr_result require_recovery_state(mr_core *c)
     return MR_SUCCESS;
 }
 
-mr_result mr_core_recovery_public_key(mr_core *c, mr_buf *der)
+MR_RESULT mr_core_recovery_public_key(mr_core *c, mr_buf *der)
 {
     mr_result res = MR_FAILURE;
     core_recovery *r = NULL;
@@ -330,7 +330,7 @@ out:
     return res;
 }
 
-mr_result mr_core_recovery_decrypt(mr_core *c, mr_slice ciphertext, mr_buf *plain)
+MR_RESULT mr_core_recovery_decrypt(mr_core *c, mr_slice ciphertext, mr_buf *plain)
 {
     mr_result res = MR_FAILURE;
     pthread_mutex_lock(&c->writer);
@@ -353,7 +353,7 @@ static mr_slice collected(const core_recovery *r, size_t i)
 }
 
 /* Stores a secret and its signature in the collection. */
-static mr_result collect(core_recovery *r, mr_slice secret, mr_slice sig)
+static MR_RESULT collect(core_recovery *r, mr_slice secret, mr_slice sig)
 {
     if (r->count == r->sig_cap) {
         size_t cap = r->sig_cap == 0 ? 4 : r->sig_cap * 2;
@@ -373,7 +373,7 @@ static mr_result collect(core_recovery *r, mr_slice secret, mr_slice sig)
     return MR_SUCCESS;
 }
 
-static mr_result check_length(const core_recovery *r, mr_slice secret, bool shamir)
+static MR_RESULT check_length(const core_recovery *r, mr_slice secret, bool shamir)
 {
     bool ok = shamir ? secret.len == SHAMIR_SHARE_LEN
                      : secret.len == LEGACY_KEY_LEN || secret.len == MR_STORE_DEK_LEN;
@@ -386,7 +386,7 @@ static mr_result check_length(const core_recovery *r, mr_slice secret, bool sham
 }
 
 /* Marks the unused recovery-data entry of secret's hash as used. */
-static mr_result take_hash(core_recovery *r, mr_slice secret)
+static MR_RESULT take_hash(core_recovery *r, mr_slice secret)
 {
     uint8_t h[MR_SHA256_LEN];
     MR_GUARD(mr_sha256(secret.ptr, secret.len, h));
@@ -409,7 +409,7 @@ static size_t used_count(const core_recovery *r)
 
 /* Opens the sealed state read-only with a candidate key. A key that does not decrypt (or a
  * state that does not verify) is *wrong with the store's message in the error slot. */
-static mr_result try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
+static MR_RESULT try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
 {
     bool exists = false;
     *wrong = false;
@@ -434,7 +434,7 @@ static mr_result try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
     return MR_FAILURE;
 }
 
-static mr_result load_manifest(mr_store *st, mr_manifest **m)
+static MR_RESULT load_manifest(mr_store *st, mr_manifest **m)
 {
     mr_store_txn *t = NULL;
     mr_buf raw;
@@ -456,7 +456,7 @@ static mr_result load_manifest(mr_store *st, mr_manifest **m)
     return r;
 }
 
-static mr_result key_of(const mr_manifest_recovery_key *k, EVP_PKEY **pub)
+static MR_RESULT key_of(const mr_manifest_recovery_key *k, EVP_PKEY **pub)
 {
     mr_buf der;
     mr_buf_init(&der, 0, 0);
@@ -471,7 +471,7 @@ static mr_result key_of(const mr_manifest_recovery_key *k, EVP_PKEY **pub)
 
 /* The 1.7.0 rule: every secret of this attempt must be signed by a distinct recovery key of
  * the sealed manifest; all keys (XOR / single key) or exactly `threshold` keys (Shamir). */
-static mr_result check_signatures(const core_recovery *r, const mr_manifest *m)
+static MR_RESULT check_signatures(const core_recovery *r, const mr_manifest *m)
 {
     mr_result res = MR_FAILURE;
     size_t n = m->recovery_keys.count;
@@ -539,7 +539,7 @@ out:
 
 /* The candidate key opened the sealed state (ro). Verifies the signatures against the sealed
  * manifest, then installs the key and switches the core to the recovered state. */
-static mr_result finish(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
+static MR_RESULT finish(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
 {
     mr_result res = MR_FAILURE;
     mr_manifest *m = NULL;
@@ -577,7 +577,7 @@ out:
 
 /* A completed attempt: the candidate key is tried; success or failure, the collection is
  * discarded afterwards. */
-static mr_result attempt(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
+static MR_RESULT attempt(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
 {
     mr_result res = finish(c, r, key, ro);
     reset_collection(r);
@@ -590,7 +590,7 @@ static mr_result attempt(mr_core *c, core_recovery *r, mr_slice key, mr_store *r
 }
 
 /* XOR of the collected shares (or the single collected key) into a secret buffer. */
-static mr_result combine(const core_recovery *r, bool shamir, mr_buf *key)
+static MR_RESULT combine(const core_recovery *r, bool shamir, mr_buf *key)
 {
     mr_slice *parts = mr_calloc(r->count, sizeof(mr_slice));
     MR_ENSURE_ALLOC(parts);
@@ -604,7 +604,7 @@ static mr_result combine(const core_recovery *r, bool shamir, mr_buf *key)
     return res;
 }
 
-static mr_result recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *remaining)
+static MR_RESULT recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *remaining)
 {
     mr_result res = MR_FAILURE;
     core_recovery *r = NULL;
@@ -688,7 +688,7 @@ out:
     return res;
 }
 
-mr_result mr_core_recover(mr_core *c, mr_slice secret, mr_slice signature, int *remaining)
+MR_RESULT mr_core_recover(mr_core *c, mr_slice secret, mr_slice signature, int *remaining)
 {
     pthread_mutex_lock(&c->writer);
     mr_result r = recover_locked(c, secret, signature, remaining);

@@ -10,7 +10,7 @@
 
 
 /* One Secret object as MarbleRun returns it (the stored definition with its value). */
-static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
+static MR_RESULT secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
 {
     mr_manifest_secret s = *def; /* shallow copy; only read by the encoder */
     s.cert.raw = (mr_mbytes){0};
@@ -28,7 +28,7 @@ static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v
     return mr_manifest_encode_secret(&s, out);
 }
 
-mr_result mr_core_get_secrets(mr_core *c, const char *user, const char *const *names, size_t n,
+MR_RESULT mr_core_get_secrets(mr_core *c, const char *user, const char *const *names, size_t n,
                               mr_buf *out)
 {
     mr_result res = MR_FAILURE;
@@ -73,7 +73,7 @@ static const char *type_of(const mr_manifest_secret *d) { return d->type.ptr ? d
 
 /* The uploaded private key parses as PKCS #8, SEC 1 or PKCS #1 DER and its public half is
  * the certificate's key. */
-static mr_result check_private_matches(const mr_core_user_secret *u, const EVP_PKEY *cert_pub)
+static MR_RESULT check_private_matches(const mr_core_user_secret *u, const EVP_PKEY *cert_pub)
 {
     static const mr_key_format formats[] = {MR_KEYFMT_PKCS8, MR_KEYFMT_SEC1, MR_KEYFMT_PKCS1};
     EVP_PKEY *key = NULL;
@@ -89,7 +89,7 @@ static mr_result check_private_matches(const mr_core_user_secret *u, const EVP_P
     return MR_SUCCESS;
 }
 
-static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u, core_secret *out)
+static MR_RESULT validate_one(const mr_manifest *m, const mr_core_user_secret *u, core_secret *out)
 {
     const mr_manifest_secret *d = mr_manifest_find_secret(m, u->name);
     MR_ENSURE(d != NULL, MR_ERR_USAGE,
@@ -132,7 +132,7 @@ static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u
 }
 
 /* The epoch's values with the uploads on top (sorted, owned copies). */
-static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_secret_set *out)
+static MR_RESULT overlay(const core_epoch *e, const core_secret_set *up, core_secret_set *out)
 {
     out->items = mr_calloc(e->secrets.count + up->count, sizeof(core_secret));
     MR_ENSURE_ALLOC(out->items);
@@ -149,7 +149,7 @@ static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_se
     return core_secret_set_sort(out);
 }
 
-static mr_result store_uploads(mr_core *c, const char *user, const core_secret_set *up)
+static MR_RESULT store_uploads(mr_core *c, const char *user, const core_secret_set *up)
 {
     mr_store_txn *t = NULL;
     mr_buf enc, lines, ju, js, jt;
@@ -192,7 +192,7 @@ static mr_result store_uploads(mr_core *c, const char *user, const core_secret_s
     return r;
 }
 
-mr_result mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
+MR_RESULT mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
 {
     core_secret_set up = {0}, all = {0};
     mr_result res = MR_FAILURE;

@@ -31,7 +31,7 @@ void mr_core_recovery_secrets_free(mr_core_recovery_secrets *s)
 
 /* ---- steps ---- */
 
-static mr_result prefixed(mr_result r, const char *prefix)
+static MR_RESULT prefixed(mr_result r, const char *prefix)
 {
     if (!mr_ok(r))
         mr_error_prefix("%s", prefix);
@@ -39,7 +39,7 @@ static mr_result prefixed(mr_result r, const char *prefix)
 }
 
 /* Generates the secrets of one context into set (appending) and the store. */
-static mr_result gen_secrets(const core_gen_ctx *g, const mr_manifest *m, bool shared,
+static MR_RESULT gen_secrets(const core_gen_ctx *g, const mr_manifest *m, bool shared,
                              core_secret_set *set, mr_store_txn *t)
 {
     mr_buf enc;
@@ -95,7 +95,7 @@ static void fill_tmpl_secret(mr_tmpl_secret *ts, const mr_manifest_secret *def, 
 }
 
 /* Runs the dry run of m with the generated values in set (user-defined ones as dummies). */
-mr_result core_dry_run(const mr_manifest *m, const core_secret_set *set)
+MR_RESULT core_dry_run(const mr_manifest *m, const core_secret_set *set)
 {
     dry_ctx d;
     memset(&d, 0, sizeof(d));
@@ -122,7 +122,7 @@ mr_result core_dry_run(const mr_manifest *m, const core_secret_set *set)
 /* ---- signature over the manifest ---- */
 
 /* ECDSA over SHA-256(raw) with the root key, as Go's ecdsa.SignASN1(hash) (ASN.1 DER). */
-mr_result core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig)
+MR_RESULT core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig)
 {
     uint8_t h[MR_SHA256_LEN];
     size_t n = 0;
@@ -163,14 +163,14 @@ static void setm_free(setm *s)
     mr_buf_free(&s->log);
 }
 
-static mr_result validate(const uint8_t *raw, size_t len, setm *s)
+static MR_RESULT validate(const uint8_t *raw, size_t len, setm *s)
 {
     MR_GUARD(prefixed(mr_manifest_decode(raw, len, &s->m), "unmarshaling manifest"));
     MR_GUARD(prefixed(mr_manifest_check(s->m, NULL), "checking manifest"));
     return MR_SUCCESS;
 }
 
-static mr_result build_state(mr_core *c, const core_epoch *e, const uint8_t *raw, size_t len,
+static MR_RESULT build_state(mr_core *c, const core_epoch *e, const uint8_t *raw, size_t len,
                              setm *s)
 {
     const mr_manifest *m = s->m;
@@ -208,7 +208,7 @@ static mr_result build_state(mr_core *c, const core_epoch *e, const uint8_t *raw
     return mr_store_commit(t);
 }
 
-mr_result mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
+MR_RESULT mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
                                mr_core_recovery_secrets *out)
 {
     setm s;

@@ -34,14 +34,14 @@ void mr_core_update_result_free(mr_core_update_result *r)
 
 /* ---- small helpers ---- */
 
-static mr_result json_u64(uint64_t v, mr_buf *out)
+static MR_RESULT json_u64(uint64_t v, mr_buf *out)
 {
     mr_buf_reset(out);
     MR_GUARD(mr_buf_printf(out, "%llu", (unsigned long long)v));
     return mr_buf_nul_terminate(out);
 }
 
-mr_result mr_core_update_log(mr_core *c, mr_buf *out)
+MR_RESULT mr_core_update_log(mr_core *c, mr_buf *out)
 {
     mr_store_txn *t = NULL;
     core_epoch *e = core_epoch_get(c);
@@ -63,7 +63,7 @@ mr_result mr_core_update_log(mr_core *c, mr_buf *out)
 
 /* ---- shared certificate re-issue under a new marble root ---- */
 
-static mr_result put_secret(mr_store_txn *t, const char *prefix, const core_secret *s)
+static MR_RESULT put_secret(mr_store_txn *t, const char *prefix, const core_secret *s)
 {
     char key[4200];
     mr_buf enc;
@@ -86,7 +86,7 @@ static time_t cert_not_after(const core_secret *s)
 
 /* ---- package updates (§8.3) ---- */
 
-static mr_result package_update(mr_core *c, core_epoch *e, const char *user, const mr_manifest *u)
+static MR_RESULT package_update(mr_core *c, core_epoch *e, const char *user, const mr_manifest *u)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
@@ -182,7 +182,7 @@ static void pending_free(pending *p)
     memset(p, 0, sizeof(*p));
 }
 
-static mr_result pending_load(mr_store_txn *t, pending *p, bool *found)
+static MR_RESULT pending_load(mr_store_txn *t, pending *p, bool *found)
 {
     mr_buf v;
     mr_buf_init(&v, 0, 0);
@@ -235,7 +235,7 @@ static mr_result pending_load(mr_store_txn *t, pending *p, bool *found)
     return MR_SUCCESS;
 }
 
-static mr_result pending_store(mr_store_txn *t, const pending *p)
+static MR_RESULT pending_store(mr_store_txn *t, const pending *p)
 {
     mr_buf v;
     mr_buf_init(&v, 0, 0);
@@ -261,7 +261,7 @@ static mr_result pending_store(mr_store_txn *t, const pending *p)
 }
 
 /* Sorted list of users that have not acknowledged, as result + JSON array text. */
-static mr_result missing_users(const pending *p, mr_core_update_result *res, mr_buf *json)
+static MR_RESULT missing_users(const pending *p, mr_core_update_result *res, mr_buf *json)
 {
     res->missing_users = mr_calloc(p->n_users + 1, sizeof(char *));
     MR_ENSURE_ALLOC(res->missing_users);
@@ -292,7 +292,7 @@ static int user_index(const pending *p, const char *user)
 
 /* Secrets of the next manifest (§12.11): kept, re-created or regenerated; previous values
  * written to previousSecret:*. */
-static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, const core_gen_ctx *g_shared,
+static MR_RESULT update_secrets(const core_epoch *e, const mr_manifest *next, const core_gen_ctx *g_shared,
                                 bool rotated, core_secret_set *all, mr_store_txn *t)
 {
     all->items = mr_calloc(next->secrets.count + 1, sizeof(core_secret));
@@ -348,7 +348,7 @@ static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, co
 }
 
 /* The whole §12.7 apply in one transaction; recovery secrets when the recovery setup changed. */
-static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, const mr_buf *raw,
+static MR_RESULT apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, const mr_buf *raw,
                             mr_core_recovery_secrets *rec)
 {
     mr_result res = MR_FAILURE;
@@ -450,7 +450,7 @@ static void cancel_after_error(mr_core *c, const char *fingerprint)
 }
 
 /* Applies the pending update if no acknowledgement is missing. */
-static mr_result maybe_apply(mr_core *c, core_epoch *e, const pending *p, mr_core_update_result *out)
+static MR_RESULT maybe_apply(mr_core *c, core_epoch *e, const pending *p, mr_core_update_result *out)
 {
     if (p->missing > 0)
         return MR_SUCCESS;
@@ -468,7 +468,7 @@ static mr_result maybe_apply(mr_core *c, core_epoch *e, const pending *p, mr_cor
 
 /* ---- entry points ---- */
 
-static mr_result start_full_update(mr_core *c, core_epoch *e, const char *user, mr_manifest *next,
+static MR_RESULT start_full_update(mr_core *c, core_epoch *e, const char *user, mr_manifest *next,
                                    mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -543,7 +543,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+MR_RESULT mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                          mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -581,7 +581,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+MR_RESULT mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                              mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -645,7 +645,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update_cancel(mr_core *c, const char *user)
+MR_RESULT mr_core_update_cancel(mr_core *c, const char *user)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
@@ -687,7 +687,7 @@ out:
     return res;
 }
 
-mr_result mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result *out)
+MR_RESULT mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result *out)
 {
     mr_store_txn *t = NULL;
     pending p;

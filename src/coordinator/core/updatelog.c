@@ -8,7 +8,7 @@
 
 #include "coordinator/core/core_int.h"
 
-mr_result core_log_time(mr_buf *out)
+MR_RESULT core_log_time(mr_buf *out)
 {
     struct timespec ts;
     struct tm tm;
@@ -19,7 +19,7 @@ mr_result core_log_time(mr_buf *out)
     return mr_buf_printf(out, "%s.%03ldZ", when, ts.tv_nsec / 1000000);
 }
 
-mr_result core_log_line(mr_buf *log, const char *update, ...)
+MR_RESULT core_log_line(mr_buf *log, const char *update, ...)
 {
     size_t start = log->len;
     mr_buf when;
@@ -57,7 +57,7 @@ mr_result core_log_line(mr_buf *log, const char *update, ...)
     return r;
 }
 
-mr_result core_json_str(const char *s, mr_buf *out)
+MR_RESULT core_json_str(const char *s, mr_buf *out)
 {
     mr_buf_reset(out);
     MR_GUARD(mr_manifest_json_string(s, strlen(s), out));
@@ -66,7 +66,7 @@ mr_result core_json_str(const char *s, mr_buf *out)
 
 /* The log is stored as one key per appended batch (`updateLog:<16 hex digits>`) so that
  * appending costs the same however long the log is; `updateLogNext` holds the next index. */
-mr_result core_log_append(mr_store_txn *t, const mr_buf *lines)
+MR_RESULT core_log_append(mr_store_txn *t, const mr_buf *lines)
 {
     uint64_t next = 0;
     char key[64];
@@ -77,7 +77,7 @@ mr_result core_log_append(mr_store_txn *t, const mr_buf *lines)
     return core_put_str(t, K_UPDATE_LOG_NEXT, key);
 }
 
-mr_result core_log_read(mr_store_txn *t, mr_buf *out)
+MR_RESULT core_log_read(mr_store_txn *t, mr_buf *out)
 {
     mr_store_list list = {0};
     MR_GUARD(mr_store_scan(t, P_UPDATE_LOG, &list));
@@ -88,7 +88,7 @@ mr_result core_log_read(mr_store_txn *t, mr_buf *out)
     return r;
 }
 
-mr_result core_names_text(const char *const *names, size_t n, mr_buf *out)
+MR_RESULT core_names_text(const char *const *names, size_t n, mr_buf *out)
 {
     MR_GUARD(mr_buf_append_u8(out, '['));
     for (size_t i = 0; i < n; i++)

@@ -50,14 +50,14 @@ struct mr_sealer {
 
 /* ------------------------------------------------------------------------------------------ */
 
-static mr_result path_join(char *out, size_t cap, const char *a, const char *b)
+static MR_RESULT path_join(char *out, size_t cap, const char *a, const char *b)
 {
     int n = snprintf(out, cap, "%s/%s", a, b);
     MR_ENSURE(n > 0 && (size_t)n < cap, MR_ERR_USAGE, "path too long");
     return MR_SUCCESS;
 }
 
-static mr_result fsync_dir_of(const char *path)
+static MR_RESULT fsync_dir_of(const char *path)
 {
     char dir[PATH_MAX];
     int n = snprintf(dir, sizeof(dir), "%s", path);
@@ -81,7 +81,7 @@ static mr_result fsync_dir_of(const char *path)
 }
 
 /* Reads exactly n bytes of a small file. *missing = true (and success) when it is absent. */
-static mr_result read_exact(const char *path, uint8_t *out, size_t n, bool *missing,
+static MR_RESULT read_exact(const char *path, uint8_t *out, size_t n, bool *missing,
                             bool *wrong_size)
 {
     uint8_t extra;
@@ -117,7 +117,7 @@ static mr_result read_exact(const char *path, uint8_t *out, size_t n, bool *miss
 }
 
 /* Writes a file atomically (tmp + fsync + rename + directory fsync), mode 0600. */
-static mr_result write_atomic(const char *dir, const char *name, const char *tmpname,
+static MR_RESULT write_atomic(const char *dir, const char *name, const char *tmpname,
                               const uint8_t *data, size_t len)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
@@ -164,14 +164,14 @@ static void set_reason(mr_sealer *s, const char *fmt, ...)
 /* ------------------------------------------------------------------------------------------ */
 /* KEK providers                                                                              */
 
-static mr_result hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, uint8_t *out)
+static MR_RESULT hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, uint8_t *out)
 {
     static const char salt[] = "MarbleRun-C KEK";
     return mr_hkdf_sha256_raw(MR_SLICE(ikm, ikm_len), MR_SLICE(salt, sizeof(salt) - 1),
                               MR_SLICE_STR(info), out, KEK_LEN);
 }
 
-static mr_result create_kek_file(const char *path)
+static MR_RESULT create_kek_file(const char *path)
 {
     uint8_t key[KEK_LEN];
     mr_result res = MR_FAILURE;
@@ -197,7 +197,7 @@ out:
 
 /* Obtains the KEK for provider id `prov`. *unavailable (with s->reason) when the key source
  * does not exist here; create allows the file provider to make a new key file. */
-static mr_result get_kek(mr_sealer *s, int prov, bool create, uint8_t *kek, bool *unavailable)
+static MR_RESULT get_kek(mr_sealer *s, int prov, bool create, uint8_t *kek, bool *unavailable)
 {
     bool missing = false, wrong = false;
     *unavailable = false;
@@ -254,7 +254,7 @@ static void dek_aad(const uint8_t *hdr, uint8_t aad[DEK_AAD_LEN])
 
 /* Writes sealed_key for the installed DEK with the current provider/mode; removes it when
  * nothing is to be sealed. */
-static mr_result seal_dek(mr_sealer *s)
+static MR_RESULT seal_dek(mr_sealer *s)
 {
     mr_result res = MR_FAILURE;
     uint8_t *kek = NULL;
@@ -291,7 +291,7 @@ out:
 }
 
 /* Unseals sealed_key into a new secret buffer. *unavailable with s->reason when it cannot. */
-static mr_result unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
+static MR_RESULT unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
 {
     mr_result res = MR_FAILURE;
     uint8_t file[DEK_FILE_LEN], aad[DEK_AAD_LEN];
@@ -364,7 +364,7 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 
-static mr_result default_dir(char **out)
+static MR_RESULT default_dir(char **out)
 {
     const char *d = mr_config_get("EDG_COORDINATOR_SEAL_DIR");
     if (d != NULL) {
@@ -385,7 +385,7 @@ static mr_result default_dir(char **out)
     return MR_SUCCESS;
 }
 
-static mr_result parse_kek(mr_sealer *s, const char *spec)
+static MR_RESULT parse_kek(mr_sealer *s, const char *spec)
 {
     char buf[PATH_MAX];
     if (spec == NULL) {
@@ -409,7 +409,7 @@ static mr_result parse_kek(mr_sealer *s, const char *spec)
     return MR_SUCCESS;
 }
 
-mr_result mr_sealer_open(const mr_seal_config *cfg, mr_sealer **out)
+MR_RESULT mr_sealer_open(const mr_seal_config *cfg, mr_sealer **out)
 {
     mr_result res = MR_FAILURE;
     mr_sealer *s = mr_calloc(1, sizeof(*s));
@@ -475,7 +475,7 @@ static void install_dek(mr_sealer *s, uint8_t *dek)
 }
 
 /* Opens the embedded store with dek; a verification failure becomes *invalid + reason. */
-static mr_result try_open(mr_sealer *s, const uint8_t *dek, const mr_store_options *opts,
+static MR_RESULT try_open(mr_sealer *s, const uint8_t *dek, const mr_store_options *opts,
                           mr_store **store, bool *invalid)
 {
     *invalid = false;
@@ -489,7 +489,7 @@ static mr_result try_open(mr_sealer *s, const uint8_t *dek, const mr_store_optio
     return MR_SUCCESS;
 }
 
-mr_result mr_sealer_load(mr_sealer *s, const mr_store_options *opts, mr_seal_outcome *outcome,
+MR_RESULT mr_sealer_load(mr_sealer *s, const mr_store_options *opts, mr_seal_outcome *outcome,
                          mr_store **store)
 {
     mr_result res = MR_FAILURE;
@@ -528,7 +528,7 @@ out:
     return res;
 }
 
-mr_result mr_sealer_create(mr_sealer *s, const mr_store_options *opts, mr_store **store)
+MR_RESULT mr_sealer_create(mr_sealer *s, const mr_store_options *opts, mr_store **store)
 {
     mr_result res = MR_FAILURE;
     uint8_t *dek = mr_secret_alloc(MR_STORE_DEK_LEN);
@@ -548,7 +548,7 @@ out:
     return res;
 }
 
-mr_result mr_sealer_recover(mr_sealer *s, const uint8_t *dek, size_t len,
+MR_RESULT mr_sealer_recover(mr_sealer *s, const uint8_t *dek, size_t len,
                             const mr_store_options *opts, mr_seal_outcome *outcome,
                             mr_store **store)
 {
@@ -588,7 +588,7 @@ out:
     return res;
 }
 
-mr_result mr_sealer_export_dek(const mr_sealer *s, mr_buf *out)
+MR_RESULT mr_sealer_export_dek(const mr_sealer *s, mr_buf *out)
 {
     MR_ENSURE(s->dek != NULL, MR_ERR_STATE, "no state key installed");
     MR_ENSURE(out != NULL && (out->flags & MR_BUF_SECRET), MR_ERR_USAGE,
@@ -596,7 +596,7 @@ mr_result mr_sealer_export_dek(const mr_sealer *s, mr_buf *out)
     return mr_buf_append(out, s->dek, MR_STORE_DEK_LEN);
 }
 
-mr_result mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode)
+MR_RESULT mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode)
 {
     MR_ENSURE(mode >= MR_SEAL_MODE_PRODUCT_KEY && mode <= MR_SEAL_MODE_DISABLED, MR_ERR_USAGE,
               "unknown seal mode");

@@ -83,14 +83,14 @@ struct emb {
 
 /* AES-256-GCM with the DEK; decryption failures of any kind are reported by the callers as
  * corruption. */
-static mr_result gcm_seal(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+static MR_RESULT gcm_seal(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
                           const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
     return mr_aead_encrypt(MR_SLICE(DEK(e), 32), nonce, MR_SLICE(aad, aad_len),
                            MR_SLICE(in, len), out, tag);
 }
 
-static mr_result gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+static MR_RESULT gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
                           const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out)
 {
     return mr_aead_decrypt(MR_SLICE(DEK(e), 32), nonce, MR_SLICE(aad, aad_len),
@@ -98,7 +98,7 @@ static mr_result gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size
 }
 
 /* Called under the store lock (or while loading): one MAC context per store suffices. */
-static mr_result header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
+static MR_RESULT header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
 {
     uint8_t full[32];
     mr_result res = mr_hmac_sha256_mac(e->hmac, MR_SLICE(aad, REC_AAD_LEN), full);
@@ -108,7 +108,7 @@ static mr_result header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN]
     return res;
 }
 
-static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
+static MR_RESULT derive_hkey(const uint8_t *dek, uint8_t *out)
 {
     return mr_hkdf_sha256_raw(MR_SLICE(dek, 32), MR_SLICE(NULL, 0),
                               MR_SLICE(HMAC_INFO, sizeof(HMAC_INFO) - 1), out, 32);
@@ -132,7 +132,7 @@ static int do_sync(emb *e, int fd)
     return fdatasync(fd);
 }
 
-static mr_result write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off,
+static MR_RESULT write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off,
                            const char *what)
 {
     while (n > 0) {
@@ -149,7 +149,7 @@ static mr_result write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off
     return MR_SUCCESS;
 }
 
-static mr_result sync_fd(emb *e, int fd, const char *what)
+static MR_RESULT sync_fd(emb *e, int fd, const char *what)
 {
     if (e->no_fsync)
         return MR_SUCCESS;
@@ -158,7 +158,7 @@ static mr_result sync_fd(emb *e, int fd, const char *what)
 }
 
 /* Reads a whole file relative to dirfd. *exists = false when it is missing. */
-static mr_result read_file(int dirfd, const char *name, uint64_t max, mr_buf *out, bool *exists)
+static MR_RESULT read_file(int dirfd, const char *name, uint64_t max, mr_buf *out, bool *exists)
 {
     mr_result res = MR_FAILURE;
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -195,7 +195,7 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* records                                                                                    */
 
-static mr_result encode_payload(const wop *ops, size_t n, mr_buf *p)
+static MR_RESULT encode_payload(const wop *ops, size_t n, mr_buf *p)
 {
     MR_GUARD(mr_buf_append_u32le(p, (uint32_t)n));
     for (size_t i = 0; i < n; i++) {
@@ -210,7 +210,7 @@ static mr_result encode_payload(const wop *ops, size_t n, mr_buf *p)
     return MR_SUCCESS;
 }
 
-static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
+static MR_RESULT build_record(emb *e, uint64_t seq, const uint8_t prev[32],
                               const mr_buf *payload, mr_buf *rec)
 {
     uint8_t mac[REC_MAC_LEN], nonce[NONCE_LEN], tag[TAG_LEN];
@@ -233,7 +233,7 @@ static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
     return MR_SUCCESS;
 }
 
-mr_result emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
+MR_RESULT emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
 {
     mr_result res = MR_FAILURE;
     uint8_t d[32];
@@ -259,7 +259,7 @@ void emb_take_batch(emb *e, mr_buf *batch, uint64_t *end_seq, uint8_t end_digest
     memcpy(end_digest, e->pdigest, 32);
 }
 
-mr_result emb_flush(emb *e, const mr_buf *batch, bool *broken)
+MR_RESULT emb_flush(emb *e, const mr_buf *batch, bool *broken)
 {
     *broken = false;
     if (e->truncate_needed) {
@@ -348,7 +348,7 @@ typedef struct snap_ctx {
     uint64_t count;
 } snap_ctx;
 
-static mr_result snap_entry(void *ctx, const node *n, const ver *v)
+static MR_RESULT snap_entry(void *ctx, const node *n, const ver *v)
 {
     snap_ctx *c = ctx;
     MR_GUARD(mr_buf_append_u32le(c->p, (uint32_t)n->klen));
@@ -360,7 +360,7 @@ static mr_result snap_entry(void *ctx, const node *n, const ver *v)
 }
 
 /* Builds the snapshot file image of the store at its durable revision. */
-static mr_result build_snapshot(emb *e, kv *k, mr_buf *file)
+static MR_RESULT build_snapshot(emb *e, kv *k, mr_buf *file)
 {
     mr_result res = MR_FAILURE;
     mr_buf p;
@@ -390,7 +390,7 @@ out:
     return res;
 }
 
-mr_result emb_compact(emb *e, kv *k, bool *broken)
+MR_RESULT emb_compact(emb *e, kv *k, bool *broken)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;
@@ -450,7 +450,7 @@ out:
 
 #define CORRUPT(...) MR_BAIL(MR_ERR_CORRUPT, "sealed state is corrupted: " __VA_ARGS__)
 
-static mr_result read_kv(mr_cursor *c, mr_slice *key, bool with_value, mr_slice *val)
+static MR_RESULT read_kv(mr_cursor *c, mr_slice *key, bool with_value, mr_slice *val)
 {
     uint32_t klen = 0, vlen = 0;
     MR_GUARD(mr_cursor_u32le(c, &klen));
@@ -469,7 +469,7 @@ static mr_result read_kv(mr_cursor *c, mr_slice *key, bool with_value, mr_slice 
 }
 
 /* Applies (or, with k == NULL, only checks) the ops of one record payload. */
-static mr_result apply_payload(kv *k, const uint8_t *p, size_t len, uint64_t seq)
+static MR_RESULT apply_payload(kv *k, const uint8_t *p, size_t len, uint64_t seq)
 {
     mr_cursor c;
     uint32_t n = 0;
@@ -511,7 +511,7 @@ static void corrupt_context(const char *what)
                  e.msg);
 }
 
-static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
+static MR_RESULT load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
 {
     mr_result res = MR_FAILURE;
     mr_cursor c;
@@ -579,7 +579,7 @@ static bool zero_tail(const uint8_t *p, size_t n)
 
 /* Verifies the log in `log` against the chain head (seq, digest) of the snapshot and applies
  * it to k (unless the log turns out to be a stale one from before the last compaction). */
-static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
+static MR_RESULT load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
                           const uint8_t snap_digest[32])
 {
     mr_result res = MR_FAILURE;
@@ -696,7 +696,7 @@ out:
     return res;
 }
 
-static mr_result open_dir(const char *dir, int *out)
+static MR_RESULT open_dir(const char *dir, int *out)
 {
     if (mkdir(dir, 0700) != 0)
         MR_ENSURE(errno == EEXIST, MR_ERR_IO, "creating the seal directory %s failed: %s", dir,
@@ -719,7 +719,7 @@ static mr_result open_dir(const char *dir, int *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
+MR_RESULT mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
                                  const mr_store_options *opts, mr_store **out)
 {
     mr_result res = MR_FAILURE;
@@ -791,7 +791,7 @@ out:
     return res;
 }
 
-mr_result mr_store_embedded_exists(const char *dir, bool *exists)
+MR_RESULT mr_store_embedded_exists(const char *dir, bool *exists)
 {
     struct stat st;
     char path[4096];
@@ -816,7 +816,7 @@ mr_result mr_store_embedded_exists(const char *dir, bool *exists)
     return MR_SUCCESS;
 }
 
-mr_result mr_store_embedded_remove(const char *dir)
+MR_RESULT mr_store_embedded_remove(const char *dir)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 && errno == ENOENT)

@@ -66,7 +66,7 @@ void sl_node_free(node *n)
     mr_free(n);
 }
 
-mr_result sl_init(skiplist *l, uint64_t seed)
+MR_RESULT sl_init(skiplist *l, uint64_t seed)
 {
     memset(l, 0, sizeof(*l));
     l->head = node_alloc(SL_MAX_LEVEL, "", 0);
@@ -343,7 +343,7 @@ void kv_free(kv *k)
     mr_free(k);
 }
 
-mr_result kv_load_set(kv *k, const char *key, size_t klen, const uint8_t *val, size_t len,
+MR_RESULT kv_load_set(kv *k, const char *key, size_t klen, const uint8_t *val, size_t len,
                       bool del, uint64_t rev)
 {
     node *n = sl_find(&k->map, key, klen);
@@ -386,7 +386,7 @@ mr_result kv_load_set(kv *k, const char *key, size_t klen, const uint8_t *val, s
     return MR_SUCCESS;
 }
 
-mr_result kv_visit_durable(kv *k, kv_visit_fn fn, void *ctx)
+MR_RESULT kv_visit_durable(kv *k, kv_visit_fn fn, void *ctx)
 {
     for (node *n = k->map.head->next[0]; n != NULL; n = n->next[0]) {
         const ver *v = visible_at(n, k->durable_rev);
@@ -399,7 +399,7 @@ mr_result kv_visit_durable(kv *k, kv_visit_fn fn, void *ctx)
 /* ------------------------------------------------------------------------------------------ */
 /* transactions                                                                               */
 
-static mr_result check_key(const char *key)
+static MR_RESULT check_key(const char *key)
 {
     MR_ENSURE(key != NULL, MR_ERR_USAGE, "store key is missing");
     size_t len = strnlen(key, MR_STORE_KEY_MAX + 1);
@@ -455,7 +455,7 @@ static void txn_finish(kv_txn *t)
     txn_destroy(t);
 }
 
-static mr_result kv_begin(mr_store *s, unsigned flags, mr_store_txn **out)
+static MR_RESULT kv_begin(mr_store *s, unsigned flags, mr_store_txn **out)
 {
     kv *k = (kv *)s;
     kv_txn *t = mr_calloc(1, sizeof(*t));
@@ -480,7 +480,7 @@ static mr_result kv_begin(mr_store *s, unsigned flags, mr_store_txn **out)
     return MR_SUCCESS;
 }
 
-static mr_result kv_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *found)
+static MR_RESULT kv_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *found)
 {
     kv_txn *t = (kv_txn *)tx;
     MR_GUARD(check_key(key));
@@ -508,7 +508,7 @@ static mr_result kv_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *
     return res;
 }
 
-static mr_result ws_set(kv_txn *t, const char *key, const uint8_t *value, size_t len, bool del)
+static MR_RESULT ws_set(kv_txn *t, const char *key, const uint8_t *value, size_t len, bool del)
 {
     mr_result res = MR_FAILURE;
     ver *v = NULL;
@@ -557,13 +557,13 @@ out:
     return res;
 }
 
-static mr_result kv_put(mr_store_txn *tx, const char *key, const uint8_t *value, size_t len)
+static MR_RESULT kv_put(mr_store_txn *tx, const char *key, const uint8_t *value, size_t len)
 {
     MR_GUARD(check_key(key));
     return ws_set((kv_txn *)tx, key, value, len, false);
 }
 
-static mr_result kv_del(mr_store_txn *tx, const char *key)
+static MR_RESULT kv_del(mr_store_txn *tx, const char *key)
 {
     MR_GUARD(check_key(key));
     return ws_set((kv_txn *)tx, key, NULL, 0, true);
@@ -576,7 +576,7 @@ static bool has_prefix(const char *key, size_t klen, const char *p, size_t plen)
 
 /* Merges the snapshot (map at rev) with the write set over the prefix. Pass 1 (items == NULL)
  * only counts; pass 2 copies. */
-static mr_result list_pass(kv_txn *t, const char *prefix, size_t plen, mr_store_list *out,
+static MR_RESULT list_pass(kv_txn *t, const char *prefix, size_t plen, mr_store_list *out,
                            size_t *count, size_t *kbytes, size_t *vbytes)
 {
     node *a = sl_lower_bound(&t->k->map, prefix, plen);
@@ -632,7 +632,7 @@ void mr_store_list_free(mr_store_list *list)
     list->count = 0;
 }
 
-static mr_result kv_list(mr_store_txn *tx, const char *prefix, mr_store_list *out)
+static MR_RESULT kv_list(mr_store_txn *tx, const char *prefix, mr_store_list *out)
 {
     kv_txn *t = (kv_txn *)tx;
     mr_result res = MR_FAILURE;
@@ -708,7 +708,7 @@ typedef struct prep {
 } prep;
 
 /* Adds the write set's versions at rev to the map. Atomic: all or nothing. */
-static mr_result apply(kv *k, kv_txn *t, uint64_t rev, wop **ops_out, size_t *nops)
+static MR_RESULT apply(kv *k, kv_txn *t, uint64_t rev, wop **ops_out, size_t *nops)
 {
     mr_result res = MR_FAILURE;
     size_t n = t->ws.count, i = 0;
@@ -777,7 +777,7 @@ out:
 }
 
 /* Group commit: the first waiter without a running leader writes everything pending. */
-static mr_result wait_durable(kv *k, waiter *w)
+static MR_RESULT wait_durable(kv *k, waiter *w)
 {
     w->next = k->waiters;
     k->waiters = w;
@@ -839,7 +839,7 @@ static mr_result wait_durable(kv *k, waiter *w)
     return MR_SUCCESS;
 }
 
-static mr_result commit_locked(kv *k, kv_txn *t)
+static MR_RESULT commit_locked(kv *k, kv_txn *t)
 {
     wop *ops = NULL;
     size_t nops = 0;
@@ -875,7 +875,7 @@ out:
 }
 
 /* A read-only transaction that read pending commits succeeds once they are durable. */
-static mr_result commit_readonly_latest(kv *k, kv_txn *t)
+static MR_RESULT commit_readonly_latest(kv *k, kv_txn *t)
 {
     if (t->rev > k->durable_rev && !t->doomed && k->e != NULL) {
         waiter w = {.rev = t->rev};
@@ -890,7 +890,7 @@ static mr_result commit_readonly_latest(kv *k, kv_txn *t)
     return MR_SUCCESS;
 }
 
-static mr_result kv_commit(mr_store_txn *tx)
+static MR_RESULT kv_commit(mr_store_txn *tx)
 {
     kv_txn *t = (kv_txn *)tx;
     kv *k = t->k;
@@ -942,7 +942,7 @@ const mr_store_vtbl mr_kv_vtbl = {
 /* ------------------------------------------------------------------------------------------ */
 /* public dispatch                                                                            */
 
-mr_result mr_store_open_memory(mr_store **out)
+MR_RESULT mr_store_open_memory(mr_store **out)
 {
     kv *k = kv_new();
     MR_ENSURE_ALLOC(k);
@@ -958,9 +958,9 @@ void mr_store_close(mr_store *s)
 
 void mr_store_stats_get(mr_store *s, mr_store_stats *out) { s->vt->stats(s, out); }
 
-mr_result mr_store_begin(mr_store *s, mr_store_txn **out) { return mr_store_begin_ex(s, 0, out); }
+MR_RESULT mr_store_begin(mr_store *s, mr_store_txn **out) { return mr_store_begin_ex(s, 0, out); }
 
-mr_result mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out)
+MR_RESULT mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out)
 {
     MR_ENSURE_REF(s);
     MR_ENSURE_REF(out);
@@ -969,7 +969,7 @@ mr_result mr_store_begin_ex(mr_store *s, unsigned flags, mr_store_txn **out)
     return s->vt->begin(s, flags, out);
 }
 
-mr_result mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *found)
+MR_RESULT mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *found)
 {
     MR_ENSURE_REF(t);
     MR_ENSURE_REF(value);
@@ -977,26 +977,26 @@ mr_result mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *fo
     return t->store->vt->get(t, key, value, found);
 }
 
-mr_result mr_store_put(mr_store_txn *t, const char *key, const uint8_t *value, size_t len)
+MR_RESULT mr_store_put(mr_store_txn *t, const char *key, const uint8_t *value, size_t len)
 {
     MR_ENSURE_REF(t);
     return t->store->vt->put(t, key, value, len);
 }
 
-mr_result mr_store_delete(mr_store_txn *t, const char *key)
+MR_RESULT mr_store_delete(mr_store_txn *t, const char *key)
 {
     MR_ENSURE_REF(t);
     return t->store->vt->del(t, key);
 }
 
-mr_result mr_store_scan(mr_store_txn *t, const char *prefix, mr_store_list *out)
+MR_RESULT mr_store_scan(mr_store_txn *t, const char *prefix, mr_store_list *out)
 {
     MR_ENSURE_REF(t);
     MR_ENSURE_REF(out);
     return t->store->vt->list(t, prefix, out);
 }
 
-mr_result mr_store_commit(mr_store_txn *t)
+MR_RESULT mr_store_commit(mr_store_txn *t)
 {
     MR_ENSURE_REF(t);
     return t->store->vt->commit(t);
@@ -1008,7 +1008,7 @@ void mr_store_abort(mr_store_txn *t)
         t->store->vt->abort(t);
 }
 
-mr_result mr_store_get1(mr_store *s, const char *key, mr_buf *value, bool *found)
+MR_RESULT mr_store_get1(mr_store *s, const char *key, mr_buf *value, bool *found)
 {
     mr_store_txn *t = NULL;
     MR_GUARD(mr_store_begin(s, &t));
@@ -1017,7 +1017,7 @@ mr_result mr_store_get1(mr_store *s, const char *key, mr_buf *value, bool *found
     return r;
 }
 
-mr_result mr_store_put1(mr_store *s, const char *key, const uint8_t *value, size_t len)
+MR_RESULT mr_store_put1(mr_store *s, const char *key, const uint8_t *value, size_t len)
 {
     mr_store_txn *t = NULL;
     MR_GUARD(mr_store_begin(s, &t));
@@ -1028,7 +1028,7 @@ mr_result mr_store_put1(mr_store *s, const char *key, const uint8_t *value, size
     return mr_store_commit(t);
 }
 
-mr_result mr_store_copy_all(mr_store *src, mr_store *dst)
+MR_RESULT mr_store_copy_all(mr_store *src, mr_store *dst)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *rt = NULL, *wt = NULL;
