@@ -107,10 +107,7 @@ MR_RESULT mr_key_generate(mr_key_type type, unsigned rsa_bits, EVP_PKEY **out)
         MR_ENSURE(group != NULL, MR_ERR_USAGE, "unsupported key type");
         key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group);
     }
-    if (key == NULL) {
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "key generation failed");
-        return MR_FAILURE;
-    }
+    MR_ENSURE_OSSL(key != NULL, MR_ERR_INTERNAL, "key generation failed");
     *out = key;
     return MR_SUCCESS;
 }

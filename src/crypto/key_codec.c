@@ -49,14 +49,14 @@ static MR_RESULT check_fmt(mr_key_type t, mr_key_format fmt, bool private_key)
 /* Appends an OpenSSL-allocated encoding to out, then wipes and frees it. */
 static MR_RESULT take_encoding(unsigned char *enc, int len, mr_buf *out)
 {
-    mr_result r = MR_FAILURE;
-    if (len <= 0 || enc == NULL)
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "key encoding failed");
-    else
-        r = mr_buf_append(out, enc, (size_t)len);
+    mr_result res = MR_FAILURE;
+    MR_ENSURE_OSSL_OUT(len > 0 && enc != NULL, MR_ERR_INTERNAL, "key encoding failed");
+    MR_GUARD_OUT(mr_buf_append(out, enc, (size_t)len));
+    res = MR_SUCCESS;
+out:
     if (enc != NULL)
         OPENSSL_clear_free(enc, len > 0 ? (size_t)len : 0);
-    return r;
+    return res;
 }
 
 static int encode_pkcs8(const EVP_PKEY *key, unsigned char **enc)

@@ -195,11 +195,10 @@ MR_RESULT mr_key_ec_set_x509_pubkey(X509_PUBKEY *pub, const EVP_PKEY *key)
     unsigned char *copy = OPENSSL_memdup(pt, plen);
     MR_ENSURE_ALLOC(copy);
     /* The algorithm objects are OpenSSL's static table entries; the point is handed over. */
-    if (X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-                               OBJ_nid2obj(ec_curves[ci].nid), copy, (int)plen) != 1) {
-        OPENSSL_free(copy);
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "setting the subject key");
-        return MR_FAILURE;
-    }
+    int set = X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                                     OBJ_nid2obj(ec_curves[ci].nid), copy, (int)plen);
+    if (set != 1)
+        OPENSSL_free(copy); /* handed over only on success; the error queue stays */
+    MR_GUARD_OSSL(set, MR_ERR_INTERNAL, "setting the subject key");
     return MR_SUCCESS;
 }

@@ -133,14 +133,17 @@ static uint8_t poly_eval(const uint8_t *c, unsigned t, uint8_t x)
 static MR_RESULT split_byte(uint8_t s, unsigned t, unsigned n, const uint8_t *xs, uint8_t *base,
                             size_t share_len, size_t pos)
 {
+    mr_result res = MR_FAILURE;
     uint8_t coef[MR_SHARE_MAX];
     coef[0] = s;
-    mr_result r = t > 1 ? mr_crypto_random(coef + 1, t - 1) : MR_SUCCESS;
-    if (mr_ok(r))
-        for (unsigned i = 0; i < n; i++)
-            base[(size_t)i * share_len + pos] = poly_eval(coef, t, xs[i]);
+    if (t > 1)
+        MR_GUARD_OUT(mr_crypto_random(coef + 1, t - 1));
+    for (unsigned i = 0; i < n; i++)
+        base[(size_t)i * share_len + pos] = poly_eval(coef, t, xs[i]);
+    res = MR_SUCCESS;
+out:
     OPENSSL_cleanse(coef, sizeof(coef));
-    return r;
+    return res;
 }
 
 MR_RESULT mr_shamir_split(mr_slice secret, unsigned t, unsigned n, mr_buf *shares)

@@ -40,22 +40,21 @@ MR_RESULT mr_x509_from_pem(mr_slice pem, X509 **out)
 /* Parses the next PEM block of c into a certificate; *x = NULL at the end of input. */
 static MR_RESULT next_cert(mr_cursor *c, X509 **x)
 {
+    mr_result res = MR_FAILURE;
     mr_pem_block blk;
     bool found = false;
-    mr_result r = MR_SUCCESS;
     *x = NULL;
     mr_buf_init(&blk.der, MR_X509_DER_MAX, 0);
-    if (!mr_ok(mr_pem_next(c, &blk, &found))) {
-        r = MR_FAILURE;
-    } else if (found && strcmp(blk.label, "CERTIFICATE") != 0) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                     "unexpected PEM block type \"%s\" in certificate chain", blk.label);
-        r = MR_FAILURE;
-    } else if (found) {
-        r = mr_x509_from_der(mr_buf_slice(&blk.der), x);
+    MR_GUARD_OUT(mr_pem_next(c, &blk, &found));
+    if (found) {
+        MR_ENSURE_OUT(strcmp(blk.label, "CERTIFICATE") == 0, MR_ERR_USAGE,
+                      "unexpected PEM block type \"%s\" in certificate chain", blk.label);
+        MR_GUARD_OUT(mr_x509_from_der(mr_buf_slice(&blk.der), x));
     }
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&blk.der);
-    return r;
+    return res;
 }
 
 MR_RESULT mr_x509_chain_from_pem(mr_slice pem, STACK_OF(X509) **out)
@@ -89,10 +88,7 @@ MR_RESULT mr_x509_to_der(X509 *cert, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len = i2d_X509(cert, &enc);
-    if (len <= 0) {
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "certificate encoding failed");
-        return MR_FAILURE;
-    }
+    MR_ENSURE_OSSL(len > 0, MR_ERR_INTERNAL, "certificate encoding failed");
     mr_result r = mr_buf_append(out, enc, (size_t)len);
     OPENSSL_free(enc);
     return r;
@@ -120,10 +116,7 @@ MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &enc);
-    if (len <= 0) {
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "public key encoding failed");
-        return MR_FAILURE;
-    }
+    MR_ENSURE_OSSL(len > 0, MR_ERR_INTERNAL, "public key encoding failed");
     mr_result r = mr_buf_append(out, enc, (size_t)len);
     OPENSSL_free(enc);
     return r;

@@ -140,6 +140,7 @@ int main(int argc, char **argv)
             MR_F_STR("runtime", mr_marble_runtime_name(rt)), MR_F_END);
     (void)fflush(NULL);
     execve(exe, plan.argv, environ);
+    /* direct: main() returns an exit code, the macros return an mr_result */
     mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "execve %s: %s", exe, strerror(errno));
     rc = fail("starting the application failed");
 out:

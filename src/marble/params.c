@@ -389,9 +389,11 @@ static MR_RESULT mkdirs(const char *dir, dirlist *made)
 
 static MR_RESULT stage_file(const char *path, const mr_buf *value, staged *s, dirlist *made)
 {
+    mr_result res = MR_FAILURE;
     char copy[PATH_MAX], copy2[PATH_MAX];
     struct stat st;
     mode_t mode = 0600;
+    int fd = -1;
     int n = snprintf(s->target, sizeof(s->target), "%s", path);
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->target), MR_ERR_USAGE, "path too long: %s", path);
     if (lstat(path, &st) == 0) {
@@ -403,25 +405,23 @@ static MR_RESULT stage_file(const char *path, const mr_buf *value, staged *s, di
          * dropped, since the content may be secret */
         mode = st.st_mode & 0700;
     }
-    (void)snprintf(copy, sizeof(copy), "%s", s->target);
-    (void)snprintf(copy2, sizeof(copy2), "%s", s->target);
+    (void)snprintf(copy, sizeof(copy), "%s", s->target);   /* fits: same size as target */
+    (void)snprintf(copy2, sizeof(copy2), "%s", s->target); /* fits */
     char *dir = dirname(copy);
     if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
         MR_GUARD(mkdirs(dir, made));
     n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy2));
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", path);
-    int fd = mkstemp(s->tmp);
+    fd = mkstemp(s->tmp);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
     s->used = true;
-    mr_result r = write_all(fd, value, path);
-    if (mr_ok(r) && fchmod(fd, mode) != 0)
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", path, strerror(errno)),
-            r = MR_FAILURE;
-    if (mr_ok(r) && fsync(fd) != 0)
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", path, strerror(errno)),
-            r = MR_FAILURE;
+    MR_GUARD_OUT(write_all(fd, value, path));
+    MR_ENSURE_OUT(fchmod(fd, mode) == 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
+    MR_ENSURE_OUT(fsync(fd) == 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
+    res = MR_SUCCESS;
+out:
     (void)close(fd);
-    return r;
+    return res;
 }
 
 /* root + name into out (root NULL: name itself). */

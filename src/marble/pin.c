@@ -233,25 +233,21 @@ out:
 
 static MR_RESULT pin_string(X509 *inter, char *pin_out, size_t pin_size)
 {
+    mr_result res = MR_FAILURE;
     mr_buf spki, b64;
     uint8_t d[32];
     mr_buf_init(&spki, 0, 0);
     mr_buf_init(&b64, 0, 0);
-    mr_result r = mr_x509_spki_der(inter, &spki);
-    if (mr_ok(r))
-        r = mr_sha256(spki.data, spki.len, d);
-    if (mr_ok(r))
-        r = mr_b64_encode_buf(d, sizeof(d), MR_B64_STD, &b64);
-    if (mr_ok(r)) {
-        int n = snprintf(pin_out, pin_size, "sha256//%.*s", (int)b64.len, (const char *)b64.data);
-        if (n < 0 || (size_t)n >= pin_size) {
-            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "pin buffer too small");
-            r = MR_FAILURE;
-        }
-    }
+    MR_GUARD_OUT(mr_x509_spki_der(inter, &spki));
+    MR_GUARD_OUT(mr_sha256(spki.data, spki.len, d));
+    MR_GUARD_OUT(mr_b64_encode_buf(d, sizeof(d), MR_B64_STD, &b64));
+    int n = snprintf(pin_out, pin_size, "sha256//%.*s", (int)b64.len, (const char *)b64.data);
+    MR_ENSURE_OUT(n >= 0 && (size_t)n < pin_size, MR_ERR_INTERNAL, "pin buffer too small");
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&spki);
     mr_buf_free(&b64);
-    return r;
+    return res;
 }
 
 MR_RESULT mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,

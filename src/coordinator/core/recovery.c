@@ -149,17 +149,19 @@ static MR_RESULT data_json(scheme s, unsigned t, unsigned n, const mr_buf *share
 static MR_RESULT write_data(mr_core *c, scheme s, unsigned t, unsigned n, const mr_buf *shares,
                             size_t share_len)
 {
+    mr_result res = MR_FAILURE;
     char path[PATH_MAX];
     mr_buf json;
     mr_buf_init(&json, RECOVERY_DATA_MAX, 0);
     MR_GUARD(data_path(c, path, sizeof(path)));
-    mr_result r = data_json(s, t, n, shares, share_len, &json);
-    if (mr_ok(r))
-        r = mr_file_write_atomic(path, json.data, json.len, 0600);
+    MR_GUARD_OUT(data_json(s, t, n, shares, share_len, &json));
+    MR_GUARD_OUT(mr_file_write_atomic(path, json.data, json.len, 0600));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&json);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("writing recovery data");
-    return r;
+    return res;
 }
 
 static MR_RESULT remove_data(mr_core *c)
@@ -269,12 +271,24 @@ out:
     return res;
 }
 
+static MR_RESULT read_data(const char *path, core_recovery *r)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf text;
+    mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
+    MR_GUARD_OUT(mr_file_read(path, RECOVERY_DATA_MAX, &text));
+    MR_GUARD_OUT(parse_data(r, &text));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&text);
+    return res;
+}
+
 /* Reads <seal dir>/recovery_data once per recovery mode. Absent or unreadable data means
  * "no recovery data": the uploaded secret is then tried as the key itself. */
 static MR_RESULT load_data(mr_core *c, core_recovery *r)
 {
     char path[PATH_MAX];
-    mr_buf text;
     if (r->data_loaded)
         return MR_SUCCESS;
     MR_GUARD(data_path(c, path, sizeof(path)));
@@ -282,12 +296,7 @@ static MR_RESULT load_data(mr_core *c, core_recovery *r)
         r->data_loaded = true;
         return MR_SUCCESS;
     }
-    mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
-    mr_result rr = mr_file_read(path, RECOVERY_DATA_MAX, &text);
-    if (mr_ok(rr))
-        rr = parse_data(r, &text);
-    mr_buf_free(&text);
-    if (!mr_ok(rr)) {
+    if (!mr_ok(read_data(path, r))) {
         MR_LOG_WARN("recovery data cannot be used; uploaded secrets are tried as the state key",
                     MR_F_ERR());
         mr_error_clear();
@@ -429,44 +438,42 @@ static MR_RESULT try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
     if (mr_ok(mr_store_open_embedded(mr_sealer_dir(c->sealer), key.ptr, key.len,
                                      c->cfg.store_opts, st)))
         return MR_SUCCESS;
-    *wrong = mr_error_get()->cat == MR_ERR_PROTOCOL;
+    *wrong = mr_error_is(MR_ERR_PROTOCOL); /* MR_ERR_CORRUPT: wrong key or modified files */
     mr_error_prefix("loading sealed state");
     return MR_FAILURE;
 }
 
 static MR_RESULT load_manifest(mr_store *st, mr_manifest **m)
 {
+    mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
     mr_buf raw;
-    bool found = false;
     mr_buf_init(&raw, 0, 0);
-    mr_result r = mr_store_begin(st, &t);
-    if (mr_ok(r))
-        r = mr_store_get(t, K_MANIFEST, &raw, &found);
+    MR_GUARD_OUT(mr_store_begin(st, &t));
+    MR_GUARD_OUT(core_get_required(t, K_MANIFEST, &raw));
+    MR_GUARD_OUT(mr_manifest_decode(raw.data, raw.len, m));
+    res = MR_SUCCESS;
+out:
     mr_store_abort(t);
-    if (mr_ok(r) && !found) {
-        mr_error_set(MR_ERR_NOT_FOUND, __FILE__, __LINE__, "requested value not set");
-        r = MR_FAILURE;
-    }
-    if (mr_ok(r))
-        r = mr_manifest_decode(raw.data, raw.len, m);
     mr_buf_free(&raw);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("loading manifest from store");
-    return r;
+    return res;
 }
 
 static MR_RESULT key_of(const mr_manifest_recovery_key *k, EVP_PKEY **pub)
 {
+    mr_result res = MR_FAILURE;
     mr_buf der;
     mr_buf_init(&der, 0, 0);
-    mr_result r = mr_manifest_recovery_key_der(k, &der);
-    if (mr_ok(r))
-        r = mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, pub);
+    MR_GUARD_OUT(mr_manifest_recovery_key_der(k, &der));
+    MR_GUARD_OUT(mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, pub));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&der);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("parsing recovery public key \"%s\"", k->name.ptr ? k->name.ptr : "");
-    return r;
+    return res;
 }
 
 /* The 1.7.0 rule: every secret of this attempt must be signed by a distinct recovery key of
@@ -604,37 +611,56 @@ static MR_RESULT combine(const core_recovery *r, bool shamir, mr_buf *key)
     return res;
 }
 
-static MR_RESULT recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *remaining)
+/* No recovery data (a single key, or the data is gone): the secret must be the key itself. */
+static MR_RESULT recover_single(mr_core *c, core_recovery *r, mr_slice secret, mr_slice sig,
+                                int *remaining)
 {
-    mr_result res = MR_FAILURE;
-    core_recovery *r = NULL;
     mr_store *ro = NULL;
     bool wrong = false;
+    MR_GUARD(check_length(r, secret, false));
+    reset_collection(r);
+    MR_GUARD(collect(r, secret, sig));
+    if (!mr_ok(try_key(c, secret, &ro, &wrong))) {
+        reset_collection(r);
+        return MR_FAILURE;
+    }
+    MR_GUARD(attempt(c, r, secret, ro)); /* takes the store over */
+    *remaining = 0;
+    return MR_SUCCESS;
+}
+
+/* Combines the collected shares and tries the result: *ro is set when it opened the state,
+ * *pending when a Shamir key does not open it yet but more shares can still come. A key that
+ * fails otherwise ends the attempt (*remaining = -1). */
+static MR_RESULT try_shares(mr_core *c, core_recovery *r, bool shamir, mr_buf *key,
+                            mr_store **ro, bool *pending, int *remaining)
+{
+    bool wrong = false;
+    *pending = false;
+    MR_GUARD(combine(r, shamir, key));
+    if (mr_ok(try_key(c, mr_buf_slice(key), ro, &wrong)))
+        return MR_SUCCESS;
+    if (shamir && wrong && used_count(r) < r->n_hashes) {
+        mr_error_clear(); /* not enough shares yet */
+        *pending = true;
+        return MR_SUCCESS;
+    }
+    reset_collection(r);
+    *remaining = -1;
+    return MR_FAILURE;
+}
+
+/* With recovery data: XOR shares (all of them needed) or Shamir shares (from two on, the
+ * combination is tried until it opens the state). */
+static MR_RESULT recover_shares(mr_core *c, core_recovery *r, mr_slice secret, mr_slice sig,
+                                int *remaining)
+{
+    mr_result res = MR_FAILURE;
+    mr_store *ro = NULL;
+    bool pending = false;
+    bool shamir = secret.len == SHAMIR_SHARE_LEN;
     mr_buf key;
     mr_buf_init(&key, 0, MR_BUF_SECRET);
-    *remaining = -1;
-    MR_GUARD_OUT(require_recovery_state(c));
-    MR_GUARD_OUT(get_state(c, &r));
-    MR_GUARD_OUT(load_data(c, r));
-
-    if (r->scheme == SCHEME_NONE) {
-        /* single key, or the recovery data is gone: the secret must be the key itself */
-        MR_GUARD_OUT(check_length(r, secret, false));
-        reset_collection(r);
-        MR_GUARD_OUT(collect(r, secret, sig));
-        if (!mr_ok(try_key(c, secret, &ro, &wrong))) {
-            reset_collection(r);
-            goto out;
-        }
-        mr_store *owned = ro; /* attempt() takes the store over */
-        ro = NULL;
-        MR_GUARD_OUT(attempt(c, r, secret, owned));
-        *remaining = 0;
-        res = MR_SUCCESS;
-        goto out;
-    }
-
-    bool shamir = secret.len == SHAMIR_SHARE_LEN;
     MR_GUARD_OUT(check_length(r, secret, shamir));
     MR_GUARD_OUT(take_hash(r, secret));
     if (!mr_ok(collect(r, secret, sig))) {
@@ -643,49 +669,36 @@ static MR_RESULT recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *
     }
     size_t used = used_count(r);
     *remaining = (int)(r->n_hashes - used);
-
-    if (!shamir) {
-        if (used < r->n_hashes) {
-            res = MR_SUCCESS;
-            goto out;
-        }
-        MR_GUARD_OUT(combine(r, false, &key));
-        if (!mr_ok(try_key(c, mr_buf_slice(&key), &ro, &wrong))) {
-            reset_collection(r);
-            *remaining = -1;
-            goto out;
-        }
-    } else {
-        if (r->count < 2) {
-            res = MR_SUCCESS;
-            goto out;
-        }
-        MR_GUARD_OUT(combine(r, true, &key));
-        if (!mr_ok(try_key(c, mr_buf_slice(&key), &ro, &wrong))) {
-            if (wrong && used < r->n_hashes) {
-                /* not enough shares yet */
-                mr_error_clear();
-                res = MR_SUCCESS;
+    bool complete = shamir ? r->count >= 2 : used == r->n_hashes;
+    if (complete) {
+        MR_GUARD_OUT(try_shares(c, r, shamir, &key, &ro, &pending, remaining));
+        if (!pending) {
+            mr_store *owned = ro; /* attempt() takes the store over */
+            ro = NULL;
+            if (!mr_ok(attempt(c, r, mr_buf_slice(&key), owned))) {
+                *remaining = -1;
                 goto out;
             }
-            reset_collection(r);
-            *remaining = -1;
-            goto out;
+            *remaining = 0;
         }
     }
-    mr_store *owned = ro; /* attempt() takes the store over */
-    ro = NULL;
-    mr_result ar = attempt(c, r, mr_buf_slice(&key), owned);
-    if (!mr_ok(ar)) {
-        *remaining = -1;
-        goto out;
-    }
-    *remaining = 0;
     res = MR_SUCCESS;
 out:
     mr_store_close(ro);
     mr_buf_free(&key);
     return res;
+}
+
+static MR_RESULT recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *remaining)
+{
+    core_recovery *r = NULL;
+    *remaining = -1;
+    MR_GUARD(require_recovery_state(c));
+    MR_GUARD(get_state(c, &r));
+    MR_GUARD(load_data(c, r));
+    if (r->scheme == SCHEME_NONE)
+        return recover_single(c, r, secret, sig, remaining);
+    return recover_shares(c, r, secret, sig, remaining);
 }
 
 MR_RESULT mr_core_recover(mr_core *c, mr_slice secret, mr_slice signature, int *remaining)

@@ -300,24 +300,22 @@ MR_RESULT core_secret_generate(const core_gen_ctx *g, const mr_manifest_secret *
     mr_buf_init(&out->pub, 0, MR_BUF_SECRET);
     out->def = d;
     out->valid_for = d->valid_for;
+    mr_result res = MR_FAILURE;
     out->name = mr_strdup(name_of(d));
-    MR_ENSURE_ALLOC(out->name);
-    mr_result r;
+    MR_ENSURE_ALLOC_OUT(out->name);
     if (strcmp(t, "symmetric-key") == 0)
-        r = gen_symmetric(g, d, out);
+        MR_GUARD_OUT(gen_symmetric(g, d, out));
     else if (is_cert_type(t))
-        r = gen_cert(g, d, keep_not_after, out);
-    else {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                     "secret %s is invalid: unsupported secret of type %s", name_of(d), t);
-        r = MR_FAILURE;
-    }
-    if (!mr_ok(r)) {
-        core_secret_clear(out);
-        return MR_FAILURE;
-    }
+        MR_GUARD_OUT(gen_cert(g, d, keep_not_after, out));
+    else
+        MR_BAIL_OUT(MR_ERR_USAGE, "secret %s is invalid: unsupported secret of type %s",
+                    name_of(d), t);
     out->has_value = true;
-    return MR_SUCCESS;
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
+        core_secret_clear(out);
+    return res;
 }
 
 bool core_secret_is_symmetric(const mr_manifest_secret *d)

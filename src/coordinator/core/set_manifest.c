@@ -38,35 +38,39 @@ static MR_RESULT prefixed(mr_result r, const char *prefix)
     return r;
 }
 
+/* Stores a secret's value under secret:<name> and (1.9: the previous cycle starts out equal
+ * to the current one) previousSecret:<name>. */
+static MR_RESULT put_both_cycles(mr_store_txn *t, const core_secret *s, mr_buf *enc)
+{
+    char key[CORE_KEY_SIZE];
+    mr_buf_reset(enc);
+    MR_GUARD(core_secret_encode(s, enc));
+    MR_GUARD(core_key(key, P_SECRET, s->name));
+    MR_GUARD(core_put_buf(t, key, enc));
+    MR_GUARD(core_key(key, P_PREV_SECRET, s->name));
+    return core_put_buf(t, key, enc);
+}
+
 /* Generates the secrets of one context into set (appending) and the store. */
 static MR_RESULT gen_secrets(const core_gen_ctx *g, const mr_manifest *m, bool shared,
                              core_secret_set *set, mr_store_txn *t)
 {
+    mr_result res = MR_FAILURE;
     mr_buf enc;
     mr_buf_init(&enc, 0, MR_BUF_SECRET);
-    mr_result r = MR_SUCCESS;
-    for (size_t i = 0; i < m->secrets.count && mr_ok(r); i++) {
+    for (size_t i = 0; i < m->secrets.count; i++) {
         const mr_manifest_secret *d = &m->secrets.items[i];
         if (d->user_defined || d->shared != shared)
             continue;
         core_secret *s = &set->items[set->count];
-        r = core_secret_generate(g, d, 0, s);
-        if (!mr_ok(r))
-            break;
+        MR_GUARD_OUT(core_secret_generate(g, d, 0, s));
         set->count++;
-        char key[4200];
-        mr_buf_reset(&enc);
-        r = core_secret_encode(s, &enc);
-        (void)snprintf(key, sizeof(key), "%s%s", P_SECRET, s->name);
-        if (mr_ok(r))
-            r = core_put_buf(t, key, &enc);
-        /* 1.9: the previous cycle starts out equal to the current one */
-        (void)snprintf(key, sizeof(key), "%s%s", P_PREV_SECRET, s->name);
-        if (mr_ok(r))
-            r = core_put_buf(t, key, &enc);
+        MR_GUARD_OUT(put_both_cycles(t, s, &enc));
     }
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&enc);
-    return r;
+    return res;
 }
 
 /* ---- template dry run ---- */

@@ -195,44 +195,57 @@ out:
     return res;
 }
 
-/* Obtains the KEK for provider id `prov`. *unavailable (with s->reason) when the key source
- * does not exist here; create allows the file provider to make a new key file. */
-static MR_RESULT get_kek(mr_sealer *s, int prov, bool create, uint8_t *kek, bool *unavailable)
+/* The file provider: the KEK is the content of the key file (created when allowed). */
+static MR_RESULT kek_from_file(mr_sealer *s, bool create, uint8_t *kek, bool *unavailable)
 {
     bool missing = false, wrong = false;
-    *unavailable = false;
-    if (prov == PROV_FILE) {
+    MR_GUARD(read_exact(s->kek_path, kek, KEK_LEN, &missing, &wrong));
+    if (missing && create) {
+        MR_GUARD(create_kek_file(s->kek_path));
         MR_GUARD(read_exact(s->kek_path, kek, KEK_LEN, &missing, &wrong));
-        if (missing && create) {
-            MR_GUARD(create_kek_file(s->kek_path));
-            MR_GUARD(read_exact(s->kek_path, kek, KEK_LEN, &missing, &wrong));
-        }
-        if (missing || wrong) {
-            set_reason(s, "the key-encryption key file %s is %s",
-                     s->kek_path, missing ? "missing" : "not 32 bytes long");
-            *unavailable = true;
-        }
-        return MR_SUCCESS;
     }
+    if (missing || wrong) {
+        set_reason(s, "the key-encryption key file %s is %s",
+                 s->kek_path, missing ? "missing" : "not 32 bytes long");
+        *unavailable = true;
+    }
+    return MR_SUCCESS;
+}
+
+/* The Gramine providers: the KEK is derived from the enclave's SGX sealing key. */
+static MR_RESULT kek_from_gramine(mr_sealer *s, int prov, uint8_t *kek, bool *unavailable)
+{
+    mr_result res = MR_FAILURE;
+    bool missing = false, wrong = false;
     const char *name = prov == PROV_GRAMINE_MRSIGNER ? "_sgx_mrsigner" : "_sgx_mrenclave";
     char path[PATH_MAX];
     uint8_t sgx[SGX_KEY_LEN];
     MR_GUARD(path_join(path, sizeof(path), s->gramine_dir, name));
-    mr_result r = read_exact(path, sgx, sizeof(sgx), &missing, &wrong);
-    if (mr_ok(r) && !missing && !wrong) {
-        char info[64];
-        snprintf(info, sizeof(info), "MarbleRun-C KEK v1 %s", name + 1);
-        r = hkdf32(sgx, sizeof(sgx), info, kek);
-    }
-    OPENSSL_cleanse(sgx, sizeof(sgx));
-    MR_GUARD(r);
+    MR_GUARD_OUT(read_exact(path, sgx, sizeof(sgx), &missing, &wrong));
     if (missing || wrong) {
         set_reason(s, "the SGX sealing key %s is %s", path,
                  missing ? "not available (not running in a Gramine enclave?)"
                          : "not 16 bytes long");
         *unavailable = true;
+    } else {
+        char info[64];
+        (void)snprintf(info, sizeof(info), "MarbleRun-C KEK v1 %s", name + 1); /* fits */
+        MR_GUARD_OUT(hkdf32(sgx, sizeof(sgx), info, kek));
     }
-    return MR_SUCCESS;
+    res = MR_SUCCESS;
+out:
+    OPENSSL_cleanse(sgx, sizeof(sgx));
+    return res;
+}
+
+/* Obtains the KEK for provider id `prov`. *unavailable (with s->reason) when the key source
+ * does not exist here; create allows the file provider to make a new key file. */
+static MR_RESULT get_kek(mr_sealer *s, int prov, bool create, uint8_t *kek, bool *unavailable)
+{
+    *unavailable = false;
+    if (prov == PROV_FILE)
+        return kek_from_file(s, create, kek, unavailable);
+    return kek_from_gramine(s, prov, kek, unavailable);
 }
 
 static int provider_for(const mr_sealer *s)

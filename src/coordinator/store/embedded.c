@@ -100,10 +100,12 @@ static MR_RESULT gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size
 /* Called under the store lock (or while loading): one MAC context per store suffices. */
 static MR_RESULT header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
 {
+    mr_result res = MR_FAILURE;
     uint8_t full[32];
-    mr_result res = mr_hmac_sha256_mac(e->hmac, MR_SLICE(aad, REC_AAD_LEN), full);
-    if (mr_ok(res))
-        memcpy(out, full, REC_MAC_LEN);
+    MR_GUARD_OUT(mr_hmac_sha256_mac(e->hmac, MR_SLICE(aad, REC_AAD_LEN), full));
+    memcpy(out, full, REC_MAC_LEN);
+    res = MR_SUCCESS;
+out:
     OPENSSL_cleanse(full, sizeof(full));
     return res;
 }
