@@ -23,6 +23,7 @@
 #include "common/uuid.h"
 #include "coordinator/core/core_int.h"
 #include "coordinator/store/store.h"
+#include "../store/store_test_util.h"
 #include "core_test_util.h"
 #include "crypto/hash.h"
 #include "crypto/key.h"
@@ -334,7 +335,8 @@ static void test_activate(void **state)
     MR_ASSERT_OK(mr_uuid_parse(m.uuid, strlen(m.uuid), &want));
     assert_memory_equal(uuid, want.b, 16);
     MR_ASSERT_FAIL(ct_marble_auth(f.c, mr_buf_slice(&der), type, 3, uuid), MR_ERR_AUTH,
-                   "unauthorized marble"); /* the type does not fit */
+                   "unauthorized marble: the certificate's marble type is too long (limit 2 "
+                   "bytes)"); /* the type does not fit: refused, not cut */
     MR_ASSERT_FAIL(ct_marble_auth(f.c, mr_buf_slice(&f.admin.der), type, sizeof(type), uuid),
                    MR_ERR_AUTH, "unauthorized marble");
     MR_ASSERT_FAIL(ct_marble_auth(f.c, MR_SLICE("", 0), type, sizeof(type), uuid), MR_ERR_AUTH,
@@ -649,6 +651,91 @@ static void test_marble_subject_complete(void **state)
     }
 }
 
+/* The CA certificates carry every configured DNS name, or the Coordinator does not start:
+ * names past the old fixed table were dropped from the certificates. */
+static void test_ca_dns_names_limit(void **state)
+{
+    enum { LIMIT = 64 };
+    static const mr_store_options no_fsync = {.no_fsync = true};
+    char names[LIMIT + 1][16];
+    const char *list[LIMIT + 1];
+    (void)state;
+    for (int i = 0; i <= LIMIT; i++) {
+        (void)snprintf(names[i], sizeof(names[i]), "host%d.test", i);
+        list[i] = names[i];
+    }
+    for (int n = LIMIT; n <= LIMIT + 1; n++) {
+        char *dir = st_mkdtemp();
+        mr_core_config cfg = {.seal_dir = dir, .dns_names = list, .n_dns_names = (size_t)n,
+                              .curve = MR_KEY_EC_P256, .store_opts = &no_fsync};
+        mr_core *c = NULL;
+        if (n == LIMIT) {
+            MR_ASSERT_OK(mr_core_open(&cfg, &c));
+            X509 *root = NULL;
+            EVP_PKEY *key = NULL;
+            mr_x509_san_list sans = {0};
+            MR_ASSERT_OK(mr_core_client_identity(c, &root, &key));
+            MR_ASSERT_OK(mr_x509_sans(root, &sans));
+            assert_int_equal(sans.n_dns, LIMIT);
+            assert_string_equal(sans.dns[LIMIT - 1], "host63.test");
+            mr_x509_san_list_clear(&sans);
+            X509_free(root);
+            EVP_PKEY_free(key);
+            mr_core_free(c);
+        } else {
+            MR_ASSERT_FAIL(mr_core_open(&cfg, &c), MR_ERR_USAGE,
+                           "too many DNS names for the Coordinator certificates (limit 64)");
+        }
+        st_rmdir(dir);
+    }
+}
+
+/* A stored counter is read whole: a value longer than the old 31-byte copy, one with a NUL
+ * inside, a signed or an overflowing one is malformed instead of a different number. */
+static void test_read_number_whole_value(void **state)
+{
+    static const struct {
+        const char *v;
+        size_t len;
+        int base;
+        bool ok;
+        uint64_t want;
+    } cases[] = {
+        {"2a", 2, 16, true, 42},
+        {"18446744073709551615", 20, 10, true, UINT64_MAX},
+        {"18446744073709551616", 20, 10, false, 0}, /* overflow */
+        {"0000000000000000000000000000000000000007", 40, 10, false, 0}, /* longer than 31 */
+        {"12\0" "99", 5, 10, false, 0},
+        {"-1", 2, 10, false, 0},
+        {"", 0, 10, false, 0},
+    };
+    mr_store *s = NULL;
+    (void)state;
+    MR_ASSERT_OK(mr_store_open_memory(&s));
+    for (size_t i = 0; i < MR_ARRAY_LEN(cases); i++) {
+        mr_store_txn *t = NULL;
+        uint64_t v = 99;
+        MR_ASSERT_OK(mr_store_begin(s, &t));
+        MR_ASSERT_OK(mr_store_put(t, "n", (const uint8_t *)cases[i].v, cases[i].len));
+        if (cases[i].ok) {
+            MR_ASSERT_OK(core_read_number(t, "n", cases[i].base, "test number", &v));
+            assert_true(v == cases[i].want);
+        } else {
+            MR_ASSERT_FAIL(core_read_number(t, "n", cases[i].base, "test number", &v),
+                           MR_ERR_INTERNAL, "stored test number is malformed");
+        }
+        mr_store_abort(t);
+    }
+    /* absent: 0 */
+    mr_store_txn *t = NULL;
+    uint64_t v = 99;
+    MR_ASSERT_OK(mr_store_begin(s, &t));
+    MR_ASSERT_OK(core_read_number(t, "absent", 10, "test number", &v));
+    assert_true(v == 0);
+    mr_store_abort(t);
+    mr_store_close(s);
+}
+
 /* ---- users ---- */
 
 static void test_users(void **state)
@@ -803,6 +890,8 @@ int main(void)
         cmocka_unit_test(test_ttls_no_entry_dropped),
         cmocka_unit_test(test_counter_key_not_truncated),
         cmocka_unit_test(test_marble_subject_complete),
+        cmocka_unit_test(test_ca_dns_names_limit),
+        cmocka_unit_test(test_read_number_whole_value),
         cmocka_unit_test(test_users),             cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_monotonic_counter),
     };
