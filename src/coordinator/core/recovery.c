@@ -426,7 +426,7 @@ static MR_RESULT try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
     MR_GUARD(mr_store_embedded_exists(mr_sealer_dir(c->sealer), &exists));
     if (!exists) {
         *wrong = true;
-        MR_BAIL(MR_ERR_STATE, "loading sealed state: no sealed state found");
+        MR_BAIL(MR_ERR_NOT_FOUND, "loading sealed state: no sealed state found");
     }
     if (key.len != MR_STORE_DEK_LEN) {
         *wrong = true;

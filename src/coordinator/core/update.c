@@ -116,7 +116,7 @@ static MR_RESULT package_update(mr_core *c, core_epoch *e, const char *user, con
                     user, (const char *)text.data);
     }
     for (size_t i = 0; i < n; i++)
-        MR_ENSURE_OUT(mr_manifest_find_package(e->manifest, names[i]) != NULL, MR_ERR_USAGE,
+        MR_ENSURE_OUT(mr_manifest_find_package(e->manifest, names[i]) != NULL, MR_ERR_NOT_FOUND,
                       "loading current package \"%s\" from store: requested value not set", names[i]);
     if (!mr_ok(mr_manifest_check_package_update(u, e->manifest))) {
         mr_error_prefix("checking update manifest");

@@ -19,7 +19,7 @@ static MR_RESULT check_key(const char *key)
 }
 
 
-/* Frees a transaction whose write-set values were already released (ws_release). */
+/* Frees a transaction whose write-set values were already released (kv_txn_finish). */
 static void txn_destroy(kv_txn *t)
 {
     node *n = t->ws.head != NULL ? t->ws.head->next[0] : NULL;
