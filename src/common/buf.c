@@ -25,7 +25,7 @@ static MR_RESULT need(const mr_cursor *c, size_t n)
     return MR_SUCCESS;
 }
 
-mr_result mr_cursor_read(mr_cursor *c, void *out, size_t n)
+MR_RESULT mr_cursor_read(mr_cursor *c, void *out, size_t n)
 {
     MR_GUARD(need(c, n));
     if (n > 0)
@@ -34,14 +34,14 @@ mr_result mr_cursor_read(mr_cursor *c, void *out, size_t n)
     return MR_SUCCESS;
 }
 
-mr_result mr_cursor_skip(mr_cursor *c, size_t n)
+MR_RESULT mr_cursor_skip(mr_cursor *c, size_t n)
 {
     MR_GUARD(need(c, n));
     c->pos += n;
     return MR_SUCCESS;
 }
 
-mr_result mr_cursor_view(mr_cursor *c, size_t n, mr_slice *out)
+MR_RESULT mr_cursor_view(mr_cursor *c, size_t n, mr_slice *out)
 {
     MR_GUARD(need(c, n));
     out->ptr = c->ptr + c->pos;
@@ -50,7 +50,7 @@ mr_result mr_cursor_view(mr_cursor *c, size_t n, mr_slice *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_cursor_sub(mr_cursor *c, size_t n, mr_cursor *out)
+MR_RESULT mr_cursor_sub(mr_cursor *c, size_t n, mr_cursor *out)
 {
     mr_slice s;
     MR_GUARD(mr_cursor_view(c, n, &s));
@@ -58,10 +58,10 @@ mr_result mr_cursor_sub(mr_cursor *c, size_t n, mr_cursor *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_cursor_u8(mr_cursor *c, uint8_t *out) { return mr_cursor_read(c, out, 1); }
+MR_RESULT mr_cursor_u8(mr_cursor *c, uint8_t *out) { return mr_cursor_read(c, out, 1); }
 
 #define CURSOR_INT(name, type, n, expr)                                                       \
-    mr_result name(mr_cursor *c, type *out)                                                   \
+    MR_RESULT name(mr_cursor *c, type *out)                                                   \
     {                                                                                         \
         uint8_t b[n];                                                                         \
         MR_GUARD(mr_cursor_read(c, b, n));                                                    \
@@ -105,7 +105,7 @@ static void storage_free(mr_buf *b)
     b->cap = 0;
 }
 
-mr_result mr_buf_reserve(mr_buf *b, size_t extra)
+MR_RESULT mr_buf_reserve(mr_buf *b, size_t extra)
 {
     size_t max = buf_max(b);
     MR_ENSURE(b->len <= max && extra <= max - b->len, MR_ERR_TOO_LARGE,
@@ -135,7 +135,7 @@ mr_result mr_buf_reserve(mr_buf *b, size_t extra)
     return MR_SUCCESS;
 }
 
-mr_result mr_buf_append(mr_buf *b, const void *data, size_t n)
+MR_RESULT mr_buf_append(mr_buf *b, const void *data, size_t n)
 {
     MR_GUARD(mr_buf_reserve(b, n));
     if (n > 0)
@@ -144,17 +144,17 @@ mr_result mr_buf_append(mr_buf *b, const void *data, size_t n)
     return MR_SUCCESS;
 }
 
-mr_result mr_buf_append_str(mr_buf *b, const char *s) { return mr_buf_append(b, s, strlen(s)); }
+MR_RESULT mr_buf_append_str(mr_buf *b, const char *s) { return mr_buf_append(b, s, strlen(s)); }
 
-mr_result mr_buf_append_u8(mr_buf *b, uint8_t v) { return mr_buf_append(b, &v, 1); }
+MR_RESULT mr_buf_append_u8(mr_buf *b, uint8_t v) { return mr_buf_append(b, &v, 1); }
 
-mr_result mr_buf_append_u16le(mr_buf *b, uint16_t v)
+MR_RESULT mr_buf_append_u16le(mr_buf *b, uint16_t v)
 {
     uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
     return mr_buf_append(b, x, sizeof(x));
 }
 
-mr_result mr_buf_append_u32le(mr_buf *b, uint32_t v)
+MR_RESULT mr_buf_append_u32le(mr_buf *b, uint32_t v)
 {
     uint8_t x[4];
     for (int i = 0; i < 4; i++)
@@ -162,7 +162,7 @@ mr_result mr_buf_append_u32le(mr_buf *b, uint32_t v)
     return mr_buf_append(b, x, sizeof(x));
 }
 
-mr_result mr_buf_append_u64le(mr_buf *b, uint64_t v)
+MR_RESULT mr_buf_append_u64le(mr_buf *b, uint64_t v)
 {
     uint8_t x[8];
     for (int i = 0; i < 8; i++)
@@ -170,7 +170,7 @@ mr_result mr_buf_append_u64le(mr_buf *b, uint64_t v)
     return mr_buf_append(b, x, sizeof(x));
 }
 
-mr_result mr_buf_printf(mr_buf *b, const char *fmt, ...)
+MR_RESULT mr_buf_printf(mr_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -185,14 +185,14 @@ mr_result mr_buf_printf(mr_buf *b, const char *fmt, ...)
     return MR_SUCCESS;
 }
 
-mr_result mr_buf_nul_terminate(mr_buf *b)
+MR_RESULT mr_buf_nul_terminate(mr_buf *b)
 {
     MR_GUARD(mr_buf_reserve(b, 1));
     b->data[b->len] = '\0';
     return MR_SUCCESS;
 }
 
-mr_result mr_buf_set(mr_buf *b, const void *data, size_t n)
+MR_RESULT mr_buf_set(mr_buf *b, const void *data, size_t n)
 {
     mr_buf_reset(b);
     return mr_buf_append(b, data, n);

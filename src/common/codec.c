@@ -36,7 +36,7 @@ static uint32_t hex_val(uint32_t c, uint32_t *bad)
     return v & 0xf;
 }
 
-mr_result mr_hex_encode_buf(const uint8_t *in, size_t len, mr_buf *out)
+MR_RESULT mr_hex_encode_buf(const uint8_t *in, size_t len, mr_buf *out)
 {
     MR_ENSURE(len <= (SIZE_MAX - 1) / 2, MR_ERR_TOO_LARGE, "input too large");
     MR_GUARD(mr_buf_reserve(out, 2 * len));
@@ -49,7 +49,7 @@ mr_result mr_hex_encode_buf(const uint8_t *in, size_t len, mr_buf *out)
     return MR_SUCCESS;
 }
 
-static mr_result hex_decode_into(const char *in, size_t len, uint8_t *dst)
+static MR_RESULT hex_decode_into(const char *in, size_t len, uint8_t *dst)
 {
     uint32_t bad = 0;
     for (size_t i = 0; i < len / 2; i++) {
@@ -61,7 +61,7 @@ static mr_result hex_decode_into(const char *in, size_t len, uint8_t *dst)
     return MR_SUCCESS;
 }
 
-mr_result mr_hex_decode_buf(const char *in, size_t len, mr_buf *out)
+MR_RESULT mr_hex_decode_buf(const char *in, size_t len, mr_buf *out)
 {
     MR_ENSURE(len % 2 == 0, MR_ERR_USAGE, "invalid hex string: odd length");
     MR_GUARD(mr_buf_reserve(out, len / 2));
@@ -74,7 +74,7 @@ mr_result mr_hex_decode_buf(const char *in, size_t len, mr_buf *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_hex_decode_fixed(const char *in, size_t len, uint8_t *out, size_t out_len)
+MR_RESULT mr_hex_decode_fixed(const char *in, size_t len, uint8_t *out, size_t out_len)
 {
     MR_ENSURE(out_len <= SIZE_MAX / 2 && len == 2 * out_len, MR_ERR_USAGE,
               "invalid hex string: expected %zu characters, got %zu", 2 * out_len, len);
@@ -114,7 +114,7 @@ static uint32_t b64_val(uint32_t c, mr_b64_alphabet a, uint32_t *bad)
 
 size_t mr_b64_encoded_len(size_t len) { return (len + 2) / 3 * 4; }
 
-mr_result mr_b64_encode_buf(const uint8_t *in, size_t len, mr_b64_alphabet a, mr_buf *out)
+MR_RESULT mr_b64_encode_buf(const uint8_t *in, size_t len, mr_b64_alphabet a, mr_buf *out)
 {
     MR_ENSURE(len <= SIZE_MAX / 4 * 3 - 3, MR_ERR_TOO_LARGE, "input too large");
     size_t olen = mr_b64_encoded_len(len);
@@ -145,7 +145,7 @@ mr_result mr_b64_encode_buf(const uint8_t *in, size_t len, mr_b64_alphabet a, mr
     return MR_SUCCESS;
 }
 
-mr_result mr_b64_decode_buf(const char *in, size_t len, mr_b64_alphabet a, unsigned flags,
+MR_RESULT mr_b64_decode_buf(const char *in, size_t len, mr_b64_alphabet a, unsigned flags,
                             mr_buf *out)
 {
     size_t start = out->len;
@@ -223,7 +223,7 @@ static bool has_prefix(const uint8_t *p, size_t len, const char *pre)
     return len >= n && memcmp(p, pre, n) == 0;
 }
 
-mr_result mr_pem_next(mr_cursor *in, mr_pem_block *out, bool *found)
+MR_RESULT mr_pem_next(mr_cursor *in, mr_pem_block *out, bool *found)
 {
     const uint8_t *p = in->ptr;
     size_t len = in->len;
@@ -300,7 +300,7 @@ mr_result mr_pem_next(mr_cursor *in, mr_pem_block *out, bool *found)
     MR_BAIL(MR_ERR_USAGE, "invalid PEM: missing END line for %s", out->label);
 }
 
-mr_result mr_pem_encode_buf(const char *label, const uint8_t *der, size_t len, mr_buf *out)
+MR_RESULT mr_pem_encode_buf(const char *label, const uint8_t *der, size_t len, mr_buf *out)
 {
     size_t start = out->len;
     mr_buf b64;

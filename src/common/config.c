@@ -143,7 +143,7 @@ bool mr_config_bool(const char *name)
            strcasecmp(v, "on") == 0;
 }
 
-mr_result mr_config_u64(const char *name, uint64_t *out)
+MR_RESULT mr_config_u64(const char *name, uint64_t *out)
 {
     const char *v = mr_config_get(name);
     MR_ENSURE(v != NULL, MR_ERR_USAGE, "environment variable not set: %s", name);

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-mr_result mr_file_read(const char *path, size_t max, mr_buf *out)
+MR_RESULT mr_file_read(const char *path, size_t max, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     size_t start = out->len;
@@ -35,7 +35,7 @@ out:
     return res;
 }
 
-static mr_result write_all(int fd, const uint8_t *p, size_t len, const char *path)
+static MR_RESULT write_all(int fd, const uint8_t *p, size_t len, const char *path)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -48,23 +48,18 @@ static mr_result write_all(int fd, const uint8_t *p, size_t len, const char *pat
     return MR_SUCCESS;
 }
 
-static mr_result io_fail(const char *op, const char *path)
+static MR_RESULT write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
 {
-    MR_BAIL(MR_ERR_IO, "%s %s: %s", op, path, strerror(errno));
-}
-
-static mr_result write_tmp(const char *tmp, const void *data, size_t len, mode_t mode)
-{
+    mr_result res = MR_FAILURE;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return io_fail("create", tmp);
-    mr_result r = write_all(fd, data, len, tmp);
-    if (mr_ok(r) && fchmod(fd, mode) != 0)
-        r = io_fail("chmod", tmp);
-    if (mr_ok(r) && fsync(fd) != 0)
-        r = io_fail("fsync", tmp);
+    MR_ENSURE(fd >= 0, MR_ERR_IO, "create %s: %s", tmp, strerror(errno));
+    MR_GUARD_OUT(write_all(fd, data, len, tmp));
+    MR_ENSURE_OUT(fchmod(fd, mode) == 0, MR_ERR_IO, "chmod %s: %s", tmp, strerror(errno));
+    MR_ENSURE_OUT(fsync(fd) == 0, MR_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
+    res = MR_SUCCESS;
+out:
     close(fd);
-    return r;
+    return res;
 }
 
 static void fsync_parent(const char *path)
@@ -85,23 +80,23 @@ static void fsync_parent(const char *path)
     }
 }
 
-mr_result mr_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+MR_RESULT mr_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
+    mr_result res = MR_FAILURE;
     char tmp[PATH_MAX];
     int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     MR_ENSURE(n > 0 && (size_t)n < sizeof(tmp), MR_ERR_USAGE, "path too long: %s", path);
-    mr_result r = write_tmp(tmp, data, len, mode);
-    if (mr_ok(r) && rename(tmp, path) != 0)
-        r = io_fail("rename", path);
-    if (!mr_ok(r)) {
-        (void)unlink(tmp);
-        return MR_FAILURE;
-    }
+    MR_GUARD_OUT(write_tmp(tmp, data, len, mode));
+    MR_ENSURE_OUT(rename(tmp, path) == 0, MR_ERR_IO, "rename %s: %s", path, strerror(errno));
     fsync_parent(path);
-    return MR_SUCCESS;
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
+        (void)unlink(tmp);
+    return res;
 }
 
-mr_result mr_mkdir_p(const char *path, mode_t mode)
+MR_RESULT mr_mkdir_p(const char *path, mode_t mode)
 {
     char p[PATH_MAX];
     int n = snprintf(p, sizeof(p), "%s", path);

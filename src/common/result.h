@@ -15,6 +15,8 @@
  *   MR_ENSURE_REF(p)         fail (internal) when p is NULL
  *   MR_GUARD_OSSL(x, cat, m) OpenSSL call that returns 1 on success; appends the
  *                            OpenSSL error queue's first reason to the message
+ *   MR_ENSURE_OSSL(c, cat, m) the same for a condition (an OpenSSL call that returns a
+ *                            pointer or a length)
  * The *_OUT variants jump to the function's single `out:` label instead of returning; such
  * functions declare `mr_result res = MR_FAILURE;` at the top and set `res = MR_SUCCESS`
  * just before `out:` (see docs/coding-style.md).
@@ -136,6 +138,14 @@ int mr_errcat_exit(mr_errcat cat);
         }                                                                                     \
     } while (0)
 
+#define MR_ENSURE_OSSL(cond, cat, ...)                                                        \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            mr_error_set_ossl((cat), __FILE__, __LINE__, __VA_ARGS__);                        \
+            return MR_FAILURE;                                                                \
+        }                                                                                     \
+    } while (0)
+
 /* Variants for functions with a single `out:` cleanup label. */
 #define MR_GUARD_OUT(x)                                                                       \
     do {                                                                                      \
@@ -160,6 +170,14 @@ int mr_errcat_exit(mr_errcat cat);
 #define MR_GUARD_OSSL_OUT(x, cat, ...)                                                        \
     do {                                                                                      \
         if ((x) != 1) {                                                                       \
+            mr_error_set_ossl((cat), __FILE__, __LINE__, __VA_ARGS__);                        \
+            goto out;                                                                         \
+        }                                                                                     \
+    } while (0)
+
+#define MR_ENSURE_OSSL_OUT(cond, cat, ...)                                                    \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
             mr_error_set_ossl((cat), __FILE__, __LINE__, __VA_ARGS__);                        \
             goto out;                                                                         \
         }                                                                                     \

@@ -95,7 +95,7 @@ size_t mr_utf8_encode(uint32_t r, uint8_t out[MR_UTF8_MAX])
     return 4;
 }
 
-mr_result mr_utf8_append(mr_buf *b, uint32_t r)
+MR_RESULT mr_utf8_append(mr_buf *b, uint32_t r)
 {
     uint8_t t[MR_UTF8_MAX];
     size_t n = mr_utf8_encode(r, t);
@@ -104,7 +104,7 @@ mr_result mr_utf8_append(mr_buf *b, uint32_t r)
 
 /* ---- JSON string literal ---- */
 
-mr_result mr_json_quote(mr_buf *out, const char *s, size_t len)
+MR_RESULT mr_json_quote(mr_buf *out, const char *s, size_t len)
 {
     static const char hexdig[] = "0123456789abcdef";
     const uint8_t *p = (const uint8_t *)(s != NULL ? s : "");
@@ -160,7 +160,7 @@ mr_result mr_json_quote(mr_buf *out, const char *s, size_t len)
 
 /* ---- percent-decoding ---- */
 
-mr_result mr_percent_decode(const char *in, size_t len, unsigned flags, mr_buf *out)
+MR_RESULT mr_percent_decode(const char *in, size_t len, unsigned flags, mr_buf *out)
 {
     const uint8_t *p = (const uint8_t *)in;
     for (size_t i = 0; i < len; i++) {

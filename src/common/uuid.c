@@ -7,7 +7,7 @@
 
 #include "common/codec.h"
 
-static mr_result parse_dashed(const char *s, mr_uuid *out)
+static MR_RESULT parse_dashed(const char *s, mr_uuid *out)
 {
     static const int groups[] = {8, 4, 4, 4, 12};
     char hex[32];
@@ -26,7 +26,7 @@ static mr_result parse_dashed(const char *s, mr_uuid *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_uuid_parse(const char *s, size_t len, mr_uuid *out)
+MR_RESULT mr_uuid_parse(const char *s, size_t len, mr_uuid *out)
 {
     switch (len) {
     case 36:
@@ -59,7 +59,7 @@ void mr_uuid_format(const mr_uuid *u, char out[MR_UUID_TEXT_LEN + 1])
     out[o] = '\0';
 }
 
-mr_result mr_uuid_random(mr_uuid *out)
+MR_RESULT mr_uuid_random(mr_uuid *out)
 {
     MR_ENSURE(RAND_bytes(out->b, sizeof(out->b)) == 1, MR_ERR_INTERNAL, "random source failed");
     out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x40);

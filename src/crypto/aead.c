@@ -39,7 +39,7 @@ static MR_RESULT gcm_run(EVP_CIPHER_CTX *ctx, int enc, mr_slice key, const uint8
     return MR_SUCCESS;
 }
 
-mr_result mr_aead_encrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
+MR_RESULT mr_aead_encrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
                           mr_slice in, uint8_t *out, uint8_t tag[MR_AEAD_TAG_LEN])
 {
     mr_result res = MR_FAILURE;
@@ -59,7 +59,7 @@ out:
     return res;
 }
 
-mr_result mr_aead_decrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
+MR_RESULT mr_aead_decrypt(mr_slice key, const uint8_t nonce[MR_AEAD_NONCE_LEN], mr_slice aad,
                           mr_slice in, const uint8_t tag[MR_AEAD_TAG_LEN], uint8_t *out)
 {
     mr_result res = MR_FAILURE;

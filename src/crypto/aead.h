@@ -7,7 +7,8 @@
  * docs/state-format.md put them as nonce || ciphertext || tag after an authenticated header).
  *  mr_aead_encrypt  encrypts `in` into `out` (room for in.len bytes; may be in.ptr) and writes
  *                   the tag. Never reuse a nonce with the same key. Errors: MR_ERR_USAGE (key
- *                   length, oversized input), MR_ERR_INTERNAL (OpenSSL/allocation).
+ *                   length), MR_ERR_TOO_LARGE (oversized input), MR_ERR_INTERNAL
+ *                   (OpenSSL/allocation).
  *  mr_aead_decrypt  checks the tag and decrypts `in` into `out` (room for in.len bytes; give
  *                   it secret memory when the plaintext is secret). On failure the in.len
  *                   bytes of `out` are wiped. Errors: MR_ERR_USAGE, MR_ERR_AUTH ("message

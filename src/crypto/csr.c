@@ -43,7 +43,7 @@ static MR_RESULT fill_request(X509_REQ *req, EVP_PKEY *key, const mr_x509_name *
     return MR_SUCCESS;
 }
 
-mr_result mr_csr_create(EVP_PKEY *key, const mr_x509_name *subject,
+MR_RESULT mr_csr_create(EVP_PKEY *key, const mr_x509_name *subject,
                         const char *const *dns_names, size_t n_dns, const mr_ip *ips,
                         size_t n_ips, mr_buf *der_out)
 {
@@ -80,7 +80,7 @@ static MR_RESULT check_request(X509_REQ *req)
     return MR_SUCCESS;
 }
 
-mr_result mr_csr_from_der(mr_slice der, X509_REQ **out)
+MR_RESULT mr_csr_from_der(mr_slice der, X509_REQ **out)
 {
     mr_result res = MR_FAILURE;
     const unsigned char *p = der.ptr;
@@ -100,7 +100,7 @@ out:
     return res;
 }
 
-mr_result mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed)
+MR_RESULT mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed)
 {
     EVP_PKEY *key = X509_REQ_get0_pubkey(req);
     ERR_clear_error();
@@ -110,7 +110,7 @@ mr_result mr_csr_pubkey(X509_REQ *req, EVP_PKEY **borrowed)
     return MR_SUCCESS;
 }
 
-mr_result mr_csr_subject(const X509_REQ *req, mr_x509_name *out)
+MR_RESULT mr_csr_subject(const X509_REQ *req, mr_x509_name *out)
 {
     return mr_x509_name_read(X509_REQ_get_subject_name(req), out);
 }
@@ -128,7 +128,7 @@ static MR_RESULT request_sans(const X509_REQ *req, GENERAL_NAMES **gens)
     return MR_SUCCESS;
 }
 
-mr_result mr_csr_sans(const X509_REQ *req, mr_x509_san_list *out)
+MR_RESULT mr_csr_sans(const X509_REQ *req, mr_x509_san_list *out)
 {
     GENERAL_NAMES *gens = NULL;
     MR_GUARD(request_sans(req, &gens));

@@ -211,7 +211,7 @@ out:
     return ok;
 }
 
-mr_result mr_csr_read(mr_slice der, mr_x509_name *subject, mr_x509_san_list *sans)
+MR_RESULT mr_csr_read(mr_slice der, mr_x509_name *subject, mr_x509_san_list *sans)
 {
     mr_result res = MR_FAILURE;
     X509_REQ *req = NULL;

@@ -11,7 +11,7 @@ struct mr_hmac_sha256 {
     EVP_MAC_CTX *ctx;
 };
 
-mr_result mr_sha256(const void *data, size_t len, uint8_t out[MR_SHA256_LEN])
+MR_RESULT mr_sha256(const void *data, size_t len, uint8_t out[MR_SHA256_LEN])
 {
     static const uint8_t empty[1];
     MR_GUARD_OSSL(EVP_Digest(len > 0 ? data : empty, len, out, NULL, mr_crypto_md_sha256(),
@@ -20,7 +20,7 @@ mr_result mr_sha256(const void *data, size_t len, uint8_t out[MR_SHA256_LEN])
     return MR_SUCCESS;
 }
 
-mr_result mr_sha256_v(const mr_slice *parts, size_t count, uint8_t out[MR_SHA256_LEN])
+MR_RESULT mr_sha256_v(const mr_slice *parts, size_t count, uint8_t out[MR_SHA256_LEN])
 {
     mr_result res = MR_FAILURE;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -37,7 +37,7 @@ out:
     return res;
 }
 
-mr_result mr_hmac_sha256_new(mr_slice key, mr_hmac_sha256 **out)
+MR_RESULT mr_hmac_sha256_new(mr_slice key, mr_hmac_sha256 **out)
 {
     mr_result res = MR_FAILURE;
     mr_hmac_sha256 *h = NULL;
@@ -61,7 +61,7 @@ out:
     return res;
 }
 
-mr_result mr_hmac_sha256_mac(mr_hmac_sha256 *h, mr_slice data, uint8_t out[MR_SHA256_LEN])
+MR_RESULT mr_hmac_sha256_mac(mr_hmac_sha256 *h, mr_slice data, uint8_t out[MR_SHA256_LEN])
 {
     size_t len = 0;
     /* A NULL key re-initialises with the key given to mr_hmac_sha256_new. */

@@ -30,7 +30,7 @@ static MR_RESULT hkdf_derive(EVP_KDF_CTX *kctx, mr_slice ikm, mr_slice salt, mr_
     return MR_SUCCESS;
 }
 
-mr_result mr_hkdf_sha256_raw(mr_slice ikm, mr_slice salt, mr_slice info, uint8_t *out,
+MR_RESULT mr_hkdf_sha256_raw(mr_slice ikm, mr_slice salt, mr_slice info, uint8_t *out,
                              size_t out_len)
 {
     mr_result res = MR_FAILURE;
@@ -50,7 +50,7 @@ out:
     return res;
 }
 
-mr_result mr_hkdf_sha256(mr_slice ikm, mr_slice salt, mr_slice info, size_t out_len,
+MR_RESULT mr_hkdf_sha256(mr_slice ikm, mr_slice salt, mr_slice info, size_t out_len,
                          mr_buf *out)
 {
     MR_ENSURE(out_len >= 1 && out_len <= MR_HKDF_SHA256_MAX_OUT, MR_ERR_USAGE,

@@ -73,7 +73,7 @@ static MR_RESULT check_rsa(const EVP_PKEY *key)
     return MR_SUCCESS;
 }
 
-mr_result mr_key_check(const EVP_PKEY *key)
+MR_RESULT mr_key_check(const EVP_PKEY *key)
 {
     mr_key_type t = mr_key_type_of(key);
     MR_ENSURE(t != MR_KEY_NONE, MR_ERR_USAGE, "unsupported key type");
@@ -89,7 +89,7 @@ bool mr_key_public_equal(const EVP_PKEY *a, const EVP_PKEY *b)
     return eq;
 }
 
-mr_result mr_key_generate(mr_key_type type, unsigned rsa_bits, EVP_PKEY **out)
+MR_RESULT mr_key_generate(mr_key_type type, unsigned rsa_bits, EVP_PKEY **out)
 {
     EVP_PKEY *key = NULL;
     if (type == MR_KEY_RSA) {
@@ -107,16 +107,13 @@ mr_result mr_key_generate(mr_key_type type, unsigned rsa_bits, EVP_PKEY **out)
         MR_ENSURE(group != NULL, MR_ERR_USAGE, "unsupported key type");
         key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group);
     }
-    if (key == NULL) {
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "key generation failed");
-        return MR_FAILURE;
-    }
+    MR_ENSURE_OSSL(key != NULL, MR_ERR_INTERNAL, "key generation failed");
     *out = key;
     return MR_SUCCESS;
 }
 
 /* The digest for signatures by this key; *md = NULL for Ed25519. */
-mr_result mr_key_sig_md(const EVP_PKEY *key, const EVP_MD **md)
+MR_RESULT mr_key_sig_md(const EVP_PKEY *key, const EVP_MD **md)
 {
     switch (mr_key_type_of(key)) {
     case MR_KEY_EC_P224:
@@ -138,7 +135,7 @@ mr_result mr_key_sig_md(const EVP_PKEY *key, const EVP_MD **md)
     }
 }
 
-mr_result mr_key_sign(EVP_PKEY *key, mr_slice msg, mr_buf *sig)
+MR_RESULT mr_key_sign(EVP_PKEY *key, mr_slice msg, mr_buf *sig)
 {
     mr_result res = MR_FAILURE;
     EVP_MD_CTX *ctx = NULL;
@@ -161,7 +158,7 @@ out:
     return res;
 }
 
-mr_result mr_key_verify(EVP_PKEY *key, mr_slice msg, mr_slice sig)
+MR_RESULT mr_key_verify(EVP_PKEY *key, mr_slice msg, mr_slice sig)
 {
     mr_result res = MR_FAILURE;
     EVP_MD_CTX *ctx = NULL;
@@ -181,7 +178,7 @@ out:
     return res;
 }
 
-mr_result mr_key_ec_private_scalar(const EVP_PKEY *key, bool fixed_width, mr_buf *out)
+MR_RESULT mr_key_ec_private_scalar(const EVP_PKEY *key, bool fixed_width, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     BIGNUM *d = NULL;

@@ -49,14 +49,14 @@ static MR_RESULT check_fmt(mr_key_type t, mr_key_format fmt, bool private_key)
 /* Appends an OpenSSL-allocated encoding to out, then wipes and frees it. */
 static MR_RESULT take_encoding(unsigned char *enc, int len, mr_buf *out)
 {
-    mr_result r = MR_FAILURE;
-    if (len <= 0 || enc == NULL)
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "key encoding failed");
-    else
-        r = mr_buf_append(out, enc, (size_t)len);
+    mr_result res = MR_FAILURE;
+    MR_ENSURE_OSSL_OUT(len > 0 && enc != NULL, MR_ERR_INTERNAL, "key encoding failed");
+    MR_GUARD_OUT(mr_buf_append(out, enc, (size_t)len));
+    res = MR_SUCCESS;
+out:
     if (enc != NULL)
         OPENSSL_clear_free(enc, len > 0 ? (size_t)len : 0);
-    return r;
+    return res;
 }
 
 static int encode_pkcs8(const EVP_PKEY *key, unsigned char **enc)
@@ -67,7 +67,7 @@ static int encode_pkcs8(const EVP_PKEY *key, unsigned char **enc)
     return len;
 }
 
-mr_result mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len;
@@ -83,7 +83,7 @@ mr_result mr_key_private_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *
     return take_encoding(enc, len, out);
 }
 
-mr_result mr_key_public_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_public_to_der(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len;
@@ -113,14 +113,14 @@ out:
     return res;
 }
 
-mr_result mr_key_private_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_private_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     MR_ENSURE((out->flags & MR_BUF_SECRET) != 0, MR_ERR_INTERNAL,
               "private key material needs a secret buffer");
     return to_pem(key, fmt, true, out);
 }
 
-mr_result mr_key_public_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
+MR_RESULT mr_key_public_to_pem(const EVP_PKEY *key, mr_key_format fmt, mr_buf *out)
 {
     return to_pem(key, fmt, false, out);
 }
@@ -179,12 +179,12 @@ out:
     return res;
 }
 
-mr_result mr_key_private_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
+MR_RESULT mr_key_private_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
 {
     return key_from_der(der, fmt, true, out);
 }
 
-mr_result mr_key_public_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
+MR_RESULT mr_key_public_from_der(mr_slice der, mr_key_format fmt, EVP_PKEY **out)
 {
     return key_from_der(der, fmt, false, out);
 }
@@ -211,12 +211,12 @@ out:
     return res;
 }
 
-mr_result mr_key_private_from_pem(mr_slice pem, EVP_PKEY **out)
+MR_RESULT mr_key_private_from_pem(mr_slice pem, EVP_PKEY **out)
 {
     return key_from_pem(pem, true, out);
 }
 
-mr_result mr_key_public_from_pem(mr_slice pem, EVP_PKEY **out)
+MR_RESULT mr_key_public_from_pem(mr_slice pem, EVP_PKEY **out)
 {
     return key_from_pem(pem, false, out);
 }

@@ -93,7 +93,7 @@ bool mr_key_ec_der_supported(const EVP_PKEY *key)
 }
 
 /* A failed encoding leaves out as it was (partial output wiped). */
-static mr_result rollback(mr_buf *out, size_t len0, mr_result r)
+static MR_RESULT rollback(mr_buf *out, size_t len0, mr_result r)
 {
     if (!mr_ok(r) && out->len > len0) {
         OPENSSL_cleanse(out->data + len0, out->len - len0);
@@ -117,7 +117,7 @@ static MR_RESULT write_spki(const EVP_PKEY *key, mr_buf *out)
     return mr_buf_append(out, pt, plen);
 }
 
-mr_result mr_key_ec_spki_der(const EVP_PKEY *key, mr_buf *out)
+MR_RESULT mr_key_ec_spki_der(const EVP_PKEY *key, mr_buf *out)
 {
     size_t len0 = out->len;
     return rollback(out, len0, write_spki(key, out));
@@ -179,13 +179,13 @@ out:
     return res;
 }
 
-mr_result mr_key_ec_private_der(const EVP_PKEY *key, bool pkcs8, mr_buf *out)
+MR_RESULT mr_key_ec_private_der(const EVP_PKEY *key, bool pkcs8, mr_buf *out)
 {
     size_t len0 = out->len;
     return rollback(out, len0, write_private(key, pkcs8, out));
 }
 
-mr_result mr_key_ec_set_x509_pubkey(X509_PUBKEY *pub, const EVP_PKEY *key)
+MR_RESULT mr_key_ec_set_x509_pubkey(X509_PUBKEY *pub, const EVP_PKEY *key)
 {
     uint8_t pt[EC_POINT_MAX];
     size_t plen = 0;
@@ -195,11 +195,10 @@ mr_result mr_key_ec_set_x509_pubkey(X509_PUBKEY *pub, const EVP_PKEY *key)
     unsigned char *copy = OPENSSL_memdup(pt, plen);
     MR_ENSURE_ALLOC(copy);
     /* The algorithm objects are OpenSSL's static table entries; the point is handed over. */
-    if (X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-                               OBJ_nid2obj(ec_curves[ci].nid), copy, (int)plen) != 1) {
-        OPENSSL_free(copy);
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "setting the subject key");
-        return MR_FAILURE;
-    }
+    int set = X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                                     OBJ_nid2obj(ec_curves[ci].nid), copy, (int)plen);
+    if (set != 1)
+        OPENSSL_free(copy); /* handed over only on success; the error queue stays */
+    MR_GUARD_OSSL(set, MR_ERR_INTERNAL, "setting the subject key");
     return MR_SUCCESS;
 }

@@ -13,7 +13,7 @@
 #include "crypto/internal.h"
 #include "crypto/key.h"
 
-mr_result mr_ecdsa_sig_raw_to_der(mr_slice raw, mr_buf *der)
+MR_RESULT mr_ecdsa_sig_raw_to_der(mr_slice raw, mr_buf *der)
 {
     mr_result res = MR_FAILURE;
     ECDSA_SIG *sig = NULL;
@@ -40,7 +40,7 @@ out:
     return res;
 }
 
-mr_result mr_ecdsa_sig_der_to_raw(mr_slice der, size_t coord_len, mr_buf *raw)
+MR_RESULT mr_ecdsa_sig_der_to_raw(mr_slice der, size_t coord_len, mr_buf *raw)
 {
     mr_result res = MR_FAILURE;
     const unsigned char *p = der.ptr;
@@ -65,7 +65,7 @@ out:
     return res;
 }
 
-mr_result mr_key_p256_from_raw(mr_slice xy, EVP_PKEY **out)
+MR_RESULT mr_key_p256_from_raw(mr_slice xy, EVP_PKEY **out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY_CTX *ctx = NULL;
@@ -92,7 +92,7 @@ out:
     return res;
 }
 
-mr_result mr_key_p256_to_raw(const EVP_PKEY *key, uint8_t out[MR_P256_RAW_PUB_LEN])
+MR_RESULT mr_key_p256_to_raw(const EVP_PKEY *key, uint8_t out[MR_P256_RAW_PUB_LEN])
 {
     uint8_t pt[1 + MR_P256_RAW_PUB_LEN];
     size_t len = 0;
@@ -107,7 +107,7 @@ mr_result mr_key_p256_to_raw(const EVP_PKEY *key, uint8_t out[MR_P256_RAW_PUB_LE
     return MR_SUCCESS;
 }
 
-mr_result mr_ecdsa_p256_sign_raw(EVP_PKEY *key, mr_slice msg, uint8_t sig[MR_P256_RAW_SIG_LEN])
+MR_RESULT mr_ecdsa_p256_sign_raw(EVP_PKEY *key, mr_slice msg, uint8_t sig[MR_P256_RAW_SIG_LEN])
 {
     mr_result res = MR_FAILURE;
     EVP_MD_CTX *ctx = NULL;
@@ -130,7 +130,7 @@ out:
     return res;
 }
 
-mr_result mr_ecdsa_p256_verify_raw(EVP_PKEY *key, mr_slice msg, mr_slice sig)
+MR_RESULT mr_ecdsa_p256_verify_raw(EVP_PKEY *key, mr_slice msg, mr_slice sig)
 {
     mr_result res = MR_FAILURE;
     EVP_MD_CTX *ctx = NULL;

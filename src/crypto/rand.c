@@ -4,7 +4,7 @@
 #include <limits.h>
 #include <openssl/rand.h>
 
-static mr_result fill(int (*gen)(unsigned char *, int), void *out, size_t len)
+static MR_RESULT fill(int (*gen)(unsigned char *, int), void *out, size_t len)
 {
     unsigned char *p = out;
     while (len > 0) {
@@ -16,6 +16,6 @@ static mr_result fill(int (*gen)(unsigned char *, int), void *out, size_t len)
     return MR_SUCCESS;
 }
 
-mr_result mr_crypto_random(void *out, size_t len) { return fill(RAND_bytes, out, len); }
+MR_RESULT mr_crypto_random(void *out, size_t len) { return fill(RAND_bytes, out, len); }
 
-mr_result mr_crypto_random_key(void *out, size_t len) { return fill(RAND_priv_bytes, out, len); }
+MR_RESULT mr_crypto_random_key(void *out, size_t len) { return fill(RAND_priv_bytes, out, len); }

@@ -16,22 +16,26 @@ static MR_RESULT need_rsa(const EVP_PKEY *key)
 
 static MR_RESULT oaep_ctx(EVP_PKEY *key, bool encrypt, EVP_PKEY_CTX **out)
 {
+    mr_result res = MR_FAILURE;
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
     MR_ENSURE_ALLOC(ctx);
-    int ok = (encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
-             EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1;
-    if (!ok) {
-        EVP_PKEY_CTX_free(ctx);
-        mr_error_set_ossl(MR_ERR_USAGE, __FILE__, __LINE__, "cannot use key for RSA-OAEP");
-        return MR_FAILURE;
-    }
+    MR_GUARD_OSSL_OUT(encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx),
+                      MR_ERR_USAGE, "cannot use key for RSA-OAEP");
+    MR_GUARD_OSSL_OUT(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), MR_ERR_USAGE,
+                      "cannot use key for RSA-OAEP");
+    MR_GUARD_OSSL_OUT(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()), MR_ERR_USAGE,
+                      "cannot use key for RSA-OAEP");
+    MR_GUARD_OSSL_OUT(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()), MR_ERR_USAGE,
+                      "cannot use key for RSA-OAEP");
     *out = ctx;
-    return MR_SUCCESS;
+    ctx = NULL;
+    res = MR_SUCCESS;
+out:
+    EVP_PKEY_CTX_free(ctx);
+    return res;
 }
 
-mr_result mr_rsa_oaep_encrypt(EVP_PKEY *pub, mr_slice plaintext, mr_buf *out)
+MR_RESULT mr_rsa_oaep_encrypt(EVP_PKEY *pub, mr_slice plaintext, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY_CTX *ctx = NULL;
@@ -51,7 +55,7 @@ out:
     return res;
 }
 
-mr_result mr_rsa_oaep_decrypt(EVP_PKEY *priv, mr_slice ciphertext, mr_buf *out)
+MR_RESULT mr_rsa_oaep_decrypt(EVP_PKEY *priv, mr_slice ciphertext, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY_CTX *ctx = NULL;
@@ -75,13 +79,13 @@ out:
     return res;
 }
 
-mr_result mr_rsa_sign_pkcs1_sha256(EVP_PKEY *priv, mr_slice msg, mr_buf *sig)
+MR_RESULT mr_rsa_sign_pkcs1_sha256(EVP_PKEY *priv, mr_slice msg, mr_buf *sig)
 {
     MR_GUARD(need_rsa(priv));
     return mr_key_sign(priv, msg, sig); /* RSA keys sign with PKCS#1 v1.5 + SHA-256 */
 }
 
-mr_result mr_rsa_verify_pkcs1_sha256(EVP_PKEY *pub, mr_slice msg, mr_slice sig)
+MR_RESULT mr_rsa_verify_pkcs1_sha256(EVP_PKEY *pub, mr_slice msg, mr_slice sig)
 {
     MR_GUARD(need_rsa(pub));
     return mr_key_verify(pub, msg, sig);

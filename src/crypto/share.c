@@ -22,7 +22,7 @@ static MR_RESULT check_secret(mr_slice secret)
 
 /* ---- XOR ---- */
 
-mr_result mr_xor_split(mr_slice secret, unsigned n, mr_buf *shares)
+MR_RESULT mr_xor_split(mr_slice secret, unsigned n, mr_buf *shares)
 {
     size_t start = shares->len;
     size_t len = secret.len;
@@ -57,7 +57,7 @@ static MR_RESULT check_shares(const mr_slice *shares, size_t count, size_t min_l
     return MR_SUCCESS;
 }
 
-mr_result mr_xor_combine(const mr_slice *shares, size_t count, mr_buf *secret)
+MR_RESULT mr_xor_combine(const mr_slice *shares, size_t count, mr_buf *secret)
 {
     MR_GUARD(need_secret_buf(secret));
     MR_GUARD(check_shares(shares, count, 1));
@@ -133,17 +133,20 @@ static uint8_t poly_eval(const uint8_t *c, unsigned t, uint8_t x)
 static MR_RESULT split_byte(uint8_t s, unsigned t, unsigned n, const uint8_t *xs, uint8_t *base,
                             size_t share_len, size_t pos)
 {
+    mr_result res = MR_FAILURE;
     uint8_t coef[MR_SHARE_MAX];
     coef[0] = s;
-    mr_result r = t > 1 ? mr_crypto_random(coef + 1, t - 1) : MR_SUCCESS;
-    if (mr_ok(r))
-        for (unsigned i = 0; i < n; i++)
-            base[(size_t)i * share_len + pos] = poly_eval(coef, t, xs[i]);
+    if (t > 1)
+        MR_GUARD_OUT(mr_crypto_random(coef + 1, t - 1));
+    for (unsigned i = 0; i < n; i++)
+        base[(size_t)i * share_len + pos] = poly_eval(coef, t, xs[i]);
+    res = MR_SUCCESS;
+out:
     OPENSSL_cleanse(coef, sizeof(coef));
-    return r;
+    return res;
 }
 
-mr_result mr_shamir_split(mr_slice secret, unsigned t, unsigned n, mr_buf *shares)
+MR_RESULT mr_shamir_split(mr_slice secret, unsigned t, unsigned n, mr_buf *shares)
 {
     uint8_t xs[MR_SHARE_MAX];
     size_t start = shares->len;
@@ -188,7 +191,7 @@ static MR_RESULT lagrange_at_zero(const mr_slice *shares, size_t count, uint8_t 
     return MR_SUCCESS;
 }
 
-mr_result mr_shamir_combine(const mr_slice *shares, size_t count, mr_buf *secret)
+MR_RESULT mr_shamir_combine(const mr_slice *shares, size_t count, mr_buf *secret)
 {
     uint8_t basis[MR_SHARE_MAX];
     MR_GUARD(need_secret_buf(secret));

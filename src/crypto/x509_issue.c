@@ -326,13 +326,13 @@ out:
     return res;
 }
 
-mr_result mr_x509_issue(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
+MR_RESULT mr_x509_issue(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
                         EVP_PKEY *signer, X509 **out)
 {
     return build(t, subject_key, parent, signer, false, out);
 }
 
-mr_result mr_x509_issue_der(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
+MR_RESULT mr_x509_issue_der(const mr_x509_template *t, EVP_PKEY *subject_key, X509 *parent,
                             EVP_PKEY *signer, mr_buf *der)
 {
     X509 *x = NULL;

@@ -14,7 +14,7 @@
 #define MR_NAME_ATTRS_MAX 64
 #define MR_SANS_MAX 1024
 
-mr_result mr_ip_parse(const char *text, mr_ip *out)
+MR_RESULT mr_ip_parse(const char *text, mr_ip *out)
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     mr_ip ip = {0};
@@ -34,7 +34,7 @@ mr_result mr_ip_parse(const char *text, mr_ip *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_ip_format(const mr_ip *ip, char *out, size_t out_size)
+MR_RESULT mr_ip_format(const mr_ip *ip, char *out, size_t out_size)
 {
     MR_ENSURE(ip->len == 4 || ip->len == 16, MR_ERR_USAGE, "invalid IP address length %u",
               (unsigned)ip->len);
@@ -102,7 +102,7 @@ static MR_RESULT add_rank(X509_NAME *name, const mr_x509_name *in, size_t r)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_name_build(const mr_x509_name *in, X509_NAME **out)
+MR_RESULT mr_x509_name_build(const mr_x509_name *in, X509_NAME **out)
 {
     mr_result res = MR_FAILURE;
     X509_NAME *name = X509_NAME_new();
@@ -143,7 +143,7 @@ static MR_RESULT string_utf8(const ASN1_STRING *s, char **out)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_name_read(const X509_NAME *in, mr_x509_name *out)
+MR_RESULT mr_x509_name_read(const X509_NAME *in, mr_x509_name *out)
 {
     mr_result res = MR_FAILURE;
     mr_x509_name n = {0};
@@ -195,7 +195,7 @@ static MR_RESULT check_dns(const char *d)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_gens_build(const char *const *dns, size_t n_dns, const mr_ip *ips,
+MR_RESULT mr_x509_gens_build(const char *const *dns, size_t n_dns, const mr_ip *ips,
                              size_t n_ips, GENERAL_NAMES **out)
 {
     mr_result res = MR_FAILURE;
@@ -251,7 +251,7 @@ static MR_RESULT read_gen(const GENERAL_NAME *g, mr_x509_san_list *s)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_gens_read(const GENERAL_NAMES *in, mr_x509_san_list *out)
+MR_RESULT mr_x509_gens_read(const GENERAL_NAMES *in, mr_x509_san_list *out)
 {
     mr_result res = MR_FAILURE;
     mr_x509_san_list s = {0};
@@ -272,7 +272,7 @@ out:
 
 /* ---- PEM ---- */
 
-mr_result mr_pem_first(mr_slice pem, const char *label, size_t max, mr_buf *der)
+MR_RESULT mr_pem_first(mr_slice pem, const char *label, size_t max, mr_buf *der)
 {
     mr_cursor c;
     mr_pem_block blk;

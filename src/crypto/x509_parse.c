@@ -11,7 +11,7 @@
 
 #define MR_CHAIN_MAX 32
 
-mr_result mr_x509_from_der(mr_slice der, X509 **out)
+MR_RESULT mr_x509_from_der(mr_slice der, X509 **out)
 {
     const unsigned char *p = der.ptr;
     X509 *x = NULL;
@@ -28,7 +28,7 @@ mr_result mr_x509_from_der(mr_slice der, X509 **out)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_from_pem(mr_slice pem, X509 **out)
+MR_RESULT mr_x509_from_pem(mr_slice pem, X509 **out)
 {
     mr_buf der;
     MR_GUARD(mr_pem_first(pem, "CERTIFICATE", MR_X509_DER_MAX, &der));
@@ -40,25 +40,24 @@ mr_result mr_x509_from_pem(mr_slice pem, X509 **out)
 /* Parses the next PEM block of c into a certificate; *x = NULL at the end of input. */
 static MR_RESULT next_cert(mr_cursor *c, X509 **x)
 {
+    mr_result res = MR_FAILURE;
     mr_pem_block blk;
     bool found = false;
-    mr_result r = MR_SUCCESS;
     *x = NULL;
     mr_buf_init(&blk.der, MR_X509_DER_MAX, 0);
-    if (!mr_ok(mr_pem_next(c, &blk, &found))) {
-        r = MR_FAILURE;
-    } else if (found && strcmp(blk.label, "CERTIFICATE") != 0) {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                     "unexpected PEM block type \"%s\" in certificate chain", blk.label);
-        r = MR_FAILURE;
-    } else if (found) {
-        r = mr_x509_from_der(mr_buf_slice(&blk.der), x);
+    MR_GUARD_OUT(mr_pem_next(c, &blk, &found));
+    if (found) {
+        MR_ENSURE_OUT(strcmp(blk.label, "CERTIFICATE") == 0, MR_ERR_USAGE,
+                      "unexpected PEM block type \"%s\" in certificate chain", blk.label);
+        MR_GUARD_OUT(mr_x509_from_der(mr_buf_slice(&blk.der), x));
     }
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&blk.der);
-    return r;
+    return res;
 }
 
-mr_result mr_x509_chain_from_pem(mr_slice pem, STACK_OF(X509) **out)
+MR_RESULT mr_x509_chain_from_pem(mr_slice pem, STACK_OF(X509) **out)
 {
     mr_result res = MR_FAILURE;
     STACK_OF(X509) *chain = sk_X509_new_null();
@@ -85,20 +84,17 @@ out:
     return res;
 }
 
-mr_result mr_x509_to_der(X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_to_der(X509 *cert, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len = i2d_X509(cert, &enc);
-    if (len <= 0) {
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "certificate encoding failed");
-        return MR_FAILURE;
-    }
+    MR_ENSURE_OSSL(len > 0, MR_ERR_INTERNAL, "certificate encoding failed");
     mr_result r = mr_buf_append(out, enc, (size_t)len);
     OPENSSL_free(enc);
     return r;
 }
 
-mr_result mr_x509_to_pem(X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_to_pem(X509 *cert, mr_buf *out)
 {
     mr_buf der;
     mr_buf_init(&der, 0, 0);
@@ -108,7 +104,7 @@ mr_result mr_x509_to_pem(X509 *cert, mr_buf *out)
     return r;
 }
 
-mr_result mr_x509_sha256(X509 *cert, uint8_t out[32])
+MR_RESULT mr_x509_sha256(X509 *cert, uint8_t out[32])
 {
     unsigned int len = 0;
     MR_GUARD_OSSL(X509_digest(cert, EVP_sha256(), out, &len), MR_ERR_INTERNAL,
@@ -116,14 +112,11 @@ mr_result mr_x509_sha256(X509 *cert, uint8_t out[32])
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_spki_der(X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out)
 {
     unsigned char *enc = NULL;
     int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &enc);
-    if (len <= 0) {
-        mr_error_set_ossl(MR_ERR_INTERNAL, __FILE__, __LINE__, "public key encoding failed");
-        return MR_FAILURE;
-    }
+    MR_ENSURE_OSSL(len > 0, MR_ERR_INTERNAL, "public key encoding failed");
     mr_result r = mr_buf_append(out, enc, (size_t)len);
     OPENSSL_free(enc);
     return r;
@@ -131,7 +124,7 @@ mr_result mr_x509_spki_der(X509 *cert, mr_buf *out)
 
 /* ---- accessors ---- */
 
-mr_result mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)
+MR_RESULT mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)
 {
     EVP_PKEY *key = X509_get0_pubkey(cert);
     ERR_clear_error();
@@ -141,7 +134,7 @@ mr_result mr_x509_pubkey(X509 *cert, EVP_PKEY **borrowed)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_subject_cn(const X509 *cert, mr_buf *out)
+MR_RESULT mr_x509_subject_cn(const X509 *cert, mr_buf *out)
 {
     const X509_NAME *name = X509_get_subject_name(cert);
     int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
@@ -158,12 +151,12 @@ mr_result mr_x509_subject_cn(const X509 *cert, mr_buf *out)
     return mr_buf_nul_terminate(out);
 }
 
-mr_result mr_x509_subject(const X509 *cert, mr_x509_name *out)
+MR_RESULT mr_x509_subject(const X509 *cert, mr_x509_name *out)
 {
     return mr_x509_name_read(X509_get_subject_name(cert), out);
 }
 
-mr_result mr_x509_sans(const X509 *cert, mr_x509_san_list *out)
+MR_RESULT mr_x509_sans(const X509 *cert, mr_x509_san_list *out)
 {
     int crit = 0;
     GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
@@ -181,7 +174,7 @@ static MR_RESULT to_time_t(const ASN1_TIME *t, time_t *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_x509_validity(const X509 *cert, time_t *not_before, time_t *not_after)
+MR_RESULT mr_x509_validity(const X509 *cert, time_t *not_before, time_t *not_after)
 {
     MR_GUARD(to_time_t(X509_get0_notBefore(cert), not_before));
     MR_GUARD(to_time_t(X509_get0_notAfter(cert), not_after));
@@ -201,7 +194,7 @@ mr_slice mr_x509_aki(X509 *cert) { return octets(X509_get0_authority_key_id(cert
 
 bool mr_x509_is_ca(X509 *cert) { return (X509_get_extension_flags(cert) & EXFLAG_CA) != 0; }
 
-mr_result mr_x509_extension(const X509 *cert, const char *oid, mr_slice *value, bool *critical,
+MR_RESULT mr_x509_extension(const X509 *cert, const char *oid, mr_slice *value, bool *critical,
                             bool *found)
 {
     ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
@@ -220,7 +213,7 @@ mr_result mr_x509_extension(const X509 *cert, const char *oid, mr_slice *value, 
 
 /* ---- CRLs ---- */
 
-mr_result mr_x509_crl_from_der(mr_slice der, X509_CRL **out)
+MR_RESULT mr_x509_crl_from_der(mr_slice der, X509_CRL **out)
 {
     const unsigned char *p = der.ptr;
     X509_CRL *crl = NULL;

@@ -48,7 +48,7 @@ out:
     return res;
 }
 
-mr_result mr_x509_verify(X509 *leaf, X509 *anchor, const mr_x509_verify_opts *opts)
+MR_RESULT mr_x509_verify(X509 *leaf, X509 *anchor, const mr_x509_verify_opts *opts)
 {
     mr_result res = MR_FAILURE;
     const mr_x509_verify_opts *o = opts != NULL ? opts : &default_opts;

@@ -15,7 +15,7 @@
 
 #define PIN_MAX 128
 
-mr_result mr_marble_config_from_env(mr_marble_config *cfg)
+MR_RESULT mr_marble_config_from_env(mr_marble_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->marble_type = mr_config_get("EDG_MARBLE_TYPE");
@@ -74,7 +74,7 @@ mr_result mr_marble_config_from_env(mr_marble_config *cfg)
 }
 
 /* Step 6: a quote binding SHA-256(cert DER); any issuer failure means an empty quote. */
-static mr_result get_quote(const mr_buf *cert_der, mr_buf *quote)
+static MR_RESULT get_quote(const mr_buf *cert_der, mr_buf *quote)
 {
     uint8_t hash[32];
     mr_issuer *is = NULL;
@@ -93,7 +93,7 @@ static mr_result get_quote(const mr_buf *cert_der, mr_buf *quote)
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_activate(const mr_marble_config *cfg, mr_marble_params *out)
+MR_RESULT mr_marble_activate(const mr_marble_config *cfg, mr_marble_params *out)
 {
     mr_result res = MR_FAILURE;
     mr_marble_identity id;

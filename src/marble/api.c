@@ -125,7 +125,7 @@ int marble_params_apply(const marble_params *p, unsigned what)
 
 /* ---- mTLS contexts ---- */
 
-static mr_result env_pem(const char *name, const char **out)
+static MR_RESULT env_pem(const char *name, const char **out)
 {
     *out = getenv(name);
     MR_ENSURE(*out != NULL && (*out)[0] != '\0', MR_ERR_USAGE, "environment variable not set: %s",
@@ -133,7 +133,7 @@ static mr_result env_pem(const char *name, const char **out)
     return MR_SUCCESS;
 }
 
-static mr_result build_ctx(bool server, bool verify_peer, SSL_CTX **out)
+static MR_RESULT build_ctx(bool server, bool verify_peer, SSL_CTX **out)
 {
     mr_result res = MR_FAILURE;
     SSL_CTX *ctx = NULL;

@@ -42,7 +42,7 @@ void mr_marble_exec_plan_clear(mr_marble_exec_plan *plan)
     plan->service = NULL;
 }
 
-mr_result mr_marble_plan_exec(mr_marble_runtime rt, char *argv0, char **cmd, size_t n_cmd,
+MR_RESULT mr_marble_plan_exec(mr_marble_runtime rt, char *argv0, char **cmd, size_t n_cmd,
                               const mr_marble_params *p, mr_marble_exec_plan *out)
 {
     char *one[1] = {g_default_argv0};

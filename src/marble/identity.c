@@ -26,7 +26,7 @@ static void names_clear(names *n)
 }
 
 /* Split on ',' without trimming; entries that parse as IPs become IP SANs (1.4.0+). */
-static mr_result split_names(const char *list, names *out)
+static MR_RESULT split_names(const char *list, names *out)
 {
     const char *p = list;
     for (;;) {
@@ -61,7 +61,7 @@ void mr_marble_identity_clear(mr_marble_identity *id)
     mr_buf_free(&id->csr_der);
 }
 
-mr_result mr_marble_identity_new(const char *dns_names, mr_key_type curve,
+MR_RESULT mr_marble_identity_new(const char *dns_names, mr_key_type curve,
                                  mr_marble_identity *out)
 {
     mr_result res = MR_FAILURE;

@@ -47,7 +47,7 @@ static double now_ms(void)
 }
 
 /* The file to execute: `name` itself when it contains '/', else the first executable in PATH. */
-static mr_result resolve(const char *name, char *out, size_t out_size)
+static MR_RESULT resolve(const char *name, char *out, size_t out_size)
 {
     MR_ENSURE(name[0] != '\0', MR_ERR_USAGE, "the program to execute has an empty name");
     if (strchr(name, '/') != NULL) {
@@ -140,6 +140,7 @@ int main(int argc, char **argv)
             MR_F_STR("runtime", mr_marble_runtime_name(rt)), MR_F_END);
     (void)fflush(NULL);
     execve(exe, plan.argv, environ);
+    /* direct: main() returns an exit code, the macros return an mr_result */
     mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "execve %s: %s", exe, strerror(errno));
     rc = fail("starting the application failed");
 out:

@@ -74,7 +74,7 @@ void mr_marble_params_clear(mr_marble_params *p)
 
 /* Copies one protobuf map (Files or Env); a later entry with the same key replaces the
  * earlier one (proto3 map semantics). */
-static mr_result copy_map(const Rpc__Parameters *p, bool files, mr_marble_kv **out,
+static MR_RESULT copy_map(const Rpc__Parameters *p, bool files, mr_marble_kv **out,
                           size_t *count)
 {
     size_t n = files ? p->n_files : p->n_env;
@@ -131,7 +131,7 @@ static mr_result copy_map(const Rpc__Parameters *p, bool files, mr_marble_kv **o
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-static mr_result wire_varint(mr_cursor *c, uint64_t *out)
+static MR_RESULT wire_varint(mr_cursor *c, uint64_t *out)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -148,7 +148,7 @@ static mr_result wire_varint(mr_cursor *c, uint64_t *out)
 
 /* Reads the next field's number; a length-delimited payload is returned in *payload (empty
  * for the other wire types, which are skipped). */
-static mr_result wire_field(mr_cursor *c, uint64_t *num, mr_slice *payload)
+static MR_RESULT wire_field(mr_cursor *c, uint64_t *num, mr_slice *payload)
 {
     uint64_t tag, v;
     MR_GUARD(wire_varint(c, &tag));
@@ -171,7 +171,7 @@ static mr_result wire_field(mr_cursor *c, uint64_t *num, mr_slice *payload)
     }
 }
 
-static mr_result no_nul(mr_slice s, const char *what)
+static MR_RESULT no_nul(mr_slice s, const char *what)
 {
     const uint8_t *nul = s.len > 0 ? memchr(s.ptr, '\0', s.len) : NULL;
     if (nul == NULL)
@@ -184,7 +184,7 @@ static mr_result no_nul(mr_slice s, const char *what)
 /* Calls fn for every field of one message. */
 typedef mr_result (*field_fn)(uint64_t num, mr_slice payload);
 
-static mr_result each_field(mr_slice msg, field_fn fn)
+static MR_RESULT each_field(mr_slice msg, field_fn fn)
 {
     mr_cursor c;
     mr_cursor_init(&c, msg.ptr, msg.len);
@@ -198,18 +198,18 @@ static mr_result each_field(mr_slice msg, field_fn fn)
 }
 
 /* map entries: the key is field 1 */
-static mr_result files_entry(uint64_t num, mr_slice v)
+static MR_RESULT files_entry(uint64_t num, mr_slice v)
 {
     return num == 1 ? no_nul(v, "Files path") : MR_SUCCESS;
 }
 
-static mr_result env_entry(uint64_t num, mr_slice v)
+static MR_RESULT env_entry(uint64_t num, mr_slice v)
 {
     return num == 1 ? no_nul(v, "Env name") : MR_SUCCESS;
 }
 
 /* Parameters: Files = 1, Env = 2, Argv = 3 */
-static mr_result parameters_field(uint64_t num, mr_slice v)
+static MR_RESULT parameters_field(uint64_t num, mr_slice v)
 {
     if (num == 1)
         return each_field(v, files_entry);
@@ -219,12 +219,12 @@ static mr_result parameters_field(uint64_t num, mr_slice v)
 }
 
 /* ActivationResp: Parameters = 1 */
-static mr_result response_field(uint64_t num, mr_slice v)
+static MR_RESULT response_field(uint64_t num, mr_slice v)
 {
     return num == 1 ? each_field(v, parameters_field) : MR_SUCCESS;
 }
 
-mr_result mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
+MR_RESULT mr_marble_params_decode(mr_slice resp, mr_marble_params *out)
 {
     mr_result res = MR_FAILURE;
     Rpc__ActivationResp *m = NULL;
@@ -259,7 +259,7 @@ out:
     return res;
 }
 
-mr_result mr_marble_params_validate(const mr_marble_params *p)
+MR_RESULT mr_marble_params_validate(const mr_marble_params *p)
 {
     for (size_t i = 0; i < p->n_files; i++) {
         const char *path = p->files[i].name;
@@ -289,7 +289,7 @@ static size_t object_size(json_t *tls, const char *key)
     return json_is_object(v) ? json_object_size(v) : 0;
 }
 
-mr_result mr_marble_params_check_ttls(const mr_marble_params *p)
+MR_RESULT mr_marble_params_check_ttls(const mr_marble_params *p)
 {
     const mr_marble_kv *kv = NULL;
     for (size_t i = 0; i < p->n_env; i++)
@@ -320,7 +320,7 @@ static int gramine_key_kind(const char *path)
     return strcmp(path, GRAMINE_PF_KEY) == 0 ? 2 : 0;
 }
 
-static mr_result write_all(int fd, const mr_buf *b, const char *path)
+static MR_RESULT write_all(int fd, const mr_buf *b, const char *path)
 {
     size_t off = 0;
     while (off < b->len) {
@@ -335,7 +335,7 @@ static mr_result write_all(int fd, const mr_buf *b, const char *path)
 
 /* Gramine keys: must exist before any encrypted file is written, cannot be staged. Go's
  * os.WriteFile(path, data, 0): O_WRONLY|O_CREATE|O_TRUNC, mode 0. */
-static mr_result write_direct(const char *path, const mr_buf *value)
+static MR_RESULT write_direct(const char *path, const mr_buf *value)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
@@ -356,7 +356,7 @@ typedef struct dirlist {
 } dirlist;
 
 /* mkdir -p with 0700, remembering every directory it created (for the rollback). */
-static mr_result mkdirs(const char *dir, dirlist *made)
+static MR_RESULT mkdirs(const char *dir, dirlist *made)
 {
     char buf[PATH_MAX];
     int n = snprintf(buf, sizeof(buf), "%s", dir);
@@ -387,11 +387,13 @@ static mr_result mkdirs(const char *dir, dirlist *made)
     return MR_SUCCESS;
 }
 
-static mr_result stage_file(const char *path, const mr_buf *value, staged *s, dirlist *made)
+static MR_RESULT stage_file(const char *path, const mr_buf *value, staged *s, dirlist *made)
 {
+    mr_result res = MR_FAILURE;
     char copy[PATH_MAX], copy2[PATH_MAX];
     struct stat st;
     mode_t mode = 0600;
+    int fd = -1;
     int n = snprintf(s->target, sizeof(s->target), "%s", path);
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->target), MR_ERR_USAGE, "path too long: %s", path);
     if (lstat(path, &st) == 0) {
@@ -403,29 +405,27 @@ static mr_result stage_file(const char *path, const mr_buf *value, staged *s, di
          * dropped, since the content may be secret */
         mode = st.st_mode & 0700;
     }
-    (void)snprintf(copy, sizeof(copy), "%s", s->target);
-    (void)snprintf(copy2, sizeof(copy2), "%s", s->target);
+    (void)snprintf(copy, sizeof(copy), "%s", s->target);   /* fits: same size as target */
+    (void)snprintf(copy2, sizeof(copy2), "%s", s->target); /* fits */
     char *dir = dirname(copy);
     if (strcmp(dir, ".") != 0 && strcmp(dir, "/") != 0)
         MR_GUARD(mkdirs(dir, made));
     n = snprintf(s->tmp, sizeof(s->tmp), "%s/.%s.premain-XXXXXX", dir, basename(copy2));
     MR_ENSURE(n > 0 && (size_t)n < sizeof(s->tmp), MR_ERR_USAGE, "path too long: %s", path);
-    int fd = mkstemp(s->tmp);
+    fd = mkstemp(s->tmp);
     MR_ENSURE(fd >= 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
     s->used = true;
-    mr_result r = write_all(fd, value, path);
-    if (mr_ok(r) && fchmod(fd, mode) != 0)
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", path, strerror(errno)),
-            r = MR_FAILURE;
-    if (mr_ok(r) && fsync(fd) != 0)
-        mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "writing %s: %s", path, strerror(errno)),
-            r = MR_FAILURE;
+    MR_GUARD_OUT(write_all(fd, value, path));
+    MR_ENSURE_OUT(fchmod(fd, mode) == 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
+    MR_ENSURE_OUT(fsync(fd) == 0, MR_ERR_IO, "writing %s: %s", path, strerror(errno));
+    res = MR_SUCCESS;
+out:
     (void)close(fd);
-    return r;
+    return res;
 }
 
 /* root + name into out (root NULL: name itself). */
-static mr_result full_path(const char *root, const char *name, char *out, size_t size)
+static MR_RESULT full_path(const char *root, const char *name, char *out, size_t size)
 {
     int n = root == NULL ? snprintf(out, size, "%s", name)
                          : snprintf(out, size, "%s%s%s", root, name[0] == '/' ? "" : "/", name);
@@ -433,7 +433,7 @@ static mr_result full_path(const char *root, const char *name, char *out, size_t
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_apply_files_at(const mr_marble_params *p, mr_marble_runtime rt,
+MR_RESULT mr_marble_apply_files_at(const mr_marble_params *p, mr_marble_runtime rt,
                                    const char *root)
 {
     mr_result res = MR_FAILURE;
@@ -490,12 +490,12 @@ out:
     return res;
 }
 
-mr_result mr_marble_apply_files(const mr_marble_params *p, mr_marble_runtime rt)
+MR_RESULT mr_marble_apply_files(const mr_marble_params *p, mr_marble_runtime rt)
 {
     return mr_marble_apply_files_at(p, rt, NULL);
 }
 
-mr_result mr_marble_apply_env(const mr_marble_params *p)
+MR_RESULT mr_marble_apply_env(const mr_marble_params *p)
 {
     mr_buf v;
     mr_buf_init(&v, 0, MR_BUF_SECRET);

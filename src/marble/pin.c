@@ -40,14 +40,14 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /* PEM text from the variable, or the content of the file it names. */
-static mr_result load_pem_or_file(const char *v, mr_buf *out)
+static MR_RESULT load_pem_or_file(const char *v, mr_buf *out)
 {
     if (strstr(v, "-----BEGIN") != NULL)
         return mr_buf_set(out, v, strlen(v));
     return mr_file_read(v, ANSWER_MAX, out);
 }
 
-static mr_result fetch_quote(const mr_marble_config *cfg, const mr_buf *root_pem, mr_buf *body)
+static MR_RESULT fetch_quote(const mr_marble_config *cfg, const mr_buf *root_pem, mr_buf *body)
 {
     mr_result res = MR_FAILURE;
     CURL *h = NULL;
@@ -231,30 +231,26 @@ out:
     return res;
 }
 
-static mr_result pin_string(X509 *inter, char *pin_out, size_t pin_size)
+static MR_RESULT pin_string(X509 *inter, char *pin_out, size_t pin_size)
 {
+    mr_result res = MR_FAILURE;
     mr_buf spki, b64;
     uint8_t d[32];
     mr_buf_init(&spki, 0, 0);
     mr_buf_init(&b64, 0, 0);
-    mr_result r = mr_x509_spki_der(inter, &spki);
-    if (mr_ok(r))
-        r = mr_sha256(spki.data, spki.len, d);
-    if (mr_ok(r))
-        r = mr_b64_encode_buf(d, sizeof(d), MR_B64_STD, &b64);
-    if (mr_ok(r)) {
-        int n = snprintf(pin_out, pin_size, "sha256//%.*s", (int)b64.len, (const char *)b64.data);
-        if (n < 0 || (size_t)n >= pin_size) {
-            mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "pin buffer too small");
-            r = MR_FAILURE;
-        }
-    }
+    MR_GUARD_OUT(mr_x509_spki_der(inter, &spki));
+    MR_GUARD_OUT(mr_sha256(spki.data, spki.len, d));
+    MR_GUARD_OUT(mr_b64_encode_buf(d, sizeof(d), MR_B64_STD, &b64));
+    int n = snprintf(pin_out, pin_size, "sha256//%.*s", (int)b64.len, (const char *)b64.data);
+    MR_ENSURE_OUT(n >= 0 && (size_t)n < pin_size, MR_ERR_INTERNAL, "pin buffer too small");
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&spki);
     mr_buf_free(&b64);
-    return r;
+    return res;
 }
 
-mr_result mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,
+MR_RESULT mr_marble_pin_check_answer(const mr_marble_config *cfg, mr_slice json_body,
                                      char *pin_out, size_t pin_size)
 {
     mr_result res = MR_FAILURE;
@@ -310,7 +306,7 @@ out:
     return res;
 }
 
-mr_result mr_marble_pin_coordinator(const mr_marble_config *cfg, char *pin_out,
+MR_RESULT mr_marble_pin_coordinator(const mr_marble_config *cfg, char *pin_out,
                                     size_t pin_size)
 {
     mr_result res = MR_FAILURE;

@@ -13,13 +13,13 @@
 
 #define UUID_FILE_MAX 4096 /* far more than any accepted form; longer files fail on length */
 
-mr_result mr_marble_uuid_parse_file(const uint8_t *data, size_t len, mr_uuid *out)
+MR_RESULT mr_marble_uuid_parse_file(const uint8_t *data, size_t len, mr_uuid *out)
 {
     /* Go's uuid.UnmarshalText: the exact bytes, no trimming. */
     return mr_uuid_parse((const char *)data, len, out);
 }
 
-static mr_result create_file(const char *path, mr_uuid *out)
+static MR_RESULT create_file(const char *path, mr_uuid *out)
 {
     mr_uuid u;
     char text[MR_UUID_TEXT_LEN + 1];
@@ -40,7 +40,28 @@ static mr_result create_file(const char *path, mr_uuid *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
+/* Reads the opened UUID file into content; an over-long file is a length error, as Go
+ * reports it. */
+static MR_RESULT read_uuid_fd(int fd, const char *path, const struct stat *st, mr_buf *content)
+{
+    for (;;) {
+        uint8_t chunk[128];
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        MR_ENSURE(n >= 0, MR_ERR_IO, "reading UUID file %s: %s", path, strerror(errno));
+        if (n == 0)
+            return MR_SUCCESS;
+        if (!mr_ok(mr_buf_append(content, chunk, (size_t)n))) {
+            MR_ENSURE(!mr_error_is(MR_ERR_TOO_LARGE), MR_ERR_USAGE,
+                      "parsing UUID file %s: invalid UUID length: %lld", path,
+                      (long long)st->st_size);
+            return MR_FAILURE;
+        }
+    }
+}
+
+MR_RESULT mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
 {
     mr_result res = MR_FAILURE;
     mr_buf content;
@@ -60,26 +81,9 @@ mr_result mr_marble_uuid_load(const char *path, mr_uuid *out, bool *created)
         goto out;
     }
     bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    mr_result rr = MR_SUCCESS;
-    while (regular && mr_ok(rr)) {
-        uint8_t chunk[128];
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            mr_error_set(MR_ERR_IO, __FILE__, __LINE__, "reading UUID file %s: %s", path,
-                         strerror(errno));
-            rr = MR_FAILURE;
-        }
-        if (n <= 0)
-            break;
-        rr = mr_buf_append(&content, chunk, (size_t)n);
-    }
+    mr_result rr = regular ? read_uuid_fd(fd, path, &st, &content) : MR_SUCCESS;
     (void)close(fd);
     MR_ENSURE_OUT(regular, MR_ERR_IO, "reading UUID file %s: not a regular file", path);
-    /* an over-long file is a length error, as Go reports it */
-    MR_ENSURE_OUT(mr_ok(rr) || mr_error_get()->cat == MR_ERR_IO, MR_ERR_USAGE,
-                  "parsing UUID file %s: invalid UUID length: %lld", path, (long long)st.st_size);
     MR_GUARD_OUT(rr);
     if (!mr_ok(mr_marble_uuid_parse_file(content.data, content.len, out))) {
         mr_error_prefix("parsing UUID file %s", path);

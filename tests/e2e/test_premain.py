@@ -385,6 +385,15 @@ def test_pinned_policy(two, softsgx, tmp_path):
     r = run_premain(a, tmp_path, softsgx=softsgx, env={**pin_env(a, policy=good),
                                                        "EDG_ATTESTATION_COLLATERAL": env_sgx["EDG_ATTESTATION_COLLATERAL"]})
     assert r.returncode == 1 and not started(tmp_path)
+    # more accepted TCB statuses than the premain holds: refused, not cut to the first 16
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps({"UniqueID": MRENCLAVE, "SignerID": MRSIGNER, "ProductID": 3,
+                                "SecurityVersion": 3, "Debug": False,
+                                "AcceptedTCBStatuses": ["SWHardeningNeeded"] * 16 + ["UpToDate"]}))
+    r = run_premain(a, tmp_path, softsgx=softsgx, env={**env_sgx, **pin_env(a, policy=many)})
+    assert r.returncode == 1
+    assert "EDG_MARBLE_COORDINATOR_POLICY: more than 16 AcceptedTCBStatuses" in r.stderr, r.stderr
+    assert not started(tmp_path)
 
 
 # ---- libmarble: the same activation in-process ----

@@ -33,7 +33,7 @@ int mr_core_state(mr_core *c)
     return s;
 }
 
-static mr_result copy_config(mr_core *c, const mr_core_config *cfg)
+static MR_RESULT copy_config(mr_core *c, const mr_core_config *cfg)
 {
     c->cfg = *cfg;
     if (c->cfg.curve == MR_KEY_NONE)
@@ -56,7 +56,7 @@ static mr_result copy_config(mr_core *c, const mr_core_config *cfg)
 }
 
 /* Nothing is persisted before a manifest is set (spec §12.9, 1.5.0+). */
-mr_result core_fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out)
+MR_RESULT core_fresh_state(mr_core *c, int state, mr_store **store_out, core_epoch **epoch_out)
 {
     mr_result res = MR_FAILURE;
     mr_store *store = NULL;
@@ -66,8 +66,9 @@ mr_result core_fresh_state(mr_core *c, int state, mr_store **store_out, core_epo
     MR_GUARD_OUT(mr_store_begin(store, &t));
     MR_GUARD_OUT(core_pki_create(c, t));
     MR_GUARD_OUT(core_put_str(t, K_STATE, code));
-    MR_GUARD_OUT(mr_store_commit(t));
+    mr_store_txn *tc = t;
     t = NULL;
+    MR_GUARD_OUT(mr_store_commit(tc)); /* frees the transaction either way */
     MR_GUARD_OUT(mr_store_begin(store, &t));
     MR_GUARD_OUT(core_epoch_load(c, t, epoch_out));
     *store_out = store;
@@ -82,7 +83,31 @@ out:
 /* Startup (spec §1.2 step 2 with 1.5+ semantics): a usable sealed state is loaded; without
  * one a fresh CA lives in memory (state 2); a sealed state that cannot be opened sends the
  * Coordinator into recovery mode (state 1) with a temporary CA. */
-static mr_result load_or_create(mr_core *c, core_epoch **e)
+/* Takes over the loaded sealed state's store: with a manifest it becomes the current state
+ * (*used); a state without one is dropped (start over). *e is set only when *used. */
+static MR_RESULT use_loaded(mr_core *c, mr_store *store, core_epoch **e, bool *used)
+{
+    mr_result res = MR_FAILURE;
+    core_epoch *loaded = NULL;
+    *used = false;
+    MR_GUARD_OUT(core_epoch_from_store(c, store, NULL, &loaded));
+    if (loaded->manifest != NULL) {
+        MR_GUARD_OUT(mr_sealer_set_mode(c->sealer, core_seal_mode(loaded->manifest)));
+        MR_LOG_INFO("loaded sealed state", MR_F_STR("manifest", loaded->fingerprint));
+        c->store = store;
+        store = NULL;
+        *e = loaded;
+        loaded = NULL;
+        *used = true;
+    }
+    res = MR_SUCCESS;
+out:
+    core_epoch_put(loaded);
+    mr_store_close(store);
+    return res;
+}
+
+static MR_RESULT load_or_create(mr_core *c, core_epoch **e)
 {
     mr_seal_config sc = {.seal_dir = c->seal_dir, .kek = c->cfg.kek};
     mr_seal_outcome outcome = MR_SEAL_NO_STATE;
@@ -92,17 +117,10 @@ static mr_result load_or_create(mr_core *c, core_epoch **e)
     MR_GUARD(mr_sealer_open(&sc, &c->sealer));
     MR_GUARD(mr_sealer_load(c->sealer, c->cfg.store_opts, &outcome, &store));
     if (outcome == MR_SEAL_LOADED) {
-        mr_result r = core_epoch_from_store(c, store, NULL, e);
-        if (mr_ok(r) && (*e)->manifest != NULL) {
-            MR_GUARD(mr_sealer_set_mode(c->sealer, core_seal_mode((*e)->manifest)));
-            c->store = store;
-            MR_LOG_INFO("loaded sealed state", MR_F_STR("manifest", (*e)->fingerprint));
+        bool used = false;
+        MR_GUARD(use_loaded(c, store, e, &used));
+        if (used)
             return MR_SUCCESS;
-        }
-        if (mr_ok(r))
-            core_epoch_put(*e); /* a sealed state without a manifest: start over */
-        mr_store_close(store);
-        MR_GUARD(r);
         outcome = MR_SEAL_NO_STATE;
     }
     int state = MR_STATE_ACCEPTING_MANIFEST;
@@ -115,8 +133,9 @@ static mr_result load_or_create(mr_core *c, core_epoch **e)
     return core_epoch_quote(c, *e);
 }
 
-mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
+MR_RESULT mr_core_open(const mr_core_config *cfg, mr_core **out)
 {
+    mr_result res = MR_FAILURE;
     mr_core *c = mr_calloc(1, sizeof(*c));
     core_epoch *e = NULL;
     MR_ENSURE_ALLOC(c);
@@ -124,24 +143,25 @@ mr_result mr_core_open(const mr_core_config *cfg, mr_core **out)
     pthread_mutex_init(&c->epoch_mu, NULL);
     pthread_mutex_init(&c->counters_mu, NULL);
     pthread_rwlock_init(&c->store_lock, NULL);
-    if (!mr_ok(copy_config(c, cfg)))
-        goto fail;
-    if (!mr_ok(load_or_create(c, &e))) {
-        if (e == NULL || !cfg->dev_mode)
-            goto fail;
+    MR_GUARD_OUT(copy_config(c, cfg));
+    mr_result loaded = load_or_create(c, &e);
+    if (!mr_ok(loaded) && e != NULL && cfg->dev_mode) {
         MR_LOG_ERROR("failed to issue the Coordinator quote; continuing in dev mode", MR_F_ERR());
+        loaded = MR_SUCCESS;
     }
+    MR_GUARD_OUT(loaded);
     c->epoch = e;
+    e = NULL;
     if (c->simulation)
         MR_LOG_WARN("SIMULATION MODE: the Coordinator has no quote and does NOT verify marble "
                     "quotes; never use this in production");
     *out = c;
-    return MR_SUCCESS;
-fail:
-    if (e != NULL)
-        core_epoch_put(e);
+    c = NULL;
+    res = MR_SUCCESS;
+out:
+    core_epoch_put(e);
     mr_core_free(c);
-    return MR_FAILURE;
+    return res;
 }
 
 void mr_core_free(mr_core *c)
@@ -166,36 +186,35 @@ void mr_core_free(mr_core *c)
 
 /* ---- identities ---- */
 
-static mr_result identity(mr_core *c, bool mesh, X509 **cert, EVP_PKEY **key)
+static MR_RESULT identity(mr_core *c, bool mesh, X509 **cert, EVP_PKEY **key)
 {
+    mr_result res = MR_FAILURE;
     core_epoch *e = core_epoch_get(c);
-    mr_result r = MR_SUCCESS;
-    if (e->state == MR_STATE_UNINITIALIZED) {
-        mr_error_set(MR_ERR_STATE, __FILE__, __LINE__, "server is not in expected state");
-        r = MR_FAILURE;
-    } else {
-        *cert = mesh ? e->marble_root_cert : e->root_cert;
-        *key = mesh ? e->inter_key : e->root_key;
-        X509_up_ref(*cert);
-        EVP_PKEY_up_ref(*key);
-    }
+    MR_ENSURE_OUT(e->state != MR_STATE_UNINITIALIZED, MR_ERR_STATE,
+                  "server is not in expected state");
+    *cert = mesh ? e->marble_root_cert : e->root_cert;
+    *key = mesh ? e->inter_key : e->root_key;
+    X509_up_ref(*cert);
+    EVP_PKEY_up_ref(*key);
+    res = MR_SUCCESS;
+out:
     core_epoch_put(e);
-    return r;
+    return res;
 }
 
-mr_result mr_core_client_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
+MR_RESULT mr_core_client_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
 {
     return identity(c, false, cert, key);
 }
 
-mr_result mr_core_mesh_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
+MR_RESULT mr_core_mesh_identity(mr_core *c, X509 **cert, EVP_PKEY **key)
 {
     return identity(c, true, cert, key);
 }
 
 /* ---- quote ---- */
 
-static mr_result nonce_quote(mr_core *c, const core_epoch *e, const uint8_t *nonce, size_t n,
+static MR_RESULT nonce_quote(mr_core *c, const core_epoch *e, const uint8_t *nonce, size_t n,
                              mr_buf *quote)
 {
     uint8_t rd[64] = {0};
@@ -209,7 +228,7 @@ static mr_result nonce_quote(mr_core *c, const core_epoch *e, const uint8_t *non
     return MR_SUCCESS;
 }
 
-mr_result mr_core_quote(mr_core *c, const uint8_t *nonce, size_t nonce_len, mr_buf *chain_pem,
+MR_RESULT mr_core_quote(mr_core *c, const uint8_t *nonce, size_t nonce_len, mr_buf *chain_pem,
                         mr_buf *quote, bool *has_quote)
 {
     mr_result res = MR_FAILURE;
@@ -232,19 +251,20 @@ out:
     return res;
 }
 
-mr_result mr_core_manifest(mr_core *c, mr_buf *raw, mr_buf *signature, char fingerprint[65],
+MR_RESULT mr_core_manifest(mr_core *c, mr_buf *raw, mr_buf *signature, char fingerprint[65],
                            bool *present)
 {
+    mr_result res = MR_FAILURE;
     core_epoch *e = core_epoch_get(c);
-    mr_result r = MR_SUCCESS;
     *present = e->manifest != NULL;
     fingerprint[0] = '\0';
     if (*present) {
-        r = mr_buf_append(raw, e->manifest_raw.data, e->manifest_raw.len);
-        if (mr_ok(r))
-            r = mr_buf_append(signature, e->manifest_sig.data, e->manifest_sig.len);
         memcpy(fingerprint, e->fingerprint, 65);
+        MR_GUARD_OUT(mr_buf_append(raw, e->manifest_raw.data, e->manifest_raw.len));
+        MR_GUARD_OUT(mr_buf_append(signature, e->manifest_sig.data, e->manifest_sig.len));
     }
+    res = MR_SUCCESS;
+out:
     core_epoch_put(e);
-    return r;
+    return res;
 }

@@ -145,7 +145,7 @@ void mr_core_recovery_secrets_free(mr_core_recovery_secrets *s);
 /* Decodes, validates and applies a manifest in state 1 or 2; on success the state is 3 and
  * *out holds one encrypted recovery secret per recovery key (possibly none). On failure the
  * state is unchanged. Error texts carry MarbleRun's prefixes ("unmarshaling manifest: ",
- * "checking manifest: ", ...). lenient: v2 body decoding rules (trailing data ignored). */
+ * "checking manifest: ", ...). */
 MR_RESULT mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
                                mr_core_recovery_secrets *out);
 
@@ -171,7 +171,7 @@ typedef struct mr_core_activation_resp {
     size_t n_env;
     char **argv;
     size_t argc;
-    char marble_type[256];
+    char *marble_type;     /* owned copy of the request's marble type */
     char uuid[37];         /* canonical */
 } mr_core_activation_resp;
 

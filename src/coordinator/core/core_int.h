@@ -232,6 +232,10 @@ MR_RESULT core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_
                                             X509 **mroot, EVP_PKEY **key);
 
 /* ---- store helpers (storeutil.c) ---- */
+/* Store keys built from a prefix and a name: the whole key or a failure (MR_ERR_TOO_LARGE
+ * "store key too long"), never a truncated key that could name another object. */
+#define CORE_KEY_SIZE (MR_STORE_KEY_MAX + 1)
+MR_RESULT core_key(char key[CORE_KEY_SIZE], const char *prefix, const char *name);
 MR_RESULT core_put_buf(mr_store_txn *t, const char *key, const mr_buf *b);
 MR_RESULT core_put_str(mr_store_txn *t, const char *key, const char *s);
 MR_RESULT core_get_required(mr_store_txn *t, const char *key, mr_buf *out);

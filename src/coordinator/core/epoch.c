@@ -3,6 +3,7 @@
  * Epochs: immutable snapshots of the state, built from the store after every commit and
  * shared by reference with readers (activations, TLS handshakes, GET requests).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,53 +97,58 @@ void core_epoch_publish(mr_core *c, core_epoch *e)
 
 /* ---- loading ---- */
 
-static mr_result load_cert(mr_store_txn *t, const char *key, X509 **out)
+static MR_RESULT load_cert(mr_store_txn *t, const char *key, X509 **out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf der;
     mr_buf_init(&der, 0, 0);
-    mr_result r = core_get_required(t, key, &der);
-    if (mr_ok(r))
-        r = mr_x509_from_der(mr_buf_slice(&der), out);
+    MR_GUARD_OUT(core_get_required(t, key, &der));
+    MR_GUARD_OUT(mr_x509_from_der(mr_buf_slice(&der), out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&der);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("loading %s", key);
-    return r;
+    return res;
 }
 
-static mr_result load_key(mr_store_txn *t, const char *key, EVP_PKEY **out)
+static MR_RESULT load_key(mr_store_txn *t, const char *key, EVP_PKEY **out)
 {
+    mr_result res = MR_FAILURE;
     mr_buf der;
     mr_buf_init(&der, 0, MR_BUF_SECRET);
-    mr_result r = core_get_required(t, key, &der);
-    if (mr_ok(r))
-        r = mr_key_private_from_der(mr_buf_slice(&der), MR_KEYFMT_SEC1, out);
+    MR_GUARD_OUT(core_get_required(t, key, &der));
+    MR_GUARD_OUT(mr_key_private_from_der(mr_buf_slice(&der), MR_KEYFMT_SEC1, out));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&der);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("loading %s", key);
-    return r;
+    return res;
 }
 
-static mr_result bad_value(const char *key)
-{
-    MR_BAIL(MR_ERR_PROTOCOL, "stored value %s is malformed", key);
-}
+#define BAD_VALUE "stored value %s is malformed"
 
-static mr_result load_state_code(mr_store_txn *t, int *state)
+static MR_RESULT load_state_code(mr_store_txn *t, int *state)
 {
+    mr_result res = MR_FAILURE;
     mr_buf v;
     bool found = false;
     mr_buf_init(&v, 16, 0);
-    mr_result r = mr_store_get(t, K_STATE, &v, &found);
     *state = MR_STATE_UNINITIALIZED;
-    if (mr_ok(r) && found && v.len == 1 && v.data[0] >= '0' && v.data[0] <= '3')
+    MR_GUARD_OUT(mr_store_get(t, K_STATE, &v, &found));
+    if (found) {
+        MR_ENSURE_OUT(v.len == 1 && v.data[0] >= '0' && v.data[0] <= '3', MR_ERR_PROTOCOL,
+                      BAD_VALUE, K_STATE);
         *state = v.data[0] - '0';
-    else if (mr_ok(r) && found)
-        r = bad_value(K_STATE);
+    }
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&v);
-    return r;
+    return res;
 }
 
-static mr_result load_pki(mr_store_txn *t, core_epoch *e)
+static MR_RESULT load_pki(mr_store_txn *t, core_epoch *e)
 {
     MR_GUARD(load_cert(t, K_ROOT_CERT, &e->root_cert));
     MR_GUARD(load_cert(t, K_INTER_CERT, &e->inter_cert));
@@ -161,23 +167,24 @@ static mr_result load_pki(mr_store_txn *t, core_epoch *e)
     return mr_sha256(e->root_der.data, e->root_der.len, e->root_hash);
 }
 
-static mr_result load_optional_secret(mr_store_txn *t, const char *key, uint8_t *out, bool *has)
+static MR_RESULT load_optional_secret(mr_store_txn *t, const char *key, uint8_t *out, bool *has)
 {
+    mr_result res = MR_FAILURE;
     mr_buf v;
     mr_buf_init(&v, 0, MR_BUF_SECRET);
-    mr_result r = mr_store_get(t, key, &v, has);
-    if (mr_ok(r) && *has) {
-        if (v.len == MR_ROOT_SECRET_LEN)
-            memcpy(out, v.data, MR_ROOT_SECRET_LEN);
-        else
-            r = bad_value(key);
+    MR_GUARD_OUT(mr_store_get(t, key, &v, has));
+    if (*has) {
+        MR_ENSURE_OUT(v.len == MR_ROOT_SECRET_LEN, MR_ERR_PROTOCOL, BAD_VALUE, key);
+        memcpy(out, v.data, MR_ROOT_SECRET_LEN);
     }
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&v);
-    return r;
+    return res;
 }
 
 /* Parses every File/Env template of every marble once (NoTemplates entries stay NULL). */
-static mr_result parse_templates(core_epoch *e)
+static MR_RESULT parse_templates(core_epoch *e)
 {
     const mr_manifest *m = e->manifest;
     e->tmpl = mr_calloc(m->marbles.count, sizeof(core_marble_tmpl));
@@ -204,7 +211,7 @@ static mr_result parse_templates(core_epoch *e)
     return MR_SUCCESS;
 }
 
-static mr_result load_users(core_epoch *e)
+static MR_RESULT load_users(core_epoch *e)
 {
     const mr_manifest *m = e->manifest;
     e->users = mr_calloc(m->users.count, sizeof(core_user));
@@ -220,38 +227,43 @@ static mr_result load_users(core_epoch *e)
 }
 
 /* Package updates raise SecurityVersion without touching the stored manifest bytes. */
-static mr_result apply_svn_overrides(mr_store_txn *t, mr_manifest *m)
+static MR_RESULT apply_svn(const mr_store_item *it, mr_manifest_package *p)
 {
+    char text[32];
+    MR_ENSURE(it->value.len > 0 && it->value.len < sizeof(text), MR_ERR_PROTOCOL, BAD_VALUE,
+              it->key);
+    memcpy(text, it->value.ptr, it->value.len);
+    text[it->value.len] = '\0';
+    char *end = NULL;
+    errno = 0;
+    p->security_version = strtoull(text, &end, 10);
+    p->has_security_version = true;
+    /* the whole value is the number: no NUL inside, no overflow */
+    MR_ENSURE(errno == 0 && end == text + it->value.len, MR_ERR_PROTOCOL, BAD_VALUE, it->key);
+    return MR_SUCCESS;
+}
+
+static MR_RESULT apply_svn_overrides(mr_store_txn *t, mr_manifest *m)
+{
+    mr_result res = MR_FAILURE;
     mr_store_list list = {0};
     size_t plen = strlen(P_PKG_SVN);
     MR_GUARD(mr_store_scan(t, P_PKG_SVN, &list));
-    mr_result r = MR_SUCCESS;
-    for (size_t i = 0; i < list.count && mr_ok(r); i++) {
+    for (size_t i = 0; i < list.count; i++) {
         const char *name = list.items[i].key + plen;
-        char text[32];
-        mr_slice v = list.items[i].value;
         for (size_t k = 0; k < m->packages.count; k++) {
             mr_manifest_package *p = &m->packages.items[k];
-            if (p->name.ptr == NULL || strcmp(p->name.ptr, name) != 0)
-                continue;
-            if (v.len == 0 || v.len >= sizeof(text)) {
-                r = bad_value(list.items[i].key);
-                break;
-            }
-            memcpy(text, v.ptr, v.len);
-            text[v.len] = '\0';
-            char *end = NULL;
-            p->security_version = strtoull(text, &end, 10);
-            p->has_security_version = true;
-            if (end == NULL || *end != '\0')
-                r = bad_value(list.items[i].key);
+            if (p->name.ptr != NULL && strcmp(p->name.ptr, name) == 0)
+                MR_GUARD_OUT(apply_svn(&list.items[i], p));
         }
     }
+    res = MR_SUCCESS;
+out:
     mr_store_list_free(&list);
-    return r;
+    return res;
 }
 
-static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
+static MR_RESULT load_manifest(mr_store_txn *t, core_epoch *e)
 {
     bool found = false;
     mr_buf_init(&e->manifest_raw, 0, 0);
@@ -261,10 +273,8 @@ static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
         return MR_SUCCESS;
     MR_GUARD(core_get_required(t, K_MANIFEST_SIG, &e->manifest_sig));
     MR_GUARD(mr_manifest_fingerprint(e->manifest_raw.data, e->manifest_raw.len, e->fingerprint));
-    mr_result r = mr_manifest_decode(e->manifest_raw.data, e->manifest_raw.len, &e->manifest);
-    if (mr_ok(r))
-        r = apply_svn_overrides(t, e->manifest);
-    if (!mr_ok(r)) {
+    if (!mr_ok(mr_manifest_decode(e->manifest_raw.data, e->manifest_raw.len, &e->manifest)) ||
+        !mr_ok(apply_svn_overrides(t, e->manifest))) {
         mr_error_prefix("loading manifest");
         return MR_FAILURE;
     }
@@ -275,34 +285,31 @@ static mr_result load_manifest(mr_store_txn *t, core_epoch *e)
     return MR_SUCCESS;
 }
 
-mr_result core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out)
+MR_RESULT core_epoch_load(mr_core *c, mr_store_txn *t, core_epoch **out)
 {
+    mr_result res = MR_FAILURE;
     (void)c;
     core_epoch *e = mr_calloc(1, sizeof(*e));
     MR_ENSURE_ALLOC(e);
     atomic_init(&e->refs, 1);
     mr_buf_init(&e->quote, 0, 0);
-    mr_result r = load_state_code(t, &e->state);
-    if (mr_ok(r))
-        r = load_pki(t, e);
-    if (mr_ok(r))
-        r = load_optional_secret(t, K_ROOT_SECRET, e->root_secret, &e->has_root_secret);
-    if (mr_ok(r))
-        r = load_optional_secret(t, K_PREV_ROOT_SECRET, e->prev_root_secret,
-                                 &e->has_prev_root_secret);
-    if (mr_ok(r))
-        r = load_manifest(t, e);
-    if (mr_ok(r))
-        r = core_read_number(t, K_GENERATION, 10, "state generation", &e->generation);
-    if (!mr_ok(r)) {
-        epoch_free(e);
-        return MR_FAILURE;
-    }
+    MR_GUARD_OUT(load_state_code(t, &e->state));
+    MR_GUARD_OUT(load_pki(t, e));
+    MR_GUARD_OUT(load_optional_secret(t, K_ROOT_SECRET, e->root_secret, &e->has_root_secret));
+    MR_GUARD_OUT(load_optional_secret(t, K_PREV_ROOT_SECRET, e->prev_root_secret,
+                                      &e->has_prev_root_secret));
+    MR_GUARD_OUT(load_manifest(t, e));
+    MR_GUARD_OUT(core_read_number(t, K_GENERATION, 10, "state generation", &e->generation));
     *out = e;
-    return MR_SUCCESS;
+    e = NULL;
+    res = MR_SUCCESS;
+out:
+    if (e != NULL)
+        epoch_free(e);
+    return res;
 }
 
-mr_result core_epoch_quote(mr_core *c, core_epoch *e)
+MR_RESULT core_epoch_quote(mr_core *c, core_epoch *e)
 {
     mr_buf_reset(&e->quote);
     if (c->simulation)
@@ -310,8 +317,7 @@ mr_result core_epoch_quote(mr_core *c, core_epoch *e)
     mr_tee_type tee;
     uint8_t rd[64] = {0};
     memcpy(rd, e->root_hash, sizeof(e->root_hash));
-    mr_result r = mr_issuer_issue(c->cfg.issuer, rd, sizeof(rd), &e->quote, &tee);
-    if (!mr_ok(r)) {
+    if (!mr_ok(mr_issuer_issue(c->cfg.issuer, rd, sizeof(rd), &e->quote, &tee))) {
         mr_error_prefix("generating quote failed");
         return MR_FAILURE;
     }

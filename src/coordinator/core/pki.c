@@ -18,29 +18,49 @@
 
 static const int ca_eku[] = {MR_EKU_SERVER_AUTH, MR_EKU_CLIENT_AUTH};
 
+#define CA_CN_MAX 64
+_Static_assert(sizeof(CN_ROOT) <= CA_CN_MAX && sizeof(CN_INTER) <= CA_CN_MAX, "CA names fit");
+
 /* SANs of the CA template: DNS = non-IP names; IPs = 127.0.0.1, ::1, then IP names. */
+#define CA_DNS_MAX 64
+#define CA_IP_MAX 66
 typedef struct ca_sans {
-    const char *dns[64];
+    const char *dns[CA_DNS_MAX];
     size_t n_dns;
-    mr_ip ips[66];
+    mr_ip ips[CA_IP_MAX];
     size_t n_ips;
 } ca_sans;
 
-static mr_result build_sans(char *const *names, size_t n, bool keep_extra_ips, ca_sans *s)
+static MR_RESULT add_dns(ca_sans *s, const char *name)
+{
+    MR_ENSURE(s->n_dns < CA_DNS_MAX, MR_ERR_USAGE,
+              "too many DNS names for the Coordinator certificates (limit %d)", CA_DNS_MAX);
+    s->dns[s->n_dns++] = name;
+    return MR_SUCCESS;
+}
+
+static MR_RESULT add_ip(ca_sans *s, const mr_ip *ip)
+{
+    MR_ENSURE(s->n_ips < CA_IP_MAX, MR_ERR_USAGE,
+              "too many IP addresses for the Coordinator certificates (limit %d)", CA_IP_MAX);
+    s->ips[s->n_ips++] = *ip;
+    return MR_SUCCESS;
+}
+
+static MR_RESULT build_sans(char *const *names, size_t n, bool keep_extra_ips, ca_sans *s)
 {
     memset(s, 0, sizeof(*s));
     MR_GUARD(mr_ip_parse("127.0.0.1", &s->ips[s->n_ips++]));
     MR_GUARD(mr_ip_parse("::1", &s->ips[s->n_ips++]));
     for (size_t i = 0; i < n; i++) {
         mr_ip ip;
-        if (mr_ok(mr_ip_parse(names[i], &ip))) {
-            if (keep_extra_ips && s->n_ips < MR_ARRAY_LEN(s->ips))
-                s->ips[s->n_ips++] = ip;
-        } else if (s->n_dns < MR_ARRAY_LEN(s->dns)) {
-            s->dns[s->n_dns++] = names[i];
+        if (!mr_ok(mr_ip_parse(names[i], &ip))) {
+            mr_error_clear(); /* not an IP address: a DNS name */
+            MR_GUARD(add_dns(s, names[i]));
+        } else if (keep_extra_ips) {
+            MR_GUARD(add_ip(s, &ip));
         }
     }
-    mr_error_clear();
     return MR_SUCCESS;
 }
 
@@ -49,7 +69,7 @@ static void ca_template(mr_x509_template *t, mr_x509_attr *cn, char *cn_buf, siz
                         const char *name, const ca_sans *s)
 {
     memset(t, 0, sizeof(*t));
-    (void)snprintf(cn_buf, cn_size, "%s", name);
+    (void)snprintf(cn_buf, cn_size, "%s", name); /* fits: CA_CN_MAX */
     cn->nid = NID_commonName;
     cn->value = cn_buf;
     t->subject.attrs = cn;
@@ -69,7 +89,7 @@ static void ca_template(mr_x509_template *t, mr_x509_attr *cn, char *cn_buf, siz
 
 /* New intermediate key; intermediate signed by root; marble root self-signed. With
  * out_mroot/out_key the new marble root and key are handed to the caller. */
-static mr_result make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root_key,
+static MR_RESULT make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root_key,
                                     const ca_sans *s, mr_store_txn *t, X509 **out_mroot,
                                     EVP_PKEY **out_key)
 {
@@ -78,7 +98,7 @@ static mr_result make_intermediates(const mr_core *c, X509 *root, EVP_PKEY *root
     X509 *inter = NULL, *mroot = NULL;
     mr_x509_template tpl;
     mr_x509_attr cn;
-    char cn_buf[64];
+    char cn_buf[CA_CN_MAX];
     MR_GUARD_OUT(mr_key_generate(c->cfg.curve, 0, &key));
     ca_template(&tpl, &cn, cn_buf, sizeof(cn_buf), CN_INTER, s);
     MR_GUARD_OUT(mr_x509_issue(&tpl, key, root, root_key, &inter));
@@ -100,7 +120,7 @@ out:
     return res;
 }
 
-mr_result core_pki_create(mr_core *c, mr_store_txn *t)
+MR_RESULT core_pki_create(mr_core *c, mr_store_txn *t)
 {
     mr_result res = MR_FAILURE;
     EVP_PKEY *root_key = NULL;
@@ -108,7 +128,7 @@ mr_result core_pki_create(mr_core *c, mr_store_txn *t)
     uint8_t root_secret[MR_ROOT_SECRET_LEN];
     mr_x509_template tpl;
     mr_x509_attr cn;
-    char cn_buf[64];
+    char cn_buf[CA_CN_MAX];
     ca_sans sans;
     MR_GUARD_OUT(build_sans(c->dns, c->n_dns, true, &sans));
     MR_GUARD_OUT(mr_key_generate(c->cfg.curve, 0, &root_key));
@@ -128,32 +148,37 @@ out:
     return res;
 }
 
-mr_result core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
+MR_RESULT core_pki_rotate_intermediate(mr_core *c, const core_epoch *e, mr_store_txn *t,
                                        X509 **mroot, EVP_PKEY **key)
 {
     /* The new pair gets the root's DNS names and only the default IPs (spec §3.3, §13 #13). */
+    mr_result res = MR_FAILURE;
     mr_x509_san_list root_sans = {0};
     ca_sans sans;
     MR_GUARD(mr_x509_sans(e->root_cert, &root_sans));
-    mr_result r = build_sans(root_sans.dns, root_sans.n_dns, false, &sans);
-    if (mr_ok(r))
-        r = make_intermediates(c, e->root_cert, e->root_key, &sans, t, mroot, key);
+    MR_GUARD_OUT(build_sans(root_sans.dns, root_sans.n_dns, false, &sans));
+    MR_GUARD_OUT(make_intermediates(c, e->root_cert, e->root_key, &sans, t, mroot, key));
+    res = MR_SUCCESS;
+out:
     mr_x509_san_list_clear(&root_sans);
-    return r;
+    return res;
 }
 
-mr_result core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
+MR_RESULT core_pki_rotate_intermediate_full(mr_core *c, const core_epoch *e, mr_store_txn *t,
                                             X509 **mroot, EVP_PKEY **key)
 {
+    mr_result res = MR_FAILURE;
     mr_x509_san_list root_sans = {0};
     ca_sans sans;
     MR_GUARD(mr_x509_sans(e->root_cert, &root_sans));
     memset(&sans, 0, sizeof(sans));
-    for (size_t i = 0; i < root_sans.n_dns && sans.n_dns < MR_ARRAY_LEN(sans.dns); i++)
-        sans.dns[sans.n_dns++] = root_sans.dns[i];
-    for (size_t i = 0; i < root_sans.n_ips && sans.n_ips < MR_ARRAY_LEN(sans.ips); i++)
-        sans.ips[sans.n_ips++] = root_sans.ips[i];
-    mr_result r = make_intermediates(c, e->root_cert, e->root_key, &sans, t, mroot, key);
+    for (size_t i = 0; i < root_sans.n_dns; i++)
+        MR_GUARD_OUT(add_dns(&sans, root_sans.dns[i]));
+    for (size_t i = 0; i < root_sans.n_ips; i++)
+        MR_GUARD_OUT(add_ip(&sans, &root_sans.ips[i]));
+    MR_GUARD_OUT(make_intermediates(c, e->root_cert, e->root_key, &sans, t, mroot, key));
+    res = MR_SUCCESS;
+out:
     mr_x509_san_list_clear(&root_sans);
-    return r;
+    return res;
 }

@@ -86,7 +86,7 @@ void core_recovery_free(core_recovery *r)
     mr_free(r);
 }
 
-static mr_result get_state(mr_core *c, core_recovery **out)
+static MR_RESULT get_state(mr_core *c, core_recovery **out)
 {
     if (c->recovery == NULL) {
         c->recovery = mr_calloc(1, sizeof(core_recovery));
@@ -97,7 +97,7 @@ static mr_result get_state(mr_core *c, core_recovery **out)
     return MR_SUCCESS;
 }
 
-static mr_result data_path(mr_core *c, char *out, size_t size)
+static MR_RESULT data_path(mr_core *c, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s/%s", mr_sealer_dir(c->sealer), MR_RECOVERY_DATA_FILE);
     MR_ENSURE(n > 0 && (size_t)n < size, MR_ERR_USAGE, "seal directory path too long");
@@ -107,7 +107,7 @@ static mr_result data_path(mr_core *c, char *out, size_t size)
 /* ------------------------------------------------------------------------------------------ */
 /* issuing                                                                                    */
 
-static mr_result encrypt_share(const mr_manifest_recovery_key *k, mr_slice share,
+static MR_RESULT encrypt_share(const mr_manifest_recovery_key *k, mr_slice share,
                                mr_core_recovery_secret *out)
 {
     mr_buf der;
@@ -130,7 +130,7 @@ out:
 }
 
 /* {"version":1,"scheme":"xor"|"shamir","threshold":t,"keys":n,"shareHashes":{"<hex>":true}} */
-static mr_result data_json(scheme s, unsigned t, unsigned n, const mr_buf *shares,
+static MR_RESULT data_json(scheme s, unsigned t, unsigned n, const mr_buf *shares,
                            size_t share_len, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out, "{\"version\":1,\"scheme\":\"%s\",\"threshold\":%u,\"keys\":%u,"
@@ -146,23 +146,25 @@ static mr_result data_json(scheme s, unsigned t, unsigned n, const mr_buf *share
     return mr_buf_append_str(out, "}}\n");
 }
 
-static mr_result write_data(mr_core *c, scheme s, unsigned t, unsigned n, const mr_buf *shares,
+static MR_RESULT write_data(mr_core *c, scheme s, unsigned t, unsigned n, const mr_buf *shares,
                             size_t share_len)
 {
+    mr_result res = MR_FAILURE;
     char path[PATH_MAX];
     mr_buf json;
     mr_buf_init(&json, RECOVERY_DATA_MAX, 0);
     MR_GUARD(data_path(c, path, sizeof(path)));
-    mr_result r = data_json(s, t, n, shares, share_len, &json);
-    if (mr_ok(r))
-        r = mr_file_write_atomic(path, json.data, json.len, 0600);
+    MR_GUARD_OUT(data_json(s, t, n, shares, share_len, &json));
+    MR_GUARD_OUT(mr_file_write_atomic(path, json.data, json.len, 0600));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&json);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("writing recovery data");
-    return r;
+    return res;
 }
 
-static mr_result remove_data(mr_core *c)
+static MR_RESULT remove_data(mr_core *c)
 {
     char path[PATH_MAX];
     MR_GUARD(data_path(c, path, sizeof(path)));
@@ -171,7 +173,7 @@ static mr_result remove_data(mr_core *c)
     return MR_SUCCESS;
 }
 
-static mr_result issue(mr_core *c, const mr_manifest *m, mr_slice dek,
+static MR_RESULT issue(mr_core *c, const mr_manifest *m, mr_slice dek,
                        mr_core_recovery_secrets *out, mr_buf *data)
 {
     mr_result res = MR_FAILURE;
@@ -226,13 +228,13 @@ out:
     return res;
 }
 
-mr_result core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
+MR_RESULT core_recovery_issue(mr_core *c, const mr_manifest *m, mr_slice dek,
                               mr_core_recovery_secrets *out)
 {
     return issue(c, m, dek, out, NULL);
 }
 
-mr_result core_recovery_issue_shared(mr_core *c, const mr_manifest *m, mr_slice dek,
+MR_RESULT core_recovery_issue_shared(mr_core *c, const mr_manifest *m, mr_slice dek,
                                      mr_core_recovery_secrets *out, mr_buf *data)
 {
     return issue(c, m, dek, out, data);
@@ -241,7 +243,7 @@ mr_result core_recovery_issue_shared(mr_core *c, const mr_manifest *m, mr_slice 
 /* ------------------------------------------------------------------------------------------ */
 /* recovery data                                                                              */
 
-static mr_result parse_data(core_recovery *r, const mr_buf *text)
+static MR_RESULT parse_data(core_recovery *r, const mr_buf *text)
 {
     json_error_t err;
     mr_result res = MR_FAILURE;
@@ -285,16 +287,43 @@ out:
     return res;
 }
 
-mr_result core_recovery_data_check(const uint8_t *json, size_t len)
+MR_RESULT core_recovery_data_check(const uint8_t *json, size_t len)
 {
     core_recovery r;
+    mr_result res = MR_FAILURE;
     mr_buf text;
     memset(&r, 0, sizeof(r));
     mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
-    mr_result res = mr_buf_set(&text, json, len);
-    if (mr_ok(res))
-        res = parse_data(&r, &text);
+    MR_GUARD_OUT(mr_buf_set(&text, json, len));
+    MR_GUARD_OUT(parse_data(&r, &text));
+    res = MR_SUCCESS;
+out:
     forget_data(&r);
+    mr_buf_free(&text);
+    return res;
+}
+
+/* The recovery data from the seal dir, or a shared state's meta entry; *found = false when
+ * there is none. */
+static MR_RESULT read_data(mr_core *c, core_recovery *r, bool *found)
+{
+    mr_result res = MR_FAILURE;
+    char path[PATH_MAX];
+    mr_buf text;
+    mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
+    *found = false;
+    if (c->dist != NULL) {
+        MR_GUARD_OUT(core_dist_get_recovery_data(c, &text, found));
+    } else {
+        MR_GUARD_OUT(data_path(c, path, sizeof(path)));
+        *found = access(path, F_OK) == 0;
+        if (*found)
+            MR_GUARD_OUT(mr_file_read(path, RECOVERY_DATA_MAX, &text));
+    }
+    if (*found)
+        MR_GUARD_OUT(parse_data(r, &text));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&text);
     return res;
 }
@@ -302,39 +331,14 @@ mr_result core_recovery_data_check(const uint8_t *json, size_t len)
 /* Reads <seal dir>/recovery_data (a shared state: its meta entry) once per recovery mode.
  * Absent or unreadable data means "no recovery data": the uploaded secret is then tried as
  * the key itself. */
-static mr_result load_data(mr_core *c, core_recovery *r)
+static MR_RESULT load_data(mr_core *c, core_recovery *r)
 {
-    char path[PATH_MAX];
-    mr_buf text;
     if (r->data_loaded)
         return MR_SUCCESS;
-    mr_buf_init(&text, RECOVERY_DATA_MAX, 0);
-    mr_result rr = MR_SUCCESS;
-    if (c->dist != NULL) {
-        bool found = false;
-        rr = core_dist_get_recovery_data(c, &text, &found);
-        if (mr_ok(rr) && !found) {
-            mr_buf_free(&text);
-            r->data_loaded = true;
-            return MR_SUCCESS;
-        }
-        if (!mr_ok(rr) && mr_error_is(MR_ERR_UNAVAILABLE)) { /* try again on the next upload */
-            mr_buf_free(&text);
+    bool found = false;
+    if (!mr_ok(read_data(c, r, &found))) {
+        if (mr_error_is(MR_ERR_UNAVAILABLE)) /* etcd: try again with the next upload */
             return MR_FAILURE;
-        }
-    } else {
-        MR_GUARD(data_path(c, path, sizeof(path)));
-        if (access(path, F_OK) != 0) {
-            mr_buf_free(&text);
-            r->data_loaded = true;
-            return MR_SUCCESS;
-        }
-        rr = mr_file_read(path, RECOVERY_DATA_MAX, &text);
-    }
-    if (mr_ok(rr))
-        rr = parse_data(r, &text);
-    mr_buf_free(&text);
-    if (!mr_ok(rr)) {
         MR_LOG_WARN("recovery data cannot be used; uploaded secrets are tried as the state key",
                     MR_F_ERR());
         mr_error_clear();
@@ -347,7 +351,7 @@ static mr_result load_data(mr_core *c, core_recovery *r)
 /* ------------------------------------------------------------------------------------------ */
 /* ephemeral key                                                                              */
 
-static mr_result require_recovery_state(mr_core *c)
+static MR_RESULT require_recovery_state(mr_core *c)
 {
     core_epoch *e = core_epoch_get(c);
     int s = e->state;
@@ -356,7 +360,7 @@ static mr_result require_recovery_state(mr_core *c)
     return MR_SUCCESS;
 }
 
-mr_result mr_core_recovery_public_key(mr_core *c, mr_buf *der)
+MR_RESULT mr_core_recovery_public_key(mr_core *c, mr_buf *der)
 {
     mr_result res = MR_FAILURE;
     core_recovery *r = NULL;
@@ -377,7 +381,7 @@ out:
     return res;
 }
 
-mr_result mr_core_recovery_decrypt(mr_core *c, mr_slice ciphertext, mr_buf *plain)
+MR_RESULT mr_core_recovery_decrypt(mr_core *c, mr_slice ciphertext, mr_buf *plain)
 {
     mr_result res = MR_FAILURE;
     pthread_mutex_lock(&c->writer);
@@ -400,7 +404,7 @@ static mr_slice collected(const core_recovery *r, size_t i)
 }
 
 /* Stores a secret and its signature in the collection. */
-static mr_result collect(core_recovery *r, mr_slice secret, mr_slice sig)
+static MR_RESULT collect(core_recovery *r, mr_slice secret, mr_slice sig)
 {
     if (r->count == r->sig_cap) {
         size_t cap = r->sig_cap == 0 ? 4 : r->sig_cap * 2;
@@ -420,7 +424,7 @@ static mr_result collect(core_recovery *r, mr_slice secret, mr_slice sig)
     return MR_SUCCESS;
 }
 
-static mr_result check_length(const core_recovery *r, mr_slice secret, bool shamir)
+static MR_RESULT check_length(const core_recovery *r, mr_slice secret, bool shamir)
 {
     bool ok = shamir ? secret.len == SHAMIR_SHARE_LEN
                      : secret.len == LEGACY_KEY_LEN || secret.len == MR_STORE_DEK_LEN;
@@ -433,7 +437,7 @@ static mr_result check_length(const core_recovery *r, mr_slice secret, bool sham
 }
 
 /* Marks the unused recovery-data entry of secret's hash as used. */
-static mr_result take_hash(core_recovery *r, mr_slice secret)
+static MR_RESULT take_hash(core_recovery *r, mr_slice secret)
 {
     uint8_t h[MR_SHA256_LEN];
     MR_GUARD(mr_sha256(secret.ptr, secret.len, h));
@@ -456,7 +460,7 @@ static size_t used_count(const core_recovery *r)
 
 /* Opens the sealed state read-only with a candidate key. A key that does not decrypt (or a
  * state that does not verify) is *wrong with the store's message in the error slot. */
-static mr_result try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
+static MR_RESULT try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
 {
     bool exists = false;
     *wrong = false;
@@ -466,7 +470,7 @@ static mr_result try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
     MR_GUARD(mr_store_embedded_exists(mr_sealer_dir(c->sealer), &exists));
     if (!exists) {
         *wrong = true;
-        MR_BAIL(MR_ERR_STATE, "loading sealed state: no sealed state found");
+        MR_BAIL(MR_ERR_NOT_FOUND, "loading sealed state: no sealed state found");
     }
     if (key.len != MR_STORE_DEK_LEN) {
         *wrong = true;
@@ -478,49 +482,47 @@ static mr_result try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
     if (mr_ok(mr_store_open_embedded(mr_sealer_dir(c->sealer), key.ptr, key.len,
                                      c->cfg.store_opts, st)))
         return MR_SUCCESS;
-    *wrong = mr_error_get()->cat == MR_ERR_PROTOCOL;
+    *wrong = mr_error_is(MR_ERR_PROTOCOL); /* MR_ERR_CORRUPT: wrong key or modified files */
     mr_error_prefix("loading sealed state");
     return MR_FAILURE;
 }
 
-static mr_result load_manifest(mr_store *st, mr_manifest **m)
+static MR_RESULT load_manifest(mr_store *st, mr_manifest **m)
 {
+    mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
     mr_buf raw;
-    bool found = false;
     mr_buf_init(&raw, 0, 0);
-    mr_result r = mr_store_begin(st, &t);
-    if (mr_ok(r))
-        r = mr_store_get(t, K_MANIFEST, &raw, &found);
+    MR_GUARD_OUT(mr_store_begin(st, &t));
+    MR_GUARD_OUT(core_get_required(t, K_MANIFEST, &raw));
+    MR_GUARD_OUT(mr_manifest_decode(raw.data, raw.len, m));
+    res = MR_SUCCESS;
+out:
     mr_store_abort(t);
-    if (mr_ok(r) && !found) {
-        mr_error_set(MR_ERR_NOT_FOUND, __FILE__, __LINE__, "requested value not set");
-        r = MR_FAILURE;
-    }
-    if (mr_ok(r))
-        r = mr_manifest_decode(raw.data, raw.len, m);
     mr_buf_free(&raw);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("loading manifest from store");
-    return r;
+    return res;
 }
 
-static mr_result key_of(const mr_manifest_recovery_key *k, EVP_PKEY **pub)
+static MR_RESULT key_of(const mr_manifest_recovery_key *k, EVP_PKEY **pub)
 {
+    mr_result res = MR_FAILURE;
     mr_buf der;
     mr_buf_init(&der, 0, 0);
-    mr_result r = mr_manifest_recovery_key_der(k, &der);
-    if (mr_ok(r))
-        r = mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, pub);
+    MR_GUARD_OUT(mr_manifest_recovery_key_der(k, &der));
+    MR_GUARD_OUT(mr_key_public_from_der(mr_buf_slice(&der), MR_KEYFMT_PKIX, pub));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&der);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_error_prefix("parsing recovery public key \"%s\"", k->name.ptr ? k->name.ptr : "");
-    return r;
+    return res;
 }
 
 /* The 1.7.0 rule: every secret of this attempt must be signed by a distinct recovery key of
  * the sealed manifest; all keys (XOR / single key) or exactly `threshold` keys (Shamir). */
-static mr_result check_signatures(const core_recovery *r, const mr_manifest *m)
+static MR_RESULT check_signatures(const core_recovery *r, const mr_manifest *m)
 {
     mr_result res = MR_FAILURE;
     size_t n = m->recovery_keys.count;
@@ -588,7 +590,7 @@ out:
 
 /* The candidate key opened the sealed state (ro). Verifies the signatures against the sealed
  * manifest, then installs the key and switches the core to the recovered state. */
-static mr_result finish(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
+static MR_RESULT finish(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
 {
     mr_result res = MR_FAILURE;
     mr_manifest *m = NULL;
@@ -633,7 +635,7 @@ out:
 
 /* A completed attempt: the candidate key is tried; success or failure, the collection is
  * discarded afterwards. */
-static mr_result attempt(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
+static MR_RESULT attempt(mr_core *c, core_recovery *r, mr_slice key, mr_store *ro)
 {
     mr_result res = finish(c, r, key, ro);
     reset_collection(r);
@@ -646,7 +648,7 @@ static mr_result attempt(mr_core *c, core_recovery *r, mr_slice key, mr_store *r
 }
 
 /* XOR of the collected shares (or the single collected key) into a secret buffer. */
-static mr_result combine(const core_recovery *r, bool shamir, mr_buf *key)
+static MR_RESULT combine(const core_recovery *r, bool shamir, mr_buf *key)
 {
     mr_slice *parts = mr_calloc(r->count, sizeof(mr_slice));
     MR_ENSURE_ALLOC(parts);
@@ -660,37 +662,56 @@ static mr_result combine(const core_recovery *r, bool shamir, mr_buf *key)
     return res;
 }
 
-static mr_result recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *remaining)
+/* No recovery data (a single key, or the data is gone): the secret must be the key itself. */
+static MR_RESULT recover_single(mr_core *c, core_recovery *r, mr_slice secret, mr_slice sig,
+                                int *remaining)
 {
-    mr_result res = MR_FAILURE;
-    core_recovery *r = NULL;
     mr_store *ro = NULL;
     bool wrong = false;
+    MR_GUARD(check_length(r, secret, false));
+    reset_collection(r);
+    MR_GUARD(collect(r, secret, sig));
+    if (!mr_ok(try_key(c, secret, &ro, &wrong))) {
+        reset_collection(r);
+        return MR_FAILURE;
+    }
+    MR_GUARD(attempt(c, r, secret, ro)); /* takes the store over */
+    *remaining = 0;
+    return MR_SUCCESS;
+}
+
+/* Combines the collected shares and tries the result: *ro is set when it opened the state,
+ * *pending when a Shamir key does not open it yet but more shares can still come. A key that
+ * fails otherwise ends the attempt (*remaining = -1). */
+static MR_RESULT try_shares(mr_core *c, core_recovery *r, bool shamir, mr_buf *key,
+                            mr_store **ro, bool *pending, int *remaining)
+{
+    bool wrong = false;
+    *pending = false;
+    MR_GUARD(combine(r, shamir, key));
+    if (mr_ok(try_key(c, mr_buf_slice(key), ro, &wrong)))
+        return MR_SUCCESS;
+    if (shamir && wrong && used_count(r) < r->n_hashes) {
+        mr_error_clear(); /* not enough shares yet */
+        *pending = true;
+        return MR_SUCCESS;
+    }
+    reset_collection(r);
+    *remaining = -1;
+    return MR_FAILURE;
+}
+
+/* With recovery data: XOR shares (all of them needed) or Shamir shares (from two on, the
+ * combination is tried until it opens the state). */
+static MR_RESULT recover_shares(mr_core *c, core_recovery *r, mr_slice secret, mr_slice sig,
+                                int *remaining)
+{
+    mr_result res = MR_FAILURE;
+    mr_store *ro = NULL;
+    bool pending = false;
+    bool shamir = secret.len == SHAMIR_SHARE_LEN;
     mr_buf key;
     mr_buf_init(&key, 0, MR_BUF_SECRET);
-    *remaining = -1;
-    MR_GUARD_OUT(require_recovery_state(c));
-    MR_GUARD_OUT(get_state(c, &r));
-    MR_GUARD_OUT(load_data(c, r));
-
-    if (r->scheme == SCHEME_NONE) {
-        /* single key, or the recovery data is gone: the secret must be the key itself */
-        MR_GUARD_OUT(check_length(r, secret, false));
-        reset_collection(r);
-        MR_GUARD_OUT(collect(r, secret, sig));
-        if (!mr_ok(try_key(c, secret, &ro, &wrong))) {
-            reset_collection(r);
-            goto out;
-        }
-        mr_store *owned = ro; /* attempt() takes the store over */
-        ro = NULL;
-        MR_GUARD_OUT(attempt(c, r, secret, owned));
-        *remaining = 0;
-        res = MR_SUCCESS;
-        goto out;
-    }
-
-    bool shamir = secret.len == SHAMIR_SHARE_LEN;
     MR_GUARD_OUT(check_length(r, secret, shamir));
     MR_GUARD_OUT(take_hash(r, secret));
     if (!mr_ok(collect(r, secret, sig))) {
@@ -699,44 +720,19 @@ static mr_result recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *
     }
     size_t used = used_count(r);
     *remaining = (int)(r->n_hashes - used);
-
-    if (!shamir) {
-        if (used < r->n_hashes) {
-            res = MR_SUCCESS;
-            goto out;
-        }
-        MR_GUARD_OUT(combine(r, false, &key));
-        if (!mr_ok(try_key(c, mr_buf_slice(&key), &ro, &wrong))) {
-            reset_collection(r);
-            *remaining = -1;
-            goto out;
-        }
-    } else {
-        if (r->count < 2) {
-            res = MR_SUCCESS;
-            goto out;
-        }
-        MR_GUARD_OUT(combine(r, true, &key));
-        if (!mr_ok(try_key(c, mr_buf_slice(&key), &ro, &wrong))) {
-            if (wrong && used < r->n_hashes) {
-                /* not enough shares yet */
-                mr_error_clear();
-                res = MR_SUCCESS;
+    bool complete = shamir ? r->count >= 2 : used == r->n_hashes;
+    if (complete) {
+        MR_GUARD_OUT(try_shares(c, r, shamir, &key, &ro, &pending, remaining));
+        if (!pending) {
+            mr_store *owned = ro; /* attempt() takes the store over */
+            ro = NULL;
+            if (!mr_ok(attempt(c, r, mr_buf_slice(&key), owned))) {
+                *remaining = -1;
                 goto out;
             }
-            reset_collection(r);
-            *remaining = -1;
-            goto out;
+            *remaining = 0;
         }
     }
-    mr_store *owned = ro; /* attempt() takes the store over */
-    ro = NULL;
-    mr_result ar = attempt(c, r, mr_buf_slice(&key), owned);
-    if (!mr_ok(ar)) {
-        *remaining = -1;
-        goto out;
-    }
-    *remaining = 0;
     res = MR_SUCCESS;
 out:
     mr_store_close(ro);
@@ -744,7 +740,19 @@ out:
     return res;
 }
 
-mr_result mr_core_recover(mr_core *c, mr_slice secret, mr_slice signature, int *remaining)
+static MR_RESULT recover_locked(mr_core *c, mr_slice secret, mr_slice sig, int *remaining)
+{
+    core_recovery *r = NULL;
+    *remaining = -1;
+    MR_GUARD(require_recovery_state(c));
+    MR_GUARD(get_state(c, &r));
+    MR_GUARD(load_data(c, r));
+    if (r->scheme == SCHEME_NONE)
+        return recover_single(c, r, secret, sig, remaining);
+    return recover_shares(c, r, secret, sig, remaining);
+}
+
+MR_RESULT mr_core_recover(mr_core *c, mr_slice secret, mr_slice signature, int *remaining)
 {
     pthread_mutex_lock(&c->writer);
     mr_result r = recover_locked(c, secret, signature, remaining);

@@ -7,7 +7,7 @@
 
 #define SECRET_PART_MAX ((size_t)4 << 20)
 
-mr_result core_secret_encode(const core_secret *s, mr_buf *out)
+MR_RESULT core_secret_encode(const core_secret *s, mr_buf *out)
 {
     const mr_buf *parts[3] = {&s->cert_der, &s->priv, &s->pub};
     MR_GUARD(mr_buf_append_u64le(out, s->valid_for));
@@ -19,7 +19,7 @@ mr_result core_secret_encode(const core_secret *s, mr_buf *out)
     return MR_SUCCESS;
 }
 
-static mr_result read_part(mr_cursor *c, mr_buf *dst)
+static MR_RESULT read_part(mr_cursor *c, mr_buf *dst)
 {
     uint32_t n;
     mr_slice v;
@@ -28,7 +28,7 @@ static mr_result read_part(mr_cursor *c, mr_buf *dst)
     return mr_buf_set(dst, v.ptr, v.len);
 }
 
-mr_result core_secret_decode(mr_slice in, core_secret *s)
+MR_RESULT core_secret_decode(mr_slice in, core_secret *s)
 {
     mr_cursor c;
     mr_cursor_init(&c, in.ptr, in.len);
@@ -81,7 +81,7 @@ const core_secret *core_secret_find(const core_secret_set *set, const char *name
     return NULL;
 }
 
-mr_result core_secret_set_load(mr_store_txn *t, const char *prefix, const mr_manifest *m,
+MR_RESULT core_secret_set_load(mr_store_txn *t, const char *prefix, const mr_manifest *m,
                                core_secret_set *out)
 {
     mr_result res = MR_FAILURE;
@@ -112,7 +112,7 @@ out:
     return res;
 }
 
-mr_result core_secret_copy(const core_secret *src, core_secret *dst)
+MR_RESULT core_secret_copy(const core_secret *src, core_secret *dst)
 {
     memset(dst, 0, sizeof(*dst));
     mr_buf_init(&dst->cert_der, 0, 0);

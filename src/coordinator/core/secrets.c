@@ -36,7 +36,7 @@ static const char *name_of(const mr_manifest_secret *d) { return d->name.ptr ? d
 
 /* ---- symmetric keys ---- */
 
-static mr_result gen_symmetric(const core_gen_ctx *g, const mr_manifest_secret *d, core_secret *out)
+static MR_RESULT gen_symmetric(const core_gen_ctx *g, const mr_manifest_secret *d, core_secret *out)
 {
     MR_ENSURE(d->size > 0 && d->size % 8 == 0, MR_ERR_USAGE, "invalid secret size: %s", name_of(d));
     size_t n = (size_t)(d->size / 8);
@@ -60,7 +60,7 @@ static mr_result gen_symmetric(const core_gen_ctx *g, const mr_manifest_secret *
 
 /* ---- keys for certificates ---- */
 
-static mr_result cert_key(const mr_manifest_secret *d, EVP_PKEY **key)
+static MR_RESULT cert_key(const mr_manifest_secret *d, EVP_PKEY **key)
 {
     const char *t = type_of(d);
     if (strcmp(t, "cert-ed25519") == 0) {
@@ -100,7 +100,7 @@ typedef struct tpl_store {
     char cn_default[64];
 } tpl_store;
 
-static mr_result add_attr(mr_x509_template *t, tpl_store *s, int nid, const mr_mstr *v)
+static MR_RESULT add_attr(mr_x509_template *t, tpl_store *s, int nid, const mr_mstr *v)
 {
     if (v->ptr == NULL || v->len == 0)
         return MR_SUCCESS;
@@ -111,14 +111,14 @@ static mr_result add_attr(mr_x509_template *t, tpl_store *s, int nid, const mr_m
     return MR_SUCCESS;
 }
 
-static mr_result add_attr_list(mr_x509_template *t, tpl_store *s, int nid, const mr_mstr_list *l)
+static MR_RESULT add_attr_list(mr_x509_template *t, tpl_store *s, int nid, const mr_mstr_list *l)
 {
     for (size_t i = 0; i < l->count; i++)
         MR_GUARD(add_attr(t, s, nid, &l->items[i]));
     return MR_SUCCESS;
 }
 
-static mr_result oid_text(const mr_mint_list *arcs, char *out, size_t size)
+static MR_RESULT oid_text(const mr_mint_list *arcs, char *out, size_t size)
 {
     size_t off = 0;
     MR_ENSURE(arcs->count >= 2, MR_ERR_USAGE, "invalid object identifier");
@@ -131,7 +131,7 @@ static mr_result oid_text(const mr_mint_list *arcs, char *out, size_t size)
     return MR_SUCCESS;
 }
 
-static mr_result build_subject(const mr_manifest_dn *dn, mr_x509_template *t, tpl_store *s)
+static MR_RESULT build_subject(const mr_manifest_dn *dn, mr_x509_template *t, tpl_store *s)
 {
     t->subject.attrs = s->attrs;
     /* Go's pkix.Name order: C, O, OU, L, ST, STREET, POSTALCODE, SERIALNUMBER, CN, extras. */
@@ -164,7 +164,7 @@ static bool has_cn(const mr_x509_template *t)
     return false;
 }
 
-static mr_result build_sans(const mr_manifest_cert *c, mr_x509_template *t, tpl_store *s)
+static MR_RESULT build_sans(const mr_manifest_cert *c, mr_x509_template *t, tpl_store *s)
 {
     static const char *const localhost[] = {"localhost"};
     if (!c->dns_names.present) {
@@ -195,7 +195,7 @@ static mr_result build_sans(const mr_manifest_cert *c, mr_x509_template *t, tpl_
     return MR_SUCCESS;
 }
 
-static mr_result build_usages(const mr_manifest_cert *c, mr_x509_template *t, tpl_store *s)
+static MR_RESULT build_usages(const mr_manifest_cert *c, mr_x509_template *t, tpl_store *s)
 {
     MR_ENSURE(c->key_usage >= 0 && c->key_usage < (1 << 9), MR_ERR_USAGE, "invalid KeyUsage");
     t->key_usage = c->key_usage == 0 ? (MR_KU_DIGITAL_SIGNATURE | MR_KU_CERT_SIGN)
@@ -254,7 +254,7 @@ static time_t not_after(const mr_manifest_secret *d, uint64_t *valid_for, time_t
     return (time_t)c->not_after.unix_sec;
 }
 
-static mr_result gen_cert(const core_gen_ctx *g, const mr_manifest_secret *d,
+static MR_RESULT gen_cert(const core_gen_ctx *g, const mr_manifest_secret *d,
                           time_t keep_not_after, core_secret *out)
 {
     mr_result res = MR_FAILURE;
@@ -290,7 +290,7 @@ out:
     return res;
 }
 
-mr_result core_secret_generate(const core_gen_ctx *g, const mr_manifest_secret *d,
+MR_RESULT core_secret_generate(const core_gen_ctx *g, const mr_manifest_secret *d,
                                time_t keep_not_after, core_secret *out)
 {
     const char *t = type_of(d);
@@ -300,24 +300,22 @@ mr_result core_secret_generate(const core_gen_ctx *g, const mr_manifest_secret *
     mr_buf_init(&out->pub, 0, MR_BUF_SECRET);
     out->def = d;
     out->valid_for = d->valid_for;
+    mr_result res = MR_FAILURE;
     out->name = mr_strdup(name_of(d));
-    MR_ENSURE_ALLOC(out->name);
-    mr_result r;
+    MR_ENSURE_ALLOC_OUT(out->name);
     if (strcmp(t, "symmetric-key") == 0)
-        r = gen_symmetric(g, d, out);
+        MR_GUARD_OUT(gen_symmetric(g, d, out));
     else if (is_cert_type(t))
-        r = gen_cert(g, d, keep_not_after, out);
-    else {
-        mr_error_set(MR_ERR_USAGE, __FILE__, __LINE__,
-                     "secret %s is invalid: unsupported secret of type %s", name_of(d), t);
-        r = MR_FAILURE;
-    }
-    if (!mr_ok(r)) {
-        core_secret_clear(out);
-        return MR_FAILURE;
-    }
+        MR_GUARD_OUT(gen_cert(g, d, keep_not_after, out));
+    else
+        MR_BAIL_OUT(MR_ERR_USAGE, "secret %s is invalid: unsupported secret of type %s",
+                    name_of(d), t);
     out->has_value = true;
-    return MR_SUCCESS;
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
+        core_secret_clear(out);
+    return res;
 }
 
 bool core_secret_is_symmetric(const mr_manifest_secret *d)

@@ -10,7 +10,7 @@
 
 
 /* One Secret object as MarbleRun returns it (the stored definition with its value). */
-static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
+static MR_RESULT secret_json(const mr_manifest_secret *def, const core_secret *v, mr_buf *out)
 {
     mr_manifest_secret s = *def; /* shallow copy; only read by the encoder */
     s.cert.raw = (mr_mbytes){0};
@@ -28,7 +28,7 @@ static mr_result secret_json(const mr_manifest_secret *def, const core_secret *v
     return mr_manifest_encode_secret(&s, out);
 }
 
-mr_result mr_core_get_secrets(mr_core *c, const char *user, const char *const *names, size_t n,
+MR_RESULT mr_core_get_secrets(mr_core *c, const char *user, const char *const *names, size_t n,
                               mr_buf *out)
 {
     mr_result res = MR_FAILURE;
@@ -73,7 +73,7 @@ static const char *type_of(const mr_manifest_secret *d) { return d->type.ptr ? d
 
 /* The uploaded private key parses as PKCS #8, SEC 1 or PKCS #1 DER and its public half is
  * the certificate's key. */
-static mr_result check_private_matches(const mr_core_user_secret *u, const EVP_PKEY *cert_pub)
+static MR_RESULT check_private_matches(const mr_core_user_secret *u, const EVP_PKEY *cert_pub)
 {
     static const mr_key_format formats[] = {MR_KEYFMT_PKCS8, MR_KEYFMT_SEC1, MR_KEYFMT_PKCS1};
     EVP_PKEY *key = NULL;
@@ -89,7 +89,7 @@ static mr_result check_private_matches(const mr_core_user_secret *u, const EVP_P
     return MR_SUCCESS;
 }
 
-static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u, core_secret *out)
+static MR_RESULT validate_one(const mr_manifest *m, const mr_core_user_secret *u, core_secret *out)
 {
     const mr_manifest_secret *d = mr_manifest_find_secret(m, u->name);
     MR_ENSURE(d != NULL, MR_ERR_USAGE,
@@ -132,7 +132,7 @@ static mr_result validate_one(const mr_manifest *m, const mr_core_user_secret *u
 }
 
 /* The epoch's values with the uploads on top (sorted, owned copies). */
-static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_secret_set *out)
+static MR_RESULT overlay(const core_epoch *e, const core_secret_set *up, core_secret_set *out)
 {
     out->items = mr_calloc(e->secrets.count + up->count, sizeof(core_secret));
     MR_ENSURE_ALLOC(out->items);
@@ -149,50 +149,58 @@ static mr_result overlay(const core_epoch *e, const core_secret_set *up, core_se
     return core_secret_set_sort(out);
 }
 
-static mr_result store_uploads(mr_core *c, const char *user, const core_secret_set *up)
+/* The update-log line of one upload. */
+static MR_RESULT log_upload(const char *user, const core_secret *u, mr_buf *lines)
 {
-    mr_store_txn *t = NULL;
-    mr_buf enc, lines, ju, js, jt;
-    mr_buf_init(&enc, 0, MR_BUF_SECRET);
-    mr_buf_init(&lines, 0, 0);
+    mr_result res = MR_FAILURE;
+    mr_buf ju, js, jt;
     mr_buf_init(&ju, 0, 0);
     mr_buf_init(&js, 0, 0);
     mr_buf_init(&jt, 0, 0);
-    mr_result r = mr_store_begin(c->store, &t);
-    for (size_t i = 0; i < up->count && mr_ok(r); i++) {
-        char key[4200];
-        (void)snprintf(key, sizeof(key), "%s%s", P_SECRET, up->items[i].name);
-        mr_buf_reset(&enc);
-        r = core_secret_encode(&up->items[i], &enc);
-        if (mr_ok(r))
-            r = core_put_buf(t, key, &enc);
-        if (mr_ok(r))
-            r = core_json_str(user, &ju);
-        if (mr_ok(r))
-            r = core_json_str(up->items[i].name, &js);
-        if (mr_ok(r))
-            r = core_json_str(type_of(up->items[i].def), &jt);
-        if (mr_ok(r))
-            r = core_log_line(&lines, "Secret set", "user", (const char *)ju.data, "secret",
-                              (const char *)js.data, "type", (const char *)jt.data, (const char *)NULL);
-    }
-    if (mr_ok(r))
-        r = core_log_append(t, &lines);
-    if (mr_ok(r)) {
-        mr_store_txn *tc = t;
-        t = NULL;
-        r = core_commit_and_publish(c, tc);
-    }
-    mr_store_abort(t);
-    mr_buf_free(&enc);
-    mr_buf_free(&lines);
+    MR_GUARD_OUT(core_json_str(user, &ju));
+    MR_GUARD_OUT(core_json_str(u->name, &js));
+    MR_GUARD_OUT(core_json_str(type_of(u->def), &jt));
+    MR_GUARD_OUT(core_log_line(lines, "Secret set", "user", (const char *)ju.data, "secret",
+                               (const char *)js.data, "type", (const char *)jt.data,
+                               (const char *)NULL));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&ju);
     mr_buf_free(&js);
     mr_buf_free(&jt);
-    return r;
+    return res;
 }
 
-static mr_result set_secrets_once(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
+static MR_RESULT store_uploads(mr_core *c, const char *user, const core_secret_set *up)
+{
+    mr_result res = MR_FAILURE;
+    mr_store_txn *t = NULL;
+    char key[CORE_KEY_SIZE];
+    mr_buf enc, lines;
+    mr_buf_init(&enc, 0, MR_BUF_SECRET);
+    mr_buf_init(&lines, 0, 0);
+    MR_GUARD_OUT(mr_store_begin(c->store, &t));
+    for (size_t i = 0; i < up->count; i++) {
+        MR_GUARD_OUT(core_key(key, P_SECRET, up->items[i].name));
+        mr_buf_reset(&enc);
+        MR_GUARD_OUT(core_secret_encode(&up->items[i], &enc));
+        MR_GUARD_OUT(core_put_buf(t, key, &enc));
+        MR_GUARD_OUT(log_upload(user, &up->items[i], &lines));
+    }
+    MR_GUARD_OUT(core_log_append(t, &lines));
+    mr_store_txn *tc = t;
+    t = NULL;
+    MR_GUARD_OUT(core_commit_and_publish(c, tc));
+    res = MR_SUCCESS;
+out:
+    mr_store_abort(t);
+    mr_buf_free(&enc);
+    mr_buf_free(&lines);
+    return res;
+}
+
+static MR_RESULT set_secrets_once(mr_core *c, const char *user, const mr_core_user_secret *s,
+                                  size_t n)
 {
     core_secret_set up = {0}, all = {0};
     mr_result res = MR_FAILURE;
@@ -237,7 +245,7 @@ out:
 }
 
 /* Runs again after a conflict with another instance of a shared state. */
-mr_result mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
+MR_RESULT mr_core_set_secrets(mr_core *c, const char *user, const mr_core_user_secret *s, size_t n)
 {
     for (int attempt = 0;; attempt++) {
         mr_result r = set_secrets_once(c, user, s, n);

@@ -31,42 +31,46 @@ void mr_core_recovery_secrets_free(mr_core_recovery_secrets *s)
 
 /* ---- steps ---- */
 
-static mr_result prefixed(mr_result r, const char *prefix)
+static MR_RESULT prefixed(mr_result r, const char *prefix)
 {
     if (!mr_ok(r))
         mr_error_prefix("%s", prefix);
     return r;
 }
 
+/* Stores a secret's value under secret:<name> and (1.9: the previous cycle starts out equal
+ * to the current one) previousSecret:<name>. */
+static MR_RESULT put_both_cycles(mr_store_txn *t, const core_secret *s, mr_buf *enc)
+{
+    char key[CORE_KEY_SIZE];
+    mr_buf_reset(enc);
+    MR_GUARD(core_secret_encode(s, enc));
+    MR_GUARD(core_key(key, P_SECRET, s->name));
+    MR_GUARD(core_put_buf(t, key, enc));
+    MR_GUARD(core_key(key, P_PREV_SECRET, s->name));
+    return core_put_buf(t, key, enc);
+}
+
 /* Generates the secrets of one context into set (appending) and the store. */
-static mr_result gen_secrets(const core_gen_ctx *g, const mr_manifest *m, bool shared,
+static MR_RESULT gen_secrets(const core_gen_ctx *g, const mr_manifest *m, bool shared,
                              core_secret_set *set, mr_store_txn *t)
 {
+    mr_result res = MR_FAILURE;
     mr_buf enc;
     mr_buf_init(&enc, 0, MR_BUF_SECRET);
-    mr_result r = MR_SUCCESS;
-    for (size_t i = 0; i < m->secrets.count && mr_ok(r); i++) {
+    for (size_t i = 0; i < m->secrets.count; i++) {
         const mr_manifest_secret *d = &m->secrets.items[i];
         if (d->user_defined || d->shared != shared)
             continue;
         core_secret *s = &set->items[set->count];
-        r = core_secret_generate(g, d, 0, s);
-        if (!mr_ok(r))
-            break;
+        MR_GUARD_OUT(core_secret_generate(g, d, 0, s));
         set->count++;
-        char key[4200];
-        mr_buf_reset(&enc);
-        r = core_secret_encode(s, &enc);
-        (void)snprintf(key, sizeof(key), "%s%s", P_SECRET, s->name);
-        if (mr_ok(r))
-            r = core_put_buf(t, key, &enc);
-        /* 1.9: the previous cycle starts out equal to the current one */
-        (void)snprintf(key, sizeof(key), "%s%s", P_PREV_SECRET, s->name);
-        if (mr_ok(r))
-            r = core_put_buf(t, key, &enc);
+        MR_GUARD_OUT(put_both_cycles(t, s, &enc));
     }
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&enc);
-    return r;
+    return res;
 }
 
 /* ---- template dry run ---- */
@@ -95,7 +99,7 @@ static void fill_tmpl_secret(mr_tmpl_secret *ts, const mr_manifest_secret *def, 
 }
 
 /* Runs the dry run of m with the generated values in set (user-defined ones as dummies). */
-mr_result core_dry_run(const mr_manifest *m, const core_secret_set *set)
+MR_RESULT core_dry_run(const mr_manifest *m, const core_secret_set *set)
 {
     dry_ctx d;
     memset(&d, 0, sizeof(d));
@@ -122,7 +126,7 @@ mr_result core_dry_run(const mr_manifest *m, const core_secret_set *set)
 /* ---- signature over the manifest ---- */
 
 /* ECDSA over SHA-256(raw) with the root key, as Go's ecdsa.SignASN1(hash) (ASN.1 DER). */
-mr_result core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig)
+MR_RESULT core_sign_hash(EVP_PKEY *key, const uint8_t *data, size_t len, mr_buf *sig)
 {
     uint8_t h[MR_SHA256_LEN];
     size_t n = 0;
@@ -163,14 +167,14 @@ static void setm_free(setm *s)
     mr_buf_free(&s->log);
 }
 
-static mr_result validate(const uint8_t *raw, size_t len, setm *s)
+static MR_RESULT validate(const uint8_t *raw, size_t len, setm *s)
 {
     MR_GUARD(prefixed(mr_manifest_decode(raw, len, &s->m), "unmarshaling manifest"));
     MR_GUARD(prefixed(mr_manifest_check(s->m, NULL), "checking manifest"));
     return MR_SUCCESS;
 }
 
-static mr_result build_state(mr_core *c, const core_epoch *e, const uint8_t *raw, size_t len,
+static MR_RESULT build_state(mr_core *c, const core_epoch *e, const uint8_t *raw, size_t len,
                              setm *s)
 {
     const mr_manifest *m = s->m;
@@ -208,7 +212,7 @@ static mr_result build_state(mr_core *c, const core_epoch *e, const uint8_t *raw
     return mr_store_commit(t);
 }
 
-mr_result mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
+MR_RESULT mr_core_set_manifest(mr_core *c, const uint8_t *raw, size_t len,
                                mr_core_recovery_secrets *out)
 {
     setm s;

@@ -34,46 +34,53 @@ void mr_core_update_result_free(mr_core_update_result *r)
 
 /* ---- small helpers ---- */
 
-static mr_result json_u64(uint64_t v, mr_buf *out)
+static MR_RESULT json_u64(uint64_t v, mr_buf *out)
 {
     mr_buf_reset(out);
     MR_GUARD(mr_buf_printf(out, "%llu", (unsigned long long)v));
     return mr_buf_nul_terminate(out);
 }
 
-mr_result mr_core_update_log(mr_core *c, mr_buf *out)
+MR_RESULT mr_core_update_log(mr_core *c, mr_buf *out)
 {
     mr_store_txn *t = NULL;
     core_epoch *e = core_epoch_get(c);
-    mr_result r = MR_SUCCESS;
-    if (e->state != MR_STATE_ACCEPTING_MARBLES) {
-        mr_error_set(MR_ERR_STATE, __FILE__, __LINE__, "server is not in expected state");
-        r = MR_FAILURE;
-    }
+    int state = e->state;
     core_epoch_put(e);
-    MR_GUARD(r);
+    MR_ENSURE(state == MR_STATE_ACCEPTING_MARBLES, MR_ERR_STATE, "server is not in expected state");
+    mr_result res = MR_FAILURE;
     core_store_rdlock(c);
-    r = mr_store_begin(c->store, &t);
-    if (mr_ok(r))
-        r = core_log_read(t, out);
+    MR_GUARD_OUT(mr_store_begin(c->store, &t));
+    MR_GUARD_OUT(core_log_read(t, out));
+    res = MR_SUCCESS;
+out:
     mr_store_abort(t);
     core_store_unlock(c);
-    return r;
+    return res;
 }
 
 /* ---- shared certificate re-issue under a new marble root ---- */
 
-static mr_result put_secret(mr_store_txn *t, const char *prefix, const core_secret *s)
+static MR_RESULT put_secret(mr_store_txn *t, const char *prefix, const core_secret *s)
 {
-    char key[4200];
+    mr_result res = MR_FAILURE;
+    char key[CORE_KEY_SIZE];
     mr_buf enc;
     mr_buf_init(&enc, 0, MR_BUF_SECRET);
-    (void)snprintf(key, sizeof(key), "%s%s", prefix, s->name);
-    mr_result r = core_secret_encode(s, &enc);
-    if (mr_ok(r))
-        r = core_put_buf(t, key, &enc);
+    MR_GUARD_OUT(core_key(key, prefix, s->name));
+    MR_GUARD_OUT(core_secret_encode(s, &enc));
+    MR_GUARD_OUT(core_put_buf(t, key, &enc));
+    res = MR_SUCCESS;
+out:
     mr_buf_free(&enc);
-    return r;
+    return res;
+}
+
+static MR_RESULT delete_key(mr_store_txn *t, const char *prefix, const char *name)
+{
+    char key[CORE_KEY_SIZE];
+    MR_GUARD(core_key(key, prefix, name));
+    return mr_store_delete(t, key);
 }
 
 static time_t cert_not_after(const core_secret *s)
@@ -86,7 +93,7 @@ static time_t cert_not_after(const core_secret *s)
 
 /* ---- package updates (§8.3) ---- */
 
-static mr_result package_update(mr_core *c, core_epoch *e, const char *user, const mr_manifest *u)
+static MR_RESULT package_update(mr_core *c, core_epoch *e, const char *user, const mr_manifest *u)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
@@ -109,7 +116,7 @@ static mr_result package_update(mr_core *c, core_epoch *e, const char *user, con
                     user, (const char *)text.data);
     }
     for (size_t i = 0; i < n; i++)
-        MR_ENSURE_OUT(mr_manifest_find_package(e->manifest, names[i]) != NULL, MR_ERR_USAGE,
+        MR_ENSURE_OUT(mr_manifest_find_package(e->manifest, names[i]) != NULL, MR_ERR_NOT_FOUND,
                       "loading current package \"%s\" from store: requested value not set", names[i]);
     if (!mr_ok(mr_manifest_check_package_update(u, e->manifest))) {
         mr_error_prefix("checking update manifest");
@@ -118,8 +125,8 @@ static mr_result package_update(mr_core *c, core_epoch *e, const char *user, con
     MR_GUARD_OUT(mr_store_begin(c->store, &t));
     for (size_t i = 0; i < u->packages.count; i++) {
         const mr_manifest_package *p = &u->packages.items[i];
-        char key[4200], val[32];
-        (void)snprintf(key, sizeof(key), "%s%s", P_PKG_SVN, names[i]);
+        char key[CORE_KEY_SIZE], val[32]; /* at most 20 digits */
+        MR_GUARD_OUT(core_key(key, P_PKG_SVN, names[i]));
         (void)snprintf(val, sizeof(val), "%llu", (unsigned long long)p->security_version);
         MR_GUARD_OUT(core_put_str(t, key, val));
         MR_GUARD_OUT(core_json_str(user, &ju));
@@ -182,86 +189,88 @@ static void pending_free(pending *p)
     memset(p, 0, sizeof(*p));
 }
 
-static mr_result pending_load(mr_store_txn *t, pending *p, bool *found)
+static MR_RESULT pending_parse(json_t *root, pending *p)
 {
-    mr_buf v;
-    mr_buf_init(&v, 0, 0);
-    memset(p, 0, sizeof(*p));
-    mr_buf_init(&p->raw, 0, 0);
-    MR_GUARD(mr_store_get(t, K_PENDING_UPDATE, &v, found));
-    if (!*found) {
-        mr_buf_free(&v);
-        return MR_SUCCESS;
-    }
-    json_error_t err;
-    json_t *root = json_loadb((const char *)v.data, v.len, 0, &err);
-    mr_buf_free(&v);
-    MR_ENSURE(root != NULL, MR_ERR_INTERNAL, "stored pending update is malformed");
-    mr_result r = MR_SUCCESS;
     json_t *raw = json_object_get(root, "manifestRaw");
     json_t *users = json_object_get(root, "requiredUsers");
     json_t *missing = json_object_get(root, "missingAcknowledgments");
-    if (!json_is_string(raw) || !json_is_object(users))
-        r = MR_FAILURE;
-    if (mr_ok(r))
-        r = mr_b64_decode_buf(json_string_value(raw), json_string_length(raw), MR_B64_STD, 0, &p->raw);
-    size_t n = mr_ok(r) ? json_object_size(users) : 0;
+    MR_ENSURE(json_is_string(raw) && json_is_object(users), MR_ERR_INTERNAL,
+              "stored pending update is malformed");
+    MR_GUARD(mr_b64_decode_buf(json_string_value(raw), json_string_length(raw), MR_B64_STD, 0,
+                               &p->raw));
+    size_t n = json_object_size(users);
     p->users = mr_calloc(n + 1, sizeof(char *));
     p->acked = mr_calloc(n + 1, sizeof(bool));
-    if (p->users == NULL || p->acked == NULL)
-        r = MR_FAILURE;
+    MR_ENSURE_ALLOC(p->users);
+    MR_ENSURE_ALLOC(p->acked);
     const char *k;
     json_t *val;
     int64_t unacked = 0;
     json_object_foreach(users, k, val)
     {
-        if (!mr_ok(r))
-            break;
         p->users[p->n_users] = mr_strdup(k);
-        if (p->users[p->n_users] == NULL) {
-            r = MR_FAILURE;
-            break;
-        }
+        MR_ENSURE_ALLOC(p->users[p->n_users]);
         p->acked[p->n_users] = json_is_true(val);
         unacked += p->acked[p->n_users] ? 0 : 1;
         p->n_users++;
     }
     p->missing = json_is_integer(missing) ? json_integer_value(missing) : unacked;
-    json_decref(root);
-    if (!mr_ok(r)) {
-        pending_free(p);
-        MR_BAIL(MR_ERR_INTERNAL, "stored pending update is malformed");
-    }
     return MR_SUCCESS;
 }
 
-static mr_result pending_store(mr_store_txn *t, const pending *p)
+static MR_RESULT pending_load(mr_store_txn *t, pending *p, bool *found)
 {
+    mr_result res = MR_FAILURE;
+    json_t *root = NULL;
     mr_buf v;
     mr_buf_init(&v, 0, 0);
-    mr_result r = mr_buf_append_str(&v, "{\"manifestRaw\":\"");
-    if (mr_ok(r))
-        r = mr_b64_encode_buf(p->raw.data, p->raw.len, MR_B64_STD, &v);
-    if (mr_ok(r))
-        r = mr_buf_append_str(&v, "\",\"requiredUsers\":{");
-    for (size_t i = 0; i < p->n_users && mr_ok(r); i++) {
-        if (i > 0)
-            r = mr_buf_append_u8(&v, ',');
-        if (mr_ok(r))
-            r = mr_manifest_json_string(p->users[i], strlen(p->users[i]), &v);
-        if (mr_ok(r))
-            r = mr_buf_append_str(&v, p->acked[i] ? ":true" : ":false");
+    memset(p, 0, sizeof(*p));
+    mr_buf_init(&p->raw, 0, 0);
+    MR_GUARD_OUT(mr_store_get(t, K_PENDING_UPDATE, &v, found));
+    if (*found) {
+        json_error_t err;
+        root = json_loadb((const char *)v.data, v.len, 0, &err);
+        MR_ENSURE_OUT(root != NULL, MR_ERR_INTERNAL, "stored pending update is malformed");
+        if (!mr_ok(pending_parse(root, p))) {
+            /* out of memory stays what it is; anything else is a malformed record */
+            if (!mr_error_is(MR_ERR_INTERNAL))
+                MR_BAIL_OUT(MR_ERR_INTERNAL, "stored pending update is malformed");
+            goto out;
+        }
     }
-    if (mr_ok(r))
-        r = mr_buf_printf(&v, "},\"missingAcknowledgments\":%lld}", (long long)p->missing);
-    if (mr_ok(r))
-        r = core_put_buf(t, K_PENDING_UPDATE, &v);
+    res = MR_SUCCESS;
+out:
+    json_decref(root);
     mr_buf_free(&v);
-    return r;
+    if (!mr_ok(res))
+        pending_free(p);
+    return res;
+}
+
+static MR_RESULT pending_store(mr_store_txn *t, const pending *p)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf v;
+    mr_buf_init(&v, 0, 0);
+    MR_GUARD_OUT(mr_buf_append_str(&v, "{\"manifestRaw\":\""));
+    MR_GUARD_OUT(mr_b64_encode_buf(p->raw.data, p->raw.len, MR_B64_STD, &v));
+    MR_GUARD_OUT(mr_buf_append_str(&v, "\",\"requiredUsers\":{"));
+    for (size_t i = 0; i < p->n_users; i++) {
+        if (i > 0)
+            MR_GUARD_OUT(mr_buf_append_u8(&v, ','));
+        MR_GUARD_OUT(mr_manifest_json_string(p->users[i], strlen(p->users[i]), &v));
+        MR_GUARD_OUT(mr_buf_append_str(&v, p->acked[i] ? ":true" : ":false"));
+    }
+    MR_GUARD_OUT(mr_buf_printf(&v, "},\"missingAcknowledgments\":%lld}", (long long)p->missing));
+    MR_GUARD_OUT(core_put_buf(t, K_PENDING_UPDATE, &v));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&v);
+    return res;
 }
 
 /* Sorted list of users that have not acknowledged, as result + JSON array text. */
-static mr_result missing_users(const pending *p, mr_core_update_result *res, mr_buf *json)
+static MR_RESULT missing_users(const pending *p, mr_core_update_result *res, mr_buf *json)
 {
     res->missing_users = mr_calloc(p->n_users + 1, sizeof(char *));
     MR_ENSURE_ALLOC(res->missing_users);
@@ -292,7 +301,7 @@ static int user_index(const pending *p, const char *user)
 
 /* Secrets of the next manifest (§12.11): kept, re-created or regenerated; previous values
  * written to previousSecret:*. */
-static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, const core_gen_ctx *g_shared,
+static MR_RESULT update_secrets(const core_epoch *e, const mr_manifest *next, const core_gen_ctx *g_shared,
                                 bool rotated, core_secret_set *all, mr_store_txn *t)
 {
     all->items = mr_calloc(next->secrets.count + 1, sizeof(core_secret));
@@ -300,11 +309,8 @@ static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, co
     /* delete secrets that are gone */
     for (size_t i = 0; i < e->secrets.count; i++)
         if (mr_manifest_find_secret(next, e->secrets.items[i].name) == NULL) {
-            char key[4200];
-            (void)snprintf(key, sizeof(key), "%s%s", P_SECRET, e->secrets.items[i].name);
-            MR_GUARD(mr_store_delete(t, key));
-            (void)snprintf(key, sizeof(key), "%s%s", P_PREV_SECRET, e->secrets.items[i].name);
-            MR_GUARD(mr_store_delete(t, key));
+            MR_GUARD(delete_key(t, P_SECRET, e->secrets.items[i].name));
+            MR_GUARD(delete_key(t, P_PREV_SECRET, e->secrets.items[i].name));
         }
     core_gen_ctx g_marble = *g_shared;
     mr_uuid placeholder;
@@ -320,9 +326,7 @@ static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, co
         core_secret *s = &all->items[all->count];
         if (d->user_defined) {
             if (changed || !old->has_value) {
-                char key[4200];
-                (void)snprintf(key, sizeof(key), "%s%s", P_SECRET, name);
-                MR_GUARD(mr_store_delete(t, key));
+                MR_GUARD(delete_key(t, P_SECRET, name));
                 continue; /* new or re-created user-defined secret: no value yet */
             }
             /* unchanged user-defined value stays as stored */
@@ -348,7 +352,7 @@ static mr_result update_secrets(const core_epoch *e, const mr_manifest *next, co
 }
 
 /* The whole §12.7 apply in one transaction; recovery secrets when the recovery setup changed. */
-static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, const mr_buf *raw,
+static MR_RESULT apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, const mr_buf *raw,
                             mr_core_recovery_secrets *rec)
 {
     mr_result res = MR_FAILURE;
@@ -384,10 +388,8 @@ static mr_result apply_full(mr_core *c, core_epoch *e, const mr_manifest *next, 
     MR_GUARD_OUT(core_sign_hash(e->root_key, raw->data, raw->len, &sig));
     MR_GUARD_OUT(core_put_buf(t, K_MANIFEST_SIG, &sig));
     for (size_t i = 0; i < e->manifest->packages.count; i++) {
-        char key[4200];
-        (void)snprintf(key, sizeof(key), "%s%s", P_PKG_SVN,
-                       e->manifest->packages.items[i].name.ptr ? e->manifest->packages.items[i].name.ptr : "");
-        MR_GUARD_OUT(mr_store_delete(t, key));
+        const char *pkg = e->manifest->packages.items[i].name.ptr;
+        MR_GUARD_OUT(delete_key(t, P_PKG_SVN, pkg != NULL ? pkg : ""));
     }
     MR_GUARD_OUT(mr_store_delete(t, K_PENDING_UPDATE));
     char fp[65];
@@ -417,58 +419,62 @@ out:
     return res;
 }
 
-/* Cancels a pending update after a failed apply (its own transaction). */
-static void cancel_after_error(mr_core *c, const char *fingerprint)
+static MR_RESULT cancel_pending(mr_core *c, const char *fingerprint)
 {
+    mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
     mr_buf lines, jfp;
-    mr_error saved;
-    mr_error_take(&saved);
     mr_buf_init(&lines, 0, 0);
     mr_buf_init(&jfp, 0, 0);
-    mr_result r = mr_store_begin(c->store, &t);
-    if (mr_ok(r))
-        r = mr_store_delete(t, K_PENDING_UPDATE);
-    if (mr_ok(r))
-        r = core_json_str(fingerprint, &jfp);
-    if (mr_ok(r))
-        r = core_log_line(&lines, "Complete Manifest update cancelled due to error during apply",
-                          "manifestFingerprint", (const char *)jfp.data, (const char *)NULL);
-    if (mr_ok(r))
-        r = core_log_append(t, &lines);
-    if (mr_ok(r)) {
-        mr_store_txn *tc = t;
-        t = NULL;
-        r = core_commit_and_publish(c, tc);
-    }
-    if (!mr_ok(r))
-        MR_LOG_ERROR("could not cancel the failed manifest update", MR_F_ERR());
+    MR_GUARD_OUT(mr_store_begin(c->store, &t));
+    MR_GUARD_OUT(mr_store_delete(t, K_PENDING_UPDATE));
+    MR_GUARD_OUT(core_json_str(fingerprint, &jfp));
+    MR_GUARD_OUT(core_log_line(&lines, "Complete Manifest update cancelled due to error during apply",
+                               "manifestFingerprint", (const char *)jfp.data, (const char *)NULL));
+    MR_GUARD_OUT(core_log_append(t, &lines));
+    mr_store_txn *tc = t;
+    t = NULL;
+    MR_GUARD_OUT(core_commit_and_publish(c, tc));
+    res = MR_SUCCESS;
+out:
     mr_store_abort(t);
     mr_buf_free(&lines);
     mr_buf_free(&jfp);
+    return res;
+}
+
+/* Cancels a pending update after a failed apply (its own transaction); the apply's error
+ * stays in the slot. */
+static void cancel_after_error(mr_core *c, const char *fingerprint)
+{
+    mr_error saved;
+    mr_error_take(&saved);
+    if (!mr_ok(cancel_pending(c, fingerprint)))
+        MR_LOG_ERROR("could not cancel the failed manifest update", MR_F_ERR());
     mr_error_restore(&saved);
 }
 
 /* Applies the pending update if no acknowledgement is missing. */
-static mr_result maybe_apply(mr_core *c, core_epoch *e, const pending *p, mr_core_update_result *out)
+static MR_RESULT maybe_apply(mr_core *c, core_epoch *e, const pending *p, mr_core_update_result *out)
 {
+    mr_result res = MR_FAILURE;
+    mr_manifest *next = NULL;
     if (p->missing > 0)
         return MR_SUCCESS;
-    mr_manifest *next = NULL;
-    mr_result r = mr_manifest_decode(p->raw.data, p->raw.len, &next);
-    if (mr_ok(r))
-        r = apply_full(c, e, next, &p->raw, &out->recovery);
-    if (!mr_ok(r))
+    MR_GUARD_OUT(mr_manifest_decode(p->raw.data, p->raw.len, &next));
+    MR_GUARD_OUT(apply_full(c, e, next, &p->raw, &out->recovery));
+    out->applied = true;
+    res = MR_SUCCESS;
+out:
+    if (!mr_ok(res))
         cancel_after_error(c, next != NULL ? next->fingerprint : "");
-    else
-        out->applied = true;
     mr_manifest_free(next);
-    return r;
+    return res;
 }
 
 /* ---- entry points ---- */
 
-static mr_result start_full_update(mr_core *c, core_epoch *e, const char *user, mr_manifest *next,
+static MR_RESULT start_full_update(mr_core *c, core_epoch *e, const char *user, mr_manifest *next,
                                    mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -543,7 +549,7 @@ out:
     return res;
 }
 
-static mr_result update_once(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+static MR_RESULT update_once(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                          mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -581,7 +587,7 @@ out:
     return res;
 }
 
-static mr_result update_ack_once(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+static MR_RESULT update_ack_once(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                              mr_core_update_result *out)
 {
     mr_result res = MR_FAILURE;
@@ -645,7 +651,7 @@ out:
     return res;
 }
 
-static mr_result update_cancel_once(mr_core *c, const char *user)
+static MR_RESULT update_cancel_once(mr_core *c, const char *user)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
@@ -687,40 +693,46 @@ out:
     return res;
 }
 
-mr_result mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result *out)
+/* Reads the pending update in a transaction of its own (shared store lock). */
+static MR_RESULT pending_read(mr_core *c, pending *p, bool *found)
 {
+    mr_result res = MR_FAILURE;
     mr_store_txn *t = NULL;
+    core_store_rdlock(c);
+    MR_GUARD_OUT(mr_store_begin(c->store, &t));
+    MR_GUARD_OUT(pending_load(t, p, found));
+    res = MR_SUCCESS;
+out:
+    mr_store_abort(t);
+    core_store_unlock(c);
+    return res;
+}
+
+MR_RESULT mr_core_update_pending(mr_core *c, mr_buf *raw, mr_core_update_result *out)
+{
+    mr_result res = MR_FAILURE;
     pending p;
     bool found = false;
     mr_buf jmu;
     memset(out, 0, sizeof(*out));
     memset(&p, 0, sizeof(p));
     mr_buf_init(&jmu, 0, 0);
-    core_store_rdlock(c);
-    mr_result r = mr_store_begin(c->store, &t);
-    if (mr_ok(r))
-        r = pending_load(t, &p, &found);
-    mr_store_abort(t);
-    core_store_unlock(c);
-    MR_GUARD(r);
-    if (!found) {
-        mr_error_set(MR_ERR_NOT_FOUND, __FILE__, __LINE__, "no update in progress");
-        r = MR_FAILURE;
-    }
-    if (mr_ok(r))
-        r = mr_buf_append(raw, p.raw.data, p.raw.len);
-    if (mr_ok(r))
-        r = missing_users(&p, out, &jmu);
+    MR_GUARD(pending_read(c, &p, &found));
+    MR_ENSURE_OUT(found, MR_ERR_NOT_FOUND, "no update in progress");
+    MR_GUARD_OUT(mr_buf_append(raw, p.raw.data, p.raw.len));
+    MR_GUARD_OUT(missing_users(&p, out, &jmu));
     out->missing = p.missing > 0 ? (uint64_t)p.missing : 0;
+    res = MR_SUCCESS;
+out:
     pending_free(&p);
     mr_buf_free(&jmu);
-    if (!mr_ok(r))
+    if (!mr_ok(res))
         mr_core_update_result_free(out);
-    return r;
+    return res;
 }
 
 /* Runs again after a conflict with another instance of a shared state. */
-mr_result mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+MR_RESULT mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                          mr_core_update_result *out)
 {
     for (int attempt = 0;; attempt++) {
@@ -731,7 +743,7 @@ mr_result mr_core_update(mr_core *c, const char *user, const uint8_t *raw, size_
 }
 
 /* Runs again after a conflict with another instance of a shared state. */
-mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
+MR_RESULT mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, size_t len,
                              mr_core_update_result *out)
 {
     for (int attempt = 0;; attempt++) {
@@ -742,7 +754,7 @@ mr_result mr_core_update_ack(mr_core *c, const char *user, const uint8_t *raw, s
 }
 
 /* Runs again after a conflict with another instance of a shared state. */
-mr_result mr_core_update_cancel(mr_core *c, const char *user)
+MR_RESULT mr_core_update_cancel(mr_core *c, const char *user)
 {
     for (int attempt = 0;; attempt++) {
         mr_result r = update_cancel_once(c, user);

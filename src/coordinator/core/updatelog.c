@@ -8,7 +8,7 @@
 
 #include "coordinator/core/core_int.h"
 
-mr_result core_log_time(mr_buf *out)
+MR_RESULT core_log_time(mr_buf *out)
 {
     struct timespec ts;
     struct tm tm;
@@ -19,45 +19,46 @@ mr_result core_log_time(mr_buf *out)
     return mr_buf_printf(out, "%s.%03ldZ", when, ts.tv_nsec / 1000000);
 }
 
-mr_result core_log_line(mr_buf *log, const char *update, ...)
+/* ,"<key>":<json value> for each pair of the NULL-terminated list. */
+static MR_RESULT log_fields(mr_buf *log, va_list ap)
 {
-    size_t start = log->len;
-    mr_buf when;
-    mr_buf_init(&when, 64, 0);
-    mr_result r = core_log_time(&when);
-    if (mr_ok(r))
-        r = mr_buf_append_str(log, "{\"time\":");
-    if (mr_ok(r))
-        r = mr_manifest_json_string((const char *)when.data, when.len, log);
-    if (mr_ok(r))
-        r = mr_buf_append_str(log, ",\"update\":");
-    if (mr_ok(r))
-        r = mr_manifest_json_string(update, strlen(update), log);
-    va_list ap;
-    va_start(ap, update);
     for (;;) {
         const char *key = va_arg(ap, const char *);
-        if (key == NULL || !mr_ok(r))
-            break;
+        if (key == NULL)
+            return MR_SUCCESS;
         const char *json_value = va_arg(ap, const char *);
-        r = mr_buf_append_u8(log, ',');
-        if (mr_ok(r))
-            r = mr_manifest_json_string(key, strlen(key), log);
-        if (mr_ok(r))
-            r = mr_buf_append_u8(log, ':');
-        if (mr_ok(r))
-            r = mr_buf_append_str(log, json_value);
+        MR_GUARD(mr_buf_append_u8(log, ','));
+        MR_GUARD(mr_manifest_json_string(key, strlen(key), log));
+        MR_GUARD(mr_buf_append_u8(log, ':'));
+        MR_GUARD(mr_buf_append_str(log, json_value));
     }
-    va_end(ap);
-    if (mr_ok(r))
-        r = mr_buf_append_str(log, "}\n");
-    mr_buf_free(&when);
-    if (!mr_ok(r))
-        log->len = start;
-    return r;
 }
 
-mr_result core_json_str(const char *s, mr_buf *out)
+MR_RESULT core_log_line(mr_buf *log, const char *update, ...)
+{
+    mr_result res = MR_FAILURE;
+    size_t start = log->len;
+    va_list ap;
+    mr_buf when;
+    mr_buf_init(&when, 64, 0);
+    va_start(ap, update);
+    MR_GUARD_OUT(core_log_time(&when));
+    MR_GUARD_OUT(mr_buf_append_str(log, "{\"time\":"));
+    MR_GUARD_OUT(mr_manifest_json_string((const char *)when.data, when.len, log));
+    MR_GUARD_OUT(mr_buf_append_str(log, ",\"update\":"));
+    MR_GUARD_OUT(mr_manifest_json_string(update, strlen(update), log));
+    MR_GUARD_OUT(log_fields(log, ap));
+    MR_GUARD_OUT(mr_buf_append_str(log, "}\n"));
+    res = MR_SUCCESS;
+out:
+    va_end(ap);
+    mr_buf_free(&when);
+    if (!mr_ok(res))
+        log->len = start;
+    return res;
+}
+
+MR_RESULT core_json_str(const char *s, mr_buf *out)
 {
     mr_buf_reset(out);
     MR_GUARD(mr_manifest_json_string(s, strlen(s), out));
@@ -66,29 +67,31 @@ mr_result core_json_str(const char *s, mr_buf *out)
 
 /* The log is stored as one key per appended batch (`updateLog:<16 hex digits>`) so that
  * appending costs the same however long the log is; `updateLogNext` holds the next index. */
-mr_result core_log_append(mr_store_txn *t, const mr_buf *lines)
+MR_RESULT core_log_append(mr_store_txn *t, const mr_buf *lines)
 {
     uint64_t next = 0;
     char key[64];
     MR_GUARD(core_read_number(t, K_UPDATE_LOG_NEXT, 10, "update log index", &next));
-    (void)snprintf(key, sizeof(key), "%s%016llx", P_UPDATE_LOG, (unsigned long long)next);
+    (void)snprintf(key, sizeof(key), "%s%016llx", P_UPDATE_LOG, (unsigned long long)next); /* fits */
     MR_GUARD(mr_store_put(t, key, lines->data, lines->len));
     (void)snprintf(key, sizeof(key), "%llu", (unsigned long long)next + 1);
     return core_put_str(t, K_UPDATE_LOG_NEXT, key);
 }
 
-mr_result core_log_read(mr_store_txn *t, mr_buf *out)
+MR_RESULT core_log_read(mr_store_txn *t, mr_buf *out)
 {
+    mr_result res = MR_FAILURE;
     mr_store_list list = {0};
     MR_GUARD(mr_store_scan(t, P_UPDATE_LOG, &list));
-    mr_result r = MR_SUCCESS;
-    for (size_t i = 0; i < list.count && mr_ok(r); i++)
-        r = mr_buf_append(out, list.items[i].value.ptr, list.items[i].value.len);
+    for (size_t i = 0; i < list.count; i++)
+        MR_GUARD_OUT(mr_buf_append(out, list.items[i].value.ptr, list.items[i].value.len));
+    res = MR_SUCCESS;
+out:
     mr_store_list_free(&list);
-    return r;
+    return res;
 }
 
-mr_result core_names_text(const char *const *names, size_t n, mr_buf *out)
+MR_RESULT core_names_text(const char *const *names, size_t n, mr_buf *out)
 {
     MR_GUARD(mr_buf_append_u8(out, '['));
     for (size_t i = 0; i < n; i++)

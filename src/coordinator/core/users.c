@@ -6,7 +6,7 @@
 
 #include "coordinator/core/core_int.h"
 
-mr_result mr_core_auth_user(mr_core *c, mr_slice leaf, char *name, size_t size)
+MR_RESULT mr_core_auth_user(mr_core *c, mr_slice leaf, char *name, size_t size)
 {
     MR_ENSURE(leaf.len > 0, MR_ERR_AUTH, "no client certificate provided");
     core_epoch *e = core_epoch_get(c);

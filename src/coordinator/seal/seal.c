@@ -50,14 +50,14 @@ struct mr_sealer {
 
 /* ------------------------------------------------------------------------------------------ */
 
-static mr_result path_join(char *out, size_t cap, const char *a, const char *b)
+static MR_RESULT path_join(char *out, size_t cap, const char *a, const char *b)
 {
     int n = snprintf(out, cap, "%s/%s", a, b);
     MR_ENSURE(n > 0 && (size_t)n < cap, MR_ERR_USAGE, "path too long");
     return MR_SUCCESS;
 }
 
-static mr_result fsync_dir_of(const char *path)
+static MR_RESULT fsync_dir_of(const char *path)
 {
     char dir[PATH_MAX];
     int n = snprintf(dir, sizeof(dir), "%s", path);
@@ -81,7 +81,7 @@ static mr_result fsync_dir_of(const char *path)
 }
 
 /* Reads exactly n bytes of a small file. *missing = true (and success) when it is absent. */
-static mr_result read_exact(const char *path, uint8_t *out, size_t n, bool *missing,
+static MR_RESULT read_exact(const char *path, uint8_t *out, size_t n, bool *missing,
                             bool *wrong_size)
 {
     uint8_t extra;
@@ -117,7 +117,7 @@ static mr_result read_exact(const char *path, uint8_t *out, size_t n, bool *miss
 }
 
 /* Writes a file atomically (tmp + fsync + rename + directory fsync), mode 0600. */
-static mr_result write_atomic(const char *dir, const char *name, const char *tmpname,
+static MR_RESULT write_atomic(const char *dir, const char *name, const char *tmpname,
                               const uint8_t *data, size_t len)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
@@ -164,14 +164,14 @@ static void set_reason(mr_sealer *s, const char *fmt, ...)
 /* ------------------------------------------------------------------------------------------ */
 /* KEK providers                                                                              */
 
-static mr_result hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, uint8_t *out)
+static MR_RESULT hkdf32(const uint8_t *ikm, size_t ikm_len, const char *info, uint8_t *out)
 {
     static const char salt[] = "MarbleRun-C KEK";
     return mr_hkdf_sha256_raw(MR_SLICE(ikm, ikm_len), MR_SLICE(salt, sizeof(salt) - 1),
                               MR_SLICE_STR(info), out, KEK_LEN);
 }
 
-static mr_result create_kek_file(const char *path)
+static MR_RESULT create_kek_file(const char *path)
 {
     uint8_t key[KEK_LEN];
     mr_result res = MR_FAILURE;
@@ -195,44 +195,57 @@ out:
     return res;
 }
 
-/* Obtains the KEK for provider id `prov`. *unavailable (with s->reason) when the key source
- * does not exist here; create allows the file provider to make a new key file. */
-static mr_result get_kek(mr_sealer *s, int prov, bool create, uint8_t *kek, bool *unavailable)
+/* The file provider: the KEK is the content of the key file (created when allowed). */
+static MR_RESULT kek_from_file(mr_sealer *s, bool create, uint8_t *kek, bool *unavailable)
 {
     bool missing = false, wrong = false;
-    *unavailable = false;
-    if (prov == PROV_FILE) {
+    MR_GUARD(read_exact(s->kek_path, kek, KEK_LEN, &missing, &wrong));
+    if (missing && create) {
+        MR_GUARD(create_kek_file(s->kek_path));
         MR_GUARD(read_exact(s->kek_path, kek, KEK_LEN, &missing, &wrong));
-        if (missing && create) {
-            MR_GUARD(create_kek_file(s->kek_path));
-            MR_GUARD(read_exact(s->kek_path, kek, KEK_LEN, &missing, &wrong));
-        }
-        if (missing || wrong) {
-            set_reason(s, "the key-encryption key file %s is %s",
-                     s->kek_path, missing ? "missing" : "not 32 bytes long");
-            *unavailable = true;
-        }
-        return MR_SUCCESS;
     }
+    if (missing || wrong) {
+        set_reason(s, "the key-encryption key file %s is %s",
+                 s->kek_path, missing ? "missing" : "not 32 bytes long");
+        *unavailable = true;
+    }
+    return MR_SUCCESS;
+}
+
+/* The Gramine providers: the KEK is derived from the enclave's SGX sealing key. */
+static MR_RESULT kek_from_gramine(mr_sealer *s, int prov, uint8_t *kek, bool *unavailable)
+{
+    mr_result res = MR_FAILURE;
+    bool missing = false, wrong = false;
     const char *name = prov == PROV_GRAMINE_MRSIGNER ? "_sgx_mrsigner" : "_sgx_mrenclave";
     char path[PATH_MAX];
     uint8_t sgx[SGX_KEY_LEN];
     MR_GUARD(path_join(path, sizeof(path), s->gramine_dir, name));
-    mr_result r = read_exact(path, sgx, sizeof(sgx), &missing, &wrong);
-    if (mr_ok(r) && !missing && !wrong) {
-        char info[64];
-        snprintf(info, sizeof(info), "MarbleRun-C KEK v1 %s", name + 1);
-        r = hkdf32(sgx, sizeof(sgx), info, kek);
-    }
-    OPENSSL_cleanse(sgx, sizeof(sgx));
-    MR_GUARD(r);
+    MR_GUARD_OUT(read_exact(path, sgx, sizeof(sgx), &missing, &wrong));
     if (missing || wrong) {
         set_reason(s, "the SGX sealing key %s is %s", path,
                  missing ? "not available (not running in a Gramine enclave?)"
                          : "not 16 bytes long");
         *unavailable = true;
+    } else {
+        char info[64];
+        (void)snprintf(info, sizeof(info), "MarbleRun-C KEK v1 %s", name + 1); /* fits */
+        MR_GUARD_OUT(hkdf32(sgx, sizeof(sgx), info, kek));
     }
-    return MR_SUCCESS;
+    res = MR_SUCCESS;
+out:
+    OPENSSL_cleanse(sgx, sizeof(sgx));
+    return res;
+}
+
+/* Obtains the KEK for provider id `prov`. *unavailable (with s->reason) when the key source
+ * does not exist here; create allows the file provider to make a new key file. */
+static MR_RESULT get_kek(mr_sealer *s, int prov, bool create, uint8_t *kek, bool *unavailable)
+{
+    *unavailable = false;
+    if (prov == PROV_FILE)
+        return kek_from_file(s, create, kek, unavailable);
+    return kek_from_gramine(s, prov, kek, unavailable);
 }
 
 static int provider_for(const mr_sealer *s)
@@ -254,7 +267,7 @@ static void dek_aad(const uint8_t *hdr, uint8_t aad[DEK_AAD_LEN])
 
 /* Writes sealed_key for the installed DEK with the current provider/mode; removes it when
  * nothing is to be sealed. */
-static mr_result seal_dek(mr_sealer *s)
+static MR_RESULT seal_dek(mr_sealer *s)
 {
     mr_result res = MR_FAILURE;
     uint8_t *kek = NULL;
@@ -291,7 +304,7 @@ out:
 }
 
 /* Unseals sealed_key into a new secret buffer. *unavailable with s->reason when it cannot. */
-static mr_result unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
+static MR_RESULT unseal_dek(mr_sealer *s, uint8_t **dek_out, bool *unavailable)
 {
     mr_result res = MR_FAILURE;
     uint8_t file[DEK_FILE_LEN], aad[DEK_AAD_LEN];
@@ -364,7 +377,7 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 
-static mr_result default_dir(char **out)
+static MR_RESULT default_dir(char **out)
 {
     const char *d = mr_config_get("EDG_COORDINATOR_SEAL_DIR");
     if (d != NULL) {
@@ -385,7 +398,7 @@ static mr_result default_dir(char **out)
     return MR_SUCCESS;
 }
 
-static mr_result parse_kek(mr_sealer *s, const char *spec)
+static MR_RESULT parse_kek(mr_sealer *s, const char *spec)
 {
     char buf[PATH_MAX];
     if (spec == NULL) {
@@ -409,7 +422,7 @@ static mr_result parse_kek(mr_sealer *s, const char *spec)
     return MR_SUCCESS;
 }
 
-mr_result mr_sealer_open(const mr_seal_config *cfg, mr_sealer **out)
+MR_RESULT mr_sealer_open(const mr_seal_config *cfg, mr_sealer **out)
 {
     mr_result res = MR_FAILURE;
     mr_sealer *s = mr_calloc(1, sizeof(*s));
@@ -475,7 +488,7 @@ static void install_dek(mr_sealer *s, uint8_t *dek)
 }
 
 /* Opens the embedded store with dek; a verification failure becomes *invalid + reason. */
-static mr_result try_open(mr_sealer *s, const uint8_t *dek, const mr_store_options *opts,
+static MR_RESULT try_open(mr_sealer *s, const uint8_t *dek, const mr_store_options *opts,
                           mr_store **store, bool *invalid)
 {
     *invalid = false;
@@ -489,7 +502,7 @@ static mr_result try_open(mr_sealer *s, const uint8_t *dek, const mr_store_optio
     return MR_SUCCESS;
 }
 
-mr_result mr_sealer_load(mr_sealer *s, const mr_store_options *opts, mr_seal_outcome *outcome,
+MR_RESULT mr_sealer_load(mr_sealer *s, const mr_store_options *opts, mr_seal_outcome *outcome,
                          mr_store **store)
 {
     mr_result res = MR_FAILURE;
@@ -528,7 +541,7 @@ out:
     return res;
 }
 
-mr_result mr_sealer_create(mr_sealer *s, const mr_store_options *opts, mr_store **store)
+MR_RESULT mr_sealer_create(mr_sealer *s, const mr_store_options *opts, mr_store **store)
 {
     mr_result res = MR_FAILURE;
     uint8_t *dek = mr_secret_alloc(MR_STORE_DEK_LEN);
@@ -548,7 +561,7 @@ out:
     return res;
 }
 
-mr_result mr_sealer_recover(mr_sealer *s, const uint8_t *dek, size_t len,
+MR_RESULT mr_sealer_recover(mr_sealer *s, const uint8_t *dek, size_t len,
                             const mr_store_options *opts, mr_seal_outcome *outcome,
                             mr_store **store)
 {
@@ -588,7 +601,7 @@ out:
     return res;
 }
 
-mr_result mr_sealer_export_dek(const mr_sealer *s, mr_buf *out)
+MR_RESULT mr_sealer_export_dek(const mr_sealer *s, mr_buf *out)
 {
     MR_ENSURE(s->dek != NULL, MR_ERR_STATE, "no state key installed");
     MR_ENSURE(out != NULL && (out->flags & MR_BUF_SECRET), MR_ERR_USAGE,
@@ -596,7 +609,7 @@ mr_result mr_sealer_export_dek(const mr_sealer *s, mr_buf *out)
     return mr_buf_append(out, s->dek, MR_STORE_DEK_LEN);
 }
 
-mr_result mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode)
+MR_RESULT mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode)
 {
     MR_ENSURE(mode >= MR_SEAL_MODE_PRODUCT_KEY && mode <= MR_SEAL_MODE_DISABLED, MR_ERR_USAGE,
               "unknown seal mode");

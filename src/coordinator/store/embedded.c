@@ -2,7 +2,8 @@
 /*
  * Embedded backend: sealed snapshot + append-only log of sealed commit records in one
  * directory. The byte layout and the load rules are documented in docs/state-format.md; keep
- * the two in step.
+ * the two in step. This file writes (records, group-commit batches, snapshots) and opens the
+ * files; embedded_load.c verifies and replays them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,81 +17,29 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "coordinator/store/embedded_int.h"
 #include "coordinator/store/internal.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "crypto/kdf.h"
 #include "crypto/rand.h"
 
-#define SNAP_NAME "state.snap"
-#define SNAP_TMP "state.snap.tmp"
-#define LOG_NAME "state.log"
-
-#define REC_MAGIC "MRLR"
-#define SNAP_MAGIC "MRSS"
-#define FORMAT_VERSION 1
-
-#define REC_AAD_LEN 52                      /* magic..payload length */
-#define REC_MAC_LEN 16                      /* truncated HMAC-SHA-256 of the AAD bytes */
-#define REC_HDR_LEN (REC_AAD_LEN + REC_MAC_LEN) /* 68 */
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define REC_OVERHEAD (REC_HDR_LEN + NONCE_LEN + TAG_LEN) /* 96 */
-#define SNAP_AAD_LEN 24
-#define SNAP_OVERHEAD (SNAP_AAD_LEN + NONCE_LEN + TAG_LEN) /* 52 */
-
-#define REC_PAYLOAD_MAX ((uint64_t)256 << 20)
-#define SNAP_PAYLOAD_MAX ((uint64_t)1 << 30)
-#define OP_PUT 1
-#define OP_DEL 2
-
-#define DEFAULT_COMPACT_BYTES ((uint64_t)8 << 20)
-#define DEFAULT_COMPACT_RECORDS 4096u /* bounds the log replayed at start-up (~3 µs a record) */
-
 static const char GENESIS_LABEL[] = "MarbleRun-C state genesis v1";
 static const char HMAC_INFO[] = "MarbleRun-C state log header MAC v1";
-
-struct emb {
-    int dirfd;
-    int logfd;
-    uint8_t *keys; /* secret: DEK (32) || header MAC key (32) */
-    const mr_store_io_hooks *io;
-    bool no_fsync;
-    uint64_t compact_bytes, compact_records;
-    uint64_t next_bytes, next_records; /* compaction triggers; pushed out after a failure */
-    /* durable chain head: last record on disk (or the snapshot) */
-    uint64_t seq;
-    uint8_t digest[32];
-    uint64_t log_len;
-    uint64_t log_records;
-    bool truncate_needed; /* the file has bytes after log_len (torn tail or stale log) */
-    /* pending chain head: after the records waiting in `pending` */
-    uint64_t pseq;
-    uint8_t pdigest[32];
-    mr_buf pending;
-    mr_buf scratch; /* secret: payload being encoded (reused; wiped after each record) */
-    mr_buf recbuf;  /* record being sealed (reused) */
-    _Atomic uint64_t fsyncs, bytes_written, batches, compactions;
-    uint64_t torn_dropped;
-    mr_hmac_sha256 *hmac; /* keyed with the header MAC key */
-};
-
-#define DEK(e) ((e)->keys)
-#define HKEY(e) ((e)->keys + 32)
 
 /* ------------------------------------------------------------------------------------------ */
 /* crypto helpers (src/crypto: algorithms fetched once per process)                           */
 
 /* AES-256-GCM with the DEK; decryption failures of any kind are reported by the callers as
  * corruption. */
-static mr_result gcm_seal(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+static MR_RESULT gcm_seal(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
                           const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
     return mr_aead_encrypt(MR_SLICE(DEK(e), 32), nonce, MR_SLICE(aad, aad_len),
                            MR_SLICE(in, len), out, tag);
 }
 
-static mr_result gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+MR_RESULT emb_gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
                           const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out)
 {
     return mr_aead_decrypt(MR_SLICE(DEK(e), 32), nonce, MR_SLICE(aad, aad_len),
@@ -98,17 +47,19 @@ static mr_result gcm_open(emb *e, const uint8_t *nonce, const uint8_t *aad, size
 }
 
 /* Called under the store lock (or while loading): one MAC context per store suffices. */
-static mr_result header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
+MR_RESULT emb_header_mac(emb *e, const uint8_t *aad, uint8_t out[REC_MAC_LEN])
 {
+    mr_result res = MR_FAILURE;
     uint8_t full[32];
-    mr_result res = mr_hmac_sha256_mac(e->hmac, MR_SLICE(aad, REC_AAD_LEN), full);
-    if (mr_ok(res))
-        memcpy(out, full, REC_MAC_LEN);
+    MR_GUARD_OUT(mr_hmac_sha256_mac(e->hmac, MR_SLICE(aad, REC_AAD_LEN), full));
+    memcpy(out, full, REC_MAC_LEN);
+    res = MR_SUCCESS;
+out:
     OPENSSL_cleanse(full, sizeof(full));
     return res;
 }
 
-static mr_result derive_hkey(const uint8_t *dek, uint8_t *out)
+static MR_RESULT derive_hkey(const uint8_t *dek, uint8_t *out)
 {
     return mr_hkdf_sha256_raw(MR_SLICE(dek, 32), MR_SLICE(NULL, 0),
                               MR_SLICE(HMAC_INFO, sizeof(HMAC_INFO) - 1), out, 32);
@@ -132,7 +83,7 @@ static int do_sync(emb *e, int fd)
     return fdatasync(fd);
 }
 
-static mr_result write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off,
+static MR_RESULT write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off,
                            const char *what)
 {
     while (n > 0) {
@@ -149,7 +100,7 @@ static mr_result write_all(emb *e, int fd, const uint8_t *p, size_t n, off_t off
     return MR_SUCCESS;
 }
 
-static mr_result sync_fd(emb *e, int fd, const char *what)
+static MR_RESULT sync_fd(emb *e, int fd, const char *what)
 {
     if (e->no_fsync)
         return MR_SUCCESS;
@@ -158,7 +109,7 @@ static mr_result sync_fd(emb *e, int fd, const char *what)
 }
 
 /* Reads a whole file relative to dirfd. *exists = false when it is missing. */
-static mr_result read_file(int dirfd, const char *name, uint64_t max, mr_buf *out, bool *exists)
+static MR_RESULT read_file(int dirfd, const char *name, uint64_t max, mr_buf *out, bool *exists)
 {
     mr_result res = MR_FAILURE;
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -195,7 +146,7 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* records                                                                                    */
 
-static mr_result encode_payload(const wop *ops, size_t n, mr_buf *p)
+static MR_RESULT encode_payload(const wop *ops, size_t n, mr_buf *p)
 {
     MR_GUARD(mr_buf_append_u32le(p, (uint32_t)n));
     for (size_t i = 0; i < n; i++) {
@@ -210,7 +161,7 @@ static mr_result encode_payload(const wop *ops, size_t n, mr_buf *p)
     return MR_SUCCESS;
 }
 
-static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
+static MR_RESULT build_record(emb *e, uint64_t seq, const uint8_t prev[32],
                               const mr_buf *payload, mr_buf *rec)
 {
     uint8_t mac[REC_MAC_LEN], nonce[NONCE_LEN], tag[TAG_LEN];
@@ -221,7 +172,7 @@ static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
     MR_GUARD(mr_buf_append_u64le(rec, seq));
     MR_GUARD(mr_buf_append(rec, prev, 32));
     MR_GUARD(mr_buf_append_u32le(rec, (uint32_t)payload->len));
-    MR_GUARD(header_mac(e, rec->data, mac));
+    MR_GUARD(emb_header_mac(e, rec->data, mac));
     MR_GUARD(mr_buf_append(rec, mac, sizeof(mac)));
     MR_GUARD(mr_crypto_random(nonce, NONCE_LEN));
     MR_GUARD(mr_buf_append(rec, nonce, sizeof(nonce)));
@@ -233,7 +184,7 @@ static mr_result build_record(emb *e, uint64_t seq, const uint8_t prev[32],
     return MR_SUCCESS;
 }
 
-mr_result emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
+MR_RESULT emb_append(emb *e, uint64_t rev, const wop *ops, size_t n)
 {
     mr_result res = MR_FAILURE;
     uint8_t d[32];
@@ -259,7 +210,7 @@ void emb_take_batch(emb *e, mr_buf *batch, uint64_t *end_seq, uint8_t end_digest
     memcpy(end_digest, e->pdigest, 32);
 }
 
-mr_result emb_flush(emb *e, const mr_buf *batch, bool *broken)
+MR_RESULT emb_flush(emb *e, const mr_buf *batch, bool *broken)
 {
     *broken = false;
     if (e->truncate_needed) {
@@ -348,7 +299,7 @@ typedef struct snap_ctx {
     uint64_t count;
 } snap_ctx;
 
-static mr_result snap_entry(void *ctx, const node *n, const ver *v)
+static MR_RESULT snap_entry(void *ctx, const node *n, const ver *v)
 {
     snap_ctx *c = ctx;
     MR_GUARD(mr_buf_append_u32le(c->p, (uint32_t)n->klen));
@@ -360,7 +311,7 @@ static mr_result snap_entry(void *ctx, const node *n, const ver *v)
 }
 
 /* Builds the snapshot file image of the store at its durable revision. */
-static mr_result build_snapshot(emb *e, kv *k, mr_buf *file)
+static MR_RESULT build_snapshot(emb *e, kv *k, mr_buf *file)
 {
     mr_result res = MR_FAILURE;
     mr_buf p;
@@ -390,7 +341,7 @@ out:
     return res;
 }
 
-mr_result emb_compact(emb *e, kv *k, bool *broken)
+MR_RESULT emb_compact(emb *e, kv *k, bool *broken)
 {
     mr_result res = MR_FAILURE;
     mr_buf file;
@@ -445,258 +396,8 @@ out:
     return res;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* loading                                                                                    */
 
-#define CORRUPT(...) MR_BAIL(MR_ERR_CORRUPT, "sealed state is corrupted: " __VA_ARGS__)
-
-static mr_result read_kv(mr_cursor *c, mr_slice *key, bool with_value, mr_slice *val)
-{
-    uint32_t klen = 0, vlen = 0;
-    MR_GUARD(mr_cursor_u32le(c, &klen));
-    if (klen == 0 || klen > MR_STORE_KEY_MAX)
-        CORRUPT("bad key length");
-    MR_GUARD(mr_cursor_view(c, klen, key));
-    if (memchr(key->ptr, 0, key->len) != NULL)
-        CORRUPT("key contains a NUL byte");
-    if (with_value) {
-        MR_GUARD(mr_cursor_u32le(c, &vlen));
-        if (vlen > MR_STORE_VALUE_MAX)
-            CORRUPT("bad value length");
-        MR_GUARD(mr_cursor_view(c, vlen, val));
-    }
-    return MR_SUCCESS;
-}
-
-/* Applies (or, with k == NULL, only checks) the ops of one record payload. */
-static mr_result apply_payload(kv *k, const uint8_t *p, size_t len, uint64_t seq)
-{
-    mr_cursor c;
-    uint32_t n = 0;
-    mr_slice prev = {0};
-    mr_cursor_init(&c, p, len);
-    MR_GUARD(mr_cursor_u32le(&c, &n));
-    if (n == 0)
-        CORRUPT("empty commit record");
-    for (uint32_t i = 0; i < n; i++) {
-        uint8_t op = 0;
-        mr_slice key, val = {0};
-        MR_GUARD(mr_cursor_u8(&c, &op));
-        if (op != OP_PUT && op != OP_DEL)
-            CORRUPT("unknown operation in commit record");
-        MR_GUARD(read_kv(&c, &key, op == OP_PUT, &val));
-        if (i > 0 && key_cmp((const char *)prev.ptr, prev.len, (const char *)key.ptr,
-                             key.len) >= 0)
-            CORRUPT("commit record keys out of order");
-        prev = key;
-        if (k != NULL)
-            MR_GUARD(kv_load_set(k, (const char *)key.ptr, key.len, val.ptr, val.len,
-                                 op == OP_DEL, seq));
-    }
-    if (mr_cursor_remaining(&c) != 0)
-        CORRUPT("trailing bytes in commit record");
-    return MR_SUCCESS;
-}
-
-/* Parser errors from mr_cursor ("truncated ...", class MR_ERR_PROTOCOL) become corruption
- * with the common prefix and a location; the checks above say so themselves. */
-static void corrupt_context(const char *what)
-{
-    if (!mr_error_is(MR_ERR_PROTOCOL) || mr_error_is(MR_ERR_CORRUPT))
-        return;
-    mr_error e;
-    mr_error_take(&e);
-    /* mr_error_set, not a macro: the error keeps the parser's location */
-    mr_error_set(MR_ERR_CORRUPT, e.file, e.line, "sealed state is corrupted: %s: %s", what,
-                 e.msg);
-}
-
-static mr_result load_snapshot(emb *e, kv *k, const mr_buf *file, uint64_t *rev)
-{
-    mr_result res = MR_FAILURE;
-    mr_cursor c;
-    mr_slice magic, nonce, ct, tag;
-    uint16_t version = 0, flags = 0;
-    uint64_t plen = 0, count = 0;
-    mr_buf p;
-    mr_buf_init(&p, SNAP_PAYLOAD_MAX + 1, MR_BUF_SECRET);
-    mr_cursor_init(&c, file->data, file->len);
-    if (!mr_ok(mr_cursor_view(&c, 4, &magic)) || !mr_ok(mr_cursor_u16le(&c, &version)) ||
-        !mr_ok(mr_cursor_u16le(&c, &flags)) || !mr_ok(mr_cursor_u64le(&c, rev)) ||
-        !mr_ok(mr_cursor_u64le(&c, &plen)))
-        MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: snapshot header truncated");
-    MR_ENSURE_OUT(CRYPTO_memcmp(magic.ptr, SNAP_MAGIC, 4) == 0 && version == FORMAT_VERSION &&
-                      flags == 0,
-                  MR_ERR_CORRUPT, "sealed state is corrupted: not a version-1 snapshot");
-    MR_ENSURE_OUT(plen >= 8 && plen <= SNAP_PAYLOAD_MAX &&
-                      mr_cursor_remaining(&c) == NONCE_LEN + plen + TAG_LEN,
-                  MR_ERR_CORRUPT, "sealed state is corrupted: snapshot length mismatch");
-    MR_GUARD_OUT(mr_cursor_view(&c, NONCE_LEN, &nonce));
-    MR_GUARD_OUT(mr_cursor_view(&c, (size_t)plen, &ct));
-    MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
-    MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen));
-    if (!mr_ok(gcm_open(e, nonce.ptr, file->data, SNAP_AAD_LEN, ct.ptr, ct.len, tag.ptr,
-                        p.data)))
-        MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: snapshot failed authentication "
-                                     "(wrong state key or modified file)");
-    p.len = (size_t)plen;
-    mr_cursor pc;
-    mr_cursor_init(&pc, p.data, p.len);
-    MR_GUARD_OUT(mr_cursor_u64le(&pc, &count));
-    mr_slice prev = {0};
-    for (uint64_t i = 0; i < count; i++) {
-        mr_slice key, val;
-        MR_GUARD_OUT(read_kv(&pc, &key, true, &val));
-        MR_ENSURE_OUT(i == 0 || key_cmp((const char *)prev.ptr, prev.len,
-                                        (const char *)key.ptr, key.len) < 0,
-                      MR_ERR_CORRUPT, "sealed state is corrupted: snapshot keys out of order");
-        prev = key;
-        MR_GUARD_OUT(kv_load_set(k, (const char *)key.ptr, key.len, val.ptr, val.len, false,
-                                 *rev));
-    }
-    MR_ENSURE_OUT(mr_cursor_remaining(&pc) == 0, MR_ERR_CORRUPT,
-                  "sealed state is corrupted: trailing bytes in snapshot");
-    k->durable_rev = k->assigned_rev = *rev;
-    res = MR_SUCCESS;
-out:
-    if (!mr_ok(res))
-        corrupt_context("snapshot");
-    mr_buf_free(&p);
-    return res;
-}
-
-/* True when the rest of the log is zero bytes (ciphertext, not secret: early exit is fine).
- * Only looked at when a record would start with a zero byte, which no record does. */
-static bool zero_tail(const uint8_t *p, size_t n)
-{
-    if (n == 0 || p[0] != 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != 0)
-            return false;
-    return true;
-}
-
-/* Verifies the log in `log` against the chain head (seq, digest) of the snapshot and applies
- * it to k (unless the log turns out to be a stale one from before the last compaction). */
-static mr_result load_log(emb *e, kv *k, const mr_buf *log, uint64_t snap_rev,
-                          const uint8_t snap_digest[32])
-{
-    mr_result res = MR_FAILURE;
-    mr_cursor c;
-    mr_buf p;
-    uint64_t seq = snap_rev;
-    uint8_t digest[32];
-    bool stale = false;
-    size_t valid = 0, idx = 0;
-    memcpy(digest, snap_digest, 32);
-    mr_buf_init(&p, REC_PAYLOAD_MAX + 1, MR_BUF_SECRET);
-    mr_cursor_init(&c, log->data, log->len);
-    while (mr_cursor_remaining(&c) > 0) {
-        size_t off = c.pos, rem = mr_cursor_remaining(&c);
-        mr_slice hdr, magic, prevd, nonce, ct, tag, mac;
-        uint16_t version = 0, flags = 0;
-        uint64_t rseq = 0;
-        uint32_t plen = 0;
-        uint8_t want[REC_MAC_LEN];
-        if (rem < REC_HDR_LEN || zero_tail(log->data + off, rem))
-            break; /* torn: incomplete header, or a zero-filled tail after a crash */
-        mr_cursor h;
-        MR_GUARD_OUT(mr_cursor_view(&c, REC_AAD_LEN, &hdr));
-        MR_GUARD_OUT(mr_cursor_view(&c, REC_MAC_LEN, &mac));
-        MR_GUARD_OUT(header_mac(e, hdr.ptr, want));
-        MR_ENSURE_OUT(CRYPTO_memcmp(want, mac.ptr, REC_MAC_LEN) == 0, MR_ERR_CORRUPT,
-                      "sealed state is corrupted: log record %zu (offset %zu) has a bad header "
-                      "(modified, or not written with this state key)",
-                      idx, off);
-        mr_cursor_init(&h, hdr.ptr, hdr.len);
-        MR_GUARD_OUT(mr_cursor_view(&h, 4, &magic));
-        MR_GUARD_OUT(mr_cursor_u16le(&h, &version));
-        MR_GUARD_OUT(mr_cursor_u16le(&h, &flags));
-        MR_GUARD_OUT(mr_cursor_u64le(&h, &rseq));
-        MR_GUARD_OUT(mr_cursor_view(&h, 32, &prevd));
-        MR_GUARD_OUT(mr_cursor_u32le(&h, &plen));
-        MR_ENSURE_OUT(CRYPTO_memcmp(magic.ptr, REC_MAGIC, 4) == 0 &&
-                          version == FORMAT_VERSION && flags == 0,
-                      MR_ERR_CORRUPT, "sealed state is corrupted: log record %zu has an "
-                      "unknown format", idx);
-        MR_ENSURE_OUT(plen <= REC_PAYLOAD_MAX, MR_ERR_CORRUPT,
-                      "sealed state is corrupted: log record %zu is too large", idx);
-        if (mr_cursor_remaining(&c) < (size_t)NONCE_LEN + plen + TAG_LEN)
-            break; /* torn: the header made it to disk, the rest did not */
-        if (idx == 0 && CRYPTO_memcmp(prevd.ptr, digest, 32) != 0) {
-            /* A log left over from before the last compaction (crash between the snapshot
-             * rename and emptying the log) covers only revisions the snapshot contains. It is
-             * verified on its own terms and then ignored. */
-            MR_ENSURE_OUT(rseq <= snap_rev, MR_ERR_CORRUPT,
-                          "sealed state is corrupted: the log does not continue the snapshot "
-                          "(snapshot replaced or log from another state)");
-            stale = true;
-            seq = rseq - 1;
-            memcpy(digest, prevd.ptr, 32);
-        }
-        MR_ENSURE_OUT(rseq == seq + 1, MR_ERR_CORRUPT,
-                      "sealed state is corrupted: log record %zu has sequence %llu, expected "
-                      "%llu (record dropped, reordered or replayed)",
-                      idx, (unsigned long long)rseq, (unsigned long long)(seq + 1));
-        MR_ENSURE_OUT(CRYPTO_memcmp(prevd.ptr, digest, 32) == 0, MR_ERR_CORRUPT,
-                      "sealed state is corrupted: log record %zu does not chain to its "
-                      "predecessor", idx);
-        MR_GUARD_OUT(mr_cursor_view(&c, NONCE_LEN, &nonce));
-        MR_GUARD_OUT(mr_cursor_view(&c, plen, &ct));
-        MR_GUARD_OUT(mr_cursor_view(&c, TAG_LEN, &tag));
-        mr_buf_reset(&p);
-        MR_GUARD_OUT(mr_buf_reserve(&p, (size_t)plen + 1));
-        if (!mr_ok(gcm_open(e, nonce.ptr, hdr.ptr, REC_AAD_LEN, ct.ptr, ct.len, tag.ptr,
-                            p.data)))
-            MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: log record %zu failed "
-                        "authentication", idx);
-        p.len = plen;
-        if (!mr_ok(apply_payload(stale ? NULL : k, p.data, p.len, rseq))) {
-            char what[64];
-            snprintf(what, sizeof(what), "log record %zu", idx);
-            corrupt_context(what);
-            goto out;
-        }
-        MR_GUARD_OUT(mr_sha256(log->data + off, c.pos - off, digest));
-        seq = rseq;
-        valid = c.pos;
-        idx++;
-    }
-    if (stale) {
-        MR_ENSURE_OUT(seq == snap_rev, MR_ERR_CORRUPT,
-                      "sealed state is corrupted: the log does not continue the snapshot "
-                      "(stale log ends at %llu, snapshot is at %llu)",
-                      (unsigned long long)seq, (unsigned long long)snap_rev);
-        MR_LOG_INFO("ignoring a state log from before the last compaction",
-                    MR_F_UINT("records", idx));
-        e->seq = snap_rev;
-        memcpy(e->digest, snap_digest, 32);
-        e->log_len = 0;
-        e->log_records = 0;
-        e->truncate_needed = log->len > 0;
-    } else {
-        e->seq = seq;
-        memcpy(e->digest, digest, 32);
-        e->log_len = valid;
-        e->log_records = idx;
-        e->truncate_needed = valid < log->len;
-        if (valid < log->len) {
-            e->torn_dropped = log->len - valid;
-            MR_LOG_WARN("discarding a torn last record of the state log (interrupted write)",
-                        MR_F_UINT("bytes", log->len - valid));
-        }
-    }
-    e->pseq = e->seq;
-    memcpy(e->pdigest, e->digest, 32);
-    k->durable_rev = k->assigned_rev = e->seq;
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&p);
-    return res;
-}
-
-static mr_result open_dir(const char *dir, int *out)
+static MR_RESULT open_dir(const char *dir, int *out)
 {
     if (mkdir(dir, 0700) != 0)
         MR_ENSURE(errno == EEXIST, MR_ERR_IO, "creating the seal directory %s failed: %s", dir,
@@ -719,7 +420,7 @@ static mr_result open_dir(const char *dir, int *out)
     return MR_SUCCESS;
 }
 
-mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
+MR_RESULT mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek_len,
                                  const mr_store_options *opts, mr_store **out)
 {
     mr_result res = MR_FAILURE;
@@ -764,7 +465,7 @@ mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek
 
     MR_GUARD_OUT(read_file(e->dirfd, SNAP_NAME, SNAP_PAYLOAD_MAX + SNAP_OVERHEAD, &snap, &exists));
     if (exists) {
-        MR_GUARD_OUT(load_snapshot(e, k, &snap, &snap_rev));
+        MR_GUARD_OUT(emb_load_snapshot(e, k, &snap, &snap_rev));
         MR_GUARD_OUT(mr_sha256(snap.data, snap.len, snap_digest));
     } else {
         MR_GUARD_OUT(mr_sha256((const uint8_t *)GENESIS_LABEL, sizeof(GENESIS_LABEL) - 1,
@@ -780,7 +481,7 @@ mr_result mr_store_open_embedded(const char *dir, const uint8_t *dek, size_t dek
     MR_ENSURE_OUT(e->logfd >= 0, MR_ERR_IO, "opening the state log failed: %s",
                   strerror(errno));
     MR_GUARD_OUT(read_file(e->dirfd, LOG_NAME, UINT64_MAX, &log, &exists));
-    MR_GUARD_OUT(load_log(e, k, &log, snap_rev, snap_digest));
+    MR_GUARD_OUT(emb_load_log(e, k, &log, snap_rev, snap_digest));
     *out = &k->base;
     k = NULL;
     res = MR_SUCCESS;
@@ -791,7 +492,7 @@ out:
     return res;
 }
 
-mr_result mr_store_embedded_exists(const char *dir, bool *exists)
+MR_RESULT mr_store_embedded_exists(const char *dir, bool *exists)
 {
     struct stat st;
     char path[4096];
@@ -816,7 +517,7 @@ mr_result mr_store_embedded_exists(const char *dir, bool *exists)
     return MR_SUCCESS;
 }
 
-mr_result mr_store_embedded_remove(const char *dir)
+MR_RESULT mr_store_embedded_remove(const char *dir)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 && errno == ENOENT)

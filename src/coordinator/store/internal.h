@@ -137,8 +137,54 @@ struct kv {
     emb *e;
 };
 
+struct kv_txn {
+    mr_store_txn base;
+    kv *k;
+    uint64_t rev;
+    kv_txn *prev, *next;
+    skiplist ws;   /* write set: each node has one version (rev unused); the values are
+                    * blocks of the store's slab (taken under the lock) and move into the map
+                    * on commit */
+    mr_buf reads;  /* keys read, each followed by NUL */
+    mr_buf ranges; /* prefixes listed, each followed by NUL */
+    size_t ws_bytes;
+    bool latest; /* reads pending commits (MR_STORE_TXN_LATEST) */
+    bool doomed; /* read commits that were rolled back after a failed write */
+};
+
+struct waiter {
+    waiter *next;
+    uint64_t rev;
+    int status; /* 0 pending, 1 durable, -1 failed */
+};
+
 kv *kv_new(void);
 void kv_free(kv *k);
+/* The store mutex; a failure to take it is fatal. */
+void kv_lock(kv *k);
+void kv_unlock(kv *k);
+
+/* ---- versions and garbage collection (store.c; store lock held) ---- */
+void kv_ver_free(secmem *m, ver *v);
+bool kv_ver_live(const ver *v);
+/* The value of n visible at rev, or NULL (absent or deleted). */
+const ver *kv_visible_at(const node *n, uint64_t rev);
+/* Frees versions no transaction can see any more. */
+void kv_gc(kv *k);
+/* Removes every version newer than target (commits that will not become durable). */
+void kv_rollback_to(kv *k, uint64_t target);
+
+/* ---- the backend operations (txn.c, commit.c) ---- */
+MR_RESULT kv_begin(mr_store *s, unsigned flags, mr_store_txn **out);
+MR_RESULT kv_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *found);
+MR_RESULT kv_put(mr_store_txn *tx, const char *key, const uint8_t *value, size_t len);
+MR_RESULT kv_del(mr_store_txn *tx, const char *key);
+MR_RESULT kv_list(mr_store_txn *tx, const char *prefix, mr_store_list *out);
+MR_RESULT kv_commit(mr_store_txn *tx);
+void kv_abort(mr_store_txn *tx);
+/* Unregisters and frees a transaction (takes the store lock). */
+void kv_txn_finish(kv_txn *t);
+bool kv_has_prefix(const char *key, size_t klen, const char *p, size_t plen);
 /* Loading (single-threaded, before use): make `key` hold value (or be absent) at rev. */
 MR_RESULT kv_load_set(kv *k, const char *key, size_t klen, const uint8_t *val, size_t len,
                       bool del, uint64_t rev);

@@ -16,12 +16,14 @@
  */
 #include "mr_test.h"
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "common/log.h"
 #include "common/uuid.h"
 #include "coordinator/core/core_int.h"
 #include "coordinator/store/store.h"
+#include "../store/store_test_util.h"
 #include "core_test_util.h"
 #include "crypto/hash.h"
 #include "crypto/key.h"
@@ -333,7 +335,8 @@ static void test_activate(void **state)
     MR_ASSERT_OK(mr_uuid_parse(m.uuid, strlen(m.uuid), &want));
     assert_memory_equal(uuid, want.b, 16);
     MR_ASSERT_FAIL(ct_marble_auth(f.c, mr_buf_slice(&der), type, 3, uuid), MR_ERR_AUTH,
-                   "unauthorized marble"); /* the type does not fit */
+                   "unauthorized marble: the certificate's marble type is too long (limit 2 "
+                   "bytes)"); /* the type does not fit: refused, not cut */
     MR_ASSERT_FAIL(ct_marble_auth(f.c, mr_buf_slice(&f.admin.der), type, sizeof(type), uuid),
                    MR_ERR_AUTH, "unauthorized marble");
     MR_ASSERT_FAIL(ct_marble_auth(f.c, MR_SLICE("", 0), type, sizeof(type), uuid), MR_ERR_AUTH,
@@ -493,6 +496,246 @@ static void test_counter_retry_on_code(void **state)
     fx_close(&f);
 }
 
+/* ---- errors that used to be swallowed into a wrong answer ---- */
+
+/* A core in state 3 with a manifest of the test's own: package "pkg", the given Marbles and
+ * TLS objects (JSON texts). */
+static void fx_open_with(fx *f, const mr_buf *marbles, const mr_buf *tls)
+{
+    memset(f, 0, sizeof(*f));
+    hooks_reset();
+    ct_core_open(&f->cc);
+    f->c = f->cc.core;
+    ct_identity_new(&f->admin, "admin");
+    ct_identity_new(&f->stranger, "stranger");
+    mr_buf_init(&f->manifest, 0, 0);
+    MR_ASSERT_OK(mr_buf_printf(
+        &f->manifest,
+        "{\"Packages\":{\"pkg\":{\"SignerID\":\"%s\",\"ProductID\":3,\"SecurityVersion\":1}},"
+        "\"Marbles\":%.*s,\"TLS\":%.*s}",
+        "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", (int)marbles->len,
+        (const char *)marbles->data, (int)tls->len, (const char *)tls->data));
+    ct_set_manifest(f->c, &f->manifest);
+}
+
+/* More than 256 TLS entries (the old fixed table) and "addr:port" keys longer than 300
+ * bytes (the old key buffer): every entry reaches MARBLE_TTLS_CONFIG under its full key. */
+static void test_ttls_no_entry_dropped(void **state)
+{
+    enum { N = 300 };
+    fx f;
+    ct_marble m;
+    mr_core_activation_resp resp;
+    mr_buf marbles, tls, v;
+    char long_addr[400];
+    (void)state;
+    memset(long_addr, 'a', sizeof(long_addr) - 1);
+    long_addr[sizeof(long_addr) - 1] = '\0';
+    mr_buf_init(&marbles, 0, 0);
+    mr_buf_init(&tls, 0, 0);
+    MR_ASSERT_OK(mr_buf_append_str(&marbles, "{\"app\":{\"Package\":\"pkg\",\"TLS\":[\"t\"]}}"));
+    MR_ASSERT_OK(mr_buf_append_str(&tls, "{\"t\":{\"Outgoing\":["));
+    for (int i = 0; i < N; i++)
+        MR_ASSERT_OK(mr_buf_printf(&tls, "{\"Addr\":\"host%d\",\"Port\":\"80\"},", i));
+    /* two keys that agree in their first 300 bytes */
+    MR_ASSERT_OK(mr_buf_printf(&tls, "{\"Addr\":\"%s1\",\"Port\":\"80\"},", long_addr));
+    MR_ASSERT_OK(mr_buf_printf(&tls, "{\"Addr\":\"%s2\",\"Port\":\"80\"}", long_addr));
+    MR_ASSERT_OK(mr_buf_append_str(&tls, "],\"Incoming\":[{\"Port\":\"443\"}]}}"));
+    fx_open_with(&f, &marbles, &tls);
+    MR_ASSERT_OK(activate_new(&f, "app", &m, &resp));
+    json_error_t jerr;
+    json_t *cfg = json_loads(ct_env(&resp, "MARBLE_TTLS_CONFIG", &v), 0, &jerr);
+    assert_non_null(cfg);
+    json_t *out = json_object_get(json_object_get(cfg, "tls"), "Outgoing");
+    assert_int_equal(json_object_size(out), N + 2);
+    assert_non_null(json_object_get(out, "host0:80"));
+    assert_non_null(json_object_get(out, "host299:80"));
+    char key[sizeof(long_addr) + 8];
+    (void)snprintf(key, sizeof(key), "%s1:80", long_addr);
+    assert_non_null(json_object_get(out, key));
+    (void)snprintf(key, sizeof(key), "%s2:80", long_addr);
+    assert_non_null(json_object_get(out, key));
+    json_t *in = json_object_get(json_object_get(cfg, "tls"), "Incoming");
+    assert_int_equal(json_object_size(in), 1);
+    assert_non_null(json_object_get(in, "*:443"));
+    json_decref(cfg);
+    mr_buf_free(&v);
+    mr_core_activation_resp_free(&resp);
+    ct_marble_free(&m);
+    mr_buf_free(&marbles);
+    mr_buf_free(&tls);
+    fx_close(&f);
+}
+
+/* Activation counters of two marble types that agree in their first 300 bytes are two
+ * counters (the old key buffer cut both to one key); a type too long for a store key fails
+ * with a clear error instead of counting under a shortened key. */
+static void test_counter_key_not_truncated(void **state)
+{
+    fx f;
+    mr_buf marbles, tls, t1, t2, t3;
+    (void)state;
+    mr_buf_init(&t1, 0, 0);
+    mr_buf_init(&t2, 0, 0);
+    mr_buf_init(&t3, 0, 0);
+    for (int i = 0; i < 320; i++)
+        MR_ASSERT_OK(mr_buf_append_u8(&t1, 'm'));
+    MR_ASSERT_OK(mr_buf_set(&t2, t1.data, t1.len));
+    MR_ASSERT_OK(mr_buf_append_str(&t1, "-one"));
+    MR_ASSERT_OK(mr_buf_append_str(&t2, "-two"));
+    for (unsigned i = 0; i < MR_STORE_KEY_MAX; i++)
+        MR_ASSERT_OK(mr_buf_append_u8(&t3, 'x'));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&t1));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&t2));
+    MR_ASSERT_OK(mr_buf_nul_terminate(&t3));
+    mr_buf_init(&marbles, 0, 0);
+    mr_buf_init(&tls, 0, 0);
+    MR_ASSERT_OK(mr_buf_printf(&marbles,
+                               "{\"%s\":{\"Package\":\"pkg\",\"MaxActivations\":1},"
+                               "\"%s\":{\"Package\":\"pkg\",\"MaxActivations\":1},"
+                               "\"%s\":{\"Package\":\"pkg\",\"MaxActivations\":1}}",
+                               (const char *)t1.data, (const char *)t2.data,
+                               (const char *)t3.data));
+    MR_ASSERT_OK(mr_buf_append_str(&tls, "{}"));
+    fx_open_with(&f, &marbles, &tls);
+    activate_ok(&f, (const char *)t1.data);
+    activate_ok(&f, (const char *)t2.data); /* its own counter */
+    activate_fails(&f, (const char *)t1.data, MR_ERR_ATTESTATION, "reached max activations");
+    activate_fails(&f, (const char *)t3.data, MR_ERR_ATTESTATION,
+                   "marble verification failed: store key too long: activations:");
+    mr_buf_free(&t1);
+    mr_buf_free(&t2);
+    mr_buf_free(&t3);
+    mr_buf_free(&marbles);
+    mr_buf_free(&tls);
+    fx_close(&f);
+}
+
+/* The marble certificate's subject keeps every CSR attribute MarbleRun keeps (also more than
+ * the old fixed table of 30), and a failed copy fails the call instead of dropping the
+ * attribute. */
+static void test_marble_subject_complete(void **state)
+{
+    enum { N = 40 };
+    mr_x509_attr in[N + 1];
+    char vals[N][8];
+    mr_x509_name from = {.attrs = in, .count = 0};
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        (void)snprintf(vals[i], sizeof(vals[i]), "ou%d", i);
+        in[from.count++] = (mr_x509_attr){.nid = NID_organizationalUnitName, .value = vals[i]};
+    }
+    in[from.count++] = (mr_x509_attr){.nid = NID_organizationName, .value = "dropped"};
+    mr_x509_name out = {0};
+    MR_ASSERT_OK(marble_subject(&from, "the-uuid", &out));
+    assert_int_equal(out.count, N + 1);
+    assert_string_equal(out.attrs[N - 1].value, "ou39");
+    assert_int_equal(out.attrs[N].nid, NID_commonName);
+    assert_string_equal(out.attrs[N].value, "the-uuid");
+    mr_x509_name_clear(&out);
+    /* the n-th allocation failing: the call fails, or it succeeds with every attribute */
+    for (long n = 0;; n++) {
+        mr_error_clear();
+        mr_alloc_fail_after(n);
+        mr_result r = marble_subject(&from, "the-uuid", &out);
+        mr_alloc_fail_reset();
+        if (mr_ok(r)) {
+            assert_int_equal(out.count, N + 1);
+            mr_x509_name_clear(&out);
+            assert_true(n > N + 1); /* every allocation before this one did fail the call */
+            break;
+        }
+        assert_int_equal(mr_error_get()->cat, MR_ERR_INTERNAL);
+        assert_non_null(strstr(mr_error_get()->msg, "out of memory"));
+        mr_x509_name_clear(&out);
+    }
+}
+
+/* The CA certificates carry every configured DNS name, or the Coordinator does not start:
+ * names past the old fixed table were dropped from the certificates. */
+static void test_ca_dns_names_limit(void **state)
+{
+    enum { LIMIT = 64 };
+    static const mr_store_options no_fsync = {.no_fsync = true};
+    char names[LIMIT + 1][16];
+    const char *list[LIMIT + 1];
+    (void)state;
+    for (int i = 0; i <= LIMIT; i++) {
+        (void)snprintf(names[i], sizeof(names[i]), "host%d.test", i);
+        list[i] = names[i];
+    }
+    for (int n = LIMIT; n <= LIMIT + 1; n++) {
+        char *dir = st_mkdtemp();
+        mr_core_config cfg = {.seal_dir = dir, .dns_names = list, .n_dns_names = (size_t)n,
+                              .curve = MR_KEY_EC_P256, .store_opts = &no_fsync};
+        mr_core *c = NULL;
+        if (n == LIMIT) {
+            MR_ASSERT_OK(mr_core_open(&cfg, &c));
+            X509 *root = NULL;
+            EVP_PKEY *key = NULL;
+            mr_x509_san_list sans = {0};
+            MR_ASSERT_OK(mr_core_client_identity(c, &root, &key));
+            MR_ASSERT_OK(mr_x509_sans(root, &sans));
+            assert_int_equal(sans.n_dns, LIMIT);
+            assert_string_equal(sans.dns[LIMIT - 1], "host63.test");
+            mr_x509_san_list_clear(&sans);
+            X509_free(root);
+            EVP_PKEY_free(key);
+            mr_core_free(c);
+        } else {
+            MR_ASSERT_FAIL(mr_core_open(&cfg, &c), MR_ERR_USAGE,
+                           "too many DNS names for the Coordinator certificates (limit 64)");
+        }
+        st_rmdir(dir);
+    }
+}
+
+/* A stored counter is read whole: a value longer than the old 31-byte copy, one with a NUL
+ * inside, a signed or an overflowing one is malformed instead of a different number. */
+static void test_read_number_whole_value(void **state)
+{
+    static const struct {
+        const char *v;
+        size_t len;
+        int base;
+        bool ok;
+        uint64_t want;
+    } cases[] = {
+        {"2a", 2, 16, true, 42},
+        {"18446744073709551615", 20, 10, true, UINT64_MAX},
+        {"18446744073709551616", 20, 10, false, 0}, /* overflow */
+        {"0000000000000000000000000000000000000007", 40, 10, false, 0}, /* longer than 31 */
+        {"12\0" "99", 5, 10, false, 0},
+        {"-1", 2, 10, false, 0},
+        {"", 0, 10, false, 0},
+    };
+    mr_store *s = NULL;
+    (void)state;
+    MR_ASSERT_OK(mr_store_open_memory(&s));
+    for (size_t i = 0; i < MR_ARRAY_LEN(cases); i++) {
+        mr_store_txn *t = NULL;
+        uint64_t v = 99;
+        MR_ASSERT_OK(mr_store_begin(s, &t));
+        MR_ASSERT_OK(mr_store_put(t, "n", (const uint8_t *)cases[i].v, cases[i].len));
+        if (cases[i].ok) {
+            MR_ASSERT_OK(core_read_number(t, "n", cases[i].base, "test number", &v));
+            assert_true(v == cases[i].want);
+        } else {
+            MR_ASSERT_FAIL(core_read_number(t, "n", cases[i].base, "test number", &v),
+                           MR_ERR_INTERNAL, "stored test number is malformed");
+        }
+        mr_store_abort(t);
+    }
+    /* absent: 0 */
+    mr_store_txn *t = NULL;
+    uint64_t v = 99;
+    MR_ASSERT_OK(mr_store_begin(s, &t));
+    MR_ASSERT_OK(core_read_number(t, "absent", 10, "test number", &v));
+    assert_true(v == 0);
+    mr_store_abort(t);
+    mr_store_close(s);
+}
+
 /* ---- users ---- */
 
 static void test_users(void **state)
@@ -644,6 +887,11 @@ int main(void)
         cmocka_unit_test(test_activate),          cmocka_unit_test(test_max_activations),
         cmocka_unit_test(test_stale_epoch_redo),  cmocka_unit_test(test_counter_conflicts),
         cmocka_unit_test(test_counter_retry_on_code),
+        cmocka_unit_test(test_ttls_no_entry_dropped),
+        cmocka_unit_test(test_counter_key_not_truncated),
+        cmocka_unit_test(test_marble_subject_complete),
+        cmocka_unit_test(test_ca_dns_names_limit),
+        cmocka_unit_test(test_read_number_whole_value),
         cmocka_unit_test(test_users),             cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_monotonic_counter),
     };
