@@ -49,6 +49,10 @@ fuzz-smoke: fuzz
 
 check-source:
 	@./scripts/check-source
+	@out=$$(./scripts/function-sizes --enforce --top 5); rc=$$?; \
+	  printf '%s\n' "$$out" | sed -n '/^functions:/,$$p'; exit $$rc
+	@out=$$(./scripts/check-mr-result --enforce); rc=$$?; printf '%s\n' "$$out" | tail -n 20; \
+	  exit $$rc
 
 lint: deps build check-source
 	@./scripts/lint $(BUILD)

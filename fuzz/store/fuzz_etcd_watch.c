@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
-/* the store's internals are static: the harness compiles the file in */
-#include "../../src/coordinator/store/etcd_store.c"
+#include "coordinator/store/etcd_store_int.h"
 
 static const uint8_t key[MR_STORE_DEK_LEN] = {0x45, 0x54, 0x43, 0x44, 1, 2, 3, 4, 5, 6, 7, 8,
                                               9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
@@ -43,7 +43,7 @@ static void seal_all(estore *s, Etcdserverpb__WatchResponse *r, mr_buf *sealed,
         if (kv == NULL)
             continue;
         mr_buf_init(&sealed[i], 0, 0);
-        if (mr_ok(seal_value(MR_SLICE(s->key, MR_STORE_DEK_LEN), MR_SLICE(kv->key.data, kv->key.len),
+        if (mr_ok(es_seal_value(MR_SLICE(s->key, MR_STORE_DEK_LEN), MR_SLICE(kv->key.data, kv->key.len),
                              MR_SLICE(kv->value.data, kv->value.len), &sealed[i]))) {
             orig[i] = kv->value;
             swapped[i] = true;
@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r->compact_revision = 0;
     estore s;
     memset(&s, 0, sizeof(s));
-    s.base.vt = &etcd_vtbl;
+    s.base.vt = &es_vtbl;
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     mr_buf_init(&s.prefix, 0, 0);
@@ -84,11 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mr_ok(mr_store_open_memory(&s.cache))) {
         if (data[0] == 1)
             seal_all(&s, r, sealed, orig, swapped);
-        on_watch(&s, r);
+        es_on_watch(&s, r);
         mr_store_txn *ct = NULL;
         mr_store_list all = {0};
         if (mr_ok(mr_store_begin(s.cache, &ct)) && mr_ok(mr_store_scan(ct, "", &all))) {
-            etxn *t = calloc(1, sizeof(*t));
+            etxn *t = mr_calloc(1, sizeof(*t));
             if (t != NULL) {
                 t->base.store = &s.base;
                 t->s = &s;
@@ -98,15 +98,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     mr_buf v;
                     bool found = false;
                     mr_buf_init(&v, 0, 0);
-                    (void)e_get(&t->base, all.items[i].key, &v, &found);
+                    (void)mr_store_get(&t->base, all.items[i].key, &v, &found);
                     mr_buf_free(&v);
                     mr_error_clear();
                 }
                 mr_store_list out = {0};
-                (void)e_list(&t->base, "", &out);
+                (void)mr_store_scan(&t->base, "", &out);
                 mr_store_list_free(&out);
                 mr_error_clear();
-                txn_free(t);
+                es_txn_free(t);
             }
         }
         mr_store_list_free(&all);

@@ -69,7 +69,7 @@ typedef struct fetch {
 /* ---- URL ----------------------------------------------------------------------------- */
 
 /* user[:password] as curl sends it: both parts percent-decoded, "Basic base64(user:pw)". */
-static mr_result basic_auth(const char *userinfo, target *t)
+static MR_RESULT basic_auth(const char *userinfo, target *t)
 {
     mr_result res = MR_FAILURE;
     mr_buf plain;
@@ -93,7 +93,7 @@ out:
     return res;
 }
 
-static mr_result parse_url(const char *url, target *t)
+static MR_RESULT parse_url(const char *url, target *t)
 {
     mr_result res = MR_FAILURE;
     struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
@@ -195,7 +195,7 @@ static void sigpipe_restore(const sigpipe_guard *g)
 
 /* ---- TLS ----------------------------------------------------------------------------- */
 
-static mr_result make_ssl_ctx(const mr_http_get_opts *o, SSL_CTX **out)
+static MR_RESULT make_ssl_ctx(const mr_http_get_opts *o, SSL_CTX **out)
 {
     mr_result res = MR_FAILURE;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -228,7 +228,7 @@ out:
     return res;
 }
 
-static mr_result make_ssl(const fetch *f, const target *t, SSL **out)
+static MR_RESULT make_ssl(const fetch *f, const target *t, SSL **out)
 {
     mr_result res = MR_FAILURE;
     SSL *ssl = SSL_new(f->ssl_ctx);
@@ -280,7 +280,7 @@ static void on_error(enum evhttp_request_error e, void *arg)
     f->err_kind = (int)e;
 }
 
-static mr_result copy_body(fetch *f, struct evbuffer *in)
+static MR_RESULT copy_body(fetch *f, struct evbuffer *in)
 {
     uint8_t chunk[16384];
     int n = 0;
@@ -323,7 +323,7 @@ static void on_done(struct evhttp_request *req, void *arg)
 
 /* Why an attempt without a response failed (always fails); *next when the next address may
  * be tried. */
-static mr_result attempt_error(const fetch *f, struct evhttp_connection *evcon, const char *addr,
+static MR_RESULT attempt_error(const fetch *f, struct evhttp_connection *evcon, const char *addr,
                                int port, bool *next)
 {
     const mr_http_get_opts *o = f->o;
@@ -368,7 +368,7 @@ static void drain(struct event_base *base)
             break;
 }
 
-static mr_result attempt(fetch *f, const target *t, const char *addr, int family,
+static MR_RESULT attempt(fetch *f, const target *t, const char *addr, int family,
                          unsigned budget_ms, bool *next)
 {
     mr_result res = MR_FAILURE;
@@ -457,7 +457,7 @@ typedef struct addr_list {
     char text[MAX_ADDRS][NI_MAXHOST];
 } addr_list;
 
-static mr_result resolve(const target *t, addr_list *out)
+static MR_RESULT resolve(const target *t, addr_list *out)
 {
     struct addrinfo hints, *ai = NULL;
     char port[8];
@@ -486,7 +486,7 @@ static mr_result resolve(const target *t, addr_list *out)
 
 /* Tries the addresses in order; each attempt gets at most connect_timeout_ms, and a share of
  * the time left so that later addresses keep some. */
-static mr_result try_addrs(fetch *f, const target *t, const addr_list *al, unsigned *attempts)
+static MR_RESULT try_addrs(fetch *f, const target *t, const addr_list *al, unsigned *attempts)
 {
     const mr_http_get_opts *o = f->o;
     unsigned connect_ms = o->connect_timeout_ms != 0 ? o->connect_timeout_ms : o->timeout_ms;
@@ -511,7 +511,7 @@ static mr_result try_addrs(fetch *f, const target *t, const addr_list *al, unsig
 }
 
 /* mr_http_get; with fixed != NULL, those addresses instead of the host's (tests). */
-static mr_result http_get(const mr_http_get_opts *o, const char *url, const addr_list *fixed,
+static MR_RESULT http_get(const mr_http_get_opts *o, const char *url, const addr_list *fixed,
                           int *status, mr_buf *body, unsigned *attempts)
 {
     mr_result res = MR_FAILURE;
@@ -558,7 +558,7 @@ out:
     return res;
 }
 
-mr_result mr_http_get(const mr_http_get_opts *o, const char *url, int *status, mr_buf *body)
+MR_RESULT mr_http_get(const mr_http_get_opts *o, const char *url, int *status, mr_buf *body)
 {
     unsigned attempts = 0;
     return http_get(o, url, NULL, status, body, &attempts);

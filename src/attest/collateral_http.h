@@ -56,7 +56,7 @@ typedef struct mr_http_get_opts {
     /* Called once per response header, in the order received (names as sent, values with
      * surrounding white space removed). A failure ends the call with the callback's error.
      * NULL: headers are not reported. */
-    mr_result (*on_header)(void *arg, const char *name, const char *value);
+    MR_RESULT (*on_header)(void *arg, const char *name, const char *value);
     void *arg;
 } mr_http_get_opts;
 

@@ -45,7 +45,7 @@ struct mr_collateral_source {
     size_t count;
 };
 
-static mr_result src_new(int kind, const char *where, mr_collateral_source **out)
+static MR_RESULT src_new(int kind, const char *where, mr_collateral_source **out)
 {
     mr_collateral_source *s = mr_calloc(1, sizeof(*s));
     MR_ENSURE_ALLOC(s);
@@ -75,7 +75,7 @@ void mr_collateral_source_free(mr_collateral_source *s)
 }
 
 /* Takes the reference in col. Caller holds the lock (or owns s exclusively). */
-static mr_result src_put(mr_collateral_source *s, mr_dcap_collateral *col, const char *ca)
+static MR_RESULT src_put(mr_collateral_source *s, mr_dcap_collateral *col, const char *ca)
 {
     entry *e = NULL;
     time_t exp = col->tcb.next_update < col->qe.next_update ? col->tcb.next_update
@@ -106,7 +106,7 @@ static mr_result src_put(mr_collateral_source *s, mr_dcap_collateral *col, const
     return MR_SUCCESS;
 }
 
-mr_result mr_collateral_source_file(const char *path, mr_collateral_source **out)
+MR_RESULT mr_collateral_source_file(const char *path, mr_collateral_source **out)
 {
     mr_collateral_source *s = NULL;
     mr_dcap_collateral *col = NULL;
@@ -130,7 +130,7 @@ static bool ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-static mr_result dir_load_one(mr_collateral_source *s, const char *path)
+static MR_RESULT dir_load_one(mr_collateral_source *s, const char *path)
 {
     mr_dcap_collateral *col = NULL;
     if (!mr_ok(mr_dcap_collateral_load_file(path, &col))) {
@@ -141,7 +141,7 @@ static mr_result dir_load_one(mr_collateral_source *s, const char *path)
     return src_put(s, col, "");
 }
 
-mr_result mr_collateral_source_dir(const char *path, mr_collateral_source **out)
+MR_RESULT mr_collateral_source_dir(const char *path, mr_collateral_source **out)
 {
     mr_result res = MR_FAILURE;
     mr_collateral_source *s = NULL;
@@ -196,7 +196,7 @@ static void warn_proxy_env(const char *base_url)
     }
 }
 
-mr_result mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
+MR_RESULT mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
                                     mr_collateral_source **out)
 {
     mr_collateral_source *s = NULL;
@@ -214,7 +214,7 @@ mr_result mr_collateral_source_pccs(const char *base_url, bool insecure_tls,
     return MR_SUCCESS;
 }
 
-mr_result mr_collateral_source_from_config(mr_collateral_source **out)
+MR_RESULT mr_collateral_source_from_config(mr_collateral_source **out)
 {
     const char *path = mr_config_get("EDG_ATTESTATION_COLLATERAL");
     const char *url = mr_config_get("EDG_ATTESTATION_PCCS_URL");
@@ -247,7 +247,7 @@ typedef struct http_resp {
 
 /* An issuer chain header: the value, URL-decoded (%XX only, '+' stays), replaces what an
  * earlier chain header gave. */
-static mr_result on_header(void *arg, const char *name, const char *value)
+static MR_RESULT on_header(void *arg, const char *name, const char *value)
 {
     http_resp *r = arg;
     size_t len = strlen(value);
@@ -263,7 +263,7 @@ static mr_result on_header(void *arg, const char *name, const char *value)
 
 /* GET url into r; anything but 200 is an error. PCCS's certificate is checked unless the
  * source was made with insecure_tls (see mr_collateral_source_from_config). */
-static mr_result http_get(const mr_collateral_source *s, const char *url, http_resp *r)
+static MR_RESULT http_get(const mr_collateral_source *s, const char *url, http_resp *r)
 {
     int status = 0;
     mr_http_get_opts o = {.verify_tls = !s->insecure_tls,
@@ -298,7 +298,7 @@ static void resp_free(http_resp *r)
 
 /* A signed PCS document {"<key>":{...},"signature":"hex"}: sets the exact text, the
  * signature and the chain in the collateral JSON being assembled. */
-static mr_result signed_doc(json_t *doc, const http_resp *r, const char *key,
+static MR_RESULT signed_doc(json_t *doc, const http_resp *r, const char *key,
                             const char *text_field, const char *sig_field,
                             const char *chain_field)
 {
@@ -324,7 +324,7 @@ static mr_result signed_doc(json_t *doc, const http_resp *r, const char *key,
 }
 
 /* A CRL body in DER, PEM or hex (PCCS's /rootcacrl quirk), stored as lower-case hex. */
-static mr_result crl_doc(json_t *doc, const http_resp *r, const char *field)
+static MR_RESULT crl_doc(json_t *doc, const http_resp *r, const char *field)
 {
     mr_result res = MR_FAILURE;
     mr_buf hex;
@@ -365,7 +365,7 @@ out:
     return res;
 }
 
-static mr_result pccs_fetch(const mr_collateral_source *s, bool tdx, const uint8_t fmspc[6],
+static MR_RESULT pccs_fetch(const mr_collateral_source *s, bool tdx, const uint8_t fmspc[6],
                             const char *ca, mr_dcap_collateral **out)
 {
     mr_result res = MR_FAILURE;
@@ -427,7 +427,7 @@ out:
     return res;
 }
 
-mr_result mr_collateral_source_get(mr_collateral_source *s, bool tdx, const uint8_t fmspc[6],
+MR_RESULT mr_collateral_source_get(mr_collateral_source *s, bool tdx, const uint8_t fmspc[6],
                                    const char *pck_ca, time_t now, mr_dcap_collateral **out)
 {
     mr_dcap_collateral *col = NULL;

@@ -182,7 +182,7 @@ static MR_RESULT no_nul(mr_slice s, const char *what)
 }
 
 /* Calls fn for every field of one message. */
-typedef mr_result (*field_fn)(uint64_t num, mr_slice payload);
+typedef MR_RESULT (*field_fn)(uint64_t num, mr_slice payload);
 
 static MR_RESULT each_field(mr_slice msg, field_fn fn)
 {

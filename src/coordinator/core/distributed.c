@@ -126,7 +126,7 @@ static MR_RESULT open_store(mr_core *c, mr_slice key, mr_store **out)
     return mr_store_open_etcd(cli, key, &o, out); /* takes cli over */
 }
 
-static mr_result accept_key(void *arg, mr_slice key, bool *ok)
+static MR_RESULT accept_key(void *arg, mr_slice key, bool *ok)
 {
     struct core_dist *d = arg;
     *ok = false;
@@ -336,7 +336,7 @@ static MR_RESULT dist_new(mr_core *c)
     return open_client(d, &d->cli);
 }
 
-mr_result core_dist_load(mr_core *c, core_epoch **e)
+MR_RESULT core_dist_load(mr_core *c, core_epoch **e)
 {
     mr_seal_config sc = {.seal_dir = c->seal_dir, .kek = c->cfg.kek};
     bool has_state = false, done = false;
@@ -410,7 +410,7 @@ static MR_RESULT refresh_locked(mr_core *c, uint64_t state_rev)
     return MR_SUCCESS;
 }
 
-mr_result mr_core_sync(mr_core *c)
+MR_RESULT mr_core_sync(mr_core *c)
 {
     struct core_dist *d = c->dist;
     uint64_t rev = 0;
@@ -451,7 +451,7 @@ static MR_RESULT stamp(mr_core *c, mr_store_txn *t, const core_epoch *e)
     return core_put_str(t, K_GENERATION, text);
 }
 
-mr_result core_dist_stamp(mr_core *c, mr_store_txn *t)
+MR_RESULT core_dist_stamp(mr_core *c, mr_store_txn *t)
 {
     core_epoch *e = core_epoch_get(c);
     mr_result r = stamp(c, t, e);
@@ -519,7 +519,7 @@ static MR_RESULT state_is(mr_store_txn *t, char want)
     return MR_SUCCESS;
 }
 
-mr_result core_dist_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
+MR_RESULT core_dist_persist_new_state(mr_core *c, const mr_manifest *m, mr_store **next,
                                       mr_core_recovery_secrets *out)
 {
     mr_result res = MR_FAILURE;
@@ -558,7 +558,7 @@ out:
     return res;
 }
 
-mr_result core_dist_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
+MR_RESULT core_dist_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_secrets *out)
 {
     mr_store_txn *t = NULL;
     memset(out, 0, sizeof(*out));
@@ -577,7 +577,7 @@ mr_result core_dist_rekey(mr_core *c, const mr_manifest *m, mr_core_recovery_sec
 
 /* ---- recovery ---- */
 
-mr_result core_dist_try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
+MR_RESULT core_dist_try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong)
 {
     bool ok = false;
     *st = NULL;
@@ -595,7 +595,7 @@ mr_result core_dist_try_key(mr_core *c, mr_slice key, mr_store **st, bool *wrong
     return open_store(c, key, st);
 }
 
-mr_result core_dist_adopt(mr_core *c, mr_slice key, mr_store *st)
+MR_RESULT core_dist_adopt(mr_core *c, mr_slice key, mr_store *st)
 {
     core_epoch *prev = core_epoch_get(c), *e = NULL;
     mr_result r = serve_with(c, key, st, prev, &e);
@@ -608,14 +608,14 @@ mr_result core_dist_adopt(mr_core *c, mr_slice key, mr_store *st)
     return MR_SUCCESS;
 }
 
-mr_result core_dist_get_recovery_data(mr_core *c, mr_buf *json, bool *found)
+MR_RESULT core_dist_get_recovery_data(mr_core *c, mr_buf *json, bool *found)
 {
     return mr_etcd_store_get_meta(c->dist->cli, c->dist->prefix, META_RECOVERY, json, found);
 }
 
 /* ---- the key API ---- */
 
-mr_result mr_core_share_key(mr_core *c, mr_slice quote, mr_slice peer_leaf, mr_buf *key,
+MR_RESULT mr_core_share_key(mr_core *c, mr_slice quote, mr_slice peer_leaf, mr_buf *key,
                             mr_buf *our_quote)
 {
     struct core_dist *d = c->dist;
@@ -638,7 +638,7 @@ mr_result mr_core_share_key(mr_core *c, mr_slice quote, mr_slice peer_leaf, mr_b
     return MR_SUCCESS;
 }
 
-mr_result mr_core_key_identity(void *core, X509 **cert, EVP_PKEY **key)
+MR_RESULT mr_core_key_identity(void *core, X509 **cert, EVP_PKEY **key)
 {
     mr_core *c = core;
     MR_ENSURE(c->dist != NULL, MR_ERR_STATE, "this Coordinator does not share its state");

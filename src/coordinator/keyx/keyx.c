@@ -36,7 +36,7 @@ struct mr_keyx {
 
 /* ---- identity ---- */
 
-static mr_result make_cert(mr_keyx *k)
+static MR_RESULT make_cert(mr_keyx *k)
 {
     mr_x509_attr cn = {.nid = NID_commonName, .value = "MarbleRun Coordinator"};
     time_t now = time(NULL);
@@ -118,7 +118,7 @@ static const char *hex32(const uint8_t *b, char out[65])
 }
 
 /* The peer's quote binds cert_der and shows our product; with min_svn also SVN >= ours. */
-static mr_result check_peer(const mr_keyx *k, mr_slice quote, mr_slice cert_der, bool min_svn)
+static MR_RESULT check_peer(const mr_keyx *k, mr_slice quote, mr_slice cert_der, bool min_svn)
 {
     mr_attest_claims c;
     char a[65], b[65];
@@ -158,7 +158,7 @@ MR_RESULT mr_keyx_check_requester(mr_keyx *k, mr_slice quote, mr_slice peer_leaf
 
 /* ---- requesting ---- */
 
-static mr_result client_ctx(mr_keyx *k, SSL_CTX **out)
+static MR_RESULT client_ctx(mr_keyx *k, SSL_CTX **out)
 {
     mr_result res = MR_FAILURE;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -189,7 +189,7 @@ typedef struct asker {
 } asker;
 
 /* Checks the answer of one address; success means the key is in a->key. */
-static mr_result judge(asker *a, mr_rpc_conn *c, const mr_buf *resp)
+static MR_RESULT judge(asker *a, mr_rpc_conn *c, const mr_buf *resp)
 {
     mr_result res = MR_FAILURE;
     mr_buf der;
@@ -218,7 +218,7 @@ out:
     return res;
 }
 
-static mr_result ask_address(asker *a, const char *host, const char *port)
+static MR_RESULT ask_address(asker *a, const char *host, const char *port)
 {
     mr_rpc_conn *c = NULL;
     mr_buf resp;
@@ -235,7 +235,7 @@ static mr_result ask_address(asker *a, const char *host, const char *port)
 }
 
 /* host:port, [v6]:port */
-static mr_result split_peer(const char *p, size_t n, char *host, size_t hn, char *port, size_t pn)
+static MR_RESULT split_peer(const char *p, size_t n, char *host, size_t hn, char *port, size_t pn)
 {
     const char *colon = NULL;
     const char *h = p;
@@ -266,7 +266,7 @@ static mr_result split_peer(const char *p, size_t n, char *host, size_t hn, char
 }
 
 /* Every address of one peer entry, in turn. */
-static mr_result ask_peer(asker *a, const char *host, const char *port)
+static MR_RESULT ask_peer(asker *a, const char *host, const char *port)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));

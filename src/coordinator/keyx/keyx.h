@@ -55,7 +55,7 @@ MR_RESULT mr_keyx_check_requester(mr_keyx *k, mr_slice quote, mr_slice peer_leaf
  * addresses) in turn until one releases a key that `accept` takes (it appends nothing and
  * sets *ok). The key goes to key (an MR_BUF_SECRET buffer). Fails (MR_ERR_UNAVAILABLE "no peer
  * released the state key: ...") with the last reason when none did. */
-typedef mr_result (*mr_keyx_accept_fn)(void *arg, mr_slice key, bool *ok);
+typedef MR_RESULT (*mr_keyx_accept_fn)(void *arg, mr_slice key, bool *ok);
 MR_RESULT mr_keyx_fetch(mr_keyx *k, const char *peers, unsigned timeout_ms, mr_keyx_accept_fn accept,
                         void *arg, mr_buf *key);
 

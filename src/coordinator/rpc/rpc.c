@@ -70,7 +70,7 @@ static int remaining(uint64_t deadline_ms)
 
 /* ---- socket and TLS I/O ---- */
 
-static mr_result wait_fd(int fd, short events, uint64_t deadline_ms)
+static MR_RESULT wait_fd(int fd, short events, uint64_t deadline_ms)
 {
     for (;;) {
         int left = remaining(deadline_ms);
@@ -84,7 +84,7 @@ static mr_result wait_fd(int fd, short events, uint64_t deadline_ms)
 }
 
 /* Waits for what an SSL call asked for; false (error set) for a real failure. */
-static mr_result ssl_retry(mr_rpc_conn *c, int rv, uint64_t deadline_ms)
+static MR_RESULT ssl_retry(mr_rpc_conn *c, int rv, uint64_t deadline_ms)
 {
     int err = SSL_get_error(c->ssl, rv);
     if (err == SSL_ERROR_WANT_READ)
@@ -98,7 +98,7 @@ static mr_result ssl_retry(mr_rpc_conn *c, int rv, uint64_t deadline_ms)
                                                                               : "connection failed");
 }
 
-static mr_result io_write(mr_rpc_conn *c, const uint8_t *p, size_t n, uint64_t deadline_ms)
+static MR_RESULT io_write(mr_rpc_conn *c, const uint8_t *p, size_t n, uint64_t deadline_ms)
 {
     while (n > 0) {
         if (c->ssl != NULL) {
@@ -126,7 +126,7 @@ static mr_result io_write(mr_rpc_conn *c, const uint8_t *p, size_t n, uint64_t d
 }
 
 /* Reads what is there, waiting until deadline_ms for at least one byte. *n = 0: deadline. */
-static mr_result io_read(mr_rpc_conn *c, uint8_t *p, size_t cap, uint64_t deadline_ms, size_t *n)
+static MR_RESULT io_read(mr_rpc_conn *c, uint8_t *p, size_t cap, uint64_t deadline_ms, size_t *n)
 {
     *n = 0;
     for (;;) {
@@ -159,7 +159,7 @@ static mr_result io_read(mr_rpc_conn *c, uint8_t *p, size_t cap, uint64_t deadli
 }
 
 /* Sends everything nghttp2 has queued. */
-static mr_result flush(mr_rpc_conn *c, uint64_t deadline_ms)
+static MR_RESULT flush(mr_rpc_conn *c, uint64_t deadline_ms)
 {
     for (;;) {
         const uint8_t *data = NULL;
@@ -172,7 +172,7 @@ static mr_result flush(mr_rpc_conn *c, uint64_t deadline_ms)
 }
 
 /* One round: send what is queued, then take in what arrives before deadline_ms. */
-static mr_result pump(mr_rpc_conn *c, uint64_t deadline_ms)
+static MR_RESULT pump(mr_rpc_conn *c, uint64_t deadline_ms)
 {
     uint8_t buf[READ_CHUNK];
     size_t n = 0;
@@ -362,7 +362,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms)
     return fd;
 }
 
-static mr_result dial(const mr_rpc_target *t, uint64_t deadline_ms, int *fd)
+static MR_RESULT dial(const mr_rpc_target *t, uint64_t deadline_ms, int *fd)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -384,7 +384,7 @@ static bool is_ip(const char *s)
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
-static mr_result tls_start(mr_rpc_conn *c, const mr_rpc_target *t, uint64_t deadline_ms)
+static MR_RESULT tls_start(mr_rpc_conn *c, const mr_rpc_target *t, uint64_t deadline_ms)
 {
     static const unsigned char alpn[] = "\x02h2";
     c->ssl = SSL_new(t->tls);
@@ -425,7 +425,7 @@ static mr_result tls_start(mr_rpc_conn *c, const mr_rpc_target *t, uint64_t dead
     return MR_SUCCESS;
 }
 
-static mr_result h2_start(mr_rpc_conn *c)
+static MR_RESULT h2_start(mr_rpc_conn *c)
 {
     nghttp2_session_callbacks *cb = NULL;
     MR_ENSURE(nghttp2_session_callbacks_new(&cb) == 0, MR_ERR_INTERNAL, "out of memory");
@@ -512,7 +512,7 @@ void mr_rpc_close(mr_rpc_conn *c)
 
 /* ---- streams ---- */
 
-static mr_result submit(mr_rpc_conn *c, mr_rpc_stream *s, const char *path, uint64_t deadline_ms)
+static MR_RESULT submit(mr_rpc_conn *c, mr_rpc_stream *s, const char *path, uint64_t deadline_ms)
 {
     char timeout[24] = "";
     uint64_t left = deadline_ms > mr_rpc_now_ms() ? deadline_ms - mr_rpc_now_ms() : 1;
@@ -561,7 +561,7 @@ static void stream_fini(mr_rpc_stream *s)
 }
 
 /* The outcome of a stream that ended: OK, or the server's status as an error. */
-static mr_result ended(const mr_rpc_stream *s, mr_grpc_code *status)
+static MR_RESULT ended(const mr_rpc_stream *s, mr_grpc_code *status)
 {
     long g = s->grpc_status;
     if (g < 0) {
@@ -654,7 +654,7 @@ MR_RESULT mr_rpc_stream_send(mr_rpc_stream *s, mr_slice msg, uint64_t deadline_m
 }
 
 /* Takes one complete message off the front of s->in. */
-static mr_result take(mr_rpc_stream *s, mr_buf *msg, bool *got)
+static MR_RESULT take(mr_rpc_stream *s, mr_buf *msg, bool *got)
 {
     uint8_t flag = 0;
     uint32_t len = 0;

@@ -621,7 +621,7 @@ MR_RESULT mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode)
 
 /* ---- shared stores ---- */
 
-mr_result mr_sealer_unseal_only(mr_sealer *s, bool *have)
+MR_RESULT mr_sealer_unseal_only(mr_sealer *s, bool *have)
 {
     uint8_t *dek = NULL;
     bool unavailable = true;
@@ -635,7 +635,7 @@ mr_result mr_sealer_unseal_only(mr_sealer *s, bool *have)
     return MR_SUCCESS;
 }
 
-mr_result mr_sealer_adopt(mr_sealer *s, const uint8_t *dek, size_t len)
+MR_RESULT mr_sealer_adopt(mr_sealer *s, const uint8_t *dek, size_t len)
 {
     MR_ENSURE(dek != NULL && len == MR_STORE_DEK_LEN, MR_ERR_USAGE, "state key must be %u bytes",
               MR_STORE_DEK_LEN);

@@ -56,7 +56,7 @@ struct mr_etcd {
 
 /* ---- configuration ---- */
 
-static mr_result parse_endpoint(const char *s, size_t n, bool *tls, endpoint *ep)
+static MR_RESULT parse_endpoint(const char *s, size_t n, bool *tls, endpoint *ep)
 {
     const char *p = s;
     size_t len = n;
@@ -105,7 +105,7 @@ static mr_result parse_endpoint(const char *s, size_t n, bool *tls, endpoint *ep
     return MR_SUCCESS;
 }
 
-static mr_result parse_endpoints(mr_etcd *e, const char *list, bool *tls)
+static MR_RESULT parse_endpoints(mr_etcd *e, const char *list, bool *tls)
 {
     bool first = true;
     for (const char *p = list; *p != '\0';) {
@@ -136,7 +136,7 @@ static mr_result parse_endpoints(mr_etcd *e, const char *list, bool *tls)
     return MR_SUCCESS;
 }
 
-static mr_result tls_context(const mr_etcd_config *cfg, SSL_CTX **out)
+static MR_RESULT tls_context(const mr_etcd_config *cfg, SSL_CTX **out)
 {
     mr_result res = MR_FAILURE;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -216,7 +216,7 @@ void mr_etcd_close(mr_etcd *e)
 
 /* ---- connections ---- */
 
-static mr_result dial(mr_etcd *e, uint64_t deadline_ms, mr_rpc_conn **out)
+static MR_RESULT dial(mr_etcd *e, uint64_t deadline_ms, mr_rpc_conn **out)
 {
     char why[MR_ERR_MSG_MAX] = "no endpoint tried";
     for (size_t tries = 0; tries < e->n_eps && mr_rpc_now_ms() < deadline_ms; tries++) {
@@ -279,7 +279,7 @@ static bool refused(mr_grpc_code c)
 
 /* One call on a pooled connection. Idempotent calls move on to the next member when one is
  * down or answers UNAVAILABLE (no leader, a restarting member) until the deadline. */
-static mr_result call(mr_etcd *e, const char *path, mr_slice req, bool idempotent, mr_buf *resp)
+static MR_RESULT call(mr_etcd *e, const char *path, mr_slice req, bool idempotent, mr_buf *resp)
 {
     uint64_t deadline = mr_rpc_now_ms() + e->timeout_ms;
     pconn *p = acquire(e, deadline);
@@ -350,7 +350,7 @@ static ProtobufCBinaryData bin(mr_slice s)
     return b;
 }
 
-static mr_result pack_call(mr_etcd *e, const char *path, const ProtobufCMessage *m,
+static MR_RESULT pack_call(mr_etcd *e, const char *path, const ProtobufCMessage *m,
                            bool idempotent, mr_buf *resp)
 {
     mr_buf req;
@@ -433,7 +433,7 @@ MR_RESULT mr_etcd_txn(mr_etcd *e, const Etcdserverpb__TxnRequest *req, bool *suc
 
 /* ---- watch ---- */
 
-static mr_result watch_create(mr_etcd *e, mr_rpc_stream *s)
+static MR_RESULT watch_create(mr_etcd *e, mr_rpc_stream *s)
 {
     Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
     cr.key = bin(mr_buf_slice(&e->wkey));

@@ -43,7 +43,7 @@ void mr_etcd_close(mr_etcd *e);
 
 /* Visits every key in [key, end) (end empty: key alone) at revision rev (0: the newest, read
  * linearizably), in key order; *header_rev receives the revision the range was read at. */
-typedef mr_result (*mr_etcd_kv_fn)(void *arg, const Etcdserverpb__KeyValue *kv);
+typedef MR_RESULT (*mr_etcd_kv_fn)(void *arg, const Etcdserverpb__KeyValue *kv);
 MR_RESULT mr_etcd_range(mr_etcd *e, mr_slice key, mr_slice end, int64_t rev, mr_etcd_kv_fn fn,
                         void *arg, int64_t *header_rev);
 /* One transaction. *succeeded says whether the compares held; *rev is the revision after it. */

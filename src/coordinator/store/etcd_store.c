@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The etcd backend: a watched local replica for reads, etcd transactions for commits
- * (etcd_store.h). */
-#include "coordinator/store/etcd_store.h"
+ * (etcd_store.h). This file: sealing of values, the replica and its watch, transactions up
+ * to the commit (etcd_store_commit.c), opening. */
+#include "coordinator/store/etcd_store_int.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,70 +15,18 @@
 #include "crypto/aead.h"
 #include "crypto/rand.h"
 
-#define MAX_COMPARES 100
-#define META '\x01'
-#define AAD_TAG "marblerun-c etcd v1"
-#define KEYCHECK_TEXT "marblerun-c state key check"
+const char *es_prefix_or_default(const char *p) { return p != NULL ? p : "/marblerun/"; }
 
-/* A cached value: mod_revision (8, little endian), a kind byte, the plaintext. */
-enum { CV_HDR = 9, CV_OK = 0, CV_CORRUPT = 1, CV_OWN = 2 };
-
-typedef struct estore {
-    mr_store base;
-    mr_etcd *cli;
-    mr_store *cache;
-    mr_buf prefix;
-    mr_buf end;
-    uint8_t *key; /* MR_STORE_DEK_LEN bytes of secret memory */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int64_t applied;   /* the watch delivered everything up to this revision */
-    uint64_t state_rev;
-    char **vol;
-    size_t n_vol;
-    unsigned sync_ms;
-    uint64_t commits, conflicts;
-    uint64_t lat[MR_STORE_LAT_BUCKETS];
-    uint64_t lat_sum_us;
-} estore;
-
-typedef struct rd {
-    char *key;
-    int64_t rev;
-} rd;
-
-typedef struct wr {
-    char *key;
-    mr_buf val;
-    bool del;
-    bool plain; /* a public meta entry (mr_etcd_store_put_meta): written unsealed */
-} wr;
-
-typedef struct etxn {
-    mr_store_txn base;
-    estore *s;
-    bool latest; /* MR_STORE_TXN_LATEST: the replica as it is, validated by the commit */
-    mr_store_txn *ct; /* snapshot of the replica, with our own writes mirrored in */
-    int64_t snap;
-    rd *reads;
-    size_t n_reads, cap_reads;
-    char **scans;
-    size_t n_scans, cap_scans;
-    wr *writes;
-    size_t n_writes, cap_writes;
-} etxn;
-
-static const mr_store_vtbl etcd_vtbl;
 
 /* ---- sealing of one value ---- */
 
-static mr_result aad_for(mr_slice ekey, mr_buf *aad)
+static MR_RESULT aad_for(mr_slice ekey, mr_buf *aad)
 {
     MR_GUARD(mr_buf_append(aad, AAD_TAG, sizeof(AAD_TAG))); /* with its NUL */
     return mr_buf_append(aad, ekey.ptr, ekey.len);
 }
 
-static mr_result seal_value(mr_slice key, mr_slice ekey, mr_slice plain, mr_buf *out)
+MR_RESULT es_seal_value(mr_slice key, mr_slice ekey, mr_slice plain, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf aad;
@@ -100,7 +48,7 @@ out:
 
 /* Appends the plaintext to out (an MR_BUF_SECRET buffer); MR_ERR_PROTOCOL when it does not
  * open (wrong key, tampering, a value copied from another key). */
-static mr_result open_value(mr_slice key, mr_slice ekey, mr_slice sealed, mr_buf *out)
+MR_RESULT es_open_value(mr_slice key, mr_slice ekey, mr_slice sealed, mr_buf *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf aad;
@@ -122,7 +70,7 @@ out:
     return res;
 }
 
-static mr_result meta_key(const char *prefix, const char *name, mr_buf *out)
+MR_RESULT es_meta_key(const char *prefix, const char *name, mr_buf *out)
 {
     MR_GUARD(mr_buf_append_str(out, prefix));
     MR_GUARD(mr_buf_append_u8(out, (uint8_t)META));
@@ -131,7 +79,7 @@ static mr_result meta_key(const char *prefix, const char *name, mr_buf *out)
 
 /* ---- small vectors ---- */
 
-static mr_result grow(void **v, size_t *cap, size_t n, size_t elem)
+static MR_RESULT grow(void **v, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap)
         return MR_SUCCESS;
@@ -143,7 +91,7 @@ static mr_result grow(void **v, size_t *cap, size_t n, size_t elem)
     return MR_SUCCESS;
 }
 
-static mr_result note_read(etxn *t, const char *key, int64_t rev)
+MR_RESULT es_note_read(etxn *t, const char *key, int64_t rev)
 {
     for (size_t i = 0; i < t->n_reads; i++)
         if (strcmp(t->reads[i].key, key) == 0)
@@ -155,7 +103,7 @@ static mr_result note_read(etxn *t, const char *key, int64_t rev)
     return MR_SUCCESS;
 }
 
-static mr_result note_scan(etxn *t, const char *prefix)
+static MR_RESULT note_scan(etxn *t, const char *prefix)
 {
     MR_GUARD(grow((void **)&t->scans, &t->cap_scans, t->n_scans, sizeof(*t->scans)));
     char *p = mr_strdup(prefix);
@@ -164,7 +112,7 @@ static mr_result note_scan(etxn *t, const char *prefix)
     return MR_SUCCESS;
 }
 
-static mr_result note_write(etxn *t, const char *key, const uint8_t *v, size_t len, bool del)
+MR_RESULT es_note_write(etxn *t, const char *key, const uint8_t *v, size_t len, bool del)
 {
     MR_ENSURE(len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "store value of %s too large", key);
     wr *w = NULL;
@@ -187,7 +135,7 @@ static mr_result note_write(etxn *t, const char *key, const uint8_t *v, size_t l
 
 /* ---- cached values ---- */
 
-static mr_result cv_encode(int64_t rev, uint8_t kind, mr_slice plain, mr_buf *out)
+static MR_RESULT cv_encode(int64_t rev, uint8_t kind, mr_slice plain, mr_buf *out)
 {
     uint8_t hdr[CV_HDR];
     for (int i = 0; i < 8; i++)
@@ -197,7 +145,7 @@ static mr_result cv_encode(int64_t rev, uint8_t kind, mr_slice plain, mr_buf *ou
     return mr_buf_append(out, plain.ptr, plain.len);
 }
 
-static mr_result cv_decode(mr_slice cv, int64_t *rev, uint8_t *kind, mr_slice *plain)
+static MR_RESULT cv_decode(mr_slice cv, int64_t *rev, uint8_t *kind, mr_slice *plain)
 {
     MR_ENSURE(cv.len >= CV_HDR, MR_ERR_INTERNAL, "store replica: malformed entry");
     uint64_t r = 0;
@@ -233,7 +181,7 @@ static bool store_key(const estore *s, const ProtobufCBinaryData *ek, mr_buf *ou
            mr_ok(mr_buf_nul_terminate(out));
 }
 
-static mr_result apply_put(estore *s, mr_store_txn *ct, const char *key,
+static MR_RESULT apply_put(estore *s, mr_store_txn *ct, const char *key,
                            const Etcdserverpb__KeyValue *kv)
 {
     mr_result res = MR_FAILURE;
@@ -241,7 +189,7 @@ static mr_result apply_put(estore *s, mr_store_txn *ct, const char *key,
     mr_buf_init(&plain, 0, MR_BUF_SECRET);
     mr_buf_init(&cv, 0, MR_BUF_SECRET);
     uint8_t kind = CV_OK;
-    if (!mr_ok(open_value(MR_SLICE(s->key, MR_STORE_DEK_LEN),
+    if (!mr_ok(es_open_value(MR_SLICE(s->key, MR_STORE_DEK_LEN),
                           MR_SLICE(kv->key.data, kv->key.len),
                           MR_SLICE(kv->value.data, kv->value.len), &plain))) {
         MR_LOG_ERROR("etcd store: a value does not open; reads of it fail", MR_F_ERR(),
@@ -260,7 +208,7 @@ out:
 }
 
 /* Applies events (or a full load's key-values) in one replica transaction. Lock held. */
-static mr_result apply_events(estore *s, Etcdserverpb__Event *const *ev, size_t n, int64_t rev)
+static MR_RESULT apply_events(estore *s, Etcdserverpb__Event *const *ev, size_t n, int64_t rev)
 {
     mr_result res = MR_FAILURE;
     mr_store_txn *ct = NULL;
@@ -291,9 +239,9 @@ out:
     return res;
 }
 
-static mr_result load(estore *s, bool replace);
+static MR_RESULT load(estore *s, bool replace);
 
-static void on_watch(void *arg, const Etcdserverpb__WatchResponse *r)
+void es_on_watch(void *arg, const Etcdserverpb__WatchResponse *r)
 {
     estore *s = arg;
     if (r->compact_revision > 0) {
@@ -335,7 +283,7 @@ typedef struct loader {
     mr_buf key;
 } loader;
 
-static mr_result load_kv(void *arg, const Etcdserverpb__KeyValue *kv)
+static MR_RESULT load_kv(void *arg, const Etcdserverpb__KeyValue *kv)
 {
     loader *l = arg;
     if (!store_key(l->s, &kv->key, &l->key))
@@ -345,7 +293,7 @@ static mr_result load_kv(void *arg, const Etcdserverpb__KeyValue *kv)
 
 /* Reads the whole prefix into the replica (replace: dropping what it held). With the lock
  * held, or before the watch runs. */
-static mr_result load(estore *s, bool replace)
+static MR_RESULT load(estore *s, bool replace)
 {
     loader l = {.s = s};
     int64_t rev = 0;
@@ -379,19 +327,19 @@ typedef struct revbox {
     int64_t mod;
 } revbox;
 
-static mr_result rev_kv(void *arg, const Etcdserverpb__KeyValue *kv)
+static MR_RESULT rev_kv(void *arg, const Etcdserverpb__KeyValue *kv)
 {
     ((revbox *)arg)->mod = kv->mod_revision;
     return MR_SUCCESS;
 }
 
 /* Waits until the replica holds every commit made before the call. */
-static mr_result catch_up(estore *s)
+static MR_RESULT catch_up(estore *s)
 {
     mr_buf k;
     mr_buf_init(&k, 0, 0);
     revbox rb = {0};
-    mr_result r = meta_key((const char *)s->prefix.data, "rev", &k);
+    mr_result r = es_meta_key((const char *)s->prefix.data, "rev", &k);
     if (mr_ok(r))
         r = mr_etcd_range(s->cli, mr_buf_slice(&k), MR_SLICE("", 0), 0, rev_kv, &rb, NULL);
     mr_buf_free(&k);
@@ -417,7 +365,7 @@ static mr_result catch_up(estore *s)
     return MR_SUCCESS;
 }
 
-static mr_result e_sync(mr_store *st, uint64_t *state_rev)
+static MR_RESULT e_sync(mr_store *st, uint64_t *state_rev)
 {
     estore *s = (estore *)st;
     MR_GUARD(catch_up(s));
@@ -429,7 +377,7 @@ static mr_result e_sync(mr_store *st, uint64_t *state_rev)
 
 /* ---- transactions ---- */
 
-static void txn_free(etxn *t)
+void es_txn_free(etxn *t)
 {
     if (t == NULL)
         return;
@@ -448,7 +396,7 @@ static void txn_free(etxn *t)
     mr_free(t);
 }
 
-static mr_result e_begin(mr_store *st, unsigned flags, mr_store_txn **out)
+static MR_RESULT e_begin(mr_store *st, unsigned flags, mr_store_txn **out)
 {
     estore *s = (estore *)st;
     /* A transaction reads what every instance had committed when it began — except a LATEST
@@ -467,20 +415,20 @@ static mr_result e_begin(mr_store *st, unsigned flags, mr_store_txn **out)
     t->snap = s->applied;
     pthread_mutex_unlock(&s->mu);
     if (!mr_ok(r)) {
-        txn_free(t);
+        es_txn_free(t);
         return MR_FAILURE;
     }
     *out = &t->base;
     return MR_SUCCESS;
 }
 
-static mr_result check_key_name(const char *key)
+MR_RESULT es_check_key_name(const char *key)
 {
     MR_ENSURE(key[0] != META, MR_ERR_USAGE, "store key must not start with byte 0x01");
     return MR_SUCCESS;
 }
 
-static mr_result e_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *found)
+static MR_RESULT e_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *found)
 {
     etxn *t = (etxn *)tx;
     mr_buf cv;
@@ -499,15 +447,15 @@ static mr_result e_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *f
     if (mr_ok(r) && *found)
         r = mr_buf_append(value, plain.ptr, plain.len);
     if (mr_ok(r) && kind != CV_OWN)
-        r = note_read(t, key, *found ? rev : 0);
+        r = es_note_read(t, key, *found ? rev : 0);
     mr_buf_free(&cv);
     return r;
 }
 
-static mr_result mirror(etxn *t, const char *key, const uint8_t *v, size_t len, bool del)
+static MR_RESULT mirror(etxn *t, const char *key, const uint8_t *v, size_t len, bool del)
 {
-    MR_GUARD(check_key_name(key));
-    MR_GUARD(note_write(t, key, v, len, del));
+    MR_GUARD(es_check_key_name(key));
+    MR_GUARD(es_note_write(t, key, v, len, del));
     if (del)
         return mr_store_delete(t->ct, key);
     mr_buf cv;
@@ -519,18 +467,18 @@ static mr_result mirror(etxn *t, const char *key, const uint8_t *v, size_t len, 
     return r;
 }
 
-static mr_result e_put(mr_store_txn *tx, const char *key, const uint8_t *v, size_t len)
+static MR_RESULT e_put(mr_store_txn *tx, const char *key, const uint8_t *v, size_t len)
 {
     return mirror((etxn *)tx, key, v, len, false);
 }
 
-static mr_result e_del(mr_store_txn *tx, const char *key)
+static MR_RESULT e_del(mr_store_txn *tx, const char *key)
 {
     return mirror((etxn *)tx, key, NULL, 0, true);
 }
 
 /* Rewrites a replica listing into plaintext values, noting what was read. */
-static mr_result e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out)
+static MR_RESULT e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out)
 {
     etxn *t = (etxn *)tx;
     mr_result res = MR_FAILURE;
@@ -557,7 +505,7 @@ static mr_result e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out
             r = MR_FAILURE;
         }
         if (mr_ok(r) && kind != CV_OWN)
-            r = note_read(t, raw.items[i].key, rev);
+            r = es_note_read(t, raw.items[i].key, rev);
         ko[3 * i] = keys.len;
         ko[3 * i + 1] = vals.len;
         ko[3 * i + 2] = plain.len;
@@ -592,224 +540,7 @@ out:
     return res;
 }
 
-/* ---- commit ---- */
-
-typedef struct txn_msg {
-    Etcdserverpb__Compare *cmp;
-    Etcdserverpb__Compare **cmpp;
-    size_t n_cmp;
-    Etcdserverpb__RequestOp *ops;
-    Etcdserverpb__RequestOp **opsp;
-    Etcdserverpb__PutRequest *puts;
-    Etcdserverpb__DeleteRangeRequest *dels;
-    size_t n_ops;
-    mr_buf *ekeys; /* etcd keys of compares and ops */
-    size_t n_ekeys;
-    mr_buf *sealed;
-    size_t n_sealed;
-} txn_msg;
-
-static void msg_free(txn_msg *m)
-{
-    for (size_t i = 0; i < m->n_ekeys; i++)
-        mr_buf_free(&m->ekeys[i]);
-    for (size_t i = 0; i < m->n_sealed; i++)
-        mr_buf_free(&m->sealed[i]);
-    mr_free(m->ekeys);
-    mr_free(m->sealed);
-    mr_free(m->cmp);
-    mr_free(m->cmpp);
-    mr_free(m->ops);
-    mr_free(m->opsp);
-    mr_free(m->puts);
-    mr_free(m->dels);
-}
-
-static ProtobufCBinaryData bin_of(const mr_buf *b)
-{
-    ProtobufCBinaryData d = {b->len, b->data};
-    return d;
-}
-
-static mr_buf *new_ekey(txn_msg *m, const estore *s, const char *key)
-{
-    mr_buf *b = &m->ekeys[m->n_ekeys++];
-    mr_buf_init(b, 0, 0);
-    if (!mr_ok(mr_buf_append(b, s->prefix.data, s->prefix.len)) ||
-        !mr_ok(mr_buf_append_str(b, key)))
-        return NULL;
-    return b;
-}
-
-static Etcdserverpb__Compare *new_cmp(txn_msg *m)
-{
-    Etcdserverpb__Compare *c = &m->cmp[m->n_cmp];
-    etcdserverpb__compare__init(c);
-    m->cmpp[m->n_cmp++] = c;
-    return c;
-}
-
-static mr_result build_compares(const etxn *t, txn_msg *m)
-{
-    const estore *s = t->s;
-    if (t->n_reads + t->n_scans > MAX_COMPARES) {
-        /* too many to list: no commit at all may have happened since the snapshot */
-        Etcdserverpb__Compare *c = new_cmp(m);
-        mr_buf *k = &m->ekeys[m->n_ekeys++];
-        mr_buf_init(k, 0, 0);
-        MR_GUARD(meta_key((const char *)s->prefix.data, "rev", k));
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS;
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
-        c->key = bin_of(k);
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-        c->mod_revision = t->snap + 1;
-        return MR_SUCCESS;
-    }
-    for (size_t i = 0; i < t->n_reads; i++) {
-        Etcdserverpb__Compare *c = new_cmp(m);
-        mr_buf *k = new_ekey(m, s, t->reads[i].key);
-        MR_ENSURE_ALLOC(k);
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
-        c->key = bin_of(k);
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-        c->mod_revision = t->reads[i].rev;
-    }
-    for (size_t i = 0; i < t->n_scans; i++) {
-        /* nothing under the prefix created or changed after the snapshot (deletions of keys
-         * it listed are caught by their own compares above) */
-        Etcdserverpb__Compare *c = new_cmp(m);
-        mr_buf *k = new_ekey(m, s, t->scans[i]);
-        mr_buf *end = &m->ekeys[m->n_ekeys++];
-        mr_buf_init(end, 0, 0);
-        MR_ENSURE_ALLOC(k);
-        MR_GUARD(mr_etcd_prefix_end(mr_buf_slice(k), end));
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS;
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
-        c->key = bin_of(k);
-        c->range_end = bin_of(end);
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-        c->mod_revision = t->snap + 1;
-    }
-    return MR_SUCCESS;
-}
-
-static mr_result build_ops(const etxn *t, txn_msg *m)
-{
-    const estore *s = t->s;
-    if (t->n_writes == 0) /* a LATEST read-only commit: the compares alone */
-        return MR_SUCCESS;
-    for (size_t i = 0; i <= t->n_writes; i++) {
-        Etcdserverpb__RequestOp *op = &m->ops[m->n_ops];
-        etcdserverpb__request_op__init(op);
-        m->opsp[m->n_ops] = op;
-        mr_buf *k;
-        if (i == t->n_writes) { /* the commit marker */
-            k = &m->ekeys[m->n_ekeys++];
-            mr_buf_init(k, 0, 0);
-            MR_GUARD(meta_key((const char *)s->prefix.data, "rev", k));
-        } else {
-            k = new_ekey(m, s, t->writes[i].key);
-            MR_ENSURE_ALLOC(k);
-        }
-        if (i < t->n_writes && t->writes[i].del) {
-            Etcdserverpb__DeleteRangeRequest *d = &m->dels[m->n_ops];
-            etcdserverpb__delete_range_request__init(d);
-            d->key = bin_of(k);
-            op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
-            op->request_delete_range = d;
-        } else {
-            Etcdserverpb__PutRequest *p = &m->puts[m->n_ops];
-            etcdserverpb__put_request__init(p);
-            p->key = bin_of(k);
-            if (i < t->n_writes && t->writes[i].plain) {
-                p->value = bin_of(&t->writes[i].val);
-            } else if (i < t->n_writes) {
-                mr_buf *sv = &m->sealed[m->n_sealed++];
-                mr_buf_init(sv, 0, 0);
-                MR_GUARD(seal_value(MR_SLICE(s->key, MR_STORE_DEK_LEN), mr_buf_slice(k),
-                                    mr_buf_slice(&t->writes[i].val), sv));
-                p->value = bin_of(sv);
-            }
-            op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-            op->request_put = p;
-        }
-        m->n_ops++;
-    }
-    return MR_SUCCESS;
-}
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* The bucket of a round trip (see MR_STORE_LAT_BUCKETS). Lock held. */
-static void note_latency(estore *s, uint64_t us)
-{
-    size_t k = 0;
-    double bound = MR_STORE_LAT_BASE_US;
-    while (k + 1 < MR_STORE_LAT_BUCKETS && (double)us > bound) {
-        k++;
-        bound *= 1.4142135623730951;
-    }
-    s->lat[k]++;
-    s->lat_sum_us += us;
-}
-
-static mr_result e_commit(mr_store_txn *tx)
-{
-    etxn *t = (etxn *)tx;
-    estore *s = t->s;
-    mr_result res = MR_FAILURE;
-    txn_msg m;
-    memset(&m, 0, sizeof(m));
-    if (t->n_writes == 0 && (!t->latest || t->n_reads + t->n_scans == 0)) {
-        txn_free(t); /* a consistent snapshot of a fresh replica: nothing to check */
-        return MR_SUCCESS;
-    }
-    size_t nc = t->n_reads + t->n_scans + 1, no = t->n_writes + 1;
-    m.cmp = mr_calloc(nc, sizeof(*m.cmp));
-    m.cmpp = mr_calloc(nc, sizeof(*m.cmpp)); /* NOLINT(bugprone-sizeof-expression) */
-    m.ops = mr_calloc(no, sizeof(*m.ops));
-    m.opsp = mr_calloc(no, sizeof(*m.opsp)); /* NOLINT(bugprone-sizeof-expression) */
-    m.puts = mr_calloc(no, sizeof(*m.puts));
-    m.dels = mr_calloc(no, sizeof(*m.dels));
-    m.ekeys = mr_calloc(nc * 2 + no + 2, sizeof(*m.ekeys));
-    m.sealed = mr_calloc(no, sizeof(*m.sealed));
-    MR_ENSURE_OUT(m.cmp && m.cmpp && m.ops && m.opsp && m.puts && m.dels && m.ekeys && m.sealed,
-                  MR_ERR_INTERNAL, "out of memory");
-    MR_GUARD_OUT(build_compares(t, &m));
-    MR_GUARD_OUT(build_ops(t, &m));
-    Etcdserverpb__TxnRequest req = ETCDSERVERPB__TXN_REQUEST__INIT;
-    req.n_compare = m.n_cmp;
-    req.compare = m.cmpp;
-    req.n_success = m.n_ops;
-    req.success = m.opsp;
-    bool ok = false;
-    int64_t rev = 0;
-    uint64_t t0 = mono_us();
-    MR_GUARD_OUT(mr_etcd_txn(s->cli, &req, &ok, &rev));
-    uint64_t took = mono_us() - t0;
-    pthread_mutex_lock(&s->mu);
-    note_latency(s, took);
-    if (ok)
-        s->commits++;
-    else
-        s->conflicts++;
-    pthread_mutex_unlock(&s->mu);
-    MR_ENSURE_OUT(ok, MR_ERR_CONFLICT, "store conflict: another commit changed what this "
-                  "transaction read");
-    res = MR_SUCCESS;
-out:
-    msg_free(&m);
-    txn_free(t);
-    return res;
-}
-
-static void e_abort(mr_store_txn *tx) { txn_free((etxn *)tx); }
+static void e_abort(mr_store_txn *tx) { es_txn_free((etxn *)tx); }
 
 static void e_stats(mr_store *st, mr_store_stats *out)
 {
@@ -846,224 +577,21 @@ static void e_close(mr_store *st)
     mr_free(s);
 }
 
-static const mr_store_vtbl etcd_vtbl = {
+const mr_store_vtbl es_vtbl = {
     .name = "etcd",
     .begin = e_begin,
     .get = e_get,
     .put = e_put,
     .del = e_del,
     .list = e_list,
-    .commit = e_commit,
+    .commit = es_commit,
     .abort = e_abort,
     .stats = e_stats,
     .close = e_close,
     .sync = e_sync,
 };
 
-/* ---- meta entries ---- */
-
-static const char *prefix_or_default(const char *p) { return p != NULL ? p : "/marblerun/"; }
-
-static mr_result meta_name(const char *name, mr_buf *out)
-{
-    MR_ENSURE(name[0] != '\0' && strlen(name) < 64, MR_ERR_USAGE, "invalid meta entry name");
-    MR_GUARD(mr_buf_append_u8(out, (uint8_t)META));
-    MR_GUARD(mr_buf_append_str(out, name));
-    return mr_buf_nul_terminate(out);
-}
-
-MR_RESULT mr_etcd_store_put_meta(mr_store_txn *tx, const char *name, const uint8_t *v, size_t len,
-                                 bool del)
-{
-    MR_ENSURE(tx != NULL && tx->store->vt == &etcd_vtbl, MR_ERR_USAGE,
-              "meta entries exist only in the etcd store");
-    MR_ENSURE(strcmp(name, "rev") != 0 && strcmp(name, "keycheck") != 0, MR_ERR_USAGE,
-              "meta entry %s is the store's own", name);
-    mr_buf k;
-    mr_buf_init(&k, 0, 0);
-    mr_result r = meta_name(name, &k);
-    etxn *t = (etxn *)tx;
-    if (mr_ok(r))
-        r = note_write(t, (const char *)k.data, v, len, del);
-    for (size_t i = 0; mr_ok(r) && i < t->n_writes; i++)
-        if (strcmp(t->writes[i].key, (const char *)k.data) == 0)
-            t->writes[i].plain = true;
-    mr_buf_free(&k);
-    return r;
-}
-
-typedef struct meta_read {
-    mr_buf *out;
-    bool found;
-} meta_read;
-
-static mr_result meta_kv(void *arg, const Etcdserverpb__KeyValue *kv)
-{
-    meta_read *m = arg;
-    m->found = true;
-    MR_ENSURE(kv->value.len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "meta entry too large");
-    return mr_buf_append(m->out, kv->value.data, kv->value.len);
-}
-
-MR_RESULT mr_etcd_store_get_meta(mr_etcd *cli, const char *prefix, const char *name,
-                                 mr_buf *value, bool *found)
-{
-    mr_buf k;
-    mr_buf_init(&k, 0, 0);
-    meta_read m = {.out = value};
-    mr_result r = mr_buf_append_str(&k, prefix_or_default(prefix));
-    if (mr_ok(r))
-        r = meta_name(name, &k);
-    if (mr_ok(r)) /* without the NUL */
-        r = mr_etcd_range(cli, MR_SLICE(k.data, k.len - 1), MR_SLICE("", 0), 0, meta_kv, &m, NULL);
-    mr_buf_free(&k);
-    *found = m.found;
-    return r;
-}
-
-/* ---- creation and opening ---- */
-
-
-typedef struct found {
-    bool any;
-} found;
-
-static mr_result found_kv(void *arg, const Etcdserverpb__KeyValue *kv)
-{
-    (void)kv;
-    ((found *)arg)->any = true;
-    return MR_SUCCESS;
-}
-
-MR_RESULT mr_etcd_store_probe(mr_etcd *cli, const char *prefix, bool *has_state)
-{
-    mr_buf k;
-    mr_buf_init(&k, 0, 0);
-    found f = {false};
-    mr_result r = meta_key(prefix_or_default(prefix), "keycheck", &k);
-    if (mr_ok(r))
-        r = mr_etcd_range(cli, mr_buf_slice(&k), MR_SLICE("", 0), 0, found_kv, &f, NULL);
-    mr_buf_free(&k);
-    *has_state = f.any;
-    return r;
-}
-
-typedef struct check {
-    mr_slice key;
-    bool opened;
-    bool seen;
-} check;
-
-static mr_result check_kv(void *arg, const Etcdserverpb__KeyValue *kv)
-{
-    check *c = arg;
-    mr_buf plain;
-    mr_buf_init(&plain, 0, MR_BUF_SECRET);
-    c->seen = true;
-    c->opened = mr_ok(open_value(c->key, MR_SLICE(kv->key.data, kv->key.len),
-                                 MR_SLICE(kv->value.data, kv->value.len), &plain)) &&
-                plain.len == strlen(KEYCHECK_TEXT) &&
-                memcmp(plain.data, KEYCHECK_TEXT, plain.len) == 0;
-    mr_error_clear();
-    mr_buf_free(&plain);
-    return MR_SUCCESS;
-}
-
-MR_RESULT mr_etcd_store_check_key(mr_etcd *cli, const char *prefix, mr_slice key, bool *ok)
-{
-    mr_buf k;
-    mr_buf_init(&k, 0, 0);
-    check c = {.key = key};
-    mr_result r = meta_key(prefix_or_default(prefix), "keycheck", &k);
-    if (mr_ok(r))
-        r = mr_etcd_range(cli, mr_buf_slice(&k), MR_SLICE("", 0), 0, check_kv, &c, NULL);
-    mr_buf_free(&k);
-    MR_GUARD(r);
-    MR_ENSURE(c.seen, MR_ERR_NOT_FOUND, "etcd holds no state under %s", prefix_or_default(prefix));
-    *ok = c.opened;
-    return MR_SUCCESS;
-}
-
-MR_RESULT mr_etcd_store_create(mr_etcd *cli, const char *prefix, mr_slice key, mr_store *initial,
-                               bool *created)
-{
-    mr_result res = MR_FAILURE;
-    estore tmp;
-    mr_store_txn *it = NULL;
-    mr_store_list all = {0};
-    etxn *t = mr_calloc(1, sizeof(*t));
-    memset(&tmp, 0, sizeof(tmp));
-    mr_buf_init(&tmp.prefix, 0, 0);
-    *created = false;
-    MR_ENSURE_ALLOC(t);
-    MR_ENSURE_OUT(key.len == MR_STORE_DEK_LEN, MR_ERR_USAGE, "state key must be %u bytes",
-                  MR_STORE_DEK_LEN);
-    MR_GUARD_OUT(mr_buf_append_str(&tmp.prefix, prefix_or_default(prefix)));
-    MR_GUARD_OUT(mr_buf_nul_terminate(&tmp.prefix));
-    tmp.key = (uint8_t *)(uintptr_t)key.ptr;
-    t->s = &tmp;
-    /* the keycheck must not exist yet: exactly one creator wins */
-    MR_GUARD_OUT(note_read(t, "\x01keycheck", 0));
-    MR_GUARD_OUT(note_write(t, "\x01keycheck", (const uint8_t *)KEYCHECK_TEXT,
-                            strlen(KEYCHECK_TEXT), false));
-    MR_GUARD_OUT(mr_store_begin(initial, &it));
-    MR_GUARD_OUT(mr_store_scan(it, "", &all));
-    for (size_t i = 0; i < all.count; i++) {
-        MR_GUARD_OUT(check_key_name(all.items[i].key));
-        MR_GUARD_OUT(note_write(t, all.items[i].key, all.items[i].value.ptr,
-                                all.items[i].value.len, false));
-    }
-    /* the keycheck "read" compares as key "\x01keycheck" under the prefix */
-    txn_msg m;
-    memset(&m, 0, sizeof(m));
-    size_t nc = 2, no = t->n_writes + 1;
-    m.cmp = mr_calloc(nc, sizeof(*m.cmp));
-    m.cmpp = mr_calloc(nc, sizeof(*m.cmpp)); /* NOLINT(bugprone-sizeof-expression) */
-    m.ops = mr_calloc(no, sizeof(*m.ops));
-    m.opsp = mr_calloc(no, sizeof(*m.opsp)); /* NOLINT(bugprone-sizeof-expression) */
-    m.puts = mr_calloc(no, sizeof(*m.puts));
-    m.dels = mr_calloc(no, sizeof(*m.dels));
-    m.ekeys = mr_calloc(nc * 2 + no + 2, sizeof(*m.ekeys));
-    m.sealed = mr_calloc(no, sizeof(*m.sealed));
-    mr_result r = m.cmp && m.cmpp && m.ops && m.opsp && m.puts && m.dels && m.ekeys && m.sealed
-                      ? MR_SUCCESS
-                      : MR_FAILURE;
-    if (!mr_ok(r))
-        mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "out of memory");
-    if (mr_ok(r))
-        r = build_compares(t, &m);
-    if (mr_ok(r))
-        r = build_ops(t, &m);
-    if (mr_ok(r)) {
-        Etcdserverpb__TxnRequest req = ETCDSERVERPB__TXN_REQUEST__INIT;
-        req.n_compare = m.n_cmp;
-        req.compare = m.cmpp;
-        req.n_success = m.n_ops;
-        req.success = m.opsp;
-        int64_t rev = 0;
-        r = mr_etcd_txn(cli, &req, created, &rev);
-    }
-    msg_free(&m);
-    MR_GUARD_OUT(r);
-    res = MR_SUCCESS;
-out:
-    t->s = NULL;
-    for (size_t i = 0; i < t->n_reads; i++)
-        mr_free(t->reads[i].key);
-    for (size_t i = 0; i < t->n_writes; i++) {
-        mr_free(t->writes[i].key);
-        mr_buf_free(&t->writes[i].val);
-    }
-    mr_free(t->reads);
-    mr_free(t->writes);
-    mr_free(t);
-    mr_store_list_free(&all);
-    mr_store_abort(it);
-    mr_buf_free(&tmp.prefix);
-    return res;
-}
-
-static mr_result copy_volatile(estore *s, const mr_etcd_store_options *o)
+static MR_RESULT copy_volatile(estore *s, const mr_etcd_store_options *o)
 {
     if (o == NULL || o->n_volatile == 0)
         return MR_SUCCESS;
@@ -1086,7 +614,7 @@ MR_RESULT mr_store_open_etcd(mr_etcd *cli, mr_slice key, const mr_etcd_store_opt
         mr_etcd_close(cli);
         MR_BAIL(MR_ERR_INTERNAL, "out of memory");
     }
-    s->base.vt = &etcd_vtbl;
+    s->base.vt = &es_vtbl;
     s->cli = cli;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -1098,14 +626,14 @@ MR_RESULT mr_store_open_etcd(mr_etcd *cli, mr_slice key, const mr_etcd_store_opt
     s->key = mr_secret_alloc(MR_STORE_DEK_LEN);
     MR_ENSURE_ALLOC_OUT(s->key);
     memcpy(s->key, key.ptr, MR_STORE_DEK_LEN);
-    MR_GUARD_OUT(mr_buf_append_str(&s->prefix, prefix_or_default(opts != NULL ? opts->prefix : NULL)));
+    MR_GUARD_OUT(mr_buf_append_str(&s->prefix, es_prefix_or_default(opts != NULL ? opts->prefix : NULL)));
     MR_GUARD_OUT(mr_etcd_prefix_end(mr_buf_slice(&s->prefix), &s->end));
     MR_GUARD_OUT(mr_buf_nul_terminate(&s->prefix));
     MR_GUARD_OUT(copy_volatile(s, opts));
     MR_GUARD_OUT(mr_store_open_memory(&s->cache));
     MR_GUARD_OUT(load(s, false));
     MR_GUARD_OUT(mr_etcd_watch(s->cli, mr_buf_slice(&s->prefix), mr_buf_slice(&s->end),
-                               s->applied + 1, on_watch, s));
+                               s->applied + 1, es_on_watch, s));
     *out = &s->base;
     s = NULL;
     res = MR_SUCCESS;

@@ -190,7 +190,7 @@ MR_RESULT kv_load_set(kv *k, const char *key, size_t klen, const uint8_t *val, s
                       bool del, uint64_t rev);
 /* Visits the live keys at the durable revision in order (lock held by the caller or
  * single-threaded). Stops at the first failure. */
-typedef mr_result (*kv_visit_fn)(void *ctx, const node *n, const ver *v);
+typedef MR_RESULT (*kv_visit_fn)(void *ctx, const node *n, const ver *v);
 MR_RESULT kv_visit_durable(kv *k, kv_visit_fn fn, void *ctx);
 
 extern const mr_store_vtbl mr_kv_vtbl;
