@@ -39,8 +39,24 @@ static const mr_config_var vars[] = {
      "are closed (1..3600000); requests already being handled still finish before exit."},
     /* A group of instances sharing one state (MarbleRun-C; docs/distributed.md) */
     {"EDG_COORDINATOR_STORE", "embedded", "coordinator",
-     "Where the state lives: embedded (the seal directory) or etcd (shared by every instance "
-     "with the same etcd settings)."},
+     "Where the state lives: embedded (the seal directory), etcd (shared by every instance "
+     "with the same etcd settings) or kubernetes (Secrets of the namespace, shared by the "
+     "instances of one deployment)."},
+    {"EDG_STORE_BACKEND", NULL, "coordinator",
+     "MarbleRun's name for the same choice: k8s-secret means kubernetes (used when "
+     "EDG_COORDINATOR_STORE is not set)."},
+    {"EDG_K8S_NAMESPACE", NULL, "coordinator",
+     "kubernetes store: namespace of the state; default the service account's."},
+    {"EDG_K8S_STATE_NAME", "marblerun-state", "coordinator",
+     "kubernetes store: name of the state Secret (its shards are <name>-<n>)."},
+    {"EDG_K8S_SERVICE_NAME", "coordinator-key-api", "coordinator",
+     "kubernetes store: the key-API Service whose EndpointSlices list the peer instances."},
+    {"EDG_K8S_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount",
+     "coordinator", "kubernetes store: where the service-account token, CA and namespace are."},
+    {"KUBERNETES_SERVICE_HOST", NULL, "coordinator",
+     "kubernetes store: the API server (also read as EDG_KUBERNETES_SERVICE_HOST)."},
+    {"KUBERNETES_SERVICE_PORT", "443", "coordinator",
+     "kubernetes store: the API server's port (also read as EDG_KUBERNETES_SERVICE_PORT)."},
     {"EDG_COORDINATOR_ETCD_ENDPOINTS", NULL, "coordinator",
      "etcd store: comma-separated http:// or https:// URLs of the etcd members."},
     {"EDG_COORDINATOR_ETCD_PREFIX", "/marblerun/", "coordinator",

@@ -214,10 +214,22 @@ static MR_RESULT run(daemon_t *d)
         .etcd_key = mr_config_get("EDG_COORDINATOR_ETCD_KEY"),
         .peers = mr_config_get("EDG_COORDINATOR_PEERS"),
     };
-    const char *store = mr_config_get("EDG_COORDINATOR_STORE");
-    MR_ENSURE(strcmp(store, "embedded") == 0 || strcmp(store, "etcd") == 0, MR_ERR_USAGE,
-              "EDG_COORDINATOR_STORE must be embedded or etcd, not %s", store);
-    if (strcmp(store, "etcd") == 0)
+    const char *store = getenv("EDG_COORDINATOR_STORE");
+    const char *upstream = getenv("EDG_STORE_BACKEND");
+    if ((store == NULL || store[0] == '\0') && upstream != NULL && strcmp(upstream, "k8s-secret") == 0)
+        store = "kubernetes";
+    if (store == NULL || store[0] == '\0')
+        store = "embedded";
+    MR_ENSURE(strcmp(store, "embedded") == 0 || strcmp(store, "etcd") == 0 ||
+                  strcmp(store, "kubernetes") == 0,
+              MR_ERR_USAGE, "EDG_COORDINATOR_STORE must be embedded, etcd or kubernetes, not %s",
+              store);
+    dist.kubernetes = strcmp(store, "kubernetes") == 0;
+    dist.k8s_namespace = mr_config_get("EDG_K8S_NAMESPACE");
+    dist.k8s_state = mr_config_get("EDG_K8S_STATE_NAME");
+    dist.k8s_service = mr_config_get("EDG_K8S_SERVICE_NAME");
+    dist.k8s_sa_dir = mr_config_get("EDG_K8S_SERVICE_ACCOUNT_DIR");
+    if (strcmp(store, "embedded") != 0)
         cfg.dist = &dist;
     MR_GUARD(mr_core_open(&cfg, &d->core));
     MR_GUARD(startup_manifest(d));
@@ -238,7 +250,7 @@ static void usage(FILE *f)
           "  EDG_COORDINATOR_PROMETHEUS_ADDR  metrics listen address (default: none)\n"
           "  EDG_COORDINATOR_DNS_NAMES        SANs of the Coordinator certificates (default localhost)\n"
           "  EDG_COORDINATOR_SEAL_DIR         sealed state directory\n"
-          "  EDG_COORDINATOR_STORE            embedded (default) or etcd (docs/distributed.md)\n"
+          "  EDG_COORDINATOR_STORE            embedded (default), etcd or kubernetes\n"
           "                                   (default ./marblerun-coordinator-data)\n"
           "  EDG_COORDINATOR_KEK              key-encryption key: gramine, file:<path> or none\n"
           "  EDG_COORDINATOR_KEY_CURVE        P-256 (default) or P-384\n"

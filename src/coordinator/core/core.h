@@ -50,11 +50,16 @@ enum {
 
 /* A Coordinator instance of a group sharing one state in etcd (docs/distributed.md). */
 typedef struct mr_core_dist_config {
+    bool kubernetes;            /* the kubernetes store (Secrets) instead of etcd */
     const char *etcd_endpoints; /* comma-separated http(s):// URLs */
     const char *etcd_prefix;    /* NULL = "/marblerun/" */
     const char *etcd_ca;        /* PEM paths for TLS to etcd; NULL = none */
     const char *etcd_cert;
     const char *etcd_key;
+    const char *k8s_namespace;  /* NULL: the service account's namespace */
+    const char *k8s_state;      /* state Secret; NULL: marblerun-state */
+    const char *k8s_service;    /* key-API Service (EndpointSlices); NULL: coordinator-key-api */
+    const char *k8s_sa_dir;     /* NULL: /var/run/secrets/kubernetes.io/serviceaccount */
     const char *peers;          /* key API peers, comma-separated host:port */
     unsigned peer_timeout_ms;   /* for asking the peers at startup; 0 = 10 s */
 } mr_core_dist_config;

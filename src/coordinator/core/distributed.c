@@ -36,21 +36,20 @@
 #include "coordinator/core/core_int.h"
 #include "coordinator/core/recovery.h"
 #include "coordinator/keyx/keyx.h"
-#include "coordinator/store/etcd_store.h"
+#include "coordinator/store/shared.h"
 #include "crypto/rand.h"
 
-#define DEFAULT_PREFIX "/marblerun/"
 #define DEFAULT_PEER_TIMEOUT_MS 5000u
 #define FETCH_INTERVAL_MS 2000u
 #define RETRIES 8
 #define META_RECOVERY "recovery"
 
 struct core_dist {
-    char *endpoints, *prefix, *ca, *cert, *key, *peers;
+    char *peers;               /* EDG_COORDINATOR_PEERS (kubernetes: also EndpointSlices) */
     unsigned peer_timeout_ms;
     mr_keyx *keyx;
-    mr_etcd *cli;              /* for what is read without the key: probe, keycheck, meta */
-    atomic_bool serving;       /* c->store is the etcd store (not recovery mode) */
+    mr_shared *be;             /* for what is read without the key: probe, keycheck, meta */
+    atomic_bool serving;       /* c->store is the shared store (not recovery mode) */
     atomic_uint_fast64_t epoch_rev; /* state revision the published epoch was built at */
     pthread_t fetcher;
     bool fetcher_started;
@@ -92,38 +91,23 @@ static MR_RESULT dup_opt(const char *in, char **out)
 
 static MR_RESULT copy_cfg(struct core_dist *d, const mr_core_dist_config *cfg)
 {
-    MR_ENSURE(cfg->etcd_endpoints != NULL && cfg->etcd_endpoints[0] != '\0', MR_ERR_USAGE,
-              "the etcd store needs EDG_COORDINATOR_ETCD_ENDPOINTS");
-    MR_GUARD(dup_opt(cfg->etcd_endpoints, &d->endpoints));
-    MR_GUARD(dup_opt(cfg->etcd_prefix != NULL && cfg->etcd_prefix[0] != '\0' ? cfg->etcd_prefix
-                                                                            : DEFAULT_PREFIX,
-                     &d->prefix));
-    MR_GUARD(dup_opt(cfg->etcd_ca, &d->ca));
-    MR_GUARD(dup_opt(cfg->etcd_cert, &d->cert));
-    MR_GUARD(dup_opt(cfg->etcd_key, &d->key));
     MR_GUARD(dup_opt(cfg->peers, &d->peers));
-    MR_ENSURE((d->cert == NULL) == (d->key == NULL), MR_ERR_USAGE,
-              "EDG_COORDINATOR_ETCD_CERT and EDG_COORDINATOR_ETCD_KEY go together");
     d->peer_timeout_ms = cfg->peer_timeout_ms != 0 ? cfg->peer_timeout_ms : DEFAULT_PEER_TIMEOUT_MS;
-    return MR_SUCCESS;
+    mr_shared_config sc = {
+        .kind = cfg->kubernetes ? MR_SHARED_KUBERNETES : MR_SHARED_ETCD,
+        .etcd_endpoints = cfg->etcd_endpoints, .etcd_prefix = cfg->etcd_prefix,
+        .etcd_ca = cfg->etcd_ca, .etcd_cert = cfg->etcd_cert, .etcd_key = cfg->etcd_key,
+        .k8s_namespace = cfg->k8s_namespace, .k8s_state = cfg->k8s_state,
+        .k8s_service = cfg->k8s_service, .k8s_sa_dir = cfg->k8s_sa_dir,
+    };
+    return mr_shared_open(&sc, &d->be);
 }
 
-static MR_RESULT open_client(const struct core_dist *d, mr_etcd **out)
-{
-    mr_etcd_config ec = {.endpoints = d->endpoints, .ca_file = d->ca, .cert_file = d->cert,
-                         .key_file = d->key};
-    return mr_etcd_open(&ec, out);
-}
-
-/* A store on the shared state with key (its own etcd client). */
+/* A store on the shared state with key (its own connections). */
 static MR_RESULT open_store(mr_core *c, mr_slice key, mr_store **out)
 {
-    struct core_dist *d = c->dist;
-    mr_etcd *cli = NULL;
-    mr_etcd_store_options o = {.prefix = d->prefix, .volatile_prefixes = volatile_prefixes,
-                               .n_volatile = MR_ARRAY_LEN(volatile_prefixes)};
-    MR_GUARD(open_client(d, &cli));
-    return mr_store_open_etcd(cli, key, &o, out); /* takes cli over */
+    return mr_shared_open_store(c->dist->be, key, volatile_prefixes,
+                                MR_ARRAY_LEN(volatile_prefixes), out);
 }
 
 static MR_RESULT accept_key(void *arg, mr_slice key, bool *ok)
@@ -132,7 +116,7 @@ static MR_RESULT accept_key(void *arg, mr_slice key, bool *ok)
     *ok = false;
     if (key.len != MR_STORE_DEK_LEN)
         return MR_SUCCESS;
-    return mr_etcd_store_check_key(d->cli, d->prefix, key, ok);
+    return mr_shared_check_key(d->be, key, ok);
 }
 
 /* Serves the shared state with key: sealed for this host, the store opened, the epoch built
@@ -176,11 +160,10 @@ static MR_RESULT create_state(mr_core *c, core_epoch **e, bool *created)
     MR_ENSURE_ALLOC(key);
     MR_GUARD_OUT(mr_crypto_random_key(key, MR_STORE_DEK_LEN));
     MR_GUARD_OUT(core_fresh_state(c, MR_STATE_ACCEPTING_MANIFEST, &mem, &tmp));
-    MR_GUARD_OUT(mr_etcd_store_create(c->dist->cli, c->dist->prefix,
-                                      MR_SLICE(key, MR_STORE_DEK_LEN), mem, created));
+    MR_GUARD_OUT(mr_shared_create(c->dist->be, MR_SLICE(key, MR_STORE_DEK_LEN), mem, created));
     if (*created) {
         MR_GUARD_OUT(serve_with(c, MR_SLICE(key, MR_STORE_DEK_LEN), NULL, NULL, e));
-        MR_LOG_INFO("created the shared state in etcd", MR_F_STR("prefix", c->dist->prefix));
+        MR_LOG_INFO("created the shared state", MR_F_STR("in", mr_shared_where(c->dist->be)));
     }
     res = MR_SUCCESS;
 out:
@@ -221,16 +204,28 @@ static MR_RESULT try_sealed(mr_core *c, core_epoch **e, bool *done)
 /* One pass over the peers; *got says whether key holds a key that opens the state. */
 static void fetch_key(struct core_dist *d, unsigned timeout_ms, mr_buf *key, bool *got)
 {
+    mr_buf peers;
+    mr_buf_init(&peers, 0, 0);
     *got = false;
-    if (d->peers == NULL)
-        return;
-    if (mr_ok(mr_keyx_fetch(d->keyx, d->peers, timeout_ms, accept_key, d, key))) {
+    if (!mr_ok(mr_shared_peers(d->be, d->peers, &peers))) {
+        MR_LOG_INFO("the peers cannot be listed", MR_F_ERR());
+        mr_error_clear();
+    } else if (peers.len > 0 && peers.data[0] != '\0' &&
+               mr_ok(mr_keyx_fetch(d->keyx, (const char *)peers.data, timeout_ms, accept_key, d,
+                                   key))) {
         *got = true;
         MR_LOG_INFO("got the state key from a peer");
-        return;
+    } else if (peers.len > 0 && peers.data[0] != '\0') {
+        MR_LOG_INFO("no peer released the state key", MR_F_ERR());
+        mr_error_clear();
     }
-    MR_LOG_INFO("no peer released the state key", MR_F_ERR());
-    mr_error_clear();
+    mr_buf_free(&peers);
+}
+
+/* Whether there may be peers to ask (configured, or found through the Kubernetes API). */
+static bool may_have_peers(const struct core_dist *d, const mr_core *c)
+{
+    return d->peers != NULL || c->cfg.dist->kubernetes;
 }
 
 static MR_RESULT try_peers(mr_core *c, unsigned timeout_ms, core_epoch **e, bool *done)
@@ -251,7 +246,7 @@ static MR_RESULT startup_peers(mr_core *c, core_epoch **e, bool *done)
     for (;;) {
         uint64_t now = now_ms();
         MR_GUARD(try_peers(c, (unsigned)(until > now ? until - now : 1), e, done));
-        if (*done || c->dist->peers == NULL || now_ms() + 500 >= until)
+        if (*done || !may_have_peers(c->dist, c) || now_ms() + 500 >= until)
             return MR_SUCCESS;
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
         (void)nanosleep(&ts, NULL);
@@ -312,7 +307,7 @@ static void *fetch_loop(void *arg)
 static MR_RESULT start_fetcher(mr_core *c)
 {
     struct core_dist *d = c->dist;
-    if (d->peers == NULL)
+    if (!may_have_peers(d, c))
         return MR_SUCCESS;
     MR_ENSURE(pthread_create(&d->fetcher, NULL, fetch_loop, c) == 0, MR_ERR_INTERNAL,
               "cannot start the key fetch thread");
@@ -332,8 +327,7 @@ static MR_RESULT dist_new(mr_core *c)
     atomic_init(&d->epoch_rev, 0);
     c->dist = d;
     MR_GUARD(copy_cfg(d, c->cfg.dist));
-    MR_GUARD(mr_keyx_new(c->cfg.issuer, &c->cfg.verify, &d->keyx));
-    return open_client(d, &d->cli);
+    return mr_keyx_new(c->cfg.issuer, &c->cfg.verify, &d->keyx);
 }
 
 MR_RESULT core_dist_load(mr_core *c, core_epoch **e)
@@ -343,7 +337,7 @@ MR_RESULT core_dist_load(mr_core *c, core_epoch **e)
     *e = NULL;
     MR_GUARD(dist_new(c));
     MR_GUARD(mr_sealer_open(&sc, &c->sealer));
-    MR_GUARD(mr_etcd_store_probe(c->dist->cli, c->dist->prefix, &has_state));
+    MR_GUARD(mr_shared_probe(c->dist->be, &has_state));
     if (!has_state)
         MR_GUARD(create_state(c, e, &done));
     if (!done)
@@ -372,12 +366,7 @@ void core_dist_free(mr_core *c)
         pthread_join(d->fetcher, NULL);
     }
     mr_keyx_free(d->keyx);
-    mr_etcd_close(d->cli);
-    mr_free(d->endpoints);
-    mr_free(d->prefix);
-    mr_free(d->ca);
-    mr_free(d->cert);
-    mr_free(d->key);
+    mr_shared_close(d->be);
     mr_free(d->peers);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
@@ -500,13 +489,13 @@ static MR_RESULT issue_recovery(mr_core *c, const mr_manifest *m, mr_store_txn *
     if (mr_ok(r))
         r = core_recovery_issue_shared(c, m, mr_buf_slice(&dek), out, &data);
     if (mr_ok(r))
-        r = mr_etcd_store_put_meta(t, META_RECOVERY, data.data, data.len, data.len == 0);
+        r = mr_store_put_meta(t, META_RECOVERY, data.data, data.len, data.len == 0);
     mr_buf_free(&dek);
     mr_buf_free(&data);
     return r;
 }
 
-static MR_RESULT state_is(mr_store_txn *t, char want)
+static MR_RESULT state_is(mr_store_txn *t, uint8_t want)
 {
     mr_buf v;
     bool found = false;
@@ -527,11 +516,11 @@ MR_RESULT core_dist_persist_new_state(mr_core *c, const mr_manifest *m, mr_store
     core_epoch *prev = core_epoch_get(c), *e = NULL;
     memset(out, 0, sizeof(*out));
     MR_ENSURE_OUT(atomic_load(&c->dist->serving), MR_ERR_STATE,
-                  "setting a new manifest in recovery mode is not supported with the etcd "
-                  "store: recover the state, or delete the prefix %s from etcd to start over",
-                  c->dist->prefix);
+                  "setting a new manifest in recovery mode is not supported with a shared store: "
+                  "recover the state, or delete the %s to start over",
+                  mr_shared_where(c->dist->be));
     MR_GUARD_OUT(mr_store_begin(c->store, &t));
-    MR_GUARD_OUT(state_is(t, '0' + MR_STATE_ACCEPTING_MANIFEST));
+    MR_GUARD_OUT(state_is(t, (uint8_t)('0' + MR_STATE_ACCEPTING_MANIFEST)));
     MR_GUARD_OUT(stamp(c, t, prev));
     MR_GUARD_OUT(replace_all(t, *next));
     MR_GUARD_OUT(issue_recovery(c, m, t, out));
@@ -610,7 +599,7 @@ MR_RESULT core_dist_adopt(mr_core *c, mr_slice key, mr_store *st)
 
 MR_RESULT core_dist_get_recovery_data(mr_core *c, mr_buf *json, bool *found)
 {
-    return mr_etcd_store_get_meta(c->dist->cli, c->dist->prefix, META_RECOVERY, json, found);
+    return mr_shared_get_meta(c->dist->be, META_RECOVERY, json, found);
 }
 
 /* ---- the key API ---- */

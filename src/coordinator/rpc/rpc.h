@@ -71,6 +71,25 @@ X509 *mr_rpc_peer_cert(const mr_rpc_conn *c);
 MR_RESULT mr_rpc_call(mr_rpc_conn *c, const char *path, mr_slice req, size_t max_resp,
                       uint64_t deadline_ms, mr_buf *resp, mr_grpc_code *status);
 
+/* A plain HTTP/2 request (the Kubernetes API): method, path with query, extra headers and a
+ * body (may be empty). On an answer, *http_status is its status and its body (at most max_resp
+ * bytes) is appended to resp — for any status; the caller judges it. Transport failures and
+ * deadlines as for calls (MR_ERR_UNAVAILABLE; the connection is then unusable); an answer
+ * over max_resp fails with MR_ERR_TOO_LARGE. */
+typedef struct mr_rpc_header {
+    const char *name; /* lower case */
+    const char *value;
+} mr_rpc_header;
+typedef struct mr_rpc_http_req {
+    const char *method;
+    const char *path;
+    const mr_rpc_header *headers;
+    size_t n_headers;
+    mr_slice body;
+} mr_rpc_http_req;
+MR_RESULT mr_rpc_http(mr_rpc_conn *c, const mr_rpc_http_req *rq, size_t max_resp,
+                      uint64_t deadline_ms, int *http_status, mr_buf *resp);
+
 /* A bidirectional stream on c (at most one open per connection at a time here). */
 MR_RESULT mr_rpc_stream_open(mr_rpc_conn *c, const char *path, size_t max_msg,
                              mr_rpc_stream **out);

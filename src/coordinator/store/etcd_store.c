@@ -12,6 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "coordinator/store/sealed_value.h"
 #include "crypto/aead.h"
 #include "crypto/rand.h"
 
@@ -20,54 +21,16 @@ const char *es_prefix_or_default(const char *p) { return p != NULL ? p : "/marbl
 
 /* ---- sealing of one value ---- */
 
-static MR_RESULT aad_for(mr_slice ekey, mr_buf *aad)
-{
-    MR_GUARD(mr_buf_append(aad, AAD_TAG, sizeof(AAD_TAG))); /* with its NUL */
-    return mr_buf_append(aad, ekey.ptr, ekey.len);
-}
-
 MR_RESULT es_seal_value(mr_slice key, mr_slice ekey, mr_slice plain, mr_buf *out)
 {
-    mr_result res = MR_FAILURE;
-    mr_buf aad;
-    mr_buf_init(&aad, 0, 0);
-    uint8_t nonce[MR_AEAD_NONCE_LEN];
-    MR_GUARD_OUT(aad_for(ekey, &aad));
-    MR_GUARD_OUT(mr_crypto_random_key(nonce, sizeof(nonce)));
-    MR_GUARD_OUT(mr_buf_reserve(out, MR_AEAD_NONCE_LEN + plain.len + MR_AEAD_TAG_LEN));
-    MR_GUARD_OUT(mr_buf_append(out, nonce, sizeof(nonce)));
-    uint8_t *ct = out->data + out->len;
-    MR_GUARD_OUT(mr_aead_encrypt(key, nonce, mr_buf_slice(&aad), plain, ct,
-                                 ct + plain.len));
-    out->len += plain.len + MR_AEAD_TAG_LEN;
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&aad);
-    return res;
+    return mr_sv_seal(key, AAD_TAG, ekey, plain, out);
 }
 
-/* Appends the plaintext to out (an MR_BUF_SECRET buffer); MR_ERR_PROTOCOL when it does not
- * open (wrong key, tampering, a value copied from another key). */
+/* MR_ERR_CORRUPT when it does not open (wrong key, tampering, a value copied from another
+ * key). */
 MR_RESULT es_open_value(mr_slice key, mr_slice ekey, mr_slice sealed, mr_buf *out)
 {
-    mr_result res = MR_FAILURE;
-    mr_buf aad;
-    mr_buf_init(&aad, 0, 0);
-    MR_ENSURE_OUT(sealed.len >= MR_AEAD_NONCE_LEN + MR_AEAD_TAG_LEN, MR_ERR_PROTOCOL,
-                  "sealed state is corrupted: value of %.*s too short", (int)ekey.len, ekey.ptr);
-    size_t n = sealed.len - MR_AEAD_NONCE_LEN - MR_AEAD_TAG_LEN;
-    MR_GUARD_OUT(aad_for(ekey, &aad));
-    MR_GUARD_OUT(mr_buf_reserve(out, n + 1));
-    if (!mr_ok(mr_aead_decrypt(key, sealed.ptr, mr_buf_slice(&aad),
-                               MR_SLICE(sealed.ptr + MR_AEAD_NONCE_LEN, n),
-                               sealed.ptr + MR_AEAD_NONCE_LEN + n, out->data + out->len)))
-        MR_BAIL_OUT(MR_ERR_CORRUPT, "sealed state is corrupted: value of %.*s does not open",
-                    (int)ekey.len, ekey.ptr);
-    out->len += n;
-    res = MR_SUCCESS;
-out:
-    mr_buf_free(&aad);
-    return res;
+    return mr_sv_open(key, AAD_TAG, ekey, sealed, out);
 }
 
 MR_RESULT es_meta_key(const char *prefix, const char *name, mr_buf *out)
@@ -497,7 +460,7 @@ static MR_RESULT e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out
     for (size_t i = 0; i < raw.count; i++) {
         int64_t rev = 0;
         uint8_t kind = CV_OK;
-        mr_slice plain;
+        mr_slice plain = {0};
         mr_result r = cv_decode(raw.items[i].value, &rev, &kind, &plain);
         if (mr_ok(r) && kind == CV_CORRUPT) {
             mr_error_set(MR_ERR_CORRUPT, __FILE__, __LINE__,
@@ -589,6 +552,7 @@ const mr_store_vtbl es_vtbl = {
     .stats = e_stats,
     .close = e_close,
     .sync = e_sync,
+    .put_meta = mr_etcd_store_put_meta,
 };
 
 static MR_RESULT copy_volatile(estore *s, const mr_etcd_store_options *o)

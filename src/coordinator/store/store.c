@@ -328,6 +328,15 @@ MR_RESULT mr_store_sync(mr_store *s, uint64_t *state_rev)
     return s->vt->sync != NULL ? s->vt->sync(s, state_rev) : MR_SUCCESS;
 }
 
+MR_RESULT mr_store_put_meta(mr_store_txn *t, const char *name, const uint8_t *v, size_t len,
+                            bool del)
+{
+    MR_ENSURE_REF(t);
+    MR_ENSURE(t->store->vt->put_meta != NULL, MR_ERR_USAGE,
+              "meta entries exist only in shared stores");
+    return t->store->vt->put_meta(t, name, v, len, del);
+}
+
 MR_RESULT mr_store_get(mr_store_txn *t, const char *key, mr_buf *value, bool *found)
 {
     MR_ENSURE_REF(t);

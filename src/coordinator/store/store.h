@@ -126,8 +126,10 @@ typedef struct mr_store_vtbl {
     void (*abort)(mr_store_txn *t);
     void (*stats)(mr_store *s, mr_store_stats *out);
     void (*close)(mr_store *s);
-    /* Shared backends only (NULL for local ones): see mr_store_sync. */
+    /* Shared backends only (NULL for local ones): see mr_store_sync, mr_store_put_meta. */
     MR_RESULT (*sync)(mr_store *s, uint64_t *state_rev);
+    MR_RESULT (*put_meta)(mr_store_txn *t, const char *name, const uint8_t *v, size_t len,
+                          bool del);
 } mr_store_vtbl;
 
 /* Every backend's store and transaction objects start with these headers. */
@@ -197,6 +199,11 @@ void mr_store_abort(mr_store_txn *t);
  * moved. Local backends are always current and answer 0. A shared backend that cannot reach
  * its peers fails (MR_ERR_UNAVAILABLE) rather than vouch for a stale view. */
 MR_RESULT mr_store_sync(mr_store *s, uint64_t *state_rev);
+/* Shared backends: writes (or with del removes) the public meta entry `name` beside the state,
+ * UNSEALED, in t's commit (the recovery data, readable without the state key). Local stores:
+ * MR_ERR_USAGE. */
+MR_RESULT mr_store_put_meta(mr_store_txn *t, const char *name, const uint8_t *v, size_t len,
+                            bool del);
 
 /* Convenience: one-key transactions. */
 MR_RESULT mr_store_get1(mr_store *s, const char *key, mr_buf *value, bool *found);

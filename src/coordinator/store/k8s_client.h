@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A small client of the Kubernetes API for the Coordinator's kubernetes store backend: Secrets
+ * and ConfigMaps of one namespace read and written whole (with resourceVersion compare-and-
+ * swap), and the addresses behind a Service from its EndpointSlices. HTTP/2 over TLS
+ * (coordinator/rpc), JSON with jansson.
+ *
+ * In-cluster configuration (defaults): the API at KUBERNETES_SERVICE_HOST/PORT (or the same
+ * names with EDG_ in front, which enclave runtimes pass on), the service-account token, CA and
+ * namespace in /var/run/secrets/kubernetes.io/serviceaccount/. The token file is read again
+ * when it changes (projected tokens rotate).
+ *
+ * Errors: an API that cannot be reached, answers 429 or 5xx, or does not answer within
+ * timeout_ms fails with MR_ERR_UNAVAILABLE "kubernetes API unavailable: ..."; any other
+ * refusal (401, 403, 422, ...) with MR_ERR_INTERNAL "kubernetes refused the request: <code>
+ * <reason>: <message>".
+ *
+ * Threads: any number of threads may call at once (a small pool of connections).
+ */
+#ifndef MR_COORDINATOR_STORE_K8S_CLIENT_H
+#define MR_COORDINATOR_STORE_K8S_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/result.h"
+
+typedef struct mr_k8s mr_k8s;
+
+typedef struct mr_k8s_config {
+    const char *host;       /* NULL: (EDG_)KUBERNETES_SERVICE_HOST */
+    const char *port;       /* NULL: (EDG_)KUBERNETES_SERVICE_PORT, else 443 */
+    const char *sa_dir;     /* NULL: /var/run/secrets/kubernetes.io/serviceaccount */
+    const char *ns;         /* NULL: <sa_dir>/namespace */
+    unsigned timeout_ms;    /* 0: 5000 */
+} mr_k8s_config;
+
+MR_RESULT mr_k8s_open(const mr_k8s_config *cfg, mr_k8s **out);
+void mr_k8s_close(mr_k8s *k);
+const char *mr_k8s_namespace(const mr_k8s *k);
+
+/* One data entry of an object (its bytes, decoded). */
+typedef struct mr_k8s_entry {
+    char *name;
+    mr_buf value; /* MR_BUF_SECRET: entries may be sealed key material */
+} mr_k8s_entry;
+
+typedef struct mr_k8s_obj {
+    bool found;
+    char rv[64];          /* metadata.resourceVersion */
+    mr_k8s_entry *items;
+    size_t count;
+} mr_k8s_obj;
+void mr_k8s_obj_free(mr_k8s_obj *o);
+/* The entry called name, or NULL. */
+const mr_k8s_entry *mr_k8s_obj_entry(const mr_k8s_obj *o, const char *name);
+
+typedef enum mr_k8s_kind { MR_K8S_SECRET = 0, MR_K8S_CONFIGMAP = 1 } mr_k8s_kind;
+
+/* GET (a quorum read: the newest committed object); out->found = false for 404. */
+MR_RESULT mr_k8s_get(mr_k8s *k, mr_k8s_kind kind, const char *name, mr_k8s_obj *out);
+
+/* Writes the object with exactly these entries (Secret: data; ConfigMap: binaryData) and the
+ * label app.kubernetes.io/part-of=marblerun. rv NULL creates it (POST); otherwise it replaces
+ * the object whose resourceVersion is rv (PUT). *conflict when the object was created or
+ * changed by someone else first (409): nothing was written. new_rv receives the written
+ * object's resourceVersion. */
+MR_RESULT mr_k8s_put(mr_k8s *k, mr_k8s_kind kind, const char *name, const char *rv,
+                     const mr_k8s_entry *items, size_t n, bool *conflict, char new_rv[64]);
+
+/* Deletes the object (absent is fine). With rv, only while its resourceVersion is rv. */
+MR_RESULT mr_k8s_delete(mr_k8s *k, mr_k8s_kind kind, const char *name, const char *rv);
+
+/* Every ready address of the Service's EndpointSlices (label kubernetes.io/service-name) with
+ * the port called port_name, appended to peers as "host:port" joined by commas ("[v6]:port"
+ * for IPv6). */
+MR_RESULT mr_k8s_service_peers(mr_k8s *k, const char *service, const char *port_name,
+                               mr_buf *peers);
+
+#endif
