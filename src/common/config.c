@@ -100,6 +100,10 @@ static const mr_config_var vars[] = {
     {"EDG_MARBLE_TTLS_ACCEPT_WAIT_MS", "1000", "marble",
      "TTLS: how long a blocking accept() waits for the handshake before it returns the "
      "connection anyway (0..60000); a handshake that fails within it gives ECONNABORTED."},
+    {"EDG_MARBLE_TTLS_CONNECT_WAIT_MS", "10000", "marble",
+     "TTLS: how long a blocking connect() waits for the handshake (0..3600000); a handshake "
+     "that fails within it gives ECONNREFUSED, one still running is finished in the background "
+     "(the server may not have called accept() yet)."},
     {"EDG_MARBLE_TTLS_THREADS", "1", "marble", "TTLS: engine threads per process (1..16)."},
 };
 

@@ -76,7 +76,8 @@ enum { ST_PENDING = 0, ST_OPEN, ST_FAILED };
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(_Atomic(uintptr_t) *) g_slots[CHUNKS];
 static _Atomic(mr_ttls_config *) g_active;
-static mr_ttls_opts g_opts = {.handshake_timeout_ms = 10000, .accept_wait_ms = 1000, .threads = 1};
+static mr_ttls_opts g_opts = {
+    .handshake_timeout_ms = 10000, .accept_wait_ms = 1000, .connect_wait_ms = 10000, .threads = 1};
 
 static uintptr_t slot_get(int fd)
 {
@@ -912,14 +913,19 @@ static bool swap_in(int fd, int app)
     return true;
 }
 
+/* Takes over a TCP socket whose connect() is under way (or done): the app end goes to the
+ * application's fd number at once, unwritable until the handshake is done. A blocking
+ * connect() then waits for the handshake up to connect_wait_ms (a server that has not called
+ * accept() yet cannot shake hands: the connection is handed over anyway, as plain TCP would
+ * complete it from the listen queue). ret_errno: what a non-blocking connect() answers
+ * (EINPROGRESS), or EINTR, or 0 for a blocking one. */
 static int client_start(int fd, const mr_ttls_entry *e, const char *name,
                         const struct sockaddr *sa, socklen_t len, int fl, bool connected,
-                        int async_errno)
+                        int ret_errno)
 {
     int sv[2] = {-1, -1}, tcp = -1, err = ENOMEM;
     meta *m = NULL;
     conn *c = NULL;
-    bool async = async_errno != 0;
     tcp = mr_ttls_real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (tcp < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
         err = errno;
@@ -939,100 +945,72 @@ static int client_start(int fd, const mr_ttls_entry *e, const char *name,
     c = conn_new(e, m, tcp, sv[1], true, name);
     if (c == NULL)
         goto fail;
-    if ((fl & O_NONBLOCK) == 0 &&
-        mr_ttls_real.fcntl(tcp, F_SETFL, fl | O_NONBLOCK) != 0) { /* shared with fd */
+    c->phase = connected ? PH_HANDSHAKE : PH_CONNECTING;
+    /* unwritable until the handshake is done: a tiny send buffer, filled */
+    int sb = 0, one = 1;
+    socklen_t sl = sizeof(sb);
+    if (mr_ttls_real.getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sb, &sl) == 0)
+        c->sndbuf = sb / 2; /* the kernel doubles what is set */
+    (void)mr_ttls_real.setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+    static const uint8_t junk[512];
+    for (int i = 0; i < 256; i++) {
+        ssize_t n = send(sv[0], junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        c->junk += (size_t)n;
+    }
+    c->adup = mr_ttls_real.fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+    if (c->adup < 0 || ((fl & O_NONBLOCK) == 0 && mr_ttls_real.fcntl(sv[0], F_SETFL, O_RDWR) != 0) ||
+        ((fl & O_NONBLOCK) == 0 && mr_ttls_real.fcntl(tcp, F_SETFL, fl | O_NONBLOCK) != 0)) {
         err = errno;
         goto fail;
     }
-    c->phase = connected ? PH_HANDSHAKE : PH_CONNECTING;
-    if (async) {
-        /* unwritable until the handshake is done: a tiny send buffer, filled */
-        int sb = 0, one = 1;
-        socklen_t sl = sizeof(sb);
-        if (mr_ttls_real.getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sb, &sl) == 0)
-            c->sndbuf = sb / 2; /* the kernel doubles what is set */
-        (void)mr_ttls_real.setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
-        static const uint8_t junk[512];
-        for (int i = 0; i < 256; i++) {
-            ssize_t n = send(sv[0], junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            c->junk += (size_t)n;
-        }
-        c->adup = mr_ttls_real.fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
-        if (c->adup < 0 || ((fl & O_NONBLOCK) == 0 && mr_ttls_real.fcntl(sv[0], F_SETFL, O_RDWR) != 0)) {
-            err = errno;
-            goto fail;
-        }
-    }
     (void)pthread_mutex_lock(&g_lock);
     bool tracked = slot_set(tcp, SLOT_INTERNAL) && slot_set(sv[1], SLOT_INTERNAL) &&
-                   (c->adup < 0 || slot_set(c->adup, SLOT_INTERNAL));
-    m->refs++; /* ours, until we return */
+                   slot_set(c->adup, SLOT_INTERNAL);
     (void)pthread_mutex_unlock(&g_lock);
-    if (!tracked) {
-        err = EMFILE;
-        goto fail_registered;
-    }
-    if (async) {
-        if (!swap_in(fd, sv[0])) {
-            err = errno;
-            goto fail_registered;
-        }
-        (void)mr_ttls_real.close(sv[0]);
-        sv[0] = -1;
+    if (!tracked || !swap_in(fd, sv[0])) {
+        err = tracked ? errno : EMFILE;
         (void)pthread_mutex_lock(&g_lock);
-        m->refs++;
-        tracked = slot_set(fd, (uintptr_t)m);
-        if (!tracked)
-            m->refs--;
-        (void)pthread_mutex_unlock(&g_lock);
-    }
-    if (!add_to_worker(c)) { /* on failure it released c and the conn's meta reference */
-        int e2 = errno;
-        if (sv[0] >= 0)
-            (void)mr_ttls_real.close(sv[0]);
-        put_meta(m);
-        if (!async) {
-            (void)mr_ttls_real.fcntl(fd, F_SETFL, fl);
-        }
-        errno = e2;
-        return -1;
-    }
-    if (async) {
-        put_meta(m);
-        errno = async_errno;
-        return -1;
-    }
-    /* blocking connect(): wait for the handshake, then swap */
-    int st = wait_state(m, g_opts.handshake_timeout_ms + 1000);
-    if (st == ST_OPEN && mr_ttls_real.fcntl(sv[0], F_SETFL, O_RDWR) == 0 && swap_in(fd, sv[0])) {
-        (void)mr_ttls_real.close(sv[0]);
-        (void)pthread_mutex_lock(&g_lock);
-        if (slot_set(fd, (uintptr_t)m))
-            m->refs++;
-        meta_unref(m);
-        (void)pthread_mutex_unlock(&g_lock);
-        return 0;
-    }
-    (void)pthread_mutex_lock(&g_lock);
-    err = m->error != 0 ? m->error : ECONNREFUSED;
-    meta_unref(m);
-    (void)pthread_mutex_unlock(&g_lock);
-    (void)mr_ttls_real.close(sv[0]); /* the engine sees the app end go and stops */
-    (void)mr_ttls_real.fcntl(fd, F_SETFL, fl);
-    (void)shutdown(fd, SHUT_RDWR);
-    errno = err;
-    return -1;
-
-fail_registered:
-    (void)pthread_mutex_lock(&g_lock);
-    (void)slot_set(tcp, 0);
-    (void)slot_set(sv[1], 0);
-    if (c->adup >= 0)
+        (void)slot_set(tcp, 0);
+        (void)slot_set(sv[1], 0);
         (void)slot_set(c->adup, 0);
-    m->refs--;
+        (void)pthread_mutex_unlock(&g_lock);
+        goto fail;
+    }
+    /* from here on fd is the app end: the TCP socket is the engine's */
+    (void)mr_ttls_real.close(sv[0]);
+    sv[0] = -1;
+    (void)pthread_mutex_lock(&g_lock);
+    m->refs += 2; /* the table's and ours */
+    if (!slot_set(fd, (uintptr_t)m))
+        m->refs--;
     (void)pthread_mutex_unlock(&g_lock);
+    if (!add_to_worker(c)) { /* it released c, its descriptors and its meta reference */
+        err = errno;
+        put_meta(m);
+        (void)mr_ttls_close(fd);
+        errno = err;
+        return -1;
+    }
+    int rc = -1;
+    err = ret_errno;
+    if (ret_errno == 0) {
+        int st = wait_state(m, g_opts.connect_wait_ms);
+        if (st == ST_FAILED) {
+            (void)pthread_mutex_lock(&g_lock);
+            err = m->error != 0 ? m->error : ECONNREFUSED;
+            m->error = 0; /* reported here, not again by SO_ERROR */
+            (void)pthread_mutex_unlock(&g_lock);
+        } else {
+            rc = 0;
+        }
+    }
+    put_meta(m);
+    if (rc != 0)
+        errno = err;
+    return rc;
+
 fail:
     if (c != NULL) {
         if (c->adup >= 0)
@@ -1046,8 +1024,7 @@ fail:
     if (sv[1] >= 0)
         (void)mr_ttls_real.close(sv[1]);
     if (tcp >= 0) {
-        if ((fl & O_NONBLOCK) == 0)
-            (void)mr_ttls_real.fcntl(fd, F_SETFL, fl);
+        (void)mr_ttls_real.fcntl(fd, F_SETFL, fl); /* shared with fd */
         (void)mr_ttls_real.close(tcp);
     }
     errno = err;
@@ -1080,10 +1057,12 @@ int mr_ttls_connect(int fd, const struct sockaddr *sa, socklen_t len)
     int r = mr_ttls_real.connect(fd, sa, len);
     if (r != 0 && errno != EINPROGRESS && errno != EINTR)
         return r;
-    int async_errno = r == 0 ? 0 : errno;
-    if (async_errno == 0 && (fl & O_NONBLOCK) != 0)
-        async_errno = EINPROGRESS; /* connected at once, but the handshake is not */
-    return client_start(fd, e, name, sa, len, fl, r == 0, async_errno);
+    int ret_errno = r == 0 ? 0 : errno;
+    if (ret_errno == 0 && (fl & O_NONBLOCK) != 0)
+        ret_errno = EINPROGRESS; /* connected at once, but the handshake is not */
+    if (ret_errno == EINPROGRESS && (fl & O_NONBLOCK) == 0)
+        ret_errno = 0; /* cannot happen: a blocking connect() does not answer EINPROGRESS */
+    return client_start(fd, e, name, sa, len, fl, r == 0, ret_errno);
 }
 
 /* ---- incoming ---- */
@@ -1412,10 +1391,12 @@ void mr_ttls_fork_prepare(void)
     (void)pthread_mutex_lock(&g_lock);
     for (int i = 0; i < STRIPES; i++)
         (void)pthread_mutex_lock(&g_ereg_lock[i]);
+    mr_ttls_names_fork_prepare();
 }
 
 static void unlock_all(void)
 {
+    mr_ttls_names_fork_done();
     for (int i = STRIPES - 1; i >= 0; i--)
         (void)pthread_mutex_unlock(&g_ereg_lock[i]);
     (void)pthread_mutex_unlock(&g_lock);

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Which TTLS entry a connection belongs to (spec/marble-cli-k8s.md §3.3, and the limits of
- * §3.4 we lift): Outgoing entries match on IP literal and port, or on a host name the
- * application resolved with getaddrinfo (IPv4 and IPv6, brackets optional); Incoming entries
- * match on the local port only.
+ * §3.4 we lift): Outgoing entries match on IP literal and port, or on a host name: one the
+ * application resolved with getaddrinfo, "localhost" for every loopback address (RFC 6761;
+ * curl, for one, never asks the resolver for it), or, when neither says, what the resolver
+ * answers for the entry's name now (for applications with their own resolver; at most once per
+ * entry every few seconds). IPv4 and IPv6, brackets optional. Incoming entries match on the
+ * local port only.
  */
 #include <netinet/in.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -48,9 +52,25 @@ typedef struct name_rec {
     char host[MR_TTLS_HOST_MAX];
 } name_rec;
 
+#define RESOLVE_EVERY_MS 5000
+
 static pthread_mutex_t g_names_lock = PTHREAD_MUTEX_INITIALIZER;
 static name_rec g_names[NAMES_MAX];
 static size_t g_names_n, g_names_next;
+static mr_ttls_resolver g_resolver;
+static int64_t g_resolved_at[2 * MR_TTLS_ENTRIES_MAX]; /* per entry, monotonic ms */
+
+void mr_ttls_names_set_resolver(mr_ttls_resolver fn) { g_resolver = fn; }
+
+void mr_ttls_names_fork_prepare(void) { (void)pthread_mutex_lock(&g_names_lock); }
+void mr_ttls_names_fork_done(void) { (void)pthread_mutex_unlock(&g_names_lock); }
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static size_t ip_len(int family) { return family == AF_INET ? 4 : 16; }
 
@@ -58,6 +78,7 @@ void mr_ttls_names_reset(void)
 {
     (void)pthread_mutex_lock(&g_names_lock);
     g_names_n = g_names_next = 0;
+    memset(g_resolved_at, 0, sizeof(g_resolved_at));
     (void)pthread_mutex_unlock(&g_names_lock);
 }
 
@@ -108,6 +129,67 @@ static bool port_set(const uint8_t *map, uint16_t port)
     return (map[port >> 3] & (1u << (port & 7))) != 0;
 }
 
+/* The name entry for (fam, ip, port) known from the name memory, or NULL. */
+static const mr_ttls_entry *remembered(const mr_ttls_config *c, int fam, const uint8_t *ip,
+                                       uint16_t port)
+{
+    const mr_ttls_entry *found = NULL;
+    (void)pthread_mutex_lock(&g_names_lock);
+    for (size_t k = 0; k < g_names_n && found == NULL; k++) {
+        const name_rec *r = &g_names[(g_names_next + NAMES_MAX - 1 - k) % NAMES_MAX];
+        if (r->family != fam || memcmp(r->ip, ip, ip_len(fam)) != 0)
+            continue;
+        for (size_t i = 0; i < c->count; i++) {
+            const mr_ttls_entry *e = &c->entries[i];
+            if (e->dir == MR_TTLS_OUTGOING && e->ip_family == 0 && e->port == port &&
+                strcasecmp(e->host, r->host) == 0) {
+                found = e;
+                break;
+            }
+        }
+    }
+    (void)pthread_mutex_unlock(&g_names_lock);
+    return found;
+}
+
+static bool is_localhost(const char *h)
+{
+    return strcasecmp(h, "localhost") == 0 || strcasecmp(h, "localhost.") == 0;
+}
+
+static bool loopback(int fam, const uint8_t *ip)
+{
+    static const uint8_t v6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return fam == AF_INET ? ip[0] == 127 : memcmp(ip, v6, sizeof(v6)) == 0;
+}
+
+/* Asks the resolver for the names of the entries on this port (rate-limited per entry). */
+static void resolve_names(const mr_ttls_config *c, uint16_t port)
+{
+    if (g_resolver == NULL)
+        return;
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < c->count && i < MR_ARRAY_LEN(g_resolved_at); i++) {
+        const mr_ttls_entry *e = &c->entries[i];
+        if (e->dir != MR_TTLS_OUTGOING || e->ip_family != 0 || e->port != port ||
+            is_localhost(e->host))
+            continue;
+        (void)pthread_mutex_lock(&g_names_lock);
+        bool due = g_resolved_at[i] == 0 || now - g_resolved_at[i] >= RESOLVE_EVERY_MS;
+        if (due)
+            g_resolved_at[i] = now;
+        (void)pthread_mutex_unlock(&g_names_lock);
+        if (!due)
+            continue;
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        if (g_resolver(e->host, NULL, &hints, &res) == 0) {
+            mr_ttls_names_record(c, e->host, res);
+            freeaddrinfo(res);
+        }
+    }
+}
+
 const mr_ttls_entry *mr_ttls_match_outgoing(const mr_ttls_config *c, const struct sockaddr *sa,
                                             socklen_t len, const char **name)
 {
@@ -119,28 +201,27 @@ const mr_ttls_entry *mr_ttls_match_outgoing(const mr_ttls_config *c, const struc
     int fam = mr_ttls_sockaddr_ip(sa, len, ip, &port);
     if (fam == 0 || !port_set(c->out_ports, port))
         return NULL;
-    if (c->n_out_names > 0) {
+    for (int pass = 0; c->n_out_names > 0 && pass < 2; pass++) {
         /* names the application resolved to this address, newest first */
-        const mr_ttls_entry *found = NULL;
-        (void)pthread_mutex_lock(&g_names_lock);
-        for (size_t k = 0; k < g_names_n && found == NULL; k++) {
-            const name_rec *r = &g_names[(g_names_next + NAMES_MAX - 1 - k) % NAMES_MAX];
-            if (r->family != fam || memcmp(r->ip, ip, ip_len(fam)) != 0)
-                continue;
-            for (size_t i = 0; i < c->count; i++) {
-                const mr_ttls_entry *e = &c->entries[i];
-                if (e->dir == MR_TTLS_OUTGOING && e->ip_family == 0 && e->port == port &&
-                    strcasecmp(e->host, r->host) == 0) {
-                    found = e;
-                    break;
-                }
-            }
+        const mr_ttls_entry *found = remembered(c, fam, ip, port);
+        for (size_t i = 0; found == NULL && loopback(fam, ip) && i < c->count; i++) {
+            const mr_ttls_entry *e = &c->entries[i];
+            if (e->dir == MR_TTLS_OUTGOING && e->port == port && is_localhost(e->host))
+                found = e;
         }
-        (void)pthread_mutex_unlock(&g_names_lock);
         if (found != NULL) {
             *name = found->host;
             return found;
         }
+        bool literal = false;
+        for (size_t i = 0; i < c->count && !literal; i++) {
+            const mr_ttls_entry *e = &c->entries[i];
+            literal = e->dir == MR_TTLS_OUTGOING && e->ip_family == fam && e->port == port &&
+                      memcmp(e->ip, ip, ip_len(fam)) == 0;
+        }
+        if (literal || pass == 1)
+            break;
+        resolve_names(c, port);
     }
     for (size_t i = 0; i < c->count; i++) {
         const mr_ttls_entry *e = &c->entries[i];

@@ -441,7 +441,7 @@ static unsigned opt(const char *name, unsigned def, unsigned lo, unsigned hi)
     return (unsigned)v;
 }
 
-static void log_policy(const mr_ttls_config *c)
+static void log_policy(const mr_ttls_config *c, mr_ttls_level level)
 {
     mr_buf lines;
     mr_buf_init(&lines, 0, 0);
@@ -451,7 +451,7 @@ static void log_policy(const mr_ttls_config *c)
             char *nl = strchr(s, '\n');
             if (nl != NULL)
                 *nl = '\0';
-            mr_ttls_log(MR_TTLS_INFO, s, (const char *)NULL);
+            mr_ttls_log(level, s, (const char *)NULL);
             s = nl != NULL ? nl + 1 : NULL;
         }
     }
@@ -493,8 +493,13 @@ __attribute__((constructor)) static void ttls_start(void)
     mr_ttls_opts o = {
         .handshake_timeout_ms = opt("EDG_MARBLE_TTLS_HANDSHAKE_TIMEOUT_MS", 10000, 100, 3600000),
         .accept_wait_ms = opt("EDG_MARBLE_TTLS_ACCEPT_WAIT_MS", 1000, 0, 60000),
+        .connect_wait_ms = opt("EDG_MARBLE_TTLS_CONNECT_WAIT_MS", 10000, 0, 3600000),
         .threads = opt("EDG_MARBLE_TTLS_THREADS", 1, 1, 16),
     };
+    /* a program the marble started (it inherited the endpoints): the policy was logged */
+    const char *inherited = getenv(MR_TTLS_ENDPOINTS_VAR);
+    mr_ttls_level policy_level = inherited != NULL && inherited[0] != '\0' ? MR_TTLS_DEBUG
+                                                                           : MR_TTLS_INFO;
     size_t size = 0;
     char *env = take_config(&size);
     mr_ttls_config *cfg = mr_calloc(1, sizeof(*cfg));
@@ -526,8 +531,9 @@ __attribute__((constructor)) static void ttls_start(void)
             setenv(MR_TTLS_ENDPOINTS_VAR, (const char *)eps.data, 1) != 0)
             fatal("cannot set " MR_TTLS_ENDPOINTS_VAR "; exiting");
         mr_buf_free(&eps);
-        log_policy(cfg);
+        log_policy(cfg, policy_level);
     }
+    mr_ttls_names_set_resolver(real_getaddrinfo);
     if (!mr_ok(mr_ttls_engine_init(cfg, &o)))
         fatal("TTLS cannot start; exiting");
 }

@@ -114,6 +114,13 @@ const mr_ttls_entry *mr_ttls_match_incoming(const mr_ttls_config *c, uint16_t po
  * (case-insensitive). Thread-safe; bounded (oldest forgotten first). */
 void mr_ttls_names_record(const mr_ttls_config *c, const char *node, const struct addrinfo *res);
 void mr_ttls_names_reset(void);
+/* The resolver asked for an entry's name when nothing else identifies a connect() target
+ * (preload.c sets the real getaddrinfo; NULL: never). */
+typedef int (*mr_ttls_resolver)(const char *, const char *, const struct addrinfo *,
+                                struct addrinfo **);
+void mr_ttls_names_set_resolver(mr_ttls_resolver fn);
+void mr_ttls_names_fork_prepare(void);
+void mr_ttls_names_fork_done(void);
 
 /* ---- TLS (tlsctx.c) ---- */
 
@@ -142,6 +149,7 @@ void mr_ttls_ssl_reason(SSL *ssl, int ret, char *out, size_t cap);
 typedef struct mr_ttls_opts {
     unsigned handshake_timeout_ms; /* a handshake not done by then fails (ETIMEDOUT) */
     unsigned accept_wait_ms;       /* a blocking accept() waits this long for the handshake */
+    unsigned connect_wait_ms;      /* a blocking connect() waits this long for the handshake */
     unsigned threads;              /* engine threads (connections are spread round-robin) */
 } mr_ttls_opts;
 
