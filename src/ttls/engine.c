@@ -33,6 +33,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -41,6 +42,7 @@
 #include <arpa/inet.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1356,6 +1358,52 @@ bool mr_ttls_refuse_fastopen(const struct sockaddr *sa, socklen_t len)
     return true;
 }
 
+/* ---- process exit ---- */
+
+static _Atomic(pid_t) g_engine_pid; /* the process whose engine threads run (fork updates it) */
+
+/* The process ends: whatever the application wrote must still reach the peer, as the kernel
+ * would send it from a plain socket. Each connection is pumped here (the worker holds off),
+ * and, once what the application wrote is out, ended with close_notify. */
+void mr_ttls_flush_all(unsigned ms)
+{
+    if (mr_ttls_active() == NULL || atomic_load(&g_engine_pid) != getpid())
+        return; /* nothing started, or a vfork child sharing its parent's memory */
+    int64_t end = now_ms() + ms;
+    for (int i = 0; i < WORKERS_MAX; i++) {
+        worker *w = &g_workers[i];
+        if (!w->started)
+            continue;
+        (void)pthread_mutex_lock(&w->mu);
+        for (;;) {
+            bool pending = false;
+            struct pollfd pf[64];
+            nfds_t np = 0;
+            for (conn *c = w->head, *next = NULL; c != NULL; c = next) {
+                next = c->next;
+                drive(c);
+                if (c->dead)
+                    continue;
+                int q = 0;
+                if (ioctl(c->pfd, FIONREAD, &q) != 0)
+                    q = 0;
+                if (c->phase != PH_OPEN || q > 0 || c->a2n_off < c->a2n_len || c->junk > 0) {
+                    pending = true;
+                    if (np < MR_ARRAY_LEN(pf))
+                        pf[np++] = (struct pollfd){.fd = c->tcp, .events = POLLIN | POLLOUT};
+                } else if (!c->app_eof) {
+                    c->app_eof = c->app_noread = true; /* the application's end goes with it */
+                    pump(c);
+                }
+            }
+            if (!pending || now_ms() >= end)
+                break;
+            (void)poll(pf, np, 10);
+        }
+        (void)pthread_mutex_unlock(&w->mu);
+    }
+}
+
 /* ---- life cycle ---- */
 
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
@@ -1379,6 +1427,7 @@ mr_result mr_ttls_engine_init(mr_ttls_config *cfg, const mr_ttls_opts *opts)
         g_opts = *opts;
     if (g_opts.handshake_timeout_ms == 0)
         g_opts.handshake_timeout_ms = 10000;
+    atomic_store(&g_engine_pid, getpid());
     atomic_store_explicit(&g_active, cfg, memory_order_release);
     return MR_SUCCESS;
 }
@@ -1410,6 +1459,7 @@ void mr_ttls_fork_parent(void) { unlock_all(); }
 void mr_ttls_fork_child(void)
 {
     unlock_all();
+    atomic_store(&g_engine_pid, getpid());
     /* Only the forking thread exists here: the engine threads stayed in the parent, which
      * keeps serving the connections (the app ends inherited here keep working while it runs).
      * The child closes its copies of the engine's descriptors, so that closing a connection

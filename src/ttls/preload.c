@@ -36,8 +36,6 @@
 
 extern char **environ;
 
-mr_ttls_libc mr_ttls_real;
-
 static int (*real_getaddrinfo)(const char *, const char *, const struct addrinfo *,
                                struct addrinfo **);
 static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
@@ -58,19 +56,7 @@ static pthread_once_t g_resolve_once = PTHREAD_ONCE_INIT;
 
 static void resolve(void)
 {
-    RESOLVE(mr_ttls_real.connect, "connect");
-    RESOLVE(mr_ttls_real.accept, "accept");
-    RESOLVE(mr_ttls_real.accept4, "accept4");
-    RESOLVE(mr_ttls_real.close, "close");
-    RESOLVE(mr_ttls_real.dup, "dup");
-    RESOLVE(mr_ttls_real.dup2, "dup2");
-    RESOLVE(mr_ttls_real.dup3, "dup3");
-    RESOLVE(mr_ttls_real.fcntl, "fcntl");
-    RESOLVE(mr_ttls_real.getsockname, "getsockname");
-    RESOLVE(mr_ttls_real.getpeername, "getpeername");
-    RESOLVE(mr_ttls_real.getsockopt, "getsockopt");
-    RESOLVE(mr_ttls_real.setsockopt, "setsockopt");
-    RESOLVE(mr_ttls_real.epoll_ctl, "epoll_ctl");
+    mr_ttls_libc_resolve();
     RESOLVE(real_getaddrinfo, "getaddrinfo");
     RESOLVE(real_recvfrom, "recvfrom");
     RESOLVE(real_recvmsg, "recvmsg");
@@ -83,34 +69,34 @@ static void resolve(void)
     RESOLVE(real_posix_spawnp, "posix_spawnp");
 }
 
-void mr_ttls_libc_resolve(void) { (void)pthread_once(&g_resolve_once, resolve); }
+static void resolve_all(void) { (void)pthread_once(&g_resolve_once, resolve); }
 
 /* Makes sure the real function is known (a hook can run before the constructor). */
-#define REAL(f) (mr_ttls_libc_resolve(), mr_ttls_real.f)
+#define REAL(f) (resolve_all(), mr_ttls_real.f)
 
 /* ---- sockets ---- */
 
 EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_connect(fd, sa, len);
 }
 
 EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_accept(fd, sa, len, 0, false);
 }
 
 EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_accept(fd, sa, len, flags, true);
 }
 
 EXPORT int close(int fd)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_close(fd);
 }
 
@@ -118,13 +104,13 @@ EXPORT int dup(int fd) { return mr_ttls_dup_done(fd, REAL(dup)(fd)); }
 
 EXPORT int dup2(int oldfd, int newfd)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_dup2(oldfd, newfd, 0, false);
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_dup2(oldfd, newfd, flags, true);
 }
 
@@ -158,25 +144,25 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 
 EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_getname(fd, sa, len, false);
 }
 
 EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_getname(fd, sa, len, true);
 }
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_getsockopt(fd, level, name, val, len);
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     return mr_ttls_setsockopt(fd, level, name, val, len);
 }
 
@@ -191,7 +177,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     int r = real_getaddrinfo(node, service, hints, res);
     if (r == 0 && res != NULL)
         mr_ttls_names_record(mr_ttls_active(), node, *res);
@@ -202,7 +188,7 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
                         socklen_t *len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     ssize_t r = real_recvfrom(fd, buf, n, flags, sa, len);
     if (r >= 0 && sa != NULL && len != NULL && mr_ttls_active() != NULL && mr_ttls_is_conn(fd))
         *len = 0;
@@ -211,7 +197,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr 
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     ssize_t r = real_recvmsg(fd, msg, flags);
     if (r >= 0 && msg != NULL && msg->msg_name != NULL && mr_ttls_active() != NULL &&
         mr_ttls_is_conn(fd))
@@ -223,7 +209,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
                       socklen_t len)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     if (sa != NULL && mr_ttls_active() != NULL) {
         if ((flags & MSG_FASTOPEN) != 0 && mr_ttls_refuse_fastopen(sa, len)) {
             errno = EOPNOTSUPP;
@@ -237,7 +223,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     if (msg != NULL && msg->msg_name != NULL && mr_ttls_active() != NULL) {
         if ((flags & MSG_FASTOPEN) != 0 &&
             mr_ttls_refuse_fastopen(msg->msg_name, msg->msg_namelen)) {
@@ -289,7 +275,7 @@ static char **with_config(char *const envp[], bool *owned)
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     bool owned = false;
     char **e = with_config(envp, &owned);
     int r = real_execve(path, argv, e);
@@ -304,7 +290,7 @@ EXPORT int execv(const char *path, char *const argv[]) { return execve(path, arg
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     bool owned = false;
     char **e = with_config(envp, &owned);
     int r = real_execvpe(file, argv, e);
@@ -319,7 +305,7 @@ EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, a
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     bool owned = false;
     char **e = with_config(envp, &owned);
     int r = real_fexecve(fd, argv, e);
@@ -406,7 +392,7 @@ EXPORT int execlp(const char *file, const char *arg, ...)
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     bool owned = false;
     char **e = with_config(envp, &owned);
     int r = real_posix_spawn(pid, path, fa, attr, argv, e);
@@ -418,7 +404,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     bool owned = false;
     char **e = with_config(envp, &owned);
     int r = real_posix_spawnp(pid, file, fa, attr, argv, e);
@@ -426,6 +412,36 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
         mr_free(e);
     return r;
 }
+
+/* ---- exit: what the application wrote must still go out ---- */
+
+#define EXIT_FLUSH_MS 3000
+
+static void (*real_exit_fn)(int);
+static void (*real_Exit_fn)(int);
+
+EXPORT __attribute__((noreturn)) void _exit(int status)
+{
+    resolve_all();
+    mr_ttls_flush_all(EXIT_FLUSH_MS);
+    if (real_exit_fn == NULL)
+        real_exit_fn = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+    real_exit_fn(status);
+    __builtin_unreachable();
+}
+
+EXPORT __attribute__((noreturn)) void _Exit(int status)
+{
+    resolve_all();
+    mr_ttls_flush_all(EXIT_FLUSH_MS);
+    if (real_Exit_fn == NULL)
+        real_Exit_fn = (void (*)(int))dlsym(RTLD_NEXT, "_Exit");
+    real_Exit_fn(status);
+    __builtin_unreachable();
+}
+
+/* exit() and returning from main */
+__attribute__((destructor)) static void ttls_stop(void) { mr_ttls_flush_all(EXIT_FLUSH_MS); }
 
 /* ---- start ---- */
 
@@ -488,7 +504,7 @@ static char *take_config(size_t *size)
 
 __attribute__((constructor)) static void ttls_start(void)
 {
-    mr_ttls_libc_resolve();
+    resolve_all();
     mr_ttls_log_init();
     mr_ttls_opts o = {
         .handshake_timeout_ms = opt("EDG_MARBLE_TTLS_HANDSHAKE_TIMEOUT_MS", 10000, 100, 3600000),

@@ -153,7 +153,7 @@ typedef struct mr_ttls_opts {
     unsigned threads;              /* engine threads (connections are spread round-robin) */
 } mr_ttls_opts;
 
-/* The real libc functions (resolved with dlsym(RTLD_NEXT) by preload.c). */
+/* The real libc functions (libc.c: dlsym(RTLD_NEXT)). */
 typedef struct mr_ttls_libc {
     int (*connect)(int, const struct sockaddr *, socklen_t);
     int (*accept)(int, struct sockaddr *, socklen_t *);
@@ -180,6 +180,9 @@ MR_RESULT mr_ttls_engine_init(mr_ttls_config *cfg, const mr_ttls_opts *opts);
 const mr_ttls_config *mr_ttls_active(void);
 /* Stops the engine threads, closes every connection and frees the policy (tests). */
 void mr_ttls_engine_reset(void);
+/* At process exit: pumps every connection until what the application wrote is sent and
+ * close_notify went out, for at most ms (no-op in a vfork child or before any connection). */
+void mr_ttls_flush_all(unsigned ms);
 /* Fork handlers (registered once by mr_ttls_engine_init). */
 void mr_ttls_fork_prepare(void);
 void mr_ttls_fork_parent(void);
