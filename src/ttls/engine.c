@@ -52,7 +52,7 @@
 
 #define BUF_CAP 16384
 #define WORKERS_MAX 16
-#define ROUNDS 8           /* pump rounds per event before other connections get a turn */
+#define ROUNDS 32          /* pump rounds per event before other connections get a turn */
 #define CONFIRM_MS 1500    /* a TLS 1.3 server that sends no ticket: assume it accepted us */
 
 /* ---- descriptor table ---- */

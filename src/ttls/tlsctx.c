@@ -144,6 +144,9 @@ mr_result mr_ttls_entry_tls(mr_ttls_entry *e)
                       "TTLS: setting the TLS version");
     (void)SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                     SSL_MODE_RELEASE_BUFFERS);
+    /* read whole batches of records per read(2), not a header and then a body */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
     MR_GUARD_OUT(read_certs(&e->clicrt, "clicrt", e->key, &own));
     MR_GUARD_OSSL_OUT(SSL_CTX_use_certificate(ctx, sk_X509_value(own, 0)), MR_ERR_USAGE,
                       "TTLS entry %s: clicrt is not usable", e->key);
