@@ -1385,13 +1385,15 @@ void mr_ttls_flush_all(unsigned ms)
                 if (c->dead)
                     continue;
                 int q = 0;
-                if (ioctl(c->pfd, FIONREAD, &q) != 0)
+                if (ioctl(c->pfd, FIONREAD, &q) != 0 || q < 0)
                     q = 0;
-                if (c->phase != PH_OPEN || q > 0 || c->a2n_off < c->a2n_len || c->junk > 0) {
-                    pending = true;
+                /* bytes the application wrote (behind the junk of an unfinished connect) */
+                bool data = (size_t)q > c->junk || c->a2n_off < c->a2n_len;
+                if (data) {
+                    pending = true; /* waits for a handshake under way, too */
                     if (np < MR_ARRAY_LEN(pf))
                         pf[np++] = (struct pollfd){.fd = c->tcp, .events = POLLIN | POLLOUT};
-                } else if (!c->app_eof) {
+                } else if (c->phase == PH_OPEN && !c->app_eof) {
                     c->app_eof = c->app_noread = true; /* the application's end goes with it */
                     pump(c);
                 }
