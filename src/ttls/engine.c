@@ -308,6 +308,9 @@ typedef struct conn {
     bool net_eof;    /* the peer sent close_notify */
     bool net_dead;   /* the TLS connection failed after the handshake */
     bool pfd_shut, cn_sent;
+    /* readiness as epoll last reported it (edge-triggered): no call that would only say
+     * EAGAIN; set by events, cleared by EAGAIN / WANT_* */
+    bool net_rd, net_wr, app_rd, app_wr;
     int64_t deadline, confirm_deadline;
     char peer[INET6_ADDRSTRLEN + 8];
     uint8_t *a2n, *n2a;
@@ -506,10 +509,12 @@ static void pump(conn *c)
 {
     for (int round = 0; round < ROUNDS; round++) {
         bool progress = false;
-        while (c->junk > 0) {
+        while (c->junk > 0 && c->app_rd) {
             uint8_t tmp[4096];
             ssize_t n = recv(c->pfd, tmp, c->junk < sizeof(tmp) ? c->junk : sizeof(tmp),
                              MSG_DONTWAIT);
+            if (n < 0 && would_block())
+                c->app_rd = false;
             if (n <= 0)
                 break;
             c->junk -= (size_t)n;
@@ -519,13 +524,15 @@ static void pump(conn *c)
         if (c->n2a_off < c->n2a_len) {
             if (c->app_noread) {
                 c->n2a_off = c->n2a_len = 0;
-            } else {
+            } else if (c->app_wr) {
                 ssize_t n = send(c->pfd, c->n2a + c->n2a_off, c->n2a_len - c->n2a_off,
                                  MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (n > 0) {
                     c->n2a_off += (size_t)n;
                     progress = true;
-                } else if (n < 0 && !would_block()) {
+                } else if (n < 0 && would_block()) {
+                    c->app_wr = false;
+                } else if (n < 0) {
                     c->app_noread = true; /* the application shut down reading or closed */
                     progress = true;
                 }
@@ -533,7 +540,8 @@ static void pump(conn *c)
                     c->n2a_off = c->n2a_len = 0;
             }
         }
-        if (c->n2a_len == 0 && !c->net_eof && !c->net_dead) {
+        if (c->n2a_len == 0 && !c->net_eof && !c->net_dead &&
+            (c->net_rd || SSL_has_pending(c->ssl))) {
             ERR_clear_error();
             int r = SSL_read(c->ssl, c->n2a, BUF_CAP);
             if (r > 0) {
@@ -542,10 +550,14 @@ static void pump(conn *c)
                 progress = true;
             } else {
                 int e = SSL_get_error(c->ssl, r);
-                if (e == SSL_ERROR_ZERO_RETURN) {
+                if (e == SSL_ERROR_WANT_READ) {
+                    c->net_rd = false;
+                } else if (e == SSL_ERROR_WANT_WRITE) {
+                    c->net_wr = false;
+                } else if (e == SSL_ERROR_ZERO_RETURN) {
                     c->net_eof = true;
                     progress = true;
-                } else if (!retry(e)) {
+                } else {
                     net_broken(c, r);
                     progress = true;
                 }
@@ -556,20 +568,25 @@ static void pump(conn *c)
             c->pfd_shut = true;
         }
         /* application -> network */
-        if (c->a2n_off < c->a2n_len && !c->net_dead) {
+        if (c->a2n_off < c->a2n_len && !c->net_dead && c->net_wr) {
             ERR_clear_error();
             int r = SSL_write(c->ssl, c->a2n + c->a2n_off, (int)(c->a2n_len - c->a2n_off));
+            int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
             if (r > 0) {
                 c->a2n_off += (size_t)r;
                 progress = true;
-            } else if (!retry(SSL_get_error(c->ssl, r))) {
+            } else if (e == SSL_ERROR_WANT_WRITE) {
+                c->net_wr = false;
+            } else if (e == SSL_ERROR_WANT_READ) {
+                c->net_rd = false; /* a post-handshake message first: wait for the network */
+            } else {
                 net_broken(c, r);
                 progress = true;
             }
         }
         if (c->net_dead || c->a2n_off == c->a2n_len)
             c->a2n_off = c->a2n_len = 0;
-        if (c->a2n_len == 0 && !c->app_eof) {
+        if (c->a2n_len == 0 && !c->app_eof && c->app_rd && c->junk == 0) {
             ssize_t n = recv(c->pfd, c->a2n, BUF_CAP, MSG_DONTWAIT);
             if (n > 0) {
                 c->a2n_len = c->net_dead ? 0 : (size_t)n;
@@ -577,7 +594,9 @@ static void pump(conn *c)
             } else if (n == 0) {
                 c->app_eof = true;
                 progress = true;
-            } else if (!would_block()) {
+            } else if (would_block()) {
+                c->app_rd = false;
+            } else {
                 c->app_eof = c->app_noread = true;
                 progress = true;
             }
@@ -711,8 +730,18 @@ static void *worker_main(void *arg)
             conn *c = (conn *)(uintptr_t)(u & ~(uint64_t)1);
             if (c->dead)
                 continue;
-            if ((u & 1) != 0 && (evs[i].events & EPOLLHUP) != 0)
-                c->app_noread = true; /* the application closed its end */
+            uint32_t ev = evs[i].events;
+            bool rd = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+            bool wr = (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+            if ((u & 1) != 0) {
+                c->app_rd |= rd;
+                c->app_wr |= wr;
+                if ((ev & EPOLLHUP) != 0)
+                    c->app_noread = true; /* the application closed its end */
+            } else {
+                c->net_rd |= rd;
+                c->net_wr |= wr;
+            }
             drive(c);
         }
         conn *again = w->again;
@@ -827,6 +856,7 @@ static conn *conn_new(const mr_ttls_entry *e, meta *m, int tcp, int pfd, bool cl
     c->adup = -1;
     c->e = e;
     c->m = m;
+    c->net_rd = c->net_wr = c->app_rd = c->app_wr = true;
     c->client = client;
     c->deadline = now_ms() + (int64_t)g_opts.handshake_timeout_ms;
     c->ssl = c->a2n != NULL && c->n2a != NULL ? mr_ttls_ssl_new(e, tcp, client, name, c) : NULL;
@@ -1381,6 +1411,7 @@ void mr_ttls_flush_all(unsigned ms)
             nfds_t np = 0;
             for (conn *c = w->head, *next = NULL; c != NULL; c = next) {
                 next = c->next;
+                c->net_rd = c->net_wr = c->app_rd = c->app_wr = true; /* no events here: try */
                 drive(c);
                 if (c->dead)
                     continue;
