@@ -93,13 +93,10 @@ mr_result mr_marble_ttls_preload(const char *lib)
     const char *old = getenv("LD_PRELOAD");
     mr_buf v;
     mr_buf_init(&v, (size_t)64 * 1024, 0);
-    mr_result r = MR_SUCCESS;
-    if (old != NULL && old[0] != '\0' && strstr(old, lib) != NULL)
-        r = mr_buf_append_str(&v, old);
-    else if (old != NULL && old[0] != '\0')
-        r = mr_buf_printf(&v, "%s:%s", old, lib);
-    else
-        r = mr_buf_append_str(&v, lib);
+    bool keep = old != NULL && old[0] != '\0';
+    mr_result r = keep && strstr(old, lib) != NULL ? mr_buf_append_str(&v, old)
+                  : keep                           ? mr_buf_printf(&v, "%s:%s", old, lib)
+                                                   : mr_buf_append_str(&v, lib);
     if (mr_ok(r))
         r = mr_buf_nul_terminate(&v);
     if (mr_ok(r) && setenv("LD_PRELOAD", (const char *)v.data, 1) != 0) {
