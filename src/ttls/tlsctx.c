@@ -209,8 +209,12 @@ SSL *mr_ttls_ssl_new(const mr_ttls_entry *e, int fd, bool client, const char *na
     bool ok = SSL_set_fd(ssl, fd) == 1 && SSL_set_ex_data(ssl, g_ex_owner, owner) == 1;
     if (ok && client) {
         SSL_set_connect_state(ssl);
-        if (name != NULL)
-            ok = SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+        if (name != NULL) {
+            /* a mutable copy: the SNI macro casts its argument to void * (clang -Wcast-qual) */
+            char sni[MR_TTLS_HOST_MAX];
+            ok = snprintf(sni, sizeof(sni), "%s", name) < (int)sizeof(sni) &&
+                 SSL_set_tlsext_host_name(ssl, sni) == 1 && SSL_set1_host(ssl, name) == 1;
+        }
     } else if (ok) {
         SSL_set_accept_state(ssl);
     }
