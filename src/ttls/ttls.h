@@ -17,7 +17,8 @@
  *  match.c    which entry a connect()/accept() belongs to; names remembered from getaddrinfo
  *  tlsctx.c   one SSL_CTX per entry; peer verification incl. the marble-type extension
  *  engine.c   the descriptor table, the connections and the engine threads
- *  preload.c  the interposed libc functions, the constructor, fork and exec handling
+ *  preload.c  the interposed libc functions, the constructor, exec and exit handling
+ *  libc.c     the real libc functions behind the hooks (dlsym(RTLD_NEXT))
  *  log.c      log lines on stderr ("[TTLS] ...", console or EDG_LOG_FORMAT=json)
  *
  * Ownership: a mr_ttls_config owns its entries, their strings (clikey in MR_BUF_SECRET memory)

@@ -536,7 +536,7 @@ static mr_result e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out
     for (size_t i = 0; i < raw.count; i++) {
         int64_t rev = 0;
         uint8_t kind = CV_OK;
-        mr_slice plain;
+        mr_slice plain = {0};
         mr_result r = cv_decode(raw.items[i].value, &rev, &kind, &plain);
         if (mr_ok(r) && kind == CV_CORRUPT) {
             mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__,
