@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/alloc.h"
 
+#ifndef MR_ALLOC_NO_JANSSON
 #include <jansson.h>
+#endif
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdint.h>
@@ -36,11 +38,14 @@ static void released(const void *p, size_t n)
 }
 
 /* Before main: jansson's values may hold secrets (parsed request bodies), so its memory is
- * wiped when freed. alloc.c is part of every program (nothing allocates otherwise). */
+ * wiped when freed. alloc.c is part of every program (nothing allocates otherwise).
+ * MR_ALLOC_NO_JANSSON: for libmarble-ttls.so, which must not touch the application's jansson. */
+#ifndef MR_ALLOC_NO_JANSSON
 __attribute__((constructor)) static void wipe_jansson(void)
 {
     json_set_alloc_funcs(mr_wipe_malloc, mr_wipe_free);
 }
+#endif
 
 void mr_alloc_fail_after(long n) { fail_after = n; }
 void mr_alloc_fail_reset(void) { fail_after = -1; }

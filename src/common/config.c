@@ -125,6 +125,22 @@ static const mr_config_var vars[] = {
      "host:port of the Coordinator client API, for pinning; default <mesh host>:4433."},
     {"EDG_MARBLE_COORDINATOR_POLICY", NULL, "marble",
      "Pin the Coordinator by measurement: JSON era-style policy file (off by default)."},
+    /* Transparent TLS (docs/ttls.md) */
+    {"EDG_MARBLE_TTLS", "on", "marble",
+     "off = do not preload libmarble-ttls.so when the marble has a TTLS config (the application "
+     "handles MARBLE_TTLS_CONFIG itself)."},
+    {"EDG_MARBLE_TTLS_LIB", NULL, "marble",
+     "Path of libmarble-ttls.so; default: next to the premain, or in ../lib from it."},
+    {"EDG_MARBLE_TTLS_HANDSHAKE_TIMEOUT_MS", "10000", "marble",
+     "TTLS: a TLS handshake not finished after this many milliseconds fails (100..3600000)."},
+    {"EDG_MARBLE_TTLS_ACCEPT_WAIT_MS", "1000", "marble",
+     "TTLS: how long a blocking accept() waits for the handshake before it returns the "
+     "connection anyway (0..60000); a handshake that fails within it gives ECONNABORTED."},
+    {"EDG_MARBLE_TTLS_CONNECT_WAIT_MS", "10000", "marble",
+     "TTLS: how long a blocking connect() waits for the handshake (0..3600000); a handshake "
+     "that fails within it gives ECONNREFUSED, one still running is finished in the background "
+     "(the server may not have called accept() yet)."},
+    {"EDG_MARBLE_TTLS_THREADS", "1", "marble", "TTLS: engine threads per process (1..16)."},
 };
 
 const mr_config_var *mr_config_table(size_t *count)

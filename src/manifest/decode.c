@@ -230,6 +230,7 @@ static const field tls_entry_fields[] = {
     FLD(mr_manifest_tls_entry, "Addr", F_STR, addr, "string"),
     FLD(mr_manifest_tls_entry, "Cert", F_STR, cert, "string"),
     FLD(mr_manifest_tls_entry, "DisableClientAuth", F_BOOL, disable_client_auth, "bool"),
+    FLD(mr_manifest_tls_entry, "AllowedMarbleTypes", F_STRLIST, allowed_marble_types, "[]string"),
 };
 
 static MR_RESULT dec_tls_entry(dctx *c, mr_mj_node *v, void *e)
@@ -244,6 +245,7 @@ static void tls_entry_free(void *e)
     mr_manifest_mstr_free(&t->port);
     mr_manifest_mstr_free(&t->addr);
     mr_manifest_mstr_free(&t->cert);
+    mr_manifest_mstr_list_free(&t->allowed_marble_types);
 }
 
 static MR_RESULT dec_outgoing(dctx *c, mr_mj_node *v, void *obj)

@@ -225,6 +225,7 @@ typedef struct mr_manifest_tls_entry {
     mr_mstr addr;
     mr_mstr cert;
     bool disable_client_auth;
+    mr_mstr_list allowed_marble_types; /* MarbleRun-C extension (docs/ttls.md) */
 } mr_manifest_tls_entry;
 
 typedef struct mr_manifest_tls_list {

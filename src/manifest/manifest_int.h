@@ -70,4 +70,8 @@ void mr_manifest_reckey_free_(mr_manifest_recovery_key *k);
 void mr_manifest_tls_list_free_(mr_manifest_tls_list *l);
 void mr_manifest_tls_tag_free_(mr_manifest_tls_tag *t);
 
+/* The MarbleRun-C checks of one TLS entry (validate_ttls.c), after MarbleRun's. */
+MR_RESULT mr_manifest_check_tls_ext_(const mr_manifest *m, const char *tag, bool incoming,
+                                     const mr_manifest_tls_entry *e);
+
 #endif

@@ -283,6 +283,7 @@ void mr_manifest_tls_list_free_(mr_manifest_tls_list *l)
         mr_manifest_mstr_free(&l->items[i].port);
         mr_manifest_mstr_free(&l->items[i].addr);
         mr_manifest_mstr_free(&l->items[i].cert);
+        mr_manifest_mstr_list_free(&l->items[i].allowed_marble_types);
     }
     mr_free(l->items);
     memset(l, 0, sizeof(*l));

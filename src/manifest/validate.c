@@ -95,11 +95,13 @@ static MR_RESULT check_tls(const mr_manifest *m)
                 MR_ENSURE(!e->disable_client_auth, MR_ERR_USAGE,
                           "TLS.Incoming.%s disables client authentication", k);
             }
+            MR_GUARD(mr_manifest_check_tls_ext_(m, k, true, e));
         }
         for (size_t j = 0; j < t->outgoing.count; j++) {
             const mr_manifest_tls_entry *e = &t->outgoing.items[j];
             MR_ENSURE(e->addr.len != 0, MR_ERR_USAGE, "manifest misses Addr in TLS.Outgoing.%s", k);
             MR_ENSURE(e->port.len != 0, MR_ERR_USAGE, "manifest misses Port in TLS.Outgoing.%s", k);
+            MR_GUARD(mr_manifest_check_tls_ext_(m, k, false, e));
         }
     }
     return MR_SUCCESS;

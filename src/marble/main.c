@@ -120,8 +120,10 @@ int main(int argc, char **argv)
     char exe[PATH_MAX];
     mr_marble_exec_plan plan = {0};
     mr_marble_runtime rt = mr_marble_detect_runtime();
+    char ttls_lib[PATH_MAX];
     if (!mr_ok(mr_marble_plan_exec(rt, argv[0], cmd, n_cmd, &params, &plan)) ||
-        !mr_ok(resolve(plan.service, exe, sizeof(exe)))) {
+        !mr_ok(resolve(plan.service, exe, sizeof(exe))) ||
+        !mr_ok(mr_marble_ttls_plan(&params, ttls_lib, sizeof(ttls_lib)))) {
         rc = fail("activating marble failed");
         goto out;
     }
@@ -130,7 +132,8 @@ int main(int argc, char **argv)
                     "is the manifest's Argv (or [\"./marble\"])",
                     MR_F_UINT("ignored", plan.ignored),
                     MR_F_STR("runtime", mr_marble_runtime_name(rt)));
-    if (!mr_ok(mr_marble_apply_files(&params, rt)) || !mr_ok(mr_marble_apply_env(&params))) {
+    if (!mr_ok(mr_marble_apply_files(&params, rt)) || !mr_ok(mr_marble_apply_env(&params)) ||
+        !mr_ok(mr_marble_ttls_preload(ttls_lib))) {
         rc = fail("applying the marble parameters failed");
         goto out;
     }

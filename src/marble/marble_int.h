@@ -130,10 +130,18 @@ MR_RESULT mr_marble_params_decode(mr_slice resp, mr_marble_params *out);
  * directory), env names (non-empty, no '='), env values (no NUL: setenv would fail, §1.4
  * step 10). NUL bytes in names are refused by mr_marble_params_decode already. */
 MR_RESULT mr_marble_params_validate(const mr_marble_params *p);
-/* MARBLE_TTLS_CONFIG: a parse failure or an empty config is an error (v1.4.1); any TTLS
- * config is refused ("TTLS configured, but Marble runtime doesn't support TTLS"), as
- * premain-libos does, since this launcher has no TLS interposer. Logs "Not using TTLS". */
+/* MARBLE_TTLS_CONFIG: a parse failure or an empty config is an error (v1.4.1); otherwise the
+ * policy is logged ("TTLS config", "  Incoming", "    *:8443", ...). Logs "Not using TTLS"
+ * without one. */
 MR_RESULT mr_marble_params_check_ttls(const mr_marble_params *p);
+/* TTLS (ttls.c, docs/ttls.md). Before anything is applied: when the answer carries a
+ * non-empty MARBLE_TTLS_CONFIG, the absolute path of libmarble-ttls.so into lib
+ * (EDG_MARBLE_TTLS_LIB, else next to the premain, else ../lib from it); "" without a config
+ * or with EDG_MARBLE_TTLS=off. A library that cannot be found is an error (MR_ERR_USAGE): the
+ * marble must not run in plaintext. */
+MR_RESULT mr_marble_ttls_plan(const mr_marble_params *p, char *lib, size_t size);
+/* After mr_marble_apply_env: appends lib to LD_PRELOAD (kept when present); "" does nothing. */
+MR_RESULT mr_marble_ttls_preload(const char *lib);
 /* Writes every file. Under Gramine only (§1.4 step 7, GramineActivate): first every entry
  * under /dev/attestation/keys/, then /dev/attestation/protected_files_key, each directly with
  * O_WRONLY|O_CREAT|O_TRUNC and mode 0 (the keys must be set before any file of an encrypted

@@ -304,9 +304,30 @@ MR_RESULT mr_marble_params_check_ttls(const mr_marble_params *p)
     MR_ENSURE(root != NULL, MR_ERR_PROTOCOL, "parsing TTLS config: %s", jerr.text);
     json_t *tls = json_object_get(root, "tls");
     size_t n = object_size(tls, "Incoming") + object_size(tls, "Outgoing");
+    if (n == 0) {
+        json_decref(root);
+        MR_BAIL(MR_ERR_PROTOCOL, "TTLS config is empty");
+    }
+    /* v1.4.1's policy log; libmarble-ttls.so puts it on the wire (mr_marble_ttls_preload) */
+    MR_LOG_INFO("TTLS config");
+    static const char *const dirs[] = {"Incoming", "Outgoing"};
+    for (size_t d = 0; d < 2; d++) {
+        json_t *m = json_object_get(tls, dirs[d]);
+        if (!json_is_object(m) || json_object_size(m) == 0)
+            continue;
+        char line[600];
+        (void)snprintf(line, sizeof(line), "  %s", dirs[d]);
+        MR_LOG_INFO(line);
+        const char *key = NULL;
+        json_t *v = NULL;
+        json_object_foreach(m, key, v) {
+            (void)v;
+            (void)snprintf(line, sizeof(line), "    %s", key);
+            MR_LOG_INFO(line);
+        }
+    }
     json_decref(root);
-    MR_ENSURE(n > 0, MR_ERR_PROTOCOL, "TTLS config is empty");
-    MR_BAIL(MR_ERR_USAGE, "TTLS configured, but Marble runtime doesn't support TTLS");
+    return MR_SUCCESS;
 }
 
 /* ---- files ---- */

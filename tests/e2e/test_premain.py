@@ -260,16 +260,7 @@ def test_failed_file_applies_nothing(sim, tmp_path):
     assert not list(tmp_path.rglob(".*premain-*"))
 
 
-def test_ttls_config_is_refused(sim, tmp_path):
-    tls = {"web": {"Outgoing": [{"Port": "8080", "Addr": "service.name"}], "Incoming": [{"Port": "8443"}]}}
-    m = json.loads(manifest(argv=["/bin/sh", "-c", DUMP], env={"A": "b"}))
-    m["TLS"] = tls
-    m["Marbles"]["app"]["TLS"] = ["web"]
-    sim.set_manifest(json.dumps(m).encode())
-    r = run_premain(sim, tmp_path)
-    assert r.returncode == 1
-    assert "TTLS configured, but Marble runtime doesn't support TTLS" in r.stderr
-    assert not started(tmp_path)
+# A TTLS config is no longer refused: tests/e2e/test_ttls_premain.py (issue 15).
 
 
 def test_unreachable_coordinator(tmp_path):

@@ -160,12 +160,54 @@ static MR_RESULT ttls_secret_pems(const act *a, const char *name, mr_buf *cert, 
     return mr_pem_encode_buf("PRIVATE KEY", s->priv.data, s->priv.len, key);
 }
 
+/* ---- MarbleRun-C extensions of the TTLS entries (docs/ttls.md) ---- */
+
+/* Outgoing Cert: the external server is verified against that secret's certificate. */
+static MR_RESULT ttls_peer_ca(const act *a, const char *name, mr_buf *out)
+{
+    const core_secret *s = core_secret_find(&a->mine, name);
+    if (s == NULL)
+        s = core_secret_find(&a->e->secrets, name);
+    MR_ENSURE(s != NULL && s->cert_der.len > 0, MR_ERR_INTERNAL, "secret %s has no certificate", name);
+    return mr_pem_encode_buf("CERTIFICATE", s->cert_der.data, s->cert_der.len, out);
+}
+
+/* "allowedTypes":[...], before "cacrt" (keys stay sorted). Braces are escaped: the config
+ * passes through the template engine. */
+static MR_RESULT ttls_allowed_types(const mr_manifest_tls_entry *en, mr_buf *out)
+{
+    if (en->allowed_marble_types.count == 0)
+        return MR_SUCCESS;
+    MR_GUARD(mr_buf_append_str(out, "\"allowedTypes\":["));
+    for (size_t i = 0; i < en->allowed_marble_types.count; i++) {
+        const mr_mstr *t = &en->allowed_marble_types.items[i];
+        mr_buf q;
+        mr_buf_init(&q, 0, 0);
+        mr_result r = mr_manifest_json_string(t->ptr, t->len, &q);
+        for (size_t k = 0; k < q.len && mr_ok(r); k++)
+            r = q.data[k] == '{'   ? mr_buf_append_str(out, "\\u007b")
+                : q.data[k] == '}' ? mr_buf_append_str(out, "\\u007d")
+                                   : mr_buf_append_u8(out, q.data[k]);
+        mr_buf_free(&q);
+        MR_GUARD(r);
+        if (i + 1 < en->allowed_marble_types.count)
+            MR_GUARD(mr_buf_append_u8(out, ','));
+    }
+    return mr_buf_append_str(out, "],");
+}
+
 /* "<key>":{"cacrt":...,"clicrt":...[,"clientAuth":...],"clikey":...} of one entry. */
 static MR_RESULT ttls_entry_json(const act *a, bool incoming, const ttls_entry *te,
-                                 const mr_buf *root_pem, mr_buf *cert, mr_buf *key, mr_buf *out)
+                                 const mr_buf *root_pem, mr_buf *cert, mr_buf *key, mr_buf *ca,
+                                 mr_buf *out)
 {
     const mr_manifest_tls_entry *en = te->def;
-    const mr_buf *cp = &a->cert_pem, *kp = &a->key_pem;
+    const mr_buf *cp = &a->cert_pem, *kp = &a->key_pem, *cap = root_pem;
+    if (!incoming && en->cert.len > 0) {
+        mr_buf_reset(ca);
+        MR_GUARD(ttls_peer_ca(a, en->cert.ptr, ca));
+        cap = ca;
+    }
     bool client_auth = true;
     if (incoming && en->cert.len > 0) {
         mr_buf_reset(cert);
@@ -177,7 +219,8 @@ static MR_RESULT ttls_entry_json(const act *a, bool incoming, const ttls_entry *
     }
     MR_GUARD(mr_manifest_json_string(te->key, strlen(te->key), out));
     MR_GUARD(mr_buf_append_str(out, ":{"));
-    MR_GUARD(json_pem(out, "cacrt", root_pem, false));
+    MR_GUARD(ttls_allowed_types(en, out));
+    MR_GUARD(json_pem(out, "cacrt", cap, false));
     MR_GUARD(json_pem(out, "clicrt", cp, true));
     if (incoming)
         MR_GUARD(mr_buf_append_str(out, client_auth ? ",\"clientAuth\":true"
@@ -190,21 +233,23 @@ static MR_RESULT ttls_direction(const act *a, bool incoming, const mr_buf *root_
 {
     mr_result res = MR_FAILURE;
     ttls_list entries = {0};
-    mr_buf cert, key;
+    mr_buf cert, key, ca;
     mr_buf_init(&cert, 0, 0);
     mr_buf_init(&key, 0, MR_BUF_SECRET);
+    mr_buf_init(&ca, 0, 0);
     MR_GUARD_OUT(collect(a->e->manifest, a->marble, incoming, &entries));
     MR_GUARD_OUT(mr_buf_append_u8(out, '{'));
     for (size_t i = 0; i < entries.n; i++) {
         if (i > 0)
             MR_GUARD_OUT(mr_buf_append_u8(out, ','));
-        MR_GUARD_OUT(ttls_entry_json(a, incoming, &entries.items[i], root_pem, &cert, &key, out));
+        MR_GUARD_OUT(ttls_entry_json(a, incoming, &entries.items[i], root_pem, &cert, &key, &ca, out));
     }
     MR_GUARD_OUT(mr_buf_append_u8(out, '}'));
     res = MR_SUCCESS;
 out:
     mr_buf_free(&cert);
     mr_buf_free(&key);
+    mr_buf_free(&ca);
     ttls_list_free(&entries);
     return res;
 }
