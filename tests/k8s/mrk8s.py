@@ -19,7 +19,10 @@ API (kept stable; new helpers are added, existing ones are not changed):
         .request(method, path, body=None, params=None, content_type=None, token=None,
                  expect=(200, 201)) -> decoded JSON (dict) or raises KubeError
         .get(path) / .get_or_none(path) / .create(path, obj) / .delete(path)
-        .apply(obj, field_manager="mrk8s", force=True) -> server-side apply of one object
+        .apply(obj, field_manager="mrk8s", force=True, dry_run=False, strict=False)
+                                             server-side apply of one object (dry_run: validated
+                                             and admitted, not stored; strict: unknown fields fail)
+        .object_path(obj) -> str           the REST path of an object
         .create_namespace(name, labels=None)  (also its "default" ServiceAccount)
         .create_service_account(ns, name)
         .token(ns, sa, seconds=3600, audiences=None) -> str   (TokenRequest API)
@@ -213,8 +216,16 @@ class KubeCluster:
             "client-certificate-data": base64.b64encode(self.admin_cert.read_bytes()).decode(),
             "client-key-data": base64.b64encode(self.admin_key.read_bytes()).decode()}))
         self.session = requests.Session()
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment would override verify (a
+        # requests quirk), and no proxy applies on loopback.
+        self.session.trust_env = False
         self.session.verify = str(self.ca_file)
         self.session.cert = (str(self.admin_cert), str(self.admin_key))
+        # Token requests go without the admin certificate (a request-level cert=None would
+        # fall back to the session's).
+        self.token_session = requests.Session()
+        self.token_session.trust_env = False
+        self.token_session.verify = str(self.ca_file)
 
     @staticmethod
     def _write_json(path, obj):
@@ -314,12 +325,12 @@ class KubeCluster:
         if body is not None:
             data = body if isinstance(body, (bytes, str)) else json.dumps(body)
             headers["Content-Type"] = content_type or "application/json"
-        kw = {}
+        session = self.session
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-            kw["cert"] = None
-        r = self.session.request(method, self.url + path, data=data, params=params,
-                                 headers=headers, timeout=30, **kw)
+            session = self.token_session
+        r = session.request(method, self.url + path, data=data, params=params,
+                            headers=headers, timeout=30)
         if r.status_code not in expect:
             try:
                 st = r.json()
