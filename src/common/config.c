@@ -51,6 +51,9 @@ static const mr_config_var vars[] = {
      "kubernetes store: name of the state Secret (its shards are <name>-<n>)."},
     {"EDG_K8S_SERVICE_NAME", "coordinator-key-api", "coordinator",
      "kubernetes store: the key-API Service whose EndpointSlices list the peer instances."},
+    {"EDG_K8S_KEK_MAP", "marblerun-sealed-kek", "coordinator",
+     "kubernetes store: the ConfigMap that keeps every instance's sealed copy of the state key "
+     "(entry = the sealing host's id), for pods that come back without their seal directory."},
     {"EDG_K8S_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount",
      "coordinator", "kubernetes store: where the service-account token, CA and namespace are."},
     {"KUBERNETES_SERVICE_HOST", NULL, "coordinator",

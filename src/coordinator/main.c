@@ -229,6 +229,7 @@ static MR_RESULT run(daemon_t *d)
     dist.k8s_state = mr_config_get("EDG_K8S_STATE_NAME");
     dist.k8s_service = mr_config_get("EDG_K8S_SERVICE_NAME");
     dist.k8s_sa_dir = mr_config_get("EDG_K8S_SERVICE_ACCOUNT_DIR");
+    dist.k8s_kek_map = mr_config_get("EDG_K8S_KEK_MAP");
     if (strcmp(store, "embedded") != 0)
         cfg.dist = &dist;
     MR_GUARD(mr_core_open(&cfg, &d->core));

@@ -60,6 +60,7 @@ typedef struct mr_core_dist_config {
     const char *k8s_state;      /* state Secret; NULL: marblerun-state */
     const char *k8s_service;    /* key-API Service (EndpointSlices); NULL: coordinator-key-api */
     const char *k8s_sa_dir;     /* NULL: /var/run/secrets/kubernetes.io/serviceaccount */
+    const char *k8s_kek_map;    /* sealed-key ConfigMap; NULL: marblerun-sealed-kek */
     const char *peers;          /* key API peers, comma-separated host:port */
     unsigned peer_timeout_ms;   /* for asking the peers at startup; 0 = 10 s */
 } mr_core_dist_config;

@@ -99,6 +99,7 @@ static MR_RESULT copy_cfg(struct core_dist *d, const mr_core_dist_config *cfg)
         .etcd_ca = cfg->etcd_ca, .etcd_cert = cfg->etcd_cert, .etcd_key = cfg->etcd_key,
         .k8s_namespace = cfg->k8s_namespace, .k8s_state = cfg->k8s_state,
         .k8s_service = cfg->k8s_service, .k8s_sa_dir = cfg->k8s_sa_dir,
+        .k8s_kek_map = cfg->k8s_kek_map,
     };
     return mr_shared_open(&sc, &d->be);
 }
@@ -117,6 +118,49 @@ static MR_RESULT accept_key(void *arg, mr_slice key, bool *ok)
     if (key.len != MR_STORE_DEK_LEN)
         return MR_SUCCESS;
     return mr_shared_check_key(d->be, key, ok);
+}
+
+/* ---- the sealed copy in the ConfigMap (kubernetes) ---- */
+
+/* Our sealed copy of the key, kept in the shared sealed-key map as well (best effort: the
+ * seal directory has it; the map only matters when a pod comes back without it). */
+static void kek_save(mr_core *c)
+{
+    char id[MR_SEAL_HOST_ID_LEN + 1];
+    bool have_id = false, have = false;
+    mr_buf blob;
+    mr_buf_init(&blob, 0, 0);
+    mr_result r = mr_sealer_host_id(c->sealer, id, &have_id);
+    if (mr_ok(r) && have_id)
+        r = mr_sealer_export_sealed(c->sealer, &blob, &have);
+    if (mr_ok(r) && have)
+        r = mr_shared_kek_put(c->dist->be, id, mr_buf_slice(&blob));
+    if (!mr_ok(r)) {
+        MR_LOG_WARN("could not keep the sealed state key in the shared map", MR_F_ERR());
+        mr_error_clear();
+    }
+    mr_buf_free(&blob);
+}
+
+/* No sealed copy in the seal directory: the map's copy for this host, if there is one. */
+static MR_RESULT kek_restore(mr_core *c)
+{
+    char id[MR_SEAL_HOST_ID_LEN + 1];
+    bool have = false, have_id = false, found = false;
+    mr_buf blob;
+    mr_buf_init(&blob, 0, 0);
+    mr_result r = mr_sealer_export_sealed(c->sealer, &blob, &have);
+    if (mr_ok(r) && !have)
+        r = mr_sealer_host_id(c->sealer, id, &have_id);
+    if (mr_ok(r) && have_id)
+        r = mr_shared_kek_get(c->dist->be, id, &blob, &found);
+    if (mr_ok(r) && found) {
+        r = mr_sealer_import_sealed(c->sealer, mr_buf_slice(&blob));
+        if (mr_ok(r))
+            MR_LOG_INFO("restored the sealed state key of this host from the shared map");
+    }
+    mr_buf_free(&blob);
+    return r;
 }
 
 /* Serves the shared state with key: sealed for this host, the store opened, the epoch built
@@ -145,6 +189,7 @@ static MR_RESULT serve_with(mr_core *c, mr_slice key, mr_store *opened, const co
         core_store_replace(c, st);
     atomic_store(&c->dist->epoch_rev, 0);
     atomic_store(&c->dist->serving, true);
+    kek_save(c);
     return MR_SUCCESS;
 }
 
@@ -341,6 +386,8 @@ MR_RESULT core_dist_load(mr_core *c, core_epoch **e)
     if (!has_state)
         MR_GUARD(create_state(c, e, &done));
     if (!done)
+        MR_GUARD(kek_restore(c));
+    if (!done)
         MR_GUARD(try_sealed(c, e, &done));
     if (!done)
         MR_GUARD(startup_peers(c, e, &done));
@@ -390,11 +437,14 @@ static MR_RESULT refresh_locked(mr_core *c, uint64_t state_rev)
     MR_GUARD(r);
     core_epoch_publish(c, e);
     atomic_store(&d->epoch_rev, state_rev);
-    if (e->manifest != NULL && mr_sealer_mode(c->sealer) != core_seal_mode(e->manifest) &&
-        !mr_ok(mr_sealer_set_mode(c->sealer, core_seal_mode(e->manifest)))) {
-        MR_LOG_ERROR("could not re-seal the state key under the manifest's seal mode",
-                     MR_F_ERR());
-        mr_error_clear();
+    if (e->manifest != NULL && mr_sealer_mode(c->sealer) != core_seal_mode(e->manifest)) {
+        if (mr_ok(mr_sealer_set_mode(c->sealer, core_seal_mode(e->manifest)))) {
+            kek_save(c);
+        } else {
+            MR_LOG_ERROR("could not re-seal the state key under the manifest's seal mode",
+                         MR_F_ERR());
+            mr_error_clear();
+        }
     }
     return MR_SUCCESS;
 }
@@ -530,7 +580,9 @@ MR_RESULT core_dist_persist_new_state(mr_core *c, const mr_manifest *m, mr_store
     MR_GUARD_OUT(mr_store_commit(tc));
     core_epoch_publish(c, e);
     e = NULL;
-    if (!mr_ok(mr_sealer_set_mode(c->sealer, core_seal_mode(m)))) {
+    if (mr_ok(mr_sealer_set_mode(c->sealer, core_seal_mode(m)))) {
+        kek_save(c);
+    } else {
         MR_LOG_ERROR("the manifest is set, but the state key could not be re-sealed on this "
                      "host under its seal mode", MR_F_ERR());
         mr_error_clear();

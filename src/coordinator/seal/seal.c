@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/codec.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "coordinator/store/store.h"
@@ -645,4 +646,62 @@ MR_RESULT mr_sealer_adopt(mr_sealer *s, const uint8_t *dek, size_t len)
     install_dek(s, copy);
     s->reason[0] = '\0';
     return seal_dek(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the sealed copy outside the seal directory (kubernetes: ConfigMap marblerun-sealed-kek)     */
+
+MR_RESULT mr_sealer_export_sealed(const mr_sealer *s, mr_buf *out, bool *found)
+{
+    uint8_t file[DEK_FILE_LEN];
+    bool missing = false, wrong = false;
+    char path[PATH_MAX];
+    *found = false;
+    MR_GUARD(path_join(path, sizeof(path), s->dir, SEALED_KEY));
+    MR_GUARD(read_exact(path, file, sizeof(file), &missing, &wrong));
+    if (missing || wrong)
+        return MR_SUCCESS;
+    MR_GUARD(mr_buf_set(out, file, sizeof(file)));
+    *found = true;
+    return MR_SUCCESS;
+}
+
+MR_RESULT mr_sealer_import_sealed(mr_sealer *s, mr_slice blob)
+{
+    MR_ENSURE(blob.len == DEK_FILE_LEN && CRYPTO_memcmp(blob.ptr, DEK_MAGIC, 4) == 0 &&
+                  blob.ptr[4] == DEK_VERSION,
+              MR_ERR_PROTOCOL, "the sealed copy of the state key has an unknown format");
+    return write_atomic(s->dir, SEALED_KEY, SEALED_KEY_TMP, blob.ptr, blob.len);
+}
+
+MR_RESULT mr_sealer_host_id(mr_sealer *s, char out[MR_SEAL_HOST_ID_LEN + 1], bool *found)
+{
+    static const char info[] = "MarbleRun-C sealing host id v1";
+    mr_result res = MR_FAILURE;
+    uint8_t *kek = NULL;
+    uint8_t id[MR_SEAL_HOST_ID_LEN / 2];
+    bool unavailable = false;
+    mr_buf hex;
+    mr_buf_init(&hex, 0, 0);
+    *found = false;
+    if (s->kind == MR_KEK_NONE || s->mode == MR_SEAL_MODE_DISABLED)
+        return MR_SUCCESS;
+    kek = mr_secret_alloc(KEK_LEN);
+    MR_ENSURE_ALLOC_OUT(kek);
+    MR_GUARD_OUT(get_kek(s, provider_for(s), false, kek, &unavailable));
+    if (unavailable) {
+        res = MR_SUCCESS;
+        goto out;
+    }
+    MR_GUARD_OUT(mr_hkdf_sha256_raw(MR_SLICE(kek, KEK_LEN), MR_SLICE(NULL, 0),
+                                    MR_SLICE(info, sizeof(info) - 1), id, sizeof(id)));
+    MR_GUARD_OUT(mr_hex_encode_buf(id, sizeof(id), &hex));
+    memcpy(out, hex.data, MR_SEAL_HOST_ID_LEN);
+    out[MR_SEAL_HOST_ID_LEN] = '\0';
+    *found = true;
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&hex);
+    mr_secret_free(kek, KEK_LEN);
+    return res;
 }

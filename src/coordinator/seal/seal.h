@@ -103,4 +103,18 @@ MR_RESULT mr_sealer_export_dek(const mr_sealer *s, mr_buf *out);
  * (Disabled removes sealed_key). */
 MR_RESULT mr_sealer_set_mode(mr_sealer *s, mr_seal_mode mode);
 
+/* The sealed copy of the state key kept outside the seal directory (the kubernetes store
+ * keeps every instance's copy in the ConfigMap EDG_K8S_KEK_MAP, as MarbleRun does), so that a
+ * pod that comes back on the same host without its seal directory opens the state again:
+ *   mr_sealer_export_sealed  the bytes of sealed_key (*found false when there is none)
+ *   mr_sealer_import_sealed  writes such bytes as sealed_key (format checked; opening them
+ *                            is mr_sealer_unseal_only's business: another host's copy fails)
+ *   mr_sealer_host_id        a name for this host's sealing key under the current mode:
+ *                            hex of HKDF-SHA-256(KEK, label), one-way; *found false when
+ *                            nothing is sealed (KEK none, SealMode Disabled, KEK missing) */
+#define MR_SEAL_HOST_ID_LEN 32
+MR_RESULT mr_sealer_export_sealed(const mr_sealer *s, mr_buf *out, bool *found);
+MR_RESULT mr_sealer_import_sealed(mr_sealer *s, mr_slice blob);
+MR_RESULT mr_sealer_host_id(mr_sealer *s, char out[MR_SEAL_HOST_ID_LEN + 1], bool *found);
+
 #endif

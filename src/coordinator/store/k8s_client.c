@@ -353,11 +353,11 @@ static MR_RESULT parse_entries(json_t *data, mr_k8s_obj *out)
     return MR_SUCCESS;
 }
 
-static MR_RESULT parse_obj(mr_k8s_kind kind, const mr_buf *body, mr_k8s_obj *out)
+MR_RESULT mr_k8s_parse_object(mr_k8s_kind kind, mr_slice body, mr_k8s_obj *out)
 {
     mr_result res = MR_FAILURE;
     json_error_t e;
-    json_t *j = json_loadb((const char *)body->data, body->len, 0, &e);
+    json_t *j = json_loadb((const char *)body.ptr, body.len, 0, &e);
     MR_ENSURE(j != NULL, MR_ERR_PROTOCOL, "kubernetes: malformed answer: %s", e.text);
     const char *rv =
         json_string_value(json_object_get(json_object_get(j, "metadata"), "resourceVersion"));
@@ -394,7 +394,7 @@ MR_RESULT mr_k8s_get(mr_k8s *k, mr_k8s_kind kind, const char *name, mr_k8s_obj *
         set_refused(status, &body);
         goto out;
     }
-    MR_GUARD_OUT(parse_obj(kind, &body, out));
+    MR_GUARD_OUT(mr_k8s_parse_object(kind, mr_buf_slice(&body), out));
     res = MR_SUCCESS;
 out:
     if (!mr_ok(res))
@@ -531,14 +531,30 @@ static MR_RESULT slice_peers(json_t *slice, const char *port_name, mr_buf *peers
     return MR_SUCCESS;
 }
 
+MR_RESULT mr_k8s_parse_peers(mr_slice body, const char *port_name, mr_buf *peers)
+{
+    mr_result res = MR_FAILURE;
+    json_error_t e;
+    json_t *j = json_loadb((const char *)body.ptr, body.len, 0, &e);
+    MR_ENSURE(j != NULL, MR_ERR_PROTOCOL, "kubernetes: malformed answer: %s", e.text);
+    json_t *items = json_object_get(j, "items"), *s;
+    size_t i;
+    json_array_foreach(items, i, s)
+    {
+        MR_GUARD_OUT(slice_peers(s, port_name, peers));
+    }
+    res = MR_SUCCESS;
+out:
+    json_decref(j);
+    return res;
+}
+
 MR_RESULT mr_k8s_service_peers(mr_k8s *k, const char *service, const char *port_name,
                                mr_buf *peers)
 {
     mr_result res = MR_FAILURE;
     char path[512];
     int status = 0;
-    json_t *j = NULL;
-    json_error_t e;
     mr_buf body;
     mr_buf_init(&body, RESP_MAX, 0);
     for (const char *p = service; *p != '\0'; p++)
@@ -553,17 +569,9 @@ MR_RESULT mr_k8s_service_peers(mr_k8s *k, const char *service, const char *port_
         set_refused(status, &body);
         goto out;
     }
-    j = json_loadb((const char *)body.data, body.len, 0, &e);
-    MR_ENSURE_OUT(j != NULL, MR_ERR_PROTOCOL, "kubernetes: malformed answer: %s", e.text);
-    json_t *items = json_object_get(j, "items"), *s;
-    size_t i;
-    json_array_foreach(items, i, s)
-    {
-        MR_GUARD_OUT(slice_peers(s, port_name, peers));
-    }
+    MR_GUARD_OUT(mr_k8s_parse_peers(mr_buf_slice(&body), port_name, peers));
     res = MR_SUCCESS;
 out:
-    json_decref(j);
     mr_buf_free(&body);
     return res;
 }

@@ -78,4 +78,10 @@ MR_RESULT mr_k8s_delete(mr_k8s *k, mr_k8s_kind kind, const char *name, const cha
 MR_RESULT mr_k8s_service_peers(mr_k8s *k, const char *service, const char *port_name,
                                mr_buf *peers);
 
+/* The parsers of the API's answers, on their own for tests and fuzzing: a Secret (data) or
+ * ConfigMap (binaryData) object, and an EndpointSliceList (the peers, as mr_k8s_service_peers
+ * appends them). Malformed answers fail with MR_ERR_PROTOCOL. */
+MR_RESULT mr_k8s_parse_object(mr_k8s_kind kind, mr_slice body, mr_k8s_obj *out);
+MR_RESULT mr_k8s_parse_peers(mr_slice body, const char *port_name, mr_buf *peers);
+
 #endif

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/alloc.h"
 #include "coordinator/store/etcd_store.h"
 #include "coordinator/store/k8s_store.h"
@@ -12,11 +14,14 @@
 #define DEFAULT_PREFIX "/marblerun/"
 #define DEFAULT_STATE "marblerun-state"
 #define DEFAULT_SERVICE "coordinator-key-api"
+#define DEFAULT_KEK_MAP "marblerun-sealed-kek"
+#define KEK_MAP_ENTRIES 256
+#define KEK_MAP_ATTEMPTS 8
 
 struct mr_shared {
     mr_shared_kind kind;
     char *endpoints, *prefix, *ca, *cert, *key;      /* etcd */
-    char *ns, *state, *service, *sa_dir;             /* kubernetes */
+    char *ns, *state, *service, *sa_dir, *kek_map;    /* kubernetes */
     mr_etcd *etcd;
     mr_k8s *k8s;
     char where[300];
@@ -67,6 +72,7 @@ static MR_RESULT setup(mr_shared *s, const mr_shared_config *cfg)
     MR_GUARD(dup_opt(cfg->k8s_state, DEFAULT_STATE, &s->state));
     MR_GUARD(dup_opt(cfg->k8s_service, DEFAULT_SERVICE, &s->service));
     MR_GUARD(dup_opt(cfg->k8s_sa_dir, NULL, &s->sa_dir));
+    MR_GUARD(dup_opt(cfg->k8s_kek_map, DEFAULT_KEK_MAP, &s->kek_map));
     MR_GUARD(k8s_client(s, &s->k8s));
     (void)snprintf(s->where, sizeof(s->where), "Secret %s/%s", mr_k8s_namespace(s->k8s),
                    s->state);
@@ -92,7 +98,7 @@ void mr_shared_close(mr_shared *s)
     mr_etcd_close(s->etcd);
     mr_k8s_close(s->k8s);
     char *strs[] = {s->endpoints, s->prefix, s->ca, s->cert, s->key,
-                    s->ns, s->state, s->service, s->sa_dir};
+                    s->ns, s->state, s->service, s->sa_dir, s->kek_map};
     for (size_t i = 0; i < MR_ARRAY_LEN(strs); i++)
         mr_free(strs[i]);
     mr_free(s);
@@ -161,4 +167,97 @@ MR_RESULT mr_shared_peers(mr_shared *s, const char *static_peers, mr_buf *out)
         MR_GUARD(r);
     }
     return mr_buf_nul_terminate(out);
+}
+
+/* ---- the sealed copies of the state key (kubernetes) ---- */
+
+MR_RESULT mr_shared_kek_get(mr_shared *s, const char *id, mr_buf *out, bool *found)
+{
+    mr_k8s_obj o = {0};
+    *found = false;
+    if (s->kind != MR_SHARED_KUBERNETES)
+        return MR_SUCCESS;
+    MR_GUARD(mr_k8s_get(s->k8s, MR_K8S_CONFIGMAP, s->kek_map, &o));
+    const mr_k8s_entry *e = mr_k8s_obj_entry(&o, id);
+    mr_result r = MR_SUCCESS;
+    if (e != NULL) {
+        r = mr_buf_set(out, e->value.data, e->value.len);
+        *found = mr_ok(r);
+    }
+    mr_k8s_obj_free(&o);
+    return r;
+}
+
+/* The map's entries with id set to blob (added or replaced). */
+static MR_RESULT kek_entries(const mr_k8s_obj *o, const char *id, mr_slice blob,
+                             mr_k8s_entry **items, size_t *n)
+{
+    *n = 0;
+    *items = mr_calloc(o->count + 1, sizeof(mr_k8s_entry));
+    MR_ENSURE_ALLOC(*items);
+    bool replaced = false;
+    for (size_t i = 0; i <= o->count; i++) {
+        const bool last = i == o->count;
+        if (last && replaced)
+            break;
+        const bool mine = last || strcmp(o->items[i].name, id) == 0;
+        mr_k8s_entry *d = &(*items)[*n];
+        mr_buf_init(&d->value, 0, 0);
+        d->name = mr_strdup(mine ? id : o->items[i].name);
+        MR_ENSURE_ALLOC(d->name);
+        (*n)++;
+        MR_GUARD(mine ? mr_buf_set(&d->value, blob.ptr, blob.len)
+                      : mr_buf_set(&d->value, o->items[i].value.data, o->items[i].value.len));
+        replaced = replaced || mine;
+    }
+    MR_ENSURE(*n <= KEK_MAP_ENTRIES, MR_ERR_STATE, "kubernetes store: %s has too many entries",
+              "the sealed-key ConfigMap");
+    return MR_SUCCESS;
+}
+
+static void free_entries(mr_k8s_entry *items, size_t n)
+{
+    for (size_t i = 0; items != NULL && i < n; i++) {
+        mr_free(items[i].name);
+        mr_buf_free(&items[i].value);
+    }
+    mr_free(items);
+}
+
+static MR_RESULT kek_put_once(mr_shared *s, const char *id, mr_slice blob, bool *conflict)
+{
+    mr_result res = MR_FAILURE;
+    mr_k8s_obj o = {0};
+    mr_k8s_entry *items = NULL;
+    size_t n = 0;
+    char rv[64];
+    *conflict = false;
+    MR_GUARD_OUT(mr_k8s_get(s->k8s, MR_K8S_CONFIGMAP, s->kek_map, &o));
+    const mr_k8s_entry *have = mr_k8s_obj_entry(&o, id);
+    if (have != NULL && have->value.len == blob.len &&
+        CRYPTO_memcmp(have->value.data, blob.ptr, blob.len) == 0) {
+        res = MR_SUCCESS;
+        goto out;
+    }
+    MR_GUARD_OUT(kek_entries(&o, id, blob, &items, &n));
+    MR_GUARD_OUT(mr_k8s_put(s->k8s, MR_K8S_CONFIGMAP, s->kek_map, o.found ? o.rv : NULL, items, n,
+                            conflict, rv));
+    res = MR_SUCCESS;
+out:
+    free_entries(items, n);
+    mr_k8s_obj_free(&o);
+    return res;
+}
+
+MR_RESULT mr_shared_kek_put(mr_shared *s, const char *id, mr_slice blob)
+{
+    if (s->kind != MR_SHARED_KUBERNETES)
+        return MR_SUCCESS;
+    for (int attempt = 0; attempt < KEK_MAP_ATTEMPTS; attempt++) {
+        bool conflict = false;
+        MR_GUARD(kek_put_once(s, id, blob, &conflict));
+        if (!conflict)
+            return MR_SUCCESS;
+    }
+    MR_BAIL(MR_ERR_UNAVAILABLE, "kubernetes API unavailable: %s keeps changing", s->kek_map);
 }

@@ -22,7 +22,7 @@ typedef struct mr_shared_config {
     /* etcd */
     const char *etcd_endpoints, *etcd_prefix, *etcd_ca, *etcd_cert, *etcd_key;
     /* kubernetes (NULL: the defaults of k8s_client.h / k8s_store.h) */
-    const char *k8s_namespace, *k8s_state, *k8s_service, *k8s_sa_dir;
+    const char *k8s_namespace, *k8s_state, *k8s_service, *k8s_sa_dir, *k8s_kek_map;
 } mr_shared_config;
 
 typedef struct mr_shared mr_shared;
@@ -43,5 +43,11 @@ MR_RESULT mr_shared_open_store(mr_shared *s, mr_slice key, const char *const *vo
  * kubernetes, the ready addresses of the key-API Service's EndpointSlices (port "grpc").
  * Appends "host:port,..." to out (empty: none known). */
 MR_RESULT mr_shared_peers(mr_shared *s, const char *static_peers, mr_buf *out);
+
+/* kubernetes: every instance's sealed copy of the state key, in the ConfigMap EDG_K8S_KEK_MAP
+ * (default marblerun-sealed-kek), binaryData entry = the sealing host's id
+ * (mr_sealer_host_id). Other kinds: nothing found, nothing written. */
+MR_RESULT mr_shared_kek_get(mr_shared *s, const char *id, mr_buf *out, bool *found);
+MR_RESULT mr_shared_kek_put(mr_shared *s, const char *id, mr_slice blob);
 
 #endif
