@@ -528,7 +528,7 @@ static void atfork_register(void)
     (void)pthread_atfork(mr_ttls_fork_prepare, mr_ttls_fork_parent, mr_ttls_fork_child);
 }
 
-mr_result mr_ttls_engine_init(mr_ttls_config *cfg, const mr_ttls_opts *opts)
+MR_RESULT mr_ttls_engine_init(mr_ttls_config *cfg, const mr_ttls_opts *opts)
 {
     MR_ENSURE(mr_ttls_active() == NULL, MR_ERR_INTERNAL, "internal error: TTLS is active already");
     for (size_t i = 0; i < cfg->count; i++)
