@@ -15,7 +15,7 @@
 
 static const char *S(const mr_mstr *s) { return s->ptr ? s->ptr : ""; }
 
-mr_result mr_manifest_check_tls_ext_(const mr_manifest *m, const char *tag, bool incoming,
+MR_RESULT mr_manifest_check_tls_ext_(const mr_manifest *m, const char *tag, bool incoming,
                                      const mr_manifest_tls_entry *e)
 {
     const char *dir = incoming ? "Incoming" : "Outgoing";

@@ -24,7 +24,7 @@ static bool ttls_off(void)
 }
 
 /* The directory of the running premain, with a trailing '/'. */
-static mr_result own_dir(char *out, size_t size)
+static MR_RESULT own_dir(char *out, size_t size)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -41,7 +41,7 @@ static mr_result own_dir(char *out, size_t size)
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_ttls_plan(const mr_marble_params *p, char *lib, size_t size)
+MR_RESULT mr_marble_ttls_plan(const mr_marble_params *p, char *lib, size_t size)
 {
     lib[0] = '\0';
     bool configured = false;
@@ -86,7 +86,7 @@ mr_result mr_marble_ttls_plan(const mr_marble_params *p, char *lib, size_t size)
     return MR_SUCCESS;
 }
 
-mr_result mr_marble_ttls_preload(const char *lib)
+MR_RESULT mr_marble_ttls_preload(const char *lib)
 {
     if (lib == NULL || lib[0] == '\0')
         return MR_SUCCESS;

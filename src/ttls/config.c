@@ -26,7 +26,7 @@ typedef struct jp {
 
 static size_t pos(const jp *p) { return p->c.pos; }
 
-static mr_result syntax(const jp *p, const char *what)
+static MR_RESULT syntax(const jp *p, const char *what)
 {
     MR_BAIL(MR_ERR_USAGE, "MARBLE_TTLS_CONFIG is not valid JSON: %s at offset %zu", what, pos(p));
 }
@@ -54,7 +54,7 @@ static bool peek(jp *p, uint8_t *ch)
     return ok;
 }
 
-static mr_result expect(jp *p, uint8_t want, const char *what)
+static MR_RESULT expect(jp *p, uint8_t want, const char *what)
 {
     uint8_t ch = 0;
     if (!peek(p, &ch) || ch != want)
@@ -63,7 +63,7 @@ static mr_result expect(jp *p, uint8_t want, const char *what)
     return MR_SUCCESS;
 }
 
-static mr_result hex4(jp *p, uint32_t *out)
+static MR_RESULT hex4(jp *p, uint32_t *out)
 {
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
@@ -77,7 +77,7 @@ static mr_result hex4(jp *p, uint32_t *out)
 }
 
 /* Decodes a string literal (the opening quote already seen by peek) and appends its bytes. */
-static mr_result string(jp *p, mr_buf *out)
+static MR_RESULT string(jp *p, mr_buf *out)
 {
     MR_GUARD(expect(p, '"', "expected a string"));
     for (;;) {
@@ -124,7 +124,7 @@ static mr_result string(jp *p, mr_buf *out)
     }
 }
 
-static mr_result literal(jp *p, const char *word)
+static MR_RESULT literal(jp *p, const char *word)
 {
     size_t n = strlen(word);
     mr_slice v = {0};
@@ -133,9 +133,9 @@ static mr_result literal(jp *p, const char *word)
     return MR_SUCCESS;
 }
 
-static mr_result skip_value(jp *p);
+static MR_RESULT skip_value(jp *p);
 
-static mr_result skip_number(jp *p)
+static MR_RESULT skip_number(jp *p)
 {
     size_t digits = 0;
     for (;;) {
@@ -155,7 +155,7 @@ static mr_result skip_number(jp *p)
 }
 
 /* Iterates the members of an object: call with *first = true after '{'. */
-static mr_result next_member(jp *p, bool *first, bool *more, mr_buf *key)
+static MR_RESULT next_member(jp *p, bool *first, bool *more, mr_buf *key)
 {
     uint8_t ch = 0;
     if (!peek(p, &ch))
@@ -175,13 +175,13 @@ static mr_result next_member(jp *p, bool *first, bool *more, mr_buf *key)
     return MR_SUCCESS;
 }
 
-static mr_result enter(jp *p, uint8_t open)
+static MR_RESULT enter(jp *p, uint8_t open)
 {
     MR_ENSURE(++p->depth <= DEPTH_MAX, MR_ERR_USAGE, "MARBLE_TTLS_CONFIG is nested too deeply");
     return expect(p, open, open == '{' ? "expected an object" : "expected an array");
 }
 
-static mr_result skip_value(jp *p)
+static MR_RESULT skip_value(jp *p)
 {
     mr_result res = MR_FAILURE;
     mr_buf tmp;
@@ -235,7 +235,7 @@ out:
     return res;
 }
 
-static mr_result boolean(jp *p, bool *out)
+static MR_RESULT boolean(jp *p, bool *out)
 {
     uint8_t ch = 0;
     if (peek(p, &ch) && ch == 't') {
@@ -270,7 +270,7 @@ static bool name_ok(const char *h)
     return true;
 }
 
-mr_result mr_ttls_parse_key(const char *key, size_t len, mr_ttls_dir dir, mr_ttls_entry *e)
+MR_RESULT mr_ttls_parse_key(const char *key, size_t len, mr_ttls_dir dir, mr_ttls_entry *e)
 {
     MR_ENSURE(len > 0 && len < sizeof(e->key) && memchr(key, '\0', len) == NULL, MR_ERR_USAGE,
               "TTLS entry key has a bad length or a NUL byte");
@@ -322,7 +322,7 @@ mr_result mr_ttls_parse_key(const char *key, size_t len, mr_ttls_dir dir, mr_ttl
 
 /* ---- entries ---- */
 
-static mr_result entry_types(jp *p, mr_ttls_entry *e, mr_buf *tmp)
+static MR_RESULT entry_types(jp *p, mr_ttls_entry *e, mr_buf *tmp)
 {
     for (size_t i = 0; i < e->n_types; i++)
         mr_free(e->types[i]);
@@ -357,7 +357,7 @@ static mr_result entry_types(jp *p, mr_ttls_entry *e, mr_buf *tmp)
     return MR_SUCCESS;
 }
 
-static mr_result entry_body(jp *p, mr_ttls_entry *e)
+static MR_RESULT entry_body(jp *p, mr_ttls_entry *e)
 {
     mr_result res = MR_FAILURE;
     mr_buf key, tmp;
@@ -399,7 +399,7 @@ out:
     return res;
 }
 
-static mr_result add_entry(mr_ttls_config *c, mr_ttls_entry **out)
+static MR_RESULT add_entry(mr_ttls_config *c, mr_ttls_entry **out)
 {
     mr_ttls_entry *grown = mr_realloc(c->entries, (c->count + 1) * sizeof(*grown));
     MR_ENSURE_ALLOC(grown);
@@ -417,7 +417,7 @@ static mr_result add_entry(mr_ttls_config *c, mr_ttls_entry **out)
 
 static void set_bit(uint8_t *map, uint16_t port) { map[port >> 3] |= (uint8_t)(1u << (port & 7)); }
 
-static mr_result index_entry(mr_ttls_config *c, const mr_ttls_entry *e)
+static MR_RESULT index_entry(mr_ttls_config *c, const mr_ttls_entry *e)
 {
     for (size_t i = 0; i + 1 < c->count; i++)
         MR_ENSURE(c->entries[i].dir != e->dir || strcmp(c->entries[i].key, e->key) != 0,
@@ -438,7 +438,7 @@ static mr_result index_entry(mr_ttls_config *c, const mr_ttls_entry *e)
     return MR_SUCCESS;
 }
 
-static mr_result direction(jp *p, mr_ttls_config *c, mr_ttls_dir dir)
+static MR_RESULT direction(jp *p, mr_ttls_config *c, mr_ttls_dir dir)
 {
     mr_result res = MR_FAILURE;
     mr_buf key;
@@ -462,7 +462,7 @@ out:
     return res;
 }
 
-static mr_result tls_object(jp *p, mr_ttls_config *c)
+static MR_RESULT tls_object(jp *p, mr_ttls_config *c)
 {
     mr_result res = MR_FAILURE;
     mr_buf key;
@@ -487,7 +487,7 @@ out:
     return res;
 }
 
-mr_result mr_ttls_config_parse(const char *json, size_t len, mr_ttls_config *out)
+MR_RESULT mr_ttls_config_parse(const char *json, size_t len, mr_ttls_config *out)
 {
     mr_result res = MR_FAILURE;
     mr_buf key;
@@ -526,7 +526,7 @@ out:
 
 /* ---- MARBLE_TTLS_ENDPOINTS ---- */
 
-mr_result mr_ttls_config_parse_endpoints(const char *text, mr_ttls_config *out)
+MR_RESULT mr_ttls_config_parse_endpoints(const char *text, mr_ttls_config *out)
 {
     mr_result res = MR_FAILURE;
     memset(out, 0, sizeof(*out));
@@ -563,7 +563,7 @@ out:
     return res;
 }
 
-mr_result mr_ttls_config_endpoints(const mr_ttls_config *c, mr_buf *out)
+MR_RESULT mr_ttls_config_endpoints(const mr_ttls_config *c, mr_buf *out)
 {
     for (size_t i = 0; i < c->count; i++) {
         const mr_ttls_entry *e = &c->entries[i];
@@ -575,7 +575,7 @@ mr_result mr_ttls_config_endpoints(const mr_ttls_config *c, mr_buf *out)
 
 /* ---- policy lines ---- */
 
-static mr_result describe(const mr_ttls_entry *e, mr_buf *out)
+static MR_RESULT describe(const mr_ttls_entry *e, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out, "    %s", e->key));
     if (!e->creds)
@@ -602,7 +602,7 @@ static mr_result describe(const mr_ttls_entry *e, mr_buf *out)
     return mr_buf_append_u8(out, '\n');
 }
 
-mr_result mr_ttls_policy_lines(const mr_ttls_config *c, mr_buf *out)
+MR_RESULT mr_ttls_policy_lines(const mr_ttls_config *c, mr_buf *out)
 {
     MR_GUARD(mr_buf_append_str(out, "TTLS config\n"));
     for (int d = 1; d >= 0; d--) {

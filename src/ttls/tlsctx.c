@@ -98,7 +98,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 }
 
 /* Every certificate of a PEM text; at least one. */
-static mr_result read_certs(const mr_buf *pem, const char *what, const char *key,
+static MR_RESULT read_certs(const mr_buf *pem, const char *what, const char *key,
                             STACK_OF(X509) **out)
 {
     mr_result res = MR_FAILURE;
@@ -127,7 +127,7 @@ out:
     return res;
 }
 
-mr_result mr_ttls_entry_tls(mr_ttls_entry *e)
+MR_RESULT mr_ttls_entry_tls(mr_ttls_entry *e)
 {
     mr_result res = MR_FAILURE;
     SSL_CTX *ctx = NULL;
