@@ -179,7 +179,7 @@ static MR_RESULT auth_header(mr_k8s *k)
             mr_error_set(MR_ERR_INTERNAL, __FILE__, __LINE__, "out of memory");
             r = MR_FAILURE;
         } else {
-            memcpy(a, "Bearer ", 7);
+            memcpy(a, "Bearer ", sizeof("Bearer ")); /* with its NUL; the token follows */
             memcpy(a + 7, t.data, t.len);
             if (k->auth != NULL) {
                 OPENSSL_cleanse(k->auth, k->auth_cap);

@@ -520,7 +520,7 @@ MR_RESULT ks_refresh(kstore *s)
         goto out;
     }
     MR_GUARD_OUT(ks_head_parse(&o, &h));
-    fetched = mr_calloc(h.n, sizeof(*fetched));
+    fetched = mr_calloc(h.n, sizeof(ks_shard *));
     MR_ENSURE_ALLOC_OUT(fetched);
     uint32_t n = h.n;
     MR_GUARD_OUT(fetch_shards(s, &h, fetched));
