@@ -59,6 +59,8 @@ void mr_manifest_mstr_list_free(mr_mstr_list *l);
 
 /* Element destructors (model.c), used by the decoder for replaced map entries. */
 void mr_manifest_package_free_(mr_manifest_package *p);
+void mr_manifest_tdx_free_(mr_manifest_tdx *t);
+void mr_manifest_snp_free_(mr_manifest_snp *s);
 void mr_manifest_infra_free_(mr_manifest_infra *i);
 void mr_manifest_file_free_(mr_manifest_file *f);
 void mr_manifest_marble_free_(mr_manifest_marble *m);
@@ -69,5 +71,11 @@ void mr_manifest_role_free_(mr_manifest_role *r);
 void mr_manifest_reckey_free_(mr_manifest_recovery_key *k);
 void mr_manifest_tls_list_free_(mr_manifest_tls_list *l);
 void mr_manifest_tls_tag_free_(mr_manifest_tls_tag *t);
+
+/* Package.TDX / Package.SNP (tee.c): formats and combinations of every package's fields;
+ * and, for a package a marble uses, the identity rule (a measurement is set; with Debug a
+ * missing one only logs a warning). Texts name the package and the field. */
+MR_RESULT mr_manifest_check_tee_packages_(const mr_manifest *m);
+MR_RESULT mr_manifest_check_tee_identity_(const mr_manifest_package *p);
 
 #endif
