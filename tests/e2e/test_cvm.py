@@ -354,3 +354,91 @@ def test_identities_still_activate(world):
         rd = hashlib.sha256(m.cert_der).digest()
         resp = m.activate(world["coord"], kind, quote=make(rd))
         assert resp.Parameters.Files, kind
+
+
+# ---- the CLI accepts the new formats ------------------------------------------------------
+
+def cli(world, *args, attestation_env=False):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDG_")}
+    env["XDG_CONFIG_HOME"] = str(world["base"] / "xdg")
+    if attestation_env:  # to verify the (softsgx) Coordinator's own quote
+        env.update({k: v for k, v in world["pki"].env().items() if k.startswith("EDG_ATTESTATION_")})
+    return subprocess.run([str(BIN / "marblerun"), *map(str, args)], env=env, cwd=world["base"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_manifest_verify_with_cvm_packages(world):
+    base = world["base"]
+    (base / "m.json").write_bytes(manifest(world["marbles"]))
+    (base / "era.json").write_text(json.dumps({"SecurityVersion": 3, "ProductID": 3,
+                                               "UniqueID": MRENCLAVE, "SignerID": "cd" * 32,
+                                               "Debug": False}))
+    coord = f"127.0.0.1:{world['coord'].client_port}"
+    p = cli(world, "manifest", "verify", "m.json", coord, "--era-config", "era.json",
+            attestation_env=True)
+    assert p.returncode == 0 and p.stdout.endswith("OK\n"), p.stderr
+    # a manifest that differs in one TDX field is not the one the Coordinator runs
+    other = json.loads((base / "m.json").read_text())
+    other["Packages"]["tdx"]["TDX"]["RTMR2"] = "00" * 48
+    (base / "m2.json").write_text(json.dumps(other))
+    p = cli(world, "manifest", "verify", "m2.json", coord, "--era-config", "era.json",
+            attestation_env=True)
+    assert p.returncode == 1
+    assert "MarbleRun deployment is using a different manifest than expected" in p.stderr
+    p = cli(world, "manifest", "signature", "m.json")
+    assert p.returncode == 0
+    assert p.stdout.strip() == hashlib.sha256((base / "m.json").read_bytes()).hexdigest()
+
+
+def test_cli_quote_verify_tdx(world):
+    base, pki = world["base"], world["pki"]
+    (base / "td.bin").write_bytes(tdx_quote(pki, b"\x01" * 32))
+    p = cli(world, "quote", "verify", "td.bin", "--collateral", pki.dir, "--root-ca",
+            pki.dir / "root-ca.pem", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert j["tee"] == "TDX" and j["mrtd"] == MRTD and j["rtmr2"] == RTMR2
+    assert j["tcbStatus"] == "UpToDate" and j["verdict"] == "accepted"
+    assert j["reportData"] == "01" * 32 + "00" * 32
+    q = bytearray((base / "td.bin").read_bytes())
+    q[48 + 136] ^= 1
+    (base / "td-bad.bin").write_bytes(bytes(q))
+    p = cli(world, "quote", "verify", "td-bad.bin", "--collateral", pki.dir, "--root-ca",
+            pki.dir / "root-ca.pem")
+    assert p.returncode != 0 and "Error: quote signature" in p.stderr, p.stderr
+
+
+def test_cli_quote_verify_snp(world):
+    base, snp = world["base"], world["snp"]
+    (base / "snp.bin").write_bytes(snp_evidence(snp, b"\x02" * 32, base, vlek=True))
+    p = cli(world, "quote", "verify", "snp.bin", "--snp-root", snp / "ark.pem", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    j = json.loads(p.stdout)
+    assert j["tee"] == "SEV-SNP" and j["measurement"] == MEASUREMENT and j["hostData"] == HOST_DATA
+    assert j["signingKey"] == "VLEK" and j["reportedTCB"] == "d114000000000003"
+    assert j["policy"] == 0x30000 and j["verdict"] == "accepted"
+    p = cli(world, "quote", "verify", "snp.bin", "--snp-root", snp / "ark.pem")
+    assert p.returncode == 0 and "Quote verified: SEV-SNP report version 3" in p.stdout, p.stderr
+    assert f"Measurement               : {MEASUREMENT}" in p.stdout
+    # AMD's roots do not accept the TEST hierarchy
+    p = cli(world, "quote", "verify", "snp.bin")
+    assert p.returncode != 0
+    assert "SNP VCEK chain: the ARK in the chain does not match the pinned AMD root key" in p.stderr
+    # the report alone: a VLEK must travel with it, a VCEK can come from a directory
+    (base / "snp-report.bin").write_bytes((base / "snp.bin").read_bytes()[:1184])
+    p = cli(world, "quote", "verify", "snp-report.bin", "--snp-root", snp / "ark.pem")
+    assert p.returncode != 0
+    assert "the report is signed by a VLEK, but the evidence carries none" in p.stderr, p.stderr
+    vcek_dir = base / "vceks"
+    vcek_dir.mkdir(exist_ok=True)
+    r, aux, vek = base / "v-r.bin", base / "v-a.bin", base / "v-vek.der"
+    subprocess.run([BIN / "marblerun-softsnp", "report", snp, "--report-data", "03", "--out", r,
+                    "--aux", aux, "--vek", vek], check=True, capture_output=True)
+    p = cli(world, "quote", "verify", r, "--snp-root", snp / "ark.pem", "--snp-vcek", vcek_dir)
+    assert p.returncode != 0 and "SNP VCEK lookup" in p.stderr, p.stderr
+    chip = subprocess.run([BIN / "marblerun-softsnp", "chip-id", snp], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    (vcek_dir / f"{chip}-d114000000000003.der").write_bytes(vek.read_bytes())
+    (vcek_dir / "cert_chain.pem").write_bytes((snp / "cert_chain.pem").read_bytes())
+    p = cli(world, "quote", "verify", r, "--snp-root", snp / "ark.pem", "--snp-vcek", vcek_dir)
+    assert p.returncode == 0 and "Signing key               : VCEK" in p.stdout, p.stderr
