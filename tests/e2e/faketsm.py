@@ -13,13 +13,24 @@ test process serves each new entry:
      tools), writes `auxblob` (SNP), sets `generation` to "1" (one write happened, as the
      kernel counts) and only then writes the blob into the FIFO and closes it.
 
+Run as a program it serves a directory until interrupted, making each blob with a command
+(docs/cvm.md): `{report_data}` in it becomes the 64 bytes of inblob in hex, `{auxblob}` a file
+whose content becomes the entry's auxblob; the command's stdout is the outblob:
+
+  python3 tests/e2e/faketsm.py DIR --provider sev_guest -- \
+      marblerun-softsnp report SNPDIR --report-data {report_data} --aux {auxblob}
+
 Every wait is bounded (ENTRY_TIMEOUT). Entries stay in the directory (the premain's rmdir of
 a non-empty plain directory fails, which it ignores); `served` counts the entries served and
 `errors` keeps what went wrong in the helper.
 """
+import argparse
 import errno
 import os
 import pathlib
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -103,3 +114,41 @@ class FakeTSM:
                 view = view[n:]
         finally:
             os.close(fd)
+
+
+def command_blob_maker(argv):
+    """make_blob for FakeTSM from a command line with {report_data} and {auxblob}."""
+    def make(rd):
+        with tempfile.TemporaryDirectory(prefix="faketsm-") as d:
+            aux = pathlib.Path(d) / "auxblob"
+            args = [a.replace("{report_data}", rd.hex()).replace("{auxblob}", str(aux)) for a in argv]
+            out = subprocess.run(args, check=True, capture_output=True, timeout=ENTRY_TIMEOUT).stdout
+            return out, (aux.read_bytes() if aux.exists() else None)
+    return make
+
+
+def main():
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    ap = argparse.ArgumentParser(
+        description="Serve a fake configfs-tsm report directory (tests).",
+        usage="faketsm.py DIR --provider {tdx_guest,sev_guest} -- COMMAND...")
+    ap.add_argument("dir")
+    ap.add_argument("--provider", choices=["tdx_guest", "sev_guest"], required=True)
+    a = ap.parse_args(argv[:cut])
+    cmd = argv[cut + 1:]
+    if not cmd:
+        ap.error("no command given after --")
+    with FakeTSM(a.dir, a.provider, command_blob_maker(cmd)) as t:
+        print(f"faketsm: serving {t.root} as {a.provider}", file=sys.stderr, flush=True)
+        try:
+            while True:
+                time.sleep(1)
+                while t.errors:
+                    print("faketsm: " + t.errors.pop(0), file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
