@@ -442,3 +442,25 @@ def test_cli_quote_verify_snp(world):
     (vcek_dir / "cert_chain.pem").write_bytes((snp / "cert_chain.pem").read_bytes())
     p = cli(world, "quote", "verify", r, "--snp-root", snp / "ark.pem", "--snp-vcek", vcek_dir)
     assert p.returncode == 0 and "Signing key               : VCEK" in p.stdout, p.stderr
+
+
+def test_manifest_doc_example_is_accepted(tmp_path):
+    """The example of docs/manifest.md is a valid manifest (simulation-mode Coordinator)."""
+    from mrharness import SOURCE_DIR
+    text = (SOURCE_DIR / "docs" / "manifest.md").read_text()
+    example = text.split("### Example", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    m = json.loads(example)
+    assert {"TDX", "SNP"} <= {k for p in m["Packages"].values() for k in p}
+    (tmp_path / "c").mkdir()
+    c = Coordinator(tmp_path / "c", None, {"EDG_COORDINATOR_SIMULATION": "1"})
+    c.start()
+    try:
+        # one changed field of it is refused with the field's name
+        bad = json.loads(example)
+        bad["Packages"]["db-snp"]["SNP"]["HostData"] = "55"
+        r = c.post("/manifest", json.dumps(bad).encode())
+        assert r.status_code == 400, r.text
+        assert "invalid SNP.HostData in package db-snp: want 64 hex digits" in r.text
+        c.set_manifest(example.encode())
+    finally:
+        c.stop()
