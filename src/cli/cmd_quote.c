@@ -22,6 +22,7 @@
 #include "common/alloc.h"
 #include "common/codec.h"
 #include "common/file.h"
+#include "common/log.h"
 #include "common/text.h"
 
 #define QUOTE_MAX ((size_t)1 << 20)
@@ -120,6 +121,10 @@ static MR_RESULT open_snp(const mr_cli *cli, mr_snp_source **out)
         o.test_root = mr_buf_slice(&pem);
     }
     MR_GUARD_OUT(mr_snp_source_new(&o, out));
+    if (mr_snp_source_has_test_root(*out))
+        MR_LOG_WARN("SEV-SNP reports are checked against a TEST root instead of AMD's "
+                    "(--snp-root): they prove nothing",
+                    MR_F_STR("root", root));
     res = MR_SUCCESS;
 out:
     mr_buf_free(&pem);

@@ -142,15 +142,17 @@ typedef struct args {
 
 static void parse_tcb(const char *v, mr_softsnp_identity *id)
 {
-    unsigned a, b, c, d;
-    char extra;
-    if (sscanf(v, "%u,%u,%u,%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 ||
-        c > 255 || d > 255)
-        usage("--tcb wants BL,TEE,SNP,UCODE (each 0..255)");
-    id->tcb_bl = (uint8_t)a;
-    id->tcb_tee = (uint8_t)b;
-    id->tcb_snp = (uint8_t)c;
-    id->tcb_ucode = (uint8_t)d;
+    uint8_t *out[] = {&id->tcb_bl, &id->tcb_tee, &id->tcb_snp, &id->tcb_ucode};
+    const char *p = v;
+    for (size_t i = 0; i < 4; i++) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long n = *p >= '0' && *p <= '9' ? strtoul(p, &end, 10) : 256;
+        if (errno != 0 || n > 255 || end == NULL || *end != (i < 3 ? ',' : '\0'))
+            usage("--tcb wants BL,TEE,SNP,UCODE (each 0..255)");
+        *out[i] = (uint8_t)n;
+        p = end + 1;
+    }
 }
 
 static void report_option(int c, args *a)
