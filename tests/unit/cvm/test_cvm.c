@@ -637,6 +637,82 @@ static void test_cert_table_build(void **state)
     mr_buf_free(&t);
 }
 
+/* ---- allocation failures ------------------------------------------------------------------ */
+
+typedef struct sweep_ctx {
+    snp_fix snp;
+    mr_snp_source *dir_source;
+    mr_softsnp *soft;
+} sweep_ctx;
+
+static mr_result op_table(void *arg)
+{
+    sweep_ctx *x = arg;
+    mr_snp_cert_table t = {.vcek = mr_buf_slice(&x->snp.vcek), .ask = mr_buf_slice(&x->snp.chain)};
+    mr_buf b;
+    mr_buf_init(&b, 0, 0);
+    mr_result r = mr_snp_cert_table_build(&t, &b);
+    mr_buf_free(&b);
+    return r;
+}
+
+static mr_result op_verify_ev(void *arg)
+{
+    sweep_ctx *x = arg;
+    mr_attest_claims c;
+    return mr_attest_verify(x->snp.ev.data, x->snp.ev.len, &x->snp.opts, &c);
+}
+
+static mr_result op_verify_dir(void *arg)
+{
+    sweep_ctx *x = arg;
+    mr_snp_claims c;
+    return mr_snp_source_verify(x->dir_source, mr_buf_slice(&x->snp.report), MR_SLICE(NULL, 0),
+                                SNP_TIME, &c);
+}
+
+static mr_result op_softsnp(void *arg)
+{
+    sweep_ctx *x = arg;
+    mr_softsnp_identity id;
+    mr_buf r, a, v;
+    mr_softsnp_identity_default(&id);
+    mr_buf_init(&r, 0, 0);
+    mr_buf_init(&a, 0, 0);
+    mr_buf_init(&v, 0, 0);
+    mr_result res = mr_softsnp_report(x->soft, &id, NULL, 0, &r, &a, &v);
+    mr_buf_free(&r);
+    mr_buf_free(&a);
+    mr_buf_free(&v);
+    return res;
+}
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    sweep_ctx x;
+    char dir[64], sdir[64], name[256];
+    memset(&x, 0, sizeof(x));
+    snp_load(&x.snp);
+    make_tmp(dir);
+    vcek_name(&x.snp.report, name, sizeof(name));
+    write_file(dir, name, x.snp.vcek.data, x.snp.vcek.len);
+    write_file(dir, "cert_chain.pem", x.snp.chain.data, x.snp.chain.len);
+    MR_ASSERT_OK(mr_snp_source_new(&(mr_snp_source_opts){.vcek = dir}, &x.dir_source));
+    make_tmp(sdir);
+    MR_ASSERT_OK(mr_softsnp_init(sdir, NULL));
+    MR_ASSERT_OK(mr_softsnp_load(sdir, &x.soft));
+    assert_true(mr_test_alloc_sweep("mr_snp_cert_table_build", op_table, &x) > 0);
+    assert_true(mr_test_alloc_sweep("mr_attest_verify (SNP + auxblob)", op_verify_ev, &x) > 0);
+    assert_true(mr_test_alloc_sweep("mr_snp_source_verify (directory)", op_verify_dir, &x) > 0);
+    assert_true(mr_test_alloc_sweep("mr_softsnp_report", op_softsnp, &x) > 0);
+    mr_softsnp_free(x.soft);
+    mr_snp_source_free(x.dir_source);
+    snp_free(&x.snp);
+    rm_rf(dir);
+    rm_rf(sdir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_tdx_rules),       cmocka_unit_test(test_snp_vector),
         cmocka_unit_test(test_snp_rules),       cmocka_unit_test(test_snp_source_dir),
         cmocka_unit_test(test_softsnp),         cmocka_unit_test(test_cert_table_build),
+        cmocka_unit_test(test_alloc_failures),
     };
     int failures = cmocka_run_group_tests_name("cvm", tests, NULL, NULL);
     cvm_run_manifest_tests(&failures);

@@ -189,12 +189,37 @@ static void test_debug_without_measurement(void **state)
     mr_manifest_free(m);
 }
 
+static mr_result op_decode_convert(void *arg)
+{
+    (void)arg;
+    char pkgs[4096];
+    mr_manifest *m = NULL;
+    mr_tdx_package t;
+    mr_snp_package s;
+    (void)snprintf(pkgs, sizeof(pkgs), "%s,%s", TDX_PKG, SNP_PKG);
+    const char *ms[] = {"tdx", "snp"};
+    mr_result r = decode_check(pkgs, ms, 2, &m);
+    if (mr_ok(r))
+        r = mr_manifest_tdx_package(mr_manifest_find_package(m, "tdx"), &t);
+    if (mr_ok(r))
+        r = mr_manifest_snp_package(mr_manifest_find_package(m, "snp"), &s);
+    mr_manifest_free(m);
+    return r;
+}
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    assert_true(mr_test_alloc_sweep("decode, check, convert", op_decode_convert, NULL) > 0);
+}
+
 void cvm_run_manifest_tests(int *failures)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_and_convert),
         cmocka_unit_test(test_validation_errors),
         cmocka_unit_test(test_debug_without_measurement),
+        cmocka_unit_test(test_alloc_failures),
     };
     *failures += cmocka_run_group_tests_name("cvm_manifest", tests, NULL, NULL);
 }
