@@ -244,10 +244,10 @@ static vcek_entry *cache_find(mr_snp_source *s, const mr_snp_report *r)
     return NULL;
 }
 
-/* A copy of the cached VCEK, else one fetched (outside the lock) and then cached. */
-static MR_RESULT lookup_vcek(mr_snp_source *s, const mr_snp_report *r, mr_buf *out)
+/* A copy of the cached VCEK, else one fetched (outside the lock); *fetched says which. */
+static MR_RESULT lookup_vcek(mr_snp_source *s, const mr_snp_report *r, mr_buf *out, bool *fetched)
 {
-    mr_result res = MR_FAILURE;
+    *fetched = false;
     MR_ENSURE(s != NULL && s->vcek != NULL, MR_ERR_ATTESTATION,
               "SNP certificates: the evidence carries no VCEK and no VCEK source is configured "
               "(EDG_ATTESTATION_SNP_VCEK)");
@@ -262,13 +262,22 @@ static MR_RESULT lookup_vcek(mr_snp_source *s, const mr_snp_report *r, mr_buf *o
     if (e != NULL)
         return MR_SUCCESS;
     MR_GUARD(s->is_url ? kds_vcek(s, r, out) : dir_vcek(s, r, out));
+    *fetched = true;
+    return MR_SUCCESS;
+}
+
+/* Caches a fetched VCEK once a report verified with it: a certificate that does not verify
+ * (a wrong file, a bad answer) is fetched again next time instead of being kept. */
+static MR_RESULT cache_put(mr_snp_source *s, const mr_snp_report *r, const mr_buf *der)
+{
+    mr_result res = MR_FAILURE;
     pthread_mutex_lock(&s->lock);
-    e = cache_find(s, r);
+    vcek_entry *e = cache_find(s, r);
     if (e == NULL) {
         e = &s->cache[s->next];
         s->next = (s->next + 1) % CACHE_MAX;
         e->used = false;
-        MR_GUARD_OUT(mr_buf_set(&e->der, out->data, out->len));
+        MR_GUARD_OUT(mr_buf_set(&e->der, der->data, der->len));
         memcpy(e->chip_id, r->chip_id, sizeof(e->chip_id));
         e->tcb = r->reported_tcb.raw;
         e->used = true;
@@ -325,8 +334,9 @@ MR_RESULT mr_snp_source_verify(mr_snp_source *s, mr_slice report, mr_slice aux, 
         MR_GUARD_OUT(mr_snp_cert_table_parse(aux, &tab));
     mr_snp_evidence ev = {.report = report, .chain = tab.ask, .chain2 = tab.ark};
     ev.vek = r.signing_key == MR_SNP_KEY_VLEK ? tab.vlek : tab.vcek;
+    bool fetched = false;
     if (ev.vek.len == 0 && r.signing_key == MR_SNP_KEY_VCEK) {
-        MR_GUARD_OUT(lookup_vcek(s, &r, &vek));
+        MR_GUARD_OUT(lookup_vcek(s, &r, &vek, &fetched));
         ev.vek = mr_buf_slice(&vek);
     }
     MR_ENSURE_OUT(ev.vek.len > 0 || r.signing_key == MR_SNP_KEY_NONE, MR_ERR_ATTESTATION,
@@ -340,6 +350,8 @@ MR_RESULT mr_snp_source_verify(mr_snp_source *s, mr_slice report, mr_slice aux, 
     if (s != NULL)
         vo.test_root = mr_buf_slice(&s->test_root);
     MR_GUARD_OUT(mr_snp_verify(&ev, &vo, out));
+    if (fetched)
+        MR_GUARD_OUT(cache_put(s, &r, &vek));
     res = MR_SUCCESS;
 out:
     mr_buf_free(&vek);

@@ -14,9 +14,9 @@
  *              (version 3 and later; family 0x19 model 0x10-0x1f or 0xa0-0xaf is Genoa),
  *              else Milan. With a test root, <base>/vcek/v1/<product>/cert_chain is
  *              fetched for the ASK as well (AMD's ASKs are compiled in).
- * Looked-up certificates are cached in memory (per CHIP_ID and TCB, up to 256 entries);
- * they are verified like carried ones on every use, so a cached entry never vouches for
- * anything by itself. A VLEK cannot be looked up (it must travel in the evidence), nor can
+ * Looked-up certificates are cached in memory (per CHIP_ID and TCB, up to 256 entries) once a
+ * report verified with them; they are verified like carried ones on every use, so a cached
+ * entry never vouches for anything by itself. A VLEK cannot be looked up (it must travel in the evidence), nor can
  * the VCEK of a report with MASK_CHIP_KEY set.
  *
  * Trust: the compiled-in AMD roots (snp.h) unless the source has a TEST root, which then

@@ -472,8 +472,12 @@ static void test_snp_source_dir(void **state)
     assert_false(mr_ok(mr_snp_source_verify(s, mr_buf_slice(&f.report), MR_SLICE(NULL, 0),
                                             SNP_TIME, &sc)));
     vcek_name(&f.report, name, sizeof(name));
-    write_file(dir, name, f.vcek.data, f.vcek.len);
     write_file(dir, "cert_chain.pem", f.chain.data, f.chain.len);
+    /* a wrong file fails and is not cached: the right one is read next time */
+    write_file(dir, name, f.chain.data, f.chain.len);
+    assert_false(mr_ok(mr_snp_source_verify(s, mr_buf_slice(&f.report), MR_SLICE(NULL, 0),
+                                            SNP_TIME, &sc)));
+    write_file(dir, name, f.vcek.data, f.vcek.len);
     MR_ASSERT_OK(mr_snp_source_verify(s, mr_buf_slice(&f.report), MR_SLICE(NULL, 0), SNP_TIME,
                                       &sc));
     assert_memory_equal(sc.report.measurement, f.report.data + 0x90, 48);
