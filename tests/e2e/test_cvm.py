@@ -464,3 +464,66 @@ def test_manifest_doc_example_is_accepted(tmp_path):
         c.set_manifest(example.encode())
     finally:
         c.stop()
+
+
+def test_snp_vcek_from_kds(world, tmp_path):
+    """A report without its auxblob: the Coordinator fetches the VCEK (and, with a test root,
+    the ASK/ARK chain) from a KDS-like HTTP server, and caches the VCEK."""
+    import http.server
+    snp, base = world["snp"], world["base"]
+    chip = subprocess.run([BIN / "marblerun-softsnp", "chip-id", snp], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    vek = tmp_path / "vcek.der"
+    subprocess.run([BIN / "marblerun-softsnp", "report", snp, "--report-data", "00", "--out",
+                    tmp_path / "r.bin", "--vek", vek], check=True, capture_output=True)
+    seen = []
+
+    class KDS(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            if self.path == f"/vcek/v1/Milan/{chip}?blSPL=3&teeSPL=0&snpSPL=20&ucodeSPL=209":
+                body = vek.read_bytes()
+            elif self.path == "/vcek/v1/Milan/cert_chain":
+                body = (snp / "cert_chain.pem").read_bytes()
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KDS)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    (tmp_path / "c").mkdir()
+    c = Coordinator(tmp_path / "c", world["pki"], {
+        "EDG_ATTESTATION_COLLATERAL": str(world["pki"].dir),
+        "EDG_ATTESTATION_SNP_ROOT": str(snp / "ark.pem"),
+        "EDG_ATTESTATION_SNP_VCEK": f"http://127.0.0.1:{srv.server_address[1]}"})
+    c.start()
+    try:
+        c.set_manifest(manifest(tmp_path))
+        report_only = lambda rd: snp_evidence(snp, rd, base, with_aux=False)  # noqa: E731
+        m = Marble(None)
+        rd = hashlib.sha256(m.cert_der).digest()
+        assert m.activate(c, "snp", quote=report_only(rd)).Parameters.Files
+        assert any(p.startswith(f"/vcek/v1/Milan/{chip}?") for p in seen), seen
+        # cached: the KDS is gone, the same chip and TCB still verify
+        srv.shutdown()
+        srv.server_close()
+        m2 = Marble(None)
+        rd2 = hashlib.sha256(m2.cert_der).digest()
+        assert m2.activate(c, "snp", quote=report_only(rd2)).Parameters.Files
+        # a TCB the cache does not hold needs the (unreachable) KDS: refused
+        m3 = Marble(None)
+        rd3 = hashlib.sha256(m3.cert_der).digest()
+        code, msg = rpc_error(lambda: m3.activate(
+            c, "snp", quote=snp_evidence(snp, rd3, base, tcb="3,0,21,209", with_aux=False)))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "SNP VCEK lookup" in msg, msg
+    finally:
+        c.stop()
