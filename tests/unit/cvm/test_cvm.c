@@ -24,6 +24,7 @@
 #include "attest/collateral.h"
 #include "attest/dcap.h"
 #include "attest/evidence.h"
+#include "attest/issuer.h"
 #include "attest/issuer_io.h"
 #include "attest/snp.h"
 #include "attest/snp_source.h"
@@ -641,6 +642,45 @@ static void test_cert_table_build(void **state)
     mr_buf_free(&t);
 }
 
+/* ---- the premain's quote source: configfs-tsm directory and mode variable ---------------- */
+
+static void test_issuer_tsm_dir(void **state)
+{
+    (void)state;
+    char dir[64], tsm[128];
+    mr_issuer *is = NULL;
+    mr_buf out;
+    mr_tee_type tee = MR_TEE_SGX;
+    make_tmp(dir);
+    (void)snprintf(tsm, sizeof(tsm), "%s/tsm", dir);
+    /* the mode's variable is named in the error */
+    MR_ASSERT_FAIL(mr_issuer_open(&(mr_issuer_opts){.mode = "sev", .mode_var = "EDG_MARBLE_ATTESTATION"},
+                                  &is),
+                   MR_ERR_USAGE, "EDG_MARBLE_ATTESTATION: unknown quote source \"sev\"");
+    MR_ASSERT_FAIL(mr_issuer_open(&(mr_issuer_opts){.mode = "sev"}, &is), MR_ERR_USAGE,
+                   "EDG_ATTESTATION: unknown quote source \"sev\"");
+    /* auto: without the directory nothing is found, and the message names it (under the
+     * device root dir, which has no Gramine or Occlum device either) */
+    assert_int_equal(setenv("EDG_ATTESTATION_TSM_DIR", "/tsm", 1), 0);
+    assert_int_equal(unsetenv("OE_SIMULATION"), 0);
+    MR_ASSERT_FAIL(mr_issuer_open(&(mr_issuer_opts){.mode = "auto", .root = dir}, &is),
+                   MR_ERR_USAGE, ", /tsm); refusing to run without attestation");
+    /* with it, auto picks configfs-tsm there */
+    assert_int_equal(mkdir(tsm, 0700), 0);
+    MR_ASSERT_OK(mr_issuer_open(&(mr_issuer_opts){.mode = "auto", .root = dir}, &is));
+    assert_int_equal(mr_issuer_get_kind(is), MR_ISSUER_TSM);
+    /* a plain directory never gets the attribute files: a clear error after the wait */
+    mr_buf_init(&out, 0, 0);
+    uint8_t rd[32] = {1};
+    MR_ASSERT_FAIL(mr_issuer_evidence(is, rd, sizeof(rd), &out, &tee), MR_ERR_IO,
+                   "has no attributes (is EDG_ATTESTATION_TSM_DIR a configfs-tsm report directory?)");
+    assert_int_equal(out.len, 0);
+    mr_buf_free(&out);
+    mr_issuer_free(is);
+    assert_int_equal(unsetenv("EDG_ATTESTATION_TSM_DIR"), 0);
+    rm_rf(dir);
+}
+
 /* ---- allocation failures ------------------------------------------------------------------ */
 
 typedef struct sweep_ctx {
@@ -724,7 +764,7 @@ int main(void)
         cmocka_unit_test(test_tdx_rules),       cmocka_unit_test(test_snp_vector),
         cmocka_unit_test(test_snp_rules),       cmocka_unit_test(test_snp_source_dir),
         cmocka_unit_test(test_softsnp),         cmocka_unit_test(test_cert_table_build),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_issuer_tsm_dir), cmocka_unit_test(test_alloc_failures),
     };
     int failures = cmocka_run_group_tests_name("cvm", tests, NULL, NULL);
     cvm_run_manifest_tests(&failures);
