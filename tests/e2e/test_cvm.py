@@ -40,6 +40,8 @@ PACKAGES = {
                     "Policy": {"SMT": True, "MigrationAgent": False}, "VMPL": 0,
                     "MinimumTCB": {"Bootloader": 3, "TEE": 0, "SNP": 20, "Microcode": 209},
                     "AcceptedSigningKeys": ["VCEK"]}},
+    # a guest whose reports a VLEK signs (a cloud provider's key), and only those
+    "snp-vlek": {"SNP": {"Measurement": MEASUREMENT, "AcceptedSigningKeys": ["VLEK"]}},
 }
 
 
@@ -50,7 +52,9 @@ def files(kind, d):
 
 
 def manifest(d):
-    marbles = {k: {"Package": k, "Parameters": {"Files": files(k, d)}} for k in PACKAGES}
+    marbles = {k: {"Package": k, "Parameters": {"Files": files(k, d)}} for k in PACKAGES
+               if k != "snp-vlek"}
+    marbles["snp-vlek"] = {"Package": "snp-vlek"}
     return json.dumps({"Packages": PACKAGES, "Marbles": marbles}).encode()
 
 
@@ -322,6 +326,19 @@ def test_snp_wrong_identity_refused(world):
     refused(world, "snp", lambda rd: snp_evidence(snp, rd, base, vlek=True), "SNP.AcceptedSigningKeys")
     other = hashlib.sha256(b"other").digest()
     refused(world, "snp", lambda rd: snp_evidence(snp, other, base), "hash(cert) != report.Data")
+
+
+def test_snp_signing_key_choice(world):
+    """VCEK or VLEK: each package accepts the signer it names."""
+    snp, base = world["snp"], world["base"]
+    m = Marble(None)
+    rd = hashlib.sha256(m.cert_der).digest()
+    assert m.activate(world["coord"], "snp-vlek", quote=snp_evidence(snp, rd, base, vlek=True)).Parameters
+    refused(world, "snp-vlek", lambda rd: snp_evidence(snp, rd, base),
+            "SNP.AcceptedSigningKeys: expected [VLEK], got VCEK")
+    # a VLEK report whose auxblob lacks the VLEK cannot be completed from anywhere
+    refused(world, "snp-vlek", lambda rd: snp_evidence(snp, rd, base, vlek=True, with_aux=False),
+            "signed by a VLEK, but the evidence carries none")
 
 
 def test_snp_chain_and_signature_refused(world):
