@@ -2,7 +2,9 @@
 /*
  * libFuzzer target: manifest decoding, then everything that runs on a decoded manifest: the
  * JSON encoding of secrets (which must be valid JSON), the consistency check, the PKI
- * checks, permissions and the template dry run.
+ * checks, permissions, the template dry run and the conversion of TDX/SNP packages into the
+ * verifier's rules (only after the consistency check accepted the manifest, as the
+ * Coordinator does).
  */
 #include <jansson.h>
 #include <stddef.h>
@@ -30,7 +32,18 @@ static void exercise(const mr_manifest *m)
         mr_buf_free(&out);
     }
 
-    MR_IGNORE(mr_manifest_check(m, NULL));
+    if (mr_ok(mr_manifest_check(m, NULL))) {
+        for (size_t i = 0; i < m->packages.count; i++) {
+            const mr_manifest_package *p = &m->packages.items[i];
+            mr_tdx_package t;
+            mr_snp_package s;
+            /* the check validated the hex: the conversion must succeed */
+            if (p->tdx.present && !mr_ok(mr_manifest_tdx_package(p, &t)))
+                abort();
+            if (p->snp.present && !mr_ok(mr_manifest_snp_package(p, &s)))
+                abort();
+        }
+    }
     MR_IGNORE(mr_manifest_check_user_certs(m));
     MR_IGNORE(mr_manifest_check_recovery_keys(m));
     MR_IGNORE(mr_manifest_dry_run(m, NULL));

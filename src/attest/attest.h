@@ -172,6 +172,10 @@ typedef struct mr_dcap_collateral mr_dcap_collateral;
  * a file, a directory or a PCCS/PCS base URL (collateral.h). */
 typedef struct mr_collateral_source mr_collateral_source;
 
+/* Where the SEV-SNP verifier gets what a report's evidence does not carry: VCEK certificates
+ * (a directory or AMD's KDS, cached) and, for tests, a replacement root (snp_source.h). */
+typedef struct mr_snp_source mr_snp_source;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Verification options                                                                       */
 
@@ -195,6 +199,9 @@ typedef struct mr_attest_options {
     /* Verification time (certificate, CRL and collateral validity). 0 = time(NULL). */
     time_t verify_time;
     unsigned flags; /* MR_ATTEST_* */
+    /* SEV-SNP reports (evidence.h): VCEK lookup and trust anchors; NULL = the compiled-in AMD
+     * roots and only the certificates the evidence carries. Borrowed. */
+    mr_snp_source *snp;
 } mr_attest_options;
 
 #endif

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attest/issuer_io.h"
@@ -26,15 +27,18 @@ enum {
     QUOTE_MAX = 64 * 1024,   /* Gramine caps at 8 KiB, configfs-tsm at 32 KiB */
     SMALL_FILE_MAX = 256,
     SNP_REPORT_SIZE = 1184,
+    TSM_ATTR_WAIT_MS = 2000,
+    TSM_ATTR_POLL_MS = 5,
 };
 
 #define GRAMINE_DIR "/dev/attestation"
 #define OCCLUM_DEV "/dev/sgx"
-#define TSM_REPORT_DIR "/sys/kernel/config/tsm/report"
 
 struct mr_issuer {
     mr_issuer_kind kind;
     char root[PATH_MAX_LEN];
+    char tsm_dir[PATH_MAX_LEN]; /* EDG_ATTESTATION_TSM_DIR, without root */
+    const char *mode_var;
     mr_issuer_tsm_hook tsm_hook;
     void *tsm_hook_arg;
     mr_softsgx *softsgx;
@@ -92,14 +96,15 @@ static MR_RESULT detect(mr_issuer *is)
     } else if (exists(is, OCCLUM_DEV, false, true)) {
         /* on an SGX host (not inside Occlum) /dev/sgx is a directory of driver nodes */
         is->kind = MR_ISSUER_OCCLUM;
-    } else if (exists(is, TSM_REPORT_DIR, true, false)) {
+    } else if (exists(is, is->tsm_dir, true, false)) {
         is->kind = MR_ISSUER_TSM;
     } else {
         MR_BAIL(MR_ERR_USAGE,
                 "no attestation device found (looked for " GRAMINE_DIR "/quote, " OCCLUM_DEV
-                ", " TSM_REPORT_DIR "); refusing to run without attestation: set "
+                ", %s); refusing to run without attestation: set "
                 "EDG_ATTESTATION=simulation or OE_SIMULATION=1 for an insecure simulation, or "
-                "EDG_ATTESTATION=softsgx for tests");
+                "EDG_ATTESTATION=softsgx for tests",
+                is->tsm_dir);
     }
     return MR_SUCCESS;
 }
@@ -124,9 +129,9 @@ static MR_RESULT parse_mode(const char *mode, mr_issuer *is, bool *is_auto)
         }
     }
     MR_BAIL(MR_ERR_USAGE,
-            "EDG_ATTESTATION: unknown quote source \"%s\" (want auto, gramine, occlum, tsm, "
+            "%s: unknown quote source \"%s\" (want auto, gramine, occlum, tsm, "
             "simulation or softsgx)",
-            mode);
+            is->mode_var != NULL ? is->mode_var : "EDG_ATTESTATION", mode);
 }
 
 static MR_RESULT open_softsgx(mr_issuer *is)
@@ -155,7 +160,11 @@ MR_RESULT mr_issuer_open(const mr_issuer_opts *opts, mr_issuer **out)
     if (opts != NULL) {
         is->tsm_hook = opts->tsm_hook;
         is->tsm_hook_arg = opts->tsm_hook_arg;
+        is->mode_var = opts->mode_var;
     }
+    n = snprintf(is->tsm_dir, sizeof(is->tsm_dir), "%s", mr_config_get("EDG_ATTESTATION_TSM_DIR"));
+    MR_ENSURE_OUT(n > 0 && (size_t)n < sizeof(is->tsm_dir), MR_ERR_USAGE,
+                  "EDG_ATTESTATION_TSM_DIR is empty or too long");
     const char *mode = opts != NULL && opts->mode != NULL ? opts->mode
                                                           : mr_config_get("EDG_ATTESTATION");
     MR_GUARD_OUT(parse_mode(mode, is, &is_auto));
@@ -361,6 +370,21 @@ static MR_RESULT tsm_entry_name(char *out, size_t out_len)
     return MR_SUCCESS;
 }
 
+/* configfs creates a report entry's attributes with its mkdir; an emulation (a test, a
+ * container runtime) may add them a moment later. Waits up to TSM_ATTR_WAIT_MS for path. */
+static MR_RESULT tsm_wait_attrs(const char *entry, const char *path)
+{
+    for (int waited = 0; access(path, F_OK) != 0; waited += TSM_ATTR_POLL_MS) {
+        MR_ENSURE(waited < TSM_ATTR_WAIT_MS, MR_ERR_IO,
+                  "configfs-tsm: the report entry %s has no attributes (is "
+                  "EDG_ATTESTATION_TSM_DIR a configfs-tsm report directory?)",
+                  entry);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = TSM_ATTR_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return MR_SUCCESS;
+}
+
 /* Appends the SNP certificate table when the entry has a non-empty auxblob. */
 static MR_RESULT tsm_aux(const char *entry, mr_buf *aux)
 {
@@ -383,6 +407,7 @@ static MR_RESULT tsm_collect(mr_issuer *is, const char *entry, const uint8_t rd[
     if (is->tsm_hook != NULL)
         is->tsm_hook(entry, 0, is->tsm_hook_arg);
     MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), entry, "generation"));
+    MR_GUARD_OUT(tsm_wait_attrs(entry, path));
     MR_GUARD_OUT(read_u64_file(path, &gen_before));
     MR_GUARD_OUT(mr_issuer_io_path(path, sizeof(path), entry, "inblob"));
     MR_GUARD_OUT(mr_issuer_io_write_existing(path, rd, 64));
@@ -429,7 +454,7 @@ static MR_RESULT issue_tsm(mr_issuer *is, const uint8_t rd[64], mr_buf *out, mr_
                            mr_tee_type *tee)
 {
     char base[PATH_MAX_LEN], name[64], entry[PATH_MAX_LEN];
-    MR_GUARD(dev_path(is, TSM_REPORT_DIR, base));
+    MR_GUARD(dev_path(is, is->tsm_dir, base));
     MR_GUARD(tsm_entry_name(name, sizeof(name)));
     MR_GUARD(mr_issuer_io_path(entry, sizeof(entry), base, name));
     MR_ENSURE(mkdir(entry, 0700) == 0, MR_ERR_IO, "cannot create the configfs-tsm entry %s: %s",
@@ -448,6 +473,25 @@ MR_RESULT mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t repo
                           mr_buf *out, mr_tee_type *tee)
 {
     return mr_issuer_issue_ex(is, report_data, report_data_len, out, NULL, tee);
+}
+
+MR_RESULT mr_issuer_evidence(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
+                             mr_buf *out, mr_tee_type *tee)
+{
+    mr_result res = MR_FAILURE;
+    mr_buf aux;
+    mr_buf_init(&aux, QUOTE_MAX, 0);
+    size_t start = out->len;
+    MR_GUARD_OUT(mr_issuer_issue_ex(is, report_data, report_data_len, out, &aux, tee));
+    if (*tee == MR_TEE_SNP && !mr_ok(mr_buf_append(out, aux.data, aux.len))) {
+        out->len = start;
+        *tee = MR_TEE_NONE;
+        goto out;
+    }
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&aux);
+    return res;
 }
 
 MR_RESULT mr_issuer_issue_ex(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,

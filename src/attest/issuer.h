@@ -6,8 +6,11 @@
  *               (spec/attestation.md §5.1). SGX DCAP v3 quote.
  *   occlum      Occlum's /dev/sgx ioctls SGXIOC_GET_DCAP_QUOTE_SIZE / SGXIOC_GEN_DCAP_QUOTE
  *               (§5.2). SGX DCAP quote.
- *   tsm         Linux configfs-tsm (/sys/kernel/config/tsm/report, §5.3) in a TDX or SEV-SNP
- *               guest: a TDX DCAP quote (provider tdx_guest) or an SNP report (sev_guest).
+ *   tsm         Linux configfs-tsm (/sys/kernel/config/tsm/report, §5.3; EDG_ATTESTATION_TSM_DIR
+ *               overrides the directory) in a TDX or SEV-SNP guest: a TDX DCAP quote (provider
+ *               tdx_guest) or an SNP report (sev_guest) and its auxblob. The attribute files of
+ *               a new report entry may appear shortly after its mkdir (configfs emulations,
+ *               tests): the issuer waits up to 2 s for them.
  *   simulation  no evidence at all (an empty quote), as MarbleRun with OE_SIMULATION=1.
  *   softsgx     a TEST quote from a softsgx directory (softsgx.h; EDG_SOFTSGX_*).
  *   auto        simulation when OE_SIMULATION=1 (as MarbleRun, where that variable puts the
@@ -60,6 +63,7 @@ typedef void (*mr_issuer_tsm_hook)(const char *entry_dir, int stage, void *arg);
 
 typedef struct mr_issuer_opts {
     const char *mode;  /* NULL = EDG_ATTESTATION */
+    const char *mode_var; /* the variable mode came from, for messages; NULL = EDG_ATTESTATION */
     const char *root;  /* prefix of every device path; NULL or "" = real paths */
     mr_issuer_tsm_hook tsm_hook; /* tests only */
     void *tsm_hook_arg;
@@ -85,5 +89,9 @@ MR_RESULT mr_issuer_issue(mr_issuer *is, const uint8_t *report_data, size_t repo
  * aux may be NULL; it stays empty for every other source. */
 MR_RESULT mr_issuer_issue_ex(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
                              mr_buf *out, mr_buf *aux, mr_tee_type *tee);
+/* The evidence in the form an Activate request's Quote field carries it (attest/evidence.h):
+ * what mr_issuer_issue appends, and for an SNP report its auxblob directly after it. */
+MR_RESULT mr_issuer_evidence(mr_issuer *is, const uint8_t *report_data, size_t report_data_len,
+                             mr_buf *out, mr_tee_type *tee);
 
 #endif

@@ -151,6 +151,9 @@ typedef struct mr_snp_cert_table {
 /* Unknown GUIDs are skipped; a duplicate known GUID, an entry pointing outside the blob,
  * or a missing terminator is an error (MR_ERR_ATTESTATION, "SNP certificates: ..."). */
 MR_RESULT mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out);
+/* The inverse: appends a table with the non-empty certificates of t (VCEK, VLEK, ASK, ARK
+ * order), the terminating entry, then the certificates. */
+MR_RESULT mr_snp_cert_table_build(const mr_snp_cert_table *t, mr_buf *out);
 
 /* What the verifier is given. Certificates are DER or PEM (autodetected).
  *  vek:   the VCEK or VLEK that signed the report (required; which one must match the

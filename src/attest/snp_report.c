@@ -274,6 +274,35 @@ MR_RESULT mr_snp_cert_table_parse(mr_slice blob, mr_snp_cert_table *out)
     return MR_SUCCESS;
 }
 
+MR_RESULT mr_snp_cert_table_build(const mr_snp_cert_table *t, mr_buf *out)
+{
+    MR_ENSURE_REF(t);
+    const struct {
+        const uint8_t *guid;
+        mr_slice cert;
+    } e[] = {{GUID_VCEK, t->vcek}, {GUID_VLEK, t->vlek}, {GUID_ASK, t->ask}, {GUID_ARK, t->ark}};
+    size_t n = 0;
+    for (size_t i = 0; i < MR_ARRAY_LEN(e); i++)
+        n += e[i].cert.len > 0 ? 1 : 0;
+    size_t off = (n + 1) * CERT_ENTRY_SIZE;
+    for (size_t i = 0; i < MR_ARRAY_LEN(e); i++) {
+        if (e[i].cert.len == 0)
+            continue;
+        MR_ENSURE(off <= UINT32_MAX - e[i].cert.len, MR_ERR_TOO_LARGE,
+                  "SNP certificates: table too large");
+        MR_GUARD(mr_buf_append(out, e[i].guid, 16));
+        MR_GUARD(mr_buf_append_u32le(out, (uint32_t)off));
+        MR_GUARD(mr_buf_append_u32le(out, (uint32_t)e[i].cert.len));
+        off += e[i].cert.len;
+    }
+    static const uint8_t zero[CERT_ENTRY_SIZE];
+    MR_GUARD(mr_buf_append(out, zero, sizeof(zero)));
+    for (size_t i = 0; i < MR_ARRAY_LEN(e); i++)
+        if (e[i].cert.len > 0)
+            MR_GUARD(mr_buf_append(out, e[i].cert.ptr, e[i].cert.len));
+    return MR_SUCCESS;
+}
+
 MR_RESULT mr_snp_evidence_from_tsm(mr_slice report, const mr_snp_cert_table *certs,
                                    mr_snp_evidence *out)
 {

@@ -36,18 +36,6 @@ enum {
 
 static const uint8_t ZEROS[64];
 
-struct mr_softsgx {
-    EVP_PKEY *att_key;
-    softsgx_platform plat;
-    uint8_t att_pub[64];
-    /* QE report body, its PCK signature and the QE auth data: fixed for a directory, so they
-     * are computed once at load (a real QE also certifies its attestation key only once). */
-    uint8_t qe_report[MR_SGX_REPORT_BODY_SIZE];
-    uint8_t qe_report_sig[64];
-    uint8_t qe_auth[MR_SGX_QE_AUTH_DATA_SIZE];
-    mr_buf chain; /* PEM leaf || PCK CA || root, NUL-terminated like a real QE's */
-};
-
 /* ---- report body --------------------------------------------------------------------- */
 
 typedef struct report_fields {
@@ -157,8 +145,9 @@ out:
 }
 
 /* QE report (with REPORTDATA = SHA-256(attestation key || auth data) || zeros), signed by
- * the PCK key: the certification of the attestation key (spec §1.7). */
-static MR_RESULT certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
+ * the PCK key: the certification of the attestation key (spec §1.7). The TD QE (ISVPRODID
+ * 2) certifies the same key for TDX quotes. */
+static MR_RESULT certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key, bool td)
 {
     mr_result res = MR_FAILURE;
     uint8_t rd[64] = {0};
@@ -176,15 +165,16 @@ static MR_RESULT certify_attestation_key(mr_softsgx *s, EVP_PKEY *pck_key)
         .xfrm = XFRM_DEFAULT,
         .mrenclave = s->plat.qe_mrenclave,
         .mrsigner = s->plat.qe_mrsigner,
-        .isvprodid = s->plat.qe_isvprodid,
+        .isvprodid = td ? MR_SOFTSGX_TD_QE_ISVPRODID : s->plat.qe_isvprodid,
         .isvsvn = s->plat.qe_isvsvn,
         .report_data = rd,
     };
+    uint8_t *report = td ? s->td_qe_report : s->qe_report;
     MR_GUARD_OUT(append_report_body(&body, &f));
-    MR_ENSURE_OUT(body.len == sizeof(s->qe_report), MR_ERR_INTERNAL, "QE report size");
-    memcpy(s->qe_report, body.data, body.len);
-    MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(pck_key, MR_SLICE(s->qe_report, sizeof(s->qe_report)),
-                                        s->qe_report_sig));
+    MR_ENSURE_OUT(body.len == MR_SGX_REPORT_BODY_SIZE, MR_ERR_INTERNAL, "QE report size");
+    memcpy(report, body.data, body.len);
+    MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(pck_key, MR_SLICE(report, MR_SGX_REPORT_BODY_SIZE),
+                                        td ? s->td_qe_report_sig : s->qe_report_sig));
     res = MR_SUCCESS;
 out:
     mr_buf_free(&body);
@@ -209,7 +199,8 @@ MR_RESULT mr_softsgx_load(const char *dir, mr_softsgx **out)
     MR_GUARD_OUT(read_key(dir, SOFTSGX_PCK_KEY, &pck_key));
     MR_GUARD_OUT(mr_key_p256_to_raw(s->att_key, s->att_pub));
     MR_GUARD_OUT(mr_key_p256_to_raw(pck_key, (uint8_t[64]){0}));
-    MR_GUARD_OUT(certify_attestation_key(s, pck_key));
+    MR_GUARD_OUT(certify_attestation_key(s, pck_key, false));
+    MR_GUARD_OUT(certify_attestation_key(s, pck_key, true));
     /* one signature now, so that whatever OpenSSL sets up lazily on a key's first use
      * happens here and not concurrently in mr_softsgx_quote */
     MR_GUARD_OUT(mr_ecdsa_p256_sign_raw(s->att_key, MR_SLICE(s->qe_auth, sizeof(s->qe_auth)),
@@ -273,10 +264,10 @@ MR_RESULT mr_softsgx_identity_from_env(mr_softsgx_identity *out)
 
 /* QE report, its signature, auth data and the type-5 PEM chain: the part of the signature
  * data that v3 carries directly and v4/v5 wrap in certification data type 6. */
-static MR_RESULT append_qe_part(const mr_softsgx *s, mr_buf *q)
+MR_RESULT mr_softsgx_append_qe_part_(const mr_softsgx *s, bool td, mr_buf *q)
 {
-    MR_GUARD(mr_buf_append(q, s->qe_report, sizeof(s->qe_report)));
-    MR_GUARD(mr_buf_append(q, s->qe_report_sig, sizeof(s->qe_report_sig)));
+    MR_GUARD(mr_buf_append(q, td ? s->td_qe_report : s->qe_report, MR_SGX_REPORT_BODY_SIZE));
+    MR_GUARD(mr_buf_append(q, td ? s->td_qe_report_sig : s->qe_report_sig, 64));
     MR_GUARD(mr_buf_append_u16le(q, (uint16_t)sizeof(s->qe_auth)));
     MR_GUARD(mr_buf_append(q, s->qe_auth, sizeof(s->qe_auth)));
     MR_GUARD(mr_buf_append_u16le(q, 5)); /* PCK certificate chain, PEM */
@@ -351,7 +342,7 @@ MR_RESULT mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
         MR_GUARD_OUT(mr_buf_append_u16le(&q, 6)); /* QE report certification data */
         MR_GUARD_OUT(mr_buf_append_u32le(&q, (uint32_t)qe_part));
     }
-    MR_GUARD_OUT(append_qe_part(s, &q));
+    MR_GUARD_OUT(mr_softsgx_append_qe_part_(s, false, &q));
     MR_ENSURE_OUT(q.len == signed_len + 4 + sig_len, MR_ERR_INTERNAL, "quote layout");
     if (oe_header)
         MR_GUARD_OUT(mr_issuer_oe_wrap(q.data, q.len, out));

@@ -127,4 +127,31 @@ MR_RESULT mr_softsgx_quote_version(const mr_softsgx *s, uint16_t version,
                                    const mr_softsgx_identity *id, const uint8_t *report_data,
                                    size_t report_data_len, bool oe_header, mr_buf *out);
 
+/* ---- softtdx: TEST TDX quotes from the same directory (softtdx.c) ------------------------
+ * mr_softsgx_init also writes tdx-collateral.json: TCB Info with id TDX (the platform's FMSPC,
+ * module identity TDX_01, three levels) and a TD_QE identity, signed like collateral.json.
+ * A verifier configured with EDG_ATTESTATION_COLLATERAL=DIR (the directory: both files) then
+ * checks TDX quotes made by mr_softsgx_tdx_quote with every DCAP step. On a softsgx directory
+ * whose platform is UpToDate, the TDX status follows TEE_TCB_SVN: byte 2 >= 3 UpToDate, 2
+ * OutOfDate, 1 Revoked, 0 no level (rejected); byte 0 (module SVN) >= 4 UpToDate, 2..3
+ * OutOfDate, below 2 rejected; byte 1 must be 1. */
+
+typedef struct mr_softtdx_identity {
+    uint8_t tee_tcb_svn[16];
+    uint8_t mrseam[48];
+    uint64_t td_attributes; /* bit 0 = DEBUG */
+    uint64_t xfam;
+    uint8_t mrtd[48], mrconfigid[48], mrowner[48], mrownerconfig[48];
+    uint8_t rtmr[4][48];
+} mr_softtdx_identity;
+
+/* TEE_TCB_SVN 04 01 03 00.. (UpToDate), TDATTRIBUTES SEPT_VE_DISABLE, XFAM 0x61ae7, all
+ * measurements zero. */
+void mr_softtdx_identity_default(mr_softtdx_identity *out);
+
+/* Appends a raw v4 TDX quote (TEE type 0x81, TD report 1.0, certification data type 6 around
+ * the TD QE report and the type-5 PCK chain) with REPORTDATA = report_data (zero-padded). */
+MR_RESULT mr_softsgx_tdx_quote(const mr_softsgx *s, const mr_softtdx_identity *id,
+                               const uint8_t *report_data, size_t report_data_len, mr_buf *out);
+
 #endif

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "attest/softsgx.h"
 #include "common/buf.h"
 #include "common/result.h"
 
@@ -21,6 +22,7 @@
 #define SOFTSGX_TCB_SIGNING "tcb-signing.pem"
 #define SOFTSGX_PCK_CHAIN "pck-chain.pem"
 #define SOFTSGX_COLLATERAL "collateral.json"
+#define SOFTSGX_TDX_COLLATERAL "tdx-collateral.json"
 #define SOFTSGX_PRIVATE "private"
 #define SOFTSGX_ROOT_CA_KEY "private/root-ca-key.pem"
 #define SOFTSGX_PCK_CA_KEY "private/pck-ca-key.pem"
@@ -42,6 +44,33 @@ typedef struct softsgx_platform {
     uint8_t cpusvn[16];
     uint16_t pcesvn;
 } softsgx_platform;
+
+/* A loaded softsgx directory (softsgx.c; the TDX quotes of softtdx.c use it too). */
+struct mr_softsgx {
+    EVP_PKEY *att_key;
+    softsgx_platform plat;
+    uint8_t att_pub[64];
+    /* QE report body, its PCK signature and the QE auth data: fixed for a directory, so they
+     * are computed once at load (a real QE also certifies its attestation key only once).
+     * The TD QE's report certifies the same attestation key for TDX quotes. */
+    uint8_t qe_report[MR_SGX_REPORT_BODY_SIZE];
+    uint8_t qe_report_sig[64];
+    uint8_t td_qe_report[MR_SGX_REPORT_BODY_SIZE];
+    uint8_t td_qe_report_sig[64];
+    uint8_t qe_auth[MR_SGX_QE_AUTH_DATA_SIZE];
+    mr_buf chain; /* PEM leaf || PCK CA || root, NUL-terminated like a real QE's */
+};
+
+enum { MR_SOFTSGX_TD_QE_ISVPRODID = 2 };
+
+/* QE report (the TD QE's when td), its signature, auth data and the type-5 PEM chain: the
+ * part of the signature data that v3 carries directly and v4/v5 wrap in type 6. */
+MR_RESULT mr_softsgx_append_qe_part_(const mr_softsgx *s, bool td, mr_buf *q);
+
+/* TDX collateral (softtdx.c): the exact TCB Info (id TDX) text and the TD_QE identity text
+ * that init signs, for the platform's FMSPC and the QE of plat. */
+MR_RESULT mr_softsgx_tdx_tcb_info_json_(const char *issue, const char *next, mr_buf *out);
+MR_RESULT mr_softsgx_hex_upper_(const uint8_t *b, size_t n, mr_buf *out);
 
 /* FMSPC and PCE-ID of the softsgx platform (softsgx_pki.c; the FMSPC is not one of Intel's). */
 extern const uint8_t mr_softsgx_fmspc_[6];

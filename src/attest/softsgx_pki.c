@@ -170,7 +170,7 @@ static MR_RESULT rfc3339(time_t t, char out[32])
     return MR_SUCCESS;
 }
 
-static MR_RESULT hex_upper(const uint8_t *b, size_t n, mr_buf *out)
+MR_RESULT mr_softsgx_hex_upper_(const uint8_t *b, size_t n, mr_buf *out)
 {
     static const char digits[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
@@ -186,9 +186,9 @@ static MR_RESULT tcb_info_json(const char *issue, const char *next, mr_buf *out)
     MR_GUARD(mr_buf_printf(out, "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"%s\","
                                 "\"nextUpdate\":\"%s\",\"fmspc\":\"",
                            issue, next));
-    MR_GUARD(hex_upper(mr_softsgx_fmspc_, sizeof(mr_softsgx_fmspc_), out));
+    MR_GUARD(mr_softsgx_hex_upper_(mr_softsgx_fmspc_, sizeof(mr_softsgx_fmspc_), out));
     MR_GUARD(mr_buf_append_str(out, "\",\"pceId\":\""));
-    MR_GUARD(hex_upper(mr_softsgx_pce_id_, sizeof(mr_softsgx_pce_id_), out));
+    MR_GUARD(mr_softsgx_hex_upper_(mr_softsgx_pce_id_, sizeof(mr_softsgx_pce_id_), out));
     MR_GUARD(mr_buf_printf(out, "\",\"tcbType\":0,\"tcbEvaluationDataNumber\":%d,\"tcbLevels\":[",
                            TCB_EVAL_NUMBER));
     for (size_t i = 0; i < MR_ARRAY_LEN(LEVELS); i++) {
@@ -208,17 +208,18 @@ static MR_RESULT tcb_info_json(const char *issue, const char *next, mr_buf *out)
 }
 
 static MR_RESULT qe_identity_json(const char *issue, const char *next, const uint8_t mrsigner[32],
-                                  mr_buf *out)
+                                  bool td, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out,
-                           "{\"id\":\"QE\",\"version\":2,\"issueDate\":\"%s\",\"nextUpdate\":\"%s\","
+                           "{\"id\":\"%s\",\"version\":2,\"issueDate\":\"%s\",\"nextUpdate\":\"%s\","
                            "\"tcbEvaluationDataNumber\":%d,\"miscselect\":\"00000000\","
                            "\"miscselectMask\":\"FFFFFFFF\","
                            "\"attributes\":\"11000000000000000000000000000000\","
                            "\"attributesMask\":\"FBFFFFFFFFFFFFFF0000000000000000\",\"mrsigner\":\"",
-                           issue, next, TCB_EVAL_NUMBER));
-    MR_GUARD(hex_upper(mrsigner, 32, out));
-    MR_GUARD(mr_buf_printf(out, "\",\"isvprodid\":%d,\"tcbLevels\":[", QE_ISVPRODID));
+                           td ? "TD_QE" : "QE", issue, next, TCB_EVAL_NUMBER));
+    MR_GUARD(mr_softsgx_hex_upper_(mrsigner, 32, out));
+    MR_GUARD(mr_buf_printf(out, "\",\"isvprodid\":%d,\"tcbLevels\":[",
+                           td ? MR_SOFTSGX_TD_QE_ISVPRODID : QE_ISVPRODID));
     for (unsigned i = 0; i < MR_SOFTSGX_QE__COUNT; i++) {
         MR_GUARD(mr_buf_printf(out, "%s{\"tcb\":{\"isvsvn\":%u},\"tcbDate\":\"%s\",\"tcbStatus\":\"%s\"",
                                i ? "," : "", QE_LEVELS[i].isvsvn, QE_LEVELS[i].date,
@@ -336,9 +337,11 @@ out:
     return res;
 }
 
+/* collateral.json, or with td tdx-collateral.json (TCB Info id TDX, TD_QE identity; the
+ * same chains and CRLs) */
 static MR_RESULT write_collateral(const char *dir, const softsgx_pki *p,
                                   const softsgx_platform *plat, const mr_softsgx_init_opts *o,
-                                  time_t nb, time_t na)
+                                  time_t nb, time_t na, bool td)
 {
     mr_result res = MR_FAILURE;
     char issue[32], next[32], tcb_sig[129], qe_sig[129];
@@ -361,8 +364,9 @@ static MR_RESULT write_collateral(const char *dir, const softsgx_pki *p,
     MR_GUARD_OUT(mr_softsgx_crl_der_(p->ca, p->ca_key,
                                      o->revoke_pck ? X509_get0_serialNumber(p->pck) : NULL, nb,
                                      na, &pck_crl));
-    MR_GUARD_OUT(tcb_info_json(issue, next, &tcb_info));
-    MR_GUARD_OUT(qe_identity_json(issue, next, plat->qe_mrsigner, &qe_id));
+    MR_GUARD_OUT(td ? mr_softsgx_tdx_tcb_info_json_(issue, next, &tcb_info)
+                    : tcb_info_json(issue, next, &tcb_info));
+    MR_GUARD_OUT(qe_identity_json(issue, next, plat->qe_mrsigner, td, &qe_id));
     MR_GUARD_OUT(sign_hex(p->tcb_key, &tcb_info, tcb_sig));
     MR_GUARD_OUT(sign_hex(p->tcb_key, &qe_id, qe_sig));
     MR_GUARD_OUT(set_str(obj, "pck_crl_issuer_chain", (const char *)ca_chain.data, ca_chain.len));
@@ -375,7 +379,7 @@ static MR_RESULT write_collateral(const char *dir, const softsgx_pki *p,
                          tcb_chain.len));
     MR_GUARD_OUT(set_str(obj, "qe_identity", (const char *)qe_id.data, qe_id.len));
     MR_GUARD_OUT(set_str(obj, "qe_identity_signature", qe_sig, 128));
-    MR_GUARD_OUT(write_json(dir, SOFTSGX_COLLATERAL, obj, 0644));
+    MR_GUARD_OUT(write_json(dir, td ? SOFTSGX_TDX_COLLATERAL : SOFTSGX_COLLATERAL, obj, 0644));
     res = MR_SUCCESS;
 out:
     json_decref(obj);
@@ -451,7 +455,8 @@ MR_RESULT mr_softsgx_init(const char *dir, const mr_softsgx_init_opts *opts)
     MR_GUARD_OUT(make_dirs(dir));
     MR_GUARD_OUT(mr_softsgx_pki_make_(&p, &plat, comps, o.platform_ca, nb, na));
     MR_GUARD_OUT(write_certs(dir, &p));
-    MR_GUARD_OUT(write_collateral(dir, &p, &plat, &o, nb, na));
+    MR_GUARD_OUT(write_collateral(dir, &p, &plat, &o, nb, na, false));
+    MR_GUARD_OUT(write_collateral(dir, &p, &plat, &o, nb, na, true));
     MR_GUARD_OUT(write_state(dir, &plat, &o));
     res = MR_SUCCESS;
 out:

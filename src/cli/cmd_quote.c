@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `marblerun quote verify FILE`: verifies an SGX or TDX DCAP quote (raw, or in the 16-byte
- * OpenEnclave header MarbleRun uses) with the native verifier and prints its claims and TCB
- * status. Exit status 0 only if the quote verifies and its TCB status is accepted by
+ * OpenEnclave header MarbleRun uses) or an AMD SEV-SNP report (optionally followed by its
+ * configfs-tsm auxblob, attest/evidence.h) with the native verifier and prints its claims and
+ * TCB status. SNP reports carry no TCB verdict (their VCEK certifies REPORTED_TCB, which is
+ * printed): the TCB flags do not apply to them. Exit status 0 only if the quote verifies and its TCB status is accepted by
  * --accepted-tcb-statuses / --accepted-advisories.
  */
 #include <jansson.h>
@@ -14,10 +16,13 @@
 
 #include "attest/collateral.h"
 #include "attest/dcap.h"
+#include "attest/evidence.h"
+#include "attest/snp_source.h"
 #include "cli/commands.h"
 #include "common/alloc.h"
 #include "common/codec.h"
 #include "common/file.h"
+#include "common/log.h"
 #include "common/text.h"
 
 #define QUOTE_MAX ((size_t)1 << 20)
@@ -31,6 +36,12 @@ static const mr_flag verify_flags[] = {
     {"pccs-url", 0, MR_FLAG_STRING, "",
      "Base URL of a PCCS or the Intel PCS to fetch collateral from (default "
      "$EDG_ATTESTATION_PCCS_URL)"},
+    {"snp-root", 0, MR_FLAG_STRING, "",
+     "SEV-SNP, TESTS ONLY: PEM file of a self-signed ARK used instead of AMD's (default "
+     "$EDG_ATTESTATION_SNP_ROOT)"},
+    {"snp-vcek", 0, MR_FLAG_STRING, "",
+     "SEV-SNP: directory or AMD KDS base URL for VCEKs the evidence does not carry (default "
+     "$EDG_ATTESTATION_SNP_VCEK)"},
     {"root-ca", 0, MR_FLAG_STRING, "",
      "PEM file of the attestation root CA (default $EDG_ATTESTATION_ROOT_CA, else the Intel "
      "SGX Root CA)"},
@@ -95,6 +106,31 @@ static MR_RESULT open_source(const mr_cli *cli, mr_collateral_source **out)
     return MR_SUCCESS;
 }
 
+static MR_RESULT open_snp(const mr_cli *cli, mr_snp_source **out)
+{
+    mr_result res = MR_FAILURE;
+    const char *root = mr_cli_str(cli, "snp-root");
+    const char *vcek = mr_cli_str(cli, "snp-vcek");
+    mr_buf pem;
+    mr_buf_init(&pem, QUOTE_MAX, 0);
+    if (root[0] == '\0' && vcek[0] == '\0')
+        return mr_snp_source_from_config(out);
+    mr_snp_source_opts o = {.vcek = vcek};
+    if (root[0] != '\0') {
+        MR_GUARD_OUT(mr_file_read(root, QUOTE_MAX, &pem));
+        o.test_root = mr_buf_slice(&pem);
+    }
+    MR_GUARD_OUT(mr_snp_source_new(&o, out));
+    if (mr_snp_source_has_test_root(*out))
+        MR_LOG_WARN("SEV-SNP reports are checked against a TEST root instead of AMD's "
+                    "(--snp-root): they prove nothing",
+                    MR_F_STR("root", root));
+    res = MR_SUCCESS;
+out:
+    mr_buf_free(&pem);
+    return res;
+}
+
 /* The CLI's TCB policy for a verified quote (spec/marble-cli-k8s.md §4.2 step 5). */
 static MR_RESULT check_tcb(const mr_cli *cli, const mr_attest_claims *c)
 {
@@ -144,6 +180,49 @@ static const char *tee_name(mr_tee_type t)
     return t == MR_TEE_SGX ? "SGX" : t == MR_TEE_TDX ? "TDX" : t == MR_TEE_SNP ? "SEV-SNP" : "none";
 }
 
+static void snp_json(json_t *o, const mr_attest_snp_claims *s)
+{
+    char h[2 * 64 + 1];
+    hex_str(s->measurement, 48, h);
+    json_object_set_new(o, "measurement", json_string(h));
+    hex_str(s->host_data, 32, h);
+    json_object_set_new(o, "hostData", json_string(h));
+    hex_str(s->id_key_digest, 48, h);
+    json_object_set_new(o, "idKeyDigest", json_string(h));
+    hex_str(s->author_key_digest, 48, h);
+    json_object_set_new(o, "authorKeyDigest", json_string(h));
+    hex_str(s->chip_id, 64, h);
+    json_object_set_new(o, "chipID", json_string(h));
+    json_object_set_new(o, "policy", json_integer((json_int_t)(s->policy & INT64_MAX)));
+    json_object_set_new(o, "vmpl", json_integer(s->vmpl));
+    json_object_set_new(o, "guestSVN", json_integer(s->guest_svn));
+    char tcb[20];
+    (void)snprintf(tcb, sizeof(tcb), "%016llx", (unsigned long long)s->reported_tcb);
+    json_object_set_new(o, "reportedTCB", json_string(tcb));
+    json_object_set_new(o, "signingKey", json_string(((s->signer_info >> 2) & 7) == 1 ? "VLEK"
+                                                                                       : "VCEK"));
+    json_object_set_new(o, "product", json_string(s->product));
+}
+
+static void snp_text(const mr_attest_snp_claims *s)
+{
+    char h[2 * 64 + 1];
+    hex_str(s->measurement, 48, h);
+    printf("Measurement               : %s\n", h);
+    hex_str(s->host_data, 32, h);
+    printf("HostData                  : %s\n", h);
+    hex_str(s->id_key_digest, 48, h);
+    printf("IDKeyDigest               : %s\n", h);
+    printf("Policy                    : 0x%llx\n", (unsigned long long)s->policy);
+    printf("VMPL                      : %u\n", s->vmpl);
+    printf("Reported TCB              : bl=%u tee=%u snp=%u ucode=%u\n",
+           (unsigned)(s->reported_tcb & 0xff), (unsigned)((s->reported_tcb >> 8) & 0xff),
+           (unsigned)((s->reported_tcb >> 48) & 0xff), (unsigned)((s->reported_tcb >> 56) & 0xff));
+    printf("Signing key               : %s\n", ((s->signer_info >> 2) & 7) == 1 ? "VLEK" : "VCEK");
+    hex_str(s->chip_id, 64, h);
+    printf("CHIP_ID                   : %s\n", h);
+}
+
 static json_t *claims_json(const mr_attest_claims *c, const char *verdict)
 {
     char h[2 * 64 + 1], from[32], to[32];
@@ -176,6 +255,8 @@ static json_t *claims_json(const mr_attest_claims *c, const char *verdict)
         }
         hex_str(c->u.tdx.mrseam, 48, h);
         json_object_set_new(o, "mrseam", json_string(h));
+    } else if (c->tee == MR_TEE_SNP) {
+        snp_json(o, &c->u.snp);
     }
     hex_str(c->tcb.fmspc, 6, h);
     json_object_set_new(o, "fmspc", json_string(h));
@@ -190,7 +271,8 @@ static json_t *claims_json(const mr_attest_claims *c, const char *verdict)
 static void print_text(const mr_attest_claims *c)
 {
     char h[2 * 64 + 1], from[32], to[32];
-    printf("Quote verified: %s quote version %u\n", tee_name(c->tee), c->quote_version);
+    printf("Quote verified: %s %s version %u\n", tee_name(c->tee),
+           c->tee == MR_TEE_SNP ? "report" : "quote", c->quote_version);
     printf("TCB status                : %s\n", mr_tcb_status_name(c->tcb.status));
     printf("TCB advisories            : [");
     for (size_t i = 0; i < c->tcb.advisory_count; i++)
@@ -210,10 +292,14 @@ static void print_text(const mr_attest_claims *c)
             hex_str(c->u.tdx.rtmr[i], 48, h);
             printf("RTMR%d                     : %s\n", i, h);
         }
+    } else if (c->tee == MR_TEE_SNP) {
+        snp_text(&c->u.snp);
     }
     printf("Debug                     : %s\n", c->debug ? "true" : "false");
     hex_str(c->report_data, sizeof(c->report_data), h);
     printf("Report data               : %s\n", h);
+    if (c->tee == MR_TEE_SNP)
+        return;
     hex_str(c->tcb.fmspc, 6, h);
     printf("FMSPC                     : %s\n", h);
     time_str(c->tcb.latest_issue_date, from, sizeof(from));
@@ -242,6 +328,7 @@ static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)
     mr_result res = MR_FAILURE;
     mr_attest_roots *roots = NULL;
     mr_collateral_source *src = NULL;
+    mr_snp_source *snp = NULL;
     mr_attest_claims claims;
     mr_buf quote;
     mr_buf_init(&quote, QUOTE_MAX, 0);
@@ -253,12 +340,18 @@ static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)
     if (mr_cli_str(cli, "at")[0] != '\0')
         MR_GUARD_OUT(parse_time(mr_cli_str(cli, "at"), &opts.verify_time));
     MR_GUARD_OUT(mr_file_read(argv[0], QUOTE_MAX, &quote));
-    MR_GUARD_OUT(load_roots(cli, &roots));
-    MR_GUARD_OUT(open_source(cli, &src));
+    bool is_snp = mr_evidence_format_of(quote.data, quote.len) == MR_EVIDENCE_SNP;
+    if (is_snp) {
+        MR_GUARD_OUT(open_snp(cli, &snp));
+    } else {
+        MR_GUARD_OUT(load_roots(cli, &roots));
+        MR_GUARD_OUT(open_source(cli, &src));
+    }
     opts.roots = roots;
     opts.source = src;
-    MR_GUARD_OUT(mr_dcap_verify(quote.data, quote.len, &opts, &claims));
-    mr_result policy = check_tcb(cli, &claims);
+    opts.snp = snp;
+    MR_GUARD_OUT(mr_attest_verify(quote.data, quote.len, &opts, &claims));
+    mr_result policy = is_snp ? MR_SUCCESS : check_tcb(cli, &claims);
     if (mr_cli_output_json(cli)) {
         json_t *o = claims_json(&claims, mr_ok(policy) ? "accepted" : mr_error_get()->msg);
         mr_result pr = print_json(o);
@@ -270,6 +363,7 @@ static MR_RESULT run_verify(mr_cli *cli, int argc, char **argv)
     MR_GUARD_OUT(policy);
     res = MR_SUCCESS;
 out:
+    mr_snp_source_free(snp);
     mr_collateral_source_free(src);
     mr_attest_roots_free(roots);
     mr_buf_free(&quote);
@@ -279,13 +373,17 @@ out:
 static const mr_cmd verify_cmd = {
     .name = "verify",
     .args_use = "<quote file>",
-    .short_help = "Verify an SGX or TDX DCAP quote and print its claims",
+    .short_help = "Verify an SGX or TDX DCAP quote or an SEV-SNP report and print its claims",
     .long_help = "Verify an SGX or TDX DCAP quote (raw, or with MarbleRun's OpenEnclave header) "
                  "natively, without Intel's libraries, and print its measurements and TCB "
                  "status.\nExits 0 only if the quote verifies and its TCB status is accepted "
-                 "(--accepted-tcb-statuses, --accepted-advisories).",
+                 "(--accepted-tcb-statuses, --accepted-advisories).\nAn AMD SEV-SNP report "
+                 "(1184 bytes, optionally followed by the configfs-tsm auxblob with its VCEK) "
+                 "is verified against AMD's roots (--snp-root for a TEST root) and printed "
+                 "with its REPORTED_TCB; the TCB flags do not apply to it.",
     .example = "  marblerun quote verify quote.bin --collateral collateral.json\n"
-               "  marblerun quote verify quote.bin --pccs-url https://localhost:8081 -o json",
+               "  marblerun quote verify quote.bin --pccs-url https://localhost:8081 -o json\n"
+               "  marblerun quote verify report.bin --snp-vcek https://kdsintf.amd.com",
     .min_args = 1,
     .max_args = 1,
     .flags = verify_flags,

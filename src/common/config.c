@@ -108,6 +108,19 @@ static const mr_config_var vars[] = {
     {"EDG_ATTESTATION_PCCS_URL", NULL, "all",
      "Base URL of a PCCS or Intel PCS to fetch collateral (TLS certificate checked for Intel's "
      "PCS only; connected to directly, http_proxy/https_proxy are not used)."},
+    {"EDG_ATTESTATION_TSM_DIR", "/sys/kernel/config/tsm/report", "all",
+     "configfs-tsm report directory of a TDX or SEV-SNP guest (docs/cvm.md); tests point it at "
+     "a fake one."},
+    {"EDG_ATTESTATION_SNP_VCEK", NULL, "all",
+     "SEV-SNP: where VCEKs that a report's evidence does not carry come from: a directory "
+     "(<CHIP_ID hex>-<REPORTED_TCB hex>.der, optional cert_chain.pem) or the AMD KDS base URL "
+     "(https://kdsintf.amd.com); cached in memory. Unset: only VCEKs carried in the evidence."},
+    {"EDG_ATTESTATION_SNP_PRODUCT", NULL, "all",
+     "SEV-SNP: Milan or Genoa: the only AMD root accepted and the KDS product; unset = any "
+     "compiled-in root, KDS product from the report's CPUID (Milan for version 2 reports)."},
+    {"EDG_ATTESTATION_SNP_ROOT", NULL, "all",
+     "SEV-SNP, TESTS ONLY: PEM file of a self-signed ARK used instead of AMD's compiled-in "
+     "roots (marblerun-softsnp); logged loudly."},
     {"EDG_SOFTSGX_DIR", NULL, "all", "softsgx (tests only): directory made by marblerun-softsgx init."},
     {"EDG_SOFTSGX_MRENCLAVE", NULL, "all", "softsgx: MRENCLAVE (hex) of quotes made in-process."},
     {"EDG_SOFTSGX_MRSIGNER", NULL, "all", "softsgx: MRSIGNER (hex) of quotes made in-process."},
@@ -126,6 +139,9 @@ static const mr_config_var vars[] = {
      "Pin the Coordinator: PEM of its root certificate, or a file holding it (off by default)."},
     {"EDG_MARBLE_COORDINATOR_CLIENT_ADDR", NULL, "marble",
      "host:port of the Coordinator client API, for pinning; default <mesh host>:4433."},
+    {"EDG_MARBLE_ATTESTATION", NULL, "marble",
+     "Quote source of the premain (auto, gramine, occlum, tsm, simulation, softsgx); wins over "
+     "EDG_ATTESTATION. tsm: a TDX or SEV-SNP guest's configfs-tsm (docs/cvm.md)."},
     {"EDG_MARBLE_COORDINATOR_POLICY", NULL, "marble",
      "Pin the Coordinator by measurement: JSON era-style policy file (off by default)."},
     /* Transparent TLS (docs/ttls.md) */

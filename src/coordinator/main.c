@@ -17,6 +17,7 @@
 #include "attest/collateral.h"
 #include "attest/dcap.h"
 #include "attest/issuer.h"
+#include "attest/snp_source.h"
 #include "common/alloc.h"
 #include "common/config.h"
 #include "common/file.h"
@@ -42,6 +43,7 @@ typedef struct daemon {
     mr_issuer *issuer;
     mr_attest_roots *roots;
     mr_collateral_source *collateral;
+    mr_snp_source *snp;
     mr_core *core;
     mr_srv *srv;
     mr_api *api;
@@ -82,6 +84,7 @@ static MR_RESULT open_attestation(daemon_t *d)
     if (d->issuer != NULL) {
         MR_GUARD(mr_attest_roots_from_config(&d->roots));
         MR_GUARD(mr_collateral_source_from_config(&d->collateral));
+        MR_GUARD(mr_snp_source_from_config(&d->snp));
     }
     return MR_SUCCESS;
 }
@@ -203,7 +206,7 @@ static MR_RESULT run(daemon_t *d)
         .n_dns_names = d->n_dns,
         .curve = curve,
         .issuer = d->issuer,
-        .verify = {.roots = d->roots, .source = d->collateral},
+        .verify = {.roots = d->roots, .source = d->collateral, .snp = d->snp},
         .dev_mode = mr_config_bool("EDG_COORDINATOR_DEV_MODE"),
     };
     mr_core_dist_config dist = {
@@ -300,6 +303,7 @@ int main(int argc, char **argv)
     d.srv = NULL;
     mr_api_free(d.api);
     mr_core_free(d.core);
+    mr_snp_source_free(d.snp);
     mr_collateral_source_free(d.collateral);
     mr_attest_roots_free(d.roots);
     mr_issuer_free(d.issuer);

@@ -16,6 +16,93 @@
 
 /* ---- Package, Infrastructure ---- */
 
+/* Package.TDX and Package.SNP (MarbleRun-C; pointers to structs in Go terms: null or
+ * absent = not a TDX/SNP package). */
+static const field tdx_fields[] = {
+    FLD(mr_manifest_tdx, "MRTD", F_STR, mrtd, "string"),
+    FLD(mr_manifest_tdx, "RTMR0", F_STR, rtmr[0], "string"),
+    FLD(mr_manifest_tdx, "RTMR1", F_STR, rtmr[1], "string"),
+    FLD(mr_manifest_tdx, "RTMR2", F_STR, rtmr[2], "string"),
+    FLD(mr_manifest_tdx, "RTMR3", F_STR, rtmr[3], "string"),
+    FLD(mr_manifest_tdx, "MRConfigID", F_STR, mrconfigid, "string"),
+    FLD(mr_manifest_tdx, "MROwner", F_STR, mrowner, "string"),
+    FLD(mr_manifest_tdx, "MROwnerConfig", F_STR, mrownerconfig, "string"),
+    FLD(mr_manifest_tdx, "TDAttributes", F_STR, td_attributes, "string"),
+    FLD(mr_manifest_tdx, "TDAttributesMask", F_STR, td_attributes_mask, "string"),
+    FLD(mr_manifest_tdx, "XFAM", F_STR, xfam, "string"),
+    FLD(mr_manifest_tdx, "XFAMMask", F_STR, xfam_mask, "string"),
+    FLD(mr_manifest_tdx, "MinTEETCBSVN", F_STR, min_tee_tcb_svn, "string"),
+};
+
+static MR_RESULT dec_tdx(dctx *c, mr_mj_node *v, void *obj)
+{
+    mr_manifest_package *p = obj;
+    if (v->kind == MR_MJ_NULL) {
+        mr_manifest_tdx_free_(&p->tdx);
+        return MR_SUCCESS;
+    }
+    p->tdx.present = true;
+    return mr_mdec_struct(c, v, &p->tdx, "TDXProperties", "quote.TDXProperties", tdx_fields,
+                          MR_ARRAY_LEN(tdx_fields));
+}
+
+#define SNPP(name, member, hasm)                                                              \
+    {name, F_OPT_BOOL, offsetof(mr_manifest_snp, policy.member),                             \
+     offsetof(mr_manifest_snp, policy.hasm), "bool", NULL}
+static const field snp_policy_fields[] = {
+    SNPP("SMT", smt, has_smt),
+    {"MigrationAgent", F_BOOL, offsetof(mr_manifest_snp, policy.migration_agent), 0, "bool", NULL},
+    SNPP("SingleSocket", single_socket, has_single_socket),
+};
+
+#define SNPT(name, member, hasm)                                                              \
+    {name, F_OPT_U8, offsetof(mr_manifest_snp, minimum_tcb.member),                          \
+     offsetof(mr_manifest_snp, minimum_tcb.hasm), "uint8", NULL}
+static const field snp_tcb_fields[] = {
+    SNPT("Bootloader", bl, has_bl),
+    SNPT("TEE", tee, has_tee),
+    SNPT("SNP", snp, has_snp),
+    SNPT("Microcode", ucode, has_ucode),
+};
+
+static MR_RESULT dec_snp_policy(dctx *c, mr_mj_node *v, void *obj)
+{
+    return mr_mdec_struct(c, v, obj, "SNPPolicy", "quote.SNPPolicy", snp_policy_fields,
+                          MR_ARRAY_LEN(snp_policy_fields));
+}
+
+static MR_RESULT dec_snp_tcb(dctx *c, mr_mj_node *v, void *obj)
+{
+    return mr_mdec_struct(c, v, obj, "SNPTCB", "quote.SNPTCB", snp_tcb_fields,
+                          MR_ARRAY_LEN(snp_tcb_fields));
+}
+
+static const field snp_fields[] = {
+    FLD(mr_manifest_snp, "Measurement", F_STR, measurement, "string"),
+    FLD(mr_manifest_snp, "HostData", F_STR, host_data, "string"),
+    FLD(mr_manifest_snp, "IDKeyDigest", F_STR, id_key_digest, "string"),
+    FLD(mr_manifest_snp, "AuthorKeyDigest", F_STR, author_key_digest, "string"),
+    FLD(mr_manifest_snp, "FamilyID", F_STR, family_id, "string"),
+    FLD(mr_manifest_snp, "ImageID", F_STR, image_id, "string"),
+    CUS("Policy", dec_snp_policy),
+    OPT(mr_manifest_snp, "VMPL", F_OPT_U8, vmpl, has_vmpl, "uint8"),
+    OPT(mr_manifest_snp, "MinGuestSVN", F_OPT_UINT, min_guest_svn, has_min_guest_svn, "uint32"),
+    CUS("MinimumTCB", dec_snp_tcb),
+    FLD(mr_manifest_snp, "AcceptedSigningKeys", F_STRLIST, accepted_signing_keys, "[]string"),
+};
+
+static MR_RESULT dec_snp(dctx *c, mr_mj_node *v, void *obj)
+{
+    mr_manifest_package *p = obj;
+    if (v->kind == MR_MJ_NULL) {
+        mr_manifest_snp_free_(&p->snp);
+        return MR_SUCCESS;
+    }
+    p->snp.present = true;
+    return mr_mdec_struct(c, v, &p->snp, "SNPProperties", "quote.SNPProperties", snp_fields,
+                          MR_ARRAY_LEN(snp_fields));
+}
+
 static const field package_fields[] = {
     FLD(mr_manifest_package, "Debug", F_BOOL, debug, "bool"),
     FLD(mr_manifest_package, "UniqueID", F_STR, unique_id, "string"),
@@ -25,6 +112,8 @@ static const field package_fields[] = {
         has_security_version, "uint"),
     FLD(mr_manifest_package, "AcceptedTCBStatuses", F_STRLIST, accepted_tcb_statuses, "[]string"),
     FLD(mr_manifest_package, "AcceptedAdvisories", F_STRLIST, accepted_advisories, "[]string"),
+    CUS("TDX", dec_tdx),
+    CUS("SNP", dec_snp),
 };
 
 static MR_RESULT dec_package(dctx *c, mr_mj_node *v, void *e)

@@ -44,6 +44,8 @@ typedef enum fkind {
     F_OPT_U64,
     F_OPT_UINT,
     F_OPT_U16,
+    F_OPT_U8,
+    F_OPT_BOOL, /* *bool: null resets, true/false set (has_off: the bool "present") */
     F_INT,
     F_BYTES,
     F_STRLIST,

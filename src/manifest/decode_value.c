@@ -328,6 +328,15 @@ static MR_RESULT dec_field(dctx *c, const field *f, mr_mj_node *v, void *obj)
         *(uint16_t *)at(obj, f->off) = (uint16_t)tmp;
         return MR_SUCCESS;
     }
+    case F_OPT_U8: {
+        uint64_t tmp = *(uint8_t *)at(obj, f->off);
+        MR_GUARD(dec_uint(c, v, UINT8_MAX, f->gotype, &tmp, at(obj, f->has_off)));
+        *(uint8_t *)at(obj, f->off) = (uint8_t)tmp;
+        return MR_SUCCESS;
+    }
+    case F_OPT_BOOL:
+        *(bool *)at(obj, f->has_off) = v->kind != MR_MJ_NULL; /* Go allocates, then stores */
+        return dec_bool(c, v, at(obj, f->off));
     case F_INT: return dec_int(c, v, f->gotype, at(obj, f->off));
     case F_BYTES: return dec_bytes(c, v, f->gotype, at(obj, f->off));
     case F_STRLIST: return dec_str_list(c, v, at(obj, f->off));

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attest/tee_policy.h"
 #include "common/buf.h"
 #include "common/result.h"
 
@@ -71,6 +72,36 @@ typedef struct mr_moid_list {
 
 /* ---- sections ---- */
 
+/* Package.TDX (MarbleRun-C extension, docs/manifest.md): what a TDX guest's TD report must
+ * say. Hex strings as written in the manifest (checked by mr_manifest_check); empty = not
+ * checked. present: the manifest had a non-null TDX object. */
+typedef struct mr_manifest_tdx {
+    bool present;
+    mr_mstr mrtd, rtmr[4], mrconfigid, mrowner, mrownerconfig;
+    mr_mstr td_attributes, td_attributes_mask, xfam, xfam_mask; /* 8 bytes, report order */
+    mr_mstr min_tee_tcb_svn;                                    /* 16 bytes */
+} mr_manifest_tdx;
+
+/* Package.SNP (MarbleRun-C extension): what an SEV-SNP guest's attestation report must say. */
+typedef struct mr_manifest_snp {
+    bool present;
+    mr_mstr measurement, host_data, id_key_digest, author_key_digest, family_id, image_id;
+    struct {
+        bool has_smt, smt;
+        bool migration_agent;
+        bool has_single_socket, single_socket;
+    } policy;
+    bool has_vmpl;
+    uint8_t vmpl;
+    bool has_min_guest_svn;
+    uint64_t min_guest_svn;
+    struct {
+        bool has_bl, has_tee, has_snp, has_ucode;
+        uint8_t bl, tee, snp, ucode;
+    } minimum_tcb;
+    mr_mstr_list accepted_signing_keys; /* "VCEK", "VLEK"; empty = VCEK */
+} mr_manifest_snp;
+
 typedef struct mr_manifest_package {
     mr_mstr name; /* first member of every map element: the map key */
     bool debug;
@@ -82,6 +113,8 @@ typedef struct mr_manifest_package {
     uint64_t security_version; /* Go uint (64-bit) */
     mr_mstr_list accepted_tcb_statuses;
     mr_mstr_list accepted_advisories;
+    mr_manifest_tdx tdx; /* a TDX guest instead of an SGX enclave */
+    mr_manifest_snp snp; /* an SEV-SNP guest instead of an SGX enclave */
 } mr_manifest_package;
 
 typedef struct mr_manifest_infra {
@@ -350,6 +383,14 @@ MR_API const mr_manifest_infra *mr_manifest_find_infra(const mr_manifest *m, con
 MR_API const mr_manifest_tls_tag *mr_manifest_find_tls_tag(const mr_manifest *m, const char *name);
 /* Feature gate lookup, case-insensitive (e.g. "SignQuoteEndpoint"). */
 MR_API bool mr_manifest_feature_enabled(const mr_manifest *m, const char *gate);
+
+/* ---- confidential-VM packages (docs/manifest.md) ---- */
+
+/* The verifier's rules of a package with TDX (p->tdx.present) or SNP (p->snp.present)
+ * fields, decoded from the hex the manifest holds (mr_manifest_check has validated it; a value
+ * it would refuse fails with MR_ERR_USAGE). */
+MR_API MR_RESULT mr_manifest_tdx_package(const mr_manifest_package *p, mr_tdx_package *out);
+MR_API MR_RESULT mr_manifest_snp_package(const mr_manifest_package *p, mr_snp_package *out);
 
 /* ---- users and permissions (spec §8.1) ---- */
 

@@ -59,6 +59,8 @@ void mr_manifest_mstr_list_free(mr_mstr_list *l);
 
 /* Element destructors (model.c), used by the decoder for replaced map entries. */
 void mr_manifest_package_free_(mr_manifest_package *p);
+void mr_manifest_tdx_free_(mr_manifest_tdx *t);
+void mr_manifest_snp_free_(mr_manifest_snp *s);
 void mr_manifest_infra_free_(mr_manifest_infra *i);
 void mr_manifest_file_free_(mr_manifest_file *f);
 void mr_manifest_marble_free_(mr_manifest_marble *m);
@@ -73,5 +75,10 @@ void mr_manifest_tls_tag_free_(mr_manifest_tls_tag *t);
 /* The MarbleRun-C checks of one TLS entry (validate_ttls.c), after MarbleRun's. */
 MR_RESULT mr_manifest_check_tls_ext_(const mr_manifest *m, const char *tag, bool incoming,
                                      const mr_manifest_tls_entry *e);
+/* Package.TDX / Package.SNP (tee.c): formats and combinations of every package's fields;
+ * and, for a package a marble uses, the identity rule (a measurement is set; with Debug a
+ * missing one only logs a warning). Texts name the package and the field. */
+MR_RESULT mr_manifest_check_tee_packages_(const mr_manifest *m);
+MR_RESULT mr_manifest_check_tee_identity_(const mr_manifest_package *p);
 
 #endif

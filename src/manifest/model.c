@@ -167,6 +167,28 @@ static void file_map_free(mr_manifest_file_map *fm)
     memset(fm, 0, sizeof(*fm));
 }
 
+void mr_manifest_tdx_free_(mr_manifest_tdx *t)
+{
+    mr_mstr *strs[] = {&t->mrtd,          &t->rtmr[0],       &t->rtmr[1],
+                       &t->rtmr[2],       &t->rtmr[3],       &t->mrconfigid,
+                       &t->mrowner,       &t->mrownerconfig, &t->td_attributes,
+                       &t->td_attributes_mask, &t->xfam,     &t->xfam_mask,
+                       &t->min_tee_tcb_svn};
+    for (size_t i = 0; i < MR_ARRAY_LEN(strs); i++)
+        mr_manifest_mstr_free(strs[i]);
+    memset(t, 0, sizeof(*t));
+}
+
+void mr_manifest_snp_free_(mr_manifest_snp *s)
+{
+    mr_mstr *strs[] = {&s->measurement,       &s->host_data, &s->id_key_digest,
+                       &s->author_key_digest, &s->family_id, &s->image_id};
+    for (size_t i = 0; i < MR_ARRAY_LEN(strs); i++)
+        mr_manifest_mstr_free(strs[i]);
+    mr_manifest_mstr_list_free(&s->accepted_signing_keys);
+    memset(s, 0, sizeof(*s));
+}
+
 void mr_manifest_package_free_(mr_manifest_package *p)
 {
     mr_manifest_mstr_free(&p->name);
@@ -174,6 +196,8 @@ void mr_manifest_package_free_(mr_manifest_package *p)
     mr_manifest_mstr_free(&p->signer_id);
     mr_manifest_mstr_list_free(&p->accepted_tcb_statuses);
     mr_manifest_mstr_list_free(&p->accepted_advisories);
+    mr_manifest_tdx_free_(&p->tdx);
+    mr_manifest_snp_free_(&p->snp);
 }
 
 void mr_manifest_infra_free_(mr_manifest_infra *i)

@@ -44,7 +44,9 @@ static MR_RESULT check_marbles(const mr_manifest *m)
             m->packages.items, m->packages.count, sizeof(*p), S(&mb->package), mb->package.len);
         MR_ENSURE(p != NULL, MR_ERR_USAGE, "manifest does not contain marble package %s",
                   S(&mb->package));
-        if (p->unique_id.len != 0 &&
+        if (p->tdx.present || p->snp.present) {
+            MR_GUARD(mr_manifest_check_tee_identity_(p));
+        } else if (p->unique_id.len != 0 &&
             (p->signer_id.len != 0 || p->has_product_id || p->has_security_version)) {
             if (p->debug)
                 MR_LOG_WARN("Manifest specifies UniqueID *and* SignerID/ProductID/SecurityVersion. "
@@ -292,6 +294,7 @@ MR_RESULT mr_manifest_check(const mr_manifest *m, const mr_manifest_check_opts *
     MR_ENSURE_REF(m);
     MR_ENSURE(m->packages.count > 0, MR_ERR_USAGE, "no allowed packages defined");
     MR_ENSURE(m->marbles.count > 0, MR_ERR_USAGE, "no allowed marbles defined");
+    MR_GUARD(mr_manifest_check_tee_packages_(m));
     MR_GUARD(check_marbles(m));
     MR_GUARD(check_tls(m));
     MR_GUARD(check_users(m));
@@ -426,8 +429,13 @@ MR_RESULT mr_manifest_check_package_update(const mr_manifest *update, const mr_m
             p->name.len);
         MR_ENSURE(orig != NULL, MR_ERR_USAGE,
                   "update manifest specifies a package which the original manifest does not contain");
-        MR_ENSURE(!p->debug && p->unique_id.len == 0 && p->signer_id.len == 0 && !p->has_product_id,
+        MR_ENSURE(!p->debug && p->unique_id.len == 0 && p->signer_id.len == 0 &&
+                      !p->has_product_id && !p->tdx.present && !p->snp.present,
                   MR_ERR_USAGE, "update manifest contains unupdatable values");
+        MR_ENSURE(!orig->tdx.present && !orig->snp.present, MR_ERR_USAGE,
+                  "update manifest sets a SecurityVersion for package %s, which describes a "
+                  "confidential VM (SecurityVersion applies to SGX enclaves only)",
+                  S(&p->name));
         MR_ENSURE(p->has_security_version, MR_ERR_USAGE,
                   "update manifest does not specify a SecurityVersion to update");
         MR_ENSURE(!orig->has_security_version || p->security_version >= orig->security_version,

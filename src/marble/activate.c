@@ -81,7 +81,11 @@ static MR_RESULT get_quote(const mr_buf *cert_der, mr_buf *quote)
     mr_tee_type tee = MR_TEE_NONE;
     MR_GUARD(mr_sha256(cert_der->data, cert_der->len, hash));
     MR_LOG_INFO("generating quote");
-    if (!mr_ok(mr_issuer_open(NULL, &is)) || !mr_ok(mr_issuer_issue(is, hash, 32, quote, &tee))) {
+    /* EDG_MARBLE_ATTESTATION wins over EDG_ATTESTATION; TDX and SNP guests use configfs-tsm
+     * (docs/cvm.md), whose SNP report travels with its auxblob (attest/evidence.h) */
+    const char *mode = mr_config_get("EDG_MARBLE_ATTESTATION");
+    mr_issuer_opts o = {.mode = mode, .mode_var = mode != NULL ? "EDG_MARBLE_ATTESTATION" : NULL};
+    if (!mr_ok(mr_issuer_open(&o, &is)) || !mr_ok(mr_issuer_evidence(is, hash, 32, quote, &tee))) {
         char line[MR_ERR_MSG_MAX + 64];
         (void)snprintf(line, sizeof(line), "failed to get quote: %s. Proceeding in simulation mode",
                        mr_error_get()->msg);

@@ -35,6 +35,7 @@ BINARIES = {
     "marblerun-premain": (["Usage: marblerun-premain", "EDG_MARBLE_TYPE"],
                           f"marblerun-premain {VERSION}\n"),
     "marblerun-softsgx": (["marblerun-softsgx init DIR", "TEST"], f"marblerun-softsgx {VERSION}\n"),
+    "marblerun-softsnp": (["marblerun-softsnp init DIR", "TEST"], f"marblerun-softsnp {VERSION}\n"),
     "marblerun-config-doc": (["Usage: marblerun-config-doc", "environment variable"],
                              f"marblerun-config-doc {VERSION}\n"),
     "marblerun-gendoc": (["usage: marblerun-gendoc", "man", "bash"], f"marblerun-gendoc {VERSION}\n"),
@@ -83,7 +84,8 @@ def test_coordinator_arguments_do_not_start_it(tmp_path):
 
 
 def test_unknown_arguments_of_the_tools():
-    for name in ("marblerun-config-doc", "marblerun-gendoc", "marblerun-softsgx"):
+    for name in ("marblerun-config-doc", "marblerun-gendoc", "marblerun-softsgx",
+                 "marblerun-softsnp"):
         p = run(name, "--bogus")
         assert p.returncode == 2 and p.stdout == "" and name in p.stderr, (name, p.stderr)
     # without arguments config-doc still prints the configuration document

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "attest/dcap.h"
+#include "attest/evidence.h"
 #include "attest/policy.h"
 #include "common/alloc.h"
 #include "common/codec.h"
@@ -118,9 +118,16 @@ static MR_RESULT validate_quote(mr_core *c, act *a, const mr_core_activation_req
     mr_result res = MR_FAILURE;
     const char **tcb = NULL, **adv = NULL;
     mr_attest_package pol;
-    if (!mr_ok(mr_dcap_verify(req->quote.ptr, req->quote.len, &c->cfg.verify, claims)))
+    /* SGX and TDX quotes, SNP reports: told apart by their headers (attest/evidence.h) */
+    if (!mr_ok(mr_attest_verify(req->quote.ptr, req->quote.len, &c->cfg.verify, claims)))
         return core_act_fail_with(MR_ERR_ATTESTATION, "verifying quote");
     note_tcb(a, claims);
+    if (a->pkg->tdx.present || a->pkg->snp.present)
+        return core_act_check_cvm(a->pkg, claims, req->peer_cert);
+    /* a TD quote or an SNP report never matches an SGX package (an SNP report has no TCB
+     * status the SGX TCB policy could judge, so say why before that) */
+    MR_ENSURE_OUT(claims->tee == MR_TEE_SGX, MR_ERR_ATTESTATION,
+                  "package properties apply to SGX enclaves only");
     MR_GUARD_OUT(package_policy(a->pkg, &pol, &tcb, &adv));
     /* §5.5 order: TCB policy, binding to the TLS certificate, package properties */
     MR_GUARD_OUT(mr_policy_check_tcb(claims, pol.accepted_tcb_statuses,

@@ -29,6 +29,10 @@ typedef struct act {
 
 /* Gives the current error MarbleRun's category and a prefix for the step that failed. */
 MR_RESULT core_act_fail_with(mr_errcat cat, const char *prefix);
+/* Step 5c for a package with TDX or SNP fields (activate_tee.c): the package rules of a
+ * confidential-VM marble on the verified evidence. */
+MR_RESULT core_act_check_cvm(const mr_manifest_package *p, const mr_attest_claims *c,
+                             mr_slice peer_cert);
 /* Steps 10–11: Files, Env (with MARBLE_TTLS_CONFIG and the reserved variables) and Argv of
  * the answer, from the manifest and what a has built. */
 MR_RESULT core_act_params(act *a, mr_core_activation_resp *resp);

@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/codec.h"
 #include "common/result.h"
+#include "tool.h"
 
 #ifndef MR_VERSION
 #define MR_VERSION "0.0.0"
@@ -56,15 +57,27 @@ static const char USAGE[] =
     "      --debug            set the DEBUG attribute\n"
     "      --quote-version N  3 (default; what real QEs emit) or the synthetic SGX forms 4, 5\n"
     "\n"
+    "  marblerun-softsgx tdx-quote DIR --report-data HEX [--mrtd HEX] [--rtmr0..3 HEX]\n"
+    "                             [--mrconfigid HEX] [--mrowner HEX] [--mrownerconfig HEX]\n"
+    "                             [--tee-tcb-svn HEX] [--td-attributes HEX] [--xfam HEX]\n"
+    "                             [--debug] [--out FILE]\n"
+    "      Write a raw v4 TDX quote (TEE type 0x81, TD report 1.0, certification data type 6)\n"
+    "      signed with DIR's keys; init also wrote DIR/tdx-collateral.json for it (give the\n"
+    "      verifier EDG_ATTESTATION_COLLATERAL=DIR). Measurements are 48 bytes (default zeros).\n"
+    "      --tee-tcb-svn HEX  16 bytes (default 04010300..: UpToDate; byte 2 = 2 OutOfDate,\n"
+    "                         1 Revoked, 0 no TCB level)\n"
+    "      --td-attributes/--xfam HEX  8 bytes in report order (default 0000001000000000 and\n"
+    "                         e71a060000000000); --debug sets TDATTRIBUTES bit 0\n"
+    "\n"
     "  marblerun-softsgx --help | --version\n";
 
-static void die_usage(const char *msg)
+void mr_softsgx_tool_usage(const char *msg)
 {
     fprintf(stderr, "marblerun-softsgx: %s\nTry 'marblerun-softsgx --help'.\n", msg);
     exit(2);
 }
 
-static int fail(void)
+int mr_softsgx_tool_fail(void)
 {
     const mr_error *e = mr_error_get();
     fprintf(stderr, "marblerun-softsgx: %s\n", e->msg);
@@ -77,7 +90,7 @@ static unsigned long parse_num(const char *flag, const char *v, unsigned long ma
     char *end = NULL;
     errno = 0;
     if (v[0] < '0' || v[0] > '9')
-        die_usage(flag);
+        mr_softsgx_tool_usage(flag);
     unsigned long n = strtoul(v, &end, 10);
     if (errno != 0 || end == NULL || *end != '\0' || n > max) {
         fprintf(stderr, "marblerun-softsgx: %s: bad number %s (0..%lu)\n", flag, v, max);
@@ -86,7 +99,7 @@ static unsigned long parse_num(const char *flag, const char *v, unsigned long ma
     return n;
 }
 
-static void parse_hex(const char *flag, const char *v, uint8_t *out, size_t max, size_t *len)
+void mr_softsgx_tool_hex(const char *flag, const char *v, uint8_t *out, size_t max, size_t *len)
 {
     size_t n = strlen(v);
     if (n % 2 != 0 || n / 2 > max || (len == NULL && n / 2 != max) ||
@@ -154,16 +167,16 @@ static bool init_option(int c, args *a)
     switch (c) {
     case OPT_TCB:
         if (!mr_ok(mr_softsgx_tcb_parse(optarg, &a->init.tcb_status)))
-            die_usage(mr_error_get()->msg);
+            mr_softsgx_tool_usage(mr_error_get()->msg);
         break;
     case OPT_QE_TCB:
         if (!mr_ok(mr_softsgx_qe_tcb_parse(optarg, &a->init.qe_status)))
-            die_usage(mr_error_get()->msg);
+            mr_softsgx_tool_usage(mr_error_get()->msg);
         break;
     case OPT_DAYS:
         a->init.valid_days = (unsigned)parse_num("--valid-days", optarg, 36500);
         if (a->init.valid_days == 0)
-            die_usage("--valid-days must be at least 1");
+            mr_softsgx_tool_usage("--valid-days must be at least 1");
         break;
     case OPT_REVOKE:
         a->init.revoke_pck = true;
@@ -172,13 +185,13 @@ static bool init_option(int c, args *a)
         if (strcmp(optarg, "platform") == 0)
             a->init.platform_ca = true;
         else if (strcmp(optarg, "processor") != 0)
-            die_usage("--pck-ca must be processor or platform");
+            mr_softsgx_tool_usage("--pck-ca must be processor or platform");
         break;
     case OPT_TIME:
         /* up to 9999-12-31, minus the validity period */
         a->init.now = (time_t)parse_num("--time", optarg, 253402300799UL - 36500UL * 86400);
         if (a->init.now < 86400)
-            die_usage("--time is too early");
+            mr_softsgx_tool_usage("--time is too early");
         break;
     default:
         return false;
@@ -192,14 +205,14 @@ static bool quote_option(int c, args *a)
 {
     switch (c) {
     case OPT_RD:
-        parse_hex("--report-data", optarg, a->rd, sizeof(a->rd), &a->rd_len);
+        mr_softsgx_tool_hex("--report-data", optarg, a->rd, sizeof(a->rd), &a->rd_len);
         a->have_rd = true;
         break;
     case OPT_MRENCLAVE:
-        parse_hex("--mrenclave", optarg, a->id.mrenclave, 32, NULL);
+        mr_softsgx_tool_hex("--mrenclave", optarg, a->id.mrenclave, 32, NULL);
         break;
     case OPT_MRSIGNER:
-        parse_hex("--mrsigner", optarg, a->id.mrsigner, 32, NULL);
+        mr_softsgx_tool_hex("--mrsigner", optarg, a->id.mrsigner, 32, NULL);
         break;
     case OPT_PRODID:
         a->id.isvprodid = (uint16_t)parse_num("--isvprodid", optarg, 65535);
@@ -219,7 +232,7 @@ static bool quote_option(int c, args *a)
     case OPT_VERSION:
         a->version = (uint16_t)parse_num("--quote-version", optarg, 5);
         if (a->version < 3)
-            die_usage("--quote-version must be 3, 4 or 5");
+            mr_softsgx_tool_usage("--quote-version must be 3, 4 or 5");
         break;
     default:
         return false;
@@ -236,7 +249,7 @@ static void parse_args(int argc, char **argv, args *a)
             continue;
         if (c == OPT_HELP || c == 'h')
             exit(fputs(USAGE, stdout) < 0 ? 1 : 0);
-        die_usage("bad option");
+        mr_softsgx_tool_usage("bad option");
     }
 }
 
@@ -249,6 +262,21 @@ static int write_all(FILE *f, const mr_buf *b)
     return 0;
 }
 
+int mr_softsgx_tool_write(const char *path, const mr_buf *b)
+{
+    if (path == NULL)
+        return write_all(stdout, b);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        fprintf(stderr, "marblerun-softsgx: cannot create %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int rc = write_all(f, b);
+    if (fclose(f) != 0)
+        rc = 1;
+    return rc;
+}
+
 static int cmd_quote(const char *dir, const args *a)
 {
     mr_softsgx *s = NULL;
@@ -256,26 +284,13 @@ static int cmd_quote(const char *dir, const args *a)
     mr_buf_init(&q, 0, 0);
     int rc = 1;
     if (!a->have_rd)
-        die_usage("quote needs --report-data HEX");
+        mr_softsgx_tool_usage("quote needs --report-data HEX");
     if (!mr_ok(mr_softsgx_load(dir, &s)) ||
         !mr_ok(mr_softsgx_quote_version(s, a->version ? a->version : 3, &a->id, a->rd,
-                                        a->rd_len, !a->raw, &q))) {
-        rc = fail();
-        goto out;
-    }
-    if (a->out != NULL) {
-        FILE *f = fopen(a->out, "wb");
-        if (f == NULL) {
-            fprintf(stderr, "marblerun-softsgx: cannot create %s: %s\n", a->out, strerror(errno));
-            goto out;
-        }
-        rc = write_all(f, &q);
-        if (fclose(f) != 0)
-            rc = 1;
-    } else {
-        rc = write_all(stdout, &q);
-    }
-out:
+                                        a->rd_len, !a->raw, &q)))
+        rc = mr_softsgx_tool_fail();
+    else
+        rc = mr_softsgx_tool_write(a->out, &q);
     mr_buf_free(&q);
     mr_softsgx_free(s);
     return rc;
@@ -285,25 +300,27 @@ int main(int argc, char **argv)
 {
     args a = {0};
     if (argc < 2)
-        die_usage("missing command");
+        mr_softsgx_tool_usage("missing command");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         return fputs(USAGE, stdout) < 0 ? 1 : 0;
     }
     if (strcmp(cmd, "--version") == 0)
         return printf("marblerun-softsgx %s\n", MR_VERSION) < 0 ? 1 : 0;
+    if (strcmp(cmd, "tdx-quote") == 0)
+        return mr_softsgx_tool_tdx(argc, argv);
     if (strcmp(cmd, "init") != 0 && strcmp(cmd, "quote") != 0)
-        die_usage("unknown command (want init or quote)");
+        mr_softsgx_tool_usage("unknown command (want init, quote or tdx-quote)");
     optind = 2;
     parse_args(argc, argv, &a);
     if (optind != argc - 1)
-        die_usage("want exactly one directory");
+        mr_softsgx_tool_usage("want exactly one directory");
     const char *dir = argv[optind];
     if (strcmp(cmd, "init") == 0) {
         if (a.quote_only_flag)
-            die_usage("quote options given to init");
+            mr_softsgx_tool_usage("quote options given to init");
         if (!mr_ok(mr_softsgx_init(dir, &a.init)))
-            return fail();
+            return mr_softsgx_tool_fail();
         fprintf(stderr,
                 "marblerun-softsgx: TEST PKI written to %s (platform TCB %s, QE TCB %s). "
                 "Quotes from it are for tests only.\n",
@@ -312,6 +329,6 @@ int main(int argc, char **argv)
         return 0;
     }
     if (a.init_only_flag)
-        die_usage("init options given to quote");
+        mr_softsgx_tool_usage("init options given to quote");
     return cmd_quote(dir, &a);
 }
