@@ -254,6 +254,9 @@ MR_RESULT mr_injector_server_new(const mr_injector_cfg *cfg, const mr_injector_s
     MR_ENSURE_ALLOC_OUT(s);
     s->cfg = cfg;
     s->opts = opts;
+    /* A peer that closes mid-answer must not end the process (OpenSSL writes with write()). */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        MR_LOG_WARN("cannot ignore SIGPIPE");
     s->cert_id = identify(opts->cert_file);
     s->key_id = identify(opts->key_file);
     MR_GUARD_OUT(load_pair(s, &s->ctx));
