@@ -5,7 +5,6 @@ serving the certificate install created), check, version, uninstall, precheck, n
 import base64
 import os
 import subprocess
-import threading
 import time
 import uuid
 
@@ -23,11 +22,20 @@ class Cli:
         home.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = kube.write_kubeconfig(home / "kubeconfig")
 
+    def popen(self, *args):
+        e = {"HOME": str(self.home), "PATH": "/usr/bin:/bin", "KUBECONFIG": str(self.kubeconfig)}
+        prefix = os.environ.get("MR_K8S_CLI_PREFIX", "").split()
+        return subprocess.Popen([*prefix, str(CLI), *args], stdout=subprocess.PIPE, text=True,
+                                env=e, cwd=self.home)
+
     def __call__(self, *args, check=True, timeout=180, env=None):
         e = {"HOME": str(self.home), "PATH": "/usr/bin:/bin", "KUBECONFIG": str(self.kubeconfig)}
         e.update(env or {})
-        p = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=e,
-                           timeout=timeout, cwd=self.home)
+        # MR_K8S_CLI_PREFIX runs the CLI under a tool, e.g. "valgrind -q --error-exitcode=9
+        # --leak-check=full"
+        prefix = os.environ.get("MR_K8S_CLI_PREFIX", "").split()
+        p = subprocess.run([*prefix, str(CLI), *args], capture_output=True, text=True, env=e,
+                           timeout=timeout * (10 if prefix else 1), cwd=self.home)
         if check and p.returncode != 0:
             pytest.fail(f"marblerun {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
         return p
@@ -162,12 +170,12 @@ def test_check_and_version(kube, installed):
     assert time.time() - t0 < 5
     # becomes ready while check waits
     kube.set_deployment_status(ns, "marblerun-coordinator", 2, 1)
-    timer = threading.Timer(1.5, kube.set_deployment_status, (ns, "marblerun-coordinator", 2, 2))
-    timer.start()
-    p = c("check", "-n", ns, "--timeout", "10")
-    timer.join()
-    assert p.stdout.endswith("marblerun-coordinator pods ready: 1/2\n"
-                             "marblerun-coordinator pods ready: 2/2\n")
+    proc = c.popen("check", "-n", ns, "--timeout", "60")
+    assert proc.stdout.readline() == "marble-injector pods ready: 1/1\n"
+    assert proc.stdout.readline() == "marblerun-coordinator pods ready: 1/2\n"
+    kube.set_deployment_status(ns, "marblerun-coordinator", 2, 2)  # while check polls
+    assert proc.stdout.readline() == "marblerun-coordinator pods ready: 2/2\n"
+    assert proc.wait(timeout=120) == 0
     p = c("version", "-n", ns)
     assert p.stdout.endswith("Coordinator Version: v1.9.1\n")
     p = c("check", "-n", "nothing-here")

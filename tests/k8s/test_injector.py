@@ -27,8 +27,10 @@ class Injector:
         self.port = mrk8s.free_port()
         self.ip = mrk8s.host_ip()  # what the EndpointSlice may name (not loopback)
         self.log = open(self.dir / "injector.log", "wb")
+        # MR_K8S_INJECTOR_PREFIX runs it under a tool (e.g. valgrind --error-exitcode=9)
+        prefix = os.environ.get("MR_K8S_INJECTOR_PREFIX", "").split()
         self.proc = subprocess.Popen(
-            [str(INJECTOR), f"-addr={self.ip}:{self.port}", f"-tlsCertFile={self.cert}",
+            [*prefix, str(INJECTOR), f"-addr={self.ip}:{self.port}", f"-tlsCertFile={self.cert}",
              f"-tlsKeyFile={self.key}", f"-coordAddr=coordinator-mesh-api.{ns}:2001",
              *extra_args], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
