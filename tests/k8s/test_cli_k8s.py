@@ -321,3 +321,77 @@ def test_namespace_commands(kube, cli):
     assert cli("namespace", "list").stdout == "No namespaces have been added to the MarbleRun mesh\n"
     p = cli("namespace", "add", "does-not-exist", check=False)
     assert p.returncode == 1 and p.stderr == 'Error: namespaces "does-not-exist" not found\n'
+
+
+def test_token_kubeconfig_and_rbac_errors(kube, tmp_path):
+    """A kubeconfig with a bearer token (a service account): allowed calls work, the others
+    fail with the apiserver's message."""
+    ns = fresh_ns("mr-tok")
+    kube.create_namespace(ns)
+    kube.create_service_account(ns, "viewer")
+    kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "viewer", "namespace": ns},
+                "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]})
+    kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "viewer", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+                "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": ns}]})
+    c = Cli(kube, tmp_path / "home")
+    c.kubeconfig = kube.write_kubeconfig(tmp_path / "token-kubeconfig", token=kube.token(ns, "viewer"))
+    p = kube.wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
+        c("check", "-n", ns, check=False)), what="RBAC to apply")
+    assert p.stdout == ("marble-injector is not installed on this cluster\n"
+                        "marblerun-coordinator is not installed on this cluster\n")
+    p = c("precheck", check=False)
+    assert p.returncode == 1
+    assert p.stderr == (f'Error: nodes is forbidden: User "system:serviceaccount:{ns}:viewer" '
+                        'cannot list resource "nodes" in API group "" at the cluster scope\n')
+
+
+CRD = """{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+ "metadata": {"name": "%(plural)s.cert-manager.io"},
+ "spec": {"group": "cert-manager.io", "scope": "Namespaced",
+          "names": {"kind": "%(kind)s", "plural": "%(plural)s", "singular": "%(singular)s"},
+          "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": true}}}]}}"""
+
+
+def test_install_with_cert_manager(kube, cli):
+    """With cert-manager's API served, install leaves the webhook certificate to it (an
+    Issuer and a Certificate of the chart, the CA injected by cert-manager's cainjector):
+    no CSR, no Secret. Last in this file: the CRDs are cluster-wide."""
+    import json as _json
+    crds = [("Issuer", "issuers", "issuer"), ("Certificate", "certificates", "certificate")]
+    for kind, plural, singular in crds:
+        kube.apply(_json.loads(CRD % {"kind": kind, "plural": plural, "singular": singular}))
+    try:
+        kube.wait_for(lambda: _served(kube, "/apis/cert-manager.io/v1", {"issuers", "certificates"}),
+                      timeout=60, what="cert-manager CRDs")
+        ns = fresh_ns("mr-cm")
+        p = cli("install", "--simulation", "-n", ns)
+        assert p.stdout == "Setting up MarbleRun Webhook... Done\nMarbleRun installed successfully\n"
+        cert = kube.get(f"/apis/cert-manager.io/v1/namespaces/{ns}/certificates/marble-injector-serving-cert")
+        assert cert["spec"]["secretName"] == "marble-injector-webhook-certs"
+        assert kube.get_or_none(f"/apis/cert-manager.io/v1/namespaces/{ns}/issuers/"
+                                "marble-injector-selfsigned-issuer")
+        wh = kube.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
+                      f"marble-injector-{ns}")
+        assert wh["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+            f"{ns}/marble-injector-serving-cert"
+        assert "caBundle" not in wh["webhooks"][0]["clientConfig"]
+        assert kube.get_or_none(f"/apis/certificates.k8s.io/v1/certificatesigningrequests/"
+                                f"marble-injector.{ns}") is None
+        cli("uninstall", "-n", ns)
+        assert kube.get_or_none(f"/apis/cert-manager.io/v1/namespaces/{ns}/certificates/"
+                                "marble-injector-serving-cert") is None
+    finally:
+        for _, plural, _ in crds:
+            kube.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.cert-manager.io")
+        kube.wait_for(lambda: kube.get_or_none("/apis/cert-manager.io/v1") is None, timeout=60,
+                      what="cert-manager CRDs to go")
+
+
+def _served(kube, path, names):
+    doc = kube.get_or_none(path)
+    return doc is not None and names <= {r["name"] for r in doc.get("resources", [])}
