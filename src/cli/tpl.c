@@ -293,7 +293,7 @@ static MR_RESULT exec(run *r, size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         const item *it = &r->s->items[i];
         json_t *v = NULL;
-        mr_result res = MR_SUCCESS;
+        mr_result res;
         switch (it->k) {
         case K_TEXT:
             MR_GUARD(mr_buf_append(r->out, it->s, it->len));

@@ -265,7 +265,14 @@ static MR_RESULT string_lit(lex *l, json_t **out)
         char ch = *l->p++;
         if (ch == '\\' && q == '"' && l->p < l->end) {
             char e = *l->p++;
-            ch = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+            if (e == 'n')
+                ch = '\n';
+            else if (e == 't')
+                ch = '\t';
+            else if (e == 'r')
+                ch = '\r';
+            else
+                ch = e;
         }
         r = mr_buf_append(&b, &ch, 1);
     }
