@@ -360,7 +360,7 @@ CRD = """{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefini
 def test_install_with_cert_manager(kube, cli):
     """With cert-manager's API served, install leaves the webhook certificate to it (an
     Issuer and a Certificate of the chart, the CA injected by cert-manager's cainjector):
-    no CSR, no Secret. Last in this file: the CRDs are cluster-wide."""
+    no CSR, no Secret. The CRDs are cluster-wide: removed again at the end."""
     import json as _json
     crds = [("Issuer", "issuers", "issuer"), ("Certificate", "certificates", "certificate")]
     for kind, plural, singular in crds:
@@ -395,3 +395,39 @@ def test_install_with_cert_manager(kube, cli):
 def _served(kube, path, names):
     doc = kube.get_or_none(path)
     return doc is not None and names <= {r["name"] for r in doc.get("resources", [])}
+
+
+def test_kubeconfig_with_files_yaml_and_context(kube, tmp_path):
+    """A YAML kubeconfig naming its CA and client pair as files relative to itself, with
+    several contexts: the current one is used."""
+    d = tmp_path / "kc"
+    d.mkdir()
+    (d / "ca.pem").write_bytes(kube.ca_pem)
+    (d / "admin.crt").write_bytes(kube.admin_cert.read_bytes())
+    (d / "admin.key").write_bytes(kube.admin_key.read_bytes())
+    (d / "config").write_text(f"""\
+apiVersion: v1
+kind: Config
+current-context: good
+clusters:
+- name: wrong
+  cluster: {{server: "https://127.0.0.1:1"}}
+- name: real
+  cluster:
+    server: {kube.url}
+    certificate-authority: ca.pem
+users:
+- name: admin
+  user:
+    client-certificate: admin.crt
+    client-key: admin.key
+contexts:
+- name: bad
+  context: {{cluster: wrong, user: admin}}
+- name: good
+  context: {{cluster: real, user: admin}}
+""")
+    c = Cli(kube, tmp_path / "home")
+    c.kubeconfig = d / "config"
+    p = c("check", "-n", "nothing-here-either")
+    assert p.stdout.endswith("marblerun-coordinator is not installed on this cluster\n")
