@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test unit e2e asan fuzz fuzz-smoke lint install demo bench clean check-source
+.PHONY: all build deps test test-k8s unit e2e asan fuzz fuzz-smoke lint install demo bench clean check-source
 
 all: build
 
@@ -24,6 +24,14 @@ build: deps $(BUILD)/build.ninja
 # The whole suite: unit tests (cmocka) and end-to-end tests (pytest), then one summary line.
 test: build check-source
 	@./scripts/run-tests $(BUILD)
+
+# The Kubernetes tests (tests/k8s): a real etcd + kube-apiserver on loopback, helm for the
+# chart checks. The tools are built once from the Go module proxy (scripts/k8s-tools) and
+# cached in $(BUILD)/k8s-tools; the first build takes several minutes.
+test-k8s: build
+	@./scripts/install-deps k8s
+	@./scripts/k8s-tools $(BUILD) kube-apiserver helm
+	@MR_BUILD_DIR=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/k8s
 
 unit: build
 	@cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)

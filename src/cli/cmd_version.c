@@ -2,17 +2,23 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include "cli/kube_cmds.h"
 
 static MR_RESULT run_version(mr_cli *cli, int argc, char **argv)
 {
-    (void)cli;
     (void)argc;
     (void)argv;
+    char v[256] = "";
     /* MarbleRun prints a space before the first newline; scripts may match it. */
     printf("CLI Version: v%s \nCommit: %s\n", mr_cli_version, mr_cli_commit);
-    /* The Coordinator version comes from the Kubernetes deployment label, which this build
-     * does not query yet. */
-    printf("Unable to find MarbleRun Coordinator\n");
+    /* The app.kubernetes.io/version label of the Coordinator Deployment; any failure to ask
+     * the cluster (no kubeconfig, unreachable) is "Unable to find" and exit 0, as upstream. */
+    if (mr_ok(mr_kube_coordinator_version(mr_cli_str(cli, "namespace"), v, sizeof(v))) &&
+        v[0] != '\0')
+        printf("Coordinator Version: %s\n", v);
+    else
+        printf("Unable to find MarbleRun Coordinator\n");
+    mr_error_clear();
     return MR_SUCCESS;
 }
 

@@ -40,12 +40,12 @@ static mr_flag global_flags[] = {
     {NULL, 0, MR_FLAG_BOOL, NULL, NULL},
 };
 
-/* MarbleRun's order (§4.1); install, uninstall, precheck and check (Kubernetes) are not
- * registered yet. quote and completion are additions of this implementation. */
+/* MarbleRun's order (§4.1). quote and completion are additions of this implementation. */
 static const mr_cmd *const root_subs[] = {
-    &mr_cmd_manifest, &mr_cmd_certificate,           &mr_cmd_secret,
-    &mr_cmd_status,   &mr_cmd_recover,               &mr_cmd_recover_with_signature,
-    &mr_cmd_package_info, &mr_cmd_version,           &mr_cmd_quote,
+    &mr_cmd_install,  &mr_cmd_uninstall, &mr_cmd_precheck, &mr_cmd_check,
+    &mr_cmd_manifest, &mr_cmd_certificate, &mr_cmd_secret,
+    &mr_cmd_status,   &mr_cmd_recover,   &mr_cmd_recover_with_signature,
+    &mr_cmd_package_info, &mr_cmd_version, &mr_cmd_namespace, &mr_cmd_quote,
     &mr_cmd_completion, NULL,
 };
 

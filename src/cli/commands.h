@@ -23,6 +23,11 @@ extern const mr_cmd mr_cmd_status;
 extern const mr_cmd mr_cmd_recover;
 extern const mr_cmd mr_cmd_recover_with_signature;
 extern const mr_cmd mr_cmd_package_info;
+extern const mr_cmd mr_cmd_install;
+extern const mr_cmd mr_cmd_uninstall;
+extern const mr_cmd mr_cmd_check;
+extern const mr_cmd mr_cmd_precheck;
+extern const mr_cmd mr_cmd_namespace;
 
 /* Output helpers shared by the commands. */
 bool mr_cli_output_json(const mr_cli *cli);

@@ -254,6 +254,9 @@ MR_RESULT mr_injector_server_new(const mr_injector_cfg *cfg, const mr_injector_s
     MR_ENSURE_ALLOC_OUT(s);
     s->cfg = cfg;
     s->opts = opts;
+    /* A peer that closes mid-answer must not end the process (OpenSSL writes with write()). */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        MR_LOG_WARN("cannot ignore SIGPIPE");
     s->cert_id = identify(opts->cert_file);
     s->key_id = identify(opts->key_file);
     MR_GUARD_OUT(load_pair(s, &s->ctx));
@@ -276,14 +279,19 @@ MR_RESULT mr_injector_server_run(mr_injector_server *s)
 
 int mr_injector_server_port(const mr_injector_server *s)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
     evutil_socket_t fd = evhttp_bound_socket_get_fd(s->sock);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 a6;
+        memcpy(&a6, &ss, sizeof(a6));
+        return ntohs(a6.sin6_port);
+    }
+    struct sockaddr_in a4;
+    memcpy(&a4, &ss, sizeof(a4));
+    return ntohs(a4.sin_port);
 }
 
 void mr_injector_server_free(mr_injector_server *s)

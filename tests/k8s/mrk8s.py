@@ -11,6 +11,8 @@ API (kept stable; new helpers are added, existing ones are not changed):
     kube_apiserver_path(build_dir=None) -> pathlib.Path   where the binary is (built on demand)
     ensure_kube_apiserver(build_dir=None) -> pathlib.Path build it if missing, return the path
     free_port() -> int
+    host_ip() -> str                a non-loopback IPv4 of this host (EndpointSlices reject
+                                    loopback; $MR_K8S_HOST_IP overrides)
     Pki(dir)                    .ca_pem, .ca_file, .issue(name, cn, orgs=(), dns=(), ips=(),
                                 server=True, client=False, key="ec"|"rsa") -> (cert_file, key_file)
     KubeCluster(workdir, build_dir=None)
@@ -31,9 +33,10 @@ API (kept stable; new helpers are added, existing ones are not changed):
         .in_cluster_env() -> dict           KUBERNETES_SERVICE_HOST/PORT (+ EDG_ copies)
         .write_kubeconfig(path, token=None, namespace=None) -> path   a kubeconfig for a token
                                              user (or the admin certificate when token is None)
-        .set_service_endpoint(ns, service, port, ip="127.0.0.1", port_name="", ready=True,
+        .set_service_endpoint(ns, service, port, ip=None, port_name="", ready=True,
                               slice_name=None)   EndpointSlice that routes a Service to a local
-                                             process (the apiserver calls webhooks this way)
+                                             process listening on ip (default host_ip(); the
+                                             apiserver calls webhooks this way)
         .set_deployment_status(ns, name, replicas, available)  what the controllers would write
         .sign_approved_csrs(signer="kubernetes.io/kubelet-serving") -> [names]  what the
                                              controller-manager's CSR signer does, once
@@ -75,6 +78,29 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def host_ip():
+    """A non-loopback IPv4 address of this host. EndpointSlices may not hold loopback
+    addresses (the apiserver rejects them), so a process that a Service routes to
+    (set_service_endpoint) listens on this address. $MR_K8S_HOST_IP overrides."""
+    env = os.environ.get("MR_K8S_HOST_IP")
+    if env:
+        return env
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent; picks the source address
+            ip = s.getsockname()[0]
+        except OSError:
+            ip = ""
+    if ip and not ipaddress.ip_address(ip).is_loopback:
+        return ip
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    for ip in out:
+        a = ipaddress.ip_address(ip)
+        if a.version == 4 and not a.is_loopback and not a.is_link_local:
+            return ip
+    raise RuntimeError("no non-loopback IPv4 address for EndpointSlices (set MR_K8S_HOST_IP)")
 
 
 def kube_apiserver_path(build_dir=None):
@@ -453,9 +479,12 @@ class KubeCluster:
 
     # ---- what controllers and kubelets would do -----------------------------------------
 
-    def set_service_endpoint(self, ns, service, port, ip="127.0.0.1", port_name="", ready=True,
+    def set_service_endpoint(self, ns, service, port, ip=None, port_name="", ready=True,
                              slice_name=None):
+        """ip defaults to host_ip(): the apiserver rejects loopback addresses in EndpointSlices,
+        so the process behind the Service must listen on that address (or on all)."""
         name = slice_name or f"{service}-mrk8s"
+        ip = ip or host_ip()
         self.apply({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": name, "namespace": ns,
