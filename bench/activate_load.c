@@ -83,6 +83,7 @@ typedef struct options {
     bool check;
     bool use_curl;
     long server_pid;
+    const char *plain_path; /* --plain PATH: an HTTP/2 POST answered by any server (nginx) */
 } options;
 
 typedef struct proc_sample {
@@ -106,6 +107,7 @@ static atomic_uint_fast64_t g_err_all;
 static double *g_lat;                /* latencies (ms) of successes inside the window */
 static size_t g_lat_cap;
 static atomic_size_t g_lat_n;
+static atomic_uint_fast64_t g_resp_bytes; /* response message bytes of the successes */
 static pthread_mutex_t g_msg_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_first_err[MAX_ERRMSG];
 static SSL_CTX *g_ssl_ctx;
@@ -331,7 +333,8 @@ static mr_result h2_global_init(void)
     return MR_SUCCESS;
 }
 
-static mr_result h2_unary(const ident *who, const char *path, mr_slice request, mr_buf *response)
+static mr_result h2_unary(const ident *who, const char *path, mr_slice request, bool plain,
+                          mr_buf *response)
 {
     mr_result res = MR_FAILURE;
     int fd = -1;
@@ -400,6 +403,12 @@ static mr_result h2_unary(const ident *who, const char *path, mr_slice request, 
                       "HTTP/2 protocol error");
     }
     MR_ENSURE_OUT(c.http_status == 200, MR_ERR_PROTOCOL, "HTTP status %d", c.http_status);
+    if (plain) { /* --plain: any 200 answer with a body counts */
+        MR_ENSURE_OUT(c.body.len > 0, MR_ERR_PROTOCOL, "empty answer");
+        MR_GUARD_OUT(mr_buf_set(response, c.body.data, c.body.len));
+        res = MR_SUCCESS;
+        goto out;
+    }
     MR_ENSURE_OUT(c.grpc_status == 0, MR_ERR_AUTH, "grpc-status %d: %s", c.grpc_status,
                   c.grpc_message);
     mr_slice msg;
@@ -483,10 +492,13 @@ static mr_result activate_once(const ident *who)
                                  .key_pem = mr_buf_slice(&who->id.key_pem)};
         MR_GUARD_OUT(mr_marble_rpc_unary(&ro, "/rpc.Marble/Activate", mr_buf_slice(&req_buf),
                                          &resp));
+    } else if (g_opt.plain_path != NULL) {
+        MR_GUARD_OUT(h2_unary(who, g_opt.plain_path, mr_buf_slice(&req_buf), true, &resp));
     } else {
-        MR_GUARD_OUT(h2_unary(who, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), &resp));
+        MR_GUARD_OUT(h2_unary(who, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), false, &resp));
     }
-    if (g_opt.check) {
+    atomic_fetch_add(&g_resp_bytes, resp.len);
+    if (g_opt.check && g_opt.plain_path == NULL) {
         MR_GUARD_OUT(mr_marble_params_decode(mr_buf_slice(&resp), &params));
         MR_GUARD_OUT(check_chain(&params));
     }
@@ -586,7 +598,9 @@ static void usage(void)
             "usage: activate-load --addr HOST:PORT --softsgx DIR --type MARBLETYPE\n"
             "  [--mode closed|open|count] [--concurrency N] [--duration S] [--warmup S]\n"
             "  [--rate R] [--count K] [--identities M] [--no-check] [--server-pid PID]\n"
-            "  [--label TEXT] [--curl]\n");
+            "  [--label TEXT] [--curl] [--plain PATH]\n"
+            "--plain PATH: the same request as an HTTP/2 POST to PATH on any TLS server (e.g.\n"
+            "  nginx); a 200 answer with a body counts, nothing gRPC-specific is checked.\n");
 }
 
 static bool parse_args(int argc, char **argv)
@@ -638,6 +652,8 @@ static bool parse_args(int argc, char **argv)
             g_opt.identities = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(a, "--server-pid") == 0)
             g_opt.server_pid = strtol(v, NULL, 10);
+        else if (strcmp(a, "--plain") == 0)
+            g_opt.plain_path = v;
         else
             return false;
     }
@@ -739,6 +755,8 @@ int main(int argc, char **argv)
            n ? g_lat[n - 1] : 0.0, n ? sum / (double)n : 0.0);
     uint64_t all = atomic_load(&g_ok_all) + atomic_load(&g_err_all);
     printf("\"client\":\"%s\",\"client_cpu_us_per_act\":%.1f,", g_opt.use_curl ? "libcurl" : "nghttp2", all ? client_cpu * 1e6 / (double)all : 0.0);
+    uint64_t ok_all = atomic_load(&g_ok_all);
+    printf("\"resp_bytes_mean\":%.1f,", ok_all ? (double)atomic_load(&g_resp_bytes) / (double)ok_all : 0.0);
     if (s0.ok && s1.ok && ok > 0) {
         printf("\"server\":{\"cpu_us_per_act\":%.1f,\"cpu_util\":%.3f,"
                "\"write_bytes_per_act\":%.1f,\"rss_kib\":%" PRIu64 "},",
