@@ -24,6 +24,7 @@
 #include "coordinator/api/api.h"
 #include "coordinator/core/core.h"
 #include "coordinator/server/server.h"
+#include "crypto/rsa_pool.h"
 
 #ifndef MR_VERSION
 #define MR_VERSION "0.0.0"
@@ -34,6 +35,7 @@
 
 #define MAX_DNS 64
 #define MANIFEST_MAX ((size_t)16 << 20)
+#define RSA_POOL_KEYS 8
 
 typedef struct daemon {
     char *dns_buf;
@@ -43,6 +45,7 @@ typedef struct daemon {
     mr_attest_roots *roots;
     mr_collateral_source *collateral;
     mr_core *core;
+    mr_rsa_pool *rsa_pool;
     mr_srv *srv;
     mr_api *api;
     unsigned stop_grace_ms;
@@ -219,6 +222,10 @@ static MR_RESULT run(daemon_t *d)
               "EDG_COORDINATOR_STORE must be embedded or etcd, not %s", store);
     if (strcmp(store, "etcd") == 0)
         cfg.dist = &dist;
+    /* cert-rsa 2048 keys come from a pool refilled at nice 19 (rsa_pool.h); it generates
+     * nothing until a manifest's cert-rsa secret first asks for a key. */
+    MR_GUARD(mr_rsa_pool_new(2048, RSA_POOL_KEYS, &d->rsa_pool));
+    mr_rsa_pool_set_default(d->rsa_pool);
     MR_GUARD(mr_core_open(&cfg, &d->core));
     MR_GUARD(startup_manifest(d));
     return serve(d);
@@ -287,6 +294,7 @@ int main(int argc, char **argv)
     d.srv = NULL;
     mr_api_free(d.api);
     mr_core_free(d.core);
+    mr_rsa_pool_free(d.rsa_pool); /* also clears the default */
     mr_collateral_source_free(d.collateral);
     mr_attest_roots_free(d.roots);
     mr_issuer_free(d.issuer);
