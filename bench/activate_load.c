@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ typedef struct options {
     unsigned identities;
     bool check;
     bool use_curl;
+    bool until_down;
     long server_pid;
     const char *plain_path; /* --plain PATH: an HTTP/2 POST answered by any server (nginx) */
 } options;
@@ -103,6 +105,7 @@ static atomic_uint_fast64_t g_next;  /* next activation index */
 static atomic_uint_fast64_t g_ok;    /* successes completed inside the window */
 static atomic_uint_fast64_t g_err;   /* failures completed inside the window */
 static atomic_uint_fast64_t g_ok_all;
+static atomic_bool g_down; /* --until-down: a worker saw an error */
 static atomic_uint_fast64_t g_err_all;
 static double *g_lat;                /* latencies (ms) of successes inside the window */
 static size_t g_lat_cap;
@@ -555,6 +558,11 @@ static void *worker(void *arg)
             mr_error_clear();
         }
         record(sched, now_s(), ok);
+        if (!ok && g_opt.until_down) {
+            /* scenario E: the server was killed (or refuses): this worker's run ends here */
+            atomic_store(&g_down, true);
+            break;
+        }
     }
     return NULL;
 }
@@ -598,7 +606,9 @@ static void usage(void)
             "usage: activate-load --addr HOST:PORT --softsgx DIR --type MARBLETYPE\n"
             "  [--mode closed|open|count] [--concurrency N] [--duration S] [--warmup S]\n"
             "  [--rate R] [--count K] [--identities M] [--no-check] [--server-pid PID]\n"
-            "  [--label TEXT] [--curl] [--plain PATH]\n"
+            "  [--label TEXT] [--curl] [--plain PATH] [--until-down]\n"
+            "--until-down: each worker stops at its first error (scenario E, kill -9 under\n"
+            "  load); \"activate-load: load started\" goes to stderr when the window opens.\n"
             "--plain PATH: the same request as an HTTP/2 POST to PATH on any TLS server (e.g.\n"
             "  nginx); a 200 answer with a body counts, nothing gRPC-specific is checked.\n");
 }
@@ -612,6 +622,10 @@ static bool parse_args(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--no-check") == 0) {
             g_opt.check = false;
+            continue;
+        }
+        if (strcmp(a, "--until-down") == 0) {
+            g_opt.until_down = true;
             continue;
         }
         if (strcmp(a, "--curl") == 0) {
@@ -669,6 +683,8 @@ int main(int argc, char **argv)
     mr_softsgx *sgx = NULL;
     pthread_t th[MAX_THREADS];
     unsigned started = 0;
+    /* a server killed mid-write (scenario E) must be an error, not the end of the tool */
+    (void)signal(SIGPIPE, SIG_IGN);
     if (!parse_args(argc, argv)) {
         usage();
         return 2;
@@ -717,7 +733,14 @@ int main(int argc, char **argv)
         sleep_until(g_win_start);
         s0 = sample_proc(g_opt.server_pid);
         w0 = now_s();
-        sleep_until(g_win_end);
+        if (g_opt.until_down) {
+            fprintf(stderr, "activate-load: load started\n");
+            fflush(stderr);
+            while (now_s() < g_win_end && !atomic_load(&g_down))
+                sleep_until(now_s() + 0.002);
+        } else {
+            sleep_until(g_win_end);
+        }
         s1 = sample_proc(g_opt.server_pid);
         w1 = now_s();
     } else {
