@@ -65,4 +65,9 @@ bool mr_dcap_qe_memo_has_(const uint8_t key[32]);
 void mr_dcap_qe_memo_put_(const uint8_t key[32]);
 unsigned long mr_dcap_qe_memo_hits_(void);
 
+/* The attestation key of a quote as an EVP_PKEY (an owned reference), from a bounded table of
+ * keys already imported (a platform's quotes share one attestation key), else imported with
+ * mr_ossl_p256_from_raw and remembered. Cleared by mr_dcap_cache_clear. */
+MR_RESULT mr_dcap_attest_key_(const uint8_t xy[64], EVP_PKEY **out);
+
 #endif

@@ -275,6 +275,42 @@ void mr_dcap_qe_memo_put_(const uint8_t key[32])
     pthread_mutex_unlock(&pck_lock);
 }
 
+#define AK_CACHE_SIZE 16
+
+static struct {
+    uint8_t xy[64];
+    EVP_PKEY *key;
+} ak_cache[AK_CACHE_SIZE];
+static size_t ak_n, ak_next;
+
+MR_RESULT mr_dcap_attest_key_(const uint8_t xy[64], EVP_PKEY **out)
+{
+    EVP_PKEY *key = NULL;
+    pthread_mutex_lock(&pck_lock);
+    for (size_t i = 0; i < ak_n && key == NULL; i++)
+        if (memcmp(ak_cache[i].xy, xy, 64) == 0 && EVP_PKEY_up_ref(ak_cache[i].key) == 1)
+            key = ak_cache[i].key; /* a public key */
+    pthread_mutex_unlock(&pck_lock);
+    if (key != NULL) {
+        *out = key;
+        return MR_SUCCESS;
+    }
+    MR_GUARD(mr_ossl_p256_from_raw(xy, &key));
+    pthread_mutex_lock(&pck_lock);
+    bool have = false;
+    for (size_t i = 0; i < ak_n && !have; i++)
+        have = memcmp(ak_cache[i].xy, xy, 64) == 0;
+    if (!have && EVP_PKEY_up_ref(key) == 1) {
+        size_t slot = ak_n < AK_CACHE_SIZE ? ak_n++ : ak_next++ % AK_CACHE_SIZE;
+        EVP_PKEY_free(ak_cache[slot].key); /* NULL while the table fills */
+        memcpy(ak_cache[slot].xy, xy, 64);
+        ak_cache[slot].key = key;
+    }
+    pthread_mutex_unlock(&pck_lock);
+    *out = key;
+    return MR_SUCCESS;
+}
+
 unsigned long mr_dcap_qe_memo_hits_(void)
 {
     pthread_mutex_lock(&pck_lock);
@@ -288,6 +324,10 @@ void mr_dcap_cache_clear(void)
     pthread_mutex_lock(&pck_lock);
     memset(qe_memo, 0, sizeof(qe_memo));
     qe_memo_n = qe_memo_next = 0;
+    for (size_t i = 0; i < ak_n; i++)
+        EVP_PKEY_free(ak_cache[i].key);
+    memset(ak_cache, 0, sizeof(ak_cache));
+    ak_n = ak_next = 0;
     for (size_t i = 0; i < PCK_CACHE_SIZE; i++) {
         if (pck_cache[i].used) {
             X509_free(pck_cache[i].leaf);

@@ -362,7 +362,7 @@ static MR_RESULT step_quote_signature(verify_ctx *v)
     EVP_PKEY *attest_key = NULL;
 
     MR_GUARD_OUT(
-        in_step("quote signature", mr_ossl_p256_from_raw(v->q.attest_key.ptr, &attest_key)));
+        in_step("quote signature", mr_dcap_attest_key_(v->q.attest_key.ptr, &attest_key)));
     MR_GUARD_OUT(in_step("quote signature",
                          mr_ossl_verify_raw_sig(attest_key, v->q.signed_region.ptr,
                                                 v->q.signed_region.len, v->q.quote_sig.ptr,
