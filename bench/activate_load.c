@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,9 @@ typedef struct options {
     unsigned identities;
     bool check;
     bool use_curl;
+    bool until_down;
     long server_pid;
+    const char *plain_path; /* --plain PATH: an HTTP/2 POST answered by any server (nginx) */
 } options;
 
 typedef struct proc_sample {
@@ -102,10 +105,12 @@ static atomic_uint_fast64_t g_next;  /* next activation index */
 static atomic_uint_fast64_t g_ok;    /* successes completed inside the window */
 static atomic_uint_fast64_t g_err;   /* failures completed inside the window */
 static atomic_uint_fast64_t g_ok_all;
+static atomic_bool g_down; /* --until-down: a worker saw an error */
 static atomic_uint_fast64_t g_err_all;
 static double *g_lat;                /* latencies (ms) of successes inside the window */
 static size_t g_lat_cap;
 static atomic_size_t g_lat_n;
+static atomic_uint_fast64_t g_resp_bytes; /* response message bytes of the successes */
 static pthread_mutex_t g_msg_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_first_err[MAX_ERRMSG];
 static SSL_CTX *g_ssl_ctx;
@@ -331,7 +336,8 @@ static mr_result h2_global_init(void)
     return MR_SUCCESS;
 }
 
-static mr_result h2_unary(const ident *who, const char *path, mr_slice request, mr_buf *response)
+static mr_result h2_unary(const ident *who, const char *path, mr_slice request, bool plain,
+                          mr_buf *response)
 {
     mr_result res = MR_FAILURE;
     int fd = -1;
@@ -400,6 +406,12 @@ static mr_result h2_unary(const ident *who, const char *path, mr_slice request, 
                       "HTTP/2 protocol error");
     }
     MR_ENSURE_OUT(c.http_status == 200, MR_ERR_PROTOCOL, "HTTP status %d", c.http_status);
+    if (plain) { /* --plain: any 200 answer with a body counts */
+        MR_ENSURE_OUT(c.body.len > 0, MR_ERR_PROTOCOL, "empty answer");
+        MR_GUARD_OUT(mr_buf_set(response, c.body.data, c.body.len));
+        res = MR_SUCCESS;
+        goto out;
+    }
     MR_ENSURE_OUT(c.grpc_status == 0, MR_ERR_AUTH, "grpc-status %d: %s", c.grpc_status,
                   c.grpc_message);
     mr_slice msg;
@@ -483,10 +495,13 @@ static mr_result activate_once(const ident *who)
                                  .key_pem = mr_buf_slice(&who->id.key_pem)};
         MR_GUARD_OUT(mr_marble_rpc_unary(&ro, "/rpc.Marble/Activate", mr_buf_slice(&req_buf),
                                          &resp));
+    } else if (g_opt.plain_path != NULL) {
+        MR_GUARD_OUT(h2_unary(who, g_opt.plain_path, mr_buf_slice(&req_buf), true, &resp));
     } else {
-        MR_GUARD_OUT(h2_unary(who, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), &resp));
+        MR_GUARD_OUT(h2_unary(who, "/rpc.Marble/Activate", mr_buf_slice(&req_buf), false, &resp));
     }
-    if (g_opt.check) {
+    atomic_fetch_add(&g_resp_bytes, resp.len);
+    if (g_opt.check && g_opt.plain_path == NULL) {
         MR_GUARD_OUT(mr_marble_params_decode(mr_buf_slice(&resp), &params));
         MR_GUARD_OUT(check_chain(&params));
     }
@@ -543,6 +558,11 @@ static void *worker(void *arg)
             mr_error_clear();
         }
         record(sched, now_s(), ok);
+        if (!ok && g_opt.until_down) {
+            /* scenario E: the server was killed (or refuses): this worker's run ends here */
+            atomic_store(&g_down, true);
+            break;
+        }
     }
     return NULL;
 }
@@ -586,7 +606,11 @@ static void usage(void)
             "usage: activate-load --addr HOST:PORT --softsgx DIR --type MARBLETYPE\n"
             "  [--mode closed|open|count] [--concurrency N] [--duration S] [--warmup S]\n"
             "  [--rate R] [--count K] [--identities M] [--no-check] [--server-pid PID]\n"
-            "  [--label TEXT] [--curl]\n");
+            "  [--label TEXT] [--curl] [--plain PATH] [--until-down]\n"
+            "--until-down: each worker stops at its first error (scenario E, kill -9 under\n"
+            "  load); \"activate-load: load started\" goes to stderr when the window opens.\n"
+            "--plain PATH: the same request as an HTTP/2 POST to PATH on any TLS server (e.g.\n"
+            "  nginx); a 200 answer with a body counts, nothing gRPC-specific is checked.\n");
 }
 
 static bool parse_args(int argc, char **argv)
@@ -598,6 +622,10 @@ static bool parse_args(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--no-check") == 0) {
             g_opt.check = false;
+            continue;
+        }
+        if (strcmp(a, "--until-down") == 0) {
+            g_opt.until_down = true;
             continue;
         }
         if (strcmp(a, "--curl") == 0) {
@@ -638,6 +666,8 @@ static bool parse_args(int argc, char **argv)
             g_opt.identities = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(a, "--server-pid") == 0)
             g_opt.server_pid = strtol(v, NULL, 10);
+        else if (strcmp(a, "--plain") == 0)
+            g_opt.plain_path = v;
         else
             return false;
     }
@@ -653,6 +683,8 @@ int main(int argc, char **argv)
     mr_softsgx *sgx = NULL;
     pthread_t th[MAX_THREADS];
     unsigned started = 0;
+    /* a server killed mid-write (scenario E) must be an error, not the end of the tool */
+    (void)signal(SIGPIPE, SIG_IGN);
     if (!parse_args(argc, argv)) {
         usage();
         return 2;
@@ -701,7 +733,14 @@ int main(int argc, char **argv)
         sleep_until(g_win_start);
         s0 = sample_proc(g_opt.server_pid);
         w0 = now_s();
-        sleep_until(g_win_end);
+        if (g_opt.until_down) {
+            fprintf(stderr, "activate-load: load started\n");
+            fflush(stderr);
+            while (now_s() < g_win_end && !atomic_load(&g_down))
+                sleep_until(now_s() + 0.002);
+        } else {
+            sleep_until(g_win_end);
+        }
         s1 = sample_proc(g_opt.server_pid);
         w1 = now_s();
     } else {
@@ -739,6 +778,8 @@ int main(int argc, char **argv)
            n ? g_lat[n - 1] : 0.0, n ? sum / (double)n : 0.0);
     uint64_t all = atomic_load(&g_ok_all) + atomic_load(&g_err_all);
     printf("\"client\":\"%s\",\"client_cpu_us_per_act\":%.1f,", g_opt.use_curl ? "libcurl" : "nghttp2", all ? client_cpu * 1e6 / (double)all : 0.0);
+    uint64_t ok_all = atomic_load(&g_ok_all);
+    printf("\"resp_bytes_mean\":%.1f,", ok_all ? (double)atomic_load(&g_resp_bytes) / (double)ok_all : 0.0);
     if (s0.ok && s1.ok && ok > 0) {
         printf("\"server\":{\"cpu_us_per_act\":%.1f,\"cpu_util\":%.3f,"
                "\"write_bytes_per_act\":%.1f,\"rss_kib\":%" PRIu64 "},",

@@ -33,6 +33,7 @@ typedef struct dcap_pck {
     X509 *intermediate; /* its issuer, the Platform or Processor CA (owned reference) */
     pck_info pck;
     bool processor_ca;  /* issued by the Processor CA (else the Platform CA) */
+    uint8_t chain_hash[32]; /* SHA-256 of the quote's certification data (the chain) */
 } dcap_pck;
 
 /* Returns r; on failure first puts "<step>: " in front of the message, naming the failed
@@ -54,5 +55,19 @@ MR_RESULT mr_dcap_sgx_body_(mr_slice body, mr_attest_sgx_claims *s, uint8_t rd[6
 MR_RESULT mr_dcap_pck_chain_(const mr_dcap_quote *q, const mr_attest_roots *roots, time_t when,
                              dcap_pck *out);
 void mr_dcap_pck_clear_(dcap_pck *p);
+
+/* Verified QE report signatures (issue 17). Every quote of a platform carries the same QE
+ * report and signature by the same PCK key, so a verification that succeeded is remembered by
+ * key = SHA-256(chain hash || QE report || signature): the same inputs give the same result.
+ * Only successes are stored; a bounded table (oldest replaced), cleared with the chain cache
+ * by mr_dcap_cache_clear. _hits counts answers from the table (tests). */
+bool mr_dcap_qe_memo_has_(const uint8_t key[32]);
+void mr_dcap_qe_memo_put_(const uint8_t key[32]);
+unsigned long mr_dcap_qe_memo_hits_(void);
+
+/* The attestation key of a quote as an EVP_PKEY (an owned reference), from a bounded table of
+ * keys already imported (a platform's quotes share one attestation key), else imported with
+ * mr_ossl_p256_from_raw and remembered. Cleared by mr_dcap_cache_clear. */
+MR_RESULT mr_dcap_attest_key_(const uint8_t xy[64], EVP_PKEY **out);
 
 #endif

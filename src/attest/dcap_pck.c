@@ -243,9 +243,91 @@ static void pck_cache_put(const pck_entry *in)
     pthread_mutex_unlock(&pck_lock);
 }
 
+#define QE_MEMO_SIZE 64
+
+static uint8_t qe_memo[QE_MEMO_SIZE][32];
+static size_t qe_memo_n;    /* entries in use */
+static size_t qe_memo_next; /* next slot to replace once full */
+static unsigned long qe_memo_hits;
+
+bool mr_dcap_qe_memo_has_(const uint8_t key[32])
+{
+    bool hit = false;
+    pthread_mutex_lock(&pck_lock);
+    for (size_t i = 0; i < qe_memo_n && !hit; i++)
+        hit = memcmp(qe_memo[i], key, 32) == 0; /* a hash of public data */
+    if (hit)
+        qe_memo_hits++;
+    pthread_mutex_unlock(&pck_lock);
+    return hit;
+}
+
+void mr_dcap_qe_memo_put_(const uint8_t key[32])
+{
+    pthread_mutex_lock(&pck_lock);
+    bool have = false;
+    for (size_t i = 0; i < qe_memo_n && !have; i++)
+        have = memcmp(qe_memo[i], key, 32) == 0;
+    if (!have) {
+        size_t slot = qe_memo_n < QE_MEMO_SIZE ? qe_memo_n++ : qe_memo_next++ % QE_MEMO_SIZE;
+        memcpy(qe_memo[slot], key, 32);
+    }
+    pthread_mutex_unlock(&pck_lock);
+}
+
+#define AK_CACHE_SIZE 16
+
+static struct {
+    uint8_t xy[64];
+    EVP_PKEY *key;
+} ak_cache[AK_CACHE_SIZE];
+static size_t ak_n, ak_next;
+
+MR_RESULT mr_dcap_attest_key_(const uint8_t xy[64], EVP_PKEY **out)
+{
+    EVP_PKEY *key = NULL;
+    pthread_mutex_lock(&pck_lock);
+    for (size_t i = 0; i < ak_n && key == NULL; i++)
+        if (memcmp(ak_cache[i].xy, xy, 64) == 0 && EVP_PKEY_up_ref(ak_cache[i].key) == 1)
+            key = ak_cache[i].key; /* a public key */
+    pthread_mutex_unlock(&pck_lock);
+    if (key != NULL) {
+        *out = key;
+        return MR_SUCCESS;
+    }
+    MR_GUARD(mr_ossl_p256_from_raw(xy, &key));
+    pthread_mutex_lock(&pck_lock);
+    bool have = false;
+    for (size_t i = 0; i < ak_n && !have; i++)
+        have = memcmp(ak_cache[i].xy, xy, 64) == 0;
+    if (!have && EVP_PKEY_up_ref(key) == 1) {
+        size_t slot = ak_n < AK_CACHE_SIZE ? ak_n++ : ak_next++ % AK_CACHE_SIZE;
+        EVP_PKEY_free(ak_cache[slot].key); /* NULL while the table fills */
+        memcpy(ak_cache[slot].xy, xy, 64);
+        ak_cache[slot].key = key;
+    }
+    pthread_mutex_unlock(&pck_lock);
+    *out = key;
+    return MR_SUCCESS;
+}
+
+unsigned long mr_dcap_qe_memo_hits_(void)
+{
+    pthread_mutex_lock(&pck_lock);
+    unsigned long n = qe_memo_hits;
+    pthread_mutex_unlock(&pck_lock);
+    return n;
+}
+
 void mr_dcap_cache_clear(void)
 {
     pthread_mutex_lock(&pck_lock);
+    memset(qe_memo, 0, sizeof(qe_memo));
+    qe_memo_n = qe_memo_next = 0;
+    for (size_t i = 0; i < ak_n; i++)
+        EVP_PKEY_free(ak_cache[i].key);
+    memset(ak_cache, 0, sizeof(ak_cache));
+    ak_n = ak_next = 0;
     for (size_t i = 0; i < PCK_CACHE_SIZE; i++) {
         if (pck_cache[i].used) {
             X509_free(pck_cache[i].leaf);
@@ -333,6 +415,7 @@ MR_RESULT mr_dcap_pck_chain_(const mr_dcap_quote *q, const mr_attest_roots *root
     out->intermediate = e.intermediate;
     out->pck = e.pck;
     out->processor_ca = e.processor_ca;
+    memcpy(out->chain_hash, e.hash, sizeof(out->chain_hash));
     e.leaf = e.intermediate = NULL;
     res = MR_SUCCESS;
 out:

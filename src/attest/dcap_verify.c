@@ -311,14 +311,23 @@ static void record_collateral(verify_ctx *v)
     t->tcb_eval_data_number = col->tcb.eval_num;
 }
 
-/* 8. QE report signature by the PCK key */
+/* 8. QE report signature by the PCK key; a signature that verified before over the same
+ * report with the same chain is not verified again (dcap_int.h) */
 static MR_RESULT step_qe_report_signature(verify_ctx *v)
 {
     const mr_dcap_quote *q = &v->q;
-    return in_step("QE report",
-                   mr_ossl_verify_raw_sig(X509_get0_pubkey(v->chain.leaf), q->qe_report.ptr,
-                                          q->qe_report.len, q->qe_report_sig.ptr,
-                                          "QE report signature"));
+    const mr_slice memo_in[] = {MR_SLICE(v->chain.chain_hash, sizeof(v->chain.chain_hash)),
+                                q->qe_report, q->qe_report_sig};
+    uint8_t key[32];
+    MR_GUARD(in_step("QE report", mr_sha256_v(memo_in, MR_ARRAY_LEN(memo_in), key)));
+    if (mr_dcap_qe_memo_has_(key))
+        return MR_SUCCESS;
+    MR_GUARD(in_step("QE report",
+                     mr_ossl_verify_raw_sig(X509_get0_pubkey(v->chain.leaf), q->qe_report.ptr,
+                                            q->qe_report.len, q->qe_report_sig.ptr,
+                                            "QE report signature")));
+    mr_dcap_qe_memo_put_(key);
+    return MR_SUCCESS;
 }
 
 /* 9. attestation key binding: the QE report data is SHA-256(attestation key || QE auth
@@ -353,7 +362,7 @@ static MR_RESULT step_quote_signature(verify_ctx *v)
     EVP_PKEY *attest_key = NULL;
 
     MR_GUARD_OUT(
-        in_step("quote signature", mr_ossl_p256_from_raw(v->q.attest_key.ptr, &attest_key)));
+        in_step("quote signature", mr_dcap_attest_key_(v->q.attest_key.ptr, &attest_key)));
     MR_GUARD_OUT(in_step("quote signature",
                          mr_ossl_verify_raw_sig(attest_key, v->q.signed_region.ptr,
                                                 v->q.signed_region.len, v->q.quote_sig.ptr,

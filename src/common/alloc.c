@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/alloc.h"
+#include "common/alloc_int.h"
 
 #ifndef MR_ALLOC_NO_JANSSON
 #include <jansson.h>
@@ -9,8 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 static long fail_after = -1;
 /* Blocks this thread allocated minus blocks it freed (test hook mr_alloc_live_blocks). A
@@ -37,6 +36,11 @@ static void released(const void *p, size_t n)
         release_hook(p, n);
 }
 
+/* for secret_pool.c */
+bool mr_alloc_int_should_fail(void) { return should_fail() != 0; }
+void mr_alloc_int_uncount(void) { live_blocks--; }
+void mr_alloc_int_released(const void *p, size_t n) { released(p, n); }
+
 /* Before main: jansson's values may hold secrets (parsed request bodies), so its memory is
  * wiped when freed. alloc.c is part of every program (nothing allocates otherwise).
  * MR_ALLOC_NO_JANSSON: for libmarble-ttls.so, which must not touch the application's jansson. */
@@ -57,6 +61,8 @@ static void *counted(void *p)
         live_blocks++;
     return p;
 }
+
+void *mr_alloc_int_counted(void *p) { return counted(p); }
 
 void *mr_alloc(size_t size)
 {
@@ -148,51 +154,4 @@ char *mr_strndup(const char *s, size_t n)
     memcpy(d, s, len);
     d[len] = '\0';
     return d;
-}
-
-static size_t page_size(void)
-{
-    long ps = sysconf(_SC_PAGESIZE);
-    return ps > 0 ? (size_t)ps : 4096;
-}
-
-static size_t round_pages(size_t size)
-{
-    size_t ps = page_size();
-    if (size == 0)
-        size = 1;
-    if (size > SIZE_MAX - ps)
-        return 0;
-    return (size + ps - 1) / ps * ps;
-}
-
-void *mr_secret_alloc(size_t size)
-{
-    size_t total = round_pages(size);
-    void *p = NULL;
-    if (total == 0 || should_fail())
-        return NULL;
-    if (posix_memalign(&p, page_size(), total) != 0)
-        return NULL;
-    memset(p, 0, total);
-#ifndef MR_SANITIZED
-    (void)mlock(p, total);
-#endif
-    (void)madvise(p, total, MADV_DONTDUMP);
-    return counted(p);
-}
-
-void mr_secret_free(void *p, size_t size)
-{
-    if (p == NULL)
-        return;
-    size_t total = round_pages(size);
-    live_blocks--;
-    OPENSSL_cleanse(p, total);
-    released(p, total);
-    (void)madvise(p, total, MADV_DODUMP);
-#ifndef MR_SANITIZED
-    (void)munlock(p, total);
-#endif
-    free(p);
 }

@@ -4,9 +4,12 @@
  * scripts/check-source). Two families:
  *
  *  - mr_alloc/mr_calloc/mr_realloc/mr_free: ordinary heap memory. mr_free(NULL) is a no-op.
- *  - mr_secret_alloc/mr_secret_free: memory for key material. Page-aligned, locked in RAM
- *    (mlock, best effort), excluded from core dumps (MADV_DONTDUMP), and always wiped with
- *    OPENSSL_cleanse before it is released. Not locked under the sanitizers.
+ *  - mr_secret_alloc/mr_secret_free: memory for key material. Zeroed when handed out, locked
+ *    in RAM (mlock, best effort), excluded from core dumps (MADV_DONTDUMP), and always wiped
+ *    with OPENSSL_cleanse before it is released; it shares its pages with other secrets only.
+ *    Requests of up to 32 KiB come from a pool of locked slabs (secret_pool.c; 32-byte
+ *    aligned), larger ones are page-aligned blocks of their own. Not locked under the
+ *    sanitizers.
  *
  * Tests can make the N-th following allocation fail (mr_alloc_fail_after) to exercise every
  * out-of-memory path.

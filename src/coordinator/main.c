@@ -25,6 +25,7 @@
 #include "coordinator/api/api.h"
 #include "coordinator/core/core.h"
 #include "coordinator/server/server.h"
+#include "crypto/rsa_pool.h"
 
 #ifndef MR_VERSION
 #define MR_VERSION "0.0.0"
@@ -35,6 +36,7 @@
 
 #define MAX_DNS 64
 #define MANIFEST_MAX ((size_t)16 << 20)
+#define RSA_POOL_KEYS 8
 
 typedef struct daemon {
     char *dns_buf;
@@ -45,6 +47,7 @@ typedef struct daemon {
     mr_collateral_source *collateral;
     mr_snp_source *snp;
     mr_core *core;
+    mr_rsa_pool *rsa_pool;
     mr_srv *srv;
     mr_api *api;
     unsigned stop_grace_ms;
@@ -235,6 +238,10 @@ static MR_RESULT run(daemon_t *d)
     dist.k8s_kek_map = mr_config_get("EDG_K8S_KEK_MAP");
     if (strcmp(store, "embedded") != 0)
         cfg.dist = &dist;
+    /* cert-rsa 2048 keys come from a pool refilled at nice 19 (rsa_pool.h); it generates
+     * nothing until a manifest's cert-rsa secret first asks for a key. */
+    MR_GUARD(mr_rsa_pool_new(2048, RSA_POOL_KEYS, &d->rsa_pool));
+    mr_rsa_pool_set_default(d->rsa_pool);
     MR_GUARD(mr_core_open(&cfg, &d->core));
     MR_GUARD(startup_manifest(d));
     return serve(d);
@@ -304,6 +311,7 @@ int main(int argc, char **argv)
     mr_api_free(d.api);
     mr_core_free(d.core);
     mr_snp_source_free(d.snp);
+    mr_rsa_pool_free(d.rsa_pool); /* also clears the default */
     mr_collateral_source_free(d.collateral);
     mr_attest_roots_free(d.roots);
     mr_issuer_free(d.issuer);

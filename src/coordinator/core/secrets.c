@@ -18,6 +18,7 @@
 #include "coordinator/core/secrets.h"
 #include "crypto/kdf.h"
 #include "crypto/rand.h"
+#include "crypto/rsa_pool.h"
 #include "crypto/x509.h"
 
 #define DEFAULT_VALID_DAYS 365
@@ -85,7 +86,8 @@ static MR_RESULT cert_key(const mr_manifest_secret *d, EVP_PKEY **key)
               "invalid secret size for cert-rsa secret %s: %llu-bit keys are not supported "
               "(need %u to %u)",
               name_of(d), (unsigned long long)d->size, MR_RSA_MIN_BITS, MR_RSA_MAX_BITS);
-    return mr_key_generate(MR_KEY_RSA, (unsigned)d->size, key);
+    /* from the pre-generated pool when the Coordinator runs one (issue 17), else inline */
+    return mr_rsa_pool_take(mr_rsa_pool_default(), (unsigned)d->size, key);
 }
 
 /* ---- certificate template from the manifest's Cert object ---- */

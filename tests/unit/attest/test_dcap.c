@@ -21,6 +21,7 @@
 #include "attest/collateral_int.h"
 #include "attest/config_attest.h"
 #include "attest/dcap.h"
+#include "attest/dcap_int.h"
 #include "attest/ossl.h"
 #include "attest/policy.h"
 #include "common/alloc.h"
@@ -381,6 +382,43 @@ static void test_mutations_sgx_v3(void **state)
     };
     (void)state;
     run_mutations("sgx-v3-phala", "2025-07-04T10:28:44Z", m, MR_ARRAY_LEN(m));
+}
+
+/* The QE report signature memo (issue 17): a second verification of a platform's quote takes
+ * the verified QE report signature from the memo, a flipped signature or report byte is still
+ * verified (and refused), and clearing the caches clears the memo. */
+static void test_qe_memo(void **state)
+{
+    fixture f;
+    mr_dcap_quote q;
+    mr_attest_claims c1, c2;
+    (void)state;
+
+    mr_dcap_cache_clear();
+    fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
+    unsigned long h0 = mr_dcap_qe_memo_hits_();
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c1));
+    assert_int_equal(mr_dcap_qe_memo_hits_(), h0); /* first time: verified */
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c2));
+    assert_int_equal(mr_dcap_qe_memo_hits_(), h0 + 1); /* second time: remembered */
+    assert_int_equal(c1.tcb.status, c2.tcb.status);
+    assert_int_equal(c1.tcb.qe_isvsvn, c2.tcb.qe_isvsvn);
+    MR_ASSERT_OK(mr_dcap_parse(f.quote.data, f.quote.len, &q));
+    size_t sig_off = (size_t)(q.qe_report_sig.ptr - f.quote.data);
+    size_t rep_off = (size_t)(q.qe_report.ptr - f.quote.data);
+    const size_t offs[] = {sig_off, sig_off + 63, rep_off + 10};
+    for (size_t i = 0; i < MR_ARRAY_LEN(offs); i++) {
+        f.quote.data[offs[i]] ^= 0x80;
+        MR_ASSERT_FAIL(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c2),
+                       MR_ERR_ATTESTATION, "QE report signature");
+        f.quote.data[offs[i]] ^= 0x80;
+    }
+    assert_int_equal(mr_dcap_qe_memo_hits_(), h0 + 1); /* no false hit */
+    mr_dcap_cache_clear();
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c2));
+    assert_int_equal(mr_dcap_qe_memo_hits_(), h0 + 1); /* cleared: verified again */
+    fixture_free(&f);
+    mr_dcap_cache_clear();
 }
 
 static void test_mutations_tdx_v4(void **state)
@@ -1105,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_mutations_sgx_v3),
         cmocka_unit_test(test_mutations_tdx_v4),
+        cmocka_unit_test(test_qe_memo),
         cmocka_unit_test(test_trailing_bytes_and_oe_header),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_time_window),
