@@ -40,60 +40,16 @@ MR_RESULT es_meta_key(const char *prefix, const char *name, mr_buf *out)
     return mr_buf_append_str(out, name);
 }
 
-/* ---- small vectors ---- */
-
-static MR_RESULT grow(void **v, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return MR_SUCCESS;
-    size_t nc = *cap != 0 ? *cap * 2 : 8;
-    void *nv = mr_realloc(*v, nc * elem);
-    MR_ENSURE_ALLOC(nv);
-    *v = nv;
-    *cap = nc;
-    return MR_SUCCESS;
-}
+/* ---- the transaction's sets ---- */
 
 MR_RESULT es_note_read(etxn *t, const char *key, int64_t rev)
 {
-    for (size_t i = 0; i < t->n_reads; i++)
-        if (strcmp(t->reads[i].key, key) == 0)
-            return MR_SUCCESS;
-    MR_GUARD(grow((void **)&t->reads, &t->cap_reads, t->n_reads, sizeof(*t->reads)));
-    char *k = mr_strdup(key);
-    MR_ENSURE_ALLOC(k);
-    t->reads[t->n_reads++] = (rd){.key = k, .rev = rev};
-    return MR_SUCCESS;
-}
-
-static MR_RESULT note_scan(etxn *t, const char *prefix)
-{
-    MR_GUARD(grow((void **)&t->scans, &t->cap_scans, t->n_scans, sizeof(*t->scans)));
-    char *p = mr_strdup(prefix);
-    MR_ENSURE_ALLOC(p);
-    t->scans[t->n_scans++] = p;
-    return MR_SUCCESS;
+    return mr_txn_note_read(&t->sets, key, (uint64_t)rev);
 }
 
 MR_RESULT es_note_write(etxn *t, const char *key, const uint8_t *v, size_t len, bool del)
 {
-    MR_ENSURE(len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "store value of %s too large", key);
-    wr *w = NULL;
-    for (size_t i = 0; i < t->n_writes && w == NULL; i++)
-        if (strcmp(t->writes[i].key, key) == 0)
-            w = &t->writes[i];
-    if (w == NULL) {
-        MR_GUARD(grow((void **)&t->writes, &t->cap_writes, t->n_writes, sizeof(*t->writes)));
-        w = &t->writes[t->n_writes];
-        w->key = mr_strdup(key);
-        MR_ENSURE_ALLOC(w->key);
-        mr_buf_init(&w->val, 0, MR_BUF_SECRET);
-        t->n_writes++;
-    }
-    w->del = del;
-    w->plain = false;
-    mr_buf_reset(&w->val);
-    return del ? MR_SUCCESS : mr_buf_append(&w->val, v, len);
+    return mr_txn_note_write(&t->sets, key, v, len, del, false);
 }
 
 /* ---- cached values ---- */
@@ -345,17 +301,7 @@ void es_txn_free(etxn *t)
     if (t == NULL)
         return;
     mr_store_abort(t->ct);
-    for (size_t i = 0; i < t->n_reads; i++)
-        mr_free(t->reads[i].key);
-    for (size_t i = 0; i < t->n_scans; i++)
-        mr_free(t->scans[i]);
-    for (size_t i = 0; i < t->n_writes; i++) {
-        mr_free(t->writes[i].key);
-        mr_buf_free(&t->writes[i].val);
-    }
-    mr_free(t->reads);
-    mr_free(t->scans);
-    mr_free(t->writes);
+    mr_txn_sets_free(&t->sets);
     mr_free(t);
 }
 
@@ -451,7 +397,7 @@ static MR_RESULT e_list(mr_store_txn *tx, const char *prefix, mr_store_list *out
     mr_buf_init(&vals, 0, MR_BUF_SECRET);
     memset(out, 0, sizeof(*out));
     MR_GUARD_OUT(mr_store_scan(t->ct, prefix, &raw));
-    MR_GUARD_OUT(note_scan(t, prefix));
+    MR_GUARD_OUT(mr_txn_note_scan(&t->sets, prefix));
     out->items = mr_calloc(raw.count != 0 ? raw.count : 1, sizeof(*out->items));
     MR_ENSURE_ALLOC_OUT(out->items);
     /* offsets first: the buffers move while they grow */

@@ -56,7 +56,7 @@ static Etcdserverpb__Compare *new_cmp(txn_msg *m)
 MR_RESULT es_build_compares(const etxn *t, txn_msg *m)
 {
     const estore *s = t->s;
-    if (t->n_reads + t->n_scans > MAX_COMPARES) {
+    if (t->sets.n_reads + t->sets.n_scans > MAX_COMPARES) {
         /* too many to list: no commit at all may have happened since the snapshot */
         Etcdserverpb__Compare *c = new_cmp(m);
         mr_buf *k = &m->ekeys[m->n_ekeys++];
@@ -69,21 +69,21 @@ MR_RESULT es_build_compares(const etxn *t, txn_msg *m)
         c->mod_revision = t->snap + 1;
         return MR_SUCCESS;
     }
-    for (size_t i = 0; i < t->n_reads; i++) {
+    for (size_t i = 0; i < t->sets.n_reads; i++) {
         Etcdserverpb__Compare *c = new_cmp(m);
-        mr_buf *k = new_ekey(m, s, t->reads[i].key);
+        mr_buf *k = new_ekey(m, s, t->sets.reads[i].key);
         MR_ENSURE_ALLOC(k);
         c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
         c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
         c->key = bin_of(k);
         c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-        c->mod_revision = t->reads[i].rev;
+        c->mod_revision = (int64_t)t->sets.reads[i].ver;
     }
-    for (size_t i = 0; i < t->n_scans; i++) {
+    for (size_t i = 0; i < t->sets.n_scans; i++) {
         /* nothing under the prefix created or changed after the snapshot (deletions of keys
          * it listed are caught by their own compares above) */
         Etcdserverpb__Compare *c = new_cmp(m);
-        mr_buf *k = new_ekey(m, s, t->scans[i]);
+        mr_buf *k = new_ekey(m, s, t->sets.scans[i]);
         mr_buf *end = &m->ekeys[m->n_ekeys++];
         mr_buf_init(end, 0, 0);
         MR_ENSURE_ALLOC(k);
@@ -101,22 +101,22 @@ MR_RESULT es_build_compares(const etxn *t, txn_msg *m)
 MR_RESULT es_build_ops(const etxn *t, txn_msg *m)
 {
     const estore *s = t->s;
-    if (t->n_writes == 0) /* a LATEST read-only commit: the compares alone */
+    if (t->sets.n_writes == 0) /* a LATEST read-only commit: the compares alone */
         return MR_SUCCESS;
-    for (size_t i = 0; i <= t->n_writes; i++) {
+    for (size_t i = 0; i <= t->sets.n_writes; i++) {
         Etcdserverpb__RequestOp *op = &m->ops[m->n_ops];
         etcdserverpb__request_op__init(op);
         m->opsp[m->n_ops] = op;
         mr_buf *k;
-        if (i == t->n_writes) { /* the commit marker */
+        if (i == t->sets.n_writes) { /* the commit marker */
             k = &m->ekeys[m->n_ekeys++];
             mr_buf_init(k, 0, 0);
             MR_GUARD(es_meta_key((const char *)s->prefix.data, "rev", k));
         } else {
-            k = new_ekey(m, s, t->writes[i].key);
+            k = new_ekey(m, s, t->sets.writes[i].key);
             MR_ENSURE_ALLOC(k);
         }
-        if (i < t->n_writes && t->writes[i].del) {
+        if (i < t->sets.n_writes && t->sets.writes[i].del) {
             Etcdserverpb__DeleteRangeRequest *d = &m->dels[m->n_ops];
             etcdserverpb__delete_range_request__init(d);
             d->key = bin_of(k);
@@ -126,13 +126,13 @@ MR_RESULT es_build_ops(const etxn *t, txn_msg *m)
             Etcdserverpb__PutRequest *p = &m->puts[m->n_ops];
             etcdserverpb__put_request__init(p);
             p->key = bin_of(k);
-            if (i < t->n_writes && t->writes[i].plain) {
-                p->value = bin_of(&t->writes[i].val);
-            } else if (i < t->n_writes) {
+            if (i < t->sets.n_writes && t->sets.writes[i].plain) {
+                p->value = bin_of(&t->sets.writes[i].val);
+            } else if (i < t->sets.n_writes) {
                 mr_buf *sv = &m->sealed[m->n_sealed++];
                 mr_buf_init(sv, 0, 0);
                 MR_GUARD(es_seal_value(MR_SLICE(s->key, MR_STORE_DEK_LEN), mr_buf_slice(k),
-                                    mr_buf_slice(&t->writes[i].val), sv));
+                                    mr_buf_slice(&t->sets.writes[i].val), sv));
                 p->value = bin_of(sv);
             }
             op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
@@ -170,11 +170,11 @@ MR_RESULT es_commit(mr_store_txn *tx)
     mr_result res = MR_FAILURE;
     txn_msg m;
     memset(&m, 0, sizeof(m));
-    if (t->n_writes == 0 && (!t->latest || t->n_reads + t->n_scans == 0)) {
+    if (t->sets.n_writes == 0 && (!t->latest || t->sets.n_reads + t->sets.n_scans == 0)) {
         es_txn_free(t); /* a consistent snapshot of a fresh replica: nothing to check */
         return MR_SUCCESS;
     }
-    size_t nc = t->n_reads + t->n_scans + 1, no = t->n_writes + 1;
+    size_t nc = t->sets.n_reads + t->sets.n_scans + 1, no = t->sets.n_writes + 1;
     m.cmp = mr_calloc(nc, sizeof(*m.cmp));
     m.cmpp = mr_calloc(nc, sizeof(*m.cmpp)); /* NOLINT(bugprone-sizeof-expression) */
     m.ops = mr_calloc(no, sizeof(*m.ops));
@@ -236,10 +236,7 @@ MR_RESULT mr_etcd_store_put_meta(mr_store_txn *tx, const char *name, const uint8
     mr_result r = meta_name(name, &k);
     etxn *t = (etxn *)tx;
     if (mr_ok(r))
-        r = es_note_write(t, (const char *)k.data, v, len, del);
-    for (size_t i = 0; mr_ok(r) && i < t->n_writes; i++)
-        if (strcmp(t->writes[i].key, (const char *)k.data) == 0)
-            t->writes[i].plain = true;
+        r = mr_txn_note_write(&t->sets, (const char *)k.data, v, len, del, true);
     mr_buf_free(&k);
     return r;
 }
@@ -368,7 +365,7 @@ MR_RESULT mr_etcd_store_create(mr_etcd *cli, const char *prefix, mr_slice key, m
     /* the keycheck "read" compares as key "\x01keycheck" under the prefix */
     txn_msg m;
     memset(&m, 0, sizeof(m));
-    size_t nc = 2, no = t->n_writes + 1;
+    size_t nc = 2, no = t->sets.n_writes + 1;
     m.cmp = mr_calloc(nc, sizeof(*m.cmp));
     m.cmpp = mr_calloc(nc, sizeof(*m.cmpp)); /* NOLINT(bugprone-sizeof-expression) */
     m.ops = mr_calloc(no, sizeof(*m.ops));
@@ -400,14 +397,7 @@ MR_RESULT mr_etcd_store_create(mr_etcd *cli, const char *prefix, mr_slice key, m
     res = MR_SUCCESS;
 out:
     t->s = NULL;
-    for (size_t i = 0; i < t->n_reads; i++)
-        mr_free(t->reads[i].key);
-    for (size_t i = 0; i < t->n_writes; i++) {
-        mr_free(t->writes[i].key);
-        mr_buf_free(&t->writes[i].val);
-    }
-    mr_free(t->reads);
-    mr_free(t->writes);
+    mr_txn_sets_free(&t->sets);
     mr_free(t);
     mr_store_list_free(&all);
     mr_store_abort(it);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "coordinator/store/etcd_store.h"
+#include "coordinator/store/txn_sets.h"
 
 #define MAX_COMPARES 100
 #define META '\x01'
@@ -37,30 +38,13 @@ typedef struct estore {
     uint64_t lat_sum_us;
 } estore;
 
-typedef struct rd {
-    char *key;
-    int64_t rev;
-} rd;
-
-typedef struct wr {
-    char *key;
-    mr_buf val;
-    bool del;
-    bool plain; /* a public meta entry (mr_etcd_store_put_meta): written unsealed */
-} wr;
-
 typedef struct etxn {
     mr_store_txn base;
     estore *s;
     bool latest; /* MR_STORE_TXN_LATEST: the replica as it is, validated by the commit */
     mr_store_txn *ct; /* snapshot of the replica, with our own writes mirrored in */
     int64_t snap;
-    rd *reads;
-    size_t n_reads, cap_reads;
-    char **scans;
-    size_t n_scans, cap_scans;
-    wr *writes;
-    size_t n_writes, cap_writes;
+    mr_txn_sets sets; /* plain writes: public meta entries (mr_etcd_store_put_meta) */
 } etxn;
 
 typedef struct txn_msg {

@@ -73,15 +73,15 @@ static MR_RESULT validate(kstore *s, const ktxn *t)
     mr_result res = MR_FAILURE;
     mr_store_txn *vt = NULL;
     MR_GUARD(mr_store_begin(s->view, &vt));
-    for (size_t i = 0; i < t->n_reads; i++) {
+    for (size_t i = 0; i < t->sets.n_reads; i++) {
         uint64_t gen = 0;
-        MR_GUARD_OUT(view_gen(s, vt, t->reads[i].key, &gen));
-        MR_ENSURE_OUT(gen == t->reads[i].gen, MR_ERR_CONFLICT,
+        MR_GUARD_OUT(view_gen(s, vt, t->sets.reads[i].key, &gen));
+        MR_ENSURE_OUT(gen == t->sets.reads[i].ver, MR_ERR_CONFLICT,
                       "store conflict: another commit changed what this transaction read");
     }
-    for (size_t i = 0; i < t->n_scans; i++) {
+    for (size_t i = 0; i < t->sets.n_scans; i++) {
         bool newer = false;
-        MR_GUARD_OUT(scan_newer(vt, t->scans[i], t->snap, &newer));
+        MR_GUARD_OUT(scan_newer(vt, t->sets.scans[i], t->snap, &newer));
         MR_ENSURE_OUT(!newer, MR_ERR_CONFLICT,
                       "store conflict: another commit changed what this transaction read");
     }
@@ -176,9 +176,9 @@ static MR_RESULT next_head(kstore *s, const ktxn *t, ks_head *nh)
     MR_GUARD(copy_head(&s->head, nh));
     nh->gen = s->head.gen + 1;
     nh->epoch = s->head.epoch + 1;
-    for (size_t i = 0; i < t->n_writes; i++) {
-        const ks_wr *w = &t->writes[i];
-        if (w->meta) {
+    for (size_t i = 0; i < t->sets.n_writes; i++) {
+        const mr_txn_write *w = &t->sets.writes[i];
+        if (w->plain) {
             char name[48];
             (void)snprintf(name, sizeof(name), "m.%s", w->key);
             MR_GUARD_OUT(rest_set(nh, name, &w->val, w->del));
@@ -375,12 +375,12 @@ static MR_RESULT attempt(kstore *s, const ktxn *t, bool *again, bool *flush_firs
     *again = *flush_first = false;
     pthread_mutex_lock(&s->mu);
     mr_result r = validate(s, t);
-    if (mr_ok(r) && t->n_writes > 0)
+    if (mr_ok(r) && t->sets.n_writes > 0)
         r = next_head(s, t, &nh);
     size_t before = ks_list_bytes(&s->head.pending);
     pthread_mutex_unlock(&s->mu);
     MR_GUARD_OUT(r);
-    if (t->n_writes == 0) { /* a read-only LATEST transaction: validated, done */
+    if (t->sets.n_writes == 0) { /* a read-only LATEST transaction: validated, done */
         res = MR_SUCCESS;
         goto out;
     }
@@ -413,7 +413,7 @@ out:
 static MR_RESULT commit_locked(kstore *s, ktxn *t)
 {
     /* the replica's head is tried first: when nobody else committed, one round trip */
-    if (t->n_writes == 0)
+    if (t->sets.n_writes == 0)
         MR_GUARD(ks_refresh(s));
     for (int i = 0; i < KS_ATTEMPTS; i++) {
         bool again = false, flush_first = false;
@@ -436,7 +436,7 @@ MR_RESULT ks_commit(mr_store_txn *tx)
 {
     ktxn *t = (ktxn *)tx;
     kstore *s = t->s;
-    if (t->n_writes == 0 && (!t->latest || t->n_reads + t->n_scans == 0)) {
+    if (t->sets.n_writes == 0 && (!t->latest || t->sets.n_reads + t->sets.n_scans == 0)) {
         ks_txn_free(t); /* a consistent snapshot of a fresh replica: nothing to check */
         return MR_SUCCESS;
     }

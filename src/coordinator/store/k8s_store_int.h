@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "coordinator/store/k8s_store.h"
+#include "coordinator/store/txn_sets.h"
 
 #define KS_TAG "marblerun-c k8s v1"
 #define KS_FORMAT "marblerun-c k8s v1"
@@ -71,30 +72,13 @@ typedef struct kstore {
     uint64_t lat_sum_us;
 } kstore;
 
-typedef struct ks_rd {
-    char *key;
-    uint64_t gen;
-} ks_rd;
-
-typedef struct ks_wr {
-    char *key;
-    mr_buf val;
-    bool del;
-    bool meta; /* a public meta entry of the head (m.<name>), unsealed */
-} ks_wr;
-
 typedef struct ktxn {
     mr_store_txn base;
     kstore *s;
     bool latest;
     mr_store_txn *vt;  /* snapshot of the view, own writes mirrored in */
     uint64_t snap;     /* head generation of the snapshot */
-    ks_rd *reads;
-    size_t n_reads, cap_reads;
-    char **scans;
-    size_t n_scans, cap_scans;
-    ks_wr *writes;
-    size_t n_writes, cap_writes;
+    mr_txn_sets sets; /* plain writes: public meta entries of the head (m.<name>) */
 } ktxn;
 
 /* ---- k8s_store.c ---- */

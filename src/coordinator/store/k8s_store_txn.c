@@ -10,77 +10,12 @@
 
 static const mr_store_vtbl k8s_vtbl;
 
-static MR_RESULT grow(void **v, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return MR_SUCCESS;
-    size_t c = *cap == 0 ? 8 : *cap * 2;
-    void *p = mr_realloc(*v, c * elem);
-    MR_ENSURE_ALLOC(p);
-    *v = p;
-    *cap = c;
-    return MR_SUCCESS;
-}
-
-static MR_RESULT note_read(ktxn *t, const char *key, uint64_t gen)
-{
-    for (size_t i = 0; i < t->n_reads; i++)
-        if (strcmp(t->reads[i].key, key) == 0)
-            return MR_SUCCESS;
-    MR_GUARD(grow((void **)&t->reads, &t->cap_reads, t->n_reads, sizeof(*t->reads)));
-    char *k = mr_strdup(key);
-    MR_ENSURE_ALLOC(k);
-    t->reads[t->n_reads++] = (ks_rd){.key = k, .gen = gen};
-    return MR_SUCCESS;
-}
-
-static MR_RESULT note_scan(ktxn *t, const char *prefix)
-{
-    MR_GUARD(grow((void **)&t->scans, &t->cap_scans, t->n_scans, sizeof(*t->scans)));
-    char *p = mr_strdup(prefix);
-    MR_ENSURE_ALLOC(p);
-    t->scans[t->n_scans++] = p;
-    return MR_SUCCESS;
-}
-
-static MR_RESULT note_write(ktxn *t, const char *key, const uint8_t *v, size_t len, bool del,
-                            bool meta)
-{
-    MR_ENSURE(len <= MR_STORE_VALUE_MAX, MR_ERR_TOO_LARGE, "store value of %s too large", key);
-    ks_wr *w = NULL;
-    for (size_t i = 0; i < t->n_writes && w == NULL; i++)
-        if (t->writes[i].meta == meta && strcmp(t->writes[i].key, key) == 0)
-            w = &t->writes[i];
-    if (w == NULL) {
-        MR_GUARD(grow((void **)&t->writes, &t->cap_writes, t->n_writes, sizeof(*t->writes)));
-        w = &t->writes[t->n_writes];
-        w->key = mr_strdup(key);
-        MR_ENSURE_ALLOC(w->key);
-        mr_buf_init(&w->val, 0, MR_BUF_SECRET);
-        w->meta = meta;
-        t->n_writes++;
-    }
-    w->del = del;
-    mr_buf_reset(&w->val);
-    return del ? MR_SUCCESS : mr_buf_append(&w->val, v, len);
-}
-
 void ks_txn_free(ktxn *t)
 {
     if (t == NULL)
         return;
     mr_store_abort(t->vt);
-    for (size_t i = 0; i < t->n_reads; i++)
-        mr_free(t->reads[i].key);
-    for (size_t i = 0; i < t->n_scans; i++)
-        mr_free(t->scans[i]);
-    for (size_t i = 0; i < t->n_writes; i++) {
-        mr_free(t->writes[i].key);
-        mr_buf_free(&t->writes[i].val);
-    }
-    mr_free(t->reads);
-    mr_free(t->scans);
-    mr_free(t->writes);
+    mr_txn_sets_free(&t->sets);
     mr_free(t);
 }
 
@@ -125,7 +60,7 @@ static MR_RESULT k_get(mr_store_txn *tx, const char *key, mr_buf *value, bool *f
         MR_GUARD_OUT(mr_buf_append(value, plain.ptr, plain.len));
     }
     if (kind != KS_CV_OWN)
-        MR_GUARD_OUT(note_read(t, key, *found ? gen : 0));
+        MR_GUARD_OUT(mr_txn_note_read(&t->sets, key, *found ? gen : 0));
     res = MR_SUCCESS;
 out:
     mr_buf_free(&cv);
@@ -136,7 +71,7 @@ static MR_RESULT mirror(ktxn *t, const char *key, const uint8_t *v, size_t len, 
 {
     MR_ENSURE(key[0] != '\0' && key[0] != '\x01' && strlen(key) <= MR_STORE_KEY_MAX,
               MR_ERR_USAGE, "invalid store key");
-    MR_GUARD(note_write(t, key, v, len, del, false));
+    MR_GUARD(mr_txn_note_write(&t->sets, key, v, len, del, false));
     if (del)
         return mr_store_delete(t->vt, key);
     mr_buf cv;
@@ -173,7 +108,7 @@ static MR_RESULT list_one(ktxn *t, const mr_store_item *it, mr_buf *keys, mr_buf
     MR_ENSURE(kind != KS_CV_CORRUPT, MR_ERR_CORRUPT,
               "sealed state is corrupted: value of %s does not open", it->key);
     if (kind != KS_CV_OWN)
-        MR_GUARD(note_read(t, it->key, gen));
+        MR_GUARD(mr_txn_note_read(&t->sets, it->key, gen));
     ko[0] = keys->len;
     ko[1] = vals->len;
     ko[2] = plain.len;
@@ -192,7 +127,7 @@ static MR_RESULT k_list(mr_store_txn *tx, const char *prefix, mr_store_list *out
     size_t *ko = NULL;
     memset(out, 0, sizeof(*out));
     MR_GUARD_OUT(mr_store_scan(t->vt, prefix, &raw));
-    MR_GUARD_OUT(note_scan(t, prefix));
+    MR_GUARD_OUT(mr_txn_note_scan(&t->sets, prefix));
     ko = mr_calloc(raw.count + 1, sizeof(size_t) * 3);
     MR_ENSURE_ALLOC_OUT(ko);
     for (size_t i = 0; i < raw.count; i++)
@@ -228,7 +163,7 @@ MR_RESULT ks_put_meta(mr_store_txn *tx, const char *name, const uint8_t *v, size
         MR_ENSURE((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'), MR_ERR_USAGE,
                   "invalid meta entry name");
     MR_ENSURE(name[0] != '\0' && strlen(name) < 32, MR_ERR_USAGE, "invalid meta entry name");
-    return note_write((ktxn *)tx, name, v, len, del, true);
+    return mr_txn_note_write(&((ktxn *)tx)->sets, name, v, len, del, true);
 }
 
 static void k_abort(mr_store_txn *tx) { ks_txn_free((ktxn *)tx); }
