@@ -201,6 +201,9 @@ static MR_RESULT map_to_json(yaml_document_t *doc, yaml_node_t *n, int depth, si
         MR_ENSURE_OUT(k != NULL && k->type == YAML_SCALAR_NODE, MR_ERR_USAGE,
                       "yaml: only scalar mapping keys are supported");
         const char *key = (const char *)k->data.scalar.value;
+        MR_ENSURE_OUT(strlen(key) == k->data.scalar.length, MR_ERR_USAGE,
+                      "yaml: line %zu: a mapping key contains a NUL character",
+                      k->start_mark.line + 1);
         MR_ENSURE_OUT(json_object_get(v, key) == NULL, MR_ERR_USAGE,
                       "yaml: line %zu: key \"%s\" already set in map", k->start_mark.line + 1,
                       key);
