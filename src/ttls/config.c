@@ -274,6 +274,9 @@ MR_RESULT mr_ttls_parse_key(const char *key, size_t len, mr_ttls_dir dir, mr_ttl
 {
     MR_ENSURE(len > 0 && len < sizeof(e->key) && memchr(key, '\0', len) == NULL, MR_ERR_USAGE,
               "TTLS entry key has a bad length or a NUL byte");
+    for (size_t i = 0; i < len; i++)
+        MR_ENSURE((unsigned char)key[i] > 0x20 && key[i] != 0x7f, MR_ERR_USAGE,
+                  "TTLS entry key has a space or a control character");
     memcpy(e->key, key, len);
     e->key[len] = '\0';
     e->dir = dir;

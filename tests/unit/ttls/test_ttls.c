@@ -136,7 +136,10 @@ static void test_parse_errors(void **state)
         {"{\"tls\":{\"Incoming\":{\"*:65536\":{}}}}", "invalid port"},
         {"{\"tls\":{\"Incoming\":{\"*:12x\":{}}}}", "invalid port"},
         {"{\"tls\":{\"Outgoing\":{\":80\":{}}}}", "invalid address"},
-        {"{\"tls\":{\"Outgoing\":{\"a b:80\":{}}}}", "invalid address"},
+        {"{\"tls\":{\"Outgoing\":{\"a b:80\":{}}}}", "space or a control character"},
+        /* found by fuzz-ttls_config: an Incoming key with a space broke MARBLE_TTLS_ENDPOINTS */
+        {"{\"tls\":{\"Incoming\":{\"[a b]:82\":{}}}}", "space or a control character"},
+        {"{\"tls\":{\"Incoming\":{\"*\\t:82\":{}}}}", "space or a control character"},
         {"{\"tls\":{\"Outgoing\":{\"fe80::1%eth0:80\":{}}}}", "invalid address"},
         {"{\"tls\":{\"Incoming\":{\"*:1\":{\"cacrt\":\"a\",\"clicrt\":\"b\",\"clikey\":\"c\"},"
          "\"*:1\":{\"cacrt\":\"a\",\"clicrt\":\"b\",\"clikey\":\"c\"}}}}",
