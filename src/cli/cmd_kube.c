@@ -26,8 +26,11 @@
 /* ---------------------------------------------------------------------------------------- */
 /* check                                                                                      */
 
+/* *observed: the Deployment controller has seen the newest spec (status.observedGeneration
+ * >= metadata.generation). Upstream counts a Deployment whose status is still empty as ready
+ * (0/0) right after install; we wait for its controller to have looked at it. */
 static MR_RESULT deployment_status(mr_kube *k, const char *ns, const char *name, bool *found,
-                                   long long *avail, long long *replicas)
+                                   long long *avail, long long *replicas, bool *observed)
 {
     char path[512];
     json_t *d = NULL;
@@ -37,15 +40,17 @@ static MR_RESULT deployment_status(mr_kube *k, const char *ns, const char *name,
     json_t *st = json_object_get(d, "status");
     *avail = json_integer_value(json_object_get(st, "availableReplicas"));
     *replicas = json_integer_value(json_object_get(st, "replicas"));
+    *observed = json_integer_value(json_object_get(st, "observedGeneration")) >=
+                json_integer_value(json_object_get(json_object_get(d, "metadata"), "generation"));
     json_decref(d);
     return MR_SUCCESS;
 }
 
 static MR_RESULT check_one(mr_kube *k, const char *ns, const char *name, unsigned long timeout)
 {
-    bool found = false, tty = isatty(STDOUT_FILENO) == 1;
+    bool found = false, observed = false, tty = isatty(STDOUT_FILENO) == 1;
     long long avail = 0, replicas = 0, shown_a = -1, shown_r = -1;
-    MR_GUARD(deployment_status(k, ns, name, &found, &avail, &replicas));
+    MR_GUARD(deployment_status(k, ns, name, &found, &avail, &replicas, &observed));
     if (!found) {
         printf("%s is not installed on this cluster\n", name);
         return MR_SUCCESS;
@@ -53,7 +58,7 @@ static MR_RESULT check_one(mr_kube *k, const char *ns, const char *name, unsigne
     if (tty)
         printf("\033[s");
     for (unsigned long tries = 1;; tries++) {
-        bool ready = avail == replicas;
+        bool ready = avail == replicas && observed;
         if (tty) {
             printf("\033[u\033[K%s pods ready: %lld/%lld", name, avail, replicas);
             if (ready)
@@ -74,7 +79,7 @@ static MR_RESULT check_one(mr_kube *k, const char *ns, const char *name, unsigne
                     name, timeout, avail, replicas);
         }
         (void)sleep(1);
-        MR_GUARD(deployment_status(k, ns, name, &found, &avail, &replicas));
+        MR_GUARD(deployment_status(k, ns, name, &found, &avail, &replicas, &observed));
         if (!found)
             MR_BAIL(MR_ERR_NOT_FOUND, "deployment %s was removed", name);
     }

@@ -4,8 +4,10 @@ folder by scripts/k8s-tools), with a generated PKI, a service-account token sign
 kubeconfig, and helpers for what a cluster's controllers would otherwise do (default service
 accounts, Deployment status, signing approved CSRs) and for in-cluster-style clients.
 
-There is no kubelet, scheduler or controller-manager: objects are stored, validated, admitted
-(webhooks included) and served exactly as in a cluster, but nothing runs them.
+There is no kubelet, scheduler or controller-manager here: objects are stored, validated,
+admitted (webhooks included) and served exactly as in a cluster, but nothing runs them unless a
+test adds mrnode.Node, which runs pods as local processes in their own network and mount
+namespaces.
 
 API (kept stable; new helpers are added, existing ones are not changed):
     kube_apiserver_path(build_dir=None) -> pathlib.Path   where the binary is (built on demand)

@@ -153,6 +153,12 @@ def _mutated(kube, ns, body, errors):
 
 def test_check_and_version(kube, installed):
     c, ns, _ = installed
+    # not looked at by a Deployment controller yet (empty status): not ready, where upstream
+    # would print 0/0 and pass
+    p = c("check", "-n", ns, "--timeout", "1", check=False)
+    assert p.returncode == 1, p.stdout
+    assert p.stdout == "marble-injector pods ready: 0/0\n"
+    assert "marble-injector was not ready after 1 seconds (0/0 pods available)" in p.stderr
     kube.set_deployment_status(ns, "marble-injector", 1, 0)
     t0 = time.time()
     p = c("check", "-n", ns, "--timeout", "2", check=False)
