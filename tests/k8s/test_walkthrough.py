@@ -16,21 +16,19 @@ import tempfile
 import pytest
 import yaml
 
+import dockerfiles
 import mrk8s
 import mrnode
 
 DOC = mrk8s.SOURCE_DIR / "docs" / "kubernetes.md"
-BIN = mrk8s.BUILD_DIR / "bin"
-CLI = BIN / "marblerun"
+CLI = mrk8s.BUILD_DIR / "bin" / "marblerun"
 
+# the images' ENTRYPOINT, WORKDIR, ENV and USER from their Dockerfiles, programs from this build
+_DF = dockerfiles.images()
 IMAGES = {
-    "marble-injector": {"entrypoint": [str(BIN / "marblerun-injector")], "uid": 10001},
-    "marble-base": {"entrypoint": [str(BIN / "marblerun-premain"), "--"], "workdir": "/app",
-                    "uid": 10001,
-                    "env": {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin"}},
-    "/coordinator:": {"entrypoint": [str(BIN / "marblerun-coordinator")],
-                      "workdir": "/coordinator", "uid": 10001,
-                      "env": {"EDG_COORDINATOR_SEAL_DIR": "/coordinator/data/"}},
+    "marble-injector": dockerfiles.runnable(_DF["injector"]),
+    "marble-base": dockerfiles.runnable(_DF["marble-base"]),
+    "/coordinator:": dockerfiles.runnable(_DF["coordinator"]),
 }
 
 
