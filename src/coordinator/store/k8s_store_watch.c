@@ -22,7 +22,7 @@ static void free_shard(ks_shard *sh)
     }
 }
 
-/* The shard index of a Secret called <state name>-<i>, or -1. */
+/* The shard index of a Secret called <state name>-<i>, or -1. Lock held. */
 static long shard_index(const kstore *s, const char *name)
 {
     size_t n = strlen(s->name);
@@ -74,7 +74,9 @@ static void on_event(void *ud, const mr_k8s_event *ev)
         pthread_mutex_unlock(&s->mu);
         return;
     }
+    pthread_mutex_lock(&s->mu);
     long i = shard_index(s, ev->name);
+    pthread_mutex_unlock(&s->mu);
     if (i >= 0)
         on_shard(s, i, &ev->obj);
 }

@@ -169,12 +169,9 @@ static void *run(void *arg)
             MR_LOG_INFO("kubernetes watch: reconnecting", MR_F_ERR());
             mr_error_clear();
         }
-        if (gone) {
+        if (gone)
             w->rv[0] = '\0'; /* that version is compacted away: start from the current objects */
-            backoff = BACKOFF_MIN_MS;
-            continue;
-        }
-        if (answered)
+        if (answered || gone)
             backoff = BACKOFF_MIN_MS;
         pause_ms(w, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
