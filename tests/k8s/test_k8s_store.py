@@ -350,3 +350,68 @@ def test_sealed_key_map_brings_pods_back_without_their_seal_directory(kube, tmp_
         assert d[0].status() == 1  # recovery: neither a sealed copy nor a peer
     finally:
         d.stop()
+
+
+def store_metrics(c):
+    """The marblerun_store_* samples of an instance's /metrics (no request to its client API:
+    the metrics listener does not read the state)."""
+    r = requests.get(f"http://127.0.0.1:{c.metrics_port}/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    out = {}
+    for line in r.text.splitlines():
+        if line.startswith("marblerun_store_") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_watch_keeps_the_other_instance_warm(kube, tmp_path, softsgx):
+    """Instance A commits; instance B, which gets no request, has the commit in its replica
+    through its watch of the state Secrets. Broken connections (all of them, the watch's
+    too) make B reconnect its watch, and both the watch and the requests work again."""
+    proxy = TcpProxy(kube.port)
+    d = Deployment(kube, tmp_path, softsgx, api_port=proxy.port)
+    try:
+        d.start()
+        a, b = d[0], d[1]
+        head = kube.get(f"/api/v1/namespaces/{d.ns}/secrets/marblerun-state")
+        labels = head["metadata"]["labels"]
+        assert labels["marblerun.edgeless.systems/state"] == "marblerun-state"
+        assert labels["app.kubernetes.io/part-of"] == "marblerun"
+        before = store_metrics(b)
+
+        alice = User(tmp_path, "alice")
+        raw = json.dumps(manifest([alice])).encode()
+        r = a.post("/api/v2/manifest", json.dumps({"manifest": b64(raw)}))
+        assert r.status_code == 200, r.text
+        rev = store_metrics(a)["marblerun_store_revision"]
+        assert rev > before["marblerun_store_revision"]
+        wait_for(lambda: store_metrics(b)["marblerun_store_revision"] == rev, 30,
+                 "B's replica at A's revision through the watch")
+        after = store_metrics(b)
+        assert after["marblerun_store_watch_applied_total"] > before["marblerun_store_watch_applied_total"]
+        assert after["marblerun_store_watch_events_total"] > before["marblerun_store_watch_events_total"]
+        assert after["marblerun_store_commits_total"] == before["marblerun_store_commits_total"]
+        # the replica B got through the watch serves: same manifest, read right away
+        fp = hashlib.sha256(raw).hexdigest()
+        assert b.get("/api/v2/manifest").json()["data"]["manifestFingerprint"] == fp
+
+        # every connection to the API server dropped: B's watch reconnects by itself
+        reconnects = store_metrics(b)["marblerun_store_watch_reconnects_total"]
+        proxy.heal()
+        wait_for(lambda: store_metrics(b)["marblerun_store_watch_reconnects_total"] > reconnects,
+                 30, "B's watch reconnected")
+        applied = store_metrics(b)["marblerun_store_watch_applied_total"]
+        k = os.urandom(16)
+        wait_for(lambda: post_as(a, "/api/v2/secrets", {"secrets": {"userKey": {"Key": b64(k)}}},
+                                 alice).status_code == 200, 30, "A writes again")
+        rev = store_metrics(a)["marblerun_store_revision"]
+        wait_for(lambda: store_metrics(b)["marblerun_store_revision"] == rev, 30,
+                 "B's replica at A's revision through the reconnected watch")
+        assert store_metrics(b)["marblerun_store_watch_applied_total"] > applied
+        # and requests on B work (their quorum read of the head is unchanged)
+        assert user_key(b, alice) == k
+        assert b.status() == 3
+    finally:
+        d.stop()
+        proxy.close()

@@ -7,6 +7,30 @@
 #include "coordinator/api/api_int.h"
 #include "coordinator/store/store.h"
 
+/* The shared store's revision and the kubernetes backend's watch counters. */
+static MR_RESULT watch_lines(const mr_store_stats *st, mr_buf *out)
+{
+    static const char *const names[] = {
+        "marblerun_store_watch_events_total", "marblerun_store_watch_applied_total",
+        "marblerun_store_watch_shards_total", "marblerun_store_watch_reconnects_total"};
+    static const char *const help[] = {
+        "Events the store's watch took in (kubernetes)",
+        "Watched state heads that moved the local replica forward (kubernetes)",
+        "Shard reads saved by watched shards (kubernetes)",
+        "Reconnects of the store's watch (kubernetes)"};
+    const uint64_t v[] = {st->watch_events, st->watch_applied, st->watch_shards,
+                          st->watch_reconnects};
+    MR_GUARD(mr_srv_prom_family(out, "marblerun_store_revision", "gauge",
+                                "Newest revision of the shared state in the local replica"));
+    MR_GUARD(mr_srv_prom_sample(out, "marblerun_store_revision", (double)st->revision,
+                                MR_SRV_PROM_END));
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        MR_GUARD(mr_srv_prom_family(out, names[i], "counter", help[i]));
+        MR_GUARD(mr_srv_prom_sample(out, names[i], (double)v[i], MR_SRV_PROM_END));
+    }
+    return MR_SUCCESS;
+}
+
 /* Store commits; with a shared store also their round trips as a histogram. */
 static MR_RESULT store_lines(mr_api *a, mr_buf *out)
 {
@@ -22,6 +46,7 @@ static MR_RESULT store_lines(mr_api *a, mr_buf *out)
                                 MR_SRV_PROM_END));
     if (!mr_core_shared(a->cfg.core))
         return MR_SUCCESS;
+    MR_GUARD(watch_lines(&st, out));
     const char *h = "marblerun_store_commit_duration_seconds";
     MR_GUARD(mr_srv_prom_family(out, h, "histogram",
                                 "Round trips of writing commits to the shared store"));

@@ -21,36 +21,9 @@
 #include <openssl/x509v3.h>
 
 #include "common/alloc.h"
+#include "coordinator/rpc/rpc_int.h"
 
 #define READ_CHUNK 16384
-#define MSG_TEXT_MAX 256
-#define HOST_MAX 256
-
-struct mr_rpc_stream {
-    mr_rpc_conn *conn;
-    int32_t id;
-    mr_buf in;   /* received DATA not yet taken as messages */
-    mr_buf out;  /* framed messages queued for sending */
-    size_t out_off;
-    bool end_out;  /* END_STREAM once out is sent (unary) */
-    bool deferred; /* the data provider is waiting for more */
-    bool closed;
-    uint32_t rst;
-    int http_status;
-    long grpc_status; /* -1 until seen */
-    char grpc_msg[MSG_TEXT_MAX];
-    size_t max_msg;
-};
-
-struct mr_rpc_conn {
-    int fd;
-    SSL *ssl;
-    nghttp2_session *h2;
-    bool broken;
-    bool goaway;
-    bool tls;
-    char authority[HOST_MAX + 8];
-};
 
 uint64_t mr_rpc_now_ms(void)
 {
@@ -59,7 +32,7 @@ uint64_t mr_rpc_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int remaining(uint64_t deadline_ms)
+int rpc_remaining(uint64_t deadline_ms)
 {
     uint64_t now = mr_rpc_now_ms();
     if (now >= deadline_ms)
@@ -73,7 +46,7 @@ static int remaining(uint64_t deadline_ms)
 static MR_RESULT wait_fd(int fd, short events, uint64_t deadline_ms)
 {
     for (;;) {
-        int left = remaining(deadline_ms);
+        int left = rpc_remaining(deadline_ms);
         MR_ENSURE(left > 0, MR_ERR_UNAVAILABLE, "rpc: deadline exceeded");
         struct pollfd p = {.fd = fd, .events = events};
         int n = poll(&p, 1, left);
@@ -151,7 +124,7 @@ static MR_RESULT io_read(mr_rpc_conn *c, uint8_t *p, size_t cap, uint64_t deadli
         }
         MR_ENSURE(r != 0, MR_ERR_UNAVAILABLE, "rpc: connection closed by peer");
         MR_ENSURE(errno == EAGAIN || errno == EINTR, MR_ERR_UNAVAILABLE, "rpc: recv: %s", strerror(errno));
-        if (remaining(deadline_ms) == 0)
+        if (rpc_remaining(deadline_ms) == 0)
             return MR_SUCCESS;
         if (!mr_ok(wait_fd(c->fd, POLLIN, deadline_ms)))
             return MR_SUCCESS; /* the deadline: nothing read */
@@ -159,7 +132,7 @@ static MR_RESULT io_read(mr_rpc_conn *c, uint8_t *p, size_t cap, uint64_t deadli
 }
 
 /* Sends everything nghttp2 has queued. */
-static MR_RESULT flush(mr_rpc_conn *c, uint64_t deadline_ms)
+MR_RESULT rpc_flush(mr_rpc_conn *c, uint64_t deadline_ms)
 {
     for (;;) {
         const uint8_t *data = NULL;
@@ -172,11 +145,11 @@ static MR_RESULT flush(mr_rpc_conn *c, uint64_t deadline_ms)
 }
 
 /* One round: send what is queued, then take in what arrives before deadline_ms. */
-static MR_RESULT pump(mr_rpc_conn *c, uint64_t deadline_ms)
+MR_RESULT rpc_pump(mr_rpc_conn *c, uint64_t deadline_ms)
 {
     uint8_t buf[READ_CHUNK];
     size_t n = 0;
-    mr_result r = flush(c, deadline_ms);
+    mr_result r = rpc_flush(c, deadline_ms);
     if (mr_ok(r))
         r = io_read(c, buf, sizeof(buf), deadline_ms, &n);
     if (mr_ok(r) && n > 0) {
@@ -188,7 +161,7 @@ static MR_RESULT pump(mr_rpc_conn *c, uint64_t deadline_ms)
         }
     }
     if (mr_ok(r))
-        r = flush(c, deadline_ms);
+        r = rpc_flush(c, deadline_ms);
     OPENSSL_cleanse(buf, sizeof(buf));
     if (!mr_ok(r))
         c->broken = true;
@@ -288,7 +261,7 @@ static int on_frame(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
     return 0;
 }
 
-static ssize_t read_out(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
+ssize_t rpc_read_out(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
                         uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
     (void)h2;
@@ -460,7 +433,7 @@ MR_RESULT mr_rpc_connect(const mr_rpc_target *t, uint64_t deadline_ms, mr_rpc_co
     if (c->tls)
         MR_GUARD_OUT(tls_start(c, t, deadline_ms));
     MR_GUARD_OUT(h2_start(c));
-    MR_GUARD_OUT(flush(c, deadline_ms));
+    MR_GUARD_OUT(rpc_flush(c, deadline_ms));
     *out = c;
     c = NULL;
     res = MR_SUCCESS;
@@ -477,7 +450,7 @@ bool mr_rpc_alive(mr_rpc_conn *c)
         return false;
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     bool pending = (c->ssl != NULL && SSL_pending(c->ssl) > 0) || poll(&p, 1, 0) > 0;
-    if (pending && !mr_ok(pump(c, mr_rpc_now_ms())))
+    if (pending && !mr_ok(rpc_pump(c, mr_rpc_now_ms())))
         mr_error_clear(); /* pump marked it broken */
     return mr_rpc_usable(c);
 }
@@ -494,7 +467,7 @@ void mr_rpc_close(mr_rpc_conn *c)
     if (c->h2 != NULL) {
         if (!c->broken && nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
                                                 NULL, 0) == 0) {
-            if (!mr_ok(flush(c, mr_rpc_now_ms() + 100)))
+            if (!mr_ok(rpc_flush(c, mr_rpc_now_ms() + 100)))
                 mr_error_clear();
         }
         nghttp2_session_del(c->h2);
@@ -535,14 +508,14 @@ static MR_RESULT submit(mr_rpc_conn *c, mr_rpc_stream *s, const char *path, uint
     if (timeout[0] != '\0')
         NV("grpc-timeout", timeout);
 #undef NV
-    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_out};
+    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = rpc_read_out};
     int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, &dp, s);
     MR_ENSURE(id > 0, MR_ERR_PROTOCOL, "rpc: HTTP/2: %s", nghttp2_strerror(id));
     s->id = id;
     return MR_SUCCESS;
 }
 
-static void stream_init(mr_rpc_stream *s, mr_rpc_conn *c, size_t max_msg)
+void rpc_stream_init(mr_rpc_stream *s, mr_rpc_conn *c, size_t max_msg)
 {
     memset(s, 0, sizeof(*s));
     s->conn = c;
@@ -552,7 +525,7 @@ static void stream_init(mr_rpc_stream *s, mr_rpc_conn *c, size_t max_msg)
     mr_buf_init(&s->out, 0, MR_BUF_WIPE);
 }
 
-static void stream_fini(mr_rpc_stream *s)
+void rpc_stream_fini(mr_rpc_stream *s)
 {
     if (s->conn != NULL && s->conn->h2 != NULL && s->id > 0)
         nghttp2_session_set_stream_user_data(s->conn->h2, s->id, NULL);
@@ -592,7 +565,7 @@ MR_RESULT mr_rpc_call(mr_rpc_conn *c, const char *path, mr_slice req, size_t max
 {
     mr_result res = MR_FAILURE;
     mr_rpc_stream s;
-    stream_init(&s, c, max_resp);
+    rpc_stream_init(&s, c, max_resp);
     if (status != NULL)
         *status = MR_GRPC_UNAVAILABLE;
     MR_ENSURE_OUT(mr_rpc_usable(c), MR_ERR_UNAVAILABLE, "rpc: connection is not usable");
@@ -600,11 +573,11 @@ MR_RESULT mr_rpc_call(mr_rpc_conn *c, const char *path, mr_slice req, size_t max
     s.end_out = true;
     MR_GUARD_OUT(submit(c, &s, path, deadline_ms));
     while (!s.closed) {
-        if (!mr_ok(pump(c, deadline_ms))) {
+        if (!mr_ok(rpc_pump(c, deadline_ms))) {
             transport_status(status, deadline_ms);
             goto out;
         }
-        if (!s.closed && remaining(deadline_ms) == 0) {
+        if (!s.closed && rpc_remaining(deadline_ms) == 0) {
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
             transport_status(status, deadline_ms);
             MR_BAIL_OUT(MR_ERR_UNAVAILABLE, "rpc error: code = DeadlineExceeded desc = context deadline "
@@ -618,63 +591,7 @@ MR_RESULT mr_rpc_call(mr_rpc_conn *c, const char *path, mr_slice req, size_t max
     MR_GUARD_OUT(mr_buf_append(resp, msg.ptr, msg.len));
     res = MR_SUCCESS;
 out:
-    stream_fini(&s);
-    return res;
-}
-
-/* ---- plain HTTP/2 requests ---- */
-
-static MR_RESULT submit_http(mr_rpc_conn *c, mr_rpc_stream *s, const mr_rpc_http_req *rq)
-{
-    nghttp2_nv nva[16];
-    size_t n = 0;
-    MR_ENSURE(rq->n_headers <= 10, MR_ERR_USAGE, "rpc: too many request headers");
-#define NV(k, v)                                                                                \
-    nva[n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k),   \
-                            strlen(v), NGHTTP2_NV_FLAG_NONE}
-    NV(":method", rq->method);
-    NV(":scheme", c->tls ? "https" : "http");
-    NV(":path", rq->path);
-    NV(":authority", c->authority);
-    NV("user-agent", "marblerun-c");
-    for (size_t i = 0; i < rq->n_headers; i++)
-        NV(rq->headers[i].name, rq->headers[i].value);
-#undef NV
-    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_out};
-    int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n, rq->body.len > 0 ? &dp : NULL, s);
-    MR_ENSURE(id > 0, MR_ERR_PROTOCOL, "rpc: HTTP/2: %s", nghttp2_strerror(id));
-    s->id = id;
-    return MR_SUCCESS;
-}
-
-MR_RESULT mr_rpc_http(mr_rpc_conn *c, const mr_rpc_http_req *rq, size_t max_resp,
-                      uint64_t deadline_ms, int *http_status, mr_buf *resp)
-{
-    mr_result res = MR_FAILURE;
-    mr_rpc_stream s;
-    stream_init(&s, c, max_resp);
-    *http_status = 0;
-    MR_ENSURE_OUT(mr_rpc_usable(c), MR_ERR_UNAVAILABLE, "rpc: connection is not usable");
-    MR_GUARD_OUT(mr_buf_append(&s.out, rq->body.ptr, rq->body.len));
-    s.end_out = true;
-    MR_GUARD_OUT(submit_http(c, &s, rq));
-    while (!s.closed) {
-        MR_GUARD_OUT(pump(c, deadline_ms));
-        if (!s.closed && remaining(deadline_ms) == 0) {
-            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
-            c->broken = true; /* the answer may still come: this connection is done */
-            MR_BAIL_OUT(MR_ERR_UNAVAILABLE, "rpc: %s %s: no answer in time", rq->method, rq->path);
-        }
-    }
-    MR_ENSURE_OUT(s.http_status > 0, MR_ERR_UNAVAILABLE, "rpc: %s %s: stream reset (%u)",
-                  rq->method, rq->path, s.rst);
-    MR_ENSURE_OUT(s.grpc_status != MR_GRPC_RESOURCE_EXHAUSTED, MR_ERR_TOO_LARGE,
-                  "rpc: %s %s: answer larger than %zu bytes", rq->method, rq->path, max_resp);
-    *http_status = s.http_status;
-    MR_GUARD_OUT(mr_buf_append(resp, s.in.data, s.in.len));
-    res = MR_SUCCESS;
-out:
-    stream_fini(&s);
+    rpc_stream_fini(&s);
     return res;
 }
 
@@ -684,9 +601,9 @@ MR_RESULT mr_rpc_stream_open(mr_rpc_conn *c, const char *path, size_t max_msg,
     MR_ENSURE(mr_rpc_usable(c), MR_ERR_UNAVAILABLE, "rpc: connection is not usable");
     mr_rpc_stream *s = mr_calloc(1, sizeof(*s));
     MR_ENSURE_ALLOC(s);
-    stream_init(s, c, max_msg);
+    rpc_stream_init(s, c, max_msg);
     if (!mr_ok(submit(c, s, path, UINT64_MAX))) {
-        stream_fini(s);
+        rpc_stream_fini(s);
         mr_free(s);
         return MR_FAILURE;
     }
@@ -703,7 +620,7 @@ MR_RESULT mr_rpc_stream_send(mr_rpc_stream *s, mr_slice msg, uint64_t deadline_m
         MR_ENSURE(nghttp2_session_resume_data(s->conn->h2, s->id) == 0, MR_ERR_PROTOCOL,
                   "rpc: HTTP/2: cannot resume the stream");
     }
-    mr_result r = flush(s->conn, deadline_ms);
+    mr_result r = rpc_flush(s->conn, deadline_ms);
     if (!mr_ok(r))
         s->conn->broken = true;
     return r;
@@ -742,9 +659,9 @@ MR_RESULT mr_rpc_stream_recv(mr_rpc_stream *s, uint64_t deadline_ms, mr_buf *msg
             return MR_SUCCESS;
         if (s->closed)
             return ended(s, status);
-        if (remaining(deadline_ms) == 0)
+        if (rpc_remaining(deadline_ms) == 0)
             return MR_SUCCESS;
-        if (!mr_ok(pump(s->conn, deadline_ms))) {
+        if (!mr_ok(rpc_pump(s->conn, deadline_ms))) {
             transport_status(status, UINT64_MAX);
             return MR_FAILURE;
         }
@@ -757,9 +674,9 @@ void mr_rpc_stream_close(mr_rpc_stream *s)
         return;
     if (!s->closed && s->conn->h2 != NULL && mr_rpc_usable(s->conn)) {
         nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-        if (!mr_ok(flush(s->conn, mr_rpc_now_ms() + 100)))
+        if (!mr_ok(rpc_flush(s->conn, mr_rpc_now_ms() + 100)))
             mr_error_clear();
     }
-    stream_fini(s);
+    rpc_stream_fini(s);
     mr_free(s);
 }

@@ -90,6 +90,20 @@ typedef struct mr_rpc_http_req {
 MR_RESULT mr_rpc_http(mr_rpc_conn *c, const mr_rpc_http_req *rq, size_t max_resp,
                       uint64_t deadline_ms, int *http_status, mr_buf *resp);
 
+/* A plain HTTP/2 request whose answer body arrives over time (a Kubernetes watch): the request
+ * is sent as for mr_rpc_http, and mr_rpc_http_stream_recv hands over the body bytes as they
+ * come. At most max_buf bytes are held between two recvs (more: the stream is reset and recv
+ * fails with MR_ERR_TOO_LARGE). Body bytes are acknowledged to the server (WINDOW_UPDATE) as
+ * they arrive, so a stream of any length never stalls on flow control. Close the stream with
+ * mr_rpc_stream_close. */
+MR_RESULT mr_rpc_http_stream_open(mr_rpc_conn *c, const mr_rpc_http_req *rq, size_t max_buf,
+                                  mr_rpc_stream **out);
+/* Waits until body bytes arrive (appended to data), the answer ends (*ended = true) or
+ * deadline_ms passes (nothing appended, success). *http_status is the answer's status once
+ * its headers came (0 before). Fails when the connection broke or the stream was reset. */
+MR_RESULT mr_rpc_http_stream_recv(mr_rpc_stream *s, uint64_t deadline_ms, mr_buf *data,
+                                  bool *ended, int *http_status);
+
 /* A bidirectional stream on c (at most one open per connection at a time here). */
 MR_RESULT mr_rpc_stream_open(mr_rpc_conn *c, const char *path, size_t max_msg,
                              mr_rpc_stream **out);

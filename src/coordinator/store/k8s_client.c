@@ -353,27 +353,30 @@ static MR_RESULT parse_entries(json_t *data, mr_k8s_obj *out)
     return MR_SUCCESS;
 }
 
-MR_RESULT mr_k8s_parse_object(mr_k8s_kind kind, mr_slice body, mr_k8s_obj *out)
+static MR_RESULT parse_object_json(mr_k8s_kind kind, json_t *j, mr_k8s_obj *out)
 {
-    mr_result res = MR_FAILURE;
-    json_error_t e;
-    json_t *j = json_loadb((const char *)body.ptr, body.len, 0, &e);
-    MR_ENSURE(j != NULL, MR_ERR_PROTOCOL, "kubernetes: malformed answer: %s", e.text);
     const char *rv =
         json_string_value(json_object_get(json_object_get(j, "metadata"), "resourceVersion"));
-    MR_ENSURE_OUT(rv != NULL && strlen(rv) < sizeof(out->rv), MR_ERR_PROTOCOL,
-                  "kubernetes: answer without resourceVersion");
+    MR_ENSURE(rv != NULL && strlen(rv) < sizeof(out->rv), MR_ERR_PROTOCOL,
+              "kubernetes: answer without resourceVersion");
     memcpy(out->rv, rv, strlen(rv) + 1);
     json_t *data = json_object_get(j, kind == MR_K8S_SECRET ? "data" : "binaryData");
     if (data != NULL && !json_is_null(data)) {
-        MR_ENSURE_OUT(json_is_object(data), MR_ERR_PROTOCOL, "kubernetes: malformed object data");
-        MR_GUARD_OUT(parse_entries(data, out));
+        MR_ENSURE(json_is_object(data), MR_ERR_PROTOCOL, "kubernetes: malformed object data");
+        MR_GUARD(parse_entries(data, out));
     }
     out->found = true;
-    res = MR_SUCCESS;
-out:
+    return MR_SUCCESS;
+}
+
+MR_RESULT mr_k8s_parse_object(mr_k8s_kind kind, mr_slice body, mr_k8s_obj *out)
+{
+    json_error_t e;
+    json_t *j = json_loadb((const char *)body.ptr, body.len, 0, &e);
+    MR_ENSURE(j != NULL, MR_ERR_PROTOCOL, "kubernetes: malformed answer: %s", e.text);
+    mr_result r = parse_object_json(kind, j, out);
     json_decref(j);
-    return res;
+    return r;
 }
 
 MR_RESULT mr_k8s_get(mr_k8s *k, mr_k8s_kind kind, const char *name, mr_k8s_obj *out)
@@ -405,11 +408,14 @@ out:
 
 /* The object as JSON (data values base64) in a wiping buffer. */
 static MR_RESULT obj_json(const mr_k8s *k, mr_k8s_kind kind, const char *name, const char *rv,
-                          const mr_k8s_entry *items, size_t n, mr_buf *out)
+                          const char *label, const mr_k8s_entry *items, size_t n, mr_buf *out)
 {
     MR_GUARD(mr_buf_printf(out, "{\"apiVersion\":\"v1\",\"kind\":\"%s\",\"metadata\":{\"name\":\"%s\","
-                                "\"namespace\":\"%s\",\"labels\":{\"" PART_OF "\":\"marblerun\"}",
+                                "\"namespace\":\"%s\",\"labels\":{\"" PART_OF "\":\"marblerun\"",
                            kind == MR_K8S_SECRET ? "Secret" : "ConfigMap", name, k->ns));
+    if (label != NULL)
+        MR_GUARD(mr_buf_printf(out, ",\"" MR_K8S_STATE_LABEL "\":\"%s\"", label));
+    MR_GUARD(mr_buf_append_u8(out, '}'));
     if (rv != NULL)
         MR_GUARD(mr_buf_printf(out, ",\"resourceVersion\":\"%s\"", rv));
     MR_GUARD(mr_buf_printf(out, "},%s\"%s\":{", kind == MR_K8S_SECRET ? "\"type\":\"Opaque\"," : "",
@@ -443,6 +449,13 @@ static MR_RESULT answer_rv(const mr_buf *body, char new_rv[64])
 MR_RESULT mr_k8s_put(mr_k8s *k, mr_k8s_kind kind, const char *name, const char *rv,
                      const mr_k8s_entry *items, size_t n, bool *conflict, char new_rv[64])
 {
+    return mr_k8s_put_labeled(k, kind, name, rv, NULL, items, n, conflict, new_rv);
+}
+
+MR_RESULT mr_k8s_put_labeled(mr_k8s *k, mr_k8s_kind kind, const char *name, const char *rv,
+                             const char *label, const mr_k8s_entry *items, size_t n,
+                             bool *conflict, char new_rv[64])
+{
     mr_result res = MR_FAILURE;
     char path[512];
     int status = 0;
@@ -451,7 +464,10 @@ MR_RESULT mr_k8s_put(mr_k8s *k, mr_k8s_kind kind, const char *name, const char *
     mr_buf_init(&body, RESP_MAX, MR_BUF_SECRET);
     *conflict = false;
     MR_GUARD_OUT(obj_path(k, kind, rv != NULL ? name : "", path, sizeof(path)));
-    MR_GUARD_OUT(obj_json(k, kind, name, rv, items, n, &req));
+    if (label != NULL)
+        MR_ENSURE_OUT(mr_k8s_label_ok(label), MR_ERR_USAGE,
+                      "kubernetes store: %s is not a label value", label);
+    MR_GUARD_OUT(obj_json(k, kind, name, rv, label, items, n, &req));
     MR_GUARD_OUT(request(k, rv != NULL ? "PUT" : "POST", path, mr_buf_slice(&req), NULL, &status,
                          &body));
     if (status == 409 || (rv != NULL && status == 404)) {
@@ -573,5 +589,141 @@ MR_RESULT mr_k8s_service_peers(mr_k8s *k, const char *service, const char *port_
     res = MR_SUCCESS;
 out:
     mr_buf_free(&body);
+    return res;
+}
+
+/* ---- watches ---- */
+
+bool mr_k8s_label_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && ((c != '-' && c != '.' && c != '_') || i == 0 || i == n - 1))
+            return false;
+    }
+    return true;
+}
+
+void mr_k8s_event_free(mr_k8s_event *ev)
+{
+    mr_k8s_obj_free(&ev->obj);
+    memset(ev, 0, sizeof(*ev));
+}
+
+MR_RESULT mr_k8s_take_line(mr_buf *acc, size_t max_line, mr_buf *line, bool *got)
+{
+    *got = false;
+    size_t n = 0;
+    while (n < acc->len && acc->data[n] != '\n')
+        n++;
+    if (n == acc->len) {
+        MR_ENSURE(acc->len <= max_line, MR_ERR_TOO_LARGE,
+                  "kubernetes: watch event longer than %zu bytes", max_line);
+        return MR_SUCCESS;
+    }
+    MR_ENSURE(n <= max_line, MR_ERR_TOO_LARGE, "kubernetes: watch event longer than %zu bytes",
+              max_line);
+    MR_GUARD(mr_buf_set(line, acc->data, n));
+    size_t rest = acc->len - n - 1;
+    memmove(acc->data, acc->data + n + 1, rest);
+    OPENSSL_cleanse(acc->data + rest, acc->len - rest);
+    acc->len = rest;
+    *got = true;
+    return MR_SUCCESS;
+}
+
+static MR_RESULT event_type(const char *t, mr_k8s_event_type *out)
+{
+    static const char *const names[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
+    for (size_t i = 0; t != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(t, names[i]) == 0) {
+            *out = (mr_k8s_event_type)i;
+            return MR_SUCCESS;
+        }
+    }
+    MR_BAIL(MR_ERR_PROTOCOL, "kubernetes: watch event of unknown type %s", t ? t : "(none)");
+}
+
+static MR_RESULT event_body(mr_k8s_kind kind, json_t *o, mr_k8s_event *ev)
+{
+    if (ev->type == MR_K8S_EV_ERROR) {
+        json_t *code = json_object_get(o, "code");
+        const char *msg = json_string_value(json_object_get(o, "message"));
+        MR_ENSURE(json_is_integer(code), MR_ERR_PROTOCOL, "kubernetes: watch error without code");
+        ev->code = (int)json_integer_value(code);
+        (void)snprintf(ev->message, sizeof(ev->message), "%s", msg != NULL ? msg : "");
+        return MR_SUCCESS;
+    }
+    if (ev->type == MR_K8S_EV_BOOKMARK) {
+        const char *rv =
+            json_string_value(json_object_get(json_object_get(o, "metadata"), "resourceVersion"));
+        MR_ENSURE(rv != NULL && rv[0] != '\0' && strlen(rv) < sizeof(ev->obj.rv), MR_ERR_PROTOCOL,
+                  "kubernetes: watch bookmark without resourceVersion");
+        memcpy(ev->obj.rv, rv, strlen(rv) + 1);
+        return MR_SUCCESS;
+    }
+    const char *name = json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+    MR_ENSURE(name != NULL && name[0] != '\0' && strlen(name) < sizeof(ev->name),
+              MR_ERR_PROTOCOL, "kubernetes: watch event without object name");
+    memcpy(ev->name, name, strlen(name) + 1);
+    return parse_object_json(kind, o, &ev->obj);
+}
+
+MR_RESULT mr_k8s_parse_watch_event(mr_k8s_kind kind, mr_slice line, mr_k8s_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    json_error_t e;
+    json_t *j = json_loadb((const char *)line.ptr, line.len, 0, &e);
+    MR_ENSURE(j != NULL, MR_ERR_PROTOCOL, "kubernetes: malformed watch event: %s", e.text);
+    mr_result r = event_type(json_string_value(json_object_get(j, "type")), &ev->type);
+    json_t *o = json_object_get(j, "object");
+    if (mr_ok(r) && !json_is_object(o)) {
+        mr_error_set(MR_ERR_PROTOCOL, __FILE__, __LINE__, "kubernetes: watch event without object");
+        r = MR_FAILURE;
+    }
+    if (mr_ok(r))
+        r = event_body(kind, o, ev);
+    json_decref(j);
+    if (!mr_ok(r))
+        mr_k8s_event_free(ev);
+    return r;
+}
+
+MR_RESULT mr_k8s_stream_get(mr_k8s *k, const char *path, size_t max_buf, uint64_t deadline_ms,
+                            mr_rpc_conn **conn, mr_rpc_stream **stream)
+{
+    mr_result res = MR_FAILURE;
+    char auth[TOKEN_MAX + 16];
+    *conn = NULL;
+    *stream = NULL;
+    pthread_mutex_lock(&k->mu);
+    mr_result ar = auth_header(k);
+    if (mr_ok(ar))
+        (void)snprintf(auth, sizeof(auth), "%s", k->auth);
+    pthread_mutex_unlock(&k->mu);
+    MR_GUARD_OUT(ar);
+    mr_rpc_target t = {.host = k->host, .port = k->port, .tls = k->tls, .verify_name = k->host};
+    if (!mr_ok(mr_rpc_connect(&t, deadline_ms, conn))) {
+        mr_error_prefix("kubernetes API unavailable");
+        goto out;
+    }
+    mr_rpc_header h[2] = {{"authorization", auth}, {"accept", "application/json"}};
+    mr_rpc_http_req rq = {.method = "GET", .path = path, .headers = h, .n_headers = 2,
+                          .body = MR_SLICE("", 0)};
+    if (!mr_ok(mr_rpc_http_stream_open(*conn, &rq, max_buf, stream))) {
+        mr_error_prefix("kubernetes API unavailable");
+        goto out;
+    }
+    res = MR_SUCCESS;
+out:
+    OPENSSL_cleanse(auth, sizeof(auth));
+    if (!mr_ok(res)) {
+        mr_rpc_close(*conn);
+        *conn = NULL;
+    }
     return res;
 }

@@ -472,8 +472,10 @@ static MR_RESULT fetch_shards(kstore *s, const ks_head *h, ks_shard **fetched)
     for (uint32_t i = 0; i < h->n; i++) {
         pthread_mutex_lock(&s->mu);
         bool need = h->fg[i] > 0 && (s->shards == NULL || h->fg[i] > s->shards[i].gen);
+        if (need && h->n == s->head.n)
+            ks_watched_take(s, i, h->fg[i], &fetched[i]);
         pthread_mutex_unlock(&s->mu);
-        if (!need)
+        if (!need || fetched[i] != NULL)
             continue;
         char nm[KS_NAME_MAX + 16];
         mr_k8s_obj o;
@@ -502,38 +504,55 @@ static void free_fetched(ks_shard **fetched, uint32_t n)
     mr_free(fetched);
 }
 
-MR_RESULT ks_refresh(kstore *s)
+MR_RESULT ks_refresh_obj(kstore *s, const mr_k8s_obj *o, bool *advanced)
 {
     mr_result res = MR_FAILURE;
-    mr_k8s_obj o;
     ks_head h;
     ks_shard **fetched = NULL;
+    uint32_t nf = 0;
     memset(&h, 0, sizeof(h));
-    MR_GUARD(mr_k8s_get(s->cli, MR_K8S_SECRET, s->name, &o));
-    MR_ENSURE_OUT(o.found, MR_ERR_CORRUPT, "kubernetes store: the state Secret %s is gone",
-                  s->name);
+    *advanced = false;
     pthread_mutex_lock(&s->mu);
-    bool same = s->head.epoch != 0 && strcmp(o.rv, s->head.rv) == 0;
+    bool same = s->head.epoch != 0 && strcmp(o->rv, s->head.rv) == 0;
     pthread_mutex_unlock(&s->mu);
-    if (same) {
+    if (same)
+        return MR_SUCCESS;
+    MR_GUARD_OUT(ks_head_parse(o, &h));
+    pthread_mutex_lock(&s->mu);
+    bool older = s->head.epoch != 0 && h.epoch <= s->head.epoch;
+    pthread_mutex_unlock(&s->mu);
+    if (older) {
         res = MR_SUCCESS;
         goto out;
     }
-    MR_GUARD_OUT(ks_head_parse(&o, &h));
     fetched = mr_calloc(h.n, sizeof(ks_shard *));
     MR_ENSURE_ALLOC_OUT(fetched);
-    uint32_t n = h.n;
+    nf = h.n; /* ks_apply takes h over */
     MR_GUARD_OUT(fetch_shards(s, &h, fetched));
     pthread_mutex_lock(&s->mu);
+    uint64_t before = s->head.epoch;
     mr_result r = ks_apply(s, &h, fetched);
+    *advanced = s->head.epoch > before;
     pthread_mutex_unlock(&s->mu);
-    free_fetched(fetched, n);
-    fetched = NULL;
     MR_GUARD_OUT(r);
     res = MR_SUCCESS;
 out:
-    free_fetched(fetched, h.n);
+    free_fetched(fetched, nf);
     ks_head_free(&h);
-    mr_k8s_obj_free(&o);
     return res;
+}
+
+MR_RESULT ks_refresh(kstore *s)
+{
+    mr_k8s_obj o;
+    bool advanced = false;
+    MR_GUARD(mr_k8s_get(s->cli, MR_K8S_SECRET, s->name, &o));
+    mr_result r = MR_FAILURE;
+    if (o.found)
+        r = ks_refresh_obj(s, &o, &advanced);
+    else
+        mr_error_set(MR_ERR_CORRUPT, __FILE__, __LINE__,
+                     "kubernetes store: the state Secret %s is gone", s->name);
+    mr_k8s_obj_free(&o);
+    return r;
 }

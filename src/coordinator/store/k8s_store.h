@@ -25,7 +25,9 @@
  * copy, so no transaction reads older state than what any instance had committed when it
  * began — except MR_STORE_TXN_LATEST ones, which are validated by their commit instead. An
  * API that cannot be reached fails the transaction (MR_ERR_UNAVAILABLE) rather than serving
- * the replica.
+ * the replica. A watch of the state Secrets (label MR_K8S_STATE_LABEL=<name>,
+ * k8s_store_watch.c) applies newer heads to the replica as they come and keeps newer shards
+ * for the next head read: it makes the replica warmer, never a read less fresh.
  */
 #ifndef MR_COORDINATOR_STORE_K8S_STORE_H
 #define MR_COORDINATOR_STORE_K8S_STORE_H

@@ -204,8 +204,8 @@ static MR_RESULT put_head(kstore *s, ks_head *nh, bool create, bool *conflict)
     char rv[64];
     MR_GUARD(ks_head_entries(nh, &items, &n));
     uint64_t t0 = mono_us();
-    mr_result r = mr_k8s_put(s->cli, MR_K8S_SECRET, s->name, create ? NULL : nh->rv, items, n,
-                             conflict, rv);
+    mr_result r = mr_k8s_put_labeled(s->cli, MR_K8S_SECRET, s->name, create ? NULL : nh->rv,
+                                     ks_label(s->name), items, n, conflict, rv);
     ks_entries_free(items, n);
     MR_GUARD(r);
     pthread_mutex_lock(&s->mu);
@@ -269,8 +269,8 @@ static MR_RESULT write_shard(kstore *s, uint32_t i, const ks_shard *sh, bool *co
     }
     e.value = blob;
     if (mr_ok(r))
-        r = mr_k8s_put(s->cli, MR_K8S_SECRET, nm, sh->rv[0] != '\0' ? sh->rv : NULL, &e, 1,
-                       conflict, rv);
+        r = mr_k8s_put_labeled(s->cli, MR_K8S_SECRET, nm, sh->rv[0] != '\0' ? sh->rv : NULL,
+                               ks_label(s->name), &e, 1, conflict, rv);
     mr_buf_free(&blob);
     return r;
 }
@@ -510,8 +510,8 @@ MR_RESULT mr_k8s_store_create(mr_k8s *cli, const char *name, mr_slice key, mr_st
               MR_STORE_DEK_LEN);
     MR_GUARD_OUT(initial_head(key, initial, &h));
     MR_GUARD_OUT(ks_head_entries(&h, &items, &n));
-    MR_GUARD_OUT(mr_k8s_put(cli, MR_K8S_SECRET, name_or_default(name), NULL, items, n, &conflict,
-                            rv));
+    MR_GUARD_OUT(mr_k8s_put_labeled(cli, MR_K8S_SECRET, name_or_default(name), NULL,
+                                    ks_label(name_or_default(name)), items, n, &conflict, rv));
     *created = !conflict;
     res = MR_SUCCESS;
 out:

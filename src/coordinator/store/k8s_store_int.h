@@ -68,6 +68,10 @@ typedef struct kstore {
     char **vol;
     size_t n_vol;
     uint64_t commits, conflicts;
+    mr_k8s_watch *watch;         /* NULL: none (the name is no label value) */
+    ks_shard **watched;          /* head.n: shards the watch delivered ahead of the replica */
+    uint64_t watch_applied;      /* watched heads that moved the replica forward */
+    uint64_t watch_shards;       /* shard GETs saved by a watched shard */
     uint64_t lat[MR_STORE_LAT_BUCKETS];
     uint64_t lat_sum_us;
 } kstore;
@@ -103,8 +107,25 @@ MR_RESULT ks_refresh(kstore *s);
 /* Applies a head (and already fetched shards: fetched[i] non-NULL) to the replica. Lock held. */
 MR_RESULT ks_apply(kstore *s, ks_head *h, ks_shard **fetched);
 bool ks_is_volatile(const kstore *s, const char *key);
+/* Applies a head object (fetched or watched) and the shards it needs that the replica lacks
+ * (watched ones first, else fetched). *advanced when the replica moved to it. */
+MR_RESULT ks_refresh_obj(kstore *s, const mr_k8s_obj *o, bool *advanced);
 MR_RESULT ks_cv_decode(mr_slice cv, uint64_t *gen, uint8_t *kind, mr_slice *plain);
 void ks_txn_free(ktxn *t);
+
+/* The state label's value for a state name (NULL when the name cannot be a label value). */
+static inline const char *ks_label(const char *name)
+{
+    return mr_k8s_label_ok(name) ? name : NULL;
+}
+
+/* ---- k8s_store_watch.c ---- */
+/* Starts the watch of the state's Secrets from resource version rv; none when the name is no
+ * label value. A watch that cannot start is logged, not fatal. */
+void ks_watch_start(kstore *s, const char *rv);
+void ks_watch_stop(kstore *s);
+/* A watched shard i of at least generation need, moved out to *out (NULL: none). Lock held. */
+void ks_watched_take(kstore *s, uint32_t i, uint64_t need, ks_shard **out);
 
 /* ---- k8s_store_commit.c ---- */
 MR_RESULT ks_commit(mr_store_txn *tx);

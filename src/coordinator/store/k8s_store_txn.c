@@ -179,9 +179,13 @@ static void k_stats(mr_store *st, mr_store_stats *out)
     out->keys = vs.keys;
     out->commits = s->commits;
     out->conflicts = s->conflicts;
+    out->watch_applied = s->watch_applied;
+    out->watch_shards = s->watch_shards;
     memcpy(out->commit_lat, s->lat, sizeof(out->commit_lat));
     out->commit_lat_sum_us = s->lat_sum_us;
     pthread_mutex_unlock(&s->mu);
+    if (s->watch != NULL)
+        mr_k8s_watch_counts(s->watch, &out->watch_events, &out->watch_reconnects);
 }
 
 static MR_RESULT k_sync(mr_store *st, uint64_t *state_rev)
@@ -199,6 +203,7 @@ static void k_close(mr_store *st)
     kstore *s = (kstore *)st;
     if (s == NULL)
         return;
+    ks_watch_stop(s); /* before anything its thread uses goes */
     mr_k8s_close(s->cli);
     mr_store_close(s->view);
     for (uint32_t i = 0; s->shards != NULL && i < s->head.n; i++)
@@ -267,6 +272,7 @@ MR_RESULT mr_store_open_k8s(mr_k8s *cli, mr_slice key, const mr_k8s_store_option
     MR_GUARD_OUT(copy_volatile(s, opts));
     MR_GUARD_OUT(mr_store_open_memory(&s->view));
     MR_GUARD_OUT(ks_refresh(s));
+    ks_watch_start(s, s->head.rv);
     *out = &s->base;
     s = NULL;
     res = MR_SUCCESS;

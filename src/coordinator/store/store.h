@@ -112,6 +112,12 @@ typedef struct mr_store_stats {
      * the total of those times */
     uint64_t commit_lat[MR_STORE_LAT_BUCKETS];
     uint64_t commit_lat_sum_us;
+    /* kubernetes backend: events its watch took in, watched heads that moved the replica
+     * forward, shard GETs saved by a watched shard, reconnects of the watch */
+    uint64_t watch_events;
+    uint64_t watch_applied;
+    uint64_t watch_shards;
+    uint64_t watch_reconnects;
 } mr_store_stats;
 
 /* ---- backend interface ---- */
