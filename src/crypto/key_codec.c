@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Key encodings: PKCS#8, SEC1, PKCS#1, PKIX in DER and PEM. */
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -170,6 +171,14 @@ static MR_RESULT key_from_der(mr_slice der, mr_key_format fmt, bool private_key,
     MR_ENSURE_OUT(key != NULL, MR_ERR_USAGE, "invalid %s key encoding", what);
     MR_ENSURE_OUT(p == der.ptr + der.len, MR_ERR_USAGE, "invalid %s key: trailing data", what);
     MR_GUARD_OUT(check_decoded(key, fmt, private_key));
+    /* A point given compressed or hybrid (02/03/06/07) is kept in that form by OpenSSL; our
+     * encoders write it uncompressed, as every consumer of our keys expects (found by
+     * fuzz-der_key: a decoded key that did not encode again). */
+    if (is_ec(mr_key_type_of(key)))
+        MR_GUARD_OSSL_OUT(EVP_PKEY_set_utf8_string_param(
+                              key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                              OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED),
+                          MR_ERR_USAGE, "invalid EC key: cannot use its point uncompressed");
     *out = key;
     key = NULL;
     res = MR_SUCCESS;

@@ -397,6 +397,47 @@ static void test_ec_der_matches_openssl(void **state)
     mr_buf_free(&part);
 }
 
+/* A SEC1 key or SPKI whose point is compressed or hybrid decodes, and encodes again with the
+ * point uncompressed: the same bytes as the key in its usual form (found by fuzz-der_key). */
+static void test_ec_point_forms_decode_uncompressed(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED,
+                                        OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_HYBRID};
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t f = 0; f < MR_ARRAY_LEN(forms); f++) {
+            EVP_PKEY *k = EVP_PKEY_dup(keys[i]), *back = NULL, *pback = NULL;
+            assert_non_null(k);
+            assert_int_equal(EVP_PKEY_set_utf8_string_param(
+                                 k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, forms[f]), 1);
+            unsigned char *sec1 = NULL, *spki = NULL;
+            int n = i2d_PrivateKey(k, &sec1), m = i2d_PUBKEY(k, &spki);
+            assert_true(n > 0 && m > 0);
+            mr_buf der = secret_buf(), want = secret_buf(), pub = plain_buf(), wpub = plain_buf();
+            MR_ASSERT_OK(mr_key_private_from_der(MR_SLICE(sec1, (size_t)n), MR_KEYFMT_SEC1, &back));
+            MR_ASSERT_OK(mr_key_private_to_der(back, MR_KEYFMT_SEC1, &der));
+            MR_ASSERT_OK(mr_key_private_to_der(keys[i], MR_KEYFMT_SEC1, &want));
+            assert_int_equal(der.len, want.len);
+            assert_memory_equal(der.data, want.data, der.len);
+            MR_ASSERT_OK(mr_key_public_from_der(MR_SLICE(spki, (size_t)m), MR_KEYFMT_PKIX, &pback));
+            MR_ASSERT_OK(mr_key_public_to_der(pback, MR_KEYFMT_PKIX, &pub));
+            MR_ASSERT_OK(mr_key_public_to_der(keys[i], MR_KEYFMT_PKIX, &wpub));
+            assert_int_equal(pub.len, wpub.len);
+            assert_memory_equal(pub.data, wpub.data, pub.len);
+            assert_true(mr_key_public_equal(pback, keys[i]));
+            OPENSSL_clear_free(sec1, (size_t)n);
+            OPENSSL_free(spki);
+            mr_buf_free(&der);
+            mr_buf_free(&want);
+            mr_buf_free(&pub);
+            mr_buf_free(&wpub);
+            EVP_PKEY_free(back);
+            EVP_PKEY_free(pback);
+            EVP_PKEY_free(k);
+        }
+    }
+}
+
 static void test_key_alloc_failures(void **state)
 {
     (void)state;
@@ -437,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_raw_p256_sign_verify),
         cmocka_unit_test(test_ec_scalar),
         cmocka_unit_test(test_ec_der_matches_openssl),
+        cmocka_unit_test(test_ec_point_forms_decode_uncompressed),
         cmocka_unit_test(test_key_alloc_failures),
     };
     return cmocka_run_group_tests_name("crypto-keys", tests, keys_setup, keys_teardown);
