@@ -160,15 +160,18 @@ static void list_del(pool_class *pc, slab *s)
     s->listed = 0;
 }
 
+/* A free block holds the free list's link (the next free block) in its first bytes. */
+static const size_t LINK_BYTES = sizeof(uint8_t *);
+
 /* Takes a block from a slab of class c that has one (pool lock held). */
 static uint8_t *take_block(pool_class *pc, slab *s, int c)
 {
     uint8_t *b;
     if (s->free != NULL) {
         b = s->free;
-        UNPOISON(b, sizeof(void *));
-        memcpy(&s->free, b, sizeof(void *));
-        memset(b, 0, sizeof(void *)); /* the link; the rest was wiped when it was freed */
+        UNPOISON(b, LINK_BYTES);
+        memcpy(&s->free, b, LINK_BYTES);
+        memset(b, 0, LINK_BYTES); /* the link; the rest was wiped when it was freed */
     } else {
         b = (uint8_t *)s + HDR + (size_t)s->carved * class_size(c);
         s->carved++;
@@ -208,7 +211,7 @@ static void *pool_alloc(int c, size_t n)
 static slab *give_back(slab *s, uint8_t *b)
 {
     pool_class *pc = &classes[s->cls];
-    memcpy(b, &s->free, sizeof(void *));
+    memcpy(b, &s->free, LINK_BYTES);
     s->free = b;
     POISON(b, class_size(s->cls));
     if (!s->listed)

@@ -107,7 +107,7 @@ MR_RESULT mr_rsa_pool_new(unsigned bits, size_t capacity, mr_rsa_pool **out)
     pthread_cond_init(&p->ready, NULL);
     p->bits = bits;
     p->capacity = capacity;
-    p->keys = mr_calloc(capacity, sizeof(*p->keys));
+    p->keys = mr_calloc(capacity, sizeof(EVP_PKEY *));
     MR_ENSURE_ALLOC_OUT(p->keys);
     *out = p;
     p = NULL;
