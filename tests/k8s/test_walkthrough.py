@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
+import requests
 import yaml
 
 import dockerfiles
@@ -158,6 +159,13 @@ def test_walkthrough_distributed_two_coordinators(cluster):
     got = _ok(_cli(kube, work, "manifest", "get", f"{ips[1]}:4433", "--insecure", "-s"), node,
               "marblerun manifest get on the second Coordinator")
     assert '"ManifestSignature"' in got and "hello-server" in got, got
+    # the second instance's replica follows through its watch of the state Secrets (the
+    # chart's Role allows it; the counters are on the metrics port)
+    def watched():
+        text = requests.get(f"http://{ips[1]}:9944/metrics", timeout=5).text
+        m = re.search(r"^marblerun_store_watch_events_total (\d+)", text, re.M)
+        return m and int(m.group(1)) > 0
+    kube.wait_for(watched, timeout=30, what="watch events on the second Coordinator")
     state = kube.get(f"/api/v1/namespaces/{ns}/secrets/marblerun-state")
     assert "head" in state["data"]
     assert kube.get_or_none(f"/api/v1/namespaces/{ns}/configmaps/marblerun-sealed-kek")
