@@ -78,14 +78,6 @@ static MR_RESULT cv_decode(mr_slice cv, int64_t *rev, uint8_t *kind, mr_slice *p
 
 /* ---- the watch: applying etcd's events to the replica ---- */
 
-static bool is_volatile(const estore *s, const char *key)
-{
-    for (size_t i = 0; i < s->n_vol; i++)
-        if (strncmp(key, s->vol[i], strlen(s->vol[i])) == 0)
-            return true;
-    return false;
-}
-
 /* The store key of an etcd key (under the prefix, not ours), NUL-terminated in out. */
 static bool store_key(const estore *s, const ProtobufCBinaryData *ek, mr_buf *out)
 {
@@ -143,7 +135,7 @@ static MR_RESULT apply_events(estore *s, Etcdserverpb__Event *const *ev, size_t 
             MR_GUARD_OUT(mr_store_delete(ct, (const char *)key.data));
         else
             MR_GUARD_OUT(apply_put(s, ct, (const char *)key.data, kv));
-        state_changed |= !is_volatile(s, (const char *)key.data);
+        state_changed |= !mr_prefix_set_match(&s->vol, (const char *)key.data);
     }
     MR_GUARD_OUT(mr_store_commit(ct));
     ct = NULL;
@@ -478,9 +470,7 @@ static void e_close(mr_store *st)
     mr_buf_free(&s->end);
     if (s->key != NULL)
         mr_secret_free(s->key, MR_STORE_DEK_LEN);
-    for (size_t i = 0; i < s->n_vol; i++)
-        mr_free(s->vol[i]);
-    mr_free(s->vol);
+    mr_prefix_set_free(&s->vol);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     mr_free(s);
@@ -500,20 +490,6 @@ const mr_store_vtbl es_vtbl = {
     .sync = e_sync,
     .put_meta = mr_etcd_store_put_meta,
 };
-
-static MR_RESULT copy_volatile(estore *s, const mr_etcd_store_options *o)
-{
-    if (o == NULL || o->n_volatile == 0)
-        return MR_SUCCESS;
-    s->vol = mr_calloc(o->n_volatile, sizeof(*s->vol)); /* NOLINT(bugprone-sizeof-expression) */
-    MR_ENSURE_ALLOC(s->vol);
-    for (size_t i = 0; i < o->n_volatile; i++) {
-        s->vol[i] = mr_strdup(o->volatile_prefixes[i]);
-        MR_ENSURE_ALLOC(s->vol[i]);
-        s->n_vol++;
-    }
-    return MR_SUCCESS;
-}
 
 MR_RESULT mr_store_open_etcd(mr_etcd *cli, mr_slice key, const mr_etcd_store_options *opts,
                              mr_store **out)
@@ -539,7 +515,8 @@ MR_RESULT mr_store_open_etcd(mr_etcd *cli, mr_slice key, const mr_etcd_store_opt
     MR_GUARD_OUT(mr_buf_append_str(&s->prefix, es_prefix_or_default(opts != NULL ? opts->prefix : NULL)));
     MR_GUARD_OUT(mr_etcd_prefix_end(mr_buf_slice(&s->prefix), &s->end));
     MR_GUARD_OUT(mr_buf_nul_terminate(&s->prefix));
-    MR_GUARD_OUT(copy_volatile(s, opts));
+    if (opts != NULL)
+        MR_GUARD_OUT(mr_prefix_set_copy(&s->vol, opts->volatile_prefixes, opts->n_volatile));
     MR_GUARD_OUT(mr_store_open_memory(&s->cache));
     MR_GUARD_OUT(load(s, false));
     MR_GUARD_OUT(mr_etcd_watch(s->cli, mr_buf_slice(&s->prefix), mr_buf_slice(&s->end),

@@ -30,8 +30,7 @@ typedef struct estore {
     pthread_cond_t cv;
     int64_t applied;   /* the watch delivered everything up to this revision */
     uint64_t state_rev;
-    char **vol;
-    size_t n_vol;
+    mr_prefix_set vol;
     unsigned sync_ms;
     uint64_t commits, conflicts;
     uint64_t lat[MR_STORE_LAT_BUCKETS];

@@ -313,14 +313,6 @@ MR_RESULT ks_shard_parse(const mr_k8s_obj *o, ks_shard *sh)
 
 /* ---- the replica ---- */
 
-bool ks_is_volatile(const kstore *s, const char *key)
-{
-    for (size_t i = 0; i < s->n_vol; i++)
-        if (strncmp(key, s->vol[i], strlen(s->vol[i])) == 0)
-            return true;
-    return false;
-}
-
 static MR_RESULT cv_encode(uint64_t gen, uint8_t kind, mr_slice plain, mr_buf *out)
 {
     MR_GUARD(put_le(out, gen, 8));
@@ -453,7 +445,7 @@ MR_RESULT ks_apply(kstore *s, ks_head *h, ks_shard **fetched)
             continue;
         bool ch = false;
         MR_GUARD_OUT(recompute(s, vt, changed.v[i].key, &ch));
-        state |= ch && !ks_is_volatile(s, changed.v[i].key);
+        state |= ch && !mr_prefix_set_match(&s->vol, changed.v[i].key);
     }
     mr_store_txn *tc = vt;
     vt = NULL;

@@ -65,8 +65,7 @@ typedef struct kstore {
     ks_shard *shards;            /* head.n of them */
     mr_store *view;              /* the state: shards overlaid by pending (cached values) */
     uint64_t state_rev;
-    char **vol;
-    size_t n_vol;
+    mr_prefix_set vol;
     uint64_t commits, conflicts;
     mr_k8s_watch *watch;         /* NULL: none (the name is no label value) */
     ks_shard **watched;          /* head.n: shards the watch delivered ahead of the replica */
@@ -106,7 +105,6 @@ void ks_shard_free(ks_shard *sh);
 MR_RESULT ks_refresh(kstore *s);
 /* Applies a head (and already fetched shards: fetched[i] non-NULL) to the replica. Lock held. */
 MR_RESULT ks_apply(kstore *s, ks_head *h, ks_shard **fetched);
-bool ks_is_volatile(const kstore *s, const char *key);
 /* Applies a head object (fetched or watched) and the shards it needs that the replica lacks
  * (watched ones first, else fetched). *advanced when the replica moved to it. */
 MR_RESULT ks_refresh_obj(kstore *s, const mr_k8s_obj *o, bool *advanced);

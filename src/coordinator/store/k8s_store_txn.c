@@ -210,9 +210,7 @@ static void k_close(mr_store *st)
         ks_shard_free(&s->shards[i]);
     mr_free(s->shards);
     ks_head_free(&s->head);
-    for (size_t i = 0; i < s->n_vol; i++)
-        mr_free(s->vol[i]);
-    mr_free((void *)s->vol);
+    mr_prefix_set_free(&s->vol);
     mr_secret_free(s->key, MR_STORE_DEK_LEN);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->commit_mu);
@@ -233,20 +231,6 @@ static const mr_store_vtbl k8s_vtbl = {
     .sync = k_sync,
     .put_meta = ks_put_meta,
 };
-
-static MR_RESULT copy_volatile(kstore *s, const mr_k8s_store_options *o)
-{
-    if (o == NULL || o->n_volatile == 0)
-        return MR_SUCCESS;
-    s->vol = mr_calloc(o->n_volatile, sizeof(*s->vol)); /* NOLINT(bugprone-sizeof-expression) */
-    MR_ENSURE_ALLOC(s->vol);
-    for (size_t i = 0; i < o->n_volatile; i++) {
-        s->vol[i] = mr_strdup(o->volatile_prefixes[i]);
-        MR_ENSURE_ALLOC(s->vol[i]);
-        s->n_vol++;
-    }
-    return MR_SUCCESS;
-}
 
 MR_RESULT mr_store_open_k8s(mr_k8s *cli, mr_slice key, const mr_k8s_store_options *opts,
                             mr_store **out)
@@ -269,7 +253,8 @@ MR_RESULT mr_store_open_k8s(mr_k8s *cli, mr_slice key, const mr_k8s_store_option
     s->key = mr_secret_alloc(MR_STORE_DEK_LEN);
     MR_ENSURE_ALLOC_OUT(s->key);
     memcpy(s->key, key.ptr, MR_STORE_DEK_LEN);
-    MR_GUARD_OUT(copy_volatile(s, opts));
+    if (opts != NULL)
+        MR_GUARD_OUT(mr_prefix_set_copy(&s->vol, opts->volatile_prefixes, opts->n_volatile));
     MR_GUARD_OUT(mr_store_open_memory(&s->view));
     MR_GUARD_OUT(ks_refresh(s));
     ks_watch_start(s, s->head.rv);

@@ -77,3 +77,34 @@ void mr_txn_sets_free(mr_txn_sets *t)
     mr_free(t->writes);
     memset(t, 0, sizeof(*t));
 }
+
+MR_RESULT mr_prefix_set_copy(mr_prefix_set *p, const char *const *prefixes, size_t n)
+{
+    if (n == 0)
+        return MR_SUCCESS;
+    p->v = mr_calloc(n, sizeof(char *));
+    MR_ENSURE_ALLOC(p->v);
+    for (size_t i = 0; i < n; i++) {
+        p->v[i] = mr_strdup(prefixes[i]);
+        MR_ENSURE_ALLOC(p->v[i]);
+        p->n++;
+    }
+    return MR_SUCCESS;
+}
+
+bool mr_prefix_set_match(const mr_prefix_set *p, const char *key)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strncmp(key, p->v[i], strlen(p->v[i])) == 0)
+            return true;
+    return false;
+}
+
+void mr_prefix_set_free(mr_prefix_set *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        mr_free(p->v[i]);
+    mr_free((void *)p->v);
+    p->v = NULL;
+    p->n = 0;
+}

@@ -43,4 +43,16 @@ MR_RESULT mr_txn_note_write(mr_txn_sets *t, const char *key, const uint8_t *v, s
                             bool del, bool plain);
 void mr_txn_sets_free(mr_txn_sets *t);
 
+/* The key prefixes whose changes are not state changes for mr_store_sync (the options'
+ * volatile_prefixes of both backends), copied. */
+typedef struct mr_prefix_set {
+    char **v;
+    size_t n;
+} mr_prefix_set;
+
+/* On failure p holds what was copied so far: mr_prefix_set_free it either way. */
+MR_RESULT mr_prefix_set_copy(mr_prefix_set *p, const char *const *prefixes, size_t n);
+bool mr_prefix_set_match(const mr_prefix_set *p, const char *key);
+void mr_prefix_set_free(mr_prefix_set *p);
+
 #endif
