@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mr_buf_init(&s.end, 0, 0);
     s.key = (uint8_t *)(uintptr_t)key;
     static const char *const vol[] = {"activations:"};
-    s.vol = (char **)(uintptr_t)vol;
-    s.n_vol = 1;
+    s.vol.v = (char **)(uintptr_t)vol;
+    s.vol.n = 1;
     mr_buf sealed[64];
     ProtobufCBinaryData orig[64];
     bool swapped[64];
