@@ -53,6 +53,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import random
 import shutil
 import signal
 import socket
@@ -77,6 +78,22 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 
 def free_port():
+    """A free loopback port below the kernel's ephemeral range: a port handed out by bind(0)
+    is in that range, and an outgoing connection of another process (a load test on the same
+    machine) may take it as its local port before our server binds it."""
+    try:
+        low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
