@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -143,26 +142,6 @@ MR_RESULT es_build_ops(const etxn *t, txn_msg *m)
     return MR_SUCCESS;
 }
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* The bucket of a round trip (see MR_STORE_LAT_BUCKETS). Lock held. */
-static void note_latency(estore *s, uint64_t us)
-{
-    size_t k = 0;
-    double bound = MR_STORE_LAT_BASE_US;
-    while (k + 1 < MR_STORE_LAT_BUCKETS && (double)us > bound) {
-        k++;
-        bound *= 1.4142135623730951;
-    }
-    s->lat[k]++;
-    s->lat_sum_us += us;
-}
-
 MR_RESULT es_commit(mr_store_txn *tx)
 {
     etxn *t = (etxn *)tx;
@@ -194,11 +173,11 @@ MR_RESULT es_commit(mr_store_txn *tx)
     req.success = m.opsp;
     bool ok = false;
     int64_t rev = 0;
-    uint64_t t0 = mono_us();
+    uint64_t t0 = mr_store_mono_us();
     MR_GUARD_OUT(mr_etcd_txn(s->cli, &req, &ok, &rev));
-    uint64_t took = mono_us() - t0;
+    uint64_t took = mr_store_mono_us() - t0;
     pthread_mutex_lock(&s->mu);
-    note_latency(s, took);
+    mr_store_lat_note(s->lat, &s->lat_sum_us, took);
     if (ok)
         s->commits++;
     else

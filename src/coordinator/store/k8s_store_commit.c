@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -13,25 +12,6 @@
 
 #define HEAD_MAX ((size_t)900 << 10)
 #define KEYCHECK_NAME "\x01keycheck"
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void note_latency(kstore *s, uint64_t us)
-{
-    size_t k = 0;
-    double bound = MR_STORE_LAT_BASE_US;
-    while (k + 1 < MR_STORE_LAT_BUCKETS && (double)us > bound) {
-        k++;
-        bound *= 1.4142135623730951;
-    }
-    s->lat[k]++;
-    s->lat_sum_us += us;
-}
 
 /* ---- validation against the replica as it is now (lock held) ---- */
 
@@ -203,13 +183,13 @@ static MR_RESULT put_head(kstore *s, ks_head *nh, bool create, bool *conflict)
     size_t n = 0;
     char rv[64];
     MR_GUARD(ks_head_entries(nh, &items, &n));
-    uint64_t t0 = mono_us();
+    uint64_t t0 = mr_store_mono_us();
     mr_result r = mr_k8s_put_labeled(s->cli, MR_K8S_SECRET, s->name, create ? NULL : nh->rv,
                                      ks_label(s->name), items, n, conflict, rv);
     ks_entries_free(items, n);
     MR_GUARD(r);
     pthread_mutex_lock(&s->mu);
-    note_latency(s, mono_us() - t0);
+    mr_store_lat_note(s->lat, &s->lat_sum_us, mr_store_mono_us() - t0);
     pthread_mutex_unlock(&s->mu);
     if (!*conflict)
         memcpy(nh->rv, rv, sizeof(nh->rv));

@@ -3,6 +3,7 @@
 #include "coordinator/store/txn_sets.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "coordinator/store/store.h"
@@ -107,4 +108,23 @@ void mr_prefix_set_free(mr_prefix_set *p)
     mr_free((void *)p->v);
     p->v = NULL;
     p->n = 0;
+}
+
+uint64_t mr_store_mono_us(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void mr_store_lat_note(uint64_t *lat, uint64_t *sum_us, uint64_t us)
+{
+    size_t k = 0;
+    double bound = MR_STORE_LAT_BASE_US;
+    while (k + 1 < MR_STORE_LAT_BUCKETS && (double)us > bound) {
+        k++;
+        bound *= 1.4142135623730951; /* sqrt(2): two buckets per doubling */
+    }
+    lat[k]++;
+    *sum_us += us;
 }

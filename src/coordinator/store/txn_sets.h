@@ -55,4 +55,9 @@ MR_RESULT mr_prefix_set_copy(mr_prefix_set *p, const char *const *prefixes, size
 bool mr_prefix_set_match(const mr_prefix_set *p, const char *key);
 void mr_prefix_set_free(mr_prefix_set *p);
 
+/* The commit round-trip histogram of both shared backends (MR_STORE_LAT_BUCKETS of store.h):
+ * the monotonic clock in µs, and one round trip of us µs counted into lat and its sum. */
+uint64_t mr_store_mono_us(void);
+void mr_store_lat_note(uint64_t *lat, uint64_t *sum_us, uint64_t us); /* caller serialises */
+
 #endif
