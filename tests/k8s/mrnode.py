@@ -2,15 +2,18 @@
 controllers, the service-account and root-CA publishers and kube-proxy (for the `kubernetes`
 Service only) would do, so that the objects `marblerun install` and a user create actually run.
 
-There is no container runtime here (no Docker engine on this kind of machine), so an image is
-mapped to this build's binaries (`images`: a substring of the image name -> its ENTRYPOINT,
-CMD, WORKDIR and ENV as the Dockerfiles under docker/ set them). Everything else is done as a
-kubelet does it, from the objects in the apiserver:
+There is no container runtime here (no Docker engine on this kind of machine). `images` maps a
+substring of a container's image name to what runs: its ENTRYPOINT, CMD, WORKDIR, ENV and user,
+and `rootfs`, the image's file system (tests/k8s/images.py builds the images of docker/ with
+buildah and mounts them), which becomes the lower layer of the container's root. An entry
+without `rootfs` runs on a copy-on-write view of the host's / instead (this build's binaries,
+tests/k8s/dockerfiles.py). Everything else is done as a kubelet does it, from the objects in
+the apiserver:
 
 - Pods are bound to this node, each gets its own network namespace with an address on a bridge
   (pod IPs are real, distinct and reachable from the host, so the apiserver calls the injector
   webhook and the CLI talks to the Coordinator like in a cluster), its own mount namespace with
-  a copy-on-write view of / (overlayfs on a tmpfs) and its volumes bind-mounted at their
+  a copy-on-write view of the image (overlayfs on a tmpfs) and its volumes bind-mounted at their
   mountPaths: emptyDir, persistentVolumeClaim (a directory per claim, kept across pods),
   secret, configMap, downwardAPI and projected (service-account token by the TokenRequest API,
   kube-root-ca.crt, namespace). /etc/hosts of a pod resolves every Service name to the address
@@ -246,9 +249,17 @@ class Node:
 
     def _run(self):
         while not self.stop_ev.wait(self.interval):
-            for step in (self._namespaces, self._deployments, self._pods, self._services):
+            try:
+                self._namespaces()
+                # one list of the pods per round for every controller (what they create or
+                # change is seen in the next round)
+                pods = self.kube.get("/api/v1/pods")["items"]
+            except Exception as e:  # noqa: BLE001 - a controller keeps going
+                self.errors.append(f"list: {e!r}")
+                continue
+            for step in (self._deployments, self._pods, self._services):
                 try:
-                    step()
+                    step(pods)
                 except Exception as e:  # noqa: BLE001 - a controller keeps going
                     self.errors.append(f"{step.__name__}: {e!r}")
 
@@ -264,8 +275,7 @@ class Node:
                             field_manager="mrnode")
             self.known_ns.add(n)
 
-    def _deployments(self):
-        pods = self.kube.get("/api/v1/pods")["items"]
+    def _deployments(self, pods):
         deps = self.kube.get("/apis/apps/v1/deployments")["items"]
         uids = {d["metadata"]["uid"] for d in deps}
         for p in pods:  # the garbage collector: pods of a deleted Deployment go with it
@@ -306,9 +316,9 @@ class Node:
                                   f"{meta['name']}/status", {"status": new},
                                   content_type="application/merge-patch+json")
 
-    def _pods(self):
+    def _pods(self, pods):
         seen = set()
-        for o in self.kube.get("/api/v1/pods")["items"]:
+        for o in pods:
             key = (o["metadata"]["namespace"], o["metadata"]["name"])
             with self.lock:
                 p = self.pods.get(key)
@@ -333,8 +343,8 @@ class Node:
         for p in gone:
             self._kill_pod(p)
 
-    def _services(self):
-        pods = [p for p in self.kube.get("/api/v1/pods")["items"] if _is_ready(p)]
+    def _services(self, pods):
+        pods = [p for p in pods if _is_ready(p)]
         for s in self.kube.get("/api/v1/services")["items"]:
             sel = s["spec"].get("selector")
             ns, name = s["metadata"]["namespace"], s["metadata"]["name"]
@@ -508,23 +518,26 @@ class Node:
         layer = p.dir / f"layer-{c.name}"
         for d in (root, layer):
             d.mkdir(exist_ok=True)
+        lower = img.get("rootfs", "/")
         lines = ["set -eu", f"mount -t tmpfs tmpfs {shlex.quote(str(layer))}",
                  f"mkdir {shlex.quote(str(layer))}/up {shlex.quote(str(layer))}/wk",
-                 f"mount -t overlay overlay -o lowerdir=/,upperdir={layer}/up,workdir={layer}/wk "
-                 f"{shlex.quote(str(root))}"]
+                 f"mount -t overlay overlay -o lowerdir={lower},upperdir={layer}/up,"
+                 f"workdir={layer}/wk {shlex.quote(str(root))}"]
         for d in ("/proc", "/sys", "/dev"):
+            lines.append(f"mkdir -p {shlex.quote(str(root) + d)}")
             lines.append(f"mount --rbind {d} {shlex.quote(str(root) + d)}")
+        lines.append(f"touch {shlex.quote(str(root))}/etc/hosts")
         lines.append(f"mount --bind {shlex.quote(str(p.hosts))} {shlex.quote(str(root))}/etc/hosts")
         for src, dst, ro, is_file in mounts:
-            # the lower layer is the host's /, so its symlinks (/var/run -> /run) resolve the
-            # same way on the host: a mount point must not be created through them outside root
-            t = shlex.quote(str(root) + os.path.realpath(dst))
+            # a mount point is created below root with the lower layer's symlinks resolved
+            # (/var/run -> /run), never through a symlink to outside root
+            t = shlex.quote(str(root) + _resolve_in(lower, dst))
             lines.append(f"mkdir -p $(dirname {t}) && touch {t}" if is_file else f"mkdir -p {t}")
             lines.append(f"mount --bind {shlex.quote(str(src))} {t}")
             if ro:
                 lines.append(f"mount -o remount,bind,ro {t}")
         workdir = c.spec.get("workingDir") or img.get("workdir", "/")
-        wd = shlex.quote(str(root) + os.path.realpath(workdir))
+        wd = shlex.quote(str(root) + _resolve_in(lower, workdir))
         lines.append(f"mkdir -p {wd}")
         if uid is not None:
             lines.append(f"chown {uid}:{gid} {wd}")
@@ -705,6 +718,30 @@ class Node:
 
 class _NotYet(Exception):
     """A pod cannot start yet (a Secret it mounts is missing, ...): the kubelet retries."""
+
+
+def _resolve_in(lower, path, depth=0):
+    """path with the symlinks of the file system at lower resolved inside it (as the kernel
+    would after chroot to it): an absolute path below lower's root."""
+    if lower == "/":
+        return os.path.realpath(path)
+    out = []
+    parts = [x for x in path.split("/") if x not in ("", ".")]
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            if out:
+                out.pop()
+            continue
+        full = os.path.join(lower, *out, name)
+        if os.path.islink(full) and depth < 40:
+            target = os.readlink(full)
+            rest = _resolve_in(lower, target if target.startswith("/") else
+                               "/" + "/".join(out + [target]), depth + 1)
+            out = [x for x in rest.split("/") if x]
+            continue
+        out.append(name)
+    return "/" + "/".join(out)
 
 
 def _is_ready(p):
