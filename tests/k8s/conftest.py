@@ -7,6 +7,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import images  # noqa: E402
 import mrk8s  # noqa: E402
 
 
@@ -22,6 +23,15 @@ def kube():
         raise
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def built_images():
+    """The images of docker/, built once per session from their Dockerfiles (images.py)."""
+    imgs = images.Images()
+    imgs.build(images.names())
+    yield imgs
+    imgs.close()
 
 
 @pytest.fixture(scope="session")

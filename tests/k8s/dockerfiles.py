@@ -1,12 +1,10 @@
-"""The Dockerfiles under docker/, read the way the tests need them: per stage the packages
-`apt-get install` adds, the files COPY --from=build takes out of the build, and the final
-stage's ENTRYPOINT, CMD, WORKDIR, ENV and USER. No container engine runs on this kind of
-machine, so test_images.py checks what an image build would need from this build and
-Debian, and test_walkthrough.py runs the images' entrypoints from this build."""
+"""The Dockerfiles under docker/, read the way the tests need them: per stage its base, the
+files COPY --from=build takes out of the build, and the final stage's ENTRYPOINT, CMD, WORKDIR,
+ENV and USER. test_images.py compares the built images (images.py) with them;
+`runnable` maps a final stage to this build's programs on the host's / for mrnode, which
+test_walkthrough.py uses with MR_K8S_IMAGES=local (e.g. for a sanitizer build)."""
 import json
 import pathlib
-import re
-import shlex
 
 import mrk8s
 
@@ -16,7 +14,6 @@ DOCKER = mrk8s.SOURCE_DIR / "docker"
 class Stage:
     def __init__(self, base):
         self.base = base
-        self.packages = []
         self.copies = []  # (sources, destination) of COPY --from=build
         self.entrypoint = []
         self.cmd = []
@@ -53,12 +50,7 @@ def parse(path):
             stages.append(Stage(arg.split()[0]))
             continue
         st = stages[-1]
-        if kw == "RUN":
-            for part in re.split(r"&&|;", arg):
-                words = shlex.split(part)
-                if words[:2] == ["apt-get", "install"]:
-                    st.packages += [w for w in words[2:] if not w.startswith("-")]
-        elif kw == "COPY" and arg.startswith("--from=build"):
+        if kw == "COPY" and arg.startswith("--from=build"):
             words = arg.split()[1:]
             st.copies.append((words[:-1], words[-1]))
         elif kw == "ENTRYPOINT":

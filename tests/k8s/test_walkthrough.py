@@ -1,12 +1,13 @@
 """docs/kubernetes.md from an empty cluster to two marbles talking mTLS, on a cluster whose
 pods really run: a cluster of its own (etcd + kube-apiserver, mrk8s) and a node (mrnode) that
-plays kubelet, Deployment and EndpointSlice controllers, with this build's binaries in place of
-the images (no container engine here). `marblerun install --simulation` creates the objects,
+plays kubelet, Deployment and EndpointSlice controllers and runs the images built from docker/
+(images.py: buildah, no Docker engine here) from their own file systems. `marblerun install --simulation` creates the objects,
 the node runs the Coordinator and the injector from the chart's Deployments as they are
 rendered (env, args, volumes, probes, users), `marblerun check` waits for them, `marblerun
 manifest set` uploads the sample manifest, and the pods of the walk-through's hello.yaml (read
 from the document itself) are admitted through the injector webhook, started through
 marblerun-premain, activated by the Coordinator and exchange a greeting over mTLS."""
+import os
 import pathlib
 import re
 import shutil
@@ -18,19 +19,27 @@ import requests
 import yaml
 
 import dockerfiles
+import images
 import mrk8s
 import mrnode
 
 DOC = mrk8s.SOURCE_DIR / "docs" / "kubernetes.md"
 CLI = mrk8s.BUILD_DIR / "bin" / "marblerun"
 
-# the images' ENTRYPOINT, WORKDIR, ENV and USER from their Dockerfiles, programs from this build
-_DF = dockerfiles.images()
-IMAGES = {
-    "marble-injector": dockerfiles.runnable(_DF["injector"]),
-    "marble-base": dockerfiles.runnable(_DF["marble-base"]),
-    "/coordinator:": dockerfiles.runnable(_DF["coordinator"]),
-}
+# a substring of the chart's and hello.yaml's image names -> the folder under docker/
+IMAGE_NAMES = {"marble-injector": "injector", "marble-base": "marble-base",
+               "/coordinator:": "coordinator"}
+
+
+def _node_images(request):
+    """The images built from docker/ (images.py), run from their own file systems; with
+    MR_K8S_IMAGES=local, this build's programs on the host's / with the Dockerfiles'
+    ENTRYPOINT, WORKDIR, ENV and USER instead (for a sanitizer build: MR_BUILD_DIR=build-asan)."""
+    if os.environ.get("MR_K8S_IMAGES") == "local":
+        df = dockerfiles.images()
+        return {k: dockerfiles.runnable(df[v]) for k, v in IMAGE_NAMES.items()}
+    built = request.getfixturevalue("built_images")
+    return {k: images.node_entry(built.open(v)) for k, v in IMAGE_NAMES.items()}
 
 
 def _walkthrough_objects():
@@ -41,13 +50,13 @@ def _walkthrough_objects():
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(request):
     if shutil.which("ip") is None or shutil.which("unshare") is None:
         pytest.fail("mrnode needs iproute2 and util-linux (scripts/install-deps installs them)")
     work = pathlib.Path(tempfile.mkdtemp(prefix="mr-walk-"))
     kube = mrk8s.KubeCluster(work / "cluster")
     kube.start()
-    node = mrnode.Node(kube, work / "node", IMAGES)
+    node = mrnode.Node(kube, work / "node", _node_images(request))
     try:
         node.start()
         kube.start_csr_signer()
