@@ -130,6 +130,8 @@ static slab *slab_new(int c)
     if (sz - head > 0)
         (void)munmap(base + sz, sz - head);
     lock_pages(base, sz);
+    /* the range may be one an unmapped slab had: ASan keeps poison across munmap/mmap */
+    UNPOISON(base, sz);
     slab *s = (slab *)(void *)base;
     s->magic = SLAB_MAGIC ^ (uint64_t)start;
     s->cls = (uint16_t)c;
@@ -242,8 +244,10 @@ static void pool_free(int c, uint8_t *p)
     pthread_mutex_lock(&pool_mu);
     slab *drop = give_back(s, p);
     pthread_mutex_unlock(&pool_mu);
-    if (drop != NULL) /* every block was wiped when it was freed; munmap drops the lock */
+    if (drop != NULL) { /* every block was wiped when it was freed; munmap drops the lock */
+        UNPOISON(drop, sz); /* no poison left behind for whatever is mapped here next */
         (void)munmap(drop, sz);
+    }
 }
 
 /* ---- the direct path: one page-rounded block per request ---- */
