@@ -32,7 +32,7 @@ def opened(built_images):
 
 def _in_image(img, *cmd, user=None):
     """cmd run with the image's root as /, its environment, and the given uid:gid."""
-    env = [e for e in img.config.get("Env") or []]
+    env = list(img.config.get("Env") or [])
     spec = [f"--userspec={user}", "--groups="] if user else []
     return subprocess.run(["chroot", *spec, str(img.rootfs), "/usr/bin/env", "-i", *env, *cmd],
                           capture_output=True, text=True, timeout=60)

@@ -1,8 +1,8 @@
 """docs/kubernetes.md from an empty cluster to two marbles talking mTLS, on a cluster whose
 pods really run: a cluster of its own (etcd + kube-apiserver, mrk8s) and a node (mrnode) that
 plays kubelet, Deployment and EndpointSlice controllers and runs the images built from docker/
-(images.py: buildah, no Docker engine here) from their own file systems. `marblerun install --simulation` creates the objects,
-the node runs the Coordinator and the injector from the chart's Deployments as they are
+(images.py: buildah, no Docker engine here) from their own file systems. `marblerun install
+--simulation` creates the objects, the node runs the Coordinator and the injector from the chart's Deployments as they are
 rendered (env, args, volumes, probes, users), `marblerun check` waits for them, `marblerun
 manifest set` uploads the sample manifest, and the pods of the walk-through's hello.yaml (read
 from the document itself) are admitted through the injector webhook, started through
