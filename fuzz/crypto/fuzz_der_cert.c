@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Target: certificate parsing (crypto/x509_parse.c: mr_x509_from_der, mr_x509_chain_from_pem)
- * and every accessor the Coordinator uses on a parsed certificate. */
+/* Target: certificate parsing (crypto/x509_parse.c: mr_x509_from_der, mr_x509_chain_from_pem,
+ * mr_x509_der_spki) and every accessor the Coordinator uses on a parsed certificate. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +41,32 @@ static void use_cert(X509 *x)
     mr_buf_free(&der);
 }
 
+/* mr_x509_der_spki finds, in a certificate that is its own DER re-encoding, the bytes
+ * OpenSSL's parsed structure encodes as its SubjectPublicKeyInfo. */
+static void check_der_spki(X509 *x, const uint8_t *data, size_t size)
+{
+    mr_buf der, want;
+    mr_slice got = {0};
+    mr_buf_init(&der, 0, 0);
+    mr_buf_init(&want, 0, 0);
+    bool canonical = mr_ok(mr_x509_to_der(x, &der)) && der.len == size &&
+                     memcmp(der.data, data, size) == 0;
+    if (canonical && mr_ok(mr_x509_spki_der(x, &want)) &&
+        (!mr_ok(mr_x509_der_spki(MR_SLICE(data, size), &got)) || got.len != want.len ||
+         memcmp(got.ptr, want.data, want.len) != 0))
+        abort();
+    mr_buf_free(&der);
+    mr_buf_free(&want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     X509 *x = NULL;
     STACK_OF(X509) *chain = NULL;
+    mr_slice spki = {0};
+    MR_IGNORE(mr_x509_der_spki(MR_SLICE(data, size), &spki)); /* any bytes: no overrun */
     if (mr_ok(mr_x509_from_der(MR_SLICE(data, size), &x))) {
+        check_der_spki(x, data, size);
         use_cert(x);
         X509_free(x);
     }

@@ -36,5 +36,13 @@ MR_RESULT mr_csr_sans(const X509_REQ *req, mr_x509_san_list *out);
  * requests skip OpenSSL 3.0's key decoder (csr_read.c). Same results and errors; the two
  * outputs are filled only on success. */
 MR_RESULT mr_csr_read(mr_slice der, mr_x509_name *subject, mr_x509_san_list *sans);
+/* mr_csr_read for a caller that has already seen possession of a key proven (a TLS peer's
+ * CertificateVerify): when the request's SubjectPublicKeyInfo DER is byte for byte
+ * proven_spki and the key is an EC key on a named curve (the fast path of csr_read.c; what
+ * premains send), its self-signature, a second proof of possession of the same key, is not
+ * checked. Otherwise (another key, another key type, an empty proven_spki) exactly
+ * mr_csr_read. */
+MR_RESULT mr_csr_read_proven(mr_slice der, mr_slice proven_spki, mr_x509_name *subject,
+                             mr_x509_san_list *sans);
 
 #endif

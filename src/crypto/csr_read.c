@@ -9,6 +9,11 @@
  * path (other key types or signature algorithms, compressed points, explicit curves, and every
  * error) goes through mr_csr_from_der, so results and error texts stay those of the general
  * path; the fuzz target compares the two on every input.
+ *
+ * mr_csr_read_proven skips the signature when the request's SubjectPublicKeyInfo is byte for
+ * byte a key whose possession the caller has already seen proven (the Activate handler: the
+ * marble's TLS client certificate, whose CertificateVerify the handshake checked). The
+ * signature is a proof of possession of that same key and adds nothing then.
  */
 #include <openssl/asn1t.h>
 #include <openssl/core_names.h>
@@ -24,6 +29,7 @@
 #include "crypto/key.h"
 
 typedef struct {
+    ASN1_ENCODING enc; /* the received DER: compared with a key the caller has seen proven */
     X509_ALGOR *algor;
     ASN1_BIT_STRING *public_key;
 } MR_CSR_SPKI;
@@ -45,11 +51,11 @@ typedef struct {
 /* The layout of X509_PUBKEY, X509_REQ_INFO and X509_REQ (RFC 2986), element for element.
  * (cppcheck does not see OpenSSL's template macros, hence the suppressions.) */
 // cppcheck-suppress unknownMacro
-ASN1_SEQUENCE(MR_CSR_SPKI) = {
+ASN1_SEQUENCE_enc(MR_CSR_SPKI, enc, NULL) = {
     ASN1_SIMPLE(MR_CSR_SPKI, algor, X509_ALGOR),
     ASN1_SIMPLE(MR_CSR_SPKI, public_key, ASN1_BIT_STRING),
     // cppcheck-suppress unknownMacro
-} static_ASN1_SEQUENCE_END(MR_CSR_SPKI)
+} static_ASN1_SEQUENCE_END_ref(MR_CSR_SPKI, MR_CSR_SPKI)
 
 ASN1_SEQUENCE_enc(MR_CSR_INFO, enc, NULL) = {
     ASN1_SIMPLE(MR_CSR_INFO, version, ASN1_INTEGER),
@@ -190,7 +196,15 @@ static bool read_fields(const MR_CSR *c, mr_x509_name *subject, mr_x509_san_list
     return ok;
 }
 
-static bool read_fast(mr_slice der, mr_x509_name *subject, mr_x509_san_list *sans)
+/* The request's key is byte for byte the one the caller has seen proven. */
+static bool key_is_proven(const MR_CSR_SPKI *k, mr_slice proven)
+{
+    return proven.len > 0 && k->enc.enc != NULL && k->enc.len == (long)proven.len &&
+           memcmp(k->enc.enc, proven.ptr, proven.len) == 0;
+}
+
+static bool read_fast(mr_slice der, mr_slice proven, mr_x509_name *subject,
+                      mr_x509_san_list *sans)
 {
     const unsigned char *p = der.ptr;
     MR_CSR *c = (MR_CSR *)ASN1_item_d2i(NULL, &p, (long)der.len, ASN1_ITEM_rptr(MR_CSR));
@@ -202,8 +216,12 @@ static bool read_fast(mr_slice der, mr_x509_name *subject, mr_x509_san_list *san
     const char *md = sig_digest(c->sig_alg);
     if (group == NULL || md == NULL)
         goto out;
-    key = import_ec(group, c->info->pubkey->public_key);
-    ok = key != NULL && signature_ok(key, md, c) && read_fields(c, subject, sans);
+    if (!key_is_proven(c->info->pubkey, proven)) {
+        key = import_ec(group, c->info->pubkey->public_key);
+        if (key == NULL || !signature_ok(key, md, c))
+            goto out;
+    }
+    ok = read_fields(c, subject, sans);
 out:
     ERR_clear_error();
     EVP_PKEY_free(key);
@@ -213,11 +231,17 @@ out:
 
 MR_RESULT mr_csr_read(mr_slice der, mr_x509_name *subject, mr_x509_san_list *sans)
 {
+    return mr_csr_read_proven(der, MR_SLICE(NULL, 0), subject, sans);
+}
+
+MR_RESULT mr_csr_read_proven(mr_slice der, mr_slice proven_spki, mr_x509_name *subject,
+                             mr_x509_san_list *sans)
+{
     mr_result res = MR_FAILURE;
     X509_REQ *req = NULL;
     MR_ENSURE(der.len > 0 && der.len <= MR_CSR_DER_MAX, MR_ERR_USAGE,
               "invalid CSR: bad length %zu", der.len);
-    if (read_fast(der, subject, sans))
+    if (read_fast(der, proven_spki, subject, sans))
         return MR_SUCCESS;
     MR_GUARD(mr_csr_from_der(der, &req));
     MR_GUARD_OUT(mr_csr_sans(req, sans));

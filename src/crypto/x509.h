@@ -164,6 +164,11 @@ MR_RESULT mr_x509_sha256(X509 *cert, uint8_t out[32]);
 /* The certificate's SubjectPublicKeyInfo DER, copied from the parsed structure (no key
  * re-encoding; cheaper than encoding the EVP_PKEY), e.g. for pinning a root by key. */
 MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out);
+/* The SubjectPublicKeyInfo element inside a certificate's DER, borrowed from der: found by
+ * stepping over the TBSCertificate fields before it, without decoding the certificate or its
+ * key. For comparing keys byte for byte; it says nothing about the certificate's validity.
+ * MR_ERR_USAGE if der is not laid out as a certificate up to that field. */
+MR_RESULT mr_x509_der_spki(mr_slice der, mr_slice *spki);
 
 /* Accessors. */
 /* The subject public key, borrowed from the certificate (decoded once, then cached by

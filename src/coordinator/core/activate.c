@@ -234,7 +234,14 @@ static MR_RESULT issue_marble_cert(mr_core *c, act *a, const mr_core_activation_
     memset(&csr_subject, 0, sizeof(csr_subject));
     memset(&sans, 0, sizeof(sans));
     memset(&t, 0, sizeof(t));
-    if (!mr_ok(mr_csr_read(req->csr, &csr_subject, &sans))) {
+    /* The handshake proved possession of the TLS certificate's key (its CertificateVerify);
+     * a CSR for that same key needs no second proof. Another key: its signature is checked. */
+    mr_slice proven = {0};
+    if (!mr_ok(mr_x509_der_spki(req->peer_cert, &proven))) {
+        proven = MR_SLICE(NULL, 0);
+        mr_error_clear();
+    }
+    if (!mr_ok(mr_csr_read_proven(req->csr, proven, &csr_subject, &sans))) {
         if (mr_error_is(MR_ERR_AUTH))
             MR_BAIL_OUT(MR_ERR_INTERNAL, "signature over CSR is invalid");
         MR_GUARD_OUT(core_act_fail_with(MR_ERR_INTERNAL, "parsing CSR"));
