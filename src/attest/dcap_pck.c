@@ -12,6 +12,7 @@
 #include "attest/collateral_int.h"
 #include "attest/dcap_int.h"
 #include "attest/ossl.h"
+#include "common/alloc.h"
 #include "crypto/hash.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -167,9 +168,11 @@ static MR_RESULT parse_pck_ext(X509 *leaf, pck_info *p)
 /*
  * Parsing and verifying the PEM chain of a quote dominates the cost of a verification
  * (OpenSSL 3 decoders), and every quote of a platform carries the same chain. Chains that
- * verified are remembered by the SHA-256 of the certification data and the roots they
- * verified against; the time check is done on every use against the chain's validity
- * window, and revocation is checked on every use against the collateral.
+ * verified are remembered with a copy of the certification data and the roots they verified
+ * against, and found again by comparing those bytes (cheaper than hashing them: the SHA-256
+ * the QE-report memo is keyed by is computed once, when the chain is first verified); the
+ * time check is done on every use against the chain's validity window, and revocation is
+ * checked on every use against the collateral.
  */
 
 #define PCK_CACHE_SIZE 64
@@ -181,6 +184,8 @@ typedef struct pck_entry {
     unsigned long stamp;
     pck_info pck;
     uint8_t hash[32];
+    uint8_t *bytes; /* the certification data (cache entries only; NULL in copies) */
+    size_t nbytes;
     bool used;
     bool processor_ca;
 } pck_entry;
@@ -189,13 +194,18 @@ static pck_entry pck_cache[PCK_CACHE_SIZE];
 static unsigned long pck_clock;
 static pthread_mutex_t pck_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool pck_cache_get(const uint8_t hash[32], uint64_t roots_id, pck_entry *out)
+static bool same_bytes(const pck_entry *e, mr_slice data)
+{
+    return e->nbytes == data.len && memcmp(e->bytes, data.ptr, data.len) == 0;
+}
+
+static bool pck_cache_get(mr_slice data, uint64_t roots_id, pck_entry *out)
 {
     bool hit = false;
     pthread_mutex_lock(&pck_lock);
     for (size_t i = 0; i < PCK_CACHE_SIZE && !hit; i++) {
         pck_entry *e = &pck_cache[i];
-        if (!e->used || e->roots_id != roots_id || memcmp(e->hash, hash, 32) != 0)
+        if (!e->used || e->roots_id != roots_id || !same_bytes(e, data))
             continue;
         if (X509_up_ref(e->leaf) != 1)
             break;
@@ -205,21 +215,39 @@ static bool pck_cache_get(const uint8_t hash[32], uint64_t roots_id, pck_entry *
         }
         e->stamp = ++pck_clock;
         *out = *e;
+        out->bytes = NULL;
+        out->nbytes = 0;
         hit = true;
     }
     pthread_mutex_unlock(&pck_lock);
     return hit;
 }
 
-static void pck_cache_put(const pck_entry *in)
+static void pck_entry_drop(pck_entry *e)
+{
+    if (e->used) {
+        X509_free(e->leaf);
+        X509_free(e->intermediate);
+        mr_free(e->bytes);
+    }
+    memset(e, 0, sizeof(*e));
+}
+
+/* Remembers a verified chain (a copy of data); a failed allocation only means no entry. */
+static void pck_cache_put(const pck_entry *in, mr_slice data)
 {
     pck_entry *victim = &pck_cache[0];
+    uint8_t *copy = mr_alloc(data.len > 0 ? data.len : 1);
 
+    if (copy == NULL)
+        return;
+    memcpy(copy, data.ptr, data.len);
     pthread_mutex_lock(&pck_lock);
     for (size_t i = 0; i < PCK_CACHE_SIZE; i++) {
         pck_entry *e = &pck_cache[i];
-        if (e->used && e->roots_id == in->roots_id && memcmp(e->hash, in->hash, 32) == 0) {
+        if (e->used && e->roots_id == in->roots_id && same_bytes(e, data)) {
             pthread_mutex_unlock(&pck_lock);
+            mr_free(copy);
             return;
         }
         if (!e->used || e->stamp < victim->stamp)
@@ -229,11 +257,11 @@ static void pck_cache_put(const pck_entry *in)
     }
     if (X509_up_ref(in->leaf) == 1) {
         if (X509_up_ref(in->intermediate) == 1) {
-            if (victim->used) {
-                X509_free(victim->leaf);
-                X509_free(victim->intermediate);
-            }
+            pck_entry_drop(victim);
             *victim = *in;
+            victim->bytes = copy;
+            victim->nbytes = data.len;
+            copy = NULL;
             victim->used = true;
             victim->stamp = ++pck_clock;
         } else {
@@ -241,6 +269,7 @@ static void pck_cache_put(const pck_entry *in)
         }
     }
     pthread_mutex_unlock(&pck_lock);
+    mr_free(copy);
 }
 
 #define QE_MEMO_SIZE 64
@@ -328,13 +357,8 @@ void mr_dcap_cache_clear(void)
         EVP_PKEY_free(ak_cache[i].key);
     memset(ak_cache, 0, sizeof(ak_cache));
     ak_n = ak_next = 0;
-    for (size_t i = 0; i < PCK_CACHE_SIZE; i++) {
-        if (pck_cache[i].used) {
-            X509_free(pck_cache[i].leaf);
-            X509_free(pck_cache[i].intermediate);
-        }
-        memset(&pck_cache[i], 0, sizeof(pck_cache[i]));
-    }
+    for (size_t i = 0; i < PCK_CACHE_SIZE; i++)
+        pck_entry_drop(&pck_cache[i]);
     pthread_mutex_unlock(&pck_lock);
 }
 
@@ -404,11 +428,11 @@ MR_RESULT mr_dcap_pck_chain_(const mr_dcap_quote *q, const mr_attest_roots *root
     pck_entry e;
 
     memset(&e, 0, sizeof(e));
-    MR_GUARD(mr_sha256(q->cert_data.ptr, q->cert_data.len, e.hash));
     e.roots_id = roots->id;
-    if (!pck_cache_get(e.hash, roots->id, &e)) {
+    if (!pck_cache_get(q->cert_data, roots->id, &e)) {
+        MR_GUARD(mr_sha256(q->cert_data.ptr, q->cert_data.len, e.hash));
         MR_GUARD_OUT(pck_verify(q, roots, &e));
-        pck_cache_put(&e);
+        pck_cache_put(&e, q->cert_data);
     }
     MR_GUARD_OUT(pck_valid_at(&e, when));
     out->leaf = e.leaf;

@@ -421,6 +421,32 @@ static void test_qe_memo(void **state)
     mr_dcap_cache_clear();
 }
 
+/* The PCK chain cache (issue 17) finds a chain by its bytes: a chain one byte away from a
+ * cached one is verified afresh (and refused), and the cached one still verifies. */
+static void test_pck_cache_bytes(void **state)
+{
+    fixture f;
+    mr_dcap_quote q;
+    mr_attest_claims c;
+    (void)state;
+
+    mr_dcap_cache_clear();
+    fixture_load(&f, "sgx-v3-phala", "2025-07-04T10:28:44Z");
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c)); /* now cached */
+    MR_ASSERT_OK(mr_dcap_parse(f.quote.data, f.quote.len, &q));
+    size_t off = (size_t)(q.cert_data.ptr - f.quote.data);
+    /* inside the leaf's PEM body: its base64 text, a letter changed to another letter */
+    size_t at = off + 300;
+    uint8_t was = f.quote.data[at];
+    f.quote.data[at] = (uint8_t)(was == 'A' ? 'B' : 'A');
+    MR_ASSERT_FAIL(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c), MR_ERR_ATTESTATION,
+                   "PCK");
+    f.quote.data[at] = was;
+    MR_ASSERT_OK(mr_dcap_verify(f.quote.data, f.quote.len, &f.opts, &c));
+    fixture_free(&f);
+    mr_dcap_cache_clear();
+}
+
 static void test_mutations_tdx_v4(void **state)
 {
     static const mutation m[] = {
@@ -1144,6 +1170,7 @@ int main(void)
         cmocka_unit_test(test_mutations_sgx_v3),
         cmocka_unit_test(test_mutations_tdx_v4),
         cmocka_unit_test(test_qe_memo),
+        cmocka_unit_test(test_pck_cache_bytes),
         cmocka_unit_test(test_trailing_bytes_and_oe_header),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_time_window),
