@@ -76,6 +76,37 @@ def test_package_update(setup, softsgx):
     assert isinstance(v1log, str) and v1log.endswith("\n") and "SecurityVersion increased" in v1log
 
 
+def test_per_marble_previous_secrets(tmp_path, softsgx):
+    """A marble's own symmetric key for the previous cycle: the current key while no root
+    secret has been replaced (it is not derived twice), the key of the old root secret after a
+    full update with RotateRootSecret replaced it."""
+    alice = User(tmp_path, "alice")
+    m = base_manifest([alice], secrets={
+        "own": {"Type": "symmetric-key", "Size": 256},
+        "sharedCert": {"Type": "cert-ecdsa", "Size": 256, "Shared": True},
+        "sharedKey": {"Type": "symmetric-key", "Size": 128, "Shared": True}})
+    m["Marbles"]["app"]["Parameters"]["Files"] = {"/own": "{{ hex .Secrets.own }}",
+                                                  "/ownprev": "{{ hex .Previous.Secrets.own }}"}
+    c = Coordinator(tmp_path, softsgx).start()
+    try:
+        c.set_manifest(json.dumps(m).encode())
+        uuid = "5c2fc2a4-2b1e-4f0e-9b1d-0b7e2c1d9a11"
+        first = Marble(softsgx, isvsvn=3).activate(c, "app", uuid=uuid).Parameters.Files
+        assert len(first["/own"]) == 64 and first["/ownprev"] == first["/own"]
+        again = Marble(softsgx, isvsvn=3).activate(c, "app", uuid=uuid).Parameters.Files
+        assert again["/own"] == first["/own"] and again["/ownprev"] == first["/own"]
+        other = Marble(softsgx, isvsvn=3).activate(c, "app").Parameters.Files
+        assert other["/own"] != first["/own"] and other["/ownprev"] == other["/own"]
+        m["Config"] = {"RotateRootSecret": True}
+        raw = json.dumps(m).encode()
+        r = post(c, "/api/v2/update", json.dumps({"manifest": base64.b64encode(raw).decode()}), alice)
+        assert r.status_code == 200, r.text
+        after = Marble(softsgx, isvsvn=3).activate(c, "app", uuid=uuid).Parameters.Files
+        assert after["/own"] != first["/own"] and after["/ownprev"] == first["/own"]
+    finally:
+        c.stop()
+
+
 @pytest.mark.parametrize("body,text", [
     ({"Packages": {"pkg": {"SecurityVersion": 2}}},
      "checking update manifest: update manifest tries to downgrade SecurityVersion of the original manifest"),

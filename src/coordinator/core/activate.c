@@ -303,10 +303,13 @@ static MR_RESULT marble_secrets(act *a)
         g.bind_type = a->marble->name.ptr;
     MR_ENSURE(e->has_root_secret, MR_ERR_INTERNAL, "state has no root secret");
     MR_GUARD(derive(a, &g, &a->mine));
-    /* The previous cycle: symmetric keys from the previous root secret (or the current one);
-     * per-marble certificates are fresh on every activation, so both cycles share them. */
-    if (e->has_prev_root_secret)
-        g.root_secret = e->prev_root_secret;
+    /* The previous cycle: symmetric keys from the previous root secret; per-marble
+     * certificates are fresh on every activation, so both cycles share them. Without a
+     * previous root secret the previous keys are the current ones: nothing is derived twice,
+     * the previous-secrets table falls back to `mine` (activate_params.c: secret_table). */
+    if (!e->has_prev_root_secret)
+        return MR_SUCCESS;
+    g.root_secret = e->prev_root_secret;
     a->mine_prev.items = mr_calloc(a->mine.count, sizeof(core_secret));
     MR_ENSURE_ALLOC(a->mine_prev.items);
     for (size_t i = 0; i < a->mine.count; i++) {
