@@ -10,23 +10,6 @@
 
 #include "crypto/csr.h"
 
-static void check_proven(X509_REQ *req, mr_slice der, bool fast, const mr_x509_name *name,
-                         const mr_x509_san_list *sans)
-{
-    unsigned char *spki = NULL;
-    int n = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req), &spki);
-    mr_x509_name pn = {0};
-    mr_x509_san_list ps = {0};
-    if (n > 0) {
-        bool ok = mr_ok(mr_csr_read_proven(der, MR_SLICE(spki, (size_t)n), &pn, &ps));
-        if (fast && (!ok || !same_name(name, &pn) || !same_sans(sans, &ps)))
-            abort();
-    }
-    OPENSSL_free(spki);
-    mr_x509_name_clear(&pn);
-    mr_x509_san_list_clear(&ps);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool same_name(const mr_x509_name *a, const mr_x509_name *b)
@@ -60,6 +43,23 @@ static bool use_csr(X509_REQ *req, mr_x509_name *name, mr_x509_san_list *sans)
     bool ok = mr_ok(mr_csr_subject(req, name));
     ok = mr_ok(mr_csr_sans(req, sans)) && ok;
     return ok;
+}
+
+static void check_proven(X509_REQ *req, mr_slice der, bool fast, const mr_x509_name *name,
+                         const mr_x509_san_list *sans)
+{
+    unsigned char *spki = NULL;
+    int n = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req), &spki);
+    mr_x509_name pn = {0};
+    mr_x509_san_list ps = {0};
+    if (n > 0) {
+        bool ok = mr_ok(mr_csr_read_proven(der, MR_SLICE(spki, (size_t)n), &pn, &ps));
+        if (fast && (!ok || !same_name(name, &pn) || !same_sans(sans, &ps)))
+            abort();
+    }
+    OPENSSL_free(spki);
+    mr_x509_name_clear(&pn);
+    mr_x509_san_list_clear(&ps);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
