@@ -14,6 +14,7 @@
 #include "attest/ossl.h"
 #include "common/alloc.h"
 #include "crypto/hash.h"
+#include "crypto/x509.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* PCK certificate SGX extension (OID 1.2.840.113741.1.13.1)                                  */
@@ -22,26 +23,10 @@ enum { HAVE_FMSPC = 1, HAVE_PCEID = 2, HAVE_PCESVN = 4, HAVE_COMPS = 8 };
 
 static const uint8_t sgx_ext_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d, 0x01, 0x0d, 0x01};
 
-/* One DER TLV; only low tag numbers and definite lengths (as DER requires). */
+/* One DER TLV of the PCK extension (crypto/x509.h: mr_der_elem), as attestation errors. */
 static MR_RESULT der_tlv(mr_cursor *c, uint8_t *tag, mr_cursor *val)
 {
-    uint8_t b = 0;
-    size_t len = 0;
-
-    MR_GUARD(mr_cursor_u8(c, tag));
-    MR_ENSURE((*tag & 0x1f) != 0x1f, MR_ERR_ATTESTATION, "unsupported DER tag");
-    MR_GUARD(mr_cursor_u8(c, &b));
-    if (b < 0x80) {
-        len = b;
-    } else {
-        unsigned n = b & 0x7f;
-        MR_ENSURE(n >= 1 && n <= 3, MR_ERR_ATTESTATION, "unsupported DER length");
-        for (unsigned i = 0; i < n; i++) {
-            MR_GUARD(mr_cursor_u8(c, &b));
-            len = (len << 8) | b;
-        }
-    }
-    return mr_cursor_sub(c, len, val);
+    return mr_der_elem(c, MR_ERR_ATTESTATION, tag, val, NULL);
 }
 
 static MR_RESULT der_uint(mr_cursor *v, uint8_t tag, unsigned max, unsigned *out)

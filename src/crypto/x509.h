@@ -169,6 +169,11 @@ MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out);
  * key. For comparing keys byte for byte; it says nothing about the certificate's validity.
  * MR_ERR_USAGE if der is not laid out as a certificate up to that field. */
 MR_RESULT mr_x509_der_spki(mr_slice der, mr_slice *spki);
+/* One DER element at c: tag numbers below 31 and definite lengths of up to four bytes (others
+ * fail with category cat, "unsupported DER tag/length"); its tag, its contents as a cursor, and
+ * with whole != NULL the whole element (header and contents). c moves past the element. */
+MR_RESULT mr_der_elem(mr_cursor *c, mr_errcat cat, uint8_t *tag, mr_cursor *contents,
+                      mr_slice *whole);
 
 /* Accessors. */
 /* The subject public key, borrowed from the certificate (decoded once, then cached by

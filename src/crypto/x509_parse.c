@@ -122,21 +122,20 @@ MR_RESULT mr_x509_spki_der(X509 *cert, mr_buf *out)
     return r;
 }
 
-/* One DER element at c (tag number below 31, definite length of at most four bytes): its tag
- * and contents; the whole element (header and contents) when whole is not NULL. */
-static MR_RESULT der_elem(mr_cursor *c, uint8_t *tag, mr_cursor *contents, mr_slice *whole)
+MR_RESULT mr_der_elem(mr_cursor *c, mr_errcat cat, uint8_t *tag, mr_cursor *contents,
+                      mr_slice *whole)
 {
     mr_cursor start = *c;
     uint8_t b = 0;
     size_t len = 0;
     MR_GUARD(mr_cursor_u8(c, tag));
-    MR_ENSURE((*tag & 0x1f) != 0x1f, MR_ERR_USAGE, "certificate: unsupported DER tag");
+    MR_ENSURE((*tag & 0x1f) != 0x1f, cat, "unsupported DER tag");
     MR_GUARD(mr_cursor_u8(c, &b));
     if (b < 0x80) {
         len = b;
     } else {
         unsigned n = b & 0x7f;
-        MR_ENSURE(n >= 1 && n <= 4, MR_ERR_USAGE, "certificate: unsupported DER length");
+        MR_ENSURE(n >= 1 && n <= 4, cat, "unsupported DER length");
         for (unsigned i = 0; i < n; i++) {
             MR_GUARD(mr_cursor_u8(c, &b));
             len = (len << 8) | b;
@@ -152,7 +151,7 @@ static MR_RESULT der_elem(mr_cursor *c, uint8_t *tag, mr_cursor *contents, mr_sl
 static MR_RESULT der_expect(mr_cursor *c, uint8_t want, mr_cursor *contents, mr_slice *whole)
 {
     uint8_t tag = 0;
-    MR_GUARD(der_elem(c, &tag, contents, whole));
+    MR_GUARD(mr_der_elem(c, MR_ERR_USAGE, &tag, contents, whole));
     MR_ENSURE(tag == want, MR_ERR_USAGE, "certificate: unexpected DER tag 0x%02x (0x%02x expected)",
               tag, want);
     return MR_SUCCESS;
@@ -166,7 +165,7 @@ MR_RESULT mr_x509_der_spki(mr_slice der, mr_slice *spki)
     MR_GUARD(der_expect(&in, 0x30, &cert, NULL)); /* Certificate */
     MR_GUARD(der_expect(&cert, 0x30, &tbs, NULL)); /* TBSCertificate */
     probe = tbs;
-    MR_GUARD(der_elem(&probe, &tag, &field, NULL));
+    MR_GUARD(mr_der_elem(&probe, MR_ERR_USAGE, &tag, &field, NULL));
     if (tag == 0xa0) /* [0] EXPLICIT version */
         tbs = probe;
     MR_GUARD(der_expect(&tbs, 0x02, &field, NULL)); /* serialNumber */
